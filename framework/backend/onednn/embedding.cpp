@@ -1,0 +1,70 @@
+// Embedding lookups: a gather with a bounds check, and the scatter-add for its gradient.
+#include <cstring>
+
+#include <fmt/ranges.h>
+
+#include "keras/errors.hpp"
+#include "onednn_backend.hpp"
+
+namespace keras::backend {
+
+namespace {
+// Position of flat index i in a tensor of the given shape, as "[3, 17]".
+std::string position(const Shape& shape, int64_t i) {
+    std::vector<int64_t> idx(shape.size());
+    for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {
+        idx[d] = shape[d] ? i % shape[d] : 0;
+        i = shape[d] ? i / shape[d] : 0;
+    }
+    return fmt::format("[{}]", fmt::join(idx, ", "));
+}
+
+template <typename Id>
+Tensor gather(const Tensor& ids, const Tensor& table, const std::string& layer_name) {
+    const int64_t vocab = table.dim(0), width = table.dim(1);
+    Shape out_shape = ids.shape();
+    out_shape.push_back(width);
+    Tensor out(out_shape, DType::float32);
+    const Id* id = ids.data<Id>();
+    const float* src = table.data<float>();
+    float* dst = out.data<float>();
+    for (int64_t i = 0; i < ids.numel(); ++i) {
+        const int64_t v = id[i];
+        if (v < 0 || v >= vocab)
+            value_error("Embedding layer \"{}\": input id {} at position {} is outside [0, {}) (input_dim={})",
+                        layer_name, v, position(ids.shape(), i), vocab, vocab);
+        std::memcpy(dst + i * width, src + v * width, width * sizeof(float));
+    }
+    return out;
+}
+
+template <typename Id>
+Tensor scatter_add(const Tensor& ids, const Tensor& dy, int64_t vocab) {
+    const int64_t width = dy.dim(-1);
+    Tensor dtable = Tensor::zeros({vocab, width});
+    const Id* id = ids.data<Id>();
+    const float* g = dy.data<float>();
+    float* dst = dtable.data<float>();
+    for (int64_t i = 0; i < ids.numel(); ++i) {
+        float* row = dst + static_cast<int64_t>(id[i]) * width;
+        for (int64_t j = 0; j < width; ++j) row[j] += g[i * width + j];
+    }
+    return dtable;
+}
+}  // namespace
+
+Tensor OneDnnBackend::embedding(const Tensor& ids, const Tensor& table, const std::string& layer_name) {
+    switch (ids.dtype()) {
+        case DType::int32: return gather<int32_t>(ids, table, layer_name);
+        case DType::int64: return gather<int64_t>(ids, table, layer_name);
+        case DType::float32: break;
+    }
+    value_error("Embedding layer \"{}\" expects integer token ids (int32 or int64), got {}", layer_name,
+                to_string(ids.dtype()));
+}
+
+Tensor OneDnnBackend::embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) {
+    return ids.dtype() == DType::int32 ? scatter_add<int32_t>(ids, dy, vocab) : scatter_add<int64_t>(ids, dy, vocab);
+}
+
+}  // namespace keras::backend

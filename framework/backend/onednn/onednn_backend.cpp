@@ -1,0 +1,7 @@
+#include "onednn_backend.hpp"
+
+namespace keras::backend {
+
+OneDnnBackend::OneDnnBackend() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
+
+}  // namespace keras::backend

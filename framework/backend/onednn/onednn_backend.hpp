@@ -1,0 +1,81 @@
+// The CPU backend: oneDNN primitives for the heavy work (matmul, eltwise, RNN cells), plain loops
+// for the light work (embedding gather, optimizer updates). The definitions are split by topic:
+// dense.cpp, eltwise.cpp, embedding.cpp, rnn.cpp (oneDNN RNN primitives), rnn_fallback.cpp
+// (step-by-step loop for options the primitives lack), optimizer_updates.cpp.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "keras/backend.hpp"
+
+namespace keras::backend {
+
+class OneDnnBackend final : public Backend {
+public:
+    OneDnnBackend();
+    Device device() const override { return Device::CPU; }
+    std::string name() const override { return "oneDNN CPU"; }
+
+    dnnl::engine& engine() { return engine_; }
+    dnnl::stream& stream() { return stream_; }
+
+    Tensor matmul_bias(const Tensor& x, const Tensor& kernel, const Tensor& bias) override;
+    void matmul_bias_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, Tensor& dx,
+                              Tensor& dkernel, Tensor* dbias) override;
+
+    Tensor activation(Activation a, const Tensor& x) override;
+    Tensor activation_backward(Activation a, const Tensor& x, const Tensor& y, const Tensor& dy) override;
+
+    Tensor embedding(const Tensor& ids, const Tensor& table, const std::string& layer_name) override;
+    Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) override;
+
+    RnnPath rnn_path(const RnnSpec& spec) override;
+    RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
+                           const Tensor& c0, bool training) override;
+    RnnGradients rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
+                              const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) override;
+
+    Tensor mean_over_steps(const Tensor& x) override;
+    Tensor mean_over_steps_backward(const Tensor& dy, int64_t steps) override;
+
+    Tensor multiply(const Tensor& a, const Tensor& b) override;
+    Tensor add(const Tensor& a, const Tensor& b) override;
+    void scale_(Tensor& x, float factor) override;
+    double sum_squares(const Tensor& x) override;
+    void clip_(Tensor& x, float lo, float hi) override;
+
+    void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum, float lr, float momentum_factor,
+                    bool nesterov) override;
+    void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, Tensor& vhat, float lr,
+                     float beta_1, float beta_2, float epsilon, int64_t step) override;
+    void rmsprop_update(Tensor& param, const Tensor& grad, Tensor& velocity, Tensor& momentum,
+                        Tensor& average_grad, float lr, float rho, float momentum_factor,
+                        float epsilon) override;
+    void adagrad_update(Tensor& param, const Tensor& grad, Tensor& accumulator, float lr,
+                        float epsilon) override;
+
+private:
+    // matmul primitives by "m,k,n,transposes,bias": built once per shape, executed many times.
+    dnnl::matmul& matmul_for(int64_t m, int64_t k, int64_t n, bool transpose_a, bool transpose_b, bool bias);
+
+    dnnl::engine engine_;
+    dnnl::stream stream_;
+    std::map<std::string, dnnl::matmul> matmul_cache_;
+    // RNN primitives, scratchpads and workspaces by shape (rnn.cpp); created on first use.
+    struct RnnCache;
+    std::shared_ptr<RnnCache> rnn_cache_;
+};
+
+// Step-by-step RNN used when a spec cannot run on a oneDNN primitive (rnn_fallback.cpp).
+RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
+                                const Tensor& c0);
+RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
+                                   const Tensor& d_sequences, const Tensor& dh, const Tensor& dc);
+// Throws ValueError (naming the layer) when x, the weights or the initial states do not fit the spec.
+void check_rnn_inputs(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
+                      const Tensor& c0);
+
+}  // namespace keras::backend

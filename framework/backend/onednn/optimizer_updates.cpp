@@ -1,0 +1,189 @@
+// OneDnnBackend: element-wise helpers and the optimizer updates, as plain loops over float32 arrays
+// (light, memory-bound work where a oneDNN primitive would only add overhead). The formulas are
+// Keras 3's; see keras/optimizers.hpp.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "keras/errors.hpp"
+#include "onednn/onednn_backend.hpp"
+
+namespace keras::backend {
+
+namespace {
+
+// Every tensor an update touches must be float32 with the parameter's number of elements.
+void check_same_size(const Tensor& a, const Tensor& b, const char* what) {
+    if (a.dtype() != DType::float32 || b.dtype() != DType::float32)
+        value_error("{}: expected float32 tensors, received {} and {}", what, to_string(a.dtype()),
+                    to_string(b.dtype()));
+    if (a.numel() != b.numel())
+        value_error("{}: shapes {} and {} do not match", what, shape_str(a.shape()), shape_str(b.shape()));
+}
+
+void check_same_shape(const Tensor& a, const Tensor& b, const char* what) {
+    check_same_size(a, b, what);
+    if (a.shape() != b.shape())
+        value_error("{}: shapes {} and {} do not match", what, shape_str(a.shape()), shape_str(b.shape()));
+}
+
+}  // namespace
+
+// ---- element-wise helpers
+
+Tensor OneDnnBackend::multiply(const Tensor& a, const Tensor& b) {
+    check_same_shape(a, b, "multiply");
+    Tensor out(a.shape(), DType::float32);
+    const float* x = a.data<float>();
+    const float* y = b.data<float>();
+    float* z = out.data<float>();
+    const int64_t n = a.numel();
+    for (int64_t i = 0; i < n; ++i) z[i] = x[i] * y[i];
+    return out;
+}
+
+Tensor OneDnnBackend::add(const Tensor& a, const Tensor& b) {
+    check_same_shape(a, b, "add");
+    Tensor out(a.shape(), DType::float32);
+    const float* x = a.data<float>();
+    const float* y = b.data<float>();
+    float* z = out.data<float>();
+    const int64_t n = a.numel();
+    for (int64_t i = 0; i < n; ++i) z[i] = x[i] + y[i];
+    return out;
+}
+
+void OneDnnBackend::scale_(Tensor& x, float factor) {
+    float* p = x.data<float>();
+    const int64_t n = x.numel();
+    for (int64_t i = 0; i < n; ++i) p[i] *= factor;
+}
+
+double OneDnnBackend::sum_squares(const Tensor& x) {
+    const float* p = x.data<float>();
+    const int64_t n = x.numel();
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(p[i]) * p[i];
+    return sum;
+}
+
+void OneDnnBackend::clip_(Tensor& x, float lo, float hi) {
+    float* p = x.data<float>();
+    const int64_t n = x.numel();
+    for (int64_t i = 0; i < n; ++i) p[i] = std::min(std::max(p[i], lo), hi);
+}
+
+// ---- optimizer updates
+
+void OneDnnBackend::sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum, float lr,
+                               float momentum_factor, bool nesterov) {
+    check_same_size(param, grad, "sgd_update");
+    float* p = param.data<float>();
+    const float* g = grad.data<float>();
+    const int64_t n = param.numel();
+    if (!momentum.defined()) {
+        for (int64_t i = 0; i < n; ++i) p[i] -= lr * g[i];
+        return;
+    }
+    check_same_size(param, momentum, "sgd_update");
+    float* m = momentum.data<float>();
+    const float mu = momentum_factor;
+    if (nesterov) {
+        for (int64_t i = 0; i < n; ++i) {
+            m[i] = mu * m[i] - lr * g[i];
+            p[i] += mu * m[i] - lr * g[i];
+        }
+    } else {
+        for (int64_t i = 0; i < n; ++i) {
+            m[i] = mu * m[i] - lr * g[i];
+            p[i] += m[i];
+        }
+    }
+}
+
+void OneDnnBackend::adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, Tensor& vhat, float lr,
+                                float beta_1, float beta_2, float epsilon, int64_t step) {
+    check_same_size(param, grad, "adam_update");
+    check_same_size(param, m, "adam_update");
+    check_same_size(param, v, "adam_update");
+    // Bias correction folded into the step size: alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t).
+    const double t = static_cast<double>(step);
+    const float alpha = static_cast<float>(lr * std::sqrt(1.0 - std::pow(double{beta_2}, t)) /
+                                           (1.0 - std::pow(double{beta_1}, t)));
+    const float one_minus_b1 = 1.0f - beta_1, one_minus_b2 = 1.0f - beta_2;
+    float* p = param.data<float>();
+    const float* g = grad.data<float>();
+    float* mp = m.data<float>();
+    float* vp = v.data<float>();
+    const int64_t n = param.numel();
+    for (int64_t i = 0; i < n; ++i) {
+        mp[i] += (g[i] - mp[i]) * one_minus_b1;
+        vp[i] += (g[i] * g[i] - vp[i]) * one_minus_b2;
+    }
+    if (vhat.defined()) {
+        // AMSGrad divides by the running maximum of v.
+        check_same_size(param, vhat, "adam_update");
+        float* vh = vhat.data<float>();
+        for (int64_t i = 0; i < n; ++i) {
+            vh[i] = std::max(vh[i], vp[i]);
+            p[i] -= mp[i] * alpha / (std::sqrt(vh[i]) + epsilon);
+        }
+    } else {
+        for (int64_t i = 0; i < n; ++i) p[i] -= mp[i] * alpha / (std::sqrt(vp[i]) + epsilon);
+    }
+}
+
+void OneDnnBackend::rmsprop_update(Tensor& param, const Tensor& grad, Tensor& velocity, Tensor& momentum,
+                                   Tensor& average_grad, float lr, float rho, float momentum_factor,
+                                   float epsilon) {
+    check_same_size(param, grad, "rmsprop_update");
+    check_same_size(param, velocity, "rmsprop_update");
+    float* p = param.data<float>();
+    const float* g = grad.data<float>();
+    float* v = velocity.data<float>();
+    const int64_t n = param.numel();
+    const float one_minus_rho = 1.0f - rho;
+    // First the step lr * g / sqrt(denominator) into `increment`, then apply it with or without momentum.
+    std::vector<float> increment(static_cast<size_t>(n));
+    if (average_grad.defined()) {
+        // Centered: the denominator is the variance estimate v - mg^2.
+        check_same_size(param, average_grad, "rmsprop_update");
+        float* mg = average_grad.data<float>();
+        for (int64_t i = 0; i < n; ++i) {
+            v[i] = rho * v[i] + one_minus_rho * g[i] * g[i];
+            mg[i] = rho * mg[i] + one_minus_rho * g[i];
+            increment[i] = lr * g[i] / std::sqrt(v[i] - mg[i] * mg[i] + epsilon);
+        }
+    } else {
+        for (int64_t i = 0; i < n; ++i) {
+            v[i] = rho * v[i] + one_minus_rho * g[i] * g[i];
+            increment[i] = lr * g[i] / std::sqrt(v[i] + epsilon);
+        }
+    }
+    if (momentum.defined()) {
+        check_same_size(param, momentum, "rmsprop_update");
+        float* mom = momentum.data<float>();
+        for (int64_t i = 0; i < n; ++i) {
+            mom[i] = momentum_factor * mom[i] + increment[i];
+            p[i] -= mom[i];
+        }
+    } else {
+        for (int64_t i = 0; i < n; ++i) p[i] -= increment[i];
+    }
+}
+
+void OneDnnBackend::adagrad_update(Tensor& param, const Tensor& grad, Tensor& accumulator, float lr,
+                                   float epsilon) {
+    check_same_size(param, grad, "adagrad_update");
+    check_same_size(param, accumulator, "adagrad_update");
+    float* p = param.data<float>();
+    const float* g = grad.data<float>();
+    float* acc = accumulator.data<float>();
+    const int64_t n = param.numel();
+    for (int64_t i = 0; i < n; ++i) {
+        acc[i] += g[i] * g[i];
+        p[i] -= lr * g[i] / std::sqrt(acc[i] + epsilon);
+    }
+}
+
+}  // namespace keras::backend

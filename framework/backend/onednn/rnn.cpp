@@ -1,0 +1,497 @@
+// SimpleRNN / LSTM / GRU on oneDNN 2.6's RNN primitives (vanilla_rnn, lstm, gru, lbr_gru).
+//
+// What stays in here (the layers never see it):
+// - Keras's kernel (C, G*H) and recurrent_kernel (H, G*H) are oneDNN's `ldigo` byte for byte, so
+//   the forward reads them in place; the backward rejects plain ldigo weights, so they are
+//   reordered into whatever layout the backward primitive chose.
+// - Weight gradients ACCUMULATE in oneDNN 2.6: they are written into freshly zeroed buffers.
+// - Bias is mandatory: zeros when use_bias is false (its gradient is dropped). GRU reset_after
+//   (lbr_gru) takes 4 bias rows where Keras has (2, 3H): mapped on the way in and back.
+// - go_backwards: x is reversed along time and run left to right, which leaves the outputs in
+//   Keras's processing order; dx is reversed back.
+// - Primitives, reorders, scratchpads and workspaces are cached by (cell, activation, N, T, C, H,
+//   training) so the training loop only executes them.
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include <fmt/format.h>
+
+#include "keras/errors.hpp"
+#include "onednn_backend.hpp"
+
+namespace keras::backend {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+
+namespace {
+
+// The four oneDNN cells a Keras spec maps to.
+enum class Kind { vanilla_rnn, lstm, gru, lbr_gru };
+
+Kind kind_of(const RnnSpec& spec) {
+    switch (spec.cell) {
+        case RnnCell::simple_rnn: return Kind::vanilla_rnn;
+        case RnnCell::lstm: return Kind::lstm;
+        case RnnCell::gru: return spec.reset_after ? Kind::lbr_gru : Kind::gru;
+    }
+    runtime_error("unknown RNN cell");
+}
+
+const char* kind_name(Kind kind) {
+    switch (kind) {
+        case Kind::vanilla_rnn: return "vanilla_rnn";
+        case Kind::lstm: return "lstm";
+        case Kind::gru: return "gru";
+        case Kind::lbr_gru: return "lbr_gru";
+    }
+    return "?";
+}
+
+int64_t gate_count(RnnCell cell) {
+    switch (cell) {
+        case RnnCell::simple_rnn: return 1;
+        case RnnCell::lstm: return 4;
+        case RnnCell::gru: return 3;
+    }
+    return 1;
+}
+
+// The eltwise algorithm vanilla_rnn uses for a Keras activation; undef when it has none.
+dnnl::algorithm vanilla_activation(Activation a) {
+    switch (a) {
+        case Activation::tanh: return dnnl::algorithm::eltwise_tanh;
+        case Activation::relu: return dnnl::algorithm::eltwise_relu;
+        case Activation::sigmoid: return dnnl::algorithm::eltwise_logistic;
+        default: return dnnl::algorithm::undef;
+    }
+}
+
+// Why the primitive cannot run this spec; empty when it can.
+std::string unsupported_reason(const RnnSpec& spec) {
+    const char* prim = kind_name(kind_of(spec));
+    if (spec.cell == RnnCell::simple_rnn) {
+        if (vanilla_activation(spec.activation) == dnnl::algorithm::undef)
+            return fmt::format("activation='{}' is not supported by oneDNN's {} primitive (tanh, relu, sigmoid)",
+                               to_string(spec.activation), prim);
+        return {};
+    }
+    std::vector<std::string> reasons;
+    if (spec.activation != Activation::tanh)
+        reasons.push_back(fmt::format("activation='{}'", to_string(spec.activation)));
+    if (spec.recurrent_activation != Activation::sigmoid)
+        reasons.push_back(fmt::format("recurrent_activation='{}'", to_string(spec.recurrent_activation)));
+    if (reasons.empty()) return {};
+    const std::string what = reasons.size() == 1 ? reasons[0] : reasons[0] + " and " + reasons[1];
+    return fmt::format("{} {} not supported by oneDNN's {} primitive", what, reasons.size() == 1 ? "is" : "are",
+                       prim);
+}
+
+memory::desc md(const memory::dims& dims, tag t) { return memory::desc(dims, memory::data_type::f32, t); }
+
+memory wrap(const dnnl::engine& engine, const memory::desc& desc, const void* ptr) {
+    return memory(desc, engine, const_cast<void*>(ptr));
+}
+
+// Copy of x (N, T, C) with the time axis reversed.
+Tensor reversed_in_time(const Tensor& x) {
+    const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2);
+    Tensor out(x.shape(), DType::float32);
+    const float* src = x.data<float>();
+    float* dst = out.data<float>();
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t t = 0; t < T; ++t)
+            std::memcpy(dst + (n * T + (T - 1 - t)) * C, src + (n * T + t) * C, sizeof(float) * C);
+    return out;
+}
+
+// Reverses the time axis of x (N, T, C) in place.
+void reverse_in_time_(Tensor& x) {
+    const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2);
+    float* p = x.data<float>();
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t t = 0; t < T / 2; ++t)
+            std::swap_ranges(p + (n * T + t) * C, p + (n * T + t + 1) * C, p + (n * T + (T - 1 - t)) * C);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The cache: one entry per (cell, activation, N, T, C, H, training).
+// ---------------------------------------------------------------------------------------------
+struct RnnKey {
+    Kind kind;
+    Activation activation;
+    int64_t N, T, C, H;
+    bool training;
+    auto operator<=>(const RnnKey&) const = default;
+};
+
+// Everything built once for a shape: primitives, their scratchpads, the buffers the calls reuse.
+struct FusedRnn {
+    RnnKey key;
+    int64_t G = 1;            // gate blocks in the Keras kernels
+    int64_t bias_rows = 1;    // oneDNN bias rows: G, or G + 1 for lbr_gru
+
+    dnnl::primitive_desc fwd_pd, bwd_pd;
+    dnnl::primitive fwd, bwd;
+    memory fwd_scratchpad, bwd_scratchpad;
+    // The backward wants its own weight layouts: Keras's weights are reordered into these.
+    memory bwd_weights_layer, bwd_weights_iter;
+    dnnl::primitive to_bwd_weights_layer, to_bwd_weights_iter;
+
+    std::vector<float> zero_state;       // (N, H): a missing h0 / c0 / state gradient
+    std::vector<float> zero_sequences;   // (N, T, H): a missing d_sequences (built on first need)
+    std::vector<float> bias;             // oneDNN's bias when it is not Keras's bias as is
+    std::vector<float> diff_bias;        // oneDNN's bias gradient when it is not Keras's as is
+    std::vector<memory> spare_workspaces;   // returned by finished backward passes, reused
+};
+
+struct OneDnnBackend::RnnCache {
+    std::mutex mutex;   // the entries' scratch buffers are shared: one RNN call at a time
+    std::map<RnnKey, std::shared_ptr<FusedRnn>> entries;
+};
+
+namespace {
+
+// What the fused backward needs from its forward pass (kept alive in RnnForward::saved).
+struct FusedSaved {
+    std::shared_ptr<FusedRnn> rnn;
+    Tensor x;            // the input as the primitive saw it (time reversed for go_backwards)
+    Tensor h0, c0;       // undefined: zeros
+    memory workspace;    // consumed by the backward pass
+};
+using FusedSavedPtr = std::shared_ptr<FusedSaved>;
+
+struct Descs {
+    memory::desc src_layer, state, weights_layer, weights_iter, bias, dst_layer;
+};
+
+Descs descs_for(const RnnKey& k, int64_t G, int64_t bias_rows, tag weights_tag) {
+    return Descs{
+        .src_layer = md({k.T, k.N, k.C}, tag::ntc),   // Keras's batch-major (N, T, C)
+        .state = md({1, 1, k.N, k.H}, tag::ldnc),
+        .weights_layer = md({1, 1, k.C, G, k.H}, weights_tag),
+        .weights_iter = md({1, 1, k.H, G, k.H}, weights_tag),
+        .bias = md({1, 1, bias_rows, k.H}, tag::ldgo),
+        .dst_layer = md({k.T, k.N, k.H}, tag::ntc),
+    };
+}
+
+constexpr size_t kMaxCachedShapes = 64;
+constexpr auto kDirection = dnnl::rnn_direction::unidirectional_left2right;
+
+dnnl_rnn_desc_t forward_desc(const RnnKey& k, const Descs& d, dnnl::prop_kind prop) {
+    switch (k.kind) {
+        case Kind::vanilla_rnn:
+            return dnnl::vanilla_rnn_forward::desc(prop, vanilla_activation(k.activation), kDirection, d.src_layer,
+                                                   d.state, d.weights_layer, d.weights_iter, d.bias, d.dst_layer,
+                                                   d.state)
+                .data;
+        case Kind::lstm:
+            return dnnl::lstm_forward::desc(prop, kDirection, d.src_layer, d.state, d.state, d.weights_layer,
+                                            d.weights_iter, d.bias, d.dst_layer, d.state, d.state)
+                .data;
+        case Kind::gru:
+            return dnnl::gru_forward::desc(prop, kDirection, d.src_layer, d.state, d.weights_layer, d.weights_iter,
+                                           d.bias, d.dst_layer, d.state)
+                .data;
+        case Kind::lbr_gru:
+            return dnnl::lbr_gru_forward::desc(prop, kDirection, d.src_layer, d.state, d.weights_layer,
+                                               d.weights_iter, d.bias, d.dst_layer, d.state)
+                .data;
+    }
+    runtime_error("unknown RNN kind");
+}
+
+// d: the forward tensors (weights `any`); g: their gradients (weights plain ldigo).
+dnnl_rnn_desc_t backward_desc(const RnnKey& k, const Descs& d, const Descs& g) {
+    const auto prop = dnnl::prop_kind::backward;
+    switch (k.kind) {
+        case Kind::vanilla_rnn:
+            return dnnl::vanilla_rnn_backward::desc(prop, vanilla_activation(k.activation), kDirection, d.src_layer,
+                                                    d.state, d.weights_layer, d.weights_iter, d.bias, d.dst_layer,
+                                                    d.state, g.src_layer, g.state, g.weights_layer, g.weights_iter,
+                                                    g.bias, g.dst_layer, g.state)
+                .data;
+        case Kind::lstm:
+            return dnnl::lstm_backward::desc(prop, kDirection, d.src_layer, d.state, d.state, d.weights_layer,
+                                             d.weights_iter, d.bias, d.dst_layer, d.state, d.state, g.src_layer,
+                                             g.state, g.state, g.weights_layer, g.weights_iter, g.bias, g.dst_layer,
+                                             g.state, g.state)
+                .data;
+        case Kind::gru:
+            return dnnl::gru_backward::desc(prop, kDirection, d.src_layer, d.state, d.weights_layer, d.weights_iter,
+                                            d.bias, d.dst_layer, d.state, g.src_layer, g.state, g.weights_layer,
+                                            g.weights_iter, g.bias, g.dst_layer, g.state)
+                .data;
+        case Kind::lbr_gru:
+            return dnnl::lbr_gru_backward::desc(prop, kDirection, d.src_layer, d.state, d.weights_layer,
+                                                d.weights_iter, d.bias, d.dst_layer, d.state, g.src_layer, g.state,
+                                                g.weights_layer, g.weights_iter, g.bias, g.dst_layer, g.state)
+                .data;
+    }
+    runtime_error("unknown RNN kind");
+}
+
+std::shared_ptr<FusedRnn> build_fused(dnnl::engine& engine, const RnnKey& key, int64_t G) {
+    auto rnn = std::make_shared<FusedRnn>();
+    rnn->key = key;
+    rnn->G = G;
+    rnn->bias_rows = key.kind == Kind::lbr_gru ? G + 1 : G;
+
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);   // scratchpads allocated once, below
+
+    // The forward reads Keras's weights in place (ldigo).
+    const Descs plain = descs_for(key, G, rnn->bias_rows, tag::ldigo);
+    const auto prop = key.training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
+    const dnnl_rnn_desc_t fd = forward_desc(key, plain, prop);
+    rnn->fwd_pd = dnnl::primitive_desc(&fd, &attr, engine, nullptr);
+    rnn->fwd = dnnl::primitive(rnn->fwd_pd);
+    rnn->fwd_scratchpad = memory(rnn->fwd_pd.scratchpad_desc(), engine);
+
+    if (key.training) {
+        const Descs any = descs_for(key, G, rnn->bias_rows, tag::any);
+        const dnnl_rnn_desc_t bd = backward_desc(key, any, plain);
+        rnn->bwd_pd = dnnl::primitive_desc(&bd, &attr, engine, rnn->fwd_pd.get());
+        rnn->bwd = dnnl::primitive(rnn->bwd_pd);
+        rnn->bwd_scratchpad = memory(rnn->bwd_pd.scratchpad_desc(), engine);
+        const auto wl = rnn->bwd_pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WEIGHTS_LAYER);
+        const auto wi = rnn->bwd_pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WEIGHTS_ITER);
+        rnn->bwd_weights_layer = memory(wl, engine);
+        rnn->bwd_weights_iter = memory(wi, engine);
+        rnn->to_bwd_weights_layer = dnnl::reorder(dnnl::reorder::primitive_desc(engine, plain.weights_layer, engine, wl));
+        rnn->to_bwd_weights_iter = dnnl::reorder(dnnl::reorder::primitive_desc(engine, plain.weights_iter, engine, wi));
+    }
+    rnn->zero_state.assign(static_cast<size_t>(key.N * key.H), 0.0f);
+    rnn->bias.assign(static_cast<size_t>(rnn->bias_rows * key.H), 0.0f);
+    rnn->diff_bias.assign(rnn->bias.size(), 0.0f);
+    return rnn;
+}
+
+// oneDNN's bias for Keras's: Keras's own when the layouts agree, zeros without a bias, and for
+// lbr_gru the 4 rows (u, r, o, u') = (b_in,z + b_rec,z, b_in,r + b_rec,r, b_in,h, b_rec,h).
+const float* onednn_bias(FusedRnn& rnn, const RnnSpec& spec, const Tensor& keras_bias) {
+    const int64_t H = rnn.key.H;
+    if (!spec.use_bias) {
+        std::fill(rnn.bias.begin(), rnn.bias.end(), 0.0f);
+        return rnn.bias.data();
+    }
+    const float* b = keras_bias.data<float>();
+    if (rnn.key.kind != Kind::lbr_gru) return b;
+    const float* b_in = b;
+    const float* b_rec = b + 3 * H;
+    float* out = rnn.bias.data();
+    for (int64_t j = 0; j < H; ++j) {
+        out[0 * H + j] = b_in[0 * H + j] + b_rec[0 * H + j];
+        out[1 * H + j] = b_in[1 * H + j] + b_rec[1 * H + j];
+        out[2 * H + j] = b_in[2 * H + j];
+        out[3 * H + j] = b_rec[2 * H + j];
+    }
+    return out;
+}
+
+// Keras's (2, 3H) bias gradient from lbr_gru's 4 rows: the summed rows feed both Keras biases.
+Tensor keras_lbr_bias_gradient(const std::vector<float>& d, int64_t H) {
+    Tensor out({2, 3 * H}, DType::float32);
+    float* d_in = out.data<float>();
+    float* d_rec = d_in + 3 * H;
+    for (int64_t j = 0; j < H; ++j) {
+        d_in[0 * H + j] = d_rec[0 * H + j] = d[0 * H + j];
+        d_in[1 * H + j] = d_rec[1 * H + j] = d[1 * H + j];
+        d_in[2 * H + j] = d[2 * H + j];
+        d_rec[2 * H + j] = d[3 * H + j];
+    }
+    return out;
+}
+
+const float* state_or_zeros(const Tensor& t, const FusedRnn& rnn) {
+    return t.defined() ? t.data<float>() : rnn.zero_state.data();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Input checks shared with the fallback (declared in onednn_backend.hpp).
+// ---------------------------------------------------------------------------------------------
+void check_rnn_inputs(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
+                      const Tensor& c0) {
+    const std::string& layer = spec.layer_name;
+    if (x.ndim() != 3 || x.dtype() != DType::float32)
+        value_error("Layer \"{}\": the RNN input must be a float32 tensor (batch, timesteps, features), got {} {}",
+                    layer, to_string(x.dtype()), shape_str(x.shape()));
+    const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units, GH = gate_count(spec.cell) * H;
+    if (T < 1) value_error("Layer \"{}\": the RNN input needs at least one timestep, got shape {}", layer,
+                           shape_str(x.shape()));
+    auto expect = [&](const Tensor& t, const Shape& shape, const char* what) {
+        if (!t.defined() || t.shape() != shape || t.dtype() != DType::float32)
+            value_error("Layer \"{}\": {} must be float32 of shape {}, got {}", layer, what, shape_str(shape),
+                        t.defined() ? shape_str(t.shape()) : std::string("nothing"));
+    };
+    expect(w.kernel, {C, GH}, "kernel");
+    expect(w.recurrent_kernel, {H, GH}, "recurrent_kernel");
+    if (spec.use_bias) {
+        const bool two_rows = spec.cell == RnnCell::gru && spec.reset_after;
+        expect(w.bias, two_rows ? Shape{2, GH} : Shape{GH}, "bias");
+    }
+    if (h0.defined()) expect(h0, {N, H}, "initial state h");
+    if (c0.defined() && spec.cell == RnnCell::lstm) expect(c0, {N, H}, "initial state c");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backend methods.
+// ---------------------------------------------------------------------------------------------
+RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec) {
+    const std::string reason = unsupported_reason(spec);
+    if (!reason.empty()) return {.fused = false, .description = "fallback loop: " + reason};
+    std::string description = fmt::format("oneDNN {}", kind_name(kind_of(spec)));
+    if (spec.cell == RnnCell::simple_rnn) description += fmt::format(" ({})", to_string(spec.activation));
+    return {.fused = true, .description = description};
+}
+
+RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
+                                      const Tensor& c0, bool training) {
+    check_rnn_inputs(spec, x, w, h0, c0);
+    if (!rnn_path(spec).fused) return rnn_fallback_forward(spec, x, w, h0, c0);
+
+    const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;
+    const bool lstm = spec.cell == RnnCell::lstm;
+    if (!rnn_cache_) rnn_cache_ = std::make_shared<RnnCache>();
+    std::lock_guard lock(rnn_cache_->mutex);
+
+    const RnnKey key{kind_of(spec), spec.cell == RnnCell::simple_rnn ? spec.activation : Activation::tanh,
+                     N, T, C, H, training};
+    // Many distinct shapes (e.g. predict() over varying batch sizes): start over rather than grow
+    // without bound. Forward results still hold their own entry.
+    if (rnn_cache_->entries.size() >= kMaxCachedShapes && !rnn_cache_->entries.contains(key))
+        rnn_cache_->entries.clear();
+    auto& slot = rnn_cache_->entries[key];
+    if (!slot) slot = build_fused(engine_, key, gate_count(spec.cell));
+    FusedRnn& rnn = *slot;
+
+    auto saved = std::make_shared<FusedSaved>();
+    saved->rnn = slot;
+    saved->x = spec.go_backwards ? reversed_in_time(x) : x;
+    saved->h0 = h0;
+    saved->c0 = lstm ? c0 : Tensor();
+
+    RnnForward out;
+    out.sequences = Tensor({N, T, H}, DType::float32);
+    out.h = Tensor({N, H}, DType::float32);
+    if (lstm) out.c = Tensor({N, H}, DType::float32);
+
+    const Descs d = descs_for(key, rnn.G, rnn.bias_rows, tag::ldigo);
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC_LAYER, wrap(engine_, d.src_layer, saved->x.raw())},
+        {DNNL_ARG_SRC_ITER, wrap(engine_, d.state, state_or_zeros(h0, rnn))},
+        {DNNL_ARG_WEIGHTS_LAYER, wrap(engine_, d.weights_layer, w.kernel.raw())},
+        {DNNL_ARG_WEIGHTS_ITER, wrap(engine_, d.weights_iter, w.recurrent_kernel.raw())},
+        {DNNL_ARG_BIAS, wrap(engine_, d.bias, onednn_bias(rnn, spec, w.bias))},
+        {DNNL_ARG_DST_LAYER, wrap(engine_, d.dst_layer, out.sequences.raw())},
+        {DNNL_ARG_DST_ITER, wrap(engine_, d.state, out.h.raw())},
+        {DNNL_ARG_SCRATCHPAD, rnn.fwd_scratchpad},
+    };
+    if (lstm) {
+        args.emplace(DNNL_ARG_SRC_ITER_C, wrap(engine_, d.state, state_or_zeros(saved->c0, rnn)));
+        args.emplace(DNNL_ARG_DST_ITER_C, wrap(engine_, d.state, out.c.raw()));
+    }
+    if (training) {
+        if (rnn.spare_workspaces.empty()) {
+            saved->workspace = memory(rnn.fwd_pd.workspace_desc(), engine_);
+        } else {
+            saved->workspace = std::move(rnn.spare_workspaces.back());
+            rnn.spare_workspaces.pop_back();
+        }
+        args.emplace(DNNL_ARG_WORKSPACE, saved->workspace);
+    }
+    rnn.fwd.execute(stream_, args);
+    stream_.wait();
+
+    if (training) out.saved = saved;
+    return out;
+}
+
+RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
+                                         const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) {
+    if (!fwd.saved.has_value())
+        runtime_error("Layer \"{}\": rnn_backward needs a forward pass run with training=true", spec.layer_name);
+    FusedSavedPtr* saved_ptr = std::any_cast<FusedSavedPtr>(&fwd.saved);
+    if (!saved_ptr) return rnn_fallback_backward(spec, w, fwd, d_sequences, dh, dc);
+    FusedSaved& saved = **saved_ptr;
+    if (!saved.workspace)
+        runtime_error("Layer \"{}\": this forward pass was already used by a backward pass", spec.layer_name);
+
+    std::lock_guard lock(rnn_cache_->mutex);
+    FusedRnn& rnn = *saved.rnn;
+    const RnnKey& key = rnn.key;
+    const int64_t N = key.N, T = key.T, C = key.C, H = key.H;
+    const bool lstm = key.kind == Kind::lstm;
+    const bool keras_bias_layout = spec.use_bias && key.kind != Kind::lbr_gru;
+    const Descs d = descs_for(key, rnn.G, rnn.bias_rows, tag::ldigo);
+
+    // Keras's weights into the layouts the backward primitive chose.
+    rnn.to_bwd_weights_layer.execute(stream_, {{DNNL_ARG_FROM, wrap(engine_, d.weights_layer, w.kernel.raw())},
+                                               {DNNL_ARG_TO, rnn.bwd_weights_layer}});
+    rnn.to_bwd_weights_iter.execute(stream_, {{DNNL_ARG_FROM, wrap(engine_, d.weights_iter, w.recurrent_kernel.raw())},
+                                              {DNNL_ARG_TO, rnn.bwd_weights_iter}});
+
+    if (!d_sequences.defined() && rnn.zero_sequences.empty())
+        rnn.zero_sequences.assign(static_cast<size_t>(N * T * H), 0.0f);
+
+    RnnGradients g;
+    g.dx = Tensor({N, T, C}, DType::float32);
+    g.dh0 = Tensor({N, H}, DType::float32);
+    if (lstm) g.dc0 = Tensor({N, H}, DType::float32);
+    // oneDNN adds into the weight gradients: start them at zero.
+    g.dweights.kernel = Tensor::zeros(w.kernel.shape());
+    g.dweights.recurrent_kernel = Tensor::zeros(w.recurrent_kernel.shape());
+    float* diff_bias = rnn.diff_bias.data();
+    if (keras_bias_layout) {
+        g.dweights.bias = Tensor::zeros(w.bias.shape());
+        diff_bias = g.dweights.bias.data<float>();
+    } else {
+        std::fill(rnn.diff_bias.begin(), rnn.diff_bias.end(), 0.0f);
+    }
+
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC_LAYER, wrap(engine_, d.src_layer, saved.x.raw())},
+        {DNNL_ARG_SRC_ITER, wrap(engine_, d.state, state_or_zeros(saved.h0, rnn))},
+        {DNNL_ARG_WEIGHTS_LAYER, rnn.bwd_weights_layer},
+        {DNNL_ARG_WEIGHTS_ITER, rnn.bwd_weights_iter},
+        {DNNL_ARG_BIAS, wrap(engine_, d.bias, onednn_bias(rnn, spec, w.bias))},
+        {DNNL_ARG_DST_LAYER, wrap(engine_, d.dst_layer, fwd.sequences.raw())},
+        {DNNL_ARG_DST_ITER, wrap(engine_, d.state, fwd.h.raw())},
+        {DNNL_ARG_WORKSPACE, saved.workspace},
+        {DNNL_ARG_DIFF_DST_LAYER,
+         wrap(engine_, d.dst_layer, d_sequences.defined() ? d_sequences.raw() : rnn.zero_sequences.data())},
+        {DNNL_ARG_DIFF_DST_ITER, wrap(engine_, d.state, state_or_zeros(dh, rnn))},
+        {DNNL_ARG_DIFF_SRC_LAYER, wrap(engine_, d.src_layer, g.dx.raw())},
+        {DNNL_ARG_DIFF_SRC_ITER, wrap(engine_, d.state, g.dh0.raw())},
+        {DNNL_ARG_DIFF_WEIGHTS_LAYER, wrap(engine_, d.weights_layer, g.dweights.kernel.raw())},
+        {DNNL_ARG_DIFF_WEIGHTS_ITER, wrap(engine_, d.weights_iter, g.dweights.recurrent_kernel.raw())},
+        {DNNL_ARG_DIFF_BIAS, wrap(engine_, d.bias, diff_bias)},
+        {DNNL_ARG_SCRATCHPAD, rnn.bwd_scratchpad},
+    };
+    if (lstm) {
+        args.emplace(DNNL_ARG_SRC_ITER_C, wrap(engine_, d.state, state_or_zeros(saved.c0, rnn)));
+        args.emplace(DNNL_ARG_DST_ITER_C, wrap(engine_, d.state, fwd.c.raw()));
+        args.emplace(DNNL_ARG_DIFF_DST_ITER_C, wrap(engine_, d.state, state_or_zeros(dc, rnn)));
+        args.emplace(DNNL_ARG_DIFF_SRC_ITER_C, wrap(engine_, d.state, g.dc0.raw()));
+    }
+    rnn.bwd.execute(stream_, args);
+    stream_.wait();
+
+    // The workspace is spent; the next forward of this shape reuses its memory.
+    rnn.spare_workspaces.push_back(std::move(saved.workspace));
+    saved.workspace = memory();
+
+    if (spec.use_bias && key.kind == Kind::lbr_gru) g.dweights.bias = keras_lbr_bias_gradient(rnn.diff_bias, H);
+    if (spec.go_backwards) reverse_in_time_(g.dx);
+    return g;
+}
+
+}  // namespace keras::backend

@@ -1,0 +1,26 @@
+// Keras activation names and their element-wise math.
+#pragma once
+
+#include <string>
+
+namespace keras {
+
+enum class Activation {
+    linear, relu, sigmoid, tanh, softmax, hard_sigmoid, hard_sigmoid_keras2,
+    elu, selu, softplus, softsign, swish, gelu, exponential
+};
+
+// Parses a Keras activation string ("linear", "relu", "tanh", ..., "silu" = "swish").
+// Empty string and "linear" both mean no activation. Unknown names throw ValueError.
+Activation activation_from_string(const std::string& name);
+std::string to_string(Activation activation);
+
+namespace activations {
+// Scalar forms, used by the backends' element-wise loops and the RNN fallback path.
+// softmax is not element-wise and is not handled here.
+float apply(Activation a, float x);
+// Derivative expressed through the input x and the output y = apply(a, x).
+float derivative(Activation a, float x, float y);
+}  // namespace activations
+
+}  // namespace keras

@@ -1,0 +1,116 @@
+// The backend interface: what a device must compute for the layers, losses and optimizers.
+// Layers call these with tensors in Keras's canonical layouts (kernels (in, units), RNN gates in
+// Keras order); each backend converts to its library's layouts inside. Adding a device means
+// implementing this interface, not touching the layers.
+#pragma once
+
+#include <any>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "keras/activations.hpp"
+#include "keras/tensor.hpp"
+
+namespace keras::backend {
+
+enum class RnnCell { simple_rnn, lstm, gru };
+
+struct RnnSpec {
+    RnnCell cell = RnnCell::simple_rnn;
+    int64_t units = 0;
+    Activation activation = Activation::tanh;
+    Activation recurrent_activation = Activation::sigmoid;   // unused by simple_rnn
+    bool use_bias = true;
+    bool reset_after = true;      // GRU only
+    bool go_backwards = false;    // process time reversed; outputs in processing order (Keras)
+    std::string layer_name;       // for error messages and logs
+};
+
+// Weights in Keras's layout: kernel (C, G*H), recurrent_kernel (H, G*H),
+// bias (G*H), or (2, 3*H) for GRU reset_after; bias undefined when use_bias is false.
+struct RnnWeights {
+    Tensor kernel, recurrent_kernel, bias;
+};
+
+struct RnnForward {
+    Tensor sequences;     // (N, T, H): the output at every step, in processing order
+    Tensor h;             // (N, H): final hidden state
+    Tensor c;             // (N, H): final cell state (LSTM only)
+    std::any saved;       // whatever the backward pass needs (workspace, inputs)
+};
+
+struct RnnGradients {
+    Tensor dx;                 // (N, T, C)
+    Tensor dh0, dc0;           // (N, H)
+    RnnWeights dweights;       // same shapes as the weights (bias undefined when use_bias is false)
+};
+
+// Which implementation runs a given RNN spec (shown in summary() and logs).
+struct RnnPath {
+    bool fused = false;        // true: the library's RNN primitive; false: the step-by-step fallback
+    std::string description;   // e.g. "oneDNN lstm" or "fallback loop (activation='relu' unsupported by oneDNN lstm)"
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual Device device() const = 0;
+    virtual std::string name() const = 0;
+
+    // ---- Dense: y = x @ kernel + bias, x (M, C), kernel (C, U), bias (U) or undefined.
+    virtual Tensor matmul_bias(const Tensor& x, const Tensor& kernel, const Tensor& bias) = 0;
+    // dx = dy @ kernel^T, dkernel = x^T @ dy, dbias = sum_rows(dy) (dbias only if bias defined).
+    virtual void matmul_bias_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy,
+                                      Tensor& dx, Tensor& dkernel, Tensor* dbias) = 0;
+
+    // ---- Activations over any shape; softmax over the last axis.
+    virtual Tensor activation(Activation a, const Tensor& x) = 0;
+    virtual Tensor activation_backward(Activation a, const Tensor& x, const Tensor& y, const Tensor& dy) = 0;
+
+    // ---- Embedding: ids (int32 or int64, any shape) -> (..., D). Out-of-range ids throw ValueError
+    // naming the layer, the value and its position.
+    virtual Tensor embedding(const Tensor& ids, const Tensor& table, const std::string& layer_name) = 0;
+    // d_table (V, D) = scatter-add of dy rows at ids.
+    virtual Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) = 0;
+
+    // ---- Recurrent layers. x (N, T, C); h0 / c0 (N, H) or undefined for zeros.
+    virtual RnnPath rnn_path(const RnnSpec& spec) = 0;
+    virtual RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w,
+                                   const Tensor& h0, const Tensor& c0, bool training) = 0;
+    // d_sequences (N, T, H) or undefined; dh / dc (N, H) or undefined (gradient of the final states).
+    virtual RnnGradients rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
+                                      const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) = 0;
+
+    // ---- (N, T, C) -> (N, C) mean over the steps axis, and its backward (dy / T at every step).
+    virtual Tensor mean_over_steps(const Tensor& x) = 0;
+    virtual Tensor mean_over_steps_backward(const Tensor& dy, int64_t steps) = 0;
+
+    // ---- Element-wise helpers.
+    virtual Tensor multiply(const Tensor& a, const Tensor& b) = 0;      // same shapes
+    virtual Tensor add(const Tensor& a, const Tensor& b) = 0;           // same shapes
+    virtual void scale_(Tensor& x, float factor) = 0;                    // in place
+    virtual double sum_squares(const Tensor& x) = 0;
+    virtual void clip_(Tensor& x, float lo, float hi) = 0;               // in place
+
+    // ---- Optimizer updates, in place, following Keras 3's formulas (see optimizers.hpp).
+    // `momentum` undefined means plain SGD.
+    virtual void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum, float lr,
+                            float momentum_factor, bool nesterov) = 0;
+    // step is the 1-based iteration used for bias correction; vhat defined means amsgrad.
+    virtual void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, Tensor& vhat,
+                             float lr, float beta_1, float beta_2, float epsilon, int64_t step) = 0;
+    // momentum defined when momentum_factor > 0; average_grad defined when centered.
+    virtual void rmsprop_update(Tensor& param, const Tensor& grad, Tensor& velocity, Tensor& momentum,
+                                Tensor& average_grad, float lr, float rho, float momentum_factor,
+                                float epsilon) = 0;
+    virtual void adagrad_update(Tensor& param, const Tensor& grad, Tensor& accumulator, float lr,
+                                float epsilon) = 0;
+};
+
+// The backend for a device (the CPU backend always exists; CUDA only when built with it).
+Backend& get(Device device);
+inline Backend& for_tensor(const Tensor& t) { return get(t.device()); }
+bool has_device(Device device);
+
+}  // namespace keras::backend

@@ -1,0 +1,211 @@
+// Keras callbacks: hooks the training loop calls, and the standard ones.
+#pragma once
+
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "keras/logs.hpp"
+#include "keras/tensor.hpp"
+
+namespace keras {
+class Model;
+}
+
+namespace keras::callbacks {
+
+// What fit() / evaluate() / predict() tell the callbacks before they start.
+struct Params {
+    int epochs = 1;
+    int64_t steps = 0;     // batches per epoch
+    int verbose = 1;
+};
+
+class Callback {
+public:
+    virtual ~Callback() = default;
+    void set_model(Model* model) { model_ = model; }
+    void set_params(const Params& params) { params_ = params; }
+
+    virtual void on_train_begin(Logs&) {}
+    virtual void on_train_end(Logs&) {}
+    virtual void on_epoch_begin(int /*epoch*/, Logs&) {}
+    virtual void on_epoch_end(int /*epoch*/, Logs&) {}
+    // Keras: on_train_batch_* default to on_batch_*.
+    virtual void on_batch_begin(int64_t /*batch*/, Logs&) {}
+    virtual void on_batch_end(int64_t /*batch*/, Logs&) {}
+    virtual void on_train_batch_begin(int64_t batch, Logs& logs) { on_batch_begin(batch, logs); }
+    virtual void on_train_batch_end(int64_t batch, Logs& logs) { on_batch_end(batch, logs); }
+    virtual void on_test_begin(Logs&) {}
+    virtual void on_test_end(Logs&) {}
+    virtual void on_test_batch_begin(int64_t, Logs&) {}
+    virtual void on_test_batch_end(int64_t, Logs&) {}
+    virtual void on_predict_begin(Logs&) {}
+    virtual void on_predict_end(Logs&) {}
+    virtual void on_predict_batch_begin(int64_t, Logs&) {}
+    virtual void on_predict_batch_end(int64_t, Logs&) {}
+
+protected:
+    Model& model() const;     // throws if the callback is not attached to a model
+    const Params& params() const { return params_; }
+
+private:
+    Model* model_ = nullptr;
+    Params params_;
+};
+using CallbackPtr = std::shared_ptr<Callback>;
+
+// Records every epoch's logs; fit() returns it.
+class History : public Callback {
+public:
+    void on_train_begin(Logs&) override;   // clears `epoch` (Keras keeps `history`)
+    void on_epoch_end(int epoch, Logs& logs) override;
+    std::vector<int> epoch;
+    // metric name -> one value per epoch, in the order the metrics first appeared
+    std::vector<std::pair<std::string, std::vector<double>>> history;
+    const std::vector<double>& operator[](const std::string& key) const;   // throws ValueError if absent
+};
+
+// Keras 2's progress bar. verbose 1: a live bar with ETA, redrawn in place with '\r' at most every
+// 0.05 s; verbose 2: one line per epoch. It counts batches ("157/157"), as fit and evaluate do.
+// Values are shown as the logs give them: the model already passes running means.
+class ProgbarLogger : public Callback {
+public:
+    explicit ProgbarLogger(std::ostream* out = nullptr);   // default std::cout
+    // Seconds from any fixed origin; a steady clock unless a test puts a fake one here.
+    std::function<double()> clock;
+
+    void on_train_begin(Logs&) override;
+    void on_train_end(Logs&) override;
+    void on_epoch_begin(int epoch, Logs&) override;
+    void on_train_batch_end(int64_t batch, Logs& logs) override;
+    void on_epoch_end(int epoch, Logs& logs) override;
+    void on_test_begin(Logs&) override;
+    void on_test_batch_end(int64_t batch, Logs& logs) override;
+    void on_test_end(Logs& logs) override;
+    void on_predict_begin(Logs&) override;
+    void on_predict_batch_end(int64_t batch, Logs& logs) override;
+    void on_predict_end(Logs&) override;
+private:
+    struct State;   // one bar: an epoch, an evaluate() or a predict()
+    void start_bar();
+    void batch_update(int64_t batch, const Logs* logs);
+    void finish_bar(const Logs* logs);
+    std::shared_ptr<State> state_;
+    std::ostream* out_;
+    bool in_fit_ = false;   // inside fit() validation is silent
+    int64_t seen_ = 0;      // batches done in the current bar
+};
+
+struct EarlyStoppingOptions {
+    std::string monitor = "val_loss";
+    double min_delta = 0.0;
+    int patience = 0;
+    int verbose = 0;
+    std::string mode = "auto";              // "auto", "min", "max"
+    std::optional<double> baseline;
+    bool restore_best_weights = false;
+    int start_from_epoch = 0;
+};
+class EarlyStopping : public Callback {
+public:
+    explicit EarlyStopping(EarlyStoppingOptions options = {});
+    void on_train_begin(Logs&) override;
+    void on_epoch_end(int epoch, Logs& logs) override;
+    void on_train_end(Logs&) override;
+    EarlyStoppingOptions options;
+    int stopped_epoch = 0;
+    int best_epoch = 0;
+private:
+    bool improved(double current, double reference) const;
+    int wait_ = 0;
+    double best_ = 0;
+    bool minimize_ = true;
+    std::optional<std::vector<Tensor>> best_weights_;
+};
+
+// Stops training as soon as a batch loss is NaN or infinite.
+class TerminateOnNaN : public Callback {
+public:
+    void on_train_batch_end(int64_t batch, Logs& logs) override;
+};
+
+struct CSVLoggerOptions {
+    std::string separator = ",";
+    bool append = false;
+};
+// Writes "epoch,<metrics in sorted order>" and one row per epoch, as Keras's csv writer does
+// (excel dialect: "\r\n" line ends, Python's repr for numbers, "NA" for a missing value).
+class CSVLogger : public Callback {
+public:
+    explicit CSVLogger(std::string filename, CSVLoggerOptions options = {});
+    void on_train_begin(Logs&) override;
+    void on_epoch_end(int epoch, Logs& logs) override;
+    void on_train_end(Logs&) override;
+private:
+    std::string filename_;
+    CSVLoggerOptions options_;
+    std::ofstream file_;
+    std::optional<std::vector<std::string>> keys_;   // fixed by the first epoch's logs
+    bool append_header_ = true;
+    bool writer_ready_ = false;   // header decided for this fit()
+};
+
+// A callback made of functions (any left empty does nothing).
+struct LambdaCallbackOptions {
+    std::function<void(int, Logs&)> on_epoch_begin, on_epoch_end;
+    std::function<void(int64_t, Logs&)> on_batch_begin, on_batch_end;
+    std::function<void(Logs&)> on_train_begin, on_train_end;
+};
+class LambdaCallback : public Callback {
+public:
+    explicit LambdaCallback(LambdaCallbackOptions functions) : f_(std::move(functions)) {}
+    void on_epoch_begin(int epoch, Logs& logs) override { if (f_.on_epoch_begin) f_.on_epoch_begin(epoch, logs); }
+    void on_epoch_end(int epoch, Logs& logs) override { if (f_.on_epoch_end) f_.on_epoch_end(epoch, logs); }
+    void on_batch_begin(int64_t batch, Logs& logs) override { if (f_.on_batch_begin) f_.on_batch_begin(batch, logs); }
+    void on_batch_end(int64_t batch, Logs& logs) override { if (f_.on_batch_end) f_.on_batch_end(batch, logs); }
+    void on_train_begin(Logs& logs) override { if (f_.on_train_begin) f_.on_train_begin(logs); }
+    void on_train_end(Logs& logs) override { if (f_.on_train_end) f_.on_train_end(logs); }
+private:
+    LambdaCallbackOptions f_;
+};
+
+struct ReduceLROnPlateauOptions {
+    std::string monitor = "val_loss";
+    double factor = 0.1;
+    int patience = 10;
+    int verbose = 0;
+    std::string mode = "auto";
+    double min_delta = 1e-4;
+    int cooldown = 0;
+    double min_lr = 0.0;
+};
+class ReduceLROnPlateau : public Callback {
+public:
+    explicit ReduceLROnPlateau(ReduceLROnPlateauOptions options = {});
+    void on_train_begin(Logs&) override;
+    void on_epoch_end(int epoch, Logs& logs) override;
+    ReduceLROnPlateauOptions options;
+private:
+    int wait_ = 0, cooldown_counter_ = 0;
+    double best_ = 0;
+    bool minimize_ = true;
+};
+
+// Sets the learning rate at the start of each epoch from schedule(epoch, current_lr).
+class LearningRateScheduler : public Callback {
+public:
+    explicit LearningRateScheduler(std::function<double(int, double)> schedule, int verbose = 0)
+        : schedule_(std::move(schedule)), verbose_(verbose) {}
+    void on_epoch_begin(int epoch, Logs& logs) override;
+    void on_epoch_end(int epoch, Logs& logs) override;
+private:
+    std::function<double(int, double)> schedule_;
+    int verbose_;
+};
+
+}  // namespace keras::callbacks

@@ -1,0 +1,27 @@
+// Exceptions named after the Python ones Keras raises, so messages read the same.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include <fmt/format.h>
+
+namespace keras {
+
+struct ValueError : std::invalid_argument {
+    using std::invalid_argument::invalid_argument;
+};
+struct RuntimeError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+template <typename... Args>
+[[noreturn]] void value_error(fmt::format_string<Args...> format, Args&&... args) {
+    throw ValueError(fmt::format(format, std::forward<Args>(args)...));
+}
+template <typename... Args>
+[[noreturn]] void runtime_error(fmt::format_string<Args...> format, Args&&... args) {
+    throw RuntimeError(fmt::format(format, std::forward<Args>(args)...));
+}
+
+}  // namespace keras

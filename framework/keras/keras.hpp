@@ -1,0 +1,23 @@
+// Everything a kerascpp program needs: #include <keras/keras.hpp>
+#pragma once
+
+#include "keras/activations.hpp"
+#include "keras/backend.hpp"
+#include "keras/callbacks.hpp"
+#include "keras/datasets/synthetic_sentiment.hpp"
+#include "keras/errors.hpp"
+#include "keras/initializers.hpp"
+#include "keras/layer.hpp"
+#include "keras/layers/core.hpp"
+#include "keras/layers/dense.hpp"
+#include "keras/layers/embedding.hpp"
+#include "keras/layers/gru.hpp"
+#include "keras/layers/lstm.hpp"
+#include "keras/layers/simple_rnn.hpp"
+#include "keras/losses.hpp"
+#include "keras/metrics.hpp"
+#include "keras/model.hpp"
+#include "keras/optimizers.hpp"
+#include "keras/random.hpp"
+#include "keras/tensor.hpp"
+#include "keras/utils/sequence.hpp"

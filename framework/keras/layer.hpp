@@ -1,0 +1,95 @@
+// The Layer base class, laid out like Keras's: the constructor takes the public arguments,
+// build() creates weights from the input shape, call() computes, get_config() describes.
+// Unlike Keras there is no autodiff tape: each layer also writes its backward(), and whatever the
+// backward pass needs from the forward pass lives in a CallContext owned by the caller, so one
+// layer can be called several times (shared layers) without the calls overwriting each other.
+#pragma once
+
+#include <any>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "keras/tensor.hpp"
+#include "keras/variable.hpp"
+
+namespace keras {
+
+struct CallContext {
+    bool training = false;
+    std::vector<Tensor> saved;   // tensors kept for the backward pass
+    std::any state;              // anything else (e.g. a backend's RNN workspace)
+};
+
+class Layer {
+public:
+    virtual ~Layer() = default;
+
+    const std::string& name() const { return name_; }
+    const std::string& class_name() const { return class_name_; }
+    bool built() const { return built_; }
+    // Shape of the input the layer was built for, batch axis as -1.
+    const Shape& input_shape() const { return input_shape_; }
+
+    // Checks the input shape against what the layer accepts (ValueError naming the layer and both
+    // shapes), creates the weights once, and returns the output shape. Shapes use -1 for None.
+    Shape build_for(const Shape& input_shape);
+    virtual Shape compute_output_shape(const Shape& input_shape) const = 0;
+
+    // Forward pass. Inputs carry a batch axis. ctx.training selects dropout etc.
+    virtual Tensor call(const Tensor& x, CallContext& ctx) = 0;
+    // Backward pass: gradient with respect to the input, and ADDS weight gradients into
+    // each Variable::grad. Integer inputs (token ids) return an undefined tensor.
+    virtual Tensor backward(const Tensor& dy, CallContext& ctx) = 0;
+
+    // Keras's get_config(): name, trainable, dtype and the layer's own arguments.
+    virtual nlohmann::json get_config() const;
+
+    const std::vector<VariablePtr>& weights() const { return weights_; }
+    std::vector<VariablePtr> trainable_weights() const;
+    int64_t count_params() const;
+    bool trainable = true;
+
+    // How the layer runs when it matters (e.g. "oneDNN lstm" or a fallback loop); empty otherwise.
+    virtual std::string implementation_note() const { return {}; }
+
+protected:
+    // class_name is Keras's ("LSTM"); name empty means an automatic unique one ("lstm", "lstm_1", ...).
+    Layer(std::string class_name, const std::string& name);
+    // Validates the input shape; throw ValueError via input_error() when it is unacceptable.
+    virtual void check_input_shape(const Shape& input_shape) const { (void)input_shape; }
+    // Once built, a new input must keep the rank and the last axis (what Keras's InputSpec pins).
+    virtual void check_built_shape(const Shape& input_shape) const;
+    virtual void build(const Shape& input_shape) { (void)input_shape; }
+    VariablePtr add_weight(const std::string& name, const Shape& shape, const std::string& initializer,
+                           bool trainable = true);
+    // Keras's message: Input 0 of layer "lstm" is incompatible with the layer: <what>. Full shape received: (None, 5)
+    [[noreturn]] void input_error(const std::string& what, const Shape& received) const;
+    void check_ndim(const Shape& input_shape, int ndim) const;
+    void check_min_ndim(const Shape& input_shape, int min_ndim) const;
+
+private:
+    std::string class_name_;
+    std::string name_;
+    bool built_ = false;
+    Shape input_shape_;
+    std::vector<VariablePtr> weights_;
+};
+
+using LayerPtr = std::shared_ptr<Layer>;
+
+// Adds g into v.grad (allocating it when undefined): layers call this in backward().
+void accumulate_gradient(Variable& v, const Tensor& g);
+
+namespace utils {
+// Lower snake case of a Keras class name, as Keras names layers: "SimpleRNN" -> "simple_rnn".
+std::string to_snake_case(const std::string& class_name);
+// "base" the first time, then "base_1", "base_2", ... (Keras's automatic names for layers and models).
+std::string unique_name(const std::string& base);
+// Forgets the automatic name counters (Keras's clear_session).
+void clear_session();
+}  // namespace utils
+
+}  // namespace keras

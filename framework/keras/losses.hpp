@@ -1,0 +1,86 @@
+// Keras losses. Each computes the batch mean (Keras's "sum_over_batch_size" reduction) and,
+// when asked, the gradient of that mean with respect to y_pred. Tensors are on the CPU.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "keras/tensor.hpp"
+
+namespace keras::losses {
+
+class Loss {
+public:
+    virtual ~Loss() = default;
+    // Keras's function name, e.g. "binary_crossentropy".
+    virtual std::string name() const = 0;
+    // y_true: float32 of y_pred's shape, or integer class ids for the sparse loss.
+    // grad (optional) receives d(mean loss)/d(y_pred), shape of y_pred.
+    virtual double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const = 0;
+    virtual nlohmann::json get_config() const;
+    // Validates y_true against y_pred's shape; throws ValueError naming both shapes.
+    virtual void check_shapes(const Tensor& y_true, const Shape& y_pred_shape) const;
+};
+using LossPtr = std::shared_ptr<Loss>;
+
+struct CrossentropyOptions {
+    bool from_logits = false;
+    float label_smoothing = 0.0f;   // binary / categorical only
+};
+
+class BinaryCrossentropy : public Loss {
+public:
+    explicit BinaryCrossentropy(CrossentropyOptions options = {}) : options(options) {}
+    std::string name() const override { return "binary_crossentropy"; }
+    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+    nlohmann::json get_config() const override;
+    CrossentropyOptions options;
+};
+
+class CategoricalCrossentropy : public Loss {
+public:
+    explicit CategoricalCrossentropy(CrossentropyOptions options = {}) : options(options) {}
+    std::string name() const override { return "categorical_crossentropy"; }
+    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+    nlohmann::json get_config() const override;
+    CrossentropyOptions options;
+};
+
+// y_true holds class ids (int32, int64 or integral floats) of shape (N,) or (N, 1) against y_pred (N, K).
+// Keras's SparseCategoricalCrossentropy has no label smoothing: a nonzero label_smoothing is a ValueError.
+class SparseCategoricalCrossentropy : public Loss {
+public:
+    explicit SparseCategoricalCrossentropy(CrossentropyOptions options = {});
+    std::string name() const override { return "sparse_categorical_crossentropy"; }
+    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+    nlohmann::json get_config() const override;
+    void check_shapes(const Tensor& y_true, const Shape& y_pred_shape) const override;
+    CrossentropyOptions options;
+};
+
+class MeanSquaredError : public Loss {
+public:
+    std::string name() const override { return "mean_squared_error"; }
+    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+};
+
+class MeanAbsoluteError : public Loss {
+public:
+    std::string name() const override { return "mean_absolute_error"; }
+    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+};
+
+// Keras's shape rule for element-wise losses and metrics: y_true must have y_pred's shape, except that
+// a trailing axis of size 1 may be missing on either side ((N,) against (N, 1) is accepted, as Keras's
+// squeeze_or_expand_to_same_rank does). Returns the common shape after that alignment; otherwise
+// throws ValueError naming both shapes.
+Shape check_same_shape(const Shape& y_true_shape, const Shape& y_pred_shape);
+
+// Keras strings (case-sensitive, as in Keras): "binary_crossentropy" / "bce" / "BCE",
+// "categorical_crossentropy", "sparse_categorical_crossentropy", "mean_squared_error" / "mse" / "MSE", "mean_absolute_error" / "mae" / "MAE", and the class names
+// ("BinaryCrossentropy", ...). Unknown strings throw ValueError.
+LossPtr get(const std::string& name);
+
+}  // namespace keras::losses

@@ -1,0 +1,80 @@
+// Keras metrics: stateful accumulators over an epoch (reset_state / update_state / result).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "keras/tensor.hpp"
+
+namespace keras::metrics {
+
+class Metric {
+public:
+    virtual ~Metric() = default;
+    // The name shown in logs and History ("accuracy" even when it resolved to binary_accuracy).
+    const std::string& name() const { return name_; }
+    virtual void reset_state() { total_ = 0; count_ = 0; }
+    // y_true / y_pred on the CPU, batch-first.
+    virtual void update_state(const Tensor& y_true, const Tensor& y_pred) = 0;
+    virtual double result() const { return count_ > 0 ? total_ / count_ : 0.0; }
+
+protected:
+    explicit Metric(std::string name) : name_(std::move(name)) {}
+    // Keras's Mean over one batch of per-position values (all samples hold the same number of
+    // positions): each sample contributes the mean of its values and the count grows by `samples`.
+    void add_samplewise(const std::vector<double>& values, int64_t samples);
+    double total_ = 0;   // sum of per-sample values
+    double count_ = 0;   // number of samples
+private:
+    std::string name_;
+};
+using MetricPtr = std::shared_ptr<Metric>;
+
+class BinaryAccuracy : public Metric {
+public:
+    explicit BinaryAccuracy(std::string name = "binary_accuracy", float threshold = 0.5f)
+        : Metric(std::move(name)), threshold(threshold) {}
+    void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+    float threshold;
+};
+class CategoricalAccuracy : public Metric {
+public:
+    explicit CategoricalAccuracy(std::string name = "categorical_accuracy") : Metric(std::move(name)) {}
+    void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+class SparseCategoricalAccuracy : public Metric {
+public:
+    explicit SparseCategoricalAccuracy(std::string name = "sparse_categorical_accuracy")
+        : Metric(std::move(name)) {}
+    void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+// Mean of per-sample values of a loss function ("mse", "mae" as metrics).
+class MeanSquaredError : public Metric {
+public:
+    explicit MeanSquaredError(std::string name = "mean_squared_error") : Metric(std::move(name)) {}
+    void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+class MeanAbsoluteError : public Metric {
+public:
+    explicit MeanAbsoluteError(std::string name = "mean_absolute_error") : Metric(std::move(name)) {}
+    void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+// Weighted mean of scalar values (the running loss).
+class Mean : public Metric {
+public:
+    explicit Mean(std::string name) : Metric(std::move(name)) {}
+    void update_state(const Tensor&, const Tensor&) override {}
+    void add(double value, double weight) { total_ += value * weight; count_ += weight; }
+};
+
+// Resolves a Keras metric string. "accuracy"/"acc" (any case) picks binary accuracy when the model
+// has one output unit or the loss is binary crossentropy, sparse categorical accuracy for the sparse
+// loss, categorical accuracy otherwise; the metric keeps the name the user wrote. loss_name may be any
+// string losses::get accepts (or empty). Also (case-sensitive, as Keras): "binary_accuracy",
+// "categorical_accuracy", "sparse_categorical_accuracy", "mse" / "MSE" / "mean_squared_error",
+// "mae" / "MAE" / "mean_absolute_error" and the class names ("BinaryAccuracy", ...).
+// Unknown strings throw ValueError.
+MetricPtr get(const std::string& name, const std::string& loss_name, int64_t output_units);
+
+}  // namespace keras::metrics

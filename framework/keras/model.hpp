@@ -1,0 +1,150 @@
+// Model: compile / fit / evaluate / predict over a chain of layers. Sequential builds the chain
+// with add(); the functional Model (inputs -> outputs graphs) extends the same training loop.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "keras/callbacks.hpp"
+#include "keras/layer.hpp"
+#include "keras/logs.hpp"
+#include "keras/losses.hpp"
+#include "keras/metrics.hpp"
+#include "keras/optimizers.hpp"
+#include "keras/tensor.hpp"
+
+namespace keras {
+
+// fit()'s keyword arguments. The order allows the common call
+// {.batch_size, .epochs, .validation_split, .shuffle, .verbose} with C++20 designated initializers.
+struct FitOptions {
+    int64_t batch_size = 32;
+    int epochs = 1;
+    double validation_split = 0.0;            // the LAST fraction of x / y, taken before shuffling
+    std::optional<std::pair<Tensor, Tensor>> validation_data;
+    bool shuffle = true;
+    int verbose = 1;                          // 0 silent, 1 progress bar, 2 one line per epoch
+    std::vector<callbacks::CallbackPtr> callbacks;
+    int initial_epoch = 0;
+};
+
+struct EvaluateOptions {
+    int64_t batch_size = 32;
+    int verbose = 1;
+    std::vector<callbacks::CallbackPtr> callbacks;
+};
+
+struct PredictOptions {
+    int64_t batch_size = 32;
+    int verbose = 1;
+    std::vector<callbacks::CallbackPtr> callbacks;
+};
+
+// evaluate()'s result: the loss and each compiled metric by name. `auto [loss, acc] = evaluate(...)`
+// binds the loss and the first metric.
+struct EvaluateResult : Logs {
+    double loss() const { return at("loss"); }
+    double operator[](const std::string& key) const { return at(key); }
+    template <size_t I> double get() const {
+        static_assert(I < 2);
+        if constexpr (I == 0) return loss();
+        else return first_metric();
+    }
+private:
+    double first_metric() const;
+};
+
+class Model {
+public:
+    virtual ~Model() = default;
+
+    template <typename Opt, typename = std::enable_if_t<std::is_base_of_v<optimizers::Optimizer, Opt>>>
+    void compile(Opt optimizer, const std::string& loss, const std::vector<std::string>& metrics = {}) {
+        compile(std::make_shared<Opt>(std::move(optimizer)), losses::get(loss), metrics);
+    }
+    template <typename Opt, typename L,
+              typename = std::enable_if_t<std::is_base_of_v<optimizers::Optimizer, Opt> &&
+                                          std::is_base_of_v<losses::Loss, L>>>
+    void compile(Opt optimizer, L loss, const std::vector<std::string>& metrics = {}) {
+        compile(std::make_shared<Opt>(std::move(optimizer)), std::make_shared<L>(std::move(loss)), metrics);
+    }
+    void compile(const std::string& optimizer, const std::string& loss, const std::vector<std::string>& metrics = {});
+    void compile(optimizers::OptimizerPtr optimizer, losses::LossPtr loss, const std::vector<std::string>& metrics = {});
+
+    callbacks::History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
+    EvaluateResult evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
+    Tensor predict(const Tensor& x, const PredictOptions& options = {});
+    // One gradient step on one batch; returns the loss and metrics of that batch (metrics reset first).
+    Logs train_on_batch(const Tensor& x, const Tensor& y);
+    Logs test_on_batch(const Tensor& x, const Tensor& y);
+
+    // Builds every layer for inputs of this shape (batch axis -1 or any size).
+    void build(const Shape& input_shape);
+    bool built() const { return built_; }
+    // Keras's table: Layer (type), Output Shape, Param #, then totals.
+    void summary(std::ostream* out = nullptr) const;
+
+    const std::vector<LayerPtr>& layers() const { return layers_; }
+    LayerPtr get_layer(const std::string& name) const;
+    std::vector<VariablePtr> weights() const;
+    std::vector<VariablePtr> trainable_weights() const;
+    std::vector<Tensor> get_weights() const;            // copies
+    void set_weights(const std::vector<Tensor>& values);  // shapes must match
+    int64_t count_params() const;
+
+    const std::string& name() const { return name_; }
+    bool compiled() const { return optimizer_ != nullptr; }
+    optimizers::Optimizer& optimizer() const;
+    const losses::Loss& loss() const;
+
+    bool stop_training = false;   // set by callbacks (EarlyStopping, TerminateOnNaN)
+
+protected:
+    explicit Model(std::string name) : name_(std::move(name)) {}
+    std::vector<LayerPtr> layers_;
+    bool built_ = false;
+    Shape input_shape_;    // batch axis -1
+    Shape output_shape_;   // batch axis -1
+
+private:
+    Tensor forward(const Tensor& x, std::vector<CallContext>& contexts, bool training);
+    void backward(const Tensor& dy, std::vector<CallContext>& contexts);
+    double train_step(const Tensor& x, const Tensor& y);
+    double test_step(const Tensor& x, const Tensor& y);
+    Logs run_evaluation(const Tensor& x, const Tensor& y, int64_t batch_size,
+                        std::vector<callbacks::CallbackPtr>& callbacks, int verbose);
+    void ensure_built(const Tensor& x);
+    void ensure_compiled(const char* what) const;
+    void check_xy(const Tensor& x, const Tensor& y, const char* what) const;
+    void check_targets(const Tensor& y) const;   // y against the output shape, via the loss
+    void resolve_metrics();
+    void reset_metrics();
+    Logs metric_logs(const std::string& prefix) const;
+
+    std::string name_;
+    optimizers::OptimizerPtr optimizer_;
+    losses::LossPtr loss_;
+    std::vector<std::string> metric_names_;
+    std::vector<metrics::MetricPtr> metrics_;
+    metrics::Mean loss_tracker_{"loss"};
+};
+
+class Sequential : public Model {
+public:
+    explicit Sequential(const std::string& name = "");
+    Sequential(std::initializer_list<LayerPtr> layers, const std::string& name = "");
+
+    void add(LayerPtr layer);
+    template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>
+    void add(L layer) { add(std::make_shared<L>(std::move(layer))); }
+    void pop();
+};
+
+}  // namespace keras
+
+template <> struct std::tuple_size<keras::EvaluateResult> : std::integral_constant<size_t, 2> {};
+template <size_t I> struct std::tuple_element<I, keras::EvaluateResult> { using type = double; };

@@ -1,0 +1,146 @@
+// Keras optimizers with Keras 3's defaults and update formulas. Gradient clipping (clipnorm per
+// variable, clipvalue element-wise, global_clipnorm over all variables) happens before the update.
+// The arithmetic runs on the variables' device through backend::Backend.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "keras/variable.hpp"
+
+namespace keras::optimizers {
+
+struct Clipping {
+    std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
+};
+
+// One optimizer slot per variable (Adam's "momentum", Adagrad's "accumulator"), created with the
+// variable's shape and device and filled with initial_value.
+struct SlotSpec {
+    std::string name;
+    float initial_value = 0.0f;
+};
+
+class Optimizer {
+public:
+    virtual ~Optimizer() = default;
+    virtual std::string name() const = 0;   // Keras class name, "Adam"
+
+    // Applies one step using each variable's grad: clipping first, then iterations += 1, then the
+    // update of every trainable variable with a defined grad (step = iterations). Creates slots on
+    // first sight of a variable. Does nothing when no variable has a gradient.
+    void apply_gradients(const std::vector<VariablePtr>& variables);
+    int64_t iterations = 0;
+    float learning_rate;
+    Clipping clipping;
+
+    // Keras's config: name (Keras's default, e.g. "adam"), learning_rate, the base optimizer's keys
+    // (clipnorm / clipvalue / global_clipnorm null when unset) and the subclass's options.
+    virtual nlohmann::json get_config() const;
+    // Slot tensors of a variable (e.g. Adam's m and v), in Keras's order, for saving and tests;
+    // empty before the variable's first update.
+    std::vector<Tensor> slots(const Variable& v) const;
+    // The slots every variable gets with the current options, in Keras's order.
+    virtual std::vector<SlotSpec> slot_specs() const = 0;
+
+protected:
+    // Throws ValueError when more than one of clipnorm, clipvalue and global_clipnorm is set.
+    Optimizer(float learning_rate, Clipping clipping);
+    // The update for one variable with its (clipped) gradient and its slots (slot_specs() order).
+    virtual void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) = 0;
+
+private:
+    void clip_gradients(std::vector<Tensor>& grads) const;
+    std::map<const Variable*, std::vector<Tensor>> slots_;
+};
+using OptimizerPtr = std::shared_ptr<Optimizer>;
+
+struct SGDOptions {
+    float learning_rate = 0.01f;
+    float momentum = 0.0f;
+    bool nesterov = false;
+    std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
+};
+class SGD : public Optimizer {
+public:
+    explicit SGD(float learning_rate) : SGD(SGDOptions{.learning_rate = learning_rate}) {}
+    // Throws ValueError unless 0 <= momentum <= 1 (Keras's check).
+    explicit SGD(SGDOptions options = {});
+    std::string name() const override { return "SGD"; }
+    nlohmann::json get_config() const override;
+    float momentum;
+    bool nesterov;
+    std::vector<SlotSpec> slot_specs() const override;
+protected:
+    void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) override;
+};
+
+struct AdamOptions {
+    float learning_rate = 0.001f;
+    float beta_1 = 0.9f;
+    float beta_2 = 0.999f;
+    float epsilon = 1e-7f;
+    bool amsgrad = false;
+    std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
+};
+class Adam : public Optimizer {
+public:
+    explicit Adam(float learning_rate) : Adam(AdamOptions{.learning_rate = learning_rate}) {}
+    explicit Adam(AdamOptions options = {});
+    std::string name() const override { return "Adam"; }
+    nlohmann::json get_config() const override;
+    float beta_1, beta_2, epsilon;
+    bool amsgrad;
+    std::vector<SlotSpec> slot_specs() const override;
+protected:
+    void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) override;
+};
+
+struct RMSpropOptions {
+    float learning_rate = 0.001f;
+    float rho = 0.9f;
+    float momentum = 0.0f;
+    float epsilon = 1e-7f;
+    bool centered = false;
+    std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
+};
+class RMSprop : public Optimizer {
+public:
+    explicit RMSprop(float learning_rate) : RMSprop(RMSpropOptions{.learning_rate = learning_rate}) {}
+    explicit RMSprop(RMSpropOptions options = {});
+    std::string name() const override { return "RMSprop"; }
+    nlohmann::json get_config() const override;
+    float rho, momentum, epsilon;
+    bool centered;
+    std::vector<SlotSpec> slot_specs() const override;
+protected:
+    void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) override;
+};
+
+struct AdagradOptions {
+    float learning_rate = 0.001f;
+    float initial_accumulator_value = 0.1f;
+    float epsilon = 1e-7f;
+    std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
+};
+class Adagrad : public Optimizer {
+public:
+    explicit Adagrad(float learning_rate) : Adagrad(AdagradOptions{.learning_rate = learning_rate}) {}
+    explicit Adagrad(AdagradOptions options = {});
+    std::string name() const override { return "Adagrad"; }
+    nlohmann::json get_config() const override;
+    float initial_accumulator_value, epsilon;
+    std::vector<SlotSpec> slot_specs() const override;
+protected:
+    void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) override;
+};
+
+// Keras strings with default arguments: "sgd", "adam", "rmsprop", "adagrad" (any case).
+OptimizerPtr get(const std::string& name);
+
+}  // namespace keras::optimizers

@@ -1,0 +1,27 @@
+// One process-wide random generator, seeded by utils::set_random_seed, used for weight
+// initialisation, dropout masks and shuffling, so one seed reproduces a whole run.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace keras {
+
+namespace utils {
+// Seeds every random choice kerascpp makes (initialisers, dropout, shuffling).
+void set_random_seed(uint64_t seed);
+}  // namespace utils
+
+namespace random {
+std::mt19937_64& generator();
+// Uniform in [0, 1), built from the generator's bits so results do not depend on the standard library.
+double uniform01();
+double uniform(double lo, double hi);
+// Standard normal (Box-Muller on uniform01).
+double normal();
+// Fisher-Yates shuffle of 0..n-1.
+std::vector<int64_t> permutation(int64_t n);
+}  // namespace random
+
+}  // namespace keras

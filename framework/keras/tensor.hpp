@@ -1,0 +1,102 @@
+// Tensor: a shape, a dtype, a device tag and contiguous row-major storage.
+// Copies share storage (like torch::Tensor); clone() makes a deep copy.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace keras {
+
+enum class DType { float32, int32, int64 };
+enum class Device { CPU, CUDA };
+
+using Shape = std::vector<int64_t>;
+
+std::string to_string(DType dtype);
+std::string to_string(Device device);
+// Keras-style shape text: "(None, 130, 100)" where -1 stands for None.
+std::string shape_str(const Shape& shape);
+int64_t num_elements(const Shape& shape);
+size_t dtype_size(DType dtype);
+
+template <typename T> constexpr DType dtype_of();
+template <> constexpr DType dtype_of<float>() { return DType::float32; }
+template <> constexpr DType dtype_of<int32_t>() { return DType::int32; }
+template <> constexpr DType dtype_of<int64_t>() { return DType::int64; }
+
+class Tensor {
+public:
+    Tensor() = default;
+    // Uninitialised storage of the given shape (zeros(), full() for filled ones).
+    Tensor(Shape shape, DType dtype, Device device = Device::CPU);
+
+    template <typename T>
+    Tensor(const std::vector<T>& values, Shape shape) : Tensor(std::move(shape), dtype_of<T>()) {
+        check_count(values.size());
+        std::copy(values.begin(), values.end(), data<T>());
+    }
+    template <typename T>
+    Tensor(const T* values, Shape shape) : Tensor(std::move(shape), dtype_of<T>()) {
+        std::copy(values, values + numel(), data<T>());
+    }
+
+    static Tensor zeros(Shape shape, DType dtype = DType::float32, Device device = Device::CPU);
+    static Tensor full(Shape shape, float value, Device device = Device::CPU);
+    // Rows of token ids (ragged input must be padded first, see utils::pad_sequences).
+    static Tensor from_rows(const std::vector<std::vector<int32_t>>& rows);
+    static Tensor from_rows(const std::vector<std::vector<float>>& rows);
+
+    bool defined() const { return storage_ != nullptr; }
+    const Shape& shape() const { return shape_; }
+    int64_t dim(int i) const;          // negative i counts from the end
+    int ndim() const { return static_cast<int>(shape_.size()); }
+    int64_t numel() const { return num_elements(shape_); }
+    DType dtype() const { return dtype_; }
+    Device device() const { return device_; }
+    size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+
+    // Typed access to host memory; throws if T does not match dtype() or the tensor is not on the CPU.
+    template <typename T> T* data() { check_access(dtype_of<T>()); return static_cast<T*>(raw()); }
+    template <typename T> const T* data() const { check_access(dtype_of<T>()); return static_cast<const T*>(raw()); }
+    template <typename T> std::vector<T> to_vector() const {
+        const T* p = data<T>();
+        return std::vector<T>(p, p + numel());
+    }
+    // Element i of the flattened tensor converted to double, whatever the dtype (CPU only).
+    double item(int64_t i = 0) const;
+
+    void* raw() { return storage_ ? storage_->ptr : nullptr; }
+    const void* raw() const { return storage_ ? storage_->ptr : nullptr; }
+
+    Tensor clone() const;
+    Tensor to(Device device) const;
+    // Same storage, new shape with the same number of elements.
+    Tensor reshape(Shape shape) const;
+    // Rows [begin, end) of the first axis, copied.
+    Tensor slice_rows(int64_t begin, int64_t end) const;
+    // The given rows of the first axis, copied, in order.
+    Tensor gather_rows(const std::vector<int64_t>& rows) const;
+    Tensor astype(DType dtype) const;
+    void fill(float value);
+    void copy_from(const Tensor& other);   // same numel and dtype
+
+private:
+    struct Storage {
+        void* ptr = nullptr;
+        size_t bytes = 0;
+        Device device = Device::CPU;
+        ~Storage();
+    };
+    void check_count(size_t n) const;
+    void check_access(DType want) const;
+
+    std::shared_ptr<Storage> storage_;
+    Shape shape_;
+    DType dtype_ = DType::float32;
+    Device device_ = Device::CPU;
+};
+
+}  // namespace keras

@@ -1,0 +1,101 @@
+#include "keras/initializers.hpp"
+
+#include <cmath>
+#include <vector>
+
+#include "keras/errors.hpp"
+#include "keras/random.hpp"
+
+namespace keras::initializers {
+
+namespace {
+const char* const kNames[] = {"zeros", "ones", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+                              "lecun_uniform", "lecun_normal", "orthogonal", "random_uniform",
+                              "random_normal", "uniform", "normal"};
+
+// Keras's fans: for 2-D (in, out); for higher ranks the leading dims are a receptive field.
+std::pair<double, double> fans(const Shape& shape) {
+    if (shape.empty()) return {1, 1};
+    if (shape.size() == 1) return {double(shape[0]), double(shape[0])};
+    if (shape.size() == 2) return {double(shape[0]), double(shape[1])};
+    double receptive = 1;
+    for (size_t i = 0; i + 2 < shape.size(); ++i) receptive *= double(shape[i]);
+    return {shape[shape.size() - 2] * receptive, shape.back() * receptive};
+}
+
+// Keras's truncated normal: redraw values beyond two standard deviations.
+double truncated_normal() {
+    for (;;) {
+        const double v = random::normal();
+        if (std::fabs(v) <= 2.0) return v;
+    }
+}
+
+void fill_uniform(Tensor& t, double limit) {
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(random::uniform(-limit, limit));
+}
+
+// Keras's variance-scaling normal uses a truncated normal with stddev corrected by 0.8796...
+void fill_truncated(Tensor& t, double scale) {
+    const double stddev = std::sqrt(scale) / 0.87962566103423978;
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(stddev * truncated_normal());
+}
+
+// Orthogonal: QR of a normal (rows x cols) matrix, rows = prod(shape[:-1]), sign-corrected so the
+// result is uniformly distributed (Keras does the same through numpy/TF qr).
+void fill_orthogonal(Tensor& t) {
+    const int64_t cols = t.shape().back();
+    const int64_t rows = t.numel() / cols;
+    const bool transpose = rows < cols;
+    const int64_t m = transpose ? cols : rows, n = transpose ? rows : cols;   // m >= n
+    std::vector<double> a(m * n);
+    for (double& v : a) v = random::normal();
+    // Modified Gram-Schmidt on the n columns of the m x n matrix a (column j = a[i*n + j]).
+    for (int64_t j = 0; j < n; ++j) {
+        for (int64_t k = 0; k < j; ++k) {
+            double dot = 0;
+            for (int64_t i = 0; i < m; ++i) dot += a[i * n + j] * a[i * n + k];
+            for (int64_t i = 0; i < m; ++i) a[i * n + j] -= dot * a[i * n + k];
+        }
+        double norm = 0;
+        for (int64_t i = 0; i < m; ++i) norm += a[i * n + j] * a[i * n + j];
+        norm = std::sqrt(norm);
+        for (int64_t i = 0; i < m; ++i) a[i * n + j] /= norm;
+    }
+    float* p = t.data<float>();
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c)
+            p[r * cols + c] = static_cast<float>(transpose ? a[c * n + r] : a[r * n + c]);
+}
+}  // namespace
+
+void check_name(const std::string& name) {
+    for (const char* n : kNames)
+        if (name == n) return;
+    value_error("Could not interpret initializer identifier: {}", name);
+}
+
+Tensor make(const std::string& name, const Shape& shape) {
+    check_name(name);
+    Tensor t(shape, DType::float32);
+    const auto [fan_in, fan_out] = fans(shape);
+    if (name == "zeros") t.fill(0.0f);
+    else if (name == "ones") t.fill(1.0f);
+    else if (name == "glorot_uniform") fill_uniform(t, std::sqrt(6.0 / (fan_in + fan_out)));
+    else if (name == "he_uniform") fill_uniform(t, std::sqrt(6.0 / fan_in));
+    else if (name == "lecun_uniform") fill_uniform(t, std::sqrt(3.0 / fan_in));
+    else if (name == "glorot_normal") fill_truncated(t, 2.0 / (fan_in + fan_out));
+    else if (name == "he_normal") fill_truncated(t, 2.0 / fan_in);
+    else if (name == "lecun_normal") fill_truncated(t, 1.0 / fan_in);
+    else if (name == "orthogonal") fill_orthogonal(t);
+    else if (name == "random_uniform" || name == "uniform") fill_uniform(t, 0.05);
+    else {   // random_normal / normal: stddev 0.05
+        float* p = t.data<float>();
+        for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(0.05 * random::normal());
+    }
+    return t;
+}
+
+}  // namespace keras::initializers

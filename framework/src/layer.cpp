@@ -1,0 +1,122 @@
+#include "keras/layer.hpp"
+
+#include <cctype>
+#include <map>
+#include <mutex>
+
+#include "keras/backend.hpp"
+#include "keras/errors.hpp"
+#include "keras/initializers.hpp"
+
+namespace keras {
+
+namespace {
+std::map<std::string, int>& name_counters() {
+    static std::map<std::string, int> counters;
+    return counters;
+}
+
+}  // namespace
+
+namespace utils {
+std::string to_snake_case(const std::string& class_name) {
+    // Keras: insert "_" before an upper-case letter that follows a lower-case letter or digit,
+    // or that starts a new word after an acronym ("SimpleRNN" -> "simple_rnn", "GRU" -> "gru").
+    std::string out;
+    for (size_t i = 0; i < class_name.size(); ++i) {
+        const char c = class_name[i];
+        if (std::isupper(static_cast<unsigned char>(c)) && i > 0) {
+            const char prev = class_name[i - 1];
+            const bool next_lower = i + 1 < class_name.size() && std::islower(static_cast<unsigned char>(class_name[i + 1]));
+            if (std::islower(static_cast<unsigned char>(prev)) || std::isdigit(static_cast<unsigned char>(prev)) ||
+                (std::isupper(static_cast<unsigned char>(prev)) && next_lower))
+                out += '_';
+        }
+        out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return out;
+}
+
+std::string unique_name(const std::string& base) {
+    int& n = name_counters()[base];
+    return n++ == 0 ? base : base + "_" + std::to_string(n - 1);
+}
+
+void clear_session() { name_counters().clear(); }
+}  // namespace utils
+
+Layer::Layer(std::string class_name, const std::string& name)
+    : class_name_(std::move(class_name)), name_(name.empty() ? utils::unique_name(utils::to_snake_case(class_name_)) : name) {}
+
+Shape Layer::build_for(const Shape& input_shape) {
+    check_input_shape(input_shape);
+    if (!built_) {
+        build(input_shape);
+        input_shape_ = input_shape;
+        built_ = true;
+    } else {
+        check_built_shape(input_shape);
+    }
+    return compute_output_shape(input_shape);
+}
+
+void Layer::check_built_shape(const Shape& input_shape) const {
+    check_ndim(input_shape, static_cast<int>(input_shape_.size()));
+    const int64_t want = input_shape_.back(), got = input_shape.back();
+    if (want >= 0 && got >= 0 && want != got)
+        input_error(fmt::format("expected axis -1 of input shape to have value {}, but received input with shape {}",
+                                want, shape_str(input_shape)), input_shape);
+}
+
+nlohmann::json Layer::get_config() const {
+    return {{"name", name_}, {"trainable", trainable}, {"dtype", "float32"}};
+}
+
+std::vector<VariablePtr> Layer::trainable_weights() const {
+    std::vector<VariablePtr> out;
+    if (!trainable) return out;
+    for (const auto& w : weights_)
+        if (w->trainable) out.push_back(w);
+    return out;
+}
+
+int64_t Layer::count_params() const {
+    int64_t n = 0;
+    for (const auto& w : weights_) n += w->value.numel();
+    return n;
+}
+
+VariablePtr Layer::add_weight(const std::string& name, const Shape& shape, const std::string& initializer,
+                              bool trainable) {
+    auto v = std::make_shared<Variable>();
+    v->name = name;
+    v->value = initializers::make(initializer, shape);
+    v->trainable = trainable;
+    weights_.push_back(v);
+    return v;
+}
+
+void accumulate_gradient(Variable& v, const Tensor& g) {
+    if (g.shape() != v.value.shape())
+        runtime_error("Gradient of shape {} does not match weight '{}' of shape {}", shape_str(g.shape()), v.name,
+                      shape_str(v.value.shape()));
+    if (!v.grad.defined()) v.grad = g.clone();
+    else v.grad = backend::for_tensor(v.grad).add(v.grad, g);
+}
+
+void Layer::input_error(const std::string& what, const Shape& received) const {
+    value_error("Input 0 of layer \"{}\" is incompatible with the layer: {}. Full shape received: {}", name_, what,
+                shape_str(received));
+}
+
+void Layer::check_ndim(const Shape& input_shape, int ndim) const {
+    if (static_cast<int>(input_shape.size()) != ndim)
+        input_error(fmt::format("expected ndim={}, found ndim={}", ndim, input_shape.size()), input_shape);
+}
+
+void Layer::check_min_ndim(const Shape& input_shape, int min_ndim) const {
+    if (static_cast<int>(input_shape.size()) < min_ndim)
+        input_error(fmt::format("expected min_ndim={}, found ndim={}", min_ndim, input_shape.size()), input_shape);
+}
+
+}  // namespace keras

@@ -1,0 +1,413 @@
+#include "keras/model.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include "keras/backend.hpp"
+#include "keras/errors.hpp"
+#include "keras/random.hpp"
+
+namespace keras {
+
+double EvaluateResult::first_metric() const {
+    if (items().size() < 2)
+        value_error("This evaluate() result has only the loss: compile the model with metrics, e.g. {{\"accuracy\"}}");
+    return items()[1].second;
+}
+
+// ---------------------------------------------------------------- compile
+
+void Model::compile(const std::string& optimizer, const std::string& loss, const std::vector<std::string>& metrics) {
+    compile(optimizers::get(optimizer), losses::get(loss), metrics);
+}
+
+void Model::compile(optimizers::OptimizerPtr optimizer, losses::LossPtr loss, const std::vector<std::string>& metrics) {
+    if (!optimizer) value_error("compile(): the optimizer is null");
+    if (!loss) value_error("compile(): the loss is null");
+    // Resolve now so unknown names fail at compile(), as in Keras; re-resolved once the output is known.
+    for (const auto& m : metrics) metrics::get(m, loss->name(), 1);
+    optimizer_ = std::move(optimizer);
+    loss_ = std::move(loss);
+    metric_names_ = metrics;
+    metrics_.clear();
+}
+
+optimizers::Optimizer& Model::optimizer() const {
+    ensure_compiled("optimizer()");
+    return *optimizer_;
+}
+
+const losses::Loss& Model::loss() const {
+    ensure_compiled("loss()");
+    return *loss_;
+}
+
+void Model::ensure_compiled(const char* what) const {
+    if (!optimizer_)
+        value_error("You must call `compile()` before using the model: {} was called on \"{}\" before compile()", what,
+                    name_);
+}
+
+// ---------------------------------------------------------------- building
+
+void Model::build(const Shape& input_shape) {
+    if (layers_.empty()) value_error("Model \"{}\" has no layers: add() some before building or training it", name_);
+    if (input_shape.empty()) value_error("Model \"{}\": cannot build for a scalar input shape", name_);
+    Shape shape = input_shape;
+    shape[0] = -1;
+    const Shape batchless_input = shape;
+    for (const auto& layer : layers_) shape = layer->build_for(shape);
+    input_shape_ = batchless_input;
+    output_shape_ = shape;
+    built_ = true;
+}
+
+void Model::ensure_built(const Tensor& x) {
+    if (!x.defined()) value_error("Model \"{}\" received an undefined input tensor", name_);
+    if (!built_) build(x.shape());
+    Shape shape = x.shape();
+    shape[0] = -1;
+    // Every layer checks the new shape against the one it was built for.
+    for (const auto& layer : layers_) shape = layer->build_for(shape);
+}
+
+void Model::resolve_metrics() {
+    if (metrics_.size() == metric_names_.size()) return;
+    metrics_.clear();
+    const int64_t units = output_shape_.empty() ? 1 : output_shape_.back();
+    for (const auto& m : metric_names_) metrics_.push_back(metrics::get(m, loss_->name(), units));
+}
+
+// ---------------------------------------------------------------- forward / backward
+
+Tensor Model::forward(const Tensor& x, std::vector<CallContext>& contexts, bool training) {
+    contexts.assign(layers_.size(), CallContext{});
+    Tensor h = x;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+        contexts[i].training = training;
+        h = layers_[i]->call(h, contexts[i]);
+    }
+    return h;
+}
+
+void Model::backward(const Tensor& dy, std::vector<CallContext>& contexts) {
+    Tensor g = dy;
+    for (size_t i = layers_.size(); i-- > 0;) {
+        g = layers_[i]->backward(g, contexts[i]);
+        if (!g.defined()) break;   // reached integer inputs (Embedding): nothing further back
+    }
+}
+
+double Model::train_step(const Tensor& x, const Tensor& y) {
+    std::vector<CallContext> contexts;
+    const Tensor y_pred = forward(x, contexts, true).to(Device::CPU);
+    Tensor grad;
+    const double loss = loss_->compute(y, y_pred, &grad);
+    const auto variables = trainable_weights();
+    for (const auto& v : variables) v->grad = Tensor();
+    backward(grad.to(x.device()), contexts);
+    optimizer_->apply_gradients(variables);
+    loss_tracker_.add(loss, static_cast<double>(x.dim(0)));
+    for (const auto& m : metrics_) m->update_state(y, y_pred);
+    return loss;
+}
+
+double Model::test_step(const Tensor& x, const Tensor& y) {
+    std::vector<CallContext> contexts;
+    const Tensor y_pred = forward(x, contexts, false).to(Device::CPU);
+    const double loss = loss_->compute(y, y_pred, nullptr);
+    loss_tracker_.add(loss, static_cast<double>(x.dim(0)));
+    for (const auto& m : metrics_) m->update_state(y, y_pred);
+    return loss;
+}
+
+void Model::reset_metrics() {
+    loss_tracker_.reset_state();
+    for (const auto& m : metrics_) m->reset_state();
+}
+
+Logs Model::metric_logs(const std::string& prefix) const {
+    Logs logs;
+    logs.set(prefix + "loss", loss_tracker_.result());
+    for (const auto& m : metrics_) logs.set(prefix + m->name(), m->result());
+    return logs;
+}
+
+// ---------------------------------------------------------------- data checks
+
+void Model::check_xy(const Tensor& x, const Tensor& y, const char* what) const {
+    if (!x.defined() || !y.defined()) value_error("{}(): x and y must both be given", what);
+    if (x.ndim() == 0 || y.ndim() == 0) value_error("{}(): x and y need a batch axis; got x {} and y {}", what,
+                                                    shape_str(x.shape()), shape_str(y.shape()));
+    if (x.dim(0) != y.dim(0))
+        value_error("Data cardinality is ambiguous:\n  x sizes: {}\n  y sizes: {}\nMake sure all arrays contain the same "
+                    "number of samples.", x.dim(0), y.dim(0));
+    if (x.dim(0) == 0) value_error("{}(): the data is empty (0 samples)", what);
+}
+
+void Model::check_targets(const Tensor& y) const {
+    Shape shape = output_shape_;
+    shape[0] = y.dim(0);
+    loss_->check_shapes(y, shape);
+}
+
+static void check_batch_size(int64_t batch_size) {
+    if (batch_size <= 0)
+        value_error("Invalid `batch_size`: {}. It must be a positive integer.", batch_size);
+}
+
+// The batches of one pass over n samples, in the given order.
+static std::vector<std::vector<int64_t>> make_batches(const std::vector<int64_t>& order, int64_t batch_size) {
+    std::vector<std::vector<int64_t>> batches;
+    for (size_t start = 0; start < order.size(); start += batch_size) {
+        const size_t end = std::min(order.size(), start + static_cast<size_t>(batch_size));
+        batches.emplace_back(order.begin() + start, order.begin() + end);
+    }
+    return batches;
+}
+
+static std::vector<int64_t> identity_order(int64_t n) {
+    std::vector<int64_t> order(n);
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    return order;
+}
+
+// Progress bar first, then the user's callbacks, then History (Keras's order).
+static std::vector<callbacks::CallbackPtr> with_defaults(const std::vector<callbacks::CallbackPtr>& user, int verbose,
+                                                         const callbacks::CallbackPtr& history) {
+    std::vector<callbacks::CallbackPtr> all;
+    if (verbose > 0) all.push_back(std::make_shared<callbacks::ProgbarLogger>());
+    for (const auto& c : user)
+        if (c) all.push_back(c);
+    if (history) all.push_back(history);
+    return all;
+}
+
+// ---------------------------------------------------------------- fit
+
+callbacks::History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
+    ensure_compiled("fit()");
+    check_batch_size(options.batch_size);
+    if (!(options.validation_split >= 0.0 && options.validation_split < 1.0))
+        value_error("`validation_split` must be in the range [0, 1). Received: validation_split={}",
+                    options.validation_split);
+    if (options.verbose < 0 || options.verbose > 2)
+        value_error("`verbose` must be 0, 1 or 2. Received: verbose={}", options.verbose);
+    if (options.epochs < 0) value_error("`epochs` must be >= 0. Received: epochs={}", options.epochs);
+    check_xy(x, y, "fit");
+    ensure_built(x);
+    check_targets(y);
+    resolve_metrics();
+
+    // Validation data: given, or the LAST fraction of x / y taken before any shuffling.
+    Tensor x_train = x, y_train = y, x_val, y_val;
+    if (options.validation_data) {
+        std::tie(x_val, y_val) = *options.validation_data;
+        check_xy(x_val, y_val, "fit (validation_data)");
+        ensure_built(x_val);
+        check_targets(y_val);
+    } else if (options.validation_split > 0.0) {
+        const int64_t n = x.dim(0);
+        const auto split_at = static_cast<int64_t>(std::floor(static_cast<double>(n) * (1.0 - options.validation_split)));
+        if (split_at == 0 || split_at == n)
+            value_error("Training data contains {} samples, which is not sufficient to split it into a validation and "
+                        "training set as specified by `validation_split={}`. Either provide more data, or a different "
+                        "value for the `validation_split` argument.", n, options.validation_split);
+        x_train = x.slice_rows(0, split_at);
+        y_train = y.slice_rows(0, split_at);
+        x_val = x.slice_rows(split_at, n);
+        y_val = y.slice_rows(split_at, n);
+    }
+    const bool has_val = x_val.defined();
+    const int64_t n_train = x_train.dim(0);
+    const int64_t steps = (n_train + options.batch_size - 1) / options.batch_size;
+
+    auto history = std::make_shared<callbacks::History>();
+    auto cbs = with_defaults(options.callbacks, options.verbose, history);
+    for (auto& c : cbs) {
+        c->set_model(this);
+        c->set_params({.epochs = options.epochs, .steps = steps, .verbose = options.verbose});
+    }
+    stop_training = false;
+    bool reported_nan = false;
+    Logs logs;
+    for (auto& c : cbs) c->on_train_begin(logs);
+    for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_training; ++epoch) {
+        reset_metrics();
+        Logs epoch_logs;
+        for (auto& c : cbs) c->on_epoch_begin(epoch, epoch_logs);
+        const auto order = options.shuffle ? random::permutation(n_train) : identity_order(n_train);
+        const auto batches = make_batches(order, options.batch_size);
+        for (size_t step = 0; step < batches.size(); ++step) {
+            Logs batch_logs;
+            for (auto& c : cbs) c->on_train_batch_begin(static_cast<int64_t>(step), batch_logs);
+            train_step(x_train.gather_rows(batches[step]), y_train.gather_rows(batches[step]));
+            batch_logs = metric_logs("");
+            for (auto& c : cbs) c->on_train_batch_end(static_cast<int64_t>(step), batch_logs);
+            if (stop_training) break;
+        }
+        epoch_logs = metric_logs("");
+        if (!std::isfinite(epoch_logs.at("loss")) && !stop_training && !reported_nan) {
+            reported_nan = true;
+            fmt::print(stderr, "WARNING: epoch {}: the training loss is {}: training has diverged. Lower the learning "
+                       "rate, check the data, or add callbacks::TerminateOnNaN to stop at the first invalid batch.\n",
+                       epoch + 1, epoch_logs.at("loss"));
+        }
+        if (has_val) {
+            std::vector<callbacks::CallbackPtr> no_callbacks;
+            const Logs val = run_evaluation(x_val, y_val, options.batch_size, no_callbacks, 0);
+            for (const auto& [k, v] : val.items()) epoch_logs.set("val_" + k, v);
+        }
+        for (auto& c : cbs) c->on_epoch_end(epoch, epoch_logs);
+        logs = epoch_logs;
+    }
+    for (auto& c : cbs) c->on_train_end(logs);
+    return *history;
+}
+
+// ---------------------------------------------------------------- evaluate / predict
+
+Logs Model::run_evaluation(const Tensor& x, const Tensor& y, int64_t batch_size,
+                           std::vector<callbacks::CallbackPtr>& cbs, int verbose) {
+    const auto batches = make_batches(identity_order(x.dim(0)), batch_size);
+    for (auto& c : cbs) {
+        c->set_model(this);
+        c->set_params({.epochs = 1, .steps = static_cast<int64_t>(batches.size()), .verbose = verbose});
+    }
+    reset_metrics();
+    Logs logs;
+    for (auto& c : cbs) c->on_test_begin(logs);
+    for (size_t step = 0; step < batches.size(); ++step) {
+        Logs batch_logs;
+        for (auto& c : cbs) c->on_test_batch_begin(static_cast<int64_t>(step), batch_logs);
+        test_step(x.gather_rows(batches[step]), y.gather_rows(batches[step]));
+        batch_logs = metric_logs("");
+        for (auto& c : cbs) c->on_test_batch_end(static_cast<int64_t>(step), batch_logs);
+    }
+    logs = metric_logs("");
+    for (auto& c : cbs) c->on_test_end(logs);
+    return logs;
+}
+
+EvaluateResult Model::evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options) {
+    ensure_compiled("evaluate()");
+    check_batch_size(options.batch_size);
+    check_xy(x, y, "evaluate");
+    ensure_built(x);
+    check_targets(y);
+    resolve_metrics();
+    auto cbs = with_defaults(options.callbacks, options.verbose, nullptr);
+    const Logs logs = run_evaluation(x, y, options.batch_size, cbs, options.verbose);
+    EvaluateResult result;
+    for (const auto& [k, v] : logs.items()) result.set(k, v);
+    return result;
+}
+
+Tensor Model::predict(const Tensor& x, const PredictOptions& options) {
+    check_batch_size(options.batch_size);
+    ensure_built(x);
+    const auto batches = make_batches(identity_order(x.dim(0)), options.batch_size);
+    auto cbs = with_defaults(options.callbacks, options.verbose, nullptr);
+    for (auto& c : cbs) {
+        c->set_model(this);
+        c->set_params({.epochs = 1, .steps = static_cast<int64_t>(batches.size()), .verbose = options.verbose});
+    }
+    Shape out_shape = output_shape_;
+    out_shape[0] = x.dim(0);
+    Tensor out(out_shape, DType::float32);
+    const size_t row_bytes = x.dim(0) ? out.nbytes() / x.dim(0) : 0;
+    Logs logs;
+    for (auto& c : cbs) c->on_predict_begin(logs);
+    int64_t row = 0;
+    for (size_t step = 0; step < batches.size(); ++step) {
+        Logs batch_logs;
+        for (auto& c : cbs) c->on_predict_batch_begin(static_cast<int64_t>(step), batch_logs);
+        std::vector<CallContext> contexts;
+        const Tensor y = forward(x.gather_rows(batches[step]), contexts, false).to(Device::CPU);
+        if (y.nbytes() != row_bytes * batches[step].size())
+            runtime_error("predict(): the model produced shape {} for a batch of {} samples, expected rows of shape {}",
+                          shape_str(y.shape()), batches[step].size(), shape_str(output_shape_));
+        std::memcpy(static_cast<char*>(out.raw()) + row * row_bytes, y.raw(), y.nbytes());
+        row += static_cast<int64_t>(batches[step].size());
+        for (auto& c : cbs) c->on_predict_batch_end(static_cast<int64_t>(step), batch_logs);
+    }
+    for (auto& c : cbs) c->on_predict_end(logs);
+    return out;
+}
+
+Logs Model::train_on_batch(const Tensor& x, const Tensor& y) {
+    ensure_compiled("train_on_batch()");
+    check_xy(x, y, "train_on_batch");
+    ensure_built(x);
+    check_targets(y);
+    resolve_metrics();
+    reset_metrics();
+    train_step(x, y);
+    return metric_logs("");
+}
+
+Logs Model::test_on_batch(const Tensor& x, const Tensor& y) {
+    ensure_compiled("test_on_batch()");
+    check_xy(x, y, "test_on_batch");
+    ensure_built(x);
+    check_targets(y);
+    resolve_metrics();
+    reset_metrics();
+    test_step(x, y);
+    return metric_logs("");
+}
+
+// ---------------------------------------------------------------- weights
+
+LayerPtr Model::get_layer(const std::string& name) const {
+    for (const auto& l : layers_)
+        if (l->name() == name) return l;
+    value_error("No such layer: {}. Existing layers are: {}", name, [&] {
+        std::string names;
+        for (const auto& l : layers_) names += (names.empty() ? "" : ", ") + l->name();
+        return names;
+    }());
+}
+
+std::vector<VariablePtr> Model::weights() const {
+    std::vector<VariablePtr> out;
+    for (const auto& l : layers_)
+        for (const auto& w : l->weights()) out.push_back(w);
+    return out;
+}
+
+std::vector<VariablePtr> Model::trainable_weights() const {
+    std::vector<VariablePtr> out;
+    for (const auto& l : layers_)
+        for (const auto& w : l->trainable_weights()) out.push_back(w);
+    return out;
+}
+
+std::vector<Tensor> Model::get_weights() const {
+    std::vector<Tensor> out;
+    for (const auto& w : weights()) out.push_back(w->value.clone());
+    return out;
+}
+
+void Model::set_weights(const std::vector<Tensor>& values) {
+    const auto vars = weights();
+    if (values.size() != vars.size())
+        value_error("set_weights(): model \"{}\" has {} weights, but {} were given", name_, vars.size(), values.size());
+    for (size_t i = 0; i < vars.size(); ++i)
+        if (values[i].shape() != vars[i]->value.shape())
+            value_error("set_weights(): weight {} ('{}') has shape {}, but the given value has shape {}", i,
+                        vars[i]->name, shape_str(vars[i]->value.shape()), shape_str(values[i].shape()));
+    for (size_t i = 0; i < vars.size(); ++i) vars[i]->value.copy_from(values[i].astype(DType::float32));
+}
+
+int64_t Model::count_params() const {
+    int64_t n = 0;
+    for (const auto& l : layers_) n += l->count_params();
+    return n;
+}
+
+}  // namespace keras

@@ -1,0 +1,264 @@
+// Keras 3 optimizers: the bookkeeping (slots, clipping, iterations, configs) lives here; the
+// arithmetic of each update runs on the variable's device through backend::Backend.
+#include "keras/optimizers.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <limits>
+#include <regex>
+
+#include <fmt/format.h>
+
+#include "keras/backend.hpp"
+#include "keras/errors.hpp"
+
+namespace keras::optimizers {
+
+namespace {
+
+// Shortest decimal form of a float as a double, so configs read 0.001 rather than 0.0010000000475.
+double config_float(float f) { return std::stod(fmt::format("{}", f)); }
+
+nlohmann::json optional_float(const std::optional<float>& f) {
+    return f ? nlohmann::json(config_float(*f)) : nlohmann::json(nullptr);
+}
+
+// Python's repr of an optional float in error messages: None, 1.0, 0.5.
+std::string python_repr(const std::optional<float>& f) {
+    if (!f) return "None";
+    std::string s = fmt::format("{}", *f);
+    if (s.find_first_of(".eni") == std::string::npos) s += ".0";
+    return s;
+}
+
+// Keras names an optimizer after its class in snake case (keras.src.utils.naming.to_snake_case):
+// "Adam" -> "adam", "SGD" -> "sgd", "RMSprop" -> "rm_sprop".
+std::string to_snake_case(const std::string& name) {
+    std::string s = std::regex_replace(name, std::regex("(.)([A-Z][a-z]+)"), "$1_$2");
+    s = std::regex_replace(s, std::regex("([a-z])([A-Z])"), "$1_$2");
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+    return s;
+}
+
+Clipping clipping_of(const auto& options) {
+    return Clipping{.clipnorm = options.clipnorm, .clipvalue = options.clipvalue,
+                    .global_clipnorm = options.global_clipnorm};
+}
+
+Tensor undefined_tensor() { return Tensor(); }
+
+}  // namespace
+
+// ---- base optimizer
+
+Optimizer::Optimizer(float learning_rate, Clipping clipping) : learning_rate(learning_rate), clipping(clipping) {
+    const int set = clipping.clipnorm.has_value() + clipping.clipvalue.has_value() +
+                    clipping.global_clipnorm.has_value();
+    if (set > 1)
+        value_error("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: clipnorm={}, "
+                    "clipvalue={}, global_clipnorm={}", python_repr(clipping.clipnorm),
+                    python_repr(clipping.clipvalue), python_repr(clipping.global_clipnorm));
+}
+
+void Optimizer::clip_gradients(std::vector<Tensor>& grads) const {
+    // Keras applies the first option that is set and positive, in this order. Clipped gradients are
+    // copies: the variables' grads stay as the backward pass left them.
+    if (clipping.clipnorm && *clipping.clipnorm > 0) {
+        const double c = *clipping.clipnorm;
+        for (Tensor& g : grads) {
+            // g * c / max(||g||, c): unchanged when the norm is within c.
+            const double norm = std::sqrt(backend::for_tensor(g).sum_squares(g));
+            if (!(norm > c)) continue;
+            g = g.clone();
+            backend::for_tensor(g).scale_(g, static_cast<float>(c / norm));
+        }
+    } else if (clipping.global_clipnorm && *clipping.global_clipnorm > 0) {
+        const double c = *clipping.global_clipnorm;
+        double sum = 0.0;
+        for (const Tensor& g : grads) sum += backend::for_tensor(g).sum_squares(g);
+        const double norm = std::sqrt(sum);
+        // Keras: c * min(1/norm, 1/c), made NaN when the norm is not finite.
+        const double scale = std::isfinite(norm) ? c * std::min(1.0 / norm, 1.0 / c)
+                                                 : std::numeric_limits<double>::quiet_NaN();
+        if (scale == 1.0) return;
+        for (Tensor& g : grads) {
+            g = g.clone();
+            backend::for_tensor(g).scale_(g, static_cast<float>(scale));
+        }
+    } else if (clipping.clipvalue && *clipping.clipvalue > 0) {
+        const float v = *clipping.clipvalue;
+        for (Tensor& g : grads) {
+            g = g.clone();
+            backend::for_tensor(g).clip_(g, -v, v);
+        }
+    }
+}
+
+void Optimizer::apply_gradients(const std::vector<VariablePtr>& variables) {
+    std::vector<Variable*> targets;
+    std::vector<Tensor> grads;
+    for (const VariablePtr& v : variables) {
+        if (!v || !v->trainable || !v->grad.defined()) continue;
+        if (v->grad.shape() != v->value.shape())
+            value_error("Gradient of variable '{}' has shape {}, expected the variable's shape {}", v->name,
+                        shape_str(v->grad.shape()), shape_str(v->value.shape()));
+        targets.push_back(v.get());
+        grads.push_back(v->grad);
+    }
+    if (targets.empty()) return;
+    clip_gradients(grads);
+    ++iterations;
+    const std::vector<SlotSpec> specs = slot_specs();
+    for (size_t i = 0; i < targets.size(); ++i) {
+        Variable& var = *targets[i];
+        std::vector<Tensor>& slots = slots_[&var];
+        if (slots.empty())
+            for (const SlotSpec& spec : specs)
+                slots.push_back(Tensor::full(var.value.shape(), spec.initial_value, var.value.device()));
+        if (slots.size() != specs.size())
+            runtime_error("{} options changed after its slots were created (variable '{}' has {} slots, the "
+                          "options need {})", name(), var.name, slots.size(), specs.size());
+        update(var, grads[i], slots);
+    }
+}
+
+std::vector<Tensor> Optimizer::slots(const Variable& v) const {
+    auto it = slots_.find(&v);
+    return it == slots_.end() ? std::vector<Tensor>{} : it->second;
+}
+
+nlohmann::json Optimizer::get_config() const {
+    return {
+        {"name", to_snake_case(name())},
+        {"learning_rate", config_float(learning_rate)},
+        {"weight_decay", nullptr},
+        {"clipnorm", optional_float(clipping.clipnorm)},
+        {"global_clipnorm", optional_float(clipping.global_clipnorm)},
+        {"clipvalue", optional_float(clipping.clipvalue)},
+        {"use_ema", false},
+        {"ema_momentum", 0.99},
+        {"ema_overwrite_frequency", nullptr},
+        {"loss_scale_factor", nullptr},
+        {"gradient_accumulation_steps", nullptr},
+    };
+}
+
+// ---- SGD
+
+SGD::SGD(SGDOptions options)
+    : Optimizer(options.learning_rate, clipping_of(options)), momentum(options.momentum), nesterov(options.nesterov) {
+    if (!(momentum >= 0.0f && momentum <= 1.0f)) value_error("`momentum` must be a float between [0, 1].");
+}
+
+std::vector<SlotSpec> SGD::slot_specs() const {
+    if (momentum == 0.0f) return {};
+    return {{"momentum"}};
+}
+
+void SGD::update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) {
+    Tensor none = undefined_tensor();
+    Tensor& m = slots.empty() ? none : slots[0];
+    backend::for_tensor(variable.value).sgd_update(variable.value, grad, m, learning_rate, momentum, nesterov);
+}
+
+nlohmann::json SGD::get_config() const {
+    nlohmann::json config = Optimizer::get_config();
+    config["momentum"] = config_float(momentum);
+    config["nesterov"] = nesterov;
+    return config;
+}
+
+// ---- Adam
+
+Adam::Adam(AdamOptions options)
+    : Optimizer(options.learning_rate, clipping_of(options)), beta_1(options.beta_1), beta_2(options.beta_2),
+      epsilon(options.epsilon), amsgrad(options.amsgrad) {}
+
+std::vector<SlotSpec> Adam::slot_specs() const {
+    std::vector<SlotSpec> specs = {{"momentum"}, {"velocity"}};
+    if (amsgrad) specs.push_back({"velocity_hat"});
+    return specs;
+}
+
+void Adam::update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) {
+    Tensor none = undefined_tensor();
+    Tensor& vhat = amsgrad ? slots[2] : none;
+    backend::for_tensor(variable.value).adam_update(variable.value, grad, slots[0], slots[1], vhat, learning_rate,
+                                                    beta_1, beta_2, epsilon, iterations);
+}
+
+nlohmann::json Adam::get_config() const {
+    nlohmann::json config = Optimizer::get_config();
+    config["beta_1"] = config_float(beta_1);
+    config["beta_2"] = config_float(beta_2);
+    config["epsilon"] = config_float(epsilon);
+    config["amsgrad"] = amsgrad;
+    return config;
+}
+
+// ---- RMSprop
+
+RMSprop::RMSprop(RMSpropOptions options)
+    : Optimizer(options.learning_rate, clipping_of(options)), rho(options.rho), momentum(options.momentum),
+      epsilon(options.epsilon), centered(options.centered) {}
+
+std::vector<SlotSpec> RMSprop::slot_specs() const {
+    std::vector<SlotSpec> specs = {{"velocity"}};
+    if (momentum > 0.0f) specs.push_back({"momentum"});
+    if (centered) specs.push_back({"average_gradient"});
+    return specs;
+}
+
+void RMSprop::update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) {
+    // Slots follow slot_specs(): velocity, then momentum and average_gradient when enabled.
+    Tensor none_momentum = undefined_tensor(), none_average = undefined_tensor();
+    size_t next = 1;
+    Tensor& mom = momentum > 0.0f ? slots[next++] : none_momentum;
+    Tensor& average_grad = centered ? slots[next++] : none_average;
+    backend::for_tensor(variable.value).rmsprop_update(variable.value, grad, slots[0], mom, average_grad,
+                                                       learning_rate, rho, momentum, epsilon);
+}
+
+nlohmann::json RMSprop::get_config() const {
+    nlohmann::json config = Optimizer::get_config();
+    config["rho"] = config_float(rho);
+    config["momentum"] = config_float(momentum);
+    config["epsilon"] = config_float(epsilon);
+    config["centered"] = centered;
+    return config;
+}
+
+// ---- Adagrad
+
+Adagrad::Adagrad(AdagradOptions options)
+    : Optimizer(options.learning_rate, clipping_of(options)),
+      initial_accumulator_value(options.initial_accumulator_value), epsilon(options.epsilon) {}
+
+std::vector<SlotSpec> Adagrad::slot_specs() const { return {{"accumulator", initial_accumulator_value}}; }
+
+void Adagrad::update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) {
+    backend::for_tensor(variable.value).adagrad_update(variable.value, grad, slots[0], learning_rate, epsilon);
+}
+
+nlohmann::json Adagrad::get_config() const {
+    nlohmann::json config = Optimizer::get_config();
+    config["initial_accumulator_value"] = config_float(initial_accumulator_value);
+    config["epsilon"] = config_float(epsilon);
+    return config;
+}
+
+// ---- lookup by Keras identifier
+
+OptimizerPtr get(const std::string& name) {
+    // Keras matches built-in optimizer names case-insensitively.
+    std::string key = name;
+    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (key == "sgd") return std::make_shared<SGD>();
+    if (key == "adam") return std::make_shared<Adam>();
+    if (key == "rmsprop") return std::make_shared<RMSprop>();
+    if (key == "adagrad") return std::make_shared<Adagrad>();
+    value_error("Could not interpret optimizer identifier: {}", name);
+}
+
+}  // namespace keras::optimizers

@@ -1,0 +1,42 @@
+#include "keras/random.hpp"
+
+#include <cmath>
+#include <numbers>
+
+namespace keras {
+
+namespace random {
+std::mt19937_64& generator() {
+    static std::mt19937_64 gen(1337);
+    return gen;
+}
+
+double uniform01() {
+    // 53 random bits -> a double in [0, 1), identical on every standard library.
+    return static_cast<double>(generator()() >> 11) * 0x1.0p-53;
+}
+
+double uniform(double lo, double hi) { return lo + (hi - lo) * uniform01(); }
+
+double normal() {
+    const double u1 = 1.0 - uniform01();   // (0, 1]: log is finite
+    const double u2 = uniform01();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+}
+
+std::vector<int64_t> permutation(int64_t n) {
+    std::vector<int64_t> p(n);
+    for (int64_t i = 0; i < n; ++i) p[i] = i;
+    for (int64_t i = n - 1; i > 0; --i) {
+        const auto j = static_cast<int64_t>(uniform01() * static_cast<double>(i + 1));
+        std::swap(p[i], p[j]);
+    }
+    return p;
+}
+}  // namespace random
+
+namespace utils {
+void set_random_seed(uint64_t seed) { random::generator().seed(seed); }
+}  // namespace utils
+
+}  // namespace keras

@@ -1,0 +1,199 @@
+#include "keras/tensor.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "keras/errors.hpp"
+
+namespace keras {
+
+std::string to_string(DType dtype) {
+    switch (dtype) {
+        case DType::float32: return "float32";
+        case DType::int32: return "int32";
+        case DType::int64: return "int64";
+    }
+    return "?";
+}
+
+std::string to_string(Device device) { return device == Device::CPU ? "CPU" : "CUDA"; }
+
+std::string shape_str(const Shape& shape) {
+    std::string s = "(";
+    for (size_t i = 0; i < shape.size(); ++i) {
+        if (i) s += ", ";
+        s += shape[i] < 0 ? "None" : std::to_string(shape[i]);
+    }
+    if (shape.size() == 1) s += ",";
+    return s + ")";
+}
+
+int64_t num_elements(const Shape& shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+}
+
+size_t dtype_size(DType dtype) { return dtype == DType::int64 ? 8 : 4; }
+
+Tensor::Storage::~Storage() { std::free(ptr); }
+
+Tensor::Tensor(Shape shape, DType dtype, Device device) : shape_(std::move(shape)), dtype_(dtype), device_(device) {
+    for (int64_t d : shape_)
+        if (d < 0) value_error("Tensor dimensions must be >= 0, got shape {}", shape_str(shape_));
+    if (device != Device::CPU)
+        runtime_error("Tensor on {} requested, but this build only allocates CPU tensors here", to_string(device));
+    storage_ = std::make_shared<Storage>();
+    storage_->bytes = std::max<size_t>(nbytes(), 1);
+    // 64-byte alignment suits AVX-512 loads in oneDNN and our loops.
+    storage_->ptr = std::aligned_alloc(64, (storage_->bytes + 63) / 64 * 64);
+    if (!storage_->ptr) runtime_error("Out of memory allocating a tensor of shape {}", shape_str(shape_));
+}
+
+Tensor Tensor::zeros(Shape shape, DType dtype, Device device) {
+    Tensor t(std::move(shape), dtype, device);
+    std::memset(t.raw(), 0, t.nbytes());
+    return t;
+}
+
+Tensor Tensor::full(Shape shape, float value, Device device) {
+    Tensor t(std::move(shape), DType::float32, device);
+    t.fill(value);
+    return t;
+}
+
+template <typename T>
+static Tensor rows_to_tensor(const std::vector<std::vector<T>>& rows) {
+    const size_t width = rows.empty() ? 0 : rows[0].size();
+    for (size_t i = 0; i < rows.size(); ++i)
+        if (rows[i].size() != width)
+            value_error("Tensor::from_rows needs rows of equal length: row 0 has {} values, row {} has {} "
+                        "(pad them first with keras::utils::pad_sequences)", width, i, rows[i].size());
+    Tensor t({static_cast<int64_t>(rows.size()), static_cast<int64_t>(width)}, dtype_of<T>());
+    T* out = t.data<T>();
+    for (const auto& row : rows) out = std::copy(row.begin(), row.end(), out);
+    return t;
+}
+Tensor Tensor::from_rows(const std::vector<std::vector<int32_t>>& rows) { return rows_to_tensor(rows); }
+Tensor Tensor::from_rows(const std::vector<std::vector<float>>& rows) { return rows_to_tensor(rows); }
+
+int64_t Tensor::dim(int i) const {
+    const int n = ndim();
+    const int j = i < 0 ? i + n : i;
+    if (j < 0 || j >= n) value_error("Axis {} is out of range for a tensor of shape {}", i, shape_str(shape_));
+    return shape_[j];
+}
+
+double Tensor::item(int64_t i) const {
+    if (i < 0 || i >= numel()) value_error("Index {} is out of range for a tensor of {} elements", i, numel());
+    switch (dtype_) {
+        case DType::float32: return data<float>()[i];
+        case DType::int32: return data<int32_t>()[i];
+        case DType::int64: return static_cast<double>(data<int64_t>()[i]);
+    }
+    return 0;
+}
+
+void Tensor::check_count(size_t n) const {
+    if (static_cast<int64_t>(n) != numel())
+        value_error("Cannot make a tensor of shape {} ({} elements) from {} values", shape_str(shape_), numel(), n);
+}
+
+void Tensor::check_access(DType want) const {
+    if (!storage_) runtime_error("Access to an undefined tensor");
+    if (want != dtype_)
+        runtime_error("Tensor of dtype {} accessed as {}", to_string(dtype_), to_string(want));
+    if (device_ != Device::CPU) runtime_error("Tensor on {} accessed from the host; call .to(Device::CPU)", to_string(device_));
+}
+
+Tensor Tensor::clone() const {
+    if (!defined()) return {};
+    Tensor t(shape_, dtype_, device_);
+    std::memcpy(t.raw(), raw(), nbytes());
+    return t;
+}
+
+Tensor Tensor::to(Device device) const {
+    if (device == device_) return *this;
+    runtime_error("Moving tensors to {} needs the CUDA backend, which this build does not have", to_string(device));
+}
+
+Tensor Tensor::reshape(Shape shape) const {
+    int64_t known = 1;
+    int infer = -1;
+    for (size_t i = 0; i < shape.size(); ++i) {
+        if (shape[i] == -1 && infer < 0) infer = static_cast<int>(i);
+        else known *= shape[i];
+    }
+    if (infer >= 0 && known > 0 && numel() % known == 0) shape[infer] = numel() / known;
+    if (num_elements(shape) != numel())
+        value_error("Cannot reshape a tensor of shape {} into shape {}", shape_str(shape_), shape_str(shape));
+    Tensor t = *this;
+    t.shape_ = std::move(shape);
+    return t;
+}
+
+Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
+    if (ndim() < 1 || begin < 0 || end < begin || end > shape_[0])
+        value_error("Rows [{}, {}) are out of range for a tensor of shape {}", begin, end, shape_str(shape_));
+    Shape s = shape_;
+    s[0] = end - begin;
+    Tensor t(s, dtype_, device_);
+    const size_t row_bytes = nbytes() / std::max<int64_t>(shape_[0], 1);
+    std::memcpy(t.raw(), static_cast<const char*>(raw()) + begin * row_bytes, (end - begin) * row_bytes);
+    return t;
+}
+
+Tensor Tensor::gather_rows(const std::vector<int64_t>& rows) const {
+    Shape s = shape_;
+    s[0] = static_cast<int64_t>(rows.size());
+    Tensor t(s, dtype_, device_);
+    const size_t row_bytes = nbytes() / std::max<int64_t>(shape_[0], 1);
+    char* out = static_cast<char*>(t.raw());
+    for (int64_t r : rows) {
+        if (r < 0 || r >= shape_[0]) value_error("Row {} is out of range for a tensor of shape {}", r, shape_str(shape_));
+        std::memcpy(out, static_cast<const char*>(raw()) + r * row_bytes, row_bytes);
+        out += row_bytes;
+    }
+    return t;
+}
+
+template <typename From, typename To>
+static void convert(const Tensor& src, Tensor& dst) {
+    std::transform(src.data<From>(), src.data<From>() + src.numel(), dst.data<To>(),
+                   [](From v) { return static_cast<To>(v); });
+}
+
+Tensor Tensor::astype(DType dtype) const {
+    if (dtype == dtype_) return *this;
+    Tensor t(shape_, dtype, device_);
+    auto dispatch_to = [&](auto from) {
+        using F = decltype(from);
+        switch (dtype) {
+            case DType::float32: convert<F, float>(*this, t); break;
+            case DType::int32: convert<F, int32_t>(*this, t); break;
+            case DType::int64: convert<F, int64_t>(*this, t); break;
+        }
+    };
+    switch (dtype_) {
+        case DType::float32: dispatch_to(float{}); break;
+        case DType::int32: dispatch_to(int32_t{}); break;
+        case DType::int64: dispatch_to(int64_t{}); break;
+    }
+    return t;
+}
+
+void Tensor::fill(float value) {
+    float* p = data<float>();
+    std::fill(p, p + numel(), value);
+}
+
+void Tensor::copy_from(const Tensor& other) {
+    if (other.numel() != numel() || other.dtype() != dtype_)
+        value_error("Cannot copy a {} tensor of shape {} into a {} tensor of shape {}", to_string(other.dtype()),
+                    shape_str(other.shape()), to_string(dtype_), shape_str(shape_));
+    std::memcpy(raw(), other.raw(), nbytes());
+}
+
+}  // namespace keras

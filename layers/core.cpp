@@ -1,0 +1,142 @@
+#include "keras/layers/core.hpp"
+
+#include "keras/backend.hpp"
+#include "keras/errors.hpp"
+#include "keras/random.hpp"
+
+namespace keras::layers {
+
+// ---- InputLayer
+
+InputLayer::InputLayer(Shape shape, InputOptions options)
+    : Layer("InputLayer", options.name), shape(std::move(shape)), dtype(options.dtype) {
+    for (int64_t d : this->shape)
+        if (d == 0 || d < -1) value_error("Input: every dimension must be positive or -1 (None), got {}", shape_str(this->shape));
+}
+
+void InputLayer::check_input_shape(const Shape& input_shape) const {
+    Shape expected = {-1};
+    expected.insert(expected.end(), shape.begin(), shape.end());
+    bool ok = input_shape.size() == expected.size();
+    for (size_t i = 1; ok && i < expected.size(); ++i)
+        ok = expected[i] < 0 || input_shape[i] < 0 || expected[i] == input_shape[i];
+    if (!ok) input_error(fmt::format("expected shape={}, found shape={}", shape_str(expected), shape_str(input_shape)), input_shape);
+}
+
+Shape InputLayer::compute_output_shape(const Shape& input_shape) const {
+    Shape out = {input_shape.empty() ? -1 : input_shape[0]};
+    out.insert(out.end(), shape.begin(), shape.end());
+    return out;
+}
+
+nlohmann::json InputLayer::get_config() const {
+    Shape batch_shape = {-1};
+    batch_shape.insert(batch_shape.end(), shape.begin(), shape.end());
+    nlohmann::json dims = nlohmann::json::array();
+    for (int64_t d : batch_shape) dims.push_back(d < 0 ? nlohmann::json(nullptr) : nlohmann::json(d));
+    return {{"name", name()}, {"batch_input_shape", dims}, {"dtype", to_string(dtype)}, {"sparse", false}};
+}
+
+// ---- Dropout
+
+Dropout::Dropout(float rate, DropoutOptions options) : Layer("Dropout", options.name), rate(rate) {
+    if (!(rate >= 0.0f && rate < 1.0f))
+        value_error("Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: rate={}", rate);
+}
+
+Tensor Dropout::call(const Tensor& x, CallContext& ctx) {
+    ctx.saved.clear();
+    if (!ctx.training || rate == 0.0f) return x;
+    // Inverted dropout: kept values are scaled by 1/(1-rate) so inference needs no change.
+    Tensor mask(x.shape(), DType::float32);
+    float* m = mask.data<float>();
+    const float scale = 1.0f / (1.0f - rate);
+    for (int64_t i = 0; i < mask.numel(); ++i) m[i] = random::uniform01() >= rate ? scale : 0.0f;
+    mask = mask.to(x.device());
+    ctx.saved = {mask};
+    return backend::for_tensor(x).multiply(x, mask);
+}
+
+Tensor Dropout::backward(const Tensor& dy, CallContext& ctx) {
+    if (ctx.saved.empty()) return dy;
+    return backend::for_tensor(dy).multiply(dy, ctx.saved[0]);
+}
+
+nlohmann::json Dropout::get_config() const {
+    auto config = Layer::get_config();
+    config["rate"] = rate;
+    config["noise_shape"] = nullptr;
+    config["seed"] = nullptr;
+    return config;
+}
+
+// ---- Activation
+
+Activation::Activation(const std::string& activation, ActivationOptions options)
+    : Layer("Activation", options.name), activation(activation_from_string(activation)) {}
+
+Tensor Activation::call(const Tensor& x, CallContext& ctx) {
+    Tensor y = backend::for_tensor(x).activation(activation, x);
+    ctx.saved = {x, y};
+    return y;
+}
+
+Tensor Activation::backward(const Tensor& dy, CallContext& ctx) {
+    return backend::for_tensor(dy).activation_backward(activation, ctx.saved.at(0), ctx.saved.at(1), dy);
+}
+
+nlohmann::json Activation::get_config() const {
+    auto config = Layer::get_config();
+    config["activation"] = to_string(activation);
+    return config;
+}
+
+// ---- Flatten
+
+Flatten::Flatten(FlattenOptions options) : Layer("Flatten", options.name) {}
+
+void Flatten::check_input_shape(const Shape& input_shape) const { check_min_ndim(input_shape, 1); }
+
+Shape Flatten::compute_output_shape(const Shape& input_shape) const {
+    int64_t features = 1;
+    for (size_t i = 1; i < input_shape.size(); ++i) {
+        if (input_shape[i] < 0) return {input_shape[0], -1};
+        features *= input_shape[i];
+    }
+    return {input_shape[0], features};
+}
+
+Tensor Flatten::call(const Tensor& x, CallContext& ctx) {
+    ctx.saved = {};
+    return x.reshape({x.dim(0), x.dim(0) ? x.numel() / x.dim(0) : 0});
+}
+
+Tensor Flatten::backward(const Tensor& dy, CallContext&) {
+    Shape in = input_shape();
+    in[0] = dy.dim(0);
+    return dy.reshape(in);
+}
+
+// ---- GlobalAveragePooling1D
+
+GlobalAveragePooling1D::GlobalAveragePooling1D(GlobalAveragePooling1DOptions options)
+    : Layer("GlobalAveragePooling1D", options.name) {}
+
+void GlobalAveragePooling1D::check_input_shape(const Shape& input_shape) const { check_ndim(input_shape, 3); }
+
+Shape GlobalAveragePooling1D::compute_output_shape(const Shape& input_shape) const {
+    return {input_shape[0], input_shape[2]};
+}
+
+Tensor GlobalAveragePooling1D::call(const Tensor& x, CallContext& ctx) {
+    ctx.saved = {};
+    ctx.state = x.dim(1);
+    return backend::for_tensor(x).mean_over_steps(x);
+}
+
+Tensor GlobalAveragePooling1D::backward(const Tensor& dy, CallContext& ctx) {
+    return backend::for_tensor(dy).mean_over_steps_backward(dy, std::any_cast<int64_t>(ctx.state));
+}
+
+}  // namespace keras::layers
+

@@ -1,0 +1,67 @@
+#include "keras/layers/dense.hpp"
+
+#include "keras/backend.hpp"
+#include "keras/errors.hpp"
+#include "keras/initializers.hpp"
+
+namespace keras::layers {
+
+Dense::Dense(int64_t units, DenseOptions options)
+    : Layer("Dense", options.name), units(units), activation(activation_from_string(options.activation)),
+      options(std::move(options)) {
+    if (units <= 0) value_error("Received an invalid value for `units`, expected a positive integer. Received: units={}", units);
+    initializers::check_name(this->options.kernel_initializer);
+    initializers::check_name(this->options.bias_initializer);
+}
+
+void Dense::check_input_shape(const Shape& input_shape) const {
+    check_min_ndim(input_shape, 2);
+    if (input_shape.back() < 0) input_error("the last axis of the input must be defined", input_shape);
+}
+
+void Dense::build(const Shape& input_shape) {
+    add_weight("kernel", {input_shape.back(), units}, options.kernel_initializer);
+    if (options.use_bias) add_weight("bias", {units}, options.bias_initializer);
+}
+
+Shape Dense::compute_output_shape(const Shape& input_shape) const {
+    Shape out = input_shape;
+    out.back() = units;
+    return out;
+}
+
+// Saved for backward: x as a matrix, the pre-activation z and the output y.
+Tensor Dense::call(const Tensor& x, CallContext& ctx) {
+    auto& be = backend::for_tensor(x);
+    const Tensor x2 = x.reshape({-1, x.dim(-1)});
+    const Tensor bias = options.use_bias ? weights()[1]->value : Tensor();
+    const Tensor z = be.matmul_bias(x2, weights()[0]->value, bias);
+    const Tensor y = be.activation(activation, z);
+    ctx.saved = {x2, z, y};
+    return y.reshape(compute_output_shape(x.shape()));
+}
+
+Tensor Dense::backward(const Tensor& dy, CallContext& ctx) {
+    auto& be = backend::for_tensor(dy);
+    const Tensor& x2 = ctx.saved.at(0);
+    const Tensor dz = be.activation_backward(activation, ctx.saved.at(1), ctx.saved.at(2), dy.reshape({-1, units}));
+    Tensor dx, dkernel, dbias;
+    be.matmul_bias_backward(x2, weights()[0]->value, dz, dx, dkernel, options.use_bias ? &dbias : nullptr);
+    accumulate_gradient(*weights()[0], dkernel);
+    if (options.use_bias) accumulate_gradient(*weights()[1], dbias);
+    Shape in_shape = dy.shape();
+    in_shape.back() = x2.dim(1);
+    return dx.reshape(in_shape);
+}
+
+nlohmann::json Dense::get_config() const {
+    auto config = Layer::get_config();
+    config["units"] = units;
+    config["activation"] = to_string(activation);
+    config["use_bias"] = options.use_bias;
+    config["kernel_initializer"] = {{"class_name", options.kernel_initializer}, {"config", nlohmann::json::object()}};
+    config["bias_initializer"] = {{"class_name", options.bias_initializer}, {"config", nlohmann::json::object()}};
+    return config;
+}
+
+}  // namespace keras::layers

@@ -1,0 +1,47 @@
+#include "keras/layers/embedding.hpp"
+
+#include "keras/backend.hpp"
+#include "keras/errors.hpp"
+#include "keras/initializers.hpp"
+
+namespace keras::layers {
+
+Embedding::Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions options)
+    : Layer("Embedding", options.name), input_dim(input_dim), output_dim(output_dim), options(std::move(options)) {
+    if (input_dim <= 0 || output_dim <= 0)
+        value_error("Both `input_dim` and `output_dim` should be positive, Received input_dim = {} and output_dim = {}",
+                    input_dim, output_dim);
+    initializers::check_name(this->options.embeddings_initializer);
+}
+
+void Embedding::build(const Shape&) { add_weight("embeddings", {input_dim, output_dim}, options.embeddings_initializer); }
+
+Shape Embedding::compute_output_shape(const Shape& input_shape) const {
+    Shape out = input_shape;
+    out.push_back(output_dim);
+    return out;
+}
+
+Tensor Embedding::call(const Tensor& x, CallContext& ctx) {
+    // Keras casts float inputs to integers; ids keep their integer type.
+    const Tensor ids = x.dtype() == DType::float32 ? x.astype(DType::int32) : x;
+    ctx.saved = {ids};
+    return backend::for_tensor(x).embedding(ids, weights()[0]->value, name());
+}
+
+Tensor Embedding::backward(const Tensor& dy, CallContext& ctx) {
+    accumulate_gradient(*weights()[0], backend::for_tensor(dy).embedding_backward(ctx.saved.at(0), dy, input_dim));
+    return {};   // token ids have no gradient
+}
+
+nlohmann::json Embedding::get_config() const {
+    auto config = Layer::get_config();
+    config["input_dim"] = input_dim;
+    config["output_dim"] = output_dim;
+    config["embeddings_initializer"] = {{"class_name", "RandomUniform"},
+                                        {"config", {{"minval", -0.05}, {"maxval", 0.05}, {"seed", nullptr}}}};
+    config["mask_zero"] = false;
+    return config;
+}
+
+}  // namespace keras::layers

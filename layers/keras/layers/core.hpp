@@ -1,0 +1,86 @@
+// Small layers without weights: Input, Dropout, Activation, Flatten, GlobalAveragePooling1D.
+#pragma once
+
+#include <string>
+
+#include "keras/activations.hpp"
+#include "keras/layer.hpp"
+
+namespace keras::layers {
+
+struct InputOptions {
+    DType dtype = DType::float32;
+    std::string name;
+};
+// Declares the shape of one sample (no batch axis) at the start of a Sequential model.
+class InputLayer : public Layer {
+public:
+    explicit InputLayer(Shape shape, InputOptions options = {});
+    Shape compute_output_shape(const Shape& input_shape) const override;
+    Tensor call(const Tensor& x, CallContext& ctx) override { (void)ctx; return x; }
+    Tensor backward(const Tensor& dy, CallContext& ctx) override { (void)ctx; return dy; }
+    nlohmann::json get_config() const override;
+    Shape shape;      // without the batch axis
+    DType dtype;
+protected:
+    void check_input_shape(const Shape& input_shape) const override;
+};
+// keras.Input / layers.Input for Sequential models.
+inline InputLayer Input(Shape shape, InputOptions options = {}) { return InputLayer(std::move(shape), options); }
+
+struct DropoutOptions {
+    std::string name;
+};
+// Zeroes a fraction `rate` of inputs while training and scales the rest by 1/(1-rate).
+class Dropout : public Layer {
+public:
+    explicit Dropout(float rate, DropoutOptions options = {});
+    Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
+    Tensor call(const Tensor& x, CallContext& ctx) override;
+    Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    nlohmann::json get_config() const override;
+    float rate;
+};
+
+struct ActivationOptions {
+    std::string name;
+};
+class Activation : public Layer {
+public:
+    explicit Activation(const std::string& activation, ActivationOptions options = {});
+    Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
+    Tensor call(const Tensor& x, CallContext& ctx) override;
+    Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    nlohmann::json get_config() const override;
+    keras::Activation activation;
+};
+
+struct FlattenOptions {
+    std::string name;
+};
+// (batch, d1, d2, ...) -> (batch, d1*d2*...).
+class Flatten : public Layer {
+public:
+    explicit Flatten(FlattenOptions options = {});
+    Shape compute_output_shape(const Shape& input_shape) const override;
+    Tensor call(const Tensor& x, CallContext& ctx) override;
+    Tensor backward(const Tensor& dy, CallContext& ctx) override;
+protected:
+    void check_input_shape(const Shape& input_shape) const override;
+};
+
+struct GlobalAveragePooling1DOptions {
+    std::string name;
+};
+// (batch, steps, features) -> (batch, features), the mean over steps.
+class GlobalAveragePooling1D : public Layer {
+public:
+    explicit GlobalAveragePooling1D(GlobalAveragePooling1DOptions options = {});
+    Shape compute_output_shape(const Shape& input_shape) const override;
+    Tensor call(const Tensor& x, CallContext& ctx) override;
+    Tensor backward(const Tensor& dy, CallContext& ctx) override;
+protected:
+    void check_input_shape(const Shape& input_shape) const override;
+};
+
+}  // namespace keras::layers

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <string>
+
+#include "keras/layer.hpp"
+
+namespace keras::layers {
+
+struct EmbeddingOptions {
+    std::string embeddings_initializer = "uniform";   // uniform(-0.05, 0.05)
+    std::string name;
+};
+
+// Turns token ids (int32 / int64, any shape) into dense vectors: (batch, T) -> (batch, T, output_dim).
+// An id outside [0, input_dim) is an error that names the id and where it was.
+class Embedding : public Layer {
+public:
+    Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions options = {});
+    Shape compute_output_shape(const Shape& input_shape) const override;
+    Tensor call(const Tensor& x, CallContext& ctx) override;
+    Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    nlohmann::json get_config() const override;
+
+    int64_t input_dim, output_dim;
+    EmbeddingOptions options;
+
+protected:
+    void build(const Shape& input_shape) override;
+    // Token ids of any length are fine once built.
+    void check_built_shape(const Shape&) const override {}
+};
+
+}  // namespace keras::layers

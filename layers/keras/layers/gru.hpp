@@ -1,0 +1,31 @@
+#pragma once
+
+#include "keras/layers/rnn.hpp"
+
+namespace keras::layers {
+
+struct GRUOptions {
+    std::string activation = "tanh";
+    std::string recurrent_activation = "sigmoid";
+    bool use_bias = true;
+    std::string kernel_initializer = "glorot_uniform";
+    std::string recurrent_initializer = "orthogonal";
+    std::string bias_initializer = "zeros";
+    float dropout = 0.0f;
+    bool return_sequences = false;
+    bool go_backwards = false;
+    bool reset_after = true;   // Keras 2+/cuDNN convention; false = the original GRU (Cho 2014)
+    std::string name = {};   // empty: an automatic unique name
+};
+
+// Gated Recurrent Unit; gates in Keras's order z (update), r (reset), h (candidate).
+class GRU : public RNNBase {
+public:
+    explicit GRU(int64_t units, GRUOptions options = {});
+    nlohmann::json get_config() const override;
+
+protected:
+    Shape bias_shape() const override;
+};
+
+}  // namespace keras::layers

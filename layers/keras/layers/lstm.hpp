@@ -1,0 +1,32 @@
+#pragma once
+
+#include "keras/layers/rnn.hpp"
+
+namespace keras::layers {
+
+struct LSTMOptions {
+    std::string activation = "tanh";
+    std::string recurrent_activation = "sigmoid";
+    bool use_bias = true;
+    std::string kernel_initializer = "glorot_uniform";
+    std::string recurrent_initializer = "orthogonal";
+    std::string bias_initializer = "zeros";
+    bool unit_forget_bias = true;   // forget-gate bias starts at 1
+    float dropout = 0.0f;
+    bool return_sequences = false;
+    bool go_backwards = false;
+    std::string name = {};   // empty: an automatic unique name
+};
+
+// Long Short-Term Memory (Hochreiter 1997); gates in Keras's order i, f, c, o.
+class LSTM : public RNNBase {
+public:
+    explicit LSTM(int64_t units, LSTMOptions options = {});
+    nlohmann::json get_config() const override;
+    bool unit_forget_bias;
+
+protected:
+    void init_bias(Tensor& bias) const override;
+};
+
+}  // namespace keras::layers

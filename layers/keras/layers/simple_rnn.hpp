@@ -1,0 +1,25 @@
+#pragma once
+
+#include "keras/layers/rnn.hpp"
+
+namespace keras::layers {
+
+struct SimpleRNNOptions {
+    std::string activation = "tanh";
+    bool use_bias = true;
+    std::string kernel_initializer = "glorot_uniform";
+    std::string recurrent_initializer = "orthogonal";
+    std::string bias_initializer = "zeros";
+    float dropout = 0.0f;
+    bool return_sequences = false;
+    bool go_backwards = false;
+    std::string name = {};   // empty: an automatic unique name
+};
+
+// Fully-connected RNN: h_t = activation(x_t W + h_{t-1} U + b).
+class SimpleRNN : public RNNBase {
+public:
+    explicit SimpleRNN(int64_t units, SimpleRNNOptions options = {});
+};
+
+}  // namespace keras::layers

@@ -1,0 +1,153 @@
+// RNNBase: what SimpleRNN, LSTM and GRU share. The layer owns the weights (Keras layout), the
+// input dropout and the Keras config; the loop over time is the backend's (rnn_forward /
+// rnn_backward), which picks a fused library primitive or its step loop.
+#include "keras/layers/rnn.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "keras/errors.hpp"
+#include "keras/initializers.hpp"
+#include "keras/random.hpp"
+
+namespace keras::layers {
+
+namespace {
+nlohmann::json initializer_config(const std::string& name) {
+    return {{"class_name", name}, {"config", nlohmann::json::object()}};
+}
+}  // namespace
+
+RNNBase::RNNBase(const std::string& class_name, const std::string& name, backend::RnnSpec spec,
+                 RecurrentCommon common)
+    : Layer(class_name, name), spec_(std::move(spec)), common_(std::move(common)) {
+    if (spec_.units <= 0)
+        value_error("Received an invalid value for argument `units`, expected a positive integer, got {}.",
+                    spec_.units);
+    if (spec_.activation == Activation::softmax || spec_.recurrent_activation == Activation::softmax)
+        value_error("Layer \"{}\": softmax is not supported as a recurrent activation", this->name());
+    initializers::check_name(common_.kernel_initializer);
+    initializers::check_name(common_.recurrent_initializer);
+    initializers::check_name(common_.bias_initializer);
+    common_.dropout = std::min(1.0f, std::max(0.0f, common_.dropout));   // Keras clips the rate
+    spec_.use_bias = common_.use_bias;
+    spec_.go_backwards = common_.go_backwards;
+    spec_.layer_name = this->name();
+}
+
+int RNNBase::gates() const {
+    switch (spec_.cell) {
+        case backend::RnnCell::simple_rnn: return 1;
+        case backend::RnnCell::lstm: return 4;
+        case backend::RnnCell::gru: return 3;
+    }
+    return 1;
+}
+
+Shape RNNBase::bias_shape() const { return {gates() * spec_.units}; }
+
+void RNNBase::check_input_shape(const Shape& input_shape) const {
+    check_ndim(input_shape, 3);
+    if (input_shape[2] < 0) input_error("the last axis of the input (features) must be defined", input_shape);
+}
+
+void RNNBase::build(const Shape& input_shape) {
+    const int64_t features = input_shape[2], width = gates() * spec_.units;
+    kernel_ = add_weight("kernel", {features, width}, common_.kernel_initializer);
+    recurrent_kernel_ = add_weight("recurrent_kernel", {spec_.units, width}, common_.recurrent_initializer);
+    if (common_.use_bias) {
+        bias_ = add_weight("bias", bias_shape(), common_.bias_initializer);
+        init_bias(bias_->value);
+    }
+}
+
+Shape RNNBase::compute_output_shape(const Shape& input_shape) const {
+    if (common_.return_sequences) return {input_shape.at(0), input_shape.at(1), spec_.units};
+    return {input_shape.at(0), spec_.units};
+}
+
+backend::RnnWeights RNNBase::weights_view() const {
+    if (!kernel_) runtime_error("Layer \"{}\" has not been built yet", name());
+    return {kernel_->value, recurrent_kernel_->value, bias_ ? bias_->value : Tensor()};
+}
+
+Tensor RNNBase::dropout_mask(const Tensor& x) const {
+    const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2);
+    const float rate = common_.dropout;
+    const float scale = rate < 1.0f ? 1.0f / (1.0f - rate) : 0.0f;
+    std::vector<float> step_mask(static_cast<size_t>(N * C));
+    for (float& m : step_mask) m = random::uniform01() < 1.0 - rate ? scale : 0.0f;
+    Tensor mask({N, T, C}, DType::float32);
+    float* out = mask.data<float>();
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t t = 0; t < T; ++t) std::copy_n(step_mask.data() + n * C, C, out + (n * T + t) * C);
+    return mask.to(x.device());
+}
+
+// Saved: ctx.saved = {dropout mask or undefined}; ctx.state = the backend's RnnForward.
+Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
+    if (x.ndim() != 3) check_ndim(x.shape(), 3);
+    if (!built()) build_for({-1, x.dim(1), x.dim(2)});
+    auto& be = backend::for_tensor(x);
+    Tensor input = x;
+    Tensor mask;
+    if (ctx.training && common_.dropout > 0.0f) {
+        mask = dropout_mask(x);
+        input = be.multiply(x, mask);
+    }
+    backend::RnnForward fwd = be.rnn_forward(spec_, input, weights_view(), Tensor(), Tensor(), ctx.training);
+    Tensor y = common_.return_sequences ? fwd.sequences : fwd.h;
+    ctx.saved = {mask};
+    ctx.state = std::move(fwd);
+    return y;
+}
+
+Tensor RNNBase::backward(const Tensor& dy, CallContext& ctx) {
+    auto* fwd = std::any_cast<backend::RnnForward>(&ctx.state);
+    if (!fwd) runtime_error("Layer \"{}\": backward() called without a forward pass", name());
+    const Shape expected = common_.return_sequences ? fwd->sequences.shape() : fwd->h.shape();
+    if (dy.shape() != expected)
+        value_error("Layer \"{}\": the output gradient has shape {}, expected {}", name(), shape_str(dy.shape()),
+                    shape_str(expected));
+    auto& be = backend::for_tensor(dy);
+    const backend::RnnWeights w = weights_view();
+    backend::RnnGradients g = common_.return_sequences ? be.rnn_backward(spec_, w, *fwd, dy, Tensor(), Tensor())
+                                                       : be.rnn_backward(spec_, w, *fwd, Tensor(), dy, Tensor());
+    accumulate_gradient(*kernel_, g.dweights.kernel);
+    accumulate_gradient(*recurrent_kernel_, g.dweights.recurrent_kernel);
+    if (bias_) accumulate_gradient(*bias_, g.dweights.bias);
+    const Tensor& mask = ctx.saved.at(0);
+    return mask.defined() ? be.multiply(g.dx, mask) : g.dx;
+}
+
+nlohmann::json RNNBase::get_config() const {
+    auto config = Layer::get_config();
+    config["units"] = spec_.units;
+    config["activation"] = to_string(spec_.activation);
+    if (spec_.cell != backend::RnnCell::simple_rnn)
+        config["recurrent_activation"] = to_string(spec_.recurrent_activation);
+    config["use_bias"] = common_.use_bias;
+    config["kernel_initializer"] = initializer_config(common_.kernel_initializer);
+    config["recurrent_initializer"] = initializer_config(common_.recurrent_initializer);
+    config["bias_initializer"] = initializer_config(common_.bias_initializer);
+    for (const char* key : {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+                            "activity_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint"})
+        config[key] = nullptr;
+    // The float's shortest text as a double, so 0.2f reads 0.2 as in Keras's config.
+    config["dropout"] = std::stod(fmt::format("{}", common_.dropout));
+    config["recurrent_dropout"] = 0.0;
+    config["return_sequences"] = common_.return_sequences;
+    config["return_state"] = false;
+    config["go_backwards"] = common_.go_backwards;
+    config["stateful"] = false;
+    config["unroll"] = false;
+    return config;
+}
+
+std::string RNNBase::implementation_note() const {
+    const Device device = kernel_ ? kernel_->value.device() : Device::CPU;
+    return backend::get(device).rnn_path(spec_).description;
+}
+
+}  // namespace keras::layers
