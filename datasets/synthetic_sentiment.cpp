@@ -31,8 +31,8 @@ Split make_split(Generator& g, int64_t n, const Options& o) {
         for (int64_t t = 1; t < length; ++t) {
             const double u = g.uniform();
             int64_t id;
-            if (u < 0.06) {   // a sentiment word, of the review's class 85% of the time
-                const bool pos_word = (g.uniform() < 0.85) == positive;
+            if (u < 0.10) {   // a sentiment word, of the review's class 90% of the time
+                const bool pos_word = (g.uniform() < 0.90) == positive;
                 id = 3 + g.below(o.sentiment_words) + (pos_word ? 0 : o.sentiment_words);
             } else {
                 id = first_neutral + static_cast<int64_t>(std::pow(g.uniform(), 2.0) * static_cast<double>(neutral_count));

@@ -108,13 +108,12 @@ Shape Flatten::compute_output_shape(const Shape& input_shape) const {
 
 Tensor Flatten::call(const Tensor& x, CallContext& ctx) {
     ctx.saved = {};
+    ctx.state = x.shape();   // this call's shape: a shared Flatten may see several
     return x.reshape({x.dim(0), x.dim(0) ? x.numel() / x.dim(0) : 0});
 }
 
-Tensor Flatten::backward(const Tensor& dy, CallContext&) {
-    Shape in = input_shape();
-    in[0] = dy.dim(0);
-    return dy.reshape(in);
+Tensor Flatten::backward(const Tensor& dy, CallContext& ctx) {
+    return dy.reshape(std::any_cast<const Shape&>(ctx.state));
 }
 
 // ---- GlobalAveragePooling1D

@@ -34,12 +34,26 @@ Tensor Embedding::backward(const Tensor& dy, CallContext& ctx) {
     return {};   // token ids have no gradient
 }
 
+void Embedding::check_data(const Tensor& x) const {
+    if (x.device() != Device::CPU) return;   // the backend checks device data batch by batch
+    for (int64_t i = 0; i < x.numel(); ++i) {
+        const double v = x.item(i);
+        if (v < 0 || v >= static_cast<double>(input_dim))
+            value_error("Embedding layer \"{}\": input id {} at position {} is outside [0, {}) (input_dim={})", name(),
+                        static_cast<int64_t>(v), index_str(x.shape(), i), input_dim, input_dim);
+    }
+}
+
 nlohmann::json Embedding::get_config() const {
     auto config = Layer::get_config();
     config["input_dim"] = input_dim;
     config["output_dim"] = output_dim;
-    config["embeddings_initializer"] = {{"class_name", "RandomUniform"},
-                                        {"config", {{"minval", -0.05}, {"maxval", 0.05}, {"seed", nullptr}}}};
+    if (options.embeddings_initializer == "uniform" || options.embeddings_initializer == "random_uniform")
+        config["embeddings_initializer"] = {{"class_name", "RandomUniform"},
+                                            {"config", {{"minval", -0.05}, {"maxval", 0.05}, {"seed", nullptr}}}};
+    else   // any other initializer is described by its name, as Dense does
+        config["embeddings_initializer"] = {{"class_name", options.embeddings_initializer},
+                                            {"config", nlohmann::json::object()}};
     config["mask_zero"] = false;
     return config;
 }

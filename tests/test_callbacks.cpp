@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -23,17 +24,21 @@ using namespace keras::callbacks;
 
 namespace {
 
-// Redirects a standard stream into a string for the lifetime of the object.
-class Capture {
-public:
-    explicit Capture(std::ostream& stream) : stream_(stream), old_(stream.rdbuf(buffer_.rdbuf())) {}
-    ~Capture() { stream_.rdbuf(old_); }
-    std::string text() const { return buffer_.str(); }
-private:
-    std::ostream& stream_;
-    std::ostringstream buffer_;
-    std::streambuf* old_;
-};
+// Runs f with `stream` redirected into a string and returns what f printed. Checks belong outside
+// f: doctest reports on std::cout.
+template <typename F>
+std::string captured(std::ostream& stream, F&& f) {
+    std::ostringstream buffer;
+    std::streambuf* old = stream.rdbuf(buffer.rdbuf());
+    try {
+        f();
+    } catch (...) {
+        stream.rdbuf(old);
+        throw;
+    }
+    stream.rdbuf(old);
+    return buffer.str();
+}
 
 Logs make_logs(std::initializer_list<std::pair<const char*, double>> items) {
     Logs logs;
@@ -278,7 +283,7 @@ TEST_CASE("History records epochs and values in first-seen order") {
 TEST_CASE("Callback::model() without a model throws") {
     TerminateOnNaN cb;
     Logs logs = make_logs({{"loss", kNaN}});
-    CHECK_THROWS_WITH_AS(cb.on_train_batch_end(0, logs),
+    CHECK_THROWS_WITH_AS(captured(std::cout, [&] { cb.on_train_batch_end(0, logs); }),
                          "This callback is not attached to a model: call set_model() first.", RuntimeError);
 }
 
@@ -288,23 +293,24 @@ TEST_CASE("TerminateOnNaN stops on a NaN or infinite batch loss") {
     auto model = tiny_model();
     TerminateOnNaN cb;
     cb.set_model(model.get());
-    Capture out(std::cout);
-
     Logs finite = make_logs({{"loss", 0.3}});
-    cb.on_train_batch_end(11, finite);
     Logs no_loss = make_logs({{"accuracy", kNaN}});
-    cb.on_train_batch_end(11, no_loss);
+    const std::string quiet = captured(std::cout, [&] {
+        cb.on_train_batch_end(11, finite);
+        cb.on_train_batch_end(11, no_loss);
+    });
     CHECK_FALSE(model->stop_training);
-    CHECK(out.text().empty());
+    CHECK(quiet.empty());
 
     Logs bad = make_logs({{"loss", kNaN}});
-    cb.on_train_batch_end(12, bad);
+    CHECK(captured(std::cout, [&] { cb.on_train_batch_end(12, bad); }) ==
+          "Batch 12: Invalid loss, terminating training\n");
     CHECK(model->stop_training);
-    CHECK(out.text() == "Batch 12: Invalid loss, terminating training\n");
 
     model->stop_training = false;
     Logs inf = make_logs({{"loss", -std::numeric_limits<double>::infinity()}});
-    cb.on_train_batch_end(3, inf);
+    CHECK(captured(std::cout, [&] { cb.on_train_batch_end(3, inf); }) ==
+          "Batch 3: Invalid loss, terminating training\n");
     CHECK(model->stop_training);
 }
 
@@ -376,10 +382,10 @@ TEST_CASE("EarlyStopping: mode and Keras's auto rule (names ending in acc, accur
     min_acc.set_model(model.get());
     CHECK(run_epochs(min_acc, *model, "val_accuracy", rising) == 1);
 
-    Capture err(std::cerr);
-    EarlyStopping unknown({.monitor = "val_loss", .patience = 1, .mode = "lowest"});
-    CHECK(err.text() == "WARNING: EarlyStopping mode lowest is unknown, fallback to auto mode.\n");
-    CHECK(unknown.options.mode == "auto");
+    std::optional<EarlyStopping> unknown;
+    CHECK(captured(std::cerr, [&] { unknown.emplace(EarlyStoppingOptions{.monitor = "val_loss", .mode = "lowest"}); }) ==
+          "WARNING: EarlyStopping mode lowest is unknown, fallback to auto mode.\n");
+    CHECK(unknown->options.mode == "auto");
 }
 
 TEST_CASE("EarlyStopping: baseline") {
@@ -413,24 +419,30 @@ TEST_CASE("EarlyStopping: restore_best_weights restores the best epoch when it s
     SUBCASE("stop: weights of the best epoch, with the messages") {
         EarlyStopping es({.patience = 2, .verbose = 1, .restore_best_weights = true});
         es.set_model(model.get());
-        Capture out(std::cout);
         // best at epoch 1 (weights 10), stop at epoch 3 (weights 30)
-        CHECK(run_epochs(es, *model, "val_loss", {1.0, 0.5, 0.7, 0.8, 0.1}) == 3);
+        int stopped = -1;
+        const std::string printed = captured(std::cout, [&] {
+            stopped = run_epochs(es, *model, "val_loss", {1.0, 0.5, 0.7, 0.8, 0.1});
+            Logs none;
+            es.on_train_end(none);
+        });
+        CHECK(stopped == 3);
         for (const auto& w : model->get_weights())
             for (float v : w.to_vector<float>()) CHECK(v == 10.0f);
-        Logs none;
-        es.on_train_end(none);
-        CHECK(out.text() == "Restoring model weights from the end of the best epoch: 2.\nEpoch 4: early stopping\n");
+        CHECK(printed == "Restoring model weights from the end of the best epoch: 2.\nEpoch 4: early stopping\n");
     }
     SUBCASE("no stop: the last weights stay (Keras 2.15 restores only when stopping)") {
         EarlyStopping es({.patience = 5, .verbose = 1, .restore_best_weights = true});
         es.set_model(model.get());
-        Capture out(std::cout);
-        CHECK(run_epochs(es, *model, "val_loss", {1.0, 0.5, 0.7}) == -1);
-        Logs none;
-        es.on_train_end(none);
+        int stopped = 0;
+        const std::string printed = captured(std::cout, [&] {
+            stopped = run_epochs(es, *model, "val_loss", {1.0, 0.5, 0.7});
+            Logs none;
+            es.on_train_end(none);
+        });
+        CHECK(stopped == -1);
         CHECK(first_weight(*model) == 20.0f);
-        CHECK(out.text().empty());
+        CHECK(printed.empty());
     }
     SUBCASE("nothing ever improves: the first counted epoch's weights") {
         EarlyStopping es({.patience = 2, .restore_best_weights = true, .start_from_epoch = 1});
@@ -454,12 +466,13 @@ TEST_CASE("EarlyStopping: a missing monitor warns with the available keys and do
     es.set_model(model.get());
     Logs none;
     es.on_train_begin(none);
-    Capture err(std::cerr);
     Logs logs = make_logs({{"loss", 1.0}, {"accuracy", 0.5}});
-    es.on_epoch_end(0, logs);
-    es.on_epoch_end(1, logs);
+    const std::string warned = captured(std::cerr, [&] {
+        es.on_epoch_end(0, logs);
+        es.on_epoch_end(1, logs);
+    });
     CHECK_FALSE(model->stop_training);
-    CHECK(err.text() == "WARNING: Early stopping conditioned on metric `val_los` which is not available. "
+    CHECK(warned == "WARNING: Early stopping conditioned on metric `val_los` which is not available. "
                         "Available metrics are: loss,accuracy\n"
                         "WARNING: Early stopping conditioned on metric `val_los` which is not available. "
                         "Available metrics are: loss,accuracy\n");
@@ -607,20 +620,22 @@ TEST_CASE("ReduceLROnPlateau: cooldown, min_lr, min_delta, verbose message") {
         ReduceLROnPlateau cb({.factor = 0.1, .patience = 1, .verbose = 1, .min_lr = 0.005});
         cb.set_model(model.get());
         cb.on_train_begin(none);
-        Capture out(std::cout);
-        for (int e = 0; e < 4; ++e) reduce_epoch(cb, e, "val_loss", 1.0);
+        const std::string printed = captured(std::cout, [&] {
+            for (int e = 0; e < 4; ++e) reduce_epoch(cb, e, "val_loss", 1.0);
+        });
         CHECK(model->optimizer().learning_rate == 0.005f);
-        CHECK(out.text() == "\nEpoch 2: ReduceLROnPlateau reducing learning rate to 0.005.\n");
+        CHECK(printed == "\nEpoch 2: ReduceLROnPlateau reducing learning rate to 0.005.\n");
     }
     SUBCASE("the message shows float32(lr) * factor in double, as Keras 2.15 prints it") {
         auto model = tiny_model(0.001f);
         ReduceLROnPlateau cb({.factor = 0.1, .patience = 1, .verbose = 1});
         cb.set_model(model.get());
         cb.on_train_begin(none);
-        Capture out(std::cout);
-        reduce_epoch(cb, 0, "val_loss", 1.0);
-        reduce_epoch(cb, 1, "val_loss", 1.0);
-        CHECK(out.text() == "\nEpoch 2: ReduceLROnPlateau reducing learning rate to 0.00010000000474974513.\n");
+        const std::string printed = captured(std::cout, [&] {
+            reduce_epoch(cb, 0, "val_loss", 1.0);
+            reduce_epoch(cb, 1, "val_loss", 1.0);
+        });
+        CHECK(printed == "\nEpoch 2: ReduceLROnPlateau reducing learning rate to 0.00010000000474974513.\n");
         CHECK(model->optimizer().learning_rate == static_cast<float>(static_cast<double>(0.001f) * 0.1));
     }
     SUBCASE("min_delta: a smaller gain is no improvement") {
@@ -636,12 +651,12 @@ TEST_CASE("ReduceLROnPlateau: cooldown, min_lr, min_delta, verbose message") {
     }
     SUBCASE("auto mode maximises names containing 'acc' only") {
         auto model = tiny_model(1.0f);
-        ReduceLROnPlateau acc({.patience = 1});
+        ReduceLROnPlateau acc({.monitor = "val_accuracy", .patience = 1});
         acc.set_model(model.get());
         acc.on_train_begin(none);
         for (int e = 0; e < 4; ++e) reduce_epoch(acc, e, "val_accuracy", 0.1 * (e + 1));
         CHECK(model->optimizer().learning_rate == 1.0f);
-        ReduceLROnPlateau auc({.patience = 1});   // Keras's rule: 'auc' is minimised here
+        ReduceLROnPlateau auc({.monitor = "val_auc", .patience = 1});   // Keras's rule: 'auc' is minimised here
         auc.set_model(model.get());
         auc.on_train_begin(none);
         reduce_epoch(auc, 0, "val_auc", 0.1);
@@ -653,11 +668,10 @@ TEST_CASE("ReduceLROnPlateau: cooldown, min_lr, min_delta, verbose message") {
         ReduceLROnPlateau cb({.monitor = "val_accuracy", .patience = 0});
         cb.set_model(model.get());
         cb.on_train_begin(none);
-        Capture err(std::cerr);
         Logs logs = make_logs({{"loss", 1.0}});
-        cb.on_epoch_end(0, logs);
+        const std::string warned = captured(std::cerr, [&] { cb.on_epoch_end(0, logs); });
         CHECK(logs.at("lr") == 0.5);
-        CHECK(err.text() == "WARNING: Learning rate reduction is conditioned on metric `val_accuracy` which is not "
+        CHECK(warned == "WARNING: Learning rate reduction is conditioned on metric `val_accuracy` which is not "
                             "available. Available metrics are: loss,lr\n");
     }
 }
@@ -674,19 +688,22 @@ TEST_CASE("LearningRateScheduler sets the rate at epoch begin and logs it at epo
         },
         /*verbose=*/1);
     cb.set_model(model.get());
-    Capture out(std::cout);
     Logs begin, end;
-    cb.on_epoch_begin(0, begin);
-    CHECK(model->optimizer().learning_rate == 0.001f);
-    cb.on_epoch_end(0, end);
+    float lr_after_first = 0;
+    const std::string printed = captured(std::cout, [&] {
+        cb.on_epoch_begin(0, begin);
+        lr_after_first = model->optimizer().learning_rate;
+        cb.on_epoch_end(0, end);
+        cb.on_epoch_begin(1, begin);
+    });
+    CHECK(lr_after_first == 0.001f);
     CHECK(end.at("lr") == static_cast<double>(0.001f));
-    cb.on_epoch_begin(1, begin);
     CHECK(model->optimizer().learning_rate == static_cast<float>(static_cast<double>(0.001f) * 0.5));
     // the schedule sees the float rate as a double, as Keras's float(get_value(lr))
     REQUIRE(calls.size() == 2);
     CHECK(calls[0] == std::pair<int, double>{0, static_cast<double>(0.01f)});
     CHECK(calls[1] == std::pair<int, double>{1, static_cast<double>(0.001f)});
-    CHECK(out.text() == "\nEpoch 1: LearningRateScheduler setting learning rate to 0.001.\n"
+    CHECK(printed == "\nEpoch 1: LearningRateScheduler setting learning rate to 0.001.\n"
                         "\nEpoch 2: LearningRateScheduler setting learning rate to 0.0005000000237487257.\n");
 }
 
@@ -698,10 +715,12 @@ TEST_CASE("callbacks inside fit(): TerminateOnNaN stops at the first batch, CSVL
     xs[0] = std::numeric_limits<float>::quiet_NaN();
     const Tensor x(xs, {8, 3}), y(ys, {8, 2});
     const std::string path = temp_path("fit.csv");
-    Capture out(std::cout);
-    auto history = model->fit(x, y, {.batch_size = 4, .epochs = 3, .shuffle = false, .verbose = 0,
-                                     .callbacks = {std::make_shared<TerminateOnNaN>(), std::make_shared<CSVLogger>(path)}});
-    CHECK(out.text() == "Batch 0: Invalid loss, terminating training\n");
+    History history;
+    const std::string printed = captured(std::cout, [&] {
+        history = model->fit(x, y, {.batch_size = 4, .epochs = 3, .shuffle = false, .verbose = 0,
+                                    .callbacks = {std::make_shared<TerminateOnNaN>(), std::make_shared<CSVLogger>(path)}});
+    });
+    CHECK(printed == "Batch 0: Invalid loss, terminating training\n");
     CHECK(history.epoch == std::vector<int>{0});
     CHECK(std::isnan(history["loss"].at(0)));
     CHECK(read_file(path) == "epoch,loss,val_loss\r\n0,nan,NA\r\n");
@@ -711,9 +730,7 @@ TEST_CASE("callbacks inside fit(): TerminateOnNaN stops at the first batch, CSVL
 TEST_CASE("fit() verbose 2 prints Keras 2.15's epoch lines") {
     auto model = tiny_model(0.01f);
     const Tensor x(std::vector<float>(10 * 3, 0.5f), {10, 3}), y(std::vector<float>(10 * 2, 0.0f), {10, 2});
-    Capture out(std::cout);
-    model->fit(x, y, {.batch_size = 4, .epochs = 2, .verbose = 2});
-    const std::string text = out.text();
+    const std::string text = captured(std::cout, [&] { model->fit(x, y, {.batch_size = 4, .epochs = 2, .verbose = 2}); });
     // "Epoch 1/2\n3/3 - 0s - loss: ... - 0s/epoch - ...ms/step\n" twice (timings vary)
     std::istringstream lines(text);
     std::string line;

@@ -472,9 +472,9 @@ TEST_CASE("binary accuracy: Keras's example, strict threshold, accumulation over
     // Keras docstring: [[1], [1], [0], [0]] vs [[0.98], [1], [0], [0.6]] -> 0.75.
     m.update_state(floats({1, 1, 0, 0}, {4, 1}), floats({0.98, 1, 0, 0.6}, {4, 1}));
     CHECK(m.result() == doctest::Approx(0.75));
-    // A prediction equal to the threshold counts as 0 (pred > threshold); 2 more samples, 1 correct.
-    m.update_state(floats({0, 1}, {2, 1}), floats({0.5, 0.5}, {2, 1}));
-    CHECK(m.result() == doctest::Approx(4.0 / 6.0));
+    // A prediction equal to the threshold counts as 0 (pred > threshold): 2 more samples, both correct.
+    m.update_state(floats({0, 0}, {2, 1}), floats({0.5, 0.4}, {2, 1}));
+    CHECK(m.result() == doctest::Approx(5.0 / 6.0));
     m.reset_state();
     CHECK(m.result() == 0.0);
 

@@ -244,14 +244,15 @@ TEST_CASE("Adam: defaults, custom betas with a large epsilon, amsgrad") {
     }
     SUBCASE("amsgrad with shrinking gradients (v falls below its running maximum)") {
         auto shrinking = [](int step) { return step == 1 ? 3.0 : 0.2; };
-        Adam opt({.learning_rate = 0.01f, .amsgrad = true});
-        const Comparison c = compare(opt, ref_adam(double{0.01f}, double{0.9f}, double{0.999f}, double{1e-7f}, true),
+        // beta_2 = 0.9 lets v decay quickly after the first large gradient.
+        Adam opt({.learning_rate = 0.01f, .beta_2 = 0.9f, .amsgrad = true});
+        const Comparison c = compare(opt, ref_adam(double{0.01f}, double{0.9f}, double{0.9f}, double{1e-7f}, true),
                                      5, shrinking);
         const std::vector<Tensor> slots = opt.slots(*c.vars[0]);
         REQUIRE(slots.size() == 3);
         check_close(values_of(slots[2]), c.ref[0].vhat, 1e-9, 1e-5);
         // The test exercises amsgrad: the running maximum differs from v.
-        CHECK(ref::max_abs_diff(c.ref[0].vhat, c.ref[0].v) > 1e-3);
+        CHECK(ref::max_abs_diff(c.ref[0].vhat, c.ref[0].v) > 0.1);
     }
 }
 

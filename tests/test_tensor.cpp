@@ -382,7 +382,7 @@ TEST_CASE("uniform initializers use Keras's limits, including receptive fields f
         const auto w = as_doubles(keras::initializers::make(c.name, c.shape));
         CHECK(max_abs(w) <= c.limit);
         CHECK(max_abs(w) > 0.99 * c.limit);
-        CHECK(variance(w) == doctest::Approx(c.limit * c.limit / 3.0).epsilon(0.04));
+        CHECK(variance(w) == doctest::Approx(c.limit * c.limit / 3.0).epsilon(0.05));   // ~4 standard errors
     }
 }
 

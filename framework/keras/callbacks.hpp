@@ -107,10 +107,13 @@ struct EarlyStoppingOptions {
     int patience = 0;
     int verbose = 0;
     std::string mode = "auto";              // "auto", "min", "max"
-    std::optional<double> baseline;
+    std::optional<double> baseline = std::nullopt;
     bool restore_best_weights = false;
     int start_from_epoch = 0;
 };
+// Keras 2.15's EarlyStopping: stops when `monitor` has not improved by more than |min_delta| for
+// `patience` epochs; with restore_best_weights it restores the best epoch's weights when it stops
+// (not when training ends without stopping). A missing monitor only warns on std::cerr.
 class EarlyStopping : public Callback {
 public:
     explicit EarlyStopping(EarlyStoppingOptions options = {});
@@ -157,9 +160,9 @@ private:
 
 // A callback made of functions (any left empty does nothing).
 struct LambdaCallbackOptions {
-    std::function<void(int, Logs&)> on_epoch_begin, on_epoch_end;
-    std::function<void(int64_t, Logs&)> on_batch_begin, on_batch_end;
-    std::function<void(Logs&)> on_train_begin, on_train_end;
+    std::function<void(int, Logs&)> on_epoch_begin = {}, on_epoch_end = {};
+    std::function<void(int64_t, Logs&)> on_batch_begin = {}, on_batch_end = {};
+    std::function<void(Logs&)> on_train_begin = {}, on_train_end = {};
 };
 class LambdaCallback : public Callback {
 public:
@@ -184,6 +187,8 @@ struct ReduceLROnPlateauOptions {
     int cooldown = 0;
     double min_lr = 0.0;
 };
+// Multiplies the learning rate by `factor` (< 1) after `patience` epochs without improvement;
+// puts the rate of the epoch into the logs as "lr", as Keras 2.15 does.
 class ReduceLROnPlateau : public Callback {
 public:
     explicit ReduceLROnPlateau(ReduceLROnPlateauOptions options = {});
@@ -196,7 +201,8 @@ private:
     bool minimize_ = true;
 };
 
-// Sets the learning rate at the start of each epoch from schedule(epoch, current_lr).
+// Sets the learning rate at the start of each epoch from schedule(epoch, current_lr); puts it into
+// the epoch-end logs as "lr".
 class LearningRateScheduler : public Callback {
 public:
     explicit LearningRateScheduler(std::function<double(int, double)> schedule, int verbose = 0)

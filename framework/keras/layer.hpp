@@ -44,6 +44,10 @@ public:
     // each Variable::grad. Integer inputs (token ids) return an undefined tensor.
     virtual Tensor backward(const Tensor& dy, CallContext& ctx) = 0;
 
+    // Checks a whole input array before fit / evaluate / predict splits it into batches, so errors
+    // name positions in the user's data (e.g. Embedding's id range). Default: nothing to check.
+    virtual void check_data(const Tensor& x) const { (void)x; }
+
     // Keras's get_config(): name, trainable, dtype and the layer's own arguments.
     virtual nlohmann::json get_config() const;
 
@@ -60,7 +64,7 @@ protected:
     Layer(std::string class_name, const std::string& name);
     // Validates the input shape; throw ValueError via input_error() when it is unacceptable.
     virtual void check_input_shape(const Shape& input_shape) const { (void)input_shape; }
-    // Once built, a new input must keep the rank and the last axis (what Keras's InputSpec pins).
+    // Once built, a layer with weights must keep its input's last axis (what Keras's InputSpec pins).
     virtual void check_built_shape(const Shape& input_shape) const;
     virtual void build(const Shape& input_shape) { (void)input_shape; }
     VariablePtr add_weight(const std::string& name, const Shape& shape, const std::string& initializer,

@@ -25,23 +25,23 @@ struct FitOptions {
     int64_t batch_size = 32;
     int epochs = 1;
     double validation_split = 0.0;            // the LAST fraction of x / y, taken before shuffling
-    std::optional<std::pair<Tensor, Tensor>> validation_data;
+    std::optional<std::pair<Tensor, Tensor>> validation_data{};
     bool shuffle = true;
     int verbose = 1;                          // 0 silent, 1 progress bar, 2 one line per epoch
-    std::vector<callbacks::CallbackPtr> callbacks;
+    std::vector<callbacks::CallbackPtr> callbacks{};
     int initial_epoch = 0;
 };
 
 struct EvaluateOptions {
     int64_t batch_size = 32;
     int verbose = 1;
-    std::vector<callbacks::CallbackPtr> callbacks;
+    std::vector<callbacks::CallbackPtr> callbacks{};
 };
 
 struct PredictOptions {
     int64_t batch_size = 32;
     int verbose = 1;
-    std::vector<callbacks::CallbackPtr> callbacks;
+    std::vector<callbacks::CallbackPtr> callbacks{};
 };
 
 // evaluate()'s result: the loss and each compiled metric by name. `auto [loss, acc] = evaluate(...)`

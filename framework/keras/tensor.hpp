@@ -20,6 +20,8 @@ std::string to_string(Device device);
 // Keras-style shape text: "(None, 130, 100)" where -1 stands for None.
 std::string shape_str(const Shape& shape);
 int64_t num_elements(const Shape& shape);
+// The multi-index of flat element i in a row-major tensor of this shape, as "[3, 17]".
+std::string index_str(const Shape& shape, int64_t i);
 size_t dtype_size(DType dtype);
 
 template <typename T> constexpr DType dtype_of();

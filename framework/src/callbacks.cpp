@@ -41,14 +41,13 @@ std::string python_repr(T value) {
     digits.erase(std::remove(digits.begin(), digits.end(), '.'), digits.end());
 
     if (exponent < -4 || exponent >= 16) {
-        std::string mantissa = digits.substr(0, 1);
-        if (digits.size() > 1) mantissa += "." + digits.substr(1);
-        return sign + mantissa + fmt::format("e{}{:02d}", exponent < 0 ? '-' : '+', std::abs(exponent));
+        const std::string fraction = digits.size() > 1 ? fmt::format(".{}", digits.substr(1)) : "";
+        return fmt::format("{}{}{}e{}{:02d}", sign, digits[0], fraction, exponent < 0 ? '-' : '+', std::abs(exponent));
     }
-    if (exponent < 0) return sign + "0." + std::string(static_cast<size_t>(-exponent - 1), '0') + digits;
+    if (exponent < 0) return fmt::format("{}0.{}{}", sign, std::string(static_cast<size_t>(-exponent - 1), '0'), digits);
     const auto int_digits = static_cast<size_t>(exponent + 1);
-    if (digits.size() <= int_digits) return sign + digits + std::string(int_digits - digits.size(), '0') + ".0";
-    return sign + digits.substr(0, int_digits) + "." + digits.substr(int_digits);
+    if (digits.size() <= int_digits) return fmt::format("{}{}{}.0", sign, digits, std::string(int_digits - digits.size(), '0'));
+    return fmt::format("{}{}.{}", sign, digits.substr(0, int_digits), digits.substr(int_digits));
 }
 
 std::string joined_keys(const Logs& logs, const char* separator) {
@@ -282,10 +281,11 @@ void ReduceLROnPlateau::on_epoch_end(int epoch, Logs& logs) {
     if (old_lr > static_cast<float>(options.min_lr)) {
         const double new_lr = std::max(static_cast<double>(old_lr) * options.factor, options.min_lr);
         optimizer.learning_rate = static_cast<float>(new_lr);
-        // The rate as the float variable now holds it ("0.0001"), in Python's repr.
+        // Keras prints the double product before it is stored back as float32:
+        // 0.001 * 0.1 reads "0.00010000000474974513".
         if (options.verbose > 0)
             print_message(fmt::format("\nEpoch {}: ReduceLROnPlateau reducing learning rate to {}.", epoch + 1,
-                                      python_repr(optimizer.learning_rate)));
+                                      python_repr(new_lr)));
         cooldown_counter_ = options.cooldown;
         wait_ = 0;
     }

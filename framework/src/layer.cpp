@@ -3,6 +3,7 @@
 #include <cctype>
 #include <map>
 #include <mutex>
+#include <regex>
 
 #include "keras/backend.hpp"
 #include "keras/errors.hpp"
@@ -20,20 +21,13 @@ std::map<std::string, int>& name_counters() {
 
 namespace utils {
 std::string to_snake_case(const std::string& class_name) {
-    // Keras: insert "_" before an upper-case letter that follows a lower-case letter or digit,
-    // or that starts a new word after an acronym ("SimpleRNN" -> "simple_rnn", "GRU" -> "gru").
-    std::string out;
-    for (size_t i = 0; i < class_name.size(); ++i) {
-        const char c = class_name[i];
-        if (std::isupper(static_cast<unsigned char>(c)) && i > 0) {
-            const char prev = class_name[i - 1];
-            const bool next_lower = i + 1 < class_name.size() && std::islower(static_cast<unsigned char>(class_name[i + 1]));
-            if (std::islower(static_cast<unsigned char>(prev)) || std::isdigit(static_cast<unsigned char>(prev)) ||
-                (std::isupper(static_cast<unsigned char>(prev)) && next_lower))
-                out += '_';
-        }
-        out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
+    // Keras's two passes: "_" before a capitalised word that follows any character, then between a
+    // lower-case and an upper-case letter ("SimpleRNN" -> "simple_rnn", "GRU" -> "gru",
+    // "GlobalAveragePooling1D" -> "global_average_pooling1d").
+    static const std::regex capitalised_word("(.)([A-Z][a-z]+)"), lower_upper("([a-z])([A-Z])");
+    std::string out = std::regex_replace(class_name, capitalised_word, "$1_$2");
+    out = std::regex_replace(out, lower_upper, "$1_$2");
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return out;
 }
 
@@ -61,7 +55,9 @@ Shape Layer::build_for(const Shape& input_shape) {
 }
 
 void Layer::check_built_shape(const Shape& input_shape) const {
-    check_ndim(input_shape, static_cast<int>(input_shape_.size()));
+    // Like Keras's InputSpec: a layer with weights pins the last axis it was built for; the rank
+    // and the other axes may change (Dense built on (None, 7) accepts (None, 3, 7)).
+    if (weights_.empty() || input_shape.empty()) return;
     const int64_t want = input_shape_.back(), got = input_shape.back();
     if (want >= 0 && got >= 0 && want != got)
         input_error(fmt::format("expected axis -1 of input shape to have value {}, but received input with shape {}",

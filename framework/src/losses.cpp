@@ -145,9 +145,9 @@ Shape check_same_shape(const Shape& y_true_shape, const Shape& y_pred_shape) {
     // in 1, that axis is dropped (or, against a rank-1 shape, added to the shorter one).
     Shape t = y_true_shape, p = y_pred_shape;
     if (t.size() == p.size() + 1 && t.back() == 1) {
-        if (p.size() == 1) p.push_back(1); else t.pop_back();
+        if (p.size() == 1) p = Shape{p[0], 1}; else t.pop_back();
     } else if (p.size() == t.size() + 1 && p.back() == 1) {
-        if (t.size() == 1) t.push_back(1); else p.pop_back();
+        if (t.size() == 1) t = Shape{t[0], 1}; else p.pop_back();
     }
     if (t != p)
         value_error("Arguments `target` and `output` must have the same shape. Received: target.shape={}, "

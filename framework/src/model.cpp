@@ -9,6 +9,7 @@
 
 #include "keras/backend.hpp"
 #include "keras/errors.hpp"
+#include "keras/layers/core.hpp"
 #include "keras/random.hpp"
 
 namespace keras {
@@ -73,6 +74,11 @@ void Model::ensure_built(const Tensor& x) {
     shape[0] = -1;
     // Every layer checks the new shape against the one it was built for.
     for (const auto& layer : layers_) shape = layer->build_for(shape);
+    // The layer that first sees the data checks its values (InputLayer passes x through).
+    for (const auto& layer : layers_) {
+        layer->check_data(x);
+        if (!std::dynamic_pointer_cast<layers::InputLayer>(layer)) break;
+    }
 }
 
 void Model::resolve_metrics() {

@@ -35,6 +35,17 @@ int64_t num_elements(const Shape& shape) {
     return n;
 }
 
+std::string index_str(const Shape& shape, int64_t i) {
+    std::vector<int64_t> idx(shape.size());
+    for (size_t d = shape.size(); d-- > 0;) {
+        idx[d] = shape[d] ? i % shape[d] : 0;
+        i = shape[d] ? i / shape[d] : 0;
+    }
+    std::string s = "[";
+    for (size_t d = 0; d < idx.size(); ++d) s += (d ? ", " : "") + std::to_string(idx[d]);
+    return s + "]";
+}
+
 size_t dtype_size(DType dtype) { return dtype == DType::int64 ? 8 : 4; }
 
 Tensor::Storage::~Storage() { std::free(ptr); }
@@ -127,7 +138,9 @@ Tensor Tensor::reshape(Shape shape) const {
         else known *= shape[i];
     }
     if (infer >= 0 && known > 0 && numel() % known == 0) shape[infer] = numel() / known;
-    if (num_elements(shape) != numel())
+    // Every size must be known and non-negative: (-2, -3) has 6 "elements" but is no shape.
+    const bool all_known = std::all_of(shape.begin(), shape.end(), [](int64_t d) { return d >= 0; });
+    if (!all_known || num_elements(shape) != numel())
         value_error("Cannot reshape a tensor of shape {} into shape {}", shape_str(shape_), shape_str(shape));
     Tensor t = *this;
     t.shape_ = std::move(shape);
@@ -146,6 +159,7 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
 }
 
 Tensor Tensor::gather_rows(const std::vector<int64_t>& rows) const {
+    if (ndim() < 1) value_error("Rows cannot be taken from a 0-d tensor (shape {})", shape_str(shape_));
     Shape s = shape_;
     s[0] = static_cast<int64_t>(rows.size());
     Tensor t(s, dtype_, device_);

@@ -1,24 +1,12 @@
 // Embedding lookups: a gather with a bounds check, and the scatter-add for its gradient.
 #include <cstring>
 
-#include <fmt/ranges.h>
-
 #include "keras/errors.hpp"
 #include "onednn_backend.hpp"
 
 namespace keras::backend {
 
 namespace {
-// Position of flat index i in a tensor of the given shape, as "[3, 17]".
-std::string position(const Shape& shape, int64_t i) {
-    std::vector<int64_t> idx(shape.size());
-    for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {
-        idx[d] = shape[d] ? i % shape[d] : 0;
-        i = shape[d] ? i / shape[d] : 0;
-    }
-    return fmt::format("[{}]", fmt::join(idx, ", "));
-}
-
 template <typename Id>
 Tensor gather(const Tensor& ids, const Tensor& table, const std::string& layer_name) {
     const int64_t vocab = table.dim(0), width = table.dim(1);
@@ -32,7 +20,7 @@ Tensor gather(const Tensor& ids, const Tensor& table, const std::string& layer_n
         const int64_t v = id[i];
         if (v < 0 || v >= vocab)
             value_error("Embedding layer \"{}\": input id {} at position {} is outside [0, {}) (input_dim={})",
-                        layer_name, v, position(ids.shape(), i), vocab, vocab);
+                        layer_name, v, index_str(ids.shape(), i), vocab, vocab);
         std::memcpy(dst + i * width, src + v * width, width * sizeof(float));
     }
     return out;

@@ -10,7 +10,7 @@ namespace keras::layers {
 
 struct InputOptions {
     DType dtype = DType::float32;
-    std::string name;
+    std::string name{};
 };
 // Declares the shape of one sample (no batch axis) at the start of a Sequential model.
 class InputLayer : public Layer {
@@ -29,7 +29,7 @@ protected:
 inline InputLayer Input(Shape shape, InputOptions options = {}) { return InputLayer(std::move(shape), options); }
 
 struct DropoutOptions {
-    std::string name;
+    std::string name{};
 };
 // Zeroes a fraction `rate` of inputs while training and scales the rest by 1/(1-rate).
 class Dropout : public Layer {
@@ -43,7 +43,7 @@ public:
 };
 
 struct ActivationOptions {
-    std::string name;
+    std::string name{};
 };
 class Activation : public Layer {
 public:
@@ -56,7 +56,7 @@ public:
 };
 
 struct FlattenOptions {
-    std::string name;
+    std::string name{};
 };
 // (batch, d1, d2, ...) -> (batch, d1*d2*...).
 class Flatten : public Layer {
@@ -70,7 +70,7 @@ protected:
 };
 
 struct GlobalAveragePooling1DOptions {
-    std::string name;
+    std::string name{};
 };
 // (batch, steps, features) -> (batch, features), the mean over steps.
 class GlobalAveragePooling1D : public Layer {

@@ -8,11 +8,11 @@
 namespace keras::layers {
 
 struct DenseOptions {
-    std::string activation;   // empty = linear
+    std::string activation{};   // empty = linear
     bool use_bias = true;
     std::string kernel_initializer = "glorot_uniform";
     std::string bias_initializer = "zeros";
-    std::string name;
+    std::string name{};
 };
 
 // y = activation(x W + b) over the last axis; input (batch, ..., features).

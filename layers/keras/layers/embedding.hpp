@@ -8,7 +8,7 @@ namespace keras::layers {
 
 struct EmbeddingOptions {
     std::string embeddings_initializer = "uniform";   // uniform(-0.05, 0.05)
-    std::string name;
+    std::string name{};
 };
 
 // Turns token ids (int32 / int64, any shape) into dense vectors: (batch, T) -> (batch, T, output_dim).
@@ -19,6 +19,8 @@ public:
     Shape compute_output_shape(const Shape& input_shape) const override;
     Tensor call(const Tensor& x, CallContext& ctx) override;
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    // Every id in [0, input_dim); the error names the id and its position in x.
+    void check_data(const Tensor& x) const override;
     nlohmann::json get_config() const override;
 
     int64_t input_dim, output_dim;

@@ -1,0 +1,258 @@
+// Times training epochs of the reference workloads through kerascpp's public API, and measures this
+// machine's f32 SGEMM peak with a oneDNN matmul. Prints one JSON line per measurement, in the format
+// bench/peers.py prints for the peer frameworks; bench/run_bench.py puts them side by side.
+//
+//   bench_kerascpp --workload W2 --samples 2560 --epochs 2 [--seed 1234] [--flush-denormals]
+//   bench_kerascpp --sgemm [--size 2048] [--repeats 10]
+//
+// Threads: oneDNN's OpenMP runtime reads OMP_NUM_THREADS. One workload per process, so the peak RSS
+// (getrusage) is that workload's alone.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#define BENCH_HAVE_MXCSR 1
+#endif
+
+#include <nlohmann/json.hpp>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <keras/keras.hpp>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The workloads of issue "The core on CPU"; peers.py holds the same table.
+struct Workload {
+    std::string name;
+    int64_t vocab, embed;
+    std::string cell;   // "SimpleRNN", "LSTM", "GRU"
+    int64_t units, seq_len, batch;
+};
+
+const std::vector<Workload> kWorkloads = {
+    {"W1", 6000, 100, "SimpleRNN", 16, 130, 100},
+    {"W2", 20000, 128, "LSTM", 128, 200, 64},
+    {"W3", 20000, 128, "GRU", 128, 200, 64},
+};
+
+struct Args {
+    std::string workload;
+    int64_t samples = 0;
+    int epochs = 2;          // timed epochs, after one warm-up epoch
+    uint64_t seed = 1234;
+    bool flush_denormals = false;
+    bool sgemm = false;
+    int64_t size = 2048;     // SGEMM M = N = K
+    int repeats = 10;
+};
+
+[[noreturn]] void usage(const std::string& error) {
+    std::cerr << "error: " << error << "\n"
+              << "usage: bench_kerascpp --workload W1|W2|W3 --samples N [--epochs E] [--seed S]"
+                 " [--flush-denormals]\n"
+              << "       bench_kerascpp --sgemm [--size 2048] [--repeats 10]\n";
+    std::exit(2);
+}
+
+int64_t parse_int(const std::string& flag, const std::string& text) {
+    try {
+        size_t used = 0;
+        const long long value = std::stoll(text, &used);
+        if (used != text.size() || value < 1) throw std::invalid_argument(text);
+        return value;
+    } catch (const std::exception&) {
+        usage(flag + " needs a positive integer, got '" + text + "'");
+    }
+}
+
+Args parse_args(int argc, char** argv) {
+    Args args;
+    for (int i = 1; i < argc; ++i) {
+        const std::string flag = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) usage(flag + " needs a value");
+            return argv[++i];
+        };
+        if (flag == "--workload") args.workload = value();
+        else if (flag == "--samples") args.samples = parse_int(flag, value());
+        else if (flag == "--epochs") args.epochs = static_cast<int>(parse_int(flag, value()));
+        else if (flag == "--seed") args.seed = static_cast<uint64_t>(parse_int(flag, value()));
+        else if (flag == "--flush-denormals") args.flush_denormals = true;
+        else if (flag == "--sgemm") args.sgemm = true;
+        else if (flag == "--size") args.size = parse_int(flag, value());
+        else if (flag == "--repeats") args.repeats = static_cast<int>(parse_int(flag, value()));
+        else usage("unknown argument '" + flag + "'");
+    }
+    if (!args.sgemm && (args.workload.empty() || args.samples == 0))
+        usage("give --workload and --samples, or --sgemm");
+    return args;
+}
+
+double peak_rss_mb() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_maxrss) / 1024.0;   // Linux: KiB
+}
+
+int omp_threads() {
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    return env ? std::atoi(env) : 0;   // 0: the OpenMP default (all cores)
+}
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    const size_t n = values.size();
+    return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+// Sets flush-to-zero and denormals-are-zero in this thread; threads created afterwards (oneDNN's
+// OpenMP pool) inherit the setting. TensorFlow does the same in its worker threads.
+void flush_denormals() {
+#ifdef BENCH_HAVE_MXCSR
+    _mm_setcsr(_mm_getcsr() | 0x8040);   // FTZ (bit 15) | DAZ (bit 6)
+#else
+    std::cerr << "warning: --flush-denormals is only implemented on x86\n";
+#endif
+}
+
+// ---- SGEMM peak: C = A B with oneDNN's f32 matmul, best of `repeats` runs after a warm-up. ----
+nlohmann::json measure_sgemm(int64_t n, int repeats) {
+    using namespace dnnl;
+    engine eng(engine::kind::cpu, 0);
+    stream strm(eng);
+    const memory::desc md({n, n}, memory::data_type::f32, memory::format_tag::ab);
+    memory a(md, eng), b(md, eng), c(md, eng);
+    std::mt19937 gen(7);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (memory* m : {&a, &b}) {
+        float* p = static_cast<float*>(m->get_data_handle());
+        for (int64_t i = 0; i < n * n; ++i) p[i] = dist(gen);
+    }
+    const matmul::primitive_desc pd(matmul::desc(md, md, md), eng);
+    matmul mm(pd);
+    auto run_once = [&] {
+        mm.execute(strm, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+        strm.wait();
+    };
+    run_once();   // JIT and first-touch page faults
+    double best = 1e30;
+    for (int r = 0; r < repeats; ++r) {
+        const auto start = Clock::now();
+        run_once();
+        best = std::min(best, seconds_since(start));
+    }
+    const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
+    return {{"framework", "onednn"},
+            {"measurement", "sgemm_peak"},
+            {"size", n},
+            {"repeats", repeats},
+            {"best_s", best},
+            {"gflops", flops / best / 1e9},
+            {"threads", omp_threads()},
+            {"impl", pd.impl_info_str()}};
+}
+
+// ---- Workloads ----
+const Workload& find_workload(const std::string& name) {
+    for (const Workload& w : kWorkloads)
+        if (w.name == name) return w;
+    usage("unknown workload '" + name + "' (W1, W2 or W3)");
+}
+
+// Random token ids in [0, vocab) and random 0/1 labels: speed does not depend on the values.
+std::pair<keras::Tensor, keras::Tensor> make_data(const Workload& w, int64_t samples, uint64_t seed) {
+    std::mt19937_64 gen(seed);
+    std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(w.vocab - 1));
+    std::bernoulli_distribution label(0.5);
+    std::vector<int32_t> x(static_cast<size_t>(samples * w.seq_len));
+    for (int32_t& t : x) t = token(gen);
+    std::vector<float> y(static_cast<size_t>(samples));
+    for (float& v : y) v = label(gen) ? 1.0f : 0.0f;
+    return {keras::Tensor(x, {samples, w.seq_len}), keras::Tensor(y, {samples, 1})};
+}
+
+keras::Sequential make_model(const Workload& w) {
+    namespace layers = keras::layers;
+    keras::Sequential model;
+    model.add(layers::Embedding(w.vocab, w.embed));
+    if (w.cell == "SimpleRNN") model.add(layers::SimpleRNN(w.units));
+    else if (w.cell == "LSTM") model.add(layers::LSTM(w.units));
+    else model.add(layers::GRU(w.units));   // reset_after = true, Keras's default
+    model.add(layers::Dense(1, "sigmoid"));
+    model.compile(keras::optimizers::Adam(1e-3f), "binary_crossentropy", {"accuracy"});
+    return model;
+}
+
+nlohmann::json run_workload(const Args& args) {
+    const Workload& w = find_workload(args.workload);
+    keras::utils::set_random_seed(args.seed);
+    auto [x, y] = make_data(w, args.samples, args.seed);
+    keras::Sequential model = make_model(w);
+
+    std::vector<double> epoch_times;
+    double last_loss = 0.0;   // a sanity check: ~0.69 (ln 2) on random labels, finite
+    Clock::time_point epoch_start;
+    auto timer = std::make_shared<keras::callbacks::LambdaCallback>(keras::callbacks::LambdaCallbackOptions{
+        .on_epoch_begin = [&](int, keras::Logs&) { epoch_start = Clock::now(); },
+        .on_epoch_end =
+            [&](int, keras::Logs& logs) {
+                epoch_times.push_back(seconds_since(epoch_start));
+                last_loss = logs.at("loss");
+            },
+    });
+    // validation_data is spelled out only because GCC's -Wmissing-field-initializers asks for it.
+    model.fit(x, y, {.batch_size = w.batch, .epochs = 1 + args.epochs, .validation_data = std::nullopt,
+                     .shuffle = true, .verbose = 0, .callbacks = {timer}});
+    if (epoch_times.size() != static_cast<size_t>(1 + args.epochs))
+        throw std::runtime_error("the epoch timer saw " + std::to_string(epoch_times.size()) + " epochs");
+
+    const std::vector<double> timed(epoch_times.begin() + 1, epoch_times.end());   // epoch 1 = warm-up
+    const double epoch_s = median(timed);
+    return {{"framework", "kerascpp"},
+            {"workload", w.name},
+            {"samples_per_s", static_cast<double>(args.samples) / epoch_s},
+            {"epoch_s", epoch_s},
+            {"peak_rss_mb", peak_rss_mb()},
+            {"samples", args.samples},
+            {"batch_size", w.batch},
+            {"threads", omp_threads()},
+            {"flush_denormal", args.flush_denormals},
+            {"warmup_epoch_s", epoch_times.front()},
+            {"epoch_times_s", timed},
+            {"final_loss", last_loss},
+            {"implementation", model.layers().at(1)->implementation_note()},
+            {"version", "kerascpp / oneDNN " + std::to_string(dnnl_version()->major) + "." +
+                            std::to_string(dnnl_version()->minor) + "." + std::to_string(dnnl_version()->patch)}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const Args args = parse_args(argc, argv);
+    if (args.flush_denormals) flush_denormals();   // before any thread exists
+    try {
+        const nlohmann::json result = args.sgemm ? measure_sgemm(args.size, args.repeats) : run_workload(args);
+        std::cout << result.dump() << std::endl;
+    } catch (const std::exception& e) {
+        std::cerr << "bench_kerascpp: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}
