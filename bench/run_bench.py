@@ -47,6 +47,9 @@ def parse_args(argv):
     for w, n in DEFAULT_SAMPLES.items():
         p.add_argument(f"--samples-{w.lower()}", type=int, default=n, help=f"{w} samples per epoch")
     p.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up epoch")
+    p.add_argument("--omp-wait-policy", choices=["active", "passive"], default=os.environ.get("OMP_WAIT_POLICY"),
+                   help="OMP_WAIT_POLICY for every process (default: $OMP_WAIT_POLICY, else the runtime's own); "
+                        "passive avoids huge slow-downs when other processes share the cores")
     p.add_argument("--kerascpp-flush-denormals", action="store_true",
                    help="run kerascpp with flush-to-zero / denormals-are-zero set by the benchmark")
     p.add_argument("--torch-keep-denormals", action="store_true",
@@ -78,6 +81,8 @@ def reproduce_command(args):
     for w in DEFAULT_SAMPLES:
         parts += [f"--samples-{w.lower()}", str(getattr(args, f"samples_{w.lower()}"))]
     parts += ["--epochs", str(args.epochs), "--repeat", str(args.repeat)]
+    if args.omp_wait_policy:
+        parts += ["--omp-wait-policy", args.omp_wait_policy]
     if args.kerascpp_flush_denormals:
         parts.append("--kerascpp-flush-denormals")
     if args.torch_keep_denormals:
@@ -103,9 +108,13 @@ def load_average():
         return float("nan")
 
 
-def run_json(cmd, threads, timeout):
+def run_json(cmd, args):
     """Runs one benchmark process and returns its last JSON line, or {"error": ...}."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("OMP_WAIT_POLICY", None)
+    if args.omp_wait_policy:
+        env["OMP_WAIT_POLICY"] = args.omp_wait_policy
+    timeout = args.timeout
     print(f"  $ {' '.join(shlex.quote(c) for c in cmd)}", file=sys.stderr, flush=True)
     try:
         proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
@@ -136,7 +145,7 @@ def run_one(args, workload, framework):
                "--framework", framework, "--threads", str(args.threads)] + common
         if args.torch_keep_denormals and framework == "torch":
             cmd.append("--no-flush-denormal")
-    result = run_json(cmd, args.threads, args.timeout)
+    result = run_json(cmd, args)
     result.setdefault("framework", framework)
     result.setdefault("workload", workload)
     return result
@@ -188,7 +197,7 @@ def main(argv=None):
     for _ in range(args.repeat):
         # The peak is measured once per round too, and the best kept, for the same reason.
         if "kerascpp" in args.frameworks:
-            sgemm = best_of(sgemm, run_json([kerascpp_binary(args), "--sgemm"], args.threads, args.timeout),
+            sgemm = best_of(sgemm, run_json([kerascpp_binary(args), "--sgemm"], args),
                             "gflops")
         for w in args.workloads:
             for f in args.frameworks:
@@ -198,7 +207,7 @@ def main(argv=None):
     sgemm_gflops = sgemm.get("gflops") if sgemm else None
     load_after = load_average()
     print(f"Machine: {cpu_model()}, {os.cpu_count()} logical CPUs; threads per framework: {args.threads}; "
-          f"started {started}; 1-min load average {load_before:.2f} before, {load_after:.2f} after.")
+          f"OMP_WAIT_POLICY {args.omp_wait_policy or 'unset'}; started {started}; 1-min load average {load_before:.2f} before, {load_after:.2f} after.")
     if max(load_before, load_after) > (os.cpu_count() or 1) + 1:
         print("WARNING: the load average exceeded the CPU count: other processes competed for the cores "
               "and the figures below are slower and noisier than this machine can do.")

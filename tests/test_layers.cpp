@@ -19,6 +19,11 @@
 #include "keras/random.hpp"
 #include "keras/tensor.hpp"
 #include "reference/reference.hpp"
+#include "test_helpers.hpp"
+
+using test_helpers::floats;
+using test_helpers::message_of;
+using test_helpers::values_of;
 
 using keras::CallContext;
 using keras::DType;
@@ -28,17 +33,6 @@ using ref::Vec;
 namespace layers = keras::layers;
 
 namespace {
-
-// Runs f and returns the message of the E it throws ("<no exception>" when it throws nothing).
-template <typename E = keras::ValueError, typename F>
-std::string message_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return "<no exception>";
-}
 
 Vec to_vec(const Tensor& t) {
     const float* p = t.data<float>();
@@ -274,31 +268,31 @@ TEST_CASE("Dense called twice keeps each call's state in its own context") {
 
 TEST_CASE("Dense input and argument errors") {
     layers::Dense one_d(3, {.name = "dense_x"});
-    CHECK(message_of([&] { one_d.build_for({-1}); }) ==
+    CHECK(message_of<keras::ValueError>([&] { one_d.build_for({-1}); }) ==
           "Input 0 of layer \"dense_x\" is incompatible with the layer: expected min_ndim=2, found ndim=1. "
           "Full shape received: (None,)");
     CHECK_FALSE(one_d.built());
 
     layers::Dense reused(3, {.name = "dense_r"});
     reused.build_for({-1, 7});
-    CHECK(message_of([&] { reused.build_for({-1, 8}); }) ==
+    CHECK(message_of<keras::ValueError>([&] { reused.build_for({-1, 8}); }) ==
           "Input 0 of layer \"dense_r\" is incompatible with the layer: expected axis -1 of input shape to have "
           "value 7, but received input with shape (None, 8). Full shape received: (None, 8)");
     CHECK(reused.build_for({-1, 7}) == Shape{-1, 3});   // the same last axis is fine
 
     layers::Dense undefined(3, {.name = "dense_u"});
-    CHECK(message_of([&] { undefined.build_for({-1, -1}); }) ==
+    CHECK(message_of<keras::ValueError>([&] { undefined.build_for({-1, -1}); }) ==
           "Input 0 of layer \"dense_u\" is incompatible with the layer: the last axis of the input must be defined. "
           "Full shape received: (None, None)");
 
-    CHECK(message_of([] { layers::Dense d(0); }) ==
+    CHECK(message_of<keras::ValueError>([] { layers::Dense d(0); }) ==
           "Received an invalid value for `units`, expected a positive integer. Received: units=0");
-    CHECK(message_of([] { layers::Dense d(-4); }) ==
+    CHECK(message_of<keras::ValueError>([] { layers::Dense d(-4); }) ==
           "Received an invalid value for `units`, expected a positive integer. Received: units=-4");
-    CHECK(message_of([] { layers::Dense d(3, "foo"); }) == "Could not interpret activation function identifier: foo");
-    CHECK(message_of([] { layers::Dense d(3, {.kernel_initializer = "foo"}); }) ==
+    CHECK(message_of<keras::ValueError>([] { layers::Dense d(3, "foo"); }) == "Could not interpret activation function identifier: foo");
+    CHECK(message_of<keras::ValueError>([] { layers::Dense d(3, {.kernel_initializer = "foo"}); }) ==
           "Could not interpret initializer identifier: foo");
-    CHECK(message_of([] { layers::Dense d(3, {.bias_initializer = "bar"}); }) ==
+    CHECK(message_of<keras::ValueError>([] { layers::Dense d(3, {.bias_initializer = "bar"}); }) ==
           "Could not interpret initializer identifier: bar");
 }
 
@@ -389,7 +383,7 @@ TEST_CASE("Embedding casts float ids to integers like Keras") {
                 ref::embedding_backward({1, 4, 11, 0, 2, 7, 7, 3}, w, 12, 3), 1e-6, 1e-6);
 
     CallContext c2;
-    CHECK(message_of([&] { emb.call(Tensor(std::vector<float>{12.0f}, {1, 1}), c2); }) ==
+    CHECK(message_of<keras::ValueError>([&] { emb.call(Tensor(std::vector<float>{12.0f}, {1, 1}), c2); }) ==
           "Embedding layer \"emb_float\": input id 12 at position [0, 0] is outside [0, 12) (input_dim=12)");
 }
 
@@ -399,25 +393,25 @@ TEST_CASE_TEMPLATE("Embedding rejects ids outside [0, input_dim) and names them"
     std::vector<Id> ids(80, 5);
     ids[3 * 20 + 17] = 6001;
     CallContext ctx;
-    CHECK(message_of([&] { emb.call(Tensor(ids, {4, 20}), ctx); }) ==
+    CHECK(message_of<keras::ValueError>([&] { emb.call(Tensor(ids, {4, 20}), ctx); }) ==
           "Embedding layer \"emb_range\": input id 6001 at position [3, 17] is outside [0, 6000) (input_dim=6000)");
     ids[3 * 20 + 17] = 6000;
-    CHECK(message_of([&] { emb.call(Tensor(ids, {4, 20}), ctx); }) ==
+    CHECK(message_of<keras::ValueError>([&] { emb.call(Tensor(ids, {4, 20}), ctx); }) ==
           "Embedding layer \"emb_range\": input id 6000 at position [3, 17] is outside [0, 6000) (input_dim=6000)");
     ids[3 * 20 + 17] = 5999;   // the largest valid id
     ids[2] = -1;
-    CHECK(message_of([&] { emb.call(Tensor(ids, {4, 20}), ctx); }) ==
+    CHECK(message_of<keras::ValueError>([&] { emb.call(Tensor(ids, {4, 20}), ctx); }) ==
           "Embedding layer \"emb_range\": input id -1 at position [0, 2] is outside [0, 6000) (input_dim=6000)");
     ids[2] = 0;
     CHECK_NOTHROW(emb.call(Tensor(ids, {4, 20}), ctx));
 }
 
 TEST_CASE("Embedding argument errors and get_config") {
-    CHECK(message_of([] { layers::Embedding e(0, 4); }) ==
+    CHECK(message_of<keras::ValueError>([] { layers::Embedding e(0, 4); }) ==
           "Both `input_dim` and `output_dim` should be positive, Received input_dim = 0 and output_dim = 4");
-    CHECK(message_of([] { layers::Embedding e(10, -2); }) ==
+    CHECK(message_of<keras::ValueError>([] { layers::Embedding e(10, -2); }) ==
           "Both `input_dim` and `output_dim` should be positive, Received input_dim = 10 and output_dim = -2");
-    CHECK(message_of([] { layers::Embedding e(10, 4, {.embeddings_initializer = "foo"}); }) ==
+    CHECK(message_of<keras::ValueError>([] { layers::Embedding e(10, 4, {.embeddings_initializer = "foo"}); }) ==
           "Could not interpret initializer identifier: foo");
 
     keras::utils::set_random_seed(3);
@@ -513,12 +507,12 @@ TEST_CASE("Dropout masks are reproducible under a seed and differ between calls"
 }
 
 TEST_CASE("Dropout rate outside [0, 1) and get_config") {
-    CHECK(message_of([] { layers::Dropout d(1.5f); }) ==
+    CHECK(message_of<keras::ValueError>([] { layers::Dropout d(1.5f); }) ==
           "Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: rate=1.5");
-    CHECK(message_of([] { layers::Dropout d(-0.1f); }) ==
+    CHECK(message_of<keras::ValueError>([] { layers::Dropout d(-0.1f); }) ==
           "Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: rate=-0.1");
-    CHECK(message_of([] { layers::Dropout d(1.0f); }) != "<no exception>");
-    CHECK(message_of([] { layers::Dropout d(std::nanf("")); }) != "<no exception>");
+    CHECK(message_of<keras::ValueError>([] { layers::Dropout d(1.0f); }) != "<no exception>");
+    CHECK(message_of<keras::ValueError>([] { layers::Dropout d(std::nanf("")); }) != "<no exception>");
 
     const auto config = layers::Dropout(0.25f, {.name = "drop_cfg"}).get_config();
     for (const char* key : {"name", "trainable", "dtype", "rate", "noise_shape", "seed"})
@@ -570,7 +564,7 @@ TEST_CASE("Activation layer forward and backward for every activation") {
         CHECK_CLOSE("dx vs finite differences", to_vec(dx), numeric_grad(forward, x, w, kEps), kFdAtol, kFdRtol);
         CHECK(layer.get_config()["activation"] == (std::string(name) == "silu" ? "swish" : name));
     }
-    CHECK(message_of([] { layers::Activation a("foo"); }) == "Could not interpret activation function identifier: foo");
+    CHECK(message_of<keras::ValueError>([] { layers::Activation a("foo"); }) == "Could not interpret activation function identifier: foo");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -643,7 +637,7 @@ TEST_CASE("GlobalAveragePooling1D averages over steps") {
     CHECK_CLOSE("dx vs finite differences", to_vec(dx), numeric_grad(forward, x, w, kEps), kFdAtol, kFdRtol);
 
     layers::GlobalAveragePooling1D flat({.name = "gap"});
-    CHECK(message_of([&] { flat.build_for({-1, 5}); }) ==
+    CHECK(message_of<keras::ValueError>([&] { flat.build_for({-1, 5}); }) ==
           "Input 0 of layer \"gap\" is incompatible with the layer: expected ndim=3, found ndim=2. "
           "Full shape received: (None, 5)");
 }

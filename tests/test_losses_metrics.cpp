@@ -12,6 +12,11 @@
 #include "keras/losses.hpp"
 #include "keras/metrics.hpp"
 #include "reference/reference.hpp"
+#include "test_helpers.hpp"
+
+using test_helpers::floats;
+using test_helpers::message_of;
+using test_helpers::values_of;
 
 using namespace keras;
 using Vec = std::vector<double>;
@@ -21,18 +26,6 @@ namespace {
 // Keras clips probabilities to [epsilon, 1 - epsilon] with epsilon = 1e-7, in float32.
 const double kLow = 1e-7f;
 const double kHigh = 1.0f - 1e-7f;
-
-Tensor floats(const Vec& values, Shape shape) {
-    std::vector<float> f(values.begin(), values.end());
-    return Tensor(f, std::move(shape));
-}
-
-// The float32 values a tensor holds, as doubles (the formulas below see exactly what the loss sees).
-Vec values_of(const Tensor& t) {
-    Vec out(static_cast<size_t>(t.numel()));
-    for (size_t i = 0; i < out.size(); ++i) out[i] = t.item(static_cast<int64_t>(i));
-    return out;
-}
 
 // Central finite differences of loss.compute with respect to each element of y_pred. The float32
 // perturbation is rounded, so the step actually taken is used as the denominator.

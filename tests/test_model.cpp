@@ -6,6 +6,11 @@
 #include <sstream>
 
 #include <keras/keras.hpp>
+#include "test_helpers.hpp"
+
+using test_helpers::floats;
+using test_helpers::message_of;
+using test_helpers::values_of;
 
 using namespace keras;
 
@@ -25,15 +30,6 @@ Tensor token_ids(int64_t n, int64_t steps, int64_t vocab) {
     std::vector<int32_t> ids(n * steps);
     for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 7919) % vocab);
     return Tensor(ids, {n, steps});
-}
-
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "(no error)";
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -86,7 +82,7 @@ TEST_CASE("incompatible layers fail at add(), naming the layer and both shapes")
     model.add(layers::Embedding(100, 8));
     model.add(layers::LSTM(4, {.name = "lstm_a"}));
     // LSTM outputs (None, 4); a second LSTM needs 3-D input.
-    const auto msg = error_of([&] { model.add(layers::LSTM(4, {.name = "lstm_b"})); });
+    const auto msg = message_of([&] { model.add(layers::LSTM(4, {.name = "lstm_b"})); });
     CHECK(msg == "Input 0 of layer \"lstm_b\" is incompatible with the layer: expected ndim=3, found ndim=2. "
                  "Full shape received: (None, 4)");
     CHECK(model.layers().size() == 3);   // the bad layer was not kept
@@ -101,7 +97,7 @@ TEST_CASE("a model without an Input layer is built by its first data, and checks
     model.fit(x, y, {.epochs = 1, .verbose = 0});
     CHECK(model.built());
     auto [x2, y2] = regression_data(8, 6);
-    CHECK(error_of([&] { model.predict(x2, {.verbose = 0}); }) ==
+    CHECK(message_of([&] { model.predict(x2, {.verbose = 0}); }) ==
           "Input 0 of layer \"d1\" is incompatible with the layer: expected axis -1 of input shape to have value 5, "
           "but received input with shape (None, 6). Full shape received: (None, 6)");
 }
@@ -110,20 +106,20 @@ TEST_CASE("fit / evaluate before compile is an error") {
     Sequential model;
     model.add(layers::Dense(1));
     auto [x, y] = regression_data(4, 2);
-    CHECK(contains(error_of([&] { model.fit(x, y); }), "You must call `compile()` before using the model: fit()"));
-    CHECK(contains(error_of([&] { model.evaluate(x, y); }), "evaluate() was called"));
-    CHECK(contains(error_of([&] { model.train_on_batch(x, y); }), "train_on_batch()"));
+    CHECK(contains(message_of([&] { model.fit(x, y); }), "You must call `compile()` before using the model: fit()"));
+    CHECK(contains(message_of([&] { model.evaluate(x, y); }), "evaluate() was called"));
+    CHECK(contains(message_of([&] { model.train_on_batch(x, y); }), "train_on_batch()"));
 }
 
 TEST_CASE("unknown loss, optimizer, metric and activation strings are errors") {
     Sequential model;
     model.add(layers::Dense(1));
-    CHECK(error_of([&] { model.compile("adam", "binary_crossentropyy"); }) ==
+    CHECK(message_of([&] { model.compile("adam", "binary_crossentropyy"); }) ==
           "Could not interpret loss identifier: binary_crossentropyy");
-    CHECK(error_of([&] { model.compile("adamm", "mse"); }) == "Could not interpret optimizer identifier: adamm");
-    CHECK(error_of([&] { model.compile("adam", "mse", {"acuracy"}); }) ==
+    CHECK(message_of([&] { model.compile("adamm", "mse"); }) == "Could not interpret optimizer identifier: adamm");
+    CHECK(message_of([&] { model.compile("adam", "mse", {"acuracy"}); }) ==
           "Could not interpret metric identifier: acuracy");
-    CHECK(error_of([] { layers::Dense(1, "sigmoidd"); }) ==
+    CHECK(message_of([] { layers::Dense(1, "sigmoidd"); }) ==
           "Could not interpret activation function identifier: sigmoidd");
     CHECK_FALSE(model.compiled());
 }
@@ -133,7 +129,7 @@ TEST_CASE("x and y of different lengths") {
     model.add(layers::Dense(1));
     model.compile("sgd", "mse");
     auto [x, y] = regression_data(10, 2);
-    const auto msg = error_of([&] { model.fit(x, y.slice_rows(0, 9), {.verbose = 0}); });
+    const auto msg = message_of([&] { model.fit(x, y.slice_rows(0, 9), {.verbose = 0}); });
     CHECK(msg == "Data cardinality is ambiguous:\n  x sizes: 10\n  y sizes: 9\nMake sure all arrays contain the same "
                  "number of samples.");
 }
@@ -143,7 +139,7 @@ TEST_CASE("y of the wrong shape for the model's output") {
     model.add(layers::Dense(2));
     model.compile("sgd", "categorical_crossentropy");
     auto [x, y] = regression_data(6, 3);
-    CHECK(contains(error_of([&] { model.fit(x, Tensor::zeros({6, 3}), {.verbose = 0}); }), "(6, 3)"));
+    CHECK(contains(message_of([&] { model.fit(x, Tensor::zeros({6, 3}), {.verbose = 0}); }), "(6, 3)"));
 }
 
 TEST_CASE("batch_size 0, validation_split outside [0, 1) and too little data to split") {
@@ -151,15 +147,15 @@ TEST_CASE("batch_size 0, validation_split outside [0, 1) and too little data to 
     model.add(layers::Dense(1));
     model.compile("sgd", "mse");
     auto [x, y] = regression_data(10, 2);
-    CHECK(error_of([&] { model.fit(x, y, {.batch_size = 0}); }) ==
+    CHECK(message_of([&] { model.fit(x, y, {.batch_size = 0}); }) ==
           "Invalid `batch_size`: 0. It must be a positive integer.");
-    CHECK(error_of([&] { model.predict(x, {.batch_size = -3}); }) ==
+    CHECK(message_of([&] { model.predict(x, {.batch_size = -3}); }) ==
           "Invalid `batch_size`: -3. It must be a positive integer.");
-    CHECK(error_of([&] { model.fit(x, y, {.validation_split = 1.0}); }) ==
+    CHECK(message_of([&] { model.fit(x, y, {.validation_split = 1.0}); }) ==
           "`validation_split` must be in the range [0, 1). Received: validation_split=1");
-    CHECK(error_of([&] { model.fit(x, y, {.validation_split = -0.1}); }) ==
+    CHECK(message_of([&] { model.fit(x, y, {.validation_split = -0.1}); }) ==
           "`validation_split` must be in the range [0, 1). Received: validation_split=-0.1");
-    CHECK(contains(error_of([&] { model.fit(x.slice_rows(0, 1), y.slice_rows(0, 1), {.validation_split = 0.5}); }),
+    CHECK(contains(message_of([&] { model.fit(x.slice_rows(0, 1), y.slice_rows(0, 1), {.validation_split = 0.5}); }),
                    "Training data contains 1 samples, which is not sufficient to split it"));
 }
 
@@ -172,10 +168,10 @@ TEST_CASE("an embedding index outside [0, input_dim) is an error naming the valu
     model.compile("adam", "binary_crossentropy");
     Tensor x(std::vector<int32_t>{1, 2, 3, 4, 5, 6, 10, 7}, {2, 4});
     Tensor y(std::vector<float>{0, 1}, {2});
-    CHECK(error_of([&] { model.fit(x, y, {.verbose = 0}); }) ==
+    CHECK(message_of([&] { model.fit(x, y, {.verbose = 0}); }) ==
           "Embedding layer \"emb\": input id 10 at position [1, 2] is outside [0, 10) (input_dim=10)");
     Tensor negative(std::vector<int32_t>{1, -1, 3, 4}, {1, 4});
-    CHECK(contains(error_of([&] { model.predict(negative, {.verbose = 0}); }), "input id -1 at position [0, 1]"));
+    CHECK(contains(message_of([&] { model.predict(negative, {.verbose = 0}); }), "input id -1 at position [0, 1]"));
 }
 
 TEST_CASE("validation_split takes the LAST fraction of the data, before shuffling") {
@@ -211,7 +207,7 @@ TEST_CASE("validation_data, History keys and evaluate's named result") {
     CHECK(loss == doctest::Approx(history["val_loss"][2]));
     CHECK(acc == doctest::Approx(history["val_accuracy"][2]));
     CHECK(result["accuracy"] == acc);
-    CHECK(contains(error_of([&] { (void)result["auc"]; }), "No value named 'auc'"));
+    CHECK(contains(message_of([&] { (void)result["auc"]; }), "No value named 'auc'"));
 }
 
 TEST_CASE("predict returns one row per sample whatever the batch size, and equals train-free forward") {
@@ -270,16 +266,16 @@ TEST_CASE("set_weights / get_weights round trip and reject wrong shapes") {
     w[0].fill(0.5f);
     model.set_weights(w);
     CHECK(model.get_weights()[0].data<float>()[3] == 0.5f);
-    CHECK(error_of([&] { model.set_weights({w[0]}); }) == "set_weights(): model \"" + model.name() +
+    CHECK(message_of([&] { model.set_weights({w[0]}); }) == "set_weights(): model \"" + model.name() +
                                                                "\" has 2 weights, but 1 were given");
-    CHECK(contains(error_of([&] { model.set_weights({Tensor::zeros({2, 2}), w[1]}); }),
+    CHECK(contains(message_of([&] { model.set_weights({Tensor::zeros({2, 2}), w[1]}); }),
                    "weight 0 ('kernel') has shape (3, 2), but the given value has shape (2, 2)"));
 }
 
 TEST_CASE("Sequential rejects duplicate layer names and a misplaced Input") {
     Sequential model;
     model.add(layers::Dense(1, {.name = "same"}));
-    CHECK(contains(error_of([&] { model.add(layers::Dense(1, {.name = "same"})); }),
+    CHECK(contains(message_of([&] { model.add(layers::Dense(1, {.name = "same"})); }),
                    "Name \"same\" is already the name of a layer in this model"));
-    CHECK(contains(error_of([&] { model.add(layers::Input({3})); }), "can only be the first layer"));
+    CHECK(contains(message_of([&] { model.add(layers::Input({3})); }), "can only be the first layer"));
 }

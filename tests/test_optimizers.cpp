@@ -12,23 +12,17 @@
 #include "keras/errors.hpp"
 #include "keras/optimizers.hpp"
 #include "reference/reference.hpp"
+#include "test_helpers.hpp"
+
+using test_helpers::floats;
+using test_helpers::message_of;
+using test_helpers::values_of;
 
 using namespace keras;
 using namespace keras::optimizers;
 using Vec = std::vector<double>;
 
 namespace {
-
-Tensor floats(const Vec& values, Shape shape) {
-    std::vector<float> f(values.begin(), values.end());
-    return Tensor(f, std::move(shape));
-}
-
-Vec values_of(const Tensor& t) {
-    Vec out(static_cast<size_t>(t.numel()));
-    for (size_t i = 0; i < out.size(); ++i) out[i] = t.item(static_cast<int64_t>(i));
-    return out;
-}
 
 void check_close(const Vec& got, const Vec& want, double atol, double rtol) {
     const double err = ref::max_rel_err(got, want, atol, rtol);

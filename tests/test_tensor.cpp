@@ -14,29 +14,17 @@
 #include "keras/random.hpp"
 #include "keras/tensor.hpp"
 #include "reference/reference.hpp"
+#include "test_helpers.hpp"
+
+using test_helpers::floats;
+using test_helpers::message_of;
+using test_helpers::values_of;
 
 using keras::DType;
 using keras::Shape;
 using keras::Tensor;
 
 namespace {
-
-// Runs f and returns the message of the E it throws ("<no exception>" when it throws nothing).
-template <typename E = keras::ValueError, typename F>
-std::string message_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return "<no exception>";
-}
-
-std::vector<double> as_doubles(const Tensor& t) {
-    std::vector<double> v(static_cast<size_t>(t.numel()));
-    for (int64_t i = 0; i < t.numel(); ++i) v[i] = t.item(i);
-    return v;
-}
 
 double mean(const std::vector<double>& v) {
     double s = 0;
@@ -102,11 +90,11 @@ TEST_CASE("Tensor from a vector keeps values, shape and dtype") {
     CHECK(l.to_vector<int64_t>() == ids);
     CHECK(l.item(2) == static_cast<double>(1LL << 40));
 
-    CHECK(message_of([] { Tensor bad(std::vector<float>{1, 2, 3, 4, 5}, {2, 3}); }) ==
+    CHECK(message_of<keras::ValueError>([] { Tensor bad(std::vector<float>{1, 2, 3, 4, 5}, {2, 3}); }) ==
           "Cannot make a tensor of shape (2, 3) (6 elements) from 5 values");
-    CHECK(message_of([&] { (void)t.dim(2); }) == "Axis 2 is out of range for a tensor of shape (2, 3)");
-    CHECK(message_of([&] { (void)t.dim(-3); }) == "Axis -3 is out of range for a tensor of shape (2, 3)");
-    CHECK(message_of([] { Tensor bad({2, -1}, DType::float32); }) ==
+    CHECK(message_of<keras::ValueError>([&] { (void)t.dim(2); }) == "Axis 2 is out of range for a tensor of shape (2, 3)");
+    CHECK(message_of<keras::ValueError>([&] { (void)t.dim(-3); }) == "Axis -3 is out of range for a tensor of shape (2, 3)");
+    CHECK(message_of<keras::ValueError>([] { Tensor bad({2, -1}, DType::float32); }) ==
           "Tensor dimensions must be >= 0, got shape (2, None)");
 }
 
@@ -141,10 +129,10 @@ TEST_CASE("from_rows builds (rows, width) tensors and rejects ragged rows") {
     CHECK(x.shape() == Shape{3, 1});
     CHECK(x.to_vector<float>() == std::vector<float>{0.5f, 1.5f, 2.5f});
 
-    CHECK(message_of([] { Tensor::from_rows(std::vector<std::vector<int32_t>>{{1, 2, 3}, {4, 5, 6}, {7, 8}}); }) ==
+    CHECK(message_of<keras::ValueError>([] { Tensor::from_rows(std::vector<std::vector<int32_t>>{{1, 2, 3}, {4, 5, 6}, {7, 8}}); }) ==
           "Tensor::from_rows needs rows of equal length: row 0 has 3 values, row 2 has 2 "
           "(pad them first with keras::utils::pad_sequences)");
-    CHECK(message_of([] { Tensor::from_rows(std::vector<std::vector<float>>{{1}, {2, 3}}); }) ==
+    CHECK(message_of<keras::ValueError>([] { Tensor::from_rows(std::vector<std::vector<float>>{{1}, {2, 3}}); }) ==
           "Tensor::from_rows needs rows of equal length: row 0 has 1 values, row 1 has 2 "
           "(pad them first with keras::utils::pad_sequences)");
 }
@@ -177,7 +165,7 @@ TEST_CASE("copies share storage, clone does not") {
     a.data<float>()[0] = -1;
     CHECK(target.to_vector<float>() == std::vector<float>{1, 20, 3});
     Tensor wrong = Tensor::zeros({3}, DType::int32);
-    CHECK(message_of([&] { wrong.copy_from(a); }) ==
+    CHECK(message_of<keras::ValueError>([&] { wrong.copy_from(a); }) ==
           "Cannot copy a float32 tensor of shape (3,) into a int32 tensor of shape (3,)");
 }
 
@@ -194,13 +182,13 @@ TEST_CASE("reshape shares storage, infers one -1, and rejects impossible shapes"
     CHECK(a.reshape({6, 1, -1}).shape() == Shape{6, 1, 1});
     CHECK(Tensor::zeros({0, 4}).reshape({-1, 2}).shape() == Shape{0, 2});
 
-    CHECK(message_of([&] { a.reshape({4, 2}); }) == "Cannot reshape a tensor of shape (2, 3) into shape (4, 2)");
-    CHECK(message_of([&] { a.reshape({-1, 4}); }) == "Cannot reshape a tensor of shape (2, 3) into shape (None, 4)");
-    CHECK(message_of([&] { a.reshape({-1, -1}); }) == "Cannot reshape a tensor of shape (2, 3) into shape (None, None)");
+    CHECK(message_of<keras::ValueError>([&] { a.reshape({4, 2}); }) == "Cannot reshape a tensor of shape (2, 3) into shape (4, 2)");
+    CHECK(message_of<keras::ValueError>([&] { a.reshape({-1, 4}); }) == "Cannot reshape a tensor of shape (2, 3) into shape (None, 4)");
+    CHECK(message_of<keras::ValueError>([&] { a.reshape({-1, -1}); }) == "Cannot reshape a tensor of shape (2, 3) into shape (None, None)");
     // Negative sizes whose product happens to match are still not a shape.
-    CHECK(message_of([&] { a.reshape({-2, -3}); }) != "<no exception>");
+    CHECK(message_of<keras::ValueError>([&] { a.reshape({-2, -3}); }) != "<no exception>");
     Tensor one = Tensor::zeros({1});
-    CHECK(message_of([&] { one.reshape({-1, -1}); }) != "<no exception>");
+    CHECK(message_of<keras::ValueError>([&] { one.reshape({-1, -1}); }) != "<no exception>");
 }
 
 TEST_CASE("slice_rows copies a range of the first axis") {
@@ -213,9 +201,9 @@ TEST_CASE("slice_rows copies a range of the first axis") {
     CHECK(a.slice_rows(2, 2).shape() == Shape{0, 2});
     CHECK(a.slice_rows(0, 4).to_vector<int32_t>() == a.to_vector<int32_t>());
 
-    CHECK(message_of([&] { a.slice_rows(3, 5); }) == "Rows [3, 5) are out of range for a tensor of shape (4, 2)");
-    CHECK(message_of([&] { a.slice_rows(-1, 2); }) == "Rows [-1, 2) are out of range for a tensor of shape (4, 2)");
-    CHECK(message_of([&] { a.slice_rows(3, 2); }) == "Rows [3, 2) are out of range for a tensor of shape (4, 2)");
+    CHECK(message_of<keras::ValueError>([&] { a.slice_rows(3, 5); }) == "Rows [3, 5) are out of range for a tensor of shape (4, 2)");
+    CHECK(message_of<keras::ValueError>([&] { a.slice_rows(-1, 2); }) == "Rows [-1, 2) are out of range for a tensor of shape (4, 2)");
+    CHECK(message_of<keras::ValueError>([&] { a.slice_rows(3, 2); }) == "Rows [3, 2) are out of range for a tensor of shape (4, 2)");
 }
 
 TEST_CASE("gather_rows copies the given rows in order") {
@@ -228,10 +216,10 @@ TEST_CASE("gather_rows copies the given rows in order") {
     Tensor l(std::vector<int64_t>{5, 6, 7}, {3});
     CHECK(l.gather_rows({1}).to_vector<int64_t>() == std::vector<int64_t>{6});
 
-    CHECK(message_of([&] { a.gather_rows({0, 3}); }) == "Row 3 is out of range for a tensor of shape (3, 2)");
-    CHECK(message_of([&] { a.gather_rows({-1}); }) == "Row -1 is out of range for a tensor of shape (3, 2)");
+    CHECK(message_of<keras::ValueError>([&] { a.gather_rows({0, 3}); }) == "Row 3 is out of range for a tensor of shape (3, 2)");
+    CHECK(message_of<keras::ValueError>([&] { a.gather_rows({-1}); }) == "Row -1 is out of range for a tensor of shape (3, 2)");
     const Tensor scalar(std::vector<float>{1}, {});
-    CHECK(message_of([&] { scalar.gather_rows({}); }) == "Rows cannot be taken from a 0-d tensor (shape ())");
+    CHECK(message_of<keras::ValueError>([&] { scalar.gather_rows({}); }) == "Rows cannot be taken from a 0-d tensor (shape ())");
 }
 
 TEST_CASE("astype converts like a C cast (float -> int truncates toward zero)") {
@@ -251,8 +239,8 @@ TEST_CASE("item reads any dtype as double and checks the index") {
     CHECK(Tensor(std::vector<float>{0.25f}, {}).item() == 0.25);
     CHECK(Tensor(std::vector<int32_t>{-4, 9}, {2}).item(1) == 9.0);
     Tensor t = Tensor::zeros({2, 3});
-    CHECK(message_of([&] { t.item(6); }) == "Index 6 is out of range for a tensor of 6 elements");
-    CHECK(message_of([&] { t.item(-1); }) == "Index -1 is out of range for a tensor of 6 elements");
+    CHECK(message_of<keras::ValueError>([&] { t.item(6); }) == "Index 6 is out of range for a tensor of 6 elements");
+    CHECK(message_of<keras::ValueError>([&] { t.item(-1); }) == "Index -1 is out of range for a tensor of 6 elements");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,16 +322,16 @@ TEST_CASE("every initializer makes a float32 tensor of the requested shape") {
             CHECK(t.dtype() == DType::float32);
         }
     }
-    CHECK(as_doubles(keras::initializers::make("zeros", {2, 3})) == std::vector<double>(6, 0.0));
-    CHECK(as_doubles(keras::initializers::make("ones", {5})) == std::vector<double>(5, 1.0));
+    CHECK(values_of(keras::initializers::make("zeros", {2, 3})) == std::vector<double>(6, 0.0));
+    CHECK(values_of(keras::initializers::make("ones", {5})) == std::vector<double>(5, 1.0));
 }
 
 TEST_CASE("initializers are reproducible under a seed") {
     keras::utils::set_random_seed(11);
-    const auto a = as_doubles(keras::initializers::make("glorot_uniform", {8, 8}));
-    const auto b = as_doubles(keras::initializers::make("glorot_uniform", {8, 8}));
+    const auto a = values_of(keras::initializers::make("glorot_uniform", {8, 8}));
+    const auto b = values_of(keras::initializers::make("glorot_uniform", {8, 8}));
     keras::utils::set_random_seed(11);
-    CHECK(as_doubles(keras::initializers::make("glorot_uniform", {8, 8})) == a);
+    CHECK(values_of(keras::initializers::make("glorot_uniform", {8, 8})) == a);
     CHECK(a != b);
 }
 
@@ -351,7 +339,7 @@ TEST_CASE("glorot_uniform: |w| <= sqrt(6/(fan_in+fan_out)) and variance limit^2/
     keras::utils::set_random_seed(5);
     const double fan_in = 300, fan_out = 500;
     const double limit = std::sqrt(6.0 / (fan_in + fan_out));
-    const auto w = as_doubles(keras::initializers::make("glorot_uniform", {300, 500}));
+    const auto w = values_of(keras::initializers::make("glorot_uniform", {300, 500}));
     CHECK(max_abs(w) <= limit);
     CHECK(max_abs(w) > 0.999 * limit);   // the whole range is used
     CHECK(std::fabs(mean(w)) < 0.01 * limit);
@@ -379,7 +367,7 @@ TEST_CASE("uniform initializers use Keras's limits, including receptive fields f
     for (const auto& c : cases) {
         CAPTURE(c.name);
         CAPTURE(keras::shape_str(c.shape));
-        const auto w = as_doubles(keras::initializers::make(c.name, c.shape));
+        const auto w = values_of(keras::initializers::make(c.name, c.shape));
         CHECK(max_abs(w) <= c.limit);
         CHECK(max_abs(w) > 0.99 * c.limit);
         CHECK(variance(w) == doctest::Approx(c.limit * c.limit / 3.0).epsilon(0.05));   // ~4 standard errors
@@ -403,7 +391,7 @@ TEST_CASE("normal initializers: truncated at 2 stddev with the variance Keras ta
     };
     for (const auto& c : cases) {
         CAPTURE(c.name);
-        const auto w = as_doubles(keras::initializers::make(c.name, {300, 400}));
+        const auto w = values_of(keras::initializers::make(c.name, {300, 400}));
         CHECK(max_abs(w) <= c.cutoff * (1 + 1e-6));
         CHECK(std::fabs(mean(w)) < 0.02 * std::sqrt(c.variance));
         CHECK(variance(w) == doctest::Approx(c.variance).epsilon(0.02));
@@ -434,9 +422,9 @@ TEST_CASE("orthogonal gives orthonormal columns (tall) or rows (wide)") {
 }
 
 TEST_CASE("unknown initializer names are errors") {
-    CHECK(message_of([] { keras::initializers::make("foo", {2, 2}); }) ==
+    CHECK(message_of<keras::ValueError>([] { keras::initializers::make("foo", {2, 2}); }) ==
           "Could not interpret initializer identifier: foo");
-    CHECK(message_of([] { keras::initializers::check_name("GlorotUniformish"); }) ==
+    CHECK(message_of<keras::ValueError>([] { keras::initializers::check_name("GlorotUniformish"); }) ==
           "Could not interpret initializer identifier: GlorotUniformish");
 }
 
@@ -498,9 +486,9 @@ TEST_CASE("activation names parse and print") {
     CHECK(keras::to_string(keras::Activation::softmax) == "softmax");
     CHECK(keras::activation_from_string("silu") == keras::Activation::swish);
     CHECK(keras::activation_from_string("") == keras::Activation::linear);
-    CHECK(message_of([] { keras::activation_from_string("foo"); }) ==
+    CHECK(message_of<keras::ValueError>([] { keras::activation_from_string("foo"); }) ==
           "Could not interpret activation function identifier: foo");
-    CHECK(message_of([] { keras::activation_from_string("Relu"); }) ==
+    CHECK(message_of<keras::ValueError>([] { keras::activation_from_string("Relu"); }) ==
           "Could not interpret activation function identifier: Relu");
     CHECK(message_of<keras::RuntimeError>([] { keras::activations::apply(keras::Activation::softmax, 1.0f); }) ==
           "activations::apply: softmax is not element-wise");

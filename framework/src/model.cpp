@@ -38,18 +38,18 @@ void Model::compile(optimizers::OptimizerPtr optimizer, losses::LossPtr loss, co
 }
 
 optimizers::Optimizer& Model::optimizer() const {
-    ensure_compiled("optimizer()");
+    ensure_compiled("optimizer");
     return *optimizer_;
 }
 
 const losses::Loss& Model::loss() const {
-    ensure_compiled("loss()");
+    ensure_compiled("loss");
     return *loss_;
 }
 
 void Model::ensure_compiled(const char* what) const {
     if (!optimizer_)
-        value_error("You must call `compile()` before using the model: {} was called on \"{}\" before compile()", what,
+        value_error("You must call `compile()` before using the model: {}() was called on \"{}\" before compile()", what,
                     name_);
 }
 
@@ -155,6 +155,14 @@ void Model::check_xy(const Tensor& x, const Tensor& y, const char* what) const {
     if (x.dim(0) == 0) value_error("{}(): the data is empty (0 samples)", what);
 }
 
+void Model::prepare_data(const Tensor& x, const Tensor& y, const char* what) {
+    ensure_compiled(what);
+    check_xy(x, y, what);
+    ensure_built(x);
+    check_targets(y);
+    resolve_metrics();
+}
+
 void Model::check_targets(const Tensor& y) const {
     Shape shape = output_shape_;
     shape[0] = y.dim(0);
@@ -193,10 +201,16 @@ static std::vector<callbacks::CallbackPtr> with_defaults(const std::vector<callb
     return all;
 }
 
+static void attach(const std::vector<callbacks::CallbackPtr>& cbs, Model* model, const callbacks::Params& params) {
+    for (const auto& c : cbs) {
+        c->set_model(model);
+        c->set_params(params);
+    }
+}
+
 // ---------------------------------------------------------------- fit
 
 callbacks::History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
-    ensure_compiled("fit()");
     check_batch_size(options.batch_size);
     if (!(options.validation_split >= 0.0 && options.validation_split < 1.0))
         value_error("`validation_split` must be in the range [0, 1). Received: validation_split={}",
@@ -204,10 +218,7 @@ callbacks::History Model::fit(const Tensor& x, const Tensor& y, const FitOptions
     if (options.verbose < 0 || options.verbose > 2)
         value_error("`verbose` must be 0, 1 or 2. Received: verbose={}", options.verbose);
     if (options.epochs < 0) value_error("`epochs` must be >= 0. Received: epochs={}", options.epochs);
-    check_xy(x, y, "fit");
-    ensure_built(x);
-    check_targets(y);
-    resolve_metrics();
+    prepare_data(x, y, "fit");
 
     // Validation data: given, or the LAST fraction of x / y taken before any shuffling.
     Tensor x_train = x, y_train = y, x_val, y_val;
@@ -234,10 +245,7 @@ callbacks::History Model::fit(const Tensor& x, const Tensor& y, const FitOptions
 
     auto history = std::make_shared<callbacks::History>();
     auto cbs = with_defaults(options.callbacks, options.verbose, history);
-    for (auto& c : cbs) {
-        c->set_model(this);
-        c->set_params({.epochs = options.epochs, .steps = steps, .verbose = options.verbose});
-    }
+    attach(cbs, this, {.epochs = options.epochs, .steps = steps, .verbose = options.verbose});
     stop_training = false;
     bool reported_nan = false;
     Logs logs;
@@ -280,10 +288,7 @@ callbacks::History Model::fit(const Tensor& x, const Tensor& y, const FitOptions
 Logs Model::run_evaluation(const Tensor& x, const Tensor& y, int64_t batch_size,
                            std::vector<callbacks::CallbackPtr>& cbs, int verbose) {
     const auto batches = make_batches(identity_order(x.dim(0)), batch_size);
-    for (auto& c : cbs) {
-        c->set_model(this);
-        c->set_params({.epochs = 1, .steps = static_cast<int64_t>(batches.size()), .verbose = verbose});
-    }
+    attach(cbs, this, {.epochs = 1, .steps = static_cast<int64_t>(batches.size()), .verbose = verbose});
     reset_metrics();
     Logs logs;
     for (auto& c : cbs) c->on_test_begin(logs);
@@ -300,12 +305,8 @@ Logs Model::run_evaluation(const Tensor& x, const Tensor& y, int64_t batch_size,
 }
 
 EvaluateResult Model::evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options) {
-    ensure_compiled("evaluate()");
     check_batch_size(options.batch_size);
-    check_xy(x, y, "evaluate");
-    ensure_built(x);
-    check_targets(y);
-    resolve_metrics();
+    prepare_data(x, y, "evaluate");
     auto cbs = with_defaults(options.callbacks, options.verbose, nullptr);
     const Logs logs = run_evaluation(x, y, options.batch_size, cbs, options.verbose);
     EvaluateResult result;
@@ -318,10 +319,7 @@ Tensor Model::predict(const Tensor& x, const PredictOptions& options) {
     ensure_built(x);
     const auto batches = make_batches(identity_order(x.dim(0)), options.batch_size);
     auto cbs = with_defaults(options.callbacks, options.verbose, nullptr);
-    for (auto& c : cbs) {
-        c->set_model(this);
-        c->set_params({.epochs = 1, .steps = static_cast<int64_t>(batches.size()), .verbose = options.verbose});
-    }
+    attach(cbs, this, {.epochs = 1, .steps = static_cast<int64_t>(batches.size()), .verbose = options.verbose});
     Shape out_shape = output_shape_;
     out_shape[0] = x.dim(0);
     Tensor out(out_shape, DType::float32);
@@ -346,22 +344,14 @@ Tensor Model::predict(const Tensor& x, const PredictOptions& options) {
 }
 
 Logs Model::train_on_batch(const Tensor& x, const Tensor& y) {
-    ensure_compiled("train_on_batch()");
-    check_xy(x, y, "train_on_batch");
-    ensure_built(x);
-    check_targets(y);
-    resolve_metrics();
+    prepare_data(x, y, "train_on_batch");
     reset_metrics();
     train_step(x, y);
     return metric_logs("");
 }
 
 Logs Model::test_on_batch(const Tensor& x, const Tensor& y) {
-    ensure_compiled("test_on_batch()");
-    check_xy(x, y, "test_on_batch");
-    ensure_built(x);
-    check_targets(y);
-    resolve_metrics();
+    prepare_data(x, y, "test_on_batch");
     reset_metrics();
     test_step(x, y);
     return metric_logs("");

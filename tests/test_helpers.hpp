@@ -1,0 +1,36 @@
+// Small helpers the test suites share.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "keras/errors.hpp"
+#include "keras/tensor.hpp"
+
+namespace test_helpers {
+
+// Runs f and returns the message of the E it throws ("<no exception>" when it throws nothing).
+template <typename E = std::exception, typename F>
+std::string message_of(F&& f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    }
+    return "<no exception>";
+}
+
+// A float32 tensor from double values.
+inline keras::Tensor floats(const std::vector<double>& values, keras::Shape shape) {
+    std::vector<float> f(values.begin(), values.end());
+    return keras::Tensor(f, std::move(shape));
+}
+
+// The values a tensor holds, as doubles (whatever its dtype).
+inline std::vector<double> values_of(const keras::Tensor& t) {
+    std::vector<double> out(static_cast<size_t>(t.numel()));
+    for (size_t i = 0; i < out.size(); ++i) out[i] = t.item(static_cast<int64_t>(i));
+    return out;
+}
+
+}  // namespace test_helpers
