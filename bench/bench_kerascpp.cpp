@@ -2,7 +2,7 @@
 // machine's f32 SGEMM peak with a oneDNN matmul. Prints one JSON line per measurement, in the format
 // bench/peers.py prints for the peer frameworks; bench/run_bench.py puts them side by side.
 //
-//   bench_kerascpp --workload W2 --samples 2560 --epochs 2 [--seed 1234] [--flush-denormals]
+//   bench_kerascpp --workload W2 --samples 2560 --epochs 2 [--seed 1234]
 //   bench_kerascpp --sgemm [--size 2048] [--repeats 10]
 //
 // Threads: oneDNN's OpenMP runtime reads OMP_NUM_THREADS. One workload per process, so the peak RSS
@@ -19,11 +19,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#if defined(__SSE__) || defined(__x86_64__)
-#include <xmmintrin.h>
-#define BENCH_HAVE_MXCSR 1
-#endif
 
 #include <nlohmann/json.hpp>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -53,7 +48,6 @@ struct Args {
     int64_t samples = 0;
     int epochs = 2;          // timed epochs, after one warm-up epoch
     uint64_t seed = 1234;
-    bool flush_denormals = false;
     bool sgemm = false;
     int64_t size = 2048;     // SGEMM M = N = K
     int repeats = 10;
@@ -62,7 +56,7 @@ struct Args {
 [[noreturn]] void usage(const std::string& error) {
     std::cerr << "error: " << error << "\n"
               << "usage: bench_kerascpp --workload W1|W2|W3 --samples N [--epochs E] [--seed S]"
-                 " [--flush-denormals]\n"
+                 "\n"
               << "       bench_kerascpp --sgemm [--size 2048] [--repeats 10]\n";
     std::exit(2);
 }
@@ -90,7 +84,6 @@ Args parse_args(int argc, char** argv) {
         else if (flag == "--samples") args.samples = parse_int(flag, value());
         else if (flag == "--epochs") args.epochs = static_cast<int>(parse_int(flag, value()));
         else if (flag == "--seed") args.seed = static_cast<uint64_t>(parse_int(flag, value()));
-        else if (flag == "--flush-denormals") args.flush_denormals = true;
         else if (flag == "--sgemm") args.sgemm = true;
         else if (flag == "--size") args.size = parse_int(flag, value());
         else if (flag == "--repeats") args.repeats = static_cast<int>(parse_int(flag, value()));
@@ -120,16 +113,6 @@ double median(std::vector<double> values) {
     std::sort(values.begin(), values.end());
     const size_t n = values.size();
     return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
-
-// Sets flush-to-zero and denormals-are-zero in this thread; threads created afterwards (oneDNN's
-// OpenMP pool) inherit the setting. TensorFlow does the same in its worker threads.
-void flush_denormals() {
-#ifdef BENCH_HAVE_MXCSR
-    _mm_setcsr(_mm_getcsr() | 0x8040);   // FTZ (bit 15) | DAZ (bit 6)
-#else
-    std::cerr << "warning: --flush-denormals is only implemented on x86\n";
-#endif
 }
 
 // ---- SGEMM peak: C = A B with oneDNN's f32 matmul, best of `repeats` runs after a warm-up. ----
@@ -233,7 +216,7 @@ nlohmann::json run_workload(const Args& args) {
             {"samples", args.samples},
             {"batch_size", w.batch},
             {"threads", omp_threads()},
-            {"flush_denormal", args.flush_denormals},
+            {"flush_denormal", true},   // the library sets FTZ/DAZ itself
             {"warmup_epoch_s", epoch_times.front()},
             {"epoch_times_s", timed},
             {"final_loss", last_loss},
@@ -246,7 +229,6 @@ nlohmann::json run_workload(const Args& args) {
 
 int main(int argc, char** argv) {
     const Args args = parse_args(argc, argv);
-    if (args.flush_denormals) flush_denormals();   // before any thread exists
     try {
         const nlohmann::json result = args.sgemm ? measure_sgemm(args.size, args.repeats) : run_workload(args);
         std::cout << result.dump() << std::endl;

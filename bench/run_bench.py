@@ -50,8 +50,6 @@ def parse_args(argv):
     p.add_argument("--omp-wait-policy", choices=["active", "passive"], default=os.environ.get("OMP_WAIT_POLICY"),
                    help="OMP_WAIT_POLICY for every process (default: $OMP_WAIT_POLICY, else the runtime's own); "
                         "passive avoids huge slow-downs when other processes share the cores")
-    p.add_argument("--kerascpp-flush-denormals", action="store_true",
-                   help="run kerascpp with flush-to-zero / denormals-are-zero set by the benchmark")
     p.add_argument("--torch-keep-denormals", action="store_true",
                    help="run torch with its default denormal handling (slow backward, see docs)")
     p.add_argument("--repeat", type=int, default=1,
@@ -83,8 +81,6 @@ def reproduce_command(args):
     parts += ["--epochs", str(args.epochs), "--repeat", str(args.repeat)]
     if args.omp_wait_policy:
         parts += ["--omp-wait-policy", args.omp_wait_policy]
-    if args.kerascpp_flush_denormals:
-        parts.append("--kerascpp-flush-denormals")
     if args.torch_keep_denormals:
         parts.append("--torch-keep-denormals")
     return " ".join(shlex.quote(p) for p in parts)
@@ -138,8 +134,6 @@ def run_one(args, workload, framework):
     common = ["--workload", workload, "--samples", str(samples), "--epochs", str(args.epochs)]
     if framework == "kerascpp":
         cmd = [kerascpp_binary(args)] + common
-        if args.kerascpp_flush_denormals:
-            cmd.append("--flush-denormals")
     else:
         cmd = [os.path.join(args.venv, "bin", "python"), os.path.join(REPO, "bench", "peers.py"),
                "--framework", framework, "--threads", str(args.threads)] + common

@@ -549,3 +549,28 @@ TEST_CASE("CPU backend element-wise helpers") {
     CHECK_THROWS_WITH_AS(be.sgd_update(param, Tensor::zeros({4}), mom, 0.1f, 0.0f, false),
                          "sgd_update: shapes (3,) and (4,) do not match", ValueError);
 }
+
+TEST_CASE("a new variable never inherits the slots of a freed one, even at the same address") {
+    Adam adam(AdamOptions{.learning_rate = 0.1f});
+    const Variable* old_address = nullptr;
+    {
+        auto first = make_variable("w", {1.0, 2.0}, {2});
+        first->grad = floats({5.0, 5.0}, {2});
+        adam.apply_gradients({first});
+        old_address = first.get();
+    }
+    // Allocate until a variable lands where the freed one was (usually the first try).
+    std::vector<VariablePtr> keep;
+    VariablePtr second;
+    for (int i = 0; i < 64 && (!second || second.get() != old_address); ++i) {
+        if (second) keep.push_back(second);
+        second = make_variable("w", {1.0, 2.0}, {2});
+    }
+    second->grad = floats({1.0, 1.0}, {2});
+    adam.apply_gradients({second});
+    // Fresh slots: after one step m = (1 - beta_1) * g and v = (1 - beta_2) * g^2.
+    const auto slots = adam.slots(*second);
+    REQUIRE(slots.size() == 2);
+    CHECK(values_of(slots[0])[0] == doctest::Approx(0.1).epsilon(1e-6));
+    CHECK(values_of(slots[1])[0] == doctest::Approx(0.001).epsilon(1e-5));
+}

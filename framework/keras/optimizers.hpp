@@ -56,7 +56,11 @@ protected:
 
 private:
     void clip_gradients(std::vector<Tensor>& grads) const;
-    std::map<const Variable*, std::vector<Tensor>> slots_;
+    struct SlotEntry {
+        std::weak_ptr<Variable> owner;
+        std::vector<Tensor> tensors;
+    };
+    std::map<const Variable*, SlotEntry> slots_;
 };
 using OptimizerPtr = std::shared_ptr<Optimizer>;
 

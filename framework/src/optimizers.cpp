@@ -96,14 +96,14 @@ void Optimizer::clip_gradients(std::vector<Tensor>& grads) const {
 }
 
 void Optimizer::apply_gradients(const std::vector<VariablePtr>& variables) {
-    std::vector<Variable*> targets;
+    std::vector<VariablePtr> targets;
     std::vector<Tensor> grads;
     for (const VariablePtr& v : variables) {
         if (!v || !v->trainable || !v->grad.defined()) continue;
         if (v->grad.shape() != v->value.shape())
             value_error("Gradient of variable '{}' has shape {}, expected the variable's shape {}", v->name,
                         shape_str(v->grad.shape()), shape_str(v->value.shape()));
-        targets.push_back(v.get());
+        targets.push_back(v);
         grads.push_back(v->grad);
     }
     if (targets.empty()) return;
@@ -112,7 +112,10 @@ void Optimizer::apply_gradients(const std::vector<VariablePtr>& variables) {
     const std::vector<SlotSpec> specs = slot_specs();
     for (size_t i = 0; i < targets.size(); ++i) {
         Variable& var = *targets[i];
-        std::vector<Tensor>& slots = slots_[&var];
+        SlotEntry& entry = slots_[&var];
+        // A variable freed and another allocated at its address must not inherit its slots.
+        if (entry.owner.lock() != targets[i]) entry = SlotEntry{targets[i], {}};
+        std::vector<Tensor>& slots = entry.tensors;
         if (slots.empty())
             for (const SlotSpec& spec : specs)
                 slots.push_back(Tensor::full(var.value.shape(), spec.initial_value, var.value.device()));
@@ -125,7 +128,7 @@ void Optimizer::apply_gradients(const std::vector<VariablePtr>& variables) {
 
 std::vector<Tensor> Optimizer::slots(const Variable& v) const {
     auto it = slots_.find(&v);
-    return it == slots_.end() ? std::vector<Tensor>{} : it->second;
+    return it == slots_.end() || it->second.owner.expired() ? std::vector<Tensor>{} : it->second.tensors;
 }
 
 nlohmann::json Optimizer::get_config() const {
