@@ -19,8 +19,8 @@ namespace keras {
 
 struct CallContext {
     bool training = false;
-    std::vector<Tensor> saved;   // tensors kept for the backward pass
-    std::any state;              // anything else (e.g. a backend's RNN workspace)
+    std::vector<Tensor> saved{};   // tensors kept for the backward pass
+    std::any state{};            // anything else (e.g. a backend's RNN workspace)
 };
 
 class Layer {

@@ -9,7 +9,7 @@
 
 #include "keras/backend.hpp"
 #include "keras/errors.hpp"
-#include "keras/layers/core.hpp"
+#include "keras/input_layer.hpp"
 #include "keras/random.hpp"
 
 namespace keras {

@@ -4,7 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
-#include "keras/layers/core.hpp"
+#include "keras/input_layer.hpp"
 #include "keras/model.hpp"
 
 namespace keras {

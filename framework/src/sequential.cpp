@@ -1,5 +1,5 @@
 #include "keras/errors.hpp"
-#include "keras/layers/core.hpp"
+#include "keras/input_layer.hpp"
 #include "keras/model.hpp"
 
 namespace keras {
