@@ -25,9 +25,21 @@ Args parse(int argc, char** argv) {
             if (i + 1 >= argc) throw keras::ValueError(fmt::format("{} needs a value", flag));
             return argv[++i];
         };
+        auto integer = [&]() {
+            const std::string v = value();
+            size_t used = 0;
+            int n = 0;
+            try {
+                n = std::stoi(v, &used);
+            } catch (const std::exception&) {
+            }
+            if (v.empty() || used != v.size())
+                throw keras::ValueError(fmt::format("{} needs an integer, got '{}'", flag, v));
+            return n;
+        };
         if (flag == "--model") args.model = value();
-        else if (flag == "--epochs") args.epochs = std::stoi(value());
-        else if (flag == "--verbose") args.verbose = std::stoi(value());
+        else if (flag == "--epochs") args.epochs = integer();
+        else if (flag == "--verbose") args.verbose = integer();
         else throw keras::ValueError(fmt::format("unknown flag {} (flags: --model simplernn|lstm|gru, --epochs N, "
                                                  "--verbose 0|1|2)", flag));
     }
