@@ -120,9 +120,9 @@ private:
     void ensure_built(const Tensor& x);
     void ensure_compiled(const char* what) const;
     void check_xy(const Tensor& x, const Tensor& y, const char* what) const;
-    void check_targets(const Tensor& y) const;
+    void check_targets(const Tensor& y) const;   // y against the output shape, via the loss
     // compile()d? x / y consistent, the model built for x, y matching its output, metrics resolved.
-    void prepare_data(const Tensor& x, const Tensor& y, const char* what);   // y against the output shape, via the loss
+    void prepare_data(const Tensor& x, const Tensor& y, const char* what);
     void resolve_metrics();
     void reset_metrics();
     Logs metric_logs(const std::string& prefix) const;
