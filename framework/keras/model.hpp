@@ -32,6 +32,12 @@ struct FitOptions {
     int initial_epoch = 0;
 };
 
+// save()'s keyword arguments (Keras's model.save(filepath, overwrite, include_optimizer)).
+struct SaveOptions {
+    bool overwrite = true;
+    bool include_optimizer = true;
+};
+
 struct EvaluateOptions {
     int64_t batch_size = 32;
     int verbose = 1;
@@ -95,6 +101,13 @@ public:
     std::vector<Tensor> get_weights() const;            // copies
     void set_weights(const std::vector<Tensor>& values);  // shapes must match
     int64_t count_params() const;
+
+    // Keras's legacy HDF5 model file (architecture, weights, training config, optimizer state),
+    // written atomically. keras::models::load_model reads it back.
+    void save(const std::string& filepath, const SaveOptions& options = {}) const;
+    // Weights only: a legacy ".h5" weights file, or Keras 3's ".weights.h5" layout by that suffix.
+    void save_weights(const std::string& filepath, bool overwrite = true) const;
+    void load_weights(const std::string& filepath);
 
     const std::string& name() const { return name_; }
     bool compiled() const { return optimizer_ != nullptr; }
