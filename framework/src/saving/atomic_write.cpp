@@ -1,0 +1,56 @@
+#include "saving/atomic_write.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "keras/errors.hpp"
+
+namespace keras::saving {
+
+namespace {
+
+void fsync_path(const std::string& path, int flags) {
+    const int fd = ::open(path.c_str(), flags);
+    if (fd < 0) runtime_error("Cannot open '{}' to flush it: {}", path, std::strerror(errno));
+    const int status = ::fsync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (status != 0) runtime_error("Cannot flush '{}' to disk: {}", path, std::strerror(err));
+}
+
+}  // namespace
+
+void atomic_write(const std::string& filepath, const std::function<void(const std::string&)>& write,
+                  bool overwrite) {
+    namespace fs = std::filesystem;
+    const fs::path target(filepath);
+    std::error_code ec;
+    if (!overwrite && fs::exists(target, ec))
+        value_error("File '{}' already exists and overwrite=false.", filepath);
+    const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+    if (!fs::is_directory(dir, ec)) value_error("Cannot save to '{}': directory '{}' does not exist.", filepath, dir.string());
+
+    // mkstemp gives a unique name (two savers never share a temporary file); the writer reopens it.
+    std::string temp = (dir / fmt::format(".{}.tmp-XXXXXX", target.filename().string())).string();
+    const int fd = ::mkstemp(temp.data());
+    if (fd < 0) runtime_error("Cannot create a temporary file in '{}': {}", dir.string(), std::strerror(errno));
+    ::close(fd);
+    try {
+        write(temp);
+        fsync_path(temp, O_RDONLY);
+        if (::rename(temp.c_str(), filepath.c_str()) != 0)
+            runtime_error("Cannot rename '{}' to '{}': {}", temp, filepath, std::strerror(errno));
+    } catch (...) {
+        fs::remove(temp, ec);
+        throw;
+    }
+    // The rename itself is durable only once the directory entry is on disk.
+    fsync_path(dir.string(), O_RDONLY | O_DIRECTORY);
+}
+
+}  // namespace keras::saving
