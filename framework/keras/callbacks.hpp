@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "keras/logs.hpp"
@@ -212,6 +213,72 @@ public:
 private:
     std::function<double(int, double)> schedule_;
     int verbose_;
+};
+
+// How often a checkpointing callback saves: "epoch" (at every epoch's end) or every N batches.
+using SaveFreq = std::variant<std::string, int64_t>;
+
+struct ModelCheckpointOptions {
+    std::string monitor = "val_loss";
+    int verbose = 0;
+    bool save_best_only = false;
+    bool save_weights_only = false;
+    std::string mode = "auto";               // "auto" maximises names containing "acc", else minimises
+    SaveFreq save_freq = std::string("epoch");
+    std::optional<double> initial_value_threshold = std::nullopt;   // the starting "best"
+};
+// Keras 2.15's ModelCheckpoint: saves the model (model.save) or its weights (save_weights) at the end
+// of every epoch or every save_freq batches, to `filepath` filled like Python's str.format with
+// epoch (1-based), batch (1-based, batch-level saves) and the logs: "ckpt-{epoch:02d}-{val_loss:.2f}.h5".
+// With save_best_only it saves only when `monitor` improves on the best value so far. verbose 1
+// prints Keras's lines ("Epoch 1: val_loss improved from inf to 0.69315, saving model to ...").
+// Missing directories are created; the files are written atomically.
+class ModelCheckpoint : public Callback {
+public:
+    // ValueError for a malformed template, a save_freq that is neither "epoch" nor a positive
+    // integer, or a filepath not ending in ".h5" (".weights.h5" selects Keras 3's weights layout).
+    explicit ModelCheckpoint(std::string filepath, ModelCheckpointOptions options = {});
+    void on_epoch_begin(int epoch, Logs&) override;
+    void on_train_batch_end(int64_t batch, Logs& logs) override;
+    void on_epoch_end(int epoch, Logs& logs) override;
+    const std::string filepath;
+    const ModelCheckpointOptions options;
+    double best;   // the best monitored value so far (inf / -inf until the first)
+private:
+    void save(int epoch, std::optional<int64_t> batch, const Logs& logs);
+    bool should_save(int epoch, const Logs& logs, const std::string& path);
+    bool minimize_ = true;
+    int current_epoch_ = 0;
+    int64_t batches_since_save_ = 0;
+};
+
+struct BackupAndRestoreOptions {
+    SaveFreq save_freq = std::string("epoch");
+    bool delete_checkpoint = true;
+};
+// Keras 3's BackupAndRestore: saves the weights and optimizer state (backup_dir/latest.weights.h5)
+// and the next epoch to run (backup_dir/training_metadata.json) at every epoch end (or every
+// save_freq batches). When fit() starts and a backup exists, it restores them and fit() resumes at
+// that epoch, so an interrupted fit continues where it stopped and, with the same seed, ends with
+// the weights of an unbroken run (epoch-level saves). A fit that completes deletes backup_dir
+// (unless delete_checkpoint is false). A batch-level backup resumes at the start of its epoch.
+class BackupAndRestore : public Callback {
+public:
+    // ValueError for an empty backup_dir or a save_freq that is neither "epoch" nor a positive integer.
+    explicit BackupAndRestore(std::string backup_dir, BackupAndRestoreOptions options = {});
+    void on_train_begin(Logs&) override;
+    void on_epoch_begin(int epoch, Logs&) override;
+    void on_train_batch_end(int64_t batch, Logs&) override;
+    void on_epoch_end(int epoch, Logs&) override;
+    void on_train_end(Logs&) override;
+    const std::string backup_dir;
+    const BackupAndRestoreOptions options;
+private:
+    void save(int next_epoch, int64_t batch);
+    std::string weights_path() const;
+    std::string metadata_path() const;
+    int current_epoch_ = 0;
+    int64_t batches_since_save_ = 0;
 };
 
 }  // namespace keras::callbacks

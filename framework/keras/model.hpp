@@ -115,6 +115,9 @@ public:
     const losses::Loss& loss() const;
 
     bool stop_training = false;   // set by callbacks (EarlyStopping, TerminateOnNaN)
+    // Set in on_train_begin by a callback that restores a run (BackupAndRestore): fit() then starts
+    // at this epoch instead of FitOptions::initial_epoch. fit() clears it when it returns.
+    std::optional<int> initial_epoch_override;
 
 protected:
     explicit Model(std::string name) : name_(std::move(name)) {}

@@ -45,6 +45,9 @@ public:
     // Slot tensors of a variable (e.g. Adam's m and v), in Keras's order, for saving and tests;
     // empty before the variable's first update.
     std::vector<Tensor> slots(const Variable& v) const;
+    // Replaces a variable's slots when a checkpoint is loaded: `values` in slot_specs() order, each
+    // of the variable's shape. ValueError naming the variable and the shapes otherwise.
+    void set_slots(const VariablePtr& v, const std::vector<Tensor>& values);
     // The slots every variable gets with the current options, in Keras's order.
     virtual std::vector<SlotSpec> slot_specs() const = 0;
 

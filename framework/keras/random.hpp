@@ -15,6 +15,13 @@ void set_random_seed(uint64_t seed);
 
 namespace random {
 std::mt19937_64& generator();
+// The seed utils::set_random_seed last set (1337 until it is called).
+uint64_t seed();
+// Reseeds the generator from (seed(), epoch). fit() calls it at the start of every epoch, so an
+// epoch's shuffle order and dropout masks depend only on the seed and the epoch number, never on
+// how many epochs ran before in this process: a run resumed from a checkpoint at epoch k draws
+// exactly what an unbroken run drew.
+void seed_for_epoch(int epoch);
 // Uniform in [0, 1), built from the generator's bits so results do not depend on the standard library.
 double uniform01();
 double uniform(double lo, double hi);

@@ -247,13 +247,18 @@ callbacks::History Model::fit(const Tensor& x, const Tensor& y, const FitOptions
     auto cbs = with_defaults(options.callbacks, options.verbose, history);
     attach(cbs, this, {.epochs = options.epochs, .steps = steps, .verbose = options.verbose});
     stop_training = false;
+    initial_epoch_override.reset();
     bool reported_nan = false;
     Logs logs;
     for (auto& c : cbs) c->on_train_begin(logs);
-    for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_training; ++epoch) {
+    const int first_epoch = initial_epoch_override.value_or(options.initial_epoch);
+    initial_epoch_override.reset();
+    for (int epoch = first_epoch; epoch < options.epochs && !stop_training; ++epoch) {
         reset_metrics();
         Logs epoch_logs;
         for (auto& c : cbs) c->on_epoch_begin(epoch, epoch_logs);
+        // The epoch's shuffle and dropout draws come from (seed, epoch) alone: exact resume.
+        random::seed_for_epoch(epoch);
         const auto order = options.shuffle ? random::permutation(n_train) : identity_order(n_train);
         const auto batches = make_batches(order, options.batch_size);
         for (size_t step = 0; step < batches.size(); ++step) {

@@ -131,6 +131,22 @@ std::vector<Tensor> Optimizer::slots(const Variable& v) const {
     return it == slots_.end() || it->second.owner.expired() ? std::vector<Tensor>{} : it->second.tensors;
 }
 
+void Optimizer::set_slots(const VariablePtr& v, const std::vector<Tensor>& values) {
+    if (!v) value_error("{}.set_slots(): the variable is null", name());
+    const size_t expected = slot_specs().size();
+    if (values.size() != expected)
+        value_error("{} keeps {} slot(s) per variable, but {} were given for variable '{}'", name(), expected,
+                    values.size(), v->name);
+    std::vector<Tensor> tensors;
+    for (const Tensor& value : values) {
+        if (value.shape() != v->value.shape())
+            value_error("{} slot for variable '{}' has shape {}, expected the variable's shape {}", name(), v->name,
+                        shape_str(value.shape()), shape_str(v->value.shape()));
+        tensors.push_back(value.astype(DType::float32).to(v->value.device()).clone());
+    }
+    slots_[v.get()] = SlotEntry{v, std::move(tensors)};
+}
+
 nlohmann::json Optimizer::get_config() const {
     return {
         {"name", to_snake_case(name())},

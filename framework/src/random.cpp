@@ -6,9 +6,27 @@
 namespace keras {
 
 namespace random {
+namespace {
+constexpr uint64_t kDefaultSeed = 1337;
+uint64_t current_seed = kDefaultSeed;
+
+// SplitMix64's finaliser: nearby inputs (epoch 3, epoch 4) give unrelated outputs.
+uint64_t mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+}  // namespace
+
 std::mt19937_64& generator() {
-    static std::mt19937_64 gen(1337);
+    static std::mt19937_64 gen(kDefaultSeed);
     return gen;
+}
+
+uint64_t seed() { return current_seed; }
+
+void seed_for_epoch(int epoch) {
+    generator().seed(mix(mix(current_seed) + 0x9e3779b97f4a7c15ULL * (static_cast<uint64_t>(epoch) + 1)));
 }
 
 double uniform01() {
@@ -36,7 +54,10 @@ std::vector<int64_t> permutation(int64_t n) {
 }  // namespace random
 
 namespace utils {
-void set_random_seed(uint64_t seed) { random::generator().seed(seed); }
+void set_random_seed(uint64_t seed) {
+    random::current_seed = seed;
+    random::generator().seed(seed);
+}
 }  // namespace utils
 
 }  // namespace keras

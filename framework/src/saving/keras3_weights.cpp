@@ -1,0 +1,165 @@
+#include "saving/keras3_weights.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include <fmt/format.h>
+
+#include "keras/errors.hpp"
+#include "saving/weight_paths.hpp"
+
+namespace keras::saving {
+
+namespace {
+
+void write_tensor(const H5Group& group, const std::string& path, const Tensor& t) {
+    const Tensor value = t.to(Device::CPU).astype(DType::float32);
+    group.write_dataset(path, value.shape(), static_cast<const float*>(value.raw()));
+}
+
+// The group at a '/'-separated path, created with any missing parents.
+H5Group ensure_group(const H5Group& root, const std::string& path) {
+    const size_t slash = path.find('/');
+    const std::string head = path.substr(0, slash);
+    H5Group child = root.has_group(head) ? root.group(head) : root.create_group(head);
+    return slash == std::string::npos ? std::move(child) : ensure_group(child, path.substr(slash + 1));
+}
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+    return s;
+}
+
+// The order of the slot variables after iterations and learning_rate, as (variable, slot) pairs.
+// Keras 3's Adam creates momentum and velocity together, variable by variable, then velocity_hat
+// for every variable; the other optimizers create one slot for every variable, then the next slot.
+std::vector<std::pair<size_t, size_t>> slot_order(const optimizers::Optimizer& opt, size_t variables) {
+    const size_t slots = opt.slot_specs().size();
+    const size_t interleaved = opt.name() == "Adam" ? std::min<size_t>(slots, 2) : 1;
+    std::vector<std::pair<size_t, size_t>> order;
+    for (size_t v = 0; v < variables; ++v)
+        for (size_t s = 0; s < interleaved; ++s) order.emplace_back(v, s);
+    for (size_t s = interleaved; s < slots; ++s)
+        for (size_t v = 0; v < variables; ++v) order.emplace_back(v, s);
+    return order;
+}
+
+// Keras stores the iteration count and the learning rate as scalar variables; we write them as
+// float32 scalars (exact for counts below 2^24) and read either type.
+void write_optimizer(const H5File& file, const Model& model) {
+    optimizers::Optimizer& opt = model.optimizer();
+    const H5Group vars = file.create_group("optimizer").create_group("vars");
+    vars.write_string_attr("name", opt.get_config().value("name", lower(opt.name())));
+    const float iterations = static_cast<float>(opt.iterations);
+    vars.write_dataset("0", {}, &iterations);
+    vars.write_dataset("1", {}, &opt.learning_rate);
+    const auto trainable = model.trainable_weights();
+    std::vector<std::vector<Tensor>> slots;
+    for (const auto& v : trainable) {
+        slots.push_back(opt.slots(*v));
+        // A variable not yet updated has its slots' initial values (Keras builds them up front).
+        if (slots.back().empty())
+            for (const auto& spec : opt.slot_specs())
+                slots.back().push_back(Tensor::full(v->value.shape(), spec.initial_value));
+    }
+    int index = 2;
+    for (const auto& [v, s] : slot_order(opt, trainable.size())) write_tensor(vars, std::to_string(index++), slots[v][s]);
+}
+
+// The tensors of one vars group, "0", "1", ... (exactly `expected` of them).
+std::vector<Tensor> read_vars(const H5Group& vars, size_t expected, const std::string& owner) {
+    size_t count = 0;
+    while (vars.has_dataset(std::to_string(count))) ++count;
+    if (count != expected)
+        value_error("Cannot load weights from {}: {} expected {} variables, but received {} variables during loading",
+                    vars.where(), owner, expected, count);
+    std::vector<Tensor> out;
+    for (size_t i = 0; i < count; ++i) {
+        H5Array a = vars.read_dataset(std::to_string(i));
+        out.emplace_back(a.values, Shape(a.shape.begin(), a.shape.end()));
+    }
+    return out;
+}
+
+void check_shape(const Tensor& value, const Variable& target, const std::string& owner, const H5Group& vars, size_t i) {
+    if (value.shape() != target.value.shape())
+        value_error("Cannot load weights from {}: {} weight {} ('{}') expects shape {}, but the file has shape {}",
+                    vars.where(std::to_string(i)), owner, i, target.name, shape_str(target.value.shape()),
+                    shape_str(value.shape()));
+}
+
+}  // namespace
+
+void write_keras3_weights(const H5File& file, const Model& model) {
+    const auto layers = saved_layers(model);
+    const auto paths = keras3_vars_paths(model);
+    file.create_group("layers");
+    for (size_t k = 0; k < layers.size(); ++k) {
+        const bool in_cell = paths[k].ends_with("/cell/vars");
+        if (in_cell) {   // the layer's own (empty) vars, then its cell's
+            const std::string layer_path = paths[k].substr(0, paths[k].size() - std::string("/cell/vars").size());
+            ensure_group(file, layer_path + "/vars").write_string_attr("name", layers[k]->name());
+        }
+        const H5Group vars = ensure_group(file, paths[k]);
+        vars.write_string_attr("name", in_cell ? utils::to_snake_case(layers[k]->class_name()) + "_cell"
+                                               : layers[k]->name());
+        for (size_t i = 0; i < layers[k]->weights().size(); ++i)
+            write_tensor(vars, std::to_string(i), layers[k]->weights()[i]->value);
+    }
+    file.create_group("vars").write_string_attr("name", model.name());
+    if (model.compiled()) write_optimizer(file, model);
+}
+
+void read_keras3_weights(const H5File& file, Model& model) {
+    if (!model.built())
+        value_error("Cannot load weights into model \"{}\": it is not built yet. Build it first (add an Input, or "
+                    "call build())", model.name());
+    const auto layers = saved_layers(model);
+    const auto paths = keras3_vars_paths(model);
+    std::vector<std::pair<VariablePtr, Tensor>> assignments;
+    for (size_t k = 0; k < layers.size(); ++k) {
+        const auto& weights = layers[k]->weights();
+        if (weights.empty()) continue;
+        const std::string owner = fmt::format("Layer '{}'", layers[k]->name());
+        if (!file.has_group(paths[k]))
+            value_error("Cannot load weights from '{}': {} has {} weights, but the file has no group '{}'", file.file(),
+                        owner, weights.size(), paths[k]);
+        const H5Group vars = file.group(paths[k]);
+        auto values = read_vars(vars, weights.size(), owner);
+        for (size_t i = 0; i < values.size(); ++i) {
+            check_shape(values[i], *weights[i], owner, vars, i);
+            assignments.emplace_back(weights[i], std::move(values[i]));
+        }
+    }
+    // The optimizer's state, when both the file and the model have one.
+    std::vector<std::pair<VariablePtr, std::vector<Tensor>>> slots;
+    std::vector<Tensor> scalars;
+    if (model.compiled() && file.has_group("optimizer") && file.group("optimizer").has_group("vars")) {
+        optimizers::Optimizer& opt = model.optimizer();
+        const H5Group vars = file.group("optimizer").group("vars");
+        const auto trainable = model.trainable_weights();
+        const size_t per_variable = opt.slot_specs().size();
+        auto values = read_vars(vars, 2 + trainable.size() * per_variable, "Optimizer '" + opt.name() + "'");
+        for (size_t i = 0; i < 2; ++i)
+            if (values[i].numel() != 1)
+                value_error("Cannot load weights from {}: the optimizer's {} must be a scalar, got shape {}",
+                            vars.where(std::to_string(i)), i == 0 ? "iterations" : "learning rate",
+                            shape_str(values[i].shape()));
+        scalars = {values[0], values[1]};
+        for (const auto& v : trainable) slots.emplace_back(v, std::vector<Tensor>(per_variable));
+        size_t index = 2;
+        for (const auto& [v, s] : slot_order(opt, trainable.size())) {
+            check_shape(values[index], *trainable[v], "Optimizer '" + opt.name() + "' slot of", vars, index);
+            slots[v].second[s] = values[index++];
+        }
+    }
+    for (auto& [weight, value] : assignments) weight->value.copy_from(value);
+    if (!scalars.empty()) {
+        optimizers::Optimizer& opt = model.optimizer();
+        opt.iterations = static_cast<int64_t>(scalars[0].item(0));
+        opt.learning_rate = static_cast<float>(scalars[1].item(0));
+        for (auto& [v, values] : slots) opt.set_slots(v, values);
+    }
+}
+
+}  // namespace keras::saving

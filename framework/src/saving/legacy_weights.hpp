@@ -1,0 +1,23 @@
+// Keras's legacy HDF5 weights layout: the root of a ".h5" weights file, and the model_weights group
+// of a full model file. Attributes layer_names (every layer but the InputLayer, in order), backend
+// and keras_version; one group per layer with attribute weight_names, each weight a float32 dataset
+// at "<layer group>/<weight name>".
+#pragma once
+
+#include "keras/model.hpp"
+#include "saving/h5_file.hpp"
+
+namespace keras::saving {
+
+// The keras_version and backend our files declare (the Keras 2 line, whose layout they follow).
+inline constexpr const char* kLegacyKerasVersion = "2.15.0";
+inline constexpr const char* kLegacyBackend = "tensorflow";
+
+void write_legacy_weights(const H5Group& group, const Model& model);
+
+// Loads the weights into `model` as Keras does: layers with weights matched by position, weights in
+// weight_names order (never by iterating groups). Everything is read and checked before anything is
+// assigned, so a bad file leaves the model as it was. ValueError naming the file, layer and shapes.
+void read_legacy_weights(const H5Group& group, Model& model);
+
+}  // namespace keras::saving
