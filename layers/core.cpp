@@ -1,5 +1,7 @@
 #include "keras/layers/core.hpp"
 
+#include <fmt/format.h>
+
 #include "keras/backend.hpp"
 #include "keras/errors.hpp"
 #include "keras/random.hpp"
@@ -33,7 +35,7 @@ Tensor Dropout::backward(const Tensor& dy, CallContext& ctx) {
 
 nlohmann::json Dropout::get_config() const {
     auto config = Layer::get_config();
-    config["rate"] = rate;
+    config["rate"] = std::stod(fmt::format("{}", rate));   // 0.2f reads 0.2, as in Keras
     config["noise_shape"] = nullptr;
     config["seed"] = nullptr;
     return config;
@@ -64,6 +66,12 @@ nlohmann::json Activation::get_config() const {
 
 Flatten::Flatten(FlattenOptions options) : Layer("Flatten", options.name) {}
 
+nlohmann::json Flatten::get_config() const {
+    auto config = Layer::get_config();
+    config["data_format"] = "channels_last";
+    return config;
+}
+
 void Flatten::check_input_shape(const Shape& input_shape) const { check_min_ndim(input_shape, 1); }
 
 Shape Flatten::compute_output_shape(const Shape& input_shape) const {
@@ -89,6 +97,13 @@ Tensor Flatten::backward(const Tensor& dy, CallContext& ctx) {
 
 GlobalAveragePooling1D::GlobalAveragePooling1D(GlobalAveragePooling1DOptions options)
     : Layer("GlobalAveragePooling1D", options.name) {}
+
+nlohmann::json GlobalAveragePooling1D::get_config() const {
+    auto config = Layer::get_config();
+    config["data_format"] = "channels_last";
+    config["keepdims"] = false;
+    return config;
+}
 
 void GlobalAveragePooling1D::check_input_shape(const Shape& input_shape) const { check_ndim(input_shape, 3); }
 

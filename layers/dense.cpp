@@ -59,8 +59,11 @@ nlohmann::json Dense::get_config() const {
     config["units"] = units;
     config["activation"] = to_string(activation);
     config["use_bias"] = options.use_bias;
-    config["kernel_initializer"] = {{"class_name", options.kernel_initializer}, {"config", nlohmann::json::object()}};
-    config["bias_initializer"] = {{"class_name", options.bias_initializer}, {"config", nlohmann::json::object()}};
+    config["kernel_initializer"] = initializers::get_config(options.kernel_initializer);
+    config["bias_initializer"] = initializers::get_config(options.bias_initializer);
+    for (const char* key : {"kernel_regularizer", "bias_regularizer", "kernel_constraint", "bias_constraint",
+                            "quantization_config"})
+        config[key] = nullptr;
     return config;
 }
 

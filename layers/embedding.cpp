@@ -48,12 +48,10 @@ nlohmann::json Embedding::get_config() const {
     auto config = Layer::get_config();
     config["input_dim"] = input_dim;
     config["output_dim"] = output_dim;
-    if (options.embeddings_initializer == "uniform" || options.embeddings_initializer == "random_uniform")
-        config["embeddings_initializer"] = {{"class_name", "RandomUniform"},
-                                            {"config", {{"minval", -0.05}, {"maxval", 0.05}, {"seed", nullptr}}}};
-    else   // any other initializer is described by its name, as Dense does
-        config["embeddings_initializer"] = {{"class_name", options.embeddings_initializer},
-                                            {"config", nlohmann::json::object()}};
+    config["embeddings_initializer"] = initializers::get_config(options.embeddings_initializer);
+    for (const char* key : {"embeddings_regularizer", "activity_regularizer", "embeddings_constraint",
+                            "quantization_config"})
+        config[key] = nullptr;
     config["mask_zero"] = false;
     return config;
 }

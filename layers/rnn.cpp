@@ -13,12 +13,6 @@
 
 namespace keras::layers {
 
-namespace {
-nlohmann::json initializer_config(const std::string& name) {
-    return {{"class_name", name}, {"config", nlohmann::json::object()}};
-}
-}  // namespace
-
 RNNBase::RNNBase(const std::string& class_name, const std::string& name, backend::RnnSpec spec,
                  RecurrentCommon common)
     : Layer(class_name, name), spec_(std::move(spec)), common_(std::move(common)) {
@@ -128,9 +122,9 @@ nlohmann::json RNNBase::get_config() const {
     if (spec_.cell != backend::RnnCell::simple_rnn)
         config["recurrent_activation"] = to_string(spec_.recurrent_activation);
     config["use_bias"] = common_.use_bias;
-    config["kernel_initializer"] = initializer_config(common_.kernel_initializer);
-    config["recurrent_initializer"] = initializer_config(common_.recurrent_initializer);
-    config["bias_initializer"] = initializer_config(common_.bias_initializer);
+    config["kernel_initializer"] = initializers::get_config(common_.kernel_initializer);
+    config["recurrent_initializer"] = initializers::get_config(common_.recurrent_initializer);
+    config["bias_initializer"] = initializers::get_config(common_.bias_initializer);
     for (const char* key : {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
                             "activity_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint"})
         config[key] = nullptr;
@@ -142,6 +136,8 @@ nlohmann::json RNNBase::get_config() const {
     config["go_backwards"] = common_.go_backwards;
     config["stateful"] = false;
     config["unroll"] = false;
+    config["zero_output_for_mask"] = false;
+    if (spec_.cell != backend::RnnCell::simple_rnn) config["seed"] = nullptr;   // Keras 3: LSTM and GRU only
     return config;
 }
 

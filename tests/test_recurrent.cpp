@@ -700,9 +700,9 @@ TEST_CASE("layers: get_config and implementation_note") {
     CHECK(cfg["recurrent_activation"] == "hard_sigmoid");
     CHECK(cfg["use_bias"] == true);
     CHECK(cfg["unit_forget_bias"] == true);
-    CHECK(cfg["kernel_initializer"]["class_name"] == "glorot_uniform");
-    CHECK(cfg["recurrent_initializer"]["class_name"] == "orthogonal");
-    CHECK(cfg["bias_initializer"]["class_name"] == "zeros");
+    CHECK(cfg["kernel_initializer"]["class_name"] == "GlorotUniform");
+    CHECK(cfg["recurrent_initializer"]["config"] == nlohmann::json::parse(R"({"seed": null, "gain": 1.0})"));
+    CHECK(cfg["bias_initializer"]["class_name"] == "Zeros");
     CHECK(cfg["dropout"].get<double>() == 0.2);
     CHECK(cfg["recurrent_dropout"].get<double>() == 0.0);
     CHECK(cfg["return_sequences"] == true);

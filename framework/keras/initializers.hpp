@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "keras/tensor.hpp"
 
 namespace keras::initializers {
@@ -13,5 +15,13 @@ namespace keras::initializers {
 // 2-D shape (in, out). Unknown names throw ValueError.
 Tensor make(const std::string& name, const Shape& shape);
 void check_name(const std::string& name);
+
+// Keras 3's serialized form of an initializer ({"module", "class_name", "config", "registered_name"}).
+nlohmann::json get_config(const std::string& name);
+// The initializer a Keras config describes, as one of our names: a string, a Keras 2 / 3 dict
+// ({"class_name": "GlorotUniform", ...}), or Keras 2.0's VarianceScaling form of the Glorot / He /
+// LeCun family. `where` ("layer \"lstm\", field kernel_initializer") prefixes the ValueError raised
+// for an initializer or argument we do not have.
+std::string from_config(const nlohmann::json& config, const std::string& where);
 
 }  // namespace keras::initializers

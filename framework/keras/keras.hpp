@@ -17,6 +17,7 @@
 #include "keras/losses.hpp"
 #include "keras/metrics.hpp"
 #include "keras/model.hpp"
+#include "keras/models.hpp"
 #include "keras/optimizers.hpp"
 #include "keras/random.hpp"
 #include "keras/tensor.hpp"

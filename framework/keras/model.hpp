@@ -113,6 +113,8 @@ public:
     bool compiled() const { return optimizer_ != nullptr; }
     optimizers::Optimizer& optimizer() const;
     const losses::Loss& loss() const;
+    // The metrics given to compile(), as given ("accuracy").
+    const std::vector<std::string>& metric_names() const { return metric_names_; }
 
     bool stop_training = false;   // set by callbacks (EarlyStopping, TerminateOnNaN)
     // Set in on_train_begin by a callback that restores a run (BackupAndRestore): fit() then starts

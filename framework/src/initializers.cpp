@@ -99,3 +99,102 @@ Tensor make(const std::string& name, const Shape& shape) {
 }
 
 }  // namespace keras::initializers
+
+// ---- configs (Keras 3's serialized form, and the forms older Keras files carry)
+
+namespace keras::initializers {
+
+namespace {
+
+struct InitializerInfo {
+    const char* name;
+    const char* class_name;
+    nlohmann::json config;
+};
+
+// Keras 3.15's get_config() of each initializer with its default arguments.
+const std::vector<InitializerInfo>& infos() {
+    static const nlohmann::json variance = {{"seed", nullptr}, {"input_axes", nullptr}, {"output_axes", nullptr}};
+    static const std::vector<InitializerInfo> table = {
+        {"zeros", "Zeros", nlohmann::json::object()},
+        {"ones", "Ones", nlohmann::json::object()},
+        {"glorot_uniform", "GlorotUniform", variance},
+        {"glorot_normal", "GlorotNormal", variance},
+        {"he_uniform", "HeUniform", variance},
+        {"he_normal", "HeNormal", variance},
+        {"lecun_uniform", "LecunUniform", variance},
+        {"lecun_normal", "LecunNormal", variance},
+        {"orthogonal", "Orthogonal", {{"seed", nullptr}, {"gain", 1.0}}},
+        {"random_uniform", "RandomUniform", {{"seed", nullptr}, {"minval", -0.05}, {"maxval", 0.05}}},
+        {"random_normal", "RandomNormal", {{"seed", nullptr}, {"mean", 0.0}, {"stddev", 0.05}}},
+    };
+    return table;
+}
+
+// Keras 2.0 wrote the Glorot / He / LeCun initializers as VarianceScaling(scale, mode, distribution).
+std::string from_variance_scaling(const nlohmann::json& c, const std::string& where) {
+    const double scale = c.value("scale", 1.0);
+    const std::string mode = c.value("mode", "fan_in");
+    std::string distribution = c.value("distribution", "truncated_normal");
+    if (distribution == "normal") distribution = "truncated_normal";   // Keras 2.0's name for it
+    struct Form { double scale; const char* mode; const char* distribution; const char* name; };
+    static const Form forms[] = {
+        {1.0, "fan_avg", "uniform", "glorot_uniform"}, {1.0, "fan_avg", "truncated_normal", "glorot_normal"},
+        {2.0, "fan_in", "uniform", "he_uniform"},      {2.0, "fan_in", "truncated_normal", "he_normal"},
+        {1.0, "fan_in", "uniform", "lecun_uniform"},   {1.0, "fan_in", "truncated_normal", "lecun_normal"},
+    };
+    for (const Form& f : forms)
+        if (f.scale == scale && mode == f.mode && distribution == f.distribution) return f.name;
+    value_error("{}: VarianceScaling(scale={}, mode='{}', distribution='{}') is not supported", where, scale, mode,
+                distribution);
+}
+
+// The arguments in `given` must equal the defaults we implement (seeds and axes aside).
+void check_arguments(const InitializerInfo& info, const nlohmann::json& given, const std::string& where) {
+    if (!given.is_object()) return;
+    for (const auto& [key, value] : given.items()) {
+        if (key == "seed" || key == "input_axes" || key == "output_axes" || key == "dtype") continue;
+        const auto expected = info.config.find(key);
+        const bool same = expected != info.config.end() && value.is_number() && expected->is_number() &&
+                          std::abs(value.get<double>() - expected->get<double>()) < 1e-12;
+        if (!same)
+            value_error("{}: {} with {}={} is not supported (only the default {})", where, info.class_name, key,
+                        value.dump(), expected != info.config.end() ? expected->dump() : std::string("arguments"));
+    }
+}
+
+}  // namespace
+
+nlohmann::json get_config(const std::string& name) {
+    const std::string key = name == "uniform" ? "random_uniform" : name;
+    for (const auto& info : infos())
+        if (key == info.name)
+            return {{"module", "keras.initializers"}, {"class_name", info.class_name}, {"config", info.config},
+                    {"registered_name", nullptr}};
+    check_name(name);   // throws for an unknown name
+    return nullptr;
+}
+
+std::string from_config(const nlohmann::json& config, const std::string& where) {
+    if (config.is_string()) {
+        const std::string name = config.get<std::string>();
+        for (const auto& info : infos())
+            if (name == info.name || name == info.class_name) return info.name;
+        if (name == "uniform") return "random_uniform";
+        value_error("{}: unknown initializer '{}'", where, name);
+    }
+    if (!config.is_object() || !config.contains("class_name") || !config["class_name"].is_string())
+        value_error("{}: expected an initializer name or {{\"class_name\": ..., \"config\": ...}}, got {}", where,
+                    config.dump());
+    const std::string class_name = config["class_name"].get<std::string>();
+    const nlohmann::json args = config.value("config", nlohmann::json::object());
+    if (class_name == "VarianceScaling") return from_variance_scaling(args, where);
+    for (const auto& info : infos())
+        if (class_name == info.class_name) {
+            check_arguments(info, args, where);
+            return info.name;
+        }
+    value_error("{}: initializer '{}' is not supported", where, class_name);
+}
+
+}  // namespace keras::initializers

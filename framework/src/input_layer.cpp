@@ -30,7 +30,8 @@ nlohmann::json InputLayer::get_config() const {
     batch_shape.insert(batch_shape.end(), shape.begin(), shape.end());
     nlohmann::json dims = nlohmann::json::array();
     for (int64_t d : batch_shape) dims.push_back(d < 0 ? nlohmann::json(nullptr) : nlohmann::json(d));
-    return {{"name", name()}, {"batch_input_shape", dims}, {"dtype", to_string(dtype)}, {"sparse", false}};
+    return {{"name", name()}, {"batch_shape", dims}, {"dtype", to_string(dtype)}, {"sparse", false},
+            {"ragged", false}, {"optional", false}};
 }
 
 }  // namespace keras::layers

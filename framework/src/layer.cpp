@@ -65,7 +65,10 @@ void Layer::check_built_shape(const Shape& input_shape) const {
 }
 
 nlohmann::json Layer::get_config() const {
-    return {{"name", name_}, {"trainable", trainable}, {"dtype", "float32"}};
+    // Keras 3 writes the dtype as a DTypePolicy object.
+    const nlohmann::json policy = {{"module", "keras"}, {"class_name", "DTypePolicy"},
+                                   {"config", {{"name", "float32"}}}, {"registered_name", nullptr}};
+    return {{"name", name_}, {"trainable", trainable}, {"dtype", policy}};
 }
 
 std::vector<VariablePtr> Layer::trainable_weights() const {

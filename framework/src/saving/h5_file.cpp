@@ -294,6 +294,27 @@ void H5Group::write_dataset(const std::string& path, const std::vector<int64_t>&
         check_status(H5Dwrite(dset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values), what);
 }
 
+void H5Group::write_scalar_int64(const std::string& path, int64_t value) const {
+    const std::string what = fmt::format("Cannot write dataset {}", where(path));
+    H5Handle space(H5Screate(H5S_SCALAR));
+    H5Handle links(H5Pcreate(H5P_LINK_CREATE));
+    H5Pset_create_intermediate_group(links.get(), 1);
+    H5Handle dset = checked(H5Dcreate2(id(), path.c_str(), H5T_STD_I64LE, space.get(), links.get(), H5P_DEFAULT,
+                                       H5P_DEFAULT),
+                            [&] { return what; });
+    check_status(H5Dwrite(dset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value), what);
+}
+
+int64_t H5Group::read_scalar_int64(const std::string& path) const {
+    if (num_elements(dataset_shape(path)) != 1)
+        value_error("Dataset {} should hold one number, its shape is {}.", where(path), shape_str(dataset_shape(path)));
+    H5Handle dset(H5Dopen2(id(), path.c_str(), H5P_DEFAULT));
+    int64_t value = 0;
+    check_status(H5Dread(dset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value),
+                 fmt::format("Cannot read dataset {}", where(path)));
+    return value;
+}
+
 H5File::H5File(H5Handle handle, std::string filepath) : H5Group(std::move(handle), std::move(filepath), "/") {}
 
 H5File H5File::open(const std::string& filepath) {

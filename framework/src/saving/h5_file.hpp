@@ -67,6 +67,9 @@ public:
     std::vector<int64_t> dataset_shape(const std::string& path) const;
     // Creates intermediate groups of `path` as needed.
     void write_dataset(const std::string& path, const std::vector<int64_t>& shape, const float* values) const;
+    // A scalar int64 dataset (Keras 3's optimizer "iteration"); reading accepts any integer or float type.
+    void write_scalar_int64(const std::string& path, int64_t value) const;
+    int64_t read_scalar_int64(const std::string& path) const;
 
     // "'/model_weights/lstm' in file 'm.h5'", for messages.
     std::string where(const std::string& name = "") const;

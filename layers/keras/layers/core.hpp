@@ -47,6 +47,7 @@ public:
     Shape compute_output_shape(const Shape& input_shape) const override;
     Tensor call(const Tensor& x, CallContext& ctx) override;
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    nlohmann::json get_config() const override;
 protected:
     void check_input_shape(const Shape& input_shape) const override;
 };
@@ -61,6 +62,7 @@ public:
     Shape compute_output_shape(const Shape& input_shape) const override;
     Tensor call(const Tensor& x, CallContext& ctx) override;
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    nlohmann::json get_config() const override;
 protected:
     void check_input_shape(const Shape& input_shape) const override;
 };

@@ -1,0 +1,131 @@
+#include "saving/model_file.hpp"
+
+#include "keras/errors.hpp"
+#include "keras/input_layer.hpp"
+#include "saving/atomic_write.hpp"
+#include "saving/h5_file.hpp"
+#include "saving/optimizer_weights.hpp"
+
+namespace keras {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+nlohmann::json shape_json(const Shape& shape) {
+    nlohmann::json dims = nlohmann::json::array();
+    for (int64_t d : shape) dims.push_back(d < 0 ? nlohmann::json(nullptr) : nlohmann::json(d));
+    return dims;
+}
+
+// Keras's recurrent layers keep their weights in a cell named "<layer class in snake case>_cell".
+bool has_cell(const Layer& layer) {
+    const std::string& c = layer.class_name();
+    return c == "SimpleRNN" || c == "LSTM" || c == "GRU";
+}
+
+// What Keras's loss serialization gives: the name when the loss has its default arguments,
+// otherwise the loss object.
+nlohmann::json loss_config(const losses::Loss& loss) {
+    const nlohmann::json config = loss.get_config();
+    if (config == losses::get(loss.name())->get_config()) return loss.name();
+    std::string class_name;
+    for (const char* c : {"BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
+                          "MeanSquaredError", "MeanAbsoluteError"})
+        if (losses::get(c)->name() == loss.name()) class_name = c;
+    return {{"module", "keras.losses"}, {"class_name", class_name}, {"config", config}, {"registered_name", nullptr}};
+}
+
+}  // namespace
+
+namespace saving {
+
+std::string keras3_weight_path(const Model& model, const Layer& layer, const Variable& weight) {
+    const std::string cell = has_cell(layer) ? utils::to_snake_case(layer.class_name()) + "_cell/" : "";
+    return model.name() + "/" + layer.name() + "/" + cell + weight.name;
+}
+
+nlohmann::json model_config(const Model& model) {
+    const auto& model_layers = model.layers();
+    const nlohmann::json input_shape = shape_json(model_layers.empty() ? Shape{} : model_layers[0]->input_shape());
+    nlohmann::json layers = nlohmann::json::array();
+    // Keras 3 lists the InputLayer first; a model built by build() gets one for its input shape.
+    if (model_layers.empty() || model_layers[0]->class_name() != "InputLayer")
+        layers.push_back({{"class_name", "InputLayer"},
+                          {"config", {{"batch_shape", input_shape}, {"dtype", "float32"}, {"sparse", false},
+                                      {"ragged", false}, {"name", "input_layer"}, {"optional", false}}}});
+    for (const auto& layer : model_layers)
+        layers.push_back({{"class_name", layer->class_name()}, {"config", layer->get_config()}});
+    nlohmann::json config = {{"name", model.name()}, {"trainable", true},
+                             {"dtype", {{"module", "keras"}, {"class_name", "DTypePolicy"},
+                                        {"config", {{"name", "float32"}}}, {"registered_name", nullptr}}},
+                             {"layers", layers}, {"build_input_shape", input_shape}};
+    return {{"class_name", "Sequential"}, {"config", config}};
+}
+
+nlohmann::json training_config(const Model& model) {
+    const auto& optimizer = model.optimizer();
+    return {{"loss", loss_config(model.loss())},
+            {"loss_weights", nullptr},
+            {"metrics", model.metric_names().empty() ? nlohmann::json(nullptr) : nlohmann::json(model.metric_names())},
+            {"weighted_metrics", nullptr},
+            {"run_eagerly", false},
+            {"steps_per_execution", 1},
+            {"jit_compile", false},
+            {"optimizer_config", {{"class_name", optimizer.name()}, {"config", optimizer.get_config()}}}};
+}
+
+namespace {
+
+void write_model_weights(const H5Group& root, const Model& model) {
+    H5Group group = root.create_group("model_weights");
+    std::vector<std::string> layer_names;
+    for (const auto& layer : model.layers())
+        if (layer->class_name() != "InputLayer") layer_names.push_back(layer->name());
+    group.write_string_array_attr("layer_names", layer_names);
+    group.write_string_attr("backend", kModelFileBackend);
+    group.write_string_attr("keras_version", kModelFileKerasVersion);
+    for (const auto& layer : model.layers()) {
+        if (layer->class_name() == "InputLayer") continue;
+        H5Group layer_group = group.create_group(layer->name());
+        std::vector<std::string> names;
+        for (const auto& w : layer->weights()) {
+            names.push_back(keras3_weight_path(model, *layer, *w));
+            const Tensor value = w->value.to(Device::CPU).astype(DType::float32);
+            layer_group.write_dataset(names.back(), value.shape(), value.data<float>());
+        }
+        layer_group.write_string_array_attr("weight_names", names);
+    }
+    group.create_group("top_level_model_weights").write_string_array_attr("weight_names", {});
+}
+
+}  // namespace
+
+void write_model_file(const std::string& filepath, const Model& model, bool include_optimizer) {
+    H5File file = H5File::create(filepath);
+    file.write_string_attr("backend", kModelFileBackend);
+    file.write_string_attr("keras_version", kModelFileKerasVersion);
+    file.write_string_attr("model_config", model_config(model).dump());
+    if (include_optimizer && model.compiled()) file.write_string_attr("training_config", training_config(model).dump());
+    write_model_weights(file, model);
+    if (include_optimizer && model.compiled()) write_optimizer_weights(file, model);
+    file.close();
+}
+
+}  // namespace saving
+
+void Model::save(const std::string& filepath, const SaveOptions& options) const {
+    if (!built_)
+        value_error("You are saving a model that has not yet been built. Call build() or fit() with data, or start "
+                    "the model with an Input, before saving model \"{}\".", name_);
+    if (!ends_with(filepath, ".h5") && !ends_with(filepath, ".hdf5"))
+        value_error("Invalid filepath extension for saving. kerascpp saves Keras's HDF5 format: add a `.h5` (or "
+                    "`.hdf5`) extension. Received: filepath={}", filepath);
+    saving::atomic_write(
+        filepath, [&](const std::string& temp) { saving::write_model_file(temp, *this, options.include_optimizer); },
+        options.overwrite);
+}
+
+}  // namespace keras

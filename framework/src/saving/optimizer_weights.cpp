@@ -1,0 +1,163 @@
+#include "saving/optimizer_weights.hpp"
+
+#include <algorithm>
+
+#include "keras/errors.hpp"
+#include "saving/model_file.hpp"
+
+namespace keras::saving {
+
+namespace {
+
+struct TrainableEntry {
+    VariablePtr variable;
+    std::string key;   // Keras 3's variable path with '/' -> '_' ("sequential_lstm_lstm_cell_kernel")
+};
+
+std::vector<TrainableEntry> trainable_entries(const Model& model) {
+    std::vector<TrainableEntry> out;
+    for (const auto& layer : model.layers())
+        for (const auto& w : layer->trainable_weights()) {
+            std::string key = keras3_weight_path(model, *layer, *w);
+            std::replace(key.begin(), key.end(), '/', '_');
+            out.push_back({w, key});
+        }
+    return out;
+}
+
+// Keras 3 creates Adam's momentum and velocity together (interleaved per variable), every other slot
+// on its own (all variables, then the next slot).
+std::vector<std::vector<size_t>> slot_groups(const optimizers::Optimizer& optimizer) {
+    const size_t n = optimizer.slot_specs().size();
+    std::vector<std::vector<size_t>> groups;
+    size_t first = 0;
+    if (optimizer.name() == "Adam" && n >= 2) {
+        groups.push_back({0, 1});
+        first = 2;
+    }
+    for (size_t i = first; i < n; ++i) groups.push_back({i});
+    return groups;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+void write_optimizer_weights(const H5Group& root, const Model& model) {
+    const optimizers::Optimizer& optimizer = model.optimizer();
+    const std::string prefix = optimizer.get_config()["name"].get<std::string>() + "/";
+    H5Group group = root.create_group("optimizer_weights");
+    std::vector<std::string> names = {prefix + "iteration", prefix + "learning_rate"};
+    group.write_scalar_int64(names[0], optimizer.iterations);
+    group.write_dataset(names[1], {}, &optimizer.learning_rate);
+
+    const auto entries = trainable_entries(model);
+    const auto specs = optimizer.slot_specs();
+    bool any_slots = false;
+    for (const auto& e : entries) any_slots = any_slots || !optimizer.slots(*e.variable).empty();
+    // Keras writes only iteration and learning_rate for an optimizer that has not been built yet.
+    if (optimizer.iterations > 0 || any_slots) {
+        for (const auto& group_slots : slot_groups(optimizer))
+            for (const auto& e : entries)
+                for (size_t s : group_slots) {
+                    const auto slots = optimizer.slots(*e.variable);
+                    // A variable that has not been updated yet holds the slot's initial value, as in Keras.
+                    const Tensor value = slots.empty()
+                        ? Tensor::full(e.variable->value.shape(), specs[s].initial_value)
+                        : slots[s].to(Device::CPU);
+                    names.push_back(prefix + e.key + "_" + specs[s].name);
+                    group.write_dataset(names.back(), value.shape(), value.data<float>());
+                }
+    }
+    group.write_string_array_attr("weight_names", names);
+}
+
+namespace {
+
+// The slot a dataset name holds: Keras 3 "<opt>/<var>_<slot>", Keras 2.x "<Opt>/<m|v|vhat|slot>/<var>:0".
+std::optional<size_t> slot_of(const std::string& name, const std::vector<optimizers::SlotSpec>& specs) {
+    std::optional<size_t> best;
+    size_t best_len = 0;
+    for (size_t s = 0; s < specs.size(); ++s) {
+        std::string keras2 = specs[s].name == "momentum" ? "m" : specs[s].name == "velocity" ? "v"
+                           : specs[s].name == "velocity_hat" ? "vhat" : specs[s].name;
+        const bool k3 = ends_with(name, "_" + specs[s].name);
+        const bool k2 = name.find("/" + keras2 + "/") != std::string::npos ||
+                        name.find("/" + specs[s].name + "/") != std::string::npos;
+        // The longest matching slot name wins ("velocity_hat" over "velocity").
+        if ((k3 || k2) && specs[s].name.size() >= best_len) {
+            best = s;
+            best_len = specs[s].name.size();
+        }
+    }
+    return best;
+}
+
+bool is_iteration(const std::string& name) {
+    for (const char* s : {"iteration", "iteration:0", "iterations", "iterations:0"})
+        if (name == s || ends_with(name, std::string("/") + s)) return true;
+    return false;
+}
+
+bool is_learning_rate(const std::string& name) {
+    return name == "learning_rate" || ends_with(name, "/learning_rate") || ends_with(name, "/learning_rate:0");
+}
+
+}  // namespace
+
+OptimizerState read_optimizer_weights(const H5Group& root, const optimizers::Optimizer& optimizer,
+                                      const std::vector<VariablePtr>& trainable) {
+    OptimizerState state;
+    if (!root.has_group("optimizer_weights")) return state;
+    const H5Group group = root.group("optimizer_weights");
+    const auto names = group.string_array_attr("weight_names");
+    const auto specs = optimizer.slot_specs();
+    std::vector<std::vector<std::string>> per_slot(specs.size());
+    for (const auto& name : names) {
+        if (is_iteration(name)) {
+            state.iterations = group.read_scalar_int64(name);
+            continue;
+        }
+        if (is_learning_rate(name)) {
+            state.learning_rate = group.read_dataset(name).values.at(0);
+            continue;
+        }
+        const auto slot = slot_of(name, specs);
+        if (!slot)
+            value_error("Optimizer weight '{}' in {} does not belong to {} with this configuration (its slots: {}).",
+                        name, group.where(), optimizer.name(), specs.size());
+        per_slot[*slot].push_back(name);
+    }
+    state.present = true;
+    size_t total = 0;
+    for (const auto& list : per_slot) total += list.size();
+    if (total == 0) return state;   // saved before the first update: no slots yet
+    state.slots.assign(trainable.size(), {});
+    for (size_t s = 0; s < specs.size(); ++s) {
+        if (per_slot[s].size() != trainable.size())
+            value_error("{} holds {} '{}' optimizer weights, but the model has {} trainable weights.", group.where(),
+                        per_slot[s].size(), specs[s].name, trainable.size());
+        for (size_t v = 0; v < trainable.size(); ++v) {
+            const H5Array array = group.read_dataset(per_slot[s][v]);
+            if (array.shape != trainable[v]->value.shape())
+                value_error("Optimizer weight {} has shape {}, but the model's weight '{}' it belongs to has shape {}.",
+                            group.where(per_slot[s][v]), shape_str(array.shape), trainable[v]->name,
+                            shape_str(trainable[v]->value.shape()));
+            state.slots[v].push_back(Tensor(array.values, array.shape));
+        }
+    }
+    return state;
+}
+
+void apply_optimizer_state(const OptimizerState& state, optimizers::Optimizer& optimizer,
+                           const std::vector<VariablePtr>& trainable) {
+    if (!state.present) return;
+    optimizer.iterations = state.iterations;
+    if (state.learning_rate) optimizer.learning_rate = *state.learning_rate;
+    for (size_t v = 0; v < state.slots.size() && v < trainable.size(); ++v)
+        if (!state.slots[v].empty()) optimizer.set_slots(trainable[v], state.slots[v]);
+}
+
+}  // namespace keras::saving

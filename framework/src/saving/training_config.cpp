@@ -1,0 +1,128 @@
+#include "saving/training_config.hpp"
+
+#include <cctype>
+#include <functional>
+
+#include "keras/errors.hpp"
+
+namespace keras::saving {
+
+namespace {
+
+using nlohmann::json;
+
+class OptimizerFields {
+public:
+    OptimizerFields(const json& config, std::string where) : config_(config), where_(std::move(where)) {}
+
+    float number(const std::string& key, float fallback) const {
+        if (!has(key)) return fallback;
+        if (!config_[key].is_number())
+            value_error("{}: optimizer field `{}` should be a number, got {} (learning-rate schedules are not "
+                        "supported)", where_, key, config_[key].dump());
+        return config_[key].get<float>();
+    }
+    std::optional<float> optional_number(const std::string& key) const {
+        return has(key) ? std::optional<float>(number(key, 0.0f)) : std::nullopt;
+    }
+    bool boolean(const std::string& key, bool fallback) const {
+        return has(key) && config_[key].is_boolean() ? config_[key].get<bool>() : fallback;
+    }
+    // Keras 2.0 calls the learning rate "lr".
+    float learning_rate(float fallback) const { return has("learning_rate") ? number("learning_rate", fallback)
+                                                                            : number("lr", fallback); }
+    // Options we do not implement must be absent or neutral.
+    void require_neutral() const {
+        for (const char* key : {"weight_decay", "decay"})
+            if (has(key) && !(config_[key].is_number() && config_[key].get<double>() == 0.0))
+                value_error("{}: optimizer field `{}` = {} is not supported", where_, key, config_[key].dump());
+        if (boolean("use_ema", false)) value_error("{}: optimizer field `use_ema` = true is not supported", where_);
+    }
+
+private:
+    bool has(const std::string& key) const { return config_.contains(key) && !config_[key].is_null(); }
+    json config_;
+    std::string where_;
+};
+
+std::string lower(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+}  // namespace
+
+optimizers::OptimizerPtr optimizer_from_config(const json& optimizer_config, const std::string& where) {
+    if (optimizer_config.is_string()) return optimizers::get(optimizer_config.get<std::string>());
+    if (!optimizer_config.is_object() || !optimizer_config.contains("class_name"))
+        value_error("{}: optimizer_config should be {{\"class_name\", \"config\"}}, got {}", where,
+                    optimizer_config.dump());
+    std::string class_name = optimizer_config["class_name"].get<std::string>();
+    // tf-keras writes "Custom>Adam" for its own optimizers.
+    if (class_name.rfind("Custom>", 0) == 0) class_name = class_name.substr(7);
+    const OptimizerFields f(optimizer_config.value("config", json::object()), where);
+    f.require_neutral();
+    const auto clipnorm = f.optional_number("clipnorm"), clipvalue = f.optional_number("clipvalue"),
+               global_clipnorm = f.optional_number("global_clipnorm");
+    const std::string key = lower(class_name);
+    if (key == "adam")
+        return std::make_shared<optimizers::Adam>(optimizers::AdamOptions{
+            .learning_rate = f.learning_rate(0.001f), .beta_1 = f.number("beta_1", 0.9f),
+            .beta_2 = f.number("beta_2", 0.999f), .epsilon = f.number("epsilon", 1e-7f),
+            .amsgrad = f.boolean("amsgrad", false), .clipnorm = clipnorm, .clipvalue = clipvalue,
+            .global_clipnorm = global_clipnorm});
+    if (key == "sgd")
+        return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{
+            .learning_rate = f.learning_rate(0.01f), .momentum = f.number("momentum", 0.0f),
+            .nesterov = f.boolean("nesterov", false), .clipnorm = clipnorm, .clipvalue = clipvalue,
+            .global_clipnorm = global_clipnorm});
+    if (key == "rmsprop")
+        return std::make_shared<optimizers::RMSprop>(optimizers::RMSpropOptions{
+            .learning_rate = f.learning_rate(0.001f), .rho = f.number("rho", 0.9f),
+            .momentum = f.number("momentum", 0.0f), .epsilon = f.number("epsilon", 1e-7f),
+            .centered = f.boolean("centered", false), .clipnorm = clipnorm, .clipvalue = clipvalue,
+            .global_clipnorm = global_clipnorm});
+    if (key == "adagrad")
+        return std::make_shared<optimizers::Adagrad>(optimizers::AdagradOptions{
+            .learning_rate = f.learning_rate(0.001f),
+            .initial_accumulator_value = f.number("initial_accumulator_value", 0.1f),
+            .epsilon = f.number("epsilon", 1e-7f), .clipnorm = clipnorm, .clipvalue = clipvalue,
+            .global_clipnorm = global_clipnorm});
+    value_error("{}: optimizer '{}' is not supported (Adam, SGD, RMSprop, Adagrad)", where, class_name);
+}
+
+losses::LossPtr loss_from_config(const json& loss, const std::string& where) {
+    if (loss.is_string()) return losses::get(loss.get<std::string>());
+    if (!loss.is_object() || !loss.contains("class_name") || !loss["class_name"].is_string())
+        value_error("{}: the loss should be a name or {{\"class_name\", \"config\"}}, got {}", where, loss.dump());
+    const std::string class_name = loss["class_name"].get<std::string>();
+    const json config = loss.value("config", json::object());
+    const losses::CrossentropyOptions options{.from_logits = config.value("from_logits", false),
+                                              .label_smoothing = config.value("label_smoothing", 0.0f)};
+    if (class_name == "BinaryCrossentropy") return std::make_shared<losses::BinaryCrossentropy>(options);
+    if (class_name == "CategoricalCrossentropy") return std::make_shared<losses::CategoricalCrossentropy>(options);
+    if (class_name == "SparseCategoricalCrossentropy") {
+        if (config.contains("ignore_class") && !config["ignore_class"].is_null())
+            value_error("{}: loss field `ignore_class` is not supported", where);
+        return std::make_shared<losses::SparseCategoricalCrossentropy>(
+            losses::CrossentropyOptions{.from_logits = options.from_logits});
+    }
+    return losses::get(class_name);
+}
+
+std::vector<std::string> metrics_from_config(const json& metrics, const std::string& where) {
+    std::vector<std::string> names;
+    if (metrics.is_null()) return names;
+    // Keras 2.x nests them ([[{"class_name": "MeanMetricWrapper", "config": {"name": "accuracy"}}]]).
+    std::function<void(const json&)> collect = [&](const json& m) {
+        if (m.is_string()) names.push_back(m.get<std::string>());
+        else if (m.is_array()) for (const auto& item : m) collect(item);
+        else if (m.is_object() && m.contains("config") && m["config"].is_object() && m["config"].contains("name"))
+            names.push_back(m["config"]["name"].get<std::string>());
+        else if (!m.is_null()) value_error("{}: cannot read the metric {}", where, m.dump());
+    };
+    collect(metrics);
+    return names;
+}
+
+}  // namespace keras::saving

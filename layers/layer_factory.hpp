@@ -1,0 +1,22 @@
+// Rebuilds a layer from its Keras config (the inverse of get_config), accepting the forms Keras 2.0.x,
+// 2.x and 3.x write. Internal to load_model.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "keras/layer.hpp"
+
+namespace keras::layers {
+
+struct ConfigSource {
+    int keras_major = 3;    // from the file's keras_version: what "hard_sigmoid" means
+    std::string file;       // for messages
+};
+
+// class_name: "LSTM", "Dense", ... An unknown class, an option we do not implement (a regularizer,
+// a constraint, mask_zero, stateful, ...) or a malformed field is a ValueError naming the layer and field.
+LayerPtr layer_from_config(const std::string& class_name, const nlohmann::json& config, const ConfigSource& source);
+
+}  // namespace keras::layers
