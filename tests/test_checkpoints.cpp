@@ -126,6 +126,24 @@ TEST_CASE("Exact resume from a .weights.h5 checkpoint into a fresh model") {
     CHECK(weights_of(*resumed) == expected);
 }
 
+TEST_CASE("Exact resume through model.save (with the optimizer) and load_model") {
+    TempDir dir;
+    Data d;
+    const auto expected = unbroken_run(4);
+    {
+        auto first = make_model(11);
+        first->fit(d.x, d.y, fit_options(2));
+        first->save(dir.file("model.h5"));
+    }
+    utils::set_random_seed(123);   // what ran before must not matter, only the seed fit() sees
+    auto resumed = models::load_model(dir.file("model.h5"));
+    CHECK(resumed->optimizer().iterations == 2 * 4);
+    utils::set_random_seed(11);
+    const auto history = resumed->fit(d.x, d.y, fit_options(4, 2));
+    CHECK(history.epoch == std::vector<int>{2, 3});
+    CHECK(weights_of(*resumed) == expected);
+}
+
 TEST_CASE("BackupAndRestore: an interrupted fit resumes at the right epoch and matches an unbroken run") {
     TempDir dir;
     Data d;
