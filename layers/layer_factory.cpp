@@ -93,9 +93,10 @@ public:
         if (has(key) && config_[key] != neutral)
             fail(key, fmt::format("{} is not supported (only {})", config_[key].dump(), neutral.dump()));
     }
-    // float32 as a string (Keras 2) or a DTypePolicy (Keras 3).
+    // float32 as a string (Keras 2) or a DTypePolicy (Keras 3). Next to batch_input_shape (Keras 2.0's
+    // first layer) the dtype is the input's, e.g. int32 token ids.
     void require_float32() const {
-        if (!has("dtype")) return;
+        if (!has("dtype") || has("batch_input_shape")) return;
         const json& d = config_["dtype"];
         std::string name;
         if (d.is_string()) name = d.get<std::string>();
