@@ -229,15 +229,17 @@ TEST_CASE("hard_sigmoid means what the file's Keras version says, and keeps that
     check_same_model(*k2, *again);
 }
 
-TEST_CASE("Keras 3 files restore the optimizer: one more step gives Keras's weights (Adam, RMSprop, SGD)") {
-    for (const std::string file : {"model_k3_tokens.h5", "model_k3_floats.h5", "model_k3_pooling.h5"}) {
+TEST_CASE("Keras 3 and tf-keras files restore the optimizer: one more step gives Keras's weights") {
+    // Adam, RMSprop (momentum, centered) and SGD (momentum), in Keras 3's and in Keras 2's slot names.
+    for (const std::string file : {"model_k3_tokens.h5", "model_k3_floats.h5", "model_k3_pooling.h5",
+                                   "model_k2_tokens.h5", "model_k2_floats.h5", "model_k2_pooling.h5"}) {
         CAPTURE(file);
         const json& entry = fixtures()[file];
         auto model = models::load_model(kFixtures + file);
         REQUIRE(model->compiled());
         CHECK(model->optimizer().iterations == 2);
         const Tensor x = tensor_from_json(entry["step_input"], entry["input_dtype"]);
-        const std::string y_dtype = file == "model_k3_tokens.h5" ? "int32" : "float32";
+        const std::string y_dtype = file.find("tokens") != std::string::npos ? "int32" : "float32";
         model->train_on_batch(x, tensor_from_json(entry["target"], y_dtype));
         const auto weights = model->get_weights();
         REQUIRE(weights.size() == entry["weights_after_one_step"].size());
