@@ -343,10 +343,7 @@ H5File H5File::create(const std::string& filepath) {
 void H5File::close() {
     if (id() < 0) return;
     check_status(H5Fflush(id(), H5F_SCOPE_GLOBAL), fmt::format("Cannot write HDF5 file '{}'", file()));
-    check_status(H5Fclose(id()), fmt::format("Cannot close HDF5 file '{}'", file()));
-    // The id is closed: forget it without closing again.
-    H5Group released(H5Handle(), file(), path());
-    static_cast<H5Group&>(*this) = std::move(released);
+    check_status(H5Fclose(handle().release()), fmt::format("Cannot close HDF5 file '{}'", file()));
 }
 
 }  // namespace keras::saving

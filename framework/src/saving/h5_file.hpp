@@ -25,6 +25,8 @@ public:
     hid_t get() const { return id_; }
     bool valid() const { return id_ >= 0; }
     void close();
+    // Gives up ownership without closing (the caller closes it).
+    hid_t release() { const hid_t id = id_; id_ = H5I_INVALID_HID; return id; }
 
 private:
     hid_t id_ = H5I_INVALID_HID;
@@ -73,6 +75,9 @@ public:
 
     // "'/model_weights/lstm' in file 'm.h5'", for messages.
     std::string where(const std::string& name = "") const;
+
+protected:
+    H5Handle& handle() { return handle_; }
 
 private:
     H5Handle handle_;
