@@ -82,7 +82,8 @@ std::vector<std::string> raw_strings(hid_t loc, const char* object, const char* 
         std::vector<char*> ptrs(n);
         hid_t mem = H5Tcopy(H5T_C_S1);
         H5Tset_size(mem, H5T_VARIABLE);
-        H5Aread(attr, mem, ptrs.data());
+        H5Tset_cset(mem, H5Tget_cset(type));   // HDF5 does not convert between ASCII and UTF-8
+        REQUIRE(H5Aread(attr, mem, ptrs.data()) >= 0);
         for (char* p : ptrs) out.emplace_back(p);
         H5Dvlen_reclaim(mem, space, H5P_DEFAULT, ptrs.data());
         H5Tclose(mem);
@@ -209,6 +210,40 @@ TEST_CASE("files saved by real Keras 3, tf-keras and Keras 2.0.8 load and predic
         const Tensor got = model->predict(x, {.verbose = 0});
         CHECK(max_abs_diff(got, expected) < 1e-5);
     }
+}
+
+TEST_CASE("the version differences the fixtures exercise are really there") {
+    // Keras 2.0.8 layout: fixed-length strings, a plain list of layers, "lstm_1/kernel:0" names.
+    RawFile k20(kFixtures + "model_k20_tokens.h5");
+    for (const char* attr : {"keras_version", "model_config", "training_config"})
+        CHECK_FALSE(raw_is_variable_string(k20.id, ".", attr));
+    CHECK(raw_strings(k20.id, ".", "keras_version") == std::vector<std::string>{"2.0.8"});
+    CHECK(json::parse(raw_strings(k20.id, ".", "model_config").at(0))["config"].is_array());
+    CHECK(raw_strings(k20.id, "model_weights/lstm_1", "weight_names").at(0) == "lstm_1/kernel:0");
+    // tf-keras: "gru/gru_cell/bias:0" of shape (2, 6) for reset_after=True.
+    RawFile k2(kFixtures + "model_k2_tokens.h5");
+    CHECK(raw_strings(k2.id, ".", "keras_version").at(0).rfind("2.", 0) == 0);
+    CHECK(raw_dataset_shape(k2.id, "model_weights/gru/gru/gru_cell/bias:0") == Shape{2, 9});
+    // The Keras 2.0 file has no InputLayer: load_model makes one from the first layer's batch_input_shape.
+    auto model = models::load_model(kFixtures + "model_k20_tokens.h5");
+    CHECK(model->layers()[0]->class_name() == "InputLayer");
+    CHECK(model->layers()[1]->name() == "embedding_1");
+}
+
+TEST_CASE("a Keras 3 config without an InputLayer is built from build_input_shape") {
+    const std::string path = temp_path("no_input_layer.h5");
+    fs::copy_file(kFixtures + "model_k3_pooling.h5", path, fs::copy_options::overwrite_existing);
+    json config = file_json_attr(path, "model_config");
+    REQUIRE(config["config"]["layers"][0]["class_name"] == "InputLayer");
+    config["config"]["layers"].erase(0);
+    raw_replace_string_attr(path, ".", "model_config", config.dump());
+    auto model = models::load_model(path, {.compile = false});
+    const json& entry = fixtures()["model_k3_pooling.h5"];
+    CHECK(max_abs_diff(model->predict(tensor_from_json(entry["input"], "float32"), {.verbose = 0}),
+                       tensor_from_json(entry["prediction"], "float32")) < 1e-5);
+    config["config"].erase("build_input_shape");
+    raw_replace_string_attr(path, ".", "model_config", config.dump());
+    CHECK_THROWS_WITH_AS(models::load_model(path), doctest::Contains("the model's input shape is unknown"), ValueError);
 }
 
 TEST_CASE("hard_sigmoid means what the file's Keras version says, and keeps that meaning when re-saved") {
