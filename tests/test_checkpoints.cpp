@@ -335,6 +335,21 @@ TEST_CASE("ModelCheckpoint save_freq in batches counts across epochs; full-model
     CHECK(weights_of(*other) == weights_of(*model));
 }
 
+TEST_CASE("ModelCheckpoint save_best_only without the monitored value warns and skips the save") {
+    TempDir dir;
+    Data d;
+    auto model = make_model(3);
+    auto ckpt = std::make_shared<callbacks::ModelCheckpoint>(dir.file("m.h5"),
+                                                             callbacks::ModelCheckpointOptions{.save_best_only = true});
+    std::ostringstream err;
+    auto* old = std::cerr.rdbuf(err.rdbuf());
+    model->fit(d.x, d.y, {.batch_size = 8, .epochs = 2, .verbose = 0, .callbacks = {ckpt}});   // no validation
+    std::cerr.rdbuf(old);
+    CHECK(err.str() == "WARNING: Can save best model only with val_loss available, skipping.\n"
+                       "WARNING: Can save best model only with val_loss available, skipping.\n");
+    CHECK_FALSE(fs::exists(dir.file("m.h5")));
+}
+
 TEST_CASE("ModelCheckpoint errors") {
     using callbacks::ModelCheckpoint;
     CHECK(message_of<ValueError>([] { ModelCheckpoint("model.keras"); }) ==

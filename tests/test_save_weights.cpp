@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <sstream>
 #include <set>
 
 #include <unistd.h>
@@ -191,6 +193,21 @@ TEST_CASE("Optimizer state round-trips through .weights.h5: the next steps are i
         }
         CHECK(same_weights(*a, *b));
     }
+}
+
+TEST_CASE("A different optimizer than the saved one: weights load, its state is skipped with a warning") {
+    const auto f = fixtures();
+    auto model = fixture_model();
+    model->compile(optimizers::SGD(0.1f), "binary_crossentropy");
+    std::ostringstream err;
+    auto* old = std::cerr.rdbuf(err.rdbuf());
+    model->load_weights((kFixtures / "keras3.weights.h5").string());
+    std::cerr.rdbuf(old);
+    CHECK(err.str().starts_with("WARNING: Skipping variable loading for optimizer 'SGD', because it has 2 variables "
+                                "whereas the saved optimizer has 20 variables"));
+    CHECK(model->optimizer().iterations == 0);
+    check_close(model->predict(fixture_x(f), {.verbose = 0}).to_vector<float>(),
+                f["keras3_predictions"].get<std::vector<double>>(), 1e-5);
 }
 
 TEST_CASE("Our files have Keras's structure") {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iostream>
 
 #include <fmt/format.h>
 
@@ -66,10 +67,15 @@ void write_optimizer(const H5File& file, const Model& model) {
     for (const auto& [v, s] : slot_order(opt, trainable.size())) write_tensor(vars, std::to_string(index++), slots[v][s]);
 }
 
-// The tensors of one vars group, "0", "1", ... (exactly `expected` of them).
-std::vector<Tensor> read_vars(const H5Group& vars, size_t expected, const std::string& owner) {
+size_t count_vars(const H5Group& vars) {
     size_t count = 0;
     while (vars.has_dataset(std::to_string(count))) ++count;
+    return count;
+}
+
+// The tensors of one vars group, "0", "1", ... (exactly `expected` of them).
+std::vector<Tensor> read_vars(const H5Group& vars, size_t expected, const std::string& owner) {
+    const size_t count = count_vars(vars);
     if (count != expected)
         value_error("Cannot load weights from {}: {} expected {} variables, but received {} variables during loading",
                     vars.where(), owner, expected, count);
@@ -139,7 +145,17 @@ void read_keras3_weights(const H5File& file, Model& model) {
         const H5Group vars = file.group("optimizer").group("vars");
         const auto trainable = model.trainable_weights();
         const size_t per_variable = opt.slot_specs().size();
-        auto values = read_vars(vars, 2 + trainable.size() * per_variable, "Optimizer '" + opt.name() + "'");
+        const size_t expected = 2 + trainable.size() * per_variable, saved = count_vars(vars);
+        if (saved != expected) {
+            // A different optimizer (or options) than the saved one: like Keras 3, keep the weights
+            // and skip the optimizer's state with a warning.
+            std::cerr << fmt::format("WARNING: Skipping variable loading for optimizer '{}', because it has {} "
+                                     "variables whereas the saved optimizer has {} variables ({}).\n",
+                                     opt.name(), expected, saved, file.file());
+            for (auto& [weight, value] : assignments) weight->value.copy_from(value);
+            return;
+        }
+        auto values = read_vars(vars, expected, "Optimizer '" + opt.name() + "'");
         for (size_t i = 0; i < 2; ++i)
             if (values[i].numel() != 1)
                 value_error("Cannot load weights from {}: the optimizer's {} must be a scalar, got shape {}",
