@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include <hdf5.h>
+#include <sys/stat.h>
 
 #include "keras/errors.hpp"
 #include "saving/atomic_write.hpp"
@@ -179,4 +180,14 @@ TEST_CASE("atomic_write replaces the file only when the writer finishes") {
         CHECK(entry.path().filename().string().find(".tmp-") == std::string::npos);
     CHECK_THROWS_WITH_AS(atomic_write(path, [](const std::string&) {}, /*overwrite=*/false),
                          doctest::Contains("already exists"), ValueError);
+}
+
+TEST_CASE("atomic_write gives the saved file the permissions a new file gets, not mkstemp's 0600") {
+    const std::string path = temp_path("permissions.txt");
+    const mode_t old_mask = ::umask(022);
+    atomic_write(path, [](const std::string& tmp) { std::ofstream(tmp) << "x"; });
+    ::umask(old_mask);
+    const auto perms = fs::status(path).permissions();
+    CHECK((perms & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write |
+                                       fs::perms::group_read | fs::perms::others_read));
 }

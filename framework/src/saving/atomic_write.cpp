@@ -1,6 +1,7 @@
 #include "saving/atomic_write.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +14,14 @@
 namespace keras::saving {
 
 namespace {
+
+// mkstemp creates files as 0600; a saved model should get the permissions any new file gets (0666 less
+// the umask), as it would from std::ofstream.
+bool set_default_permissions(int fd) {
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    return ::fchmod(fd, 0666 & ~mask) == 0;
+}
 
 void fsync_path(const std::string& path, int flags) {
     const int fd = ::open(path.c_str(), flags);
@@ -39,8 +48,12 @@ void atomic_write(const std::string& filepath, const std::function<void(const st
     std::string temp = (dir / fmt::format(".{}.tmp-XXXXXX", target.filename().string())).string();
     const int fd = ::mkstemp(temp.data());
     if (fd < 0) runtime_error("Cannot create a temporary file in '{}': {}", dir.string(), std::strerror(errno));
+    const bool permissions_set = set_default_permissions(fd);
+    const int chmod_errno = errno;
     ::close(fd);
     try {
+        if (!permissions_set)
+            runtime_error("Cannot set the permissions of '{}': {}", temp, std::strerror(chmod_errno));
         write(temp);
         fsync_path(temp, O_RDONLY);
         if (::rename(temp.c_str(), filepath.c_str()) != 0)
