@@ -7,16 +7,16 @@
 
 namespace keras::saving {
 
-void write_legacy_weights(const H5Group& group, const Model& model) {
+void write_legacy_weights(const H5Group& group, const Model& model, const LegacyWeightsNaming& naming) {
     std::vector<std::string> layer_names;
     for (const auto& layer : saved_layers(model)) layer_names.push_back(layer->name());
     group.write_string_array_attr("layer_names", layer_names);
     group.write_string_attr("backend", kLegacyBackend);
-    group.write_string_attr("keras_version", kLegacyKerasVersion);
+    group.write_string_attr("keras_version", naming.keras_version);
     for (const auto& layer : saved_layers(model)) {
         const H5Group layer_group = group.create_group(layer->name());
         std::vector<std::string> names;
-        for (const auto& w : layer->weights()) names.push_back(legacy_weight_name(*layer, *w));
+        for (const auto& w : layer->weights()) names.push_back(naming.weight_name(*layer, *w));
         layer_group.write_string_array_attr("weight_names", names);
         for (size_t i = 0; i < names.size(); ++i) {
             const Tensor value = layer->weights()[i]->value.to(Device::CPU).astype(DType::float32);

@@ -4,8 +4,12 @@
 // at "<layer group>/<weight name>".
 #pragma once
 
+#include <functional>
+#include <string>
+
 #include "keras/model.hpp"
 #include "saving/h5_file.hpp"
+#include "saving/weight_paths.hpp"
 
 namespace keras::saving {
 
@@ -13,7 +17,15 @@ namespace keras::saving {
 inline constexpr const char* kLegacyKerasVersion = "2.15.0";
 inline constexpr const char* kLegacyBackend = "tensorflow";
 
-void write_legacy_weights(const H5Group& group, const Model& model);
+// What differs between a weights file and a full model file's model_weights: the version declared
+// and the form of the weight names.
+struct LegacyWeightsNaming {
+    std::string keras_version = kLegacyKerasVersion;
+    // Default: Keras 2's "lstm/lstm_cell/kernel:0".
+    std::function<std::string(const Layer&, const Variable&)> weight_name = legacy_weight_name;
+};
+
+void write_legacy_weights(const H5Group& group, const Model& model, const LegacyWeightsNaming& naming = {});
 
 // Loads the weights into `model` as Keras does: layers with weights matched by position, weights in
 // weight_names order (never by iterating groups). Everything is read and checked before anything is

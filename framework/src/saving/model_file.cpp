@@ -4,6 +4,7 @@
 #include "keras/input_layer.hpp"
 #include "saving/atomic_write.hpp"
 #include "saving/h5_file.hpp"
+#include "saving/legacy_weights.hpp"
 #include "saving/optimizer_weights.hpp"
 
 namespace keras {
@@ -18,12 +19,6 @@ nlohmann::json shape_json(const Shape& shape) {
     nlohmann::json dims = nlohmann::json::array();
     for (int64_t d : shape) dims.push_back(d < 0 ? nlohmann::json(nullptr) : nlohmann::json(d));
     return dims;
-}
-
-// Keras's recurrent layers keep their weights in a cell named "<layer class in snake case>_cell".
-bool has_cell(const Layer& layer) {
-    const std::string& c = layer.class_name();
-    return c == "SimpleRNN" || c == "LSTM" || c == "GRU";
 }
 
 // What Keras's loss serialization gives: the name when the loss has its default arguments,
@@ -41,11 +36,6 @@ nlohmann::json loss_config(const losses::Loss& loss) {
 }  // namespace
 
 namespace saving {
-
-std::string keras3_weight_path(const Model& model, const Layer& layer, const Variable& weight) {
-    const std::string cell = has_cell(layer) ? utils::to_snake_case(layer.class_name()) + "_cell/" : "";
-    return model.name() + "/" + layer.name() + "/" + cell + weight.name;
-}
 
 nlohmann::json model_config(const Model& model) {
     const auto& model_layers = model.layers();
@@ -79,25 +69,13 @@ nlohmann::json training_config(const Model& model) {
 
 namespace {
 
+// A full model file's model_weights group: the legacy weights layout with Keras 3's weight names.
 void write_model_weights(const H5Group& root, const Model& model) {
     H5Group group = root.create_group("model_weights");
-    std::vector<std::string> layer_names;
-    for (const auto& layer : model.layers())
-        if (layer->class_name() != "InputLayer") layer_names.push_back(layer->name());
-    group.write_string_array_attr("layer_names", layer_names);
-    group.write_string_attr("backend", kModelFileBackend);
-    group.write_string_attr("keras_version", kModelFileKerasVersion);
-    for (const auto& layer : model.layers()) {
-        if (layer->class_name() == "InputLayer") continue;
-        H5Group layer_group = group.create_group(layer->name());
-        std::vector<std::string> names;
-        for (const auto& w : layer->weights()) {
-            names.push_back(keras3_weight_path(model, *layer, *w));
-            const Tensor value = w->value.to(Device::CPU).astype(DType::float32);
-            layer_group.write_dataset(names.back(), value.shape(), value.data<float>());
-        }
-        layer_group.write_string_array_attr("weight_names", names);
-    }
+    write_legacy_weights(group, model, {.keras_version = kModelFileKerasVersion,
+                                        .weight_name = [&model](const Layer& layer, const Variable& weight) {
+                                            return keras3_weight_path(model, layer, weight);
+                                        }});
     group.create_group("top_level_model_weights").write_string_array_attr("weight_names", {});
 }
 

@@ -25,7 +25,6 @@ nlohmann::json model_config(const Model& model);
 // {"loss", "loss_weights", "metrics", ..., "optimizer_config": {"class_name", "config"}}; the model is compiled.
 nlohmann::json training_config(const Model& model);
 // Keras 3's variable path of a layer weight: "sequential/lstm/lstm_cell/kernel".
-std::string keras3_weight_path(const Model& model, const Layer& layer, const Variable& weight);
 
 void write_model_file(const std::string& filepath, const Model& model, bool include_optimizer);
 

@@ -4,6 +4,7 @@
 
 #include "keras/errors.hpp"
 #include "saving/model_file.hpp"
+#include "saving/weight_paths.hpp"
 
 namespace keras::saving {
 

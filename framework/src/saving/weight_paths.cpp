@@ -4,12 +4,10 @@
 
 namespace keras::saving {
 
-namespace {
 bool has_cell(const Layer& layer) {
     const std::string& c = layer.class_name();
     return c == "SimpleRNN" || c == "LSTM" || c == "GRU";
 }
-}  // namespace
 
 std::vector<LayerPtr> saved_layers(const Model& model) {
     std::vector<LayerPtr> out;
@@ -21,6 +19,11 @@ std::vector<LayerPtr> saved_layers(const Model& model) {
 std::string legacy_weight_name(const Layer& layer, const Variable& weight) {
     const std::string cell = has_cell(layer) ? utils::to_snake_case(layer.class_name()) + "_cell/" : "";
     return layer.name() + "/" + cell + weight.name + ":0";
+}
+
+std::string keras3_weight_path(const Model& model, const Layer& layer, const Variable& weight) {
+    const std::string cell = has_cell(layer) ? utils::to_snake_case(layer.class_name()) + "_cell/" : "";
+    return model.name() + "/" + layer.name() + "/" + cell + weight.name;
 }
 
 std::vector<std::string> keras3_vars_paths(const Model& model) {
