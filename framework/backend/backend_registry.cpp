@@ -1,18 +1,128 @@
-// Owns one backend object per device, created on first use.
+// Owns one backend object per device, created on first use, and answers whether CUDA can be used.
+#include <memory>
+#include <mutex>
+#include <vector>
+
 #include "keras/backend.hpp"
+#include "keras/device.hpp"
 #include "keras/errors.hpp"
 #include "onednn/onednn_backend.hpp"
 
-namespace keras::backend {
+#ifdef KERASCPP_HAVE_CUDA
+#include "cuda/cuda_backend.hpp"
+#endif
+
+namespace keras {
+
+namespace cuda {
+
+bool is_built() {
+#ifdef KERASCPP_HAVE_CUDA
+    return true;
+#else
+    return false;
+#endif
+}
+
+#ifdef KERASCPP_HAVE_CUDA
+namespace {
+// The runtime's answer, asked once: the number of GPUs does not change while a process runs.
+struct Probe {
+    int count = 0;
+    std::string reason;
+};
+const Probe& probe() {
+    static const Probe p = [] {
+        Probe r;
+        r.count = backend::cuda_device_count(&r.reason);
+        return r;
+    }();
+    return p;
+}
+}  // namespace
+#endif
+
+int device_count() {
+#ifdef KERASCPP_HAVE_CUDA
+    return probe().count;
+#else
+    return 0;
+#endif
+}
+
+bool is_available() { return device_count() > 0; }
+
+std::string unavailable_reason(int index) {
+    const std::string device = to_string(Device::cuda(index));
+#ifdef KERASCPP_HAVE_CUDA
+    const Probe& p = probe();
+    if (p.count == 0)
+        return fmt::format("device {} requested, but this machine has no usable CUDA GPU ({})", device, p.reason);
+    if (index < 0 || index >= p.count)
+        return fmt::format("device {} requested, but this machine has {} CUDA GPU(s): cuda:0 to cuda:{}", device,
+                           p.count, p.count - 1);
+    return "";
+#else
+    return fmt::format("device {} requested, but this build of kerascpp has no CUDA backend "
+                       "(it was configured with -Dcuda=disabled or without nvcc and cuDNN)", device);
+#endif
+}
+
+}  // namespace cuda
+
+namespace backend {
+
+namespace {
+#ifdef KERASCPP_HAVE_CUDA
+// Created on first use and never destroyed: tensors in static objects may release device memory
+// during exit after this function's statics would have been destroyed. Cached blocks are given
+// back at exit by release_all_cached().
+CudaBackend& cuda_backend(int index) {
+    static std::mutex mutex;
+    static std::vector<CudaBackend*> backends;
+    std::lock_guard lock(mutex);
+    if (backends.empty()) {
+        backends.resize(static_cast<size_t>(cuda::device_count()), nullptr);
+        std::atexit([] {
+            for (CudaBackend* b : backends)
+                if (b) b->allocator().release_cached();
+        });
+    }
+    if (!backends[index]) backends[index] = new CudaBackend(index);
+    return *backends[index];
+}
+#endif
+
+void check_cuda_device(Device device) {
+    const std::string why = cuda::unavailable_reason(device.index());
+    if (!why.empty()) runtime_error("{}", why);
+}
+}  // namespace
 
 Backend& get(Device device) {
-    if (device == Device::CPU) {
+    if (device.is_cpu()) {
         static OneDnnBackend cpu;
         return cpu;
     }
-    runtime_error("No backend for device {}: this build of kerascpp has no CUDA backend", to_string(device));
+    check_cuda_device(device);
+#ifdef KERASCPP_HAVE_CUDA
+    return cuda_backend(device.index());
+#else
+    runtime_error("unreachable: {} passed the CUDA check in a build without CUDA", to_string(device));
+#endif
 }
 
-bool has_device(Device device) { return device == Device::CPU; }
+bool has_device(Device device) { return device.is_cpu() || cuda::unavailable_reason(device.index()).empty(); }
 
-}  // namespace keras::backend
+DeviceMemory& device_memory(Device device) {
+    if (device.is_cpu()) runtime_error("device_memory(cpu): CPU tensors use host memory directly");
+    check_cuda_device(device);
+#ifdef KERASCPP_HAVE_CUDA
+    return cuda_backend(device.index());
+#else
+    runtime_error("unreachable: {} passed the CUDA check in a build without CUDA", to_string(device));
+#endif
+}
+
+}  // namespace backend
+}  // namespace keras

@@ -108,9 +108,25 @@ public:
                                 float epsilon) = 0;
 };
 
-// The backend for a device (the CPU backend always exists; CUDA only when built with it).
+// Raw storage on a device other than the host: Tensor allocates through it and Tensor::to copies
+// through it. Work is ordered on the device's stream; copy_to_host returns once the bytes arrived.
+class DeviceMemory {
+public:
+    virtual ~DeviceMemory() = default;
+    virtual void* allocate(size_t bytes) = 0;
+    virtual void deallocate(void* ptr, size_t bytes) noexcept = 0;
+    virtual void copy_from_host(void* dst, const void* src, size_t bytes) = 0;
+    virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
+    virtual void copy_on_device(void* dst, const void* src, size_t bytes) = 0;
+    virtual void set_zero(void* ptr, size_t bytes) = 0;
+};
+
+// The backend for a device (the CPU backend always exists; CUDA only when built with it and a GPU
+// is present; otherwise RuntimeError naming which of the two is missing).
 Backend& get(Device device);
 inline Backend& for_tensor(const Tensor& t) { return get(t.device()); }
 bool has_device(Device device);
+// Memory of a CUDA device (RuntimeError for the CPU, whose tensors use host memory directly).
+DeviceMemory& device_memory(Device device);
 
 }  // namespace keras::backend

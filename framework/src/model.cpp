@@ -110,7 +110,7 @@ void Model::backward(const Tensor& dy, std::vector<CallContext>& contexts) {
 
 double Model::train_step(const Tensor& x, const Tensor& y) {
     std::vector<CallContext> contexts;
-    const Tensor y_pred = forward(x, contexts, true).to(Device::CPU);
+    const Tensor y_pred = forward(x, contexts, true).to(Device::cpu());
     Tensor grad;
     const double loss = loss_->compute(y, y_pred, &grad);
     const auto variables = trainable_weights();
@@ -124,7 +124,7 @@ double Model::train_step(const Tensor& x, const Tensor& y) {
 
 double Model::test_step(const Tensor& x, const Tensor& y) {
     std::vector<CallContext> contexts;
-    const Tensor y_pred = forward(x, contexts, false).to(Device::CPU);
+    const Tensor y_pred = forward(x, contexts, false).to(Device::cpu());
     const double loss = loss_->compute(y, y_pred, nullptr);
     loss_tracker_.add(loss, static_cast<double>(x.dim(0)));
     for (const auto& m : metrics_) m->update_state(y, y_pred);
@@ -331,7 +331,7 @@ Tensor Model::predict(const Tensor& x, const PredictOptions& options) {
         Logs batch_logs;
         for (auto& c : cbs) c->on_predict_batch_begin(static_cast<int64_t>(step), batch_logs);
         std::vector<CallContext> contexts;
-        const Tensor y = forward(x.gather_rows(batches[step]), contexts, false).to(Device::CPU);
+        const Tensor y = forward(x.gather_rows(batches[step]), contexts, false).to(Device::cpu());
         if (y.nbytes() != row_bytes * batches[step].size())
             runtime_error("predict(): the model produced shape {} for a batch of {} samples, expected rows of shape {}",
                           shape_str(y.shape()), batches[step].size(), shape_str(output_shape_));

@@ -16,7 +16,7 @@ namespace keras::backend {
 class OneDnnBackend final : public Backend {
 public:
     OneDnnBackend();
-    Device device() const override { return Device::CPU; }
+    Device device() const override { return Device::cpu(); }
     std::string name() const override { return "oneDNN CPU"; }
 
     dnnl::engine& engine() { return engine_; }
