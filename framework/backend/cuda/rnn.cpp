@@ -171,12 +171,13 @@ std::vector<cudnn_layout::CudnnOffsets> weight_offsets(cudnnHandle_t handle, Cud
             CUDNN_CHECK(cudnnGetRNNWeightParams(handle, r.rnn, 0, r.weight_bytes, space.raw(), id, m, &m_addr, b,
                                                 &b_addr));
             cudnnDataType_t type;
-            int nb = 0, dims[3] = {0, 0, 0}, strides[3];
-            CUDNN_CHECK(cudnnGetTensorNdDescriptor(m, 3, &type, &nb, dims, strides));
+            int nb = 0, dims[4] = {0, 0, 0, 0}, strides[4];
+            CUDNN_CHECK(cudnnGetTensorNdDescriptor(m, 4, &type, &nb, dims, strides));
+            // The matrix is (rows, cols) in its last two dims (cuDNN 9 reports (1, H, in)).
+            const int64_t rows = nb >= 2 ? dims[nb - 2] : 0, cols = nb >= 2 ? dims[nb - 1] : 0;
             const int64_t in = id < G ? r.key.C : r.key.H;
-            if (dims[1] != r.key.H || dims[2] != in || !m_addr || !b_addr)
-                runtime_error("cuDNN weight matrix {} is ({}, {}), expected ({}, {})", id, dims[1], dims[2], r.key.H,
-                              in);
+            if (rows != r.key.H || cols != in || !m_addr || !b_addr)
+                runtime_error("cuDNN weight matrix {} is ({}, {}), expected ({}, {})", id, rows, cols, r.key.H, in);
             out[id] = {.matrix = (static_cast<const char*>(m_addr) - base) / 4,
                        .bias = (static_cast<const char*>(b_addr) - base) / 4};
         }
@@ -377,7 +378,10 @@ RnnGradients CudaBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& w,
     const int32_t* lengths = static_cast<const int32_t*>(saved.seq->device_lengths.raw());
 
     RnnGradients g;
-    g.dx = Tensor({k.N, k.T, k.C}, DType::float32, device());
+    // Padding steps get no gradient from cuDNN: zeros there when some sample is shorter than T.
+    const bool padded = saved.seq != rnn.full_lengths;
+    g.dx = padded ? Tensor::zeros({k.N, k.T, k.C}, DType::float32, device())
+                  : Tensor({k.N, k.T, k.C}, DType::float32, device());
     g.dh0 = Tensor({k.N, k.H}, DType::float32, device());
     if (lstm) g.dc0 = Tensor({k.N, k.H}, DType::float32, device());
     Tensor work = device_bytes(rnn.work_bytes_training, device());
