@@ -125,4 +125,20 @@ DeviceMemory& device_memory(Device device) {
 }
 
 }  // namespace backend
+
+cuda::MemoryStats cuda::memory_stats(int index) {
+    backend::check_cuda_device(Device::cuda(index));
+#ifdef KERASCPP_HAVE_CUDA
+    backend::CudaBackend& b = backend::cuda_backend(index);
+    const backend::CachingAllocator::Stats a = b.allocator().stats();
+    return {.driver_allocations = a.raw_allocations,
+            .bytes_in_use = a.in_use_bytes,
+            .peak_bytes_in_use = a.peak_in_use_bytes,
+            .bytes_cached = a.cached_bytes,
+            .host_synchronizations = b.host_synchronizations()};
+#else
+    return {};
+#endif
+}
+
 }  // namespace keras

@@ -3,6 +3,7 @@
 // variable KERASCPP_DEVICE (cpu | cuda | cuda:N, read once), else the CPU.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,17 @@ int device_count();       // usable GPUs: 0 when not built or none is present
 bool is_available();      // is_built() and device_count() > 0
 // Why CUDA device `index` cannot be used ("" when it can): names the missing build or missing GPU.
 std::string unavailable_reason(int index = 0);
+
+// What the caching allocator and the stream of one GPU have done so far (for benchmarks and tests).
+struct MemoryStats {
+    size_t driver_allocations = 0;   // cudaMalloc calls: stop growing once a training loop is warm
+    size_t bytes_in_use = 0;         // held by live tensors (rounded up to the allocator's size classes)
+    size_t peak_bytes_in_use = 0;
+    size_t bytes_cached = 0;         // freed by tensors, kept for reuse
+    size_t host_synchronizations = 0;  // times the host waited for the GPU (copies to the host)
+};
+// RuntimeError (saying why) when CUDA device `index` cannot be used.
+MemoryStats memory_stats(int index = 0);
 }  // namespace cuda
 
 }  // namespace keras

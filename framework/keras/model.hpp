@@ -96,6 +96,14 @@ public:
     void set_weights(const std::vector<Tensor>& values);  // shapes must match
     int64_t count_params() const;
 
+    // The device the model computes on, PyTorch-style: to() moves the weights there (the optimizer's
+    // slots follow at its next step) and fit / evaluate / predict then move each batch of their host
+    // arrays there; predict() and get_weights() always return host tensors. A model that was never
+    // moved uses keras::default_device(), fixed when it is built. Returns *this, so
+    // `model.to(keras::Device::cuda())` chains. A CUDA device that cannot be used is a RuntimeError.
+    Model& to(Device device);
+    Device device() const;
+
     const std::string& name() const { return name_; }
     bool compiled() const { return optimizer_ != nullptr; }
     optimizers::Optimizer& optimizer() const;
@@ -126,8 +134,10 @@ private:
     void resolve_metrics();
     void reset_metrics();
     Logs metric_logs(const std::string& prefix) const;
+    void move_weights_to_device();
 
     std::string name_;
+    std::optional<Device> device_;
     optimizers::OptimizerPtr optimizer_;
     losses::LossPtr loss_;
     std::vector<std::string> metric_names_;

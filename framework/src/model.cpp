@@ -55,6 +55,25 @@ void Model::ensure_compiled(const char* what) const {
 
 // ---------------------------------------------------------------- building
 
+// ---------------------------------------------------------------- device
+
+Model& Model::to(Device device) {
+    backend::get(device);   // a CUDA device that cannot be used throws here, naming why
+    device_ = device;
+    if (built_) move_weights_to_device();
+    return *this;
+}
+
+Device Model::device() const { return device_ ? *device_ : default_device(); }
+
+void Model::move_weights_to_device() {
+    const Device d = device();
+    for (const auto& v : weights()) {
+        v->value = v->value.to(d);
+        v->grad = Tensor();
+    }
+}
+
 void Model::build(const Shape& input_shape) {
     if (layers_.empty()) value_error("Model \"{}\" has no layers: add() some before building or training it", name_);
     if (input_shape.empty()) value_error("Model \"{}\": cannot build for a scalar input shape", name_);
@@ -65,6 +84,8 @@ void Model::build(const Shape& input_shape) {
     input_shape_ = batchless_input;
     output_shape_ = shape;
     built_ = true;
+    if (!device_) device_ = default_device();
+    move_weights_to_device();
 }
 
 void Model::ensure_built(const Tensor& x) {
@@ -110,12 +131,13 @@ void Model::backward(const Tensor& dy, std::vector<CallContext>& contexts) {
 
 double Model::train_step(const Tensor& x, const Tensor& y) {
     std::vector<CallContext> contexts;
-    const Tensor y_pred = forward(x, contexts, true).to(Device::cpu());
+    const Tensor x_device = x.to(device());
+    const Tensor y_pred = forward(x_device, contexts, true).to(Device::cpu());
     Tensor grad;
     const double loss = loss_->compute(y, y_pred, &grad);
     const auto variables = trainable_weights();
     for (const auto& v : variables) v->grad = Tensor();
-    backward(grad.to(x.device()), contexts);
+    backward(grad.to(x_device.device()), contexts);
     optimizer_->apply_gradients(variables);
     loss_tracker_.add(loss, static_cast<double>(x.dim(0)));
     for (const auto& m : metrics_) m->update_state(y, y_pred);
@@ -124,7 +146,7 @@ double Model::train_step(const Tensor& x, const Tensor& y) {
 
 double Model::test_step(const Tensor& x, const Tensor& y) {
     std::vector<CallContext> contexts;
-    const Tensor y_pred = forward(x, contexts, false).to(Device::cpu());
+    const Tensor y_pred = forward(x.to(device()), contexts, false).to(Device::cpu());
     const double loss = loss_->compute(y, y_pred, nullptr);
     loss_tracker_.add(loss, static_cast<double>(x.dim(0)));
     for (const auto& m : metrics_) m->update_state(y, y_pred);
@@ -331,7 +353,7 @@ Tensor Model::predict(const Tensor& x, const PredictOptions& options) {
         Logs batch_logs;
         for (auto& c : cbs) c->on_predict_batch_begin(static_cast<int64_t>(step), batch_logs);
         std::vector<CallContext> contexts;
-        const Tensor y = forward(x.gather_rows(batches[step]), contexts, false).to(Device::cpu());
+        const Tensor y = forward(x.gather_rows(batches[step]).to(device()), contexts, false).to(Device::cpu());
         if (y.nbytes() != row_bytes * batches[step].size())
             runtime_error("predict(): the model produced shape {} for a batch of {} samples, expected rows of shape {}",
                           shape_str(y.shape()), batches[step].size(), shape_str(output_shape_));
@@ -385,7 +407,7 @@ std::vector<VariablePtr> Model::trainable_weights() const {
 
 std::vector<Tensor> Model::get_weights() const {
     std::vector<Tensor> out;
-    for (const auto& w : weights()) out.push_back(w->value.clone());
+    for (const auto& w : weights()) out.push_back(w->value.device().is_cpu() ? w->value.clone() : w->value.to(Device::cpu()));
     return out;
 }
 

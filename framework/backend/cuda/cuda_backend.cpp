@@ -65,6 +65,11 @@ std::string CudaBackend::name() const {
 
 void CudaBackend::make_current() const { CUDA_CHECK(cudaSetDevice(index_)); }
 
+void CudaBackend::wait_for_stream() {
+    ++host_synchronizations_;
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
 void CudaBackend::check_on_device(const Tensor& t, const char* what) const {
     if (!t.defined()) value_error("{} backend: {} is undefined", to_string(device()), what);
     if (t.device() != device())
@@ -90,7 +95,7 @@ void CudaBackend::copy_from_host(void* dst, const void* src, size_t bytes) {
 void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
     make_current();
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    wait_for_stream();
     finish_id_check();   // the stream is idle: report bad Embedding ids now rather than later
 }
 

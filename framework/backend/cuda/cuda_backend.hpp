@@ -33,6 +33,9 @@ public:
     CachingAllocator& allocator() { return *allocator_; }
     // Makes this backend's GPU current on the calling thread (cheap; call before raw CUDA calls).
     void make_current() const;
+    // How often the host has waited for this GPU's stream (every wait goes through wait_for_stream).
+    size_t host_synchronizations() const { return host_synchronizations_; }
+    void wait_for_stream();
 
     // ---- DeviceMemory
     void* allocate(size_t bytes) override;
@@ -108,6 +111,7 @@ private:
     struct RnnCache;
     std::shared_ptr<RnnCache> rnn_cache_;
     std::unique_ptr<PendingIdCheck> pending_ids_;
+    size_t host_synchronizations_ = 0;
 };
 
 // How many GPUs the CUDA runtime reports; 0 with `reason` set (naming the runtime's error) when

@@ -15,7 +15,14 @@ constexpr long long kNoBadId = 0x7F7F7F7F7F7F7F7FLL;
 void CudaBackend::finish_id_check() {
     if (!pending_ids_ || !pending_ids_->active) return;
     PendingIdCheck& p = *pending_ids_;
-    CUDA_CHECK(cudaEventSynchronize(p.copied));
+    // The copy was queued at the previous embedding() call, usually long finished: then no wait.
+    const cudaError_t state = cudaEventQuery(p.copied);
+    if (state == cudaErrorNotReady) {
+        ++host_synchronizations_;
+        CUDA_CHECK(cudaEventSynchronize(p.copied));
+    } else {
+        CUDA_CHECK(state);
+    }
     p.active = false;
     const long long position = *p.host;
     if (position == kNoBadId) return;
