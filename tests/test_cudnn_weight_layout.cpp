@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/rnn_index.hpp"
 #include "backend/cuda/rnn_weight_layout.hpp"
 #include "keras/errors.hpp"
 #include "reference/reference.hpp"
@@ -236,4 +237,15 @@ TEST_CASE("specs cuDNN cannot run are named with the reason") {
     CHECK(message_of([&] { lay::pack_plan(gru, 3, {}); }) == "Layer \"rnn_x\": cuDNN has no GRU with reset_after=False");
     CHECK(message_of([&] { lay::pack_plan(spec_for(be::RnnCell::lstm, 4, true), 3, {}); }) ==
           "cuDNN weight offsets: expected 8 linLayerIDs, got 0");
+}
+
+TEST_CASE("go_backwards on padded data reverses each sample's valid steps and leaves padding in place") {
+    namespace ri = keras::backend::rnn_index;
+    // T = 6, a sample with 4 valid steps: 3 2 1 0 | 4 5.
+    const int64_t expected[6] = {3, 2, 1, 0, 4, 5};
+    for (int64_t t = 0; t < 6; ++t) {
+        CHECK(ri::reversed_step(t, 4) == expected[t]);
+        CHECK(ri::reversed_step(ri::reversed_step(t, 4), 4) == t);   // its own inverse (dx flips back)
+        CHECK(ri::reversed_step(t, 6) == 5 - t);                     // full length: plain reversal
+    }
 }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cuda_check.hpp"
+#include "rnn_index.hpp"
 
 namespace keras::backend::cuda_kernels {
 
@@ -66,10 +67,10 @@ __device__ float* keras_array(int source, float* kernel, float* recurrent, float
 __global__ void pack_kernel(DevicePlan p, const float* kernel, const float* recurrent, const float* bias, float* ws) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < p.total; i += int64_t(gridDim.x) * blockDim.x) {
         const DeviceBlock& b = find_block(p, i);
-        const int64_t e = i - b.start, r = e / b.cols, c = e % b.cols;
+        const int64_t e = i - b.start;
         const float* src = keras_array(b.source, const_cast<float*>(kernel), const_cast<float*>(recurrent),
                                        const_cast<float*>(bias));
-        ws[b.dst_offset + e] = src ? src[c * b.src_ld + b.src_col + r] : 0.0f;
+        ws[b.dst_offset + e] = src ? src[rnn_index::keras_index(e, b.cols, b.src_col, b.src_ld)] : 0.0f;
     }
 }
 
@@ -78,8 +79,8 @@ __global__ void unpack_kernel(DevicePlan p, const float* dws, float* dkernel, fl
         const DeviceBlock& b = find_block(p, i);
         float* dst = keras_array(b.source, dkernel, drecurrent, dbias);
         if (!dst) continue;
-        const int64_t e = i - b.start, r = e / b.cols, c = e % b.cols;
-        dst[c * b.src_ld + b.src_col + r] = dws[b.dst_offset + e];
+        const int64_t e = i - b.start;
+        dst[rnn_index::keras_index(e, b.cols, b.src_col, b.src_ld)] = dws[b.dst_offset + e];
     }
 }
 
@@ -87,9 +88,7 @@ __global__ void reverse_kernel(const float* src, float* dst, const int32_t* leng
     const int64_t total = N * T * C;
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
         const int64_t c = i % C, t = (i / C) % T, n = i / (C * T);
-        const int64_t len = lengths[n];
-        const int64_t from = t < len ? len - 1 - t : t;
-        dst[i] = src[(n * T + from) * C + c];
+        dst[i] = src[(n * T + rnn_index::reversed_step(t, lengths[n])) * C + c];
     }
 }
 

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "keras/errors.hpp"
+#include "rnn_index.hpp"
 
 namespace keras::backend::cudnn_layout {
 
@@ -92,9 +93,8 @@ void pack_on_host(const std::vector<Block>& plan, const float* kernel, const flo
     for (const Block& b : plan) {
         const float* src = source_ptr(b.source, kernel, recurrent_kernel, bias);
         float* dst = weight_space + b.dst_offset;
-        for (int64_t r = 0; r < b.rows; ++r)
-            for (int64_t c = 0; c < b.cols; ++c)
-                dst[r * b.cols + c] = src ? src[c * b.src_ld + b.src_col + r] : 0.0f;
+        for (int64_t e = 0; e < b.rows * b.cols; ++e)
+            dst[e] = src ? src[rnn_index::keras_index(e, b.cols, b.src_col, b.src_ld)] : 0.0f;
     }
 }
 
@@ -104,8 +104,7 @@ void unpack_on_host(const std::vector<Block>& plan, const float* d_weight_space,
         float* dst = const_cast<float*>(source_ptr(b.source, dkernel, drecurrent_kernel, dbias));
         if (!dst) continue;   // a zero slot: its gradient belongs to no Keras weight
         const float* src = d_weight_space + b.dst_offset;
-        for (int64_t r = 0; r < b.rows; ++r)
-            for (int64_t c = 0; c < b.cols; ++c) dst[c * b.src_ld + b.src_col + r] = src[r * b.cols + c];
+        for (int64_t e = 0; e < b.rows * b.cols; ++e) dst[rnn_index::keras_index(e, b.cols, b.src_col, b.src_ld)] = src[e];
     }
 }
 

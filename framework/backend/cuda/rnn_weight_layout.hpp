@@ -61,7 +61,7 @@ std::vector<Block> pack_plan(const RnnSpec& spec, int64_t input_size, const std:
 // sanity check against cudnnGetRNNWeightSpaceSize).
 int64_t packed_size(const std::vector<Block>& plan);
 
-// Host versions of the copies (the GPU runs the same index formula in a kernel):
+// Host versions of the copies (the GPU kernels use the same index formula, rnn_index.hpp):
 // Keras weights -> cuDNN weight space, and cuDNN weight-space gradients -> Keras gradients.
 // bias may be null when the spec has no bias; dbias is written only for blocks reading the bias.
 void pack_on_host(const std::vector<Block>& plan, const float* kernel, const float* recurrent_kernel,
