@@ -5,6 +5,8 @@
 //   tolerances (~1e-5 relative; TF32 would miss them by 100x);
 // - the specs cuDNN cannot run take the named CPU fallback and still match;
 // - cuDNN's per-sample lengths give each sample's state at its own last step;
+// - stacked SimpleRNN / LSTM / GRU models (return_sequences, go_backwards) predict and train for
+//   three Adam steps on the GPU as on the CPU;
 // - one epoch of the IMDb SimpleRNN model (Embedding(6000,100)-SimpleRNN(16)-Dense(1,sigmoid),
 //   Adam 1e-3) on the generated corpus gives the same loss on CPU and GPU from the same weights
 //   and batch order, to 1e-4.
@@ -285,6 +287,69 @@ TEST_CASE("per-sample lengths: each sample's states are those at its own last st
     }
 }
 #endif
+
+namespace {
+// Embedding -> the recurrent layer under test (return_sequences) -> another, go_backwards -> Dense.
+keras::Sequential recurrent_model(const std::string& cell) {
+    namespace kl = keras::layers;
+    keras::Sequential model;
+    model.add(kl::Input({12}));
+    model.add(kl::Embedding(50, 8));
+    if (cell == "SimpleRNN") {
+        model.add(kl::SimpleRNN(7, {.return_sequences = true}));
+        model.add(kl::SimpleRNN(5, {.activation = "relu", .go_backwards = true}));
+    } else if (cell == "LSTM") {
+        model.add(kl::LSTM(7, {.return_sequences = true}));
+        model.add(kl::LSTM(5, {.go_backwards = true}));
+    } else {
+        model.add(kl::GRU(7, {.return_sequences = true}));
+        model.add(kl::GRU(5, {.go_backwards = true}));
+    }
+    model.add(kl::Dense(3, "softmax"));
+    model.compile(keras::optimizers::Adam(0.01f), "sparse_categorical_crossentropy");
+    model.build({-1, 12});
+    return model;
+}
+
+std::vector<double> flat(const std::vector<Tensor>& tensors) {
+    std::vector<double> out;
+    for (const Tensor& t : tensors) {
+        const auto v = host_values(t);
+        out.insert(out.end(), v.begin(), v.end());
+    }
+    return out;
+}
+}  // namespace
+
+TEST_CASE("models of every recurrent layer: predict and training steps on the GPU match the CPU") {
+    std::vector<std::vector<int32_t>> rows;
+    std::vector<std::vector<float>> labels;
+    const auto ids = ref::random_vec(16 * 12, 41, 0.0, 50.0);
+    const auto cls = ref::random_vec(16, 42, 0.0, 3.0);
+    for (int n = 0; n < 16; ++n) {
+        rows.emplace_back();
+        for (int t = 0; t < 12; ++t) rows.back().push_back(static_cast<int32_t>(ids[n * 12 + t]));
+        labels.push_back({static_cast<float>(static_cast<int>(cls[n]))});
+    }
+    const Tensor x = Tensor::from_rows(rows), y = Tensor::from_rows(labels);
+    for (const std::string cell : {"SimpleRNN", "LSTM", "GRU"}) {
+        INFO(cell);
+        keras::utils::set_random_seed(3);
+        keras::Sequential on_cpu = recurrent_model(cell);
+        keras::set_default_device(gpu);
+        keras::Sequential on_gpu = recurrent_model(cell);
+        keras::set_default_device(Device::cpu());
+        on_gpu.set_weights(on_cpu.get_weights());
+        check_close(host_values(on_gpu.predict(x, {.verbose = 0})), host_values(on_cpu.predict(x, {.verbose = 0})),
+                    "predict");
+        for (int step = 0; step < 3; ++step) {
+            const double cpu_loss = on_cpu.train_on_batch(x, y).at("loss");
+            const double gpu_loss = on_gpu.train_on_batch(x, y).at("loss");
+            CHECK(std::abs(cpu_loss - gpu_loss) < 1e-5);
+        }
+        check_close(flat(on_gpu.get_weights()), flat(on_cpu.get_weights()), "weights after 3 Adam steps", 1e-5, 1e-4);
+    }
+}
 
 namespace {
 // One epoch of the IMDb SimpleRNN model on `device` from the given weights; returns the epoch loss.
