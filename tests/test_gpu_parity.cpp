@@ -198,7 +198,7 @@ TEST_CASE("Dense on the GPU rejects host tensors and mismatched shapes, naming t
           "matmul: input has 5 features but the kernel expects 3 (kernel shape (3, 2))");
     CHECK(message_of([&] {
               cuda().matmul_bias(Tensor::zeros({4, 3}, DType::float32, gpu), k, Tensor::zeros({3}, DType::float32, gpu));
-          }) == "matmul: bias must have shape (2), got (3)");
+          }) == "matmul: bias must have shape (2,), got (3,)");
 }
 
 TEST_CASE("SimpleRNN, LSTM and GRU on cuDNN: forward and gradients match the reference and the CPU") {
