@@ -6,7 +6,10 @@
 # The CUDA libraries are NOT bundled (cuBLAS alone is >500 MB): run_gpu_checks.sh finds them on the
 # GPU machine in /usr/local/cuda or in PyTorch's pip packages (nvidia/*/lib: cuDNN 9, cuBLAS 13).
 #
-#   scripts/gpu_bundle.sh [BUNDLE_DIR]      then, on the GPU machine:  BUNDLE_DIR/run_gpu_checks.sh
+#   scripts/gpu_bundle.sh [--gpu-tests-only] [BUNDLE_DIR]
+#   then, on the GPU machine:  BUNDLE_DIR/run_gpu_checks.sh
+# --gpu-tests-only leaves out the CPU suites (smaller bundle; run_gpu_checks.sh --all then runs only
+# the GPU ones).
 #
 # The layout mirrors the repository (build/tests, build/bench, bench/*.py), so run_bench.py runs
 # from the bundle unchanged; lib/ holds the libraries, found through LD_LIBRARY_PATH (it takes
@@ -14,6 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
+gpu_only=0
+if [ "${1:-}" = --gpu-tests-only ]; then gpu_only=1; shift; fi
 bundle=${1:-build-gpu-bundle}
 build=build
 
@@ -33,6 +38,8 @@ mkdir -p "$bundle/build/tests" "$bundle/build/bench" "$bundle/build/examples" "$
 binaries=()
 for exe in "$build"/tests/test_* "$build/bench/bench_kerascpp" "$build"/examples/imdb_sentiment "$build"/examples/hello_lstm; do
   [ -f "$exe" ] && [ -x "$exe" ] || continue
+  # GPU suites are the ones carrying the skip message "no CUDA GPU" (tests/test_gpu_parity.cpp etc.).
+  if [ $gpu_only = 1 ] && [[ "$exe" == */tests/* ]] && ! grep -q "no CUDA GPU" "$exe"; then continue; fi
   dest="$bundle/build/${exe#"$build"/}"
   cp "$exe" "$dest"
   strip --strip-unneeded "$dest"
