@@ -7,7 +7,8 @@
 //
 // Threads: oneDNN's OpenMP runtime reads OMP_NUM_THREADS. One workload per process, so the peak RSS
 // (getrusage) is that workload's alone; on a GPU, the peak device memory is the caching allocator's
-// peak of bytes in use (what torch.cuda.max_memory_allocated reports for PyTorch).
+// peak of bytes in use, keras::cuda::memory_stats (what torch.cuda.max_memory_allocated reports for
+// PyTorch).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -25,9 +26,6 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <keras/keras.hpp>
-#ifdef KERASCPP_HAVE_CUDA
-#include "backend/cuda/cuda_backend.hpp"
-#endif
 
 namespace {
 
@@ -191,14 +189,8 @@ keras::Sequential make_model(const Workload& w) {
 
 // Peak device bytes in use on a GPU, in MB; null on the CPU.
 nlohmann::json peak_device_mb(keras::Device device) {
-#ifdef KERASCPP_HAVE_CUDA
-    if (device.is_cuda()) {
-        auto& gpu = dynamic_cast<keras::backend::CudaBackend&>(keras::backend::get(device));
-        return static_cast<double>(gpu.allocator().stats().peak_in_use_bytes) / (1024.0 * 1024.0);
-    }
-#endif
-    (void)device;
-    return nullptr;
+    if (device.is_cpu()) return nullptr;
+    return static_cast<double>(keras::cuda::memory_stats(device.index()).peak_bytes_in_use) / (1024.0 * 1024.0);
 }
 
 std::string device_name(keras::Device device) {
