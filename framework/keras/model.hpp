@@ -123,6 +123,17 @@ private:
     void backward(const Tensor& dy, std::vector<CallContext>& contexts);
     double train_step(const Tensor& x, const Tensor& y);
     double test_step(const Tensor& x, const Tensor& y);
+    // One batch's loss and metric values: (1,) tensors on the model's device when the loss / metric
+    // has a device form (loss first, then one per metric; undefined where the host computed it).
+    struct BatchValues {
+        std::vector<Tensor> on_device;
+        double host_loss = 0.0;
+        Shape y_shape, y_pred_shape;
+    };
+    // Queues the loss (and its gradient into *grad, on y_pred's device) and the metric updates.
+    BatchValues queue_loss_and_metrics(const Tensor& y, const Tensor& y_pred, Tensor* grad);
+    // Reads the device values in one copy (the step's only host wait) into the running means.
+    double record_batch(const BatchValues& values, int64_t batch_size);
     Logs run_evaluation(const Tensor& x, const Tensor& y, int64_t batch_size,
                         std::vector<callbacks::CallbackPtr>& callbacks, int verbose);
     void ensure_built(const Tensor& x);

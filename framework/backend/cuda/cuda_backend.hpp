@@ -4,7 +4,8 @@
 // cuBLAS and cuDNN handles bound to it, so kernels never need a host synchronisation between them;
 // only copies to the host (Tensor::to(cpu), reading a loss value) wait for the stream.
 // The definitions are split by topic: cuda_backend.cpp (device, stream, memory), dense.cpp,
-// rnn.cpp, eltwise.cpp, embedding.cpp, optimizer_updates.cpp (host side of the kernels in *.cu).
+// rnn.cpp, eltwise.cpp, embedding.cpp, optimizer_updates.cpp, losses_metrics.cpp (host side of
+// the kernels in *.cu).
 #pragma once
 
 #include <memory>
@@ -84,6 +85,9 @@ public:
                         float epsilon) override;
     void adagrad_update(Tensor& param, const Tensor& grad, Tensor& accumulator, float lr,
                         float epsilon) override;
+
+    Tensor loss(const LossSpec& spec, const Tensor& y_true, const Tensor& y_pred, Tensor* grad) override;
+    Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred) override;
 
 private:
     // Throws ValueError naming `what` unless t is a defined float32 tensor on this GPU.

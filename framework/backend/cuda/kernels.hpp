@@ -56,6 +56,24 @@ cudaError_t rmsprop_update(float* param, const float* grad, float* velocity, flo
 cudaError_t adagrad_update(float* param, const float* grad, float* accumulator, float lr, float epsilon, int64_t n,
                     cudaStream_t stream);
 
+// ---- losses and metrics (losses_metrics.cu), in double inside as the CPU's formulas are.
+// *sum (one device double) receives the sum of the per-element / per-row values; the launchers
+// zero it first. grad (nullable) receives d(mean)/d(p) for a mean over `count` terms.
+enum class ElementwiseLoss { binary_crossentropy, binary_crossentropy_logits, mean_squared_error, mean_absolute_error };
+cudaError_t elementwise_loss(ElementwiseLoss kind, float label_smoothing, const float* y, const float* p, float* grad,
+                             int64_t count, double* sum, cudaStream_t stream);
+// Crossentropy of `rows` rows of K values; y holds rows x K targets, or one class id per row when sparse.
+cudaError_t crossentropy_rows(bool sparse, bool from_logits, float label_smoothing, const float* y, const float* p,
+                              float* grad, int64_t rows, int64_t K, double* sum, cudaStream_t stream);
+enum class RowMetric { binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, mean_squared_error,
+                       mean_absolute_error };
+// Sum over rows of the metric's per-row values (binary_accuracy: the matches of the row's elements;
+// y as for crossentropy_rows).
+cudaError_t metric_rows(RowMetric kind, float threshold, const float* y, const float* p, int64_t rows, int64_t K,
+                        double* sum, cudaStream_t stream);
+// out[0] = float(sum[0] * scale)
+cudaError_t scaled_to_float(const double* sum, double scale, float* out, cudaStream_t stream);
+
 // Launch geometry shared by the element-wise kernels: 256 threads, grid-stride loops.
 constexpr int kThreads = 256;
 inline unsigned blocks_for(int64_t n) {

@@ -57,6 +57,9 @@ public:
     void adagrad_update(Tensor& param, const Tensor& grad, Tensor& accumulator, float lr,
                         float epsilon) override;
 
+    Tensor loss(const LossSpec& spec, const Tensor& y_true, const Tensor& y_pred, Tensor* grad) override;
+    Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred) override;
+
 private:
     // matmul primitives by "m,k,n,transposes,bias": built once per shape, executed many times.
     dnnl::matmul& matmul_for(int64_t m, int64_t k, int64_t n, bool transpose_a, bool transpose_b, bool bias);
