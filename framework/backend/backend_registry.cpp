@@ -104,6 +104,9 @@ Backend& get(Device device) {
         static OneDnnBackend cpu;
         return cpu;
     }
+#ifdef KERASCPP_HAVE_CUDA
+    if (device.index() >= 0 && device.index() < cuda::device_count()) return cuda_backend(device.index());
+#endif
     check_cuda_device(device);
 #ifdef KERASCPP_HAVE_CUDA
     return cuda_backend(device.index());
@@ -116,6 +119,10 @@ bool has_device(Device device) { return device.is_cpu() || cuda::unavailable_rea
 
 DeviceMemory& device_memory(Device device) {
     if (device.is_cpu()) runtime_error("device_memory(cpu): CPU tensors use host memory directly");
+#ifdef KERASCPP_HAVE_CUDA
+    // Every device tensor's allocation and release comes here: skip building the error text.
+    if (device.index() >= 0 && device.index() < cuda::device_count()) return cuda_backend(device.index());
+#endif
     check_cuda_device(device);
 #ifdef KERASCPP_HAVE_CUDA
     return cuda_backend(device.index());
