@@ -79,14 +79,18 @@ class MeanSquaredError : public Loss {
 public:
     std::string name() const override { return "mean_squared_error"; }
     double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
-    std::optional<backend::LossSpec> device_spec() const override { return backend::LossSpec{backend::LossKind::mean_squared_error}; }
+    std::optional<backend::LossSpec> device_spec() const override {
+        return backend::LossSpec{backend::LossKind::mean_squared_error};
+    }
 };
 
 class MeanAbsoluteError : public Loss {
 public:
     std::string name() const override { return "mean_absolute_error"; }
     double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
-    std::optional<backend::LossSpec> device_spec() const override { return backend::LossSpec{backend::LossKind::mean_absolute_error}; }
+    std::optional<backend::LossSpec> device_spec() const override {
+        return backend::LossSpec{backend::LossKind::mean_absolute_error};
+    }
 };
 
 // Keras's shape rule for element-wise losses and metrics: y_true must have y_pred's shape, except that

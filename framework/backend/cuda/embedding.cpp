@@ -10,6 +10,13 @@ namespace keras::backend {
 namespace {
 // The "no bad id" value: every byte 0x7F, so cudaMemsetAsync can set it; larger than any position.
 constexpr long long kNoBadId = 0x7F7F7F7F7F7F7F7FLL;
+
+// Calls f with the ids' device pointer typed by their dtype (int32 or int64).
+template <typename F>
+void with_ids(const Tensor& ids, F&& f) {
+    if (ids.dtype() == DType::int32) f(static_cast<const int32_t*>(ids.raw()));
+    else f(static_cast<const int64_t*>(ids.raw()));
+}
 }  // namespace
 
 void CudaBackend::finish_id_check() {
@@ -55,12 +62,10 @@ Tensor CudaBackend::embedding(const Tensor& ids, const Tensor& table, const std:
     out_shape.push_back(width);
     Tensor out(out_shape, DType::float32, device());
     auto* first_bad = static_cast<long long*>(p.first_bad.raw());
-    if (ids.dtype() == DType::int32)
-        CUDA_CHECK(kernels::embedding_gather(static_cast<const int32_t*>(ids.raw()), static_cast<const float*>(table.raw()),
-                                             static_cast<float*>(out.raw()), ids.numel(), vocab, width, first_bad, stream_));
-    else
-        CUDA_CHECK(kernels::embedding_gather(static_cast<const int64_t*>(ids.raw()), static_cast<const float*>(table.raw()),
-                                             static_cast<float*>(out.raw()), ids.numel(), vocab, width, first_bad, stream_));
+    with_ids(ids, [&](const auto* id) {
+        CUDA_CHECK(kernels::embedding_gather(id, static_cast<const float*>(table.raw()), static_cast<float*>(out.raw()),
+                                             ids.numel(), vocab, width, first_bad, stream_));
+    });
     CUDA_CHECK(cudaMemcpyAsync(p.host, first_bad, sizeof(long long), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaEventRecord(p.copied, stream_));
     p.ids = ids;
@@ -73,14 +78,16 @@ Tensor CudaBackend::embedding(const Tensor& ids, const Tensor& table, const std:
 // Ids outside [0, vocab) are skipped by the kernel (their error is reported by finish_id_check).
 Tensor CudaBackend::embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) {
     check_on_device(dy, "embedding gradient");
+    if (!ids.defined() || ids.device() != device() || ids.dtype() == DType::float32)
+        value_error("{} backend: embedding_backward needs int32 or int64 ids on {}", to_string(device()),
+                    to_string(device()));
+    make_current();
     const int64_t width = dy.dim(-1);
     Tensor dtable = Tensor::zeros({vocab, width}, DType::float32, device());
-    if (ids.dtype() == DType::int32)
-        CUDA_CHECK(kernels::embedding_scatter_add(static_cast<const int32_t*>(ids.raw()), static_cast<const float*>(dy.raw()),
-                                                  static_cast<float*>(dtable.raw()), ids.numel(), vocab, width, stream_));
-    else
-        CUDA_CHECK(kernels::embedding_scatter_add(static_cast<const int64_t*>(ids.raw()), static_cast<const float*>(dy.raw()),
-                                                  static_cast<float*>(dtable.raw()), ids.numel(), vocab, width, stream_));
+    with_ids(ids, [&](const auto* id) {
+        CUDA_CHECK(kernels::embedding_scatter_add(id, static_cast<const float*>(dy.raw()), static_cast<float*>(dtable.raw()),
+                                                  ids.numel(), vocab, width, stream_));
+    });
     return dtable;
 }
 
