@@ -32,12 +32,13 @@ struct Probe {
     std::string reason;
 };
 const Probe& probe() {
-    static const Probe p = [] {
-        Probe r;
-        r.count = backend::cuda_device_count(&r.reason);
+    // Never destroyed: tensors released during exit still ask how many GPUs there are.
+    static const Probe* const p = [] {
+        auto* r = new Probe;
+        r->count = backend::cuda_device_count(&r->reason);
         return r;
     }();
-    return p;
+    return *p;
 }
 }  // namespace
 #endif
@@ -74,22 +75,28 @@ namespace backend {
 
 namespace {
 #ifdef KERASCPP_HAVE_CUDA
-// Created on first use and never destroyed: tensors in static objects may release device memory
-// during exit after this function's statics would have been destroyed. Cached blocks are given
-// back at exit by release_all_cached().
+// Created on first use and never destroyed (nor is the table): tensors in static objects may
+// release device memory during exit, after function-local statics would have been destroyed.
+// Cached blocks go back to the driver at exit (the atexit handler runs before the CUDA runtime's own,
+// which was registered earlier).
 CudaBackend& cuda_backend(int index) {
-    static std::mutex mutex;
-    static std::vector<CudaBackend*> backends;
-    std::lock_guard lock(mutex);
-    if (backends.empty()) {
-        backends.resize(static_cast<size_t>(cuda::device_count()), nullptr);
+    struct Table {
+        std::mutex mutex;
+        std::vector<CudaBackend*> backends;
+    };
+    static Table* const table = [] {
+        auto* t = new Table;
+        t->backends.resize(static_cast<size_t>(cuda::device_count()), nullptr);
         std::atexit([] {
-            for (CudaBackend* b : backends)
+            for (CudaBackend* b : table->backends)
                 if (b) b->allocator().release_cached();
         });
-    }
-    if (!backends[index]) backends[index] = new CudaBackend(index);
-    return *backends[index];
+        return t;
+    }();
+    std::lock_guard lock(table->mutex);
+    CudaBackend*& slot = table->backends.at(static_cast<size_t>(index));
+    if (!slot) slot = new CudaBackend(index);
+    return *slot;
 }
 #endif
 
