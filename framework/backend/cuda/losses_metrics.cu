@@ -11,6 +11,13 @@ namespace {
 __device__ const double kClipLow = static_cast<double>(1e-7f);
 __device__ const double kClipHigh = static_cast<double>(1.0f - 1e-7f);
 
+// Adds every thread's partial into *sum: a warp-level sum first, so one atomic per warp rather than
+// per thread. Every thread of the block must call it (all do, after their grid-stride loop).
+__device__ void add_to_sum(double partial, double* sum) {
+    for (int offset = 16; offset > 0; offset /= 2) partial += __shfl_down_sync(0xffffffffu, partial, offset);
+    if ((threadIdx.x & 31) == 0) atomicAdd(sum, partial);
+}
+
 __device__ double sigmoid(double x) {
     if (x >= 0) return 1.0 / (1.0 + exp(-x));
     const double e = exp(x);
@@ -48,7 +55,7 @@ __global__ void elementwise_loss_kernel(ElementwiseLoss kind, float ls, const fl
         partial += loss_term(kind, ls, y[i], p[i], &d);
         if (grad) grad[i] = static_cast<float>(d / static_cast<double>(n));
     }
-    atomicAdd(sum, partial);
+    add_to_sum(partial, sum);
 }
 
 // The row's target j: smoothed one-hot (categorical) or the indicator of the class id (sparse).
@@ -101,7 +108,7 @@ __global__ void crossentropy_rows_kernel(bool sparse, bool from_logits, float ls
         }
         partial += loss;
     }
-    atomicAdd(sum, partial);
+    add_to_sum(partial, sum);
 }
 
 __device__ int64_t argmax(const float* x, int64_t K) {
@@ -136,7 +143,7 @@ __global__ void metric_rows_kernel(RowMetric kind, float threshold, const float*
             }
         }
     }
-    atomicAdd(sum, partial);
+    add_to_sum(partial, sum);
 }
 
 __global__ void scaled_to_float_kernel(const double* sum, double scale, float* out) {
