@@ -2,11 +2,13 @@
 // machine's f32 SGEMM peak with a oneDNN matmul. Prints one JSON line per measurement, in the format
 // bench/peers.py prints for the peer frameworks; bench/run_bench.py puts them side by side.
 //
-//   bench_kerascpp --workload W2 --samples 2560 --epochs 2 [--seed 1234]
+//   bench_kerascpp --workload W2 --samples 2560 --epochs 2 [--seed 1234] [--device cpu|cuda[:N]]
 //   bench_kerascpp --sgemm [--size 2048] [--repeats 10]
 //
 // Threads: oneDNN's OpenMP runtime reads OMP_NUM_THREADS. One workload per process, so the peak RSS
-// (getrusage) is that workload's alone.
+// (getrusage) is that workload's alone; on a GPU, the peak device memory is the caching allocator's
+// peak of bytes in use, keras::cuda::memory_stats (what torch.cuda.max_memory_allocated reports for
+// PyTorch).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -48,6 +50,7 @@ struct Args {
     int64_t samples = 0;
     int epochs = 2;          // timed epochs, after one warm-up epoch
     uint64_t seed = 1234;
+    std::string device = "cpu";   // "cpu", "cuda" or "cuda:N"
     bool sgemm = false;
     int64_t size = 2048;     // SGEMM M = N = K
     int repeats = 10;
@@ -55,8 +58,8 @@ struct Args {
 
 [[noreturn]] void usage(const std::string& error) {
     std::cerr << "error: " << error << "\n"
-              << "usage: bench_kerascpp --workload W1|W2|W3 --samples N [--epochs E] [--seed S]"
-                 "\n"
+              << "usage: bench_kerascpp --workload W1|W2|W3 --samples N [--epochs E] [--seed S] "
+                 "[--device cpu|cuda[:N]]\n"
               << "       bench_kerascpp --sgemm [--size 2048] [--repeats 10]\n";
     std::exit(2);
 }
@@ -84,6 +87,7 @@ Args parse_args(int argc, char** argv) {
         else if (flag == "--samples") args.samples = parse_int(flag, value());
         else if (flag == "--epochs") args.epochs = static_cast<int>(parse_int(flag, value()));
         else if (flag == "--seed") args.seed = static_cast<uint64_t>(parse_int(flag, value()));
+        else if (flag == "--device") args.device = value();
         else if (flag == "--sgemm") args.sgemm = true;
         else if (flag == "--size") args.size = parse_int(flag, value());
         else if (flag == "--repeats") args.repeats = static_cast<int>(parse_int(flag, value()));
@@ -183,8 +187,20 @@ keras::Sequential make_model(const Workload& w) {
     return model;
 }
 
+// Peak device bytes in use on a GPU, in MB; null on the CPU.
+nlohmann::json peak_device_mb(keras::Device device) {
+    if (device.is_cpu()) return nullptr;
+    return static_cast<double>(keras::cuda::memory_stats(device.index()).peak_bytes_in_use) / (1024.0 * 1024.0);
+}
+
+std::string device_name(keras::Device device) {
+    return device.is_cpu() ? "CPU" : keras::backend::get(device).name();
+}
+
 nlohmann::json run_workload(const Args& args) {
     const Workload& w = find_workload(args.workload);
+    const keras::Device device = keras::Device::parse(args.device);
+    keras::set_default_device(device);   // RuntimeError naming a missing CUDA build or GPU
     keras::utils::set_random_seed(args.seed);
     auto [x, y] = make_data(w, args.samples, args.seed);
     keras::Sequential model = make_model(w);
@@ -213,6 +229,9 @@ nlohmann::json run_workload(const Args& args) {
             {"samples_per_s", static_cast<double>(args.samples) / epoch_s},
             {"epoch_s", epoch_s},
             {"peak_rss_mb", peak_rss_mb()},
+            {"device", keras::to_string(device)},
+            {"device_name", device_name(device)},
+            {"peak_device_mb", peak_device_mb(device)},
             {"samples", args.samples},
             {"batch_size", w.batch},
             {"threads", omp_threads()},

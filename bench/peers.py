@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Times training epochs of one reference workload in a peer framework and prints one JSON line.
 
-Peers: "keras" (Keras 3 on the TensorFlow backend, CPU) and "torch" (PyTorch, CPU). The workloads are
-the ones bench_kerascpp runs (see docs/performance.md):
+Peers: "keras" (Keras 3 on the TensorFlow backend, CPU) and "torch" (PyTorch, on the CPU or with
+--device cuda on the GPU through cuDNN). The workloads are the ones bench_kerascpp runs (see
+docs/performance.md):
 
   W1  Embedding(6000, 100) -> SimpleRNN(16)  -> Dense(1, sigmoid), T = 130, batch 100
   W2  Embedding(20000, 128) -> LSTM(128)     -> Dense(1, sigmoid), T = 200, batch 64
@@ -36,11 +37,17 @@ def parse_args(argv):
     p.add_argument("--epochs", type=int, default=2, help="timed epochs (after one warm-up epoch)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--device", default="cpu", help="torch only: cpu, cuda or cuda:N")
+    p.add_argument("--tf32", action="store_true",
+                   help="torch on a GPU: allow TF32 in cuDNN and cuBLAS (torch's cuDNN default; kerascpp uses "
+                        "strict fp32, so the default here is off for a like-for-like comparison)")
     p.add_argument("--no-flush-denormal", dest="flush_denormal", action="store_false",
                    help="torch: keep denormal floats (torch's default; TensorFlow always flushes them)")
     args = p.parse_args(argv)
     if args.samples < 1 or args.epochs < 1 or args.threads < 1:
         p.error("--samples, --epochs and --threads must be positive")
+    if args.device != "cpu" and args.framework != "torch":
+        p.error("--device is for --framework torch (the Keras peer runs on tensorflow-cpu)")
     return args
 
 
@@ -121,26 +128,47 @@ def run_torch(spec, x, y, args):
             seq, _ = self.rnn(self.embedding(tokens))
             return torch.sigmoid(self.dense(seq[:, -1, :]))
 
-    model = Net()
+    device = torch.device(args.device)
+    on_gpu = device.type == "cuda"
+    if on_gpu and not torch.cuda.is_available():
+        sys.exit(f"peers.py: no CUDA GPU: torch {torch.__version__} sees none (torch.cuda.is_available() is False)")
+    if on_gpu:
+        torch.backends.cudnn.enabled = True
+        torch.backends.cudnn.allow_tf32 = args.tf32
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.cuda.reset_peak_memory_stats(device)
+    model = Net().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.BCELoss()
-    xt = torch.from_numpy(x).long()
-    yt = torch.from_numpy(y)
+    # On the GPU the whole data set is copied there once, as kerascpp's caching allocator
+    # makes batch copies cheap anyway; only the per-batch indexing runs in the loop.
+    xt = torch.from_numpy(x).long().to(device)
+    yt = torch.from_numpy(y).to(device)
     n, batch = xt.shape[0], spec["batch"]
 
     times = []
     model.train()
     for _ in range(1 + args.epochs):
         t0 = time.perf_counter()
-        order = torch.randperm(n)   # shuffled each epoch, like Keras's fit(shuffle=True)
+        order = torch.randperm(n, device=device)   # shuffled each epoch, like Keras's fit(shuffle=True)
         for start in range(0, n, batch):
             idx = order[start:start + batch]
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(xt[idx]), yt[idx])
             loss.backward()
             optimizer.step()
+            if on_gpu:
+                # The loss on the host once per batch, as kerascpp's fit (and Keras's progress bar)
+                # reads it: the same one synchronisation per step on both sides.
+                loss.item()
+        if on_gpu:
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)
-    return times, f"torch {torch.__version__}"
+    version = f"torch {torch.__version__}"
+    if on_gpu:
+        version += f" / cuDNN {torch.backends.cudnn.version()} on {torch.cuda.get_device_name(device)}"
+        run_torch.peak_device_mb = torch.cuda.max_memory_allocated(device) / (1024.0 * 1024.0)
+    return times, version
 
 
 def main(argv=None):
@@ -157,6 +185,9 @@ def main(argv=None):
         "samples_per_s": round(args.samples / epoch_s, 2),
         "epoch_s": round(epoch_s, 4),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "device": args.device,
+        "peak_device_mb": getattr(run_torch, "peak_device_mb", None) if args.device != "cpu" else None,
+        "tf32": args.tf32 if args.device != "cpu" else None,
         "samples": args.samples,
         "batch_size": spec["batch"],
         "threads": args.threads,

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Runs the CPU training benchmark: kerascpp and its peers (Keras 3 on TensorFlow, PyTorch) on the
+"""Runs the training benchmark: kerascpp and its peers (Keras 3 on TensorFlow, PyTorch) on the
 workloads W1, W2, W3, each framework and workload in its own process, and prints a markdown table.
+With --device cuda it runs on the GPU instead: kerascpp (cuDNN) against PyTorch + cuDNN on the same
+GPU, reporting peak device memory (the Keras peer is tensorflow-cpu, so it is left out).
 
 Needs: the kerascpp build (`ninja -C build bench/bench_kerascpp`) and the peers' virtual environment
 (scripts/install_bench_peers.sh). Uses only the standard library itself.
@@ -17,6 +19,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FRAMEWORKS = ["kerascpp", "keras", "torch"]
 PEERS = ["keras", "torch"]
+GPU_FRAMEWORKS = ["kerascpp", "torch"]
 DEFAULT_SAMPLES = {"W1": 20000, "W2": 2560, "W3": 2560}
 
 # (embedding dim C, recurrent units H, gates G, sequence length T) of each workload, for FLOP counts.
@@ -43,7 +46,11 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")),
                    help="threads for every framework ($OMP_NUM_THREADS, else 2)")
     p.add_argument("--workloads", default="W1,W2,W3")
-    p.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    p.add_argument("--frameworks", default=None,
+                   help=f"default: {','.join(FRAMEWORKS)} on the CPU, {','.join(GPU_FRAMEWORKS)} on a GPU")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N for the GPU benchmark")
+    p.add_argument("--torch-tf32", action="store_true",
+                   help="GPU: let torch use TF32 (its cuDNN default); off by default since kerascpp is strict fp32")
     for w, n in DEFAULT_SAMPLES.items():
         p.add_argument(f"--samples-{w.lower()}", type=int, default=n, help=f"{w} samples per epoch")
     p.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up epoch")
@@ -61,7 +68,12 @@ def parse_args(argv):
     if args.repeat < 1 or args.epochs < 1 or args.threads < 1:
         p.error("--repeat, --epochs and --threads must be positive")
     args.workloads = args.workloads.split(",")
+    on_gpu = args.device != "cpu"
+    if args.frameworks is None:
+        args.frameworks = ",".join(GPU_FRAMEWORKS if on_gpu else FRAMEWORKS)
     args.frameworks = args.frameworks.split(",")
+    if on_gpu and "keras" in args.frameworks:
+        p.error("--device cuda: the Keras peer is tensorflow-cpu; use --frameworks kerascpp,torch")
     for w in args.workloads:
         if w not in DEFAULT_SAMPLES:
             p.error(f"unknown workload {w!r}")
@@ -76,6 +88,10 @@ def reproduce_command(args):
     parts = [f"OMP_NUM_THREADS={args.threads}", "bench/run_bench.py",
              "--build-dir", args.build_dir, "--venv", args.venv, "--threads", str(args.threads),
              "--workloads", ",".join(args.workloads), "--frameworks", ",".join(args.frameworks)]
+    if args.device != "cpu":
+        parts += ["--device", args.device]
+        if args.torch_tf32:
+            parts.append("--torch-tf32")
     for w in DEFAULT_SAMPLES:
         parts += [f"--samples-{w.lower()}", str(getattr(args, f"samples_{w.lower()}"))]
     parts += ["--epochs", str(args.epochs), "--repeat", str(args.repeat)]
@@ -132,6 +148,8 @@ def kerascpp_binary(args):
 def run_one(args, workload, framework):
     samples = getattr(args, f"samples_{workload.lower()}")
     common = ["--workload", workload, "--samples", str(samples), "--epochs", str(args.epochs)]
+    if args.device != "cpu":
+        common += ["--device", args.device]
     if framework == "kerascpp":
         cmd = [kerascpp_binary(args)] + common
     else:
@@ -139,6 +157,8 @@ def run_one(args, workload, framework):
                "--framework", framework, "--threads", str(args.threads)] + common
         if args.torch_keep_denormals and framework == "torch":
             cmd.append("--no-flush-denormal")
+        if args.torch_tf32 and framework == "torch":
+            cmd.append("--tf32")
     result = run_json(cmd, args)
     result.setdefault("framework", framework)
     result.setdefault("workload", workload)
@@ -156,6 +176,28 @@ def best_of(old, new, key):
 
 def fmt(value, spec):
     return "—" if value is None else format(value, spec)
+
+
+def gpu_table(results):
+    """GPU runs: speed and peak device memory (allocator bytes in use) side by side."""
+    head = ("| Workload | Framework | GPU | samples/s | epoch s | peak device MB | kerascpp speed ÷ this "
+            "| kerascpp device memory ÷ this | GFLOP/s |")
+    rows = [head, "|" + "---|" * 9]
+    by_key = {(r["workload"], r["framework"]): r for r in results}
+    for r in results:
+        w, f = r["workload"], r["framework"]
+        if "error" in r:
+            rows.append(f"| {w} | {f} | failed: {r['error']} |" + " |" * 6)
+            continue
+        ours = by_key.get((w, "kerascpp"))
+        ok = ours is not None and "error" not in ours and f != "kerascpp"
+        speed = ours["samples_per_s"] / r["samples_per_s"] if ok else None
+        mem = ours["peak_device_mb"] / r["peak_device_mb"] if ok and r.get("peak_device_mb") else None
+        gpu = r.get("device_name") or r.get("version", "").split(" on ")[-1]
+        rows.append(f"| {w} | {f} | {gpu} | {r['samples_per_s']:.0f} | {r['epoch_s']:.3f} "
+                    f"| {fmt(r.get('peak_device_mb'), '.0f')} | {fmt(speed, '.2f')} | {fmt(mem, '.2f')} "
+                    f"| {r['samples_per_s'] * flops_per_sample(w) / 1e9:.1f} |")
+    return "\n".join(rows)
 
 
 def table(results, sgemm_gflops):
@@ -190,7 +232,7 @@ def main(argv=None):
     results = {}
     for _ in range(args.repeat):
         # The peak is measured once per round too, and the best kept, for the same reason.
-        if "kerascpp" in args.frameworks:
+        if "kerascpp" in args.frameworks and args.device == "cpu":
             sgemm = best_of(sgemm, run_json([kerascpp_binary(args), "--sgemm"], args),
                             "gflops")
         for w in args.workloads:
@@ -216,7 +258,7 @@ def main(argv=None):
           + f"; {args.epochs} timed epochs after one warm-up, median epoch reported"
           + (f", fastest of {args.repeat} runs." if args.repeat > 1 else "."))
     print("GFLOP/s counts the RNN's and Dense's forward + backward matmul FLOPs (see docs/performance.md).\n")
-    print(table(results, sgemm_gflops))
+    print(gpu_table(results) if args.device != "cpu" else table(results, sgemm_gflops))
 
     raw = ([sgemm] if sgemm else []) + results
     print("\nRaw results:")

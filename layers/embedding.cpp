@@ -35,7 +35,7 @@ Tensor Embedding::backward(const Tensor& dy, CallContext& ctx) {
 }
 
 void Embedding::check_data(const Tensor& x) const {
-    if (x.device() != Device::CPU) return;   // the backend checks device data batch by batch
+    if (!x.device().is_cpu()) return;   // the backend checks device data batch by batch
     for (int64_t i = 0; i < x.numel(); ++i) {
         const double v = x.item(i);
         if (v < 0 || v >= static_cast<double>(input_dim))

@@ -142,7 +142,7 @@ nlohmann::json RNNBase::get_config() const {
 }
 
 std::string RNNBase::implementation_note() const {
-    const Device device = kernel_ ? kernel_->value.device() : Device::CPU;
+    const Device device = kernel_ ? kernel_->value.device() : Device::cpu();
     return backend::get(device).rnn_path(spec_).description;
 }
 

@@ -678,7 +678,7 @@ TEST_CASE("the CPU backend flushes denormals to zero (gradients through long seq
     // Denormal arithmetic is ~100x slower on x86; the backend sets FTZ/DAZ when it is created.
     keras::Tensor tiny = keras::Tensor::full({4}, 1e-39f);   // a denormal float
     keras::Tensor ones = keras::Tensor::full({4}, 1.0f);
-    auto& cpu = keras::backend::get(keras::Device::CPU);
+    auto& cpu = keras::backend::get(keras::Device::cpu());
     const keras::Tensor product = cpu.multiply(tiny, ones);
     for (float v : product.to_vector<float>()) CHECK(v == 0.0f);
 }

@@ -519,7 +519,7 @@ TEST_CASE("optimizer configs carry Keras 3's keys") {
 // ============================================================================ backend helpers
 
 TEST_CASE("CPU backend element-wise helpers") {
-    backend::Backend& be = backend::get(Device::CPU);
+    backend::Backend& be = backend::get(Device::cpu());
     const Vec a = ref::random_vec(6, 1, -2.0, 2.0), b = ref::random_vec(6, 2, -2.0, 2.0);
     const Tensor ta = floats(a, {2, 3}), tb = floats(b, {2, 3});
     const Vec fa = values_of(ta), fb = values_of(tb);

@@ -124,7 +124,7 @@ be::RnnWeights weights_of(const Case& c, const Inputs& in) {
 
 Tensor state_tensor(const Case& c, const ref::Vec& v) { return v.empty() ? Tensor() : tensor_of(v, {c.N, c.H}); }
 
-be::OneDnnBackend& cpu() { return dynamic_cast<be::OneDnnBackend&>(be::get(keras::Device::CPU)); }
+be::OneDnnBackend& cpu() { return dynamic_cast<be::OneDnnBackend&>(be::get(keras::Device::cpu())); }
 
 // Our forward through the backend's choice of path, or forced through the fallback loop.
 be::RnnForward run_forward(const Case& c, const Inputs& in, bool force_fallback, bool training = true) {

@@ -1,18 +1,158 @@
-// Owns one backend object per device, created on first use.
+// Owns one backend object per device, created on first use, and answers whether CUDA can be used.
+#include <memory>
+#include <mutex>
+#include <vector>
+
 #include "keras/backend.hpp"
+#include "keras/device.hpp"
 #include "keras/errors.hpp"
 #include "onednn/onednn_backend.hpp"
 
-namespace keras::backend {
+#ifdef KERASCPP_HAVE_CUDA
+#include "cuda/cuda_backend.hpp"
+#endif
+
+namespace keras {
+
+namespace cuda {
+
+bool is_built() {
+#ifdef KERASCPP_HAVE_CUDA
+    return true;
+#else
+    return false;
+#endif
+}
+
+#ifdef KERASCPP_HAVE_CUDA
+namespace {
+// The runtime's answer, asked once: the number of GPUs does not change while a process runs.
+struct Probe {
+    int count = 0;
+    std::string reason;
+};
+const Probe& probe() {
+    // Never destroyed: tensors released during exit still ask how many GPUs there are.
+    static const Probe* const p = [] {
+        auto* r = new Probe;
+        r->count = backend::cuda_device_count(&r->reason);
+        return r;
+    }();
+    return *p;
+}
+}  // namespace
+#endif
+
+int device_count() {
+#ifdef KERASCPP_HAVE_CUDA
+    return probe().count;
+#else
+    return 0;
+#endif
+}
+
+bool is_available() { return device_count() > 0; }
+
+std::string unavailable_reason(int index) {
+    const std::string device = to_string(Device::cuda(index));
+#ifdef KERASCPP_HAVE_CUDA
+    const Probe& p = probe();
+    if (p.count == 0)
+        return fmt::format("device {} requested, but this machine has no usable CUDA GPU ({})", device, p.reason);
+    if (index < 0 || index >= p.count)
+        return fmt::format("device {} requested, but this machine has {} CUDA GPU(s): cuda:0 to cuda:{}", device,
+                           p.count, p.count - 1);
+    return "";
+#else
+    return fmt::format("device {} requested, but this build of kerascpp has no CUDA backend "
+                       "(it was configured with -Dcuda=disabled or without nvcc and cuDNN)", device);
+#endif
+}
+
+}  // namespace cuda
+
+namespace backend {
+
+namespace {
+#ifdef KERASCPP_HAVE_CUDA
+// Created on first use and never destroyed (nor is the table): tensors in static objects may
+// release device memory during exit, after function-local statics would have been destroyed.
+// Cached blocks go back to the driver at exit (the atexit handler runs before the CUDA runtime's own,
+// which was registered earlier).
+CudaBackend& cuda_backend(int index) {
+    struct Table {
+        std::mutex mutex;
+        std::vector<CudaBackend*> backends;
+    };
+    static Table* const table = [] {
+        auto* t = new Table;
+        t->backends.resize(static_cast<size_t>(cuda::device_count()), nullptr);
+        std::atexit([] {
+            for (CudaBackend* b : table->backends)
+                if (b) b->allocator().release_cached();
+        });
+        return t;
+    }();
+    std::lock_guard lock(table->mutex);
+    CudaBackend*& slot = table->backends.at(static_cast<size_t>(index));
+    if (!slot) slot = new CudaBackend(index);
+    return *slot;
+}
+#endif
+
+void check_cuda_device(Device device) {
+    const std::string why = cuda::unavailable_reason(device.index());
+    if (!why.empty()) runtime_error("{}", why);
+}
+}  // namespace
 
 Backend& get(Device device) {
-    if (device == Device::CPU) {
+    if (device.is_cpu()) {
         static OneDnnBackend cpu;
         return cpu;
     }
-    runtime_error("No backend for device {}: this build of kerascpp has no CUDA backend", to_string(device));
+#ifdef KERASCPP_HAVE_CUDA
+    if (device.index() >= 0 && device.index() < cuda::device_count()) return cuda_backend(device.index());
+#endif
+    check_cuda_device(device);
+#ifdef KERASCPP_HAVE_CUDA
+    return cuda_backend(device.index());
+#else
+    runtime_error("unreachable: {} passed the CUDA check in a build without CUDA", to_string(device));
+#endif
 }
 
-bool has_device(Device device) { return device == Device::CPU; }
+bool has_device(Device device) { return device.is_cpu() || cuda::unavailable_reason(device.index()).empty(); }
 
-}  // namespace keras::backend
+DeviceMemory& device_memory(Device device) {
+    if (device.is_cpu()) runtime_error("device_memory(cpu): CPU tensors use host memory directly");
+#ifdef KERASCPP_HAVE_CUDA
+    // Every device tensor's allocation and release comes here: skip building the error text.
+    if (device.index() >= 0 && device.index() < cuda::device_count()) return cuda_backend(device.index());
+#endif
+    check_cuda_device(device);
+#ifdef KERASCPP_HAVE_CUDA
+    return cuda_backend(device.index());
+#else
+    runtime_error("unreachable: {} passed the CUDA check in a build without CUDA", to_string(device));
+#endif
+}
+
+}  // namespace backend
+
+cuda::MemoryStats cuda::memory_stats(int index) {
+    backend::check_cuda_device(Device::cuda(index));
+#ifdef KERASCPP_HAVE_CUDA
+    backend::CudaBackend& b = backend::cuda_backend(index);
+    const backend::CachingAllocator::Stats a = b.allocator().stats();
+    return {.driver_allocations = a.raw_allocations,
+            .bytes_in_use = a.in_use_bytes,
+            .peak_bytes_in_use = a.peak_in_use_bytes,
+            .bytes_cached = a.cached_bytes,
+            .host_synchronizations = b.host_synchronizations()};
+#else
+    return {};
+#endif
+}
+
+}  // namespace keras

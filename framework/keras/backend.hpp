@@ -52,6 +52,28 @@ struct RnnPath {
     std::string description;   // e.g. "oneDNN lstm" or "fallback loop (activation='relu' unsupported by oneDNN lstm)"
 };
 
+// Losses the backends compute where y_pred lives (Model uses them off the CPU so a training step
+// needs no host wait); the formulas are those of keras/losses.hpp.
+enum class LossKind {
+    binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy,
+    mean_squared_error, mean_absolute_error
+};
+struct LossSpec {
+    LossKind kind = LossKind::mean_squared_error;
+    bool from_logits = false;
+    float label_smoothing = 0.0f;
+};
+
+// Metrics likewise (keras/metrics.hpp). Their per-position values: binary_accuracy one per element,
+// categorical / sparse accuracy one per row, mse / mae the mean over the last axis, one per row.
+enum class MetricKind {
+    binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, mean_squared_error, mean_absolute_error
+};
+struct MetricSpec {
+    MetricKind kind = MetricKind::binary_accuracy;
+    float threshold = 0.5f;   // binary_accuracy only
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -106,11 +128,35 @@ public:
                                 float epsilon) = 0;
     virtual void adagrad_update(Tensor& param, const Tensor& grad, Tensor& accumulator, float lr,
                                 float epsilon) = 0;
+
+    // ---- Losses and metrics. y_true: float32 with y_pred's shape, or class ids as float32 (N,) or
+    // (N, 1) for the sparse kinds, already checked against y_pred (shapes, id range) by the caller.
+    // The batch-mean loss as a float32 tensor of shape (1,) on y_pred's device (no host wait), and
+    // d(loss)/d(y_pred) into *grad when grad is not null.
+    virtual Tensor loss(const LossSpec& spec, const Tensor& y_true, const Tensor& y_pred, Tensor* grad) = 0;
+    // The sum of the metric's per-position values over the batch, float32 (1,) on y_pred's device.
+    virtual Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred) = 0;
 };
 
-// The backend for a device (the CPU backend always exists; CUDA only when built with it).
+// Raw storage on a device other than the host: Tensor allocates through it and Tensor::to copies
+// through it. Work is ordered on the device's stream; copy_to_host returns once the bytes arrived.
+class DeviceMemory {
+public:
+    virtual ~DeviceMemory() = default;
+    virtual void* allocate(size_t bytes) = 0;
+    virtual void deallocate(void* ptr, size_t bytes) noexcept = 0;
+    virtual void copy_from_host(void* dst, const void* src, size_t bytes) = 0;
+    virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
+    virtual void copy_on_device(void* dst, const void* src, size_t bytes) = 0;
+    virtual void set_zero(void* ptr, size_t bytes) = 0;
+};
+
+// The backend for a device (the CPU backend always exists; CUDA only when built with it and a GPU
+// is present; otherwise RuntimeError naming which of the two is missing).
 Backend& get(Device device);
 inline Backend& for_tensor(const Tensor& t) { return get(t.device()); }
 bool has_device(Device device);
+// Memory of a CUDA device (RuntimeError for the CPU, whose tensors use host memory directly).
+DeviceMemory& device_memory(Device device);
 
 }  // namespace keras::backend

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "keras/backend.hpp"
 #include "keras/tensor.hpp"
 
 namespace keras::losses {
@@ -22,6 +24,9 @@ public:
     virtual nlohmann::json get_config() const;
     // Validates y_true against y_pred's shape; throws ValueError naming both shapes.
     virtual void check_shapes(const Tensor& y_true, const Shape& y_pred_shape) const;
+    // What a backend needs to compute this loss on the device (Backend::loss); nullopt for losses
+    // only compute() knows (user-defined ones), which then run on the host.
+    virtual std::optional<backend::LossSpec> device_spec() const { return std::nullopt; }
 };
 using LossPtr = std::shared_ptr<Loss>;
 
@@ -35,6 +40,9 @@ public:
     explicit BinaryCrossentropy(CrossentropyOptions options = {}) : options(options) {}
     std::string name() const override { return "binary_crossentropy"; }
     double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+    std::optional<backend::LossSpec> device_spec() const override {
+        return backend::LossSpec{backend::LossKind::binary_crossentropy, options.from_logits, options.label_smoothing};
+    }
     nlohmann::json get_config() const override;
     CrossentropyOptions options;
 };
@@ -44,17 +52,24 @@ public:
     explicit CategoricalCrossentropy(CrossentropyOptions options = {}) : options(options) {}
     std::string name() const override { return "categorical_crossentropy"; }
     double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+    std::optional<backend::LossSpec> device_spec() const override {
+        return backend::LossSpec{backend::LossKind::categorical_crossentropy, options.from_logits, options.label_smoothing};
+    }
     nlohmann::json get_config() const override;
     CrossentropyOptions options;
 };
 
 // y_true holds class ids (int32, int64 or integral floats) of shape (N,) or (N, 1) against y_pred (N, K).
+// check_shapes() also checks host ids against [0, K), so a model checks all its targets up front.
 // Keras's SparseCategoricalCrossentropy has no label smoothing: a nonzero label_smoothing is a ValueError.
 class SparseCategoricalCrossentropy : public Loss {
 public:
     explicit SparseCategoricalCrossentropy(CrossentropyOptions options = {});
     std::string name() const override { return "sparse_categorical_crossentropy"; }
     double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+    std::optional<backend::LossSpec> device_spec() const override {
+        return backend::LossSpec{backend::LossKind::sparse_categorical_crossentropy, options.from_logits, options.label_smoothing};
+    }
     nlohmann::json get_config() const override;
     void check_shapes(const Tensor& y_true, const Shape& y_pred_shape) const override;
     CrossentropyOptions options;
@@ -64,12 +79,18 @@ class MeanSquaredError : public Loss {
 public:
     std::string name() const override { return "mean_squared_error"; }
     double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+    std::optional<backend::LossSpec> device_spec() const override {
+        return backend::LossSpec{backend::LossKind::mean_squared_error};
+    }
 };
 
 class MeanAbsoluteError : public Loss {
 public:
     std::string name() const override { return "mean_absolute_error"; }
     double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+    std::optional<backend::LossSpec> device_spec() const override {
+        return backend::LossSpec{backend::LossKind::mean_absolute_error};
+    }
 };
 
 // Keras's shape rule for element-wise losses and metrics: y_true must have y_pred's shape, except that

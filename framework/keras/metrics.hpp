@@ -2,9 +2,11 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "keras/backend.hpp"
 #include "keras/tensor.hpp"
 
 namespace keras::metrics {
@@ -18,6 +20,12 @@ public:
     // y_true / y_pred on the CPU, batch-first.
     virtual void update_state(const Tensor& y_true, const Tensor& y_pred) = 0;
     virtual double result() const { return count_ > 0 ? total_ / count_ : 0.0; }
+    // What a backend needs to compute this metric on the device (Backend::metric_sum); nullopt for
+    // metrics that only update on the host.
+    virtual std::optional<backend::MetricSpec> device_spec() const { return std::nullopt; }
+    // update_state() from Backend::metric_sum's value for a batch of these shapes (y_true already
+    // checked): the same running mean, with positions and samples counted as update_state does.
+    void add_position_sum(double sum, const Shape& y_true_shape, const Shape& y_pred_shape);
 
 protected:
     explicit Metric(std::string name) : name_(std::move(name)) {}
@@ -36,29 +44,44 @@ public:
     explicit BinaryAccuracy(std::string name = "binary_accuracy", float threshold = 0.5f)
         : Metric(std::move(name)), threshold(threshold) {}
     void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+    std::optional<backend::MetricSpec> device_spec() const override {
+        return backend::MetricSpec{backend::MetricKind::binary_accuracy, threshold};
+    }
     float threshold;
 };
 class CategoricalAccuracy : public Metric {
 public:
     explicit CategoricalAccuracy(std::string name = "categorical_accuracy") : Metric(std::move(name)) {}
     void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+    std::optional<backend::MetricSpec> device_spec() const override {
+        return backend::MetricSpec{backend::MetricKind::categorical_accuracy};
+    }
 };
 class SparseCategoricalAccuracy : public Metric {
 public:
     explicit SparseCategoricalAccuracy(std::string name = "sparse_categorical_accuracy")
         : Metric(std::move(name)) {}
     void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+    std::optional<backend::MetricSpec> device_spec() const override {
+        return backend::MetricSpec{backend::MetricKind::sparse_categorical_accuracy};
+    }
 };
 // Mean of per-sample values of a loss function ("mse", "mae" as metrics).
 class MeanSquaredError : public Metric {
 public:
     explicit MeanSquaredError(std::string name = "mean_squared_error") : Metric(std::move(name)) {}
     void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+    std::optional<backend::MetricSpec> device_spec() const override {
+        return backend::MetricSpec{backend::MetricKind::mean_squared_error};
+    }
 };
 class MeanAbsoluteError : public Metric {
 public:
     explicit MeanAbsoluteError(std::string name = "mean_absolute_error") : Metric(std::move(name)) {}
     void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+    std::optional<backend::MetricSpec> device_spec() const override {
+        return backend::MetricSpec{backend::MetricKind::mean_absolute_error};
+    }
 };
 // Weighted mean of scalar values (the running loss).
 class Mean : public Metric {

@@ -109,6 +109,14 @@ public:
     void save_weights(const std::string& filepath, bool overwrite = true) const;
     void load_weights(const std::string& filepath);
 
+    // The device the model computes on, PyTorch-style: to() moves the weights there (the optimizer's
+    // slots follow at its next step) and fit / evaluate / predict then move each batch of their host
+    // arrays there; predict() and get_weights() always return host tensors. A model that was never
+    // moved uses keras::default_device(), fixed when it is built. Returns *this, so
+    // `model.to(keras::Device::cuda())` chains. A CUDA device that cannot be used is a RuntimeError.
+    Model& to(Device device);
+    Device device() const;
+
     const std::string& name() const { return name_; }
     bool compiled() const { return optimizer_ != nullptr; }
     optimizers::Optimizer& optimizer() const;
@@ -133,6 +141,17 @@ private:
     void backward(const Tensor& dy, std::vector<CallContext>& contexts);
     double train_step(const Tensor& x, const Tensor& y);
     double test_step(const Tensor& x, const Tensor& y);
+    // One batch's loss and metric values: (1,) tensors on the model's device when the loss / metric
+    // has a device form (loss first, then one per metric; undefined where the host computed it).
+    struct BatchValues {
+        std::vector<Tensor> on_device;
+        double host_loss = 0.0;
+        Shape y_shape, y_pred_shape;
+    };
+    // Queues the loss (and its gradient into *grad, on y_pred's device) and the metric updates.
+    BatchValues queue_loss_and_metrics(const Tensor& y, const Tensor& y_pred, Tensor* grad);
+    // Reads the device values in one copy (the step's only host wait) into the running means.
+    double record_batch(const BatchValues& values, int64_t batch_size);
     Logs run_evaluation(const Tensor& x, const Tensor& y, int64_t batch_size,
                         std::vector<callbacks::CallbackPtr>& callbacks, int verbose);
     void ensure_built(const Tensor& x);
@@ -144,8 +163,10 @@ private:
     void resolve_metrics();
     void reset_metrics();
     Logs metric_logs(const std::string& prefix) const;
+    void move_weights_to_device();
 
     std::string name_;
+    std::optional<Device> device_;
     optimizers::OptimizerPtr optimizer_;
     losses::LossPtr loss_;
     std::vector<std::string> metric_names_;

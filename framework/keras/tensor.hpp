@@ -1,5 +1,6 @@
-// Tensor: a shape, a dtype, a device tag and contiguous row-major storage.
-// Copies share storage (like torch::Tensor); clone() makes a deep copy.
+// Tensor: a shape, a dtype, a device and contiguous row-major storage (host memory, or device memory
+// from the device's caching allocator). Copies share storage (like torch::Tensor); clone() makes a
+// deep copy on the same device; to() is the only way between host and device.
 #pragma once
 
 #include <cstdint>
@@ -8,15 +9,15 @@
 #include <string>
 #include <vector>
 
+#include "keras/device.hpp"
+
 namespace keras {
 
 enum class DType { float32, int32, int64 };
-enum class Device { CPU, CUDA };
 
 using Shape = std::vector<int64_t>;
 
 std::string to_string(DType dtype);
-std::string to_string(Device device);
 // Keras-style shape text: "(None, 130, 100)" where -1 stands for None.
 std::string shape_str(const Shape& shape);
 int64_t num_elements(const Shape& shape);
@@ -33,7 +34,7 @@ class Tensor {
 public:
     Tensor() = default;
     // Uninitialised storage of the given shape (zeros(), full() for filled ones).
-    Tensor(Shape shape, DType dtype, Device device = Device::CPU);
+    Tensor(Shape shape, DType dtype, Device device = Device::cpu());
 
     template <typename T>
     Tensor(const std::vector<T>& values, Shape shape) : Tensor(std::move(shape), dtype_of<T>()) {
@@ -45,8 +46,8 @@ public:
         std::copy(values, values + numel(), data<T>());
     }
 
-    static Tensor zeros(Shape shape, DType dtype = DType::float32, Device device = Device::CPU);
-    static Tensor full(Shape shape, float value, Device device = Device::CPU);
+    static Tensor zeros(Shape shape, DType dtype = DType::float32, Device device = Device::cpu());
+    static Tensor full(Shape shape, float value, Device device = Device::cpu());
     // Rows of token ids (ragged input must be padded first, see utils::pad_sequences).
     static Tensor from_rows(const std::vector<std::vector<int32_t>>& rows);
     static Tensor from_rows(const std::vector<std::vector<float>>& rows);
@@ -60,7 +61,8 @@ public:
     Device device() const { return device_; }
     size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
 
-    // Typed access to host memory; throws if T does not match dtype() or the tensor is not on the CPU.
+    // Typed access to host memory; throws if T does not match dtype() or the tensor is not on the CPU
+    // (a CUDA tensor must be copied with .to(Device::cpu()) first).
     template <typename T> T* data() { check_access(dtype_of<T>()); return static_cast<T*>(raw()); }
     template <typename T> const T* data() const { check_access(dtype_of<T>()); return static_cast<const T*>(raw()); }
     template <typename T> std::vector<T> to_vector() const {
@@ -70,10 +72,12 @@ public:
     // Element i of the flattened tensor converted to double, whatever the dtype (CPU only).
     double item(int64_t i = 0) const;
 
+    // The storage address (a device address for CUDA tensors): for backends.
     void* raw() { return storage_ ? storage_->ptr : nullptr; }
     const void* raw() const { return storage_ ? storage_->ptr : nullptr; }
 
     Tensor clone() const;
+    // This tensor on `device`: itself when already there, else a copy (host <-> device).
     Tensor to(Device device) const;
     // Same storage, new shape with the same number of elements.
     Tensor reshape(Shape shape) const;
@@ -81,15 +85,15 @@ public:
     Tensor slice_rows(int64_t begin, int64_t end) const;
     // The given rows of the first axis, copied, in order.
     Tensor gather_rows(const std::vector<int64_t>& rows) const;
-    Tensor astype(DType dtype) const;
+    Tensor astype(DType dtype) const;   // on a CUDA tensor: converted through the host
     void fill(float value);
-    void copy_from(const Tensor& other);   // same numel and dtype
+    void copy_from(const Tensor& other);   // same numel and dtype, from any device
 
 private:
     struct Storage {
         void* ptr = nullptr;
         size_t bytes = 0;
-        Device device = Device::CPU;
+        Device device = Device::cpu();
         ~Storage();
     };
     void check_count(size_t n) const;
@@ -98,7 +102,7 @@ private:
     std::shared_ptr<Storage> storage_;
     Shape shape_;
     DType dtype_ = DType::float32;
-    Device device_ = Device::CPU;
+    Device device_;
 };
 
 }  // namespace keras

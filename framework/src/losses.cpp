@@ -130,6 +130,13 @@ double crossentropy_mean(const Tensor& y_pred, Tensor* grad, bool from_logits,
     return total / static_cast<double>(rows);
 }
 
+// Keras casts the ids to int32 (truncation toward zero), so the valid range is (-1, K).
+void check_class_ids(const std::vector<double>& ids, int64_t K) {
+    for (double id : ids)
+        if (!(id > -1.0 && id < static_cast<double>(K)))
+            value_error("Received a label value of {} which is outside the valid range of [0, {}).", id, K);
+}
+
 nlohmann::json crossentropy_config(const Loss& loss, const CrossentropyOptions& options) {
     nlohmann::json config = loss.Loss::get_config();
     config["from_logits"] = options.from_logits;
@@ -218,16 +225,13 @@ void SparseCategoricalCrossentropy::check_shapes(const Tensor& y_true, const Sha
     if (ids != Shape(y_pred_shape.begin(), y_pred_shape.end() - 1))
         value_error("Arguments `target` and `output` must have the same shape up until the last dimension: "
                     "target.shape={}, output.shape={}", shape_str(y_true.shape()), shape_str(y_pred_shape));
+    if (y_true.device().is_cpu()) check_class_ids(to_doubles(y_true), y_pred_shape.back());
 }
 
 double SparseCategoricalCrossentropy::compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const {
     check_shapes(y_true, y_pred.shape());
     const std::vector<double> ids = to_doubles(y_true);
     const int64_t K = y_pred.dim(-1);
-    // Keras casts the ids to int32 (truncation toward zero), so the valid range is (-1, K).
-    for (double id : ids)
-        if (!(id > -1.0 && id < static_cast<double>(K)))
-            value_error("Received a label value of {} which is outside the valid range of [0, {}).", id, K);
     return crossentropy_mean(y_pred, grad, options.from_logits, [&](int64_t row, double* target) {
         std::fill_n(target, K, 0.0);
         target[static_cast<int64_t>(ids[row])] = 1.0;

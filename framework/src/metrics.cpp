@@ -59,6 +59,27 @@ void Metric::add_samplewise(const std::vector<double>& values, int64_t samples) 
     count_ += static_cast<double>(samples);
 }
 
+void Metric::add_position_sum(double sum, const Shape& y_true_shape, const Shape& y_pred_shape) {
+    const auto spec = device_spec();
+    if (!spec) runtime_error("Metric '{}' has no device form; call update_state()", name_);
+    const int64_t K = y_pred_shape.empty() ? 1 : y_pred_shape.back();
+    const int64_t rows = K > 0 ? num_elements(y_pred_shape) / K : 0;
+    const Shape batch_axes(y_pred_shape.begin(), y_pred_shape.empty() ? y_pred_shape.end() : y_pred_shape.end() - 1);
+    int64_t positions = rows, samples = samples_of(batch_axes);
+    if (spec->kind == backend::MetricKind::binary_accuracy) {
+        const Shape shape = losses::check_same_shape(y_true_shape, y_pred_shape);
+        positions = num_elements(shape);
+        samples = samples_of(shape);
+    } else if (spec->kind == backend::MetricKind::mean_squared_error ||
+               spec->kind == backend::MetricKind::mean_absolute_error) {
+        const Shape shape = losses::check_same_shape(y_true_shape, y_pred_shape);
+        samples = shape.size() >= 2 ? shape[0] : 1;
+    }
+    if (positions == 0 || samples <= 0) return;
+    total_ += sum * static_cast<double>(samples) / static_cast<double>(positions);
+    count_ += static_cast<double>(samples);
+}
+
 void BinaryAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
     const Shape shape = losses::check_same_shape(y_true.shape(), y_pred.shape());
     const std::vector<double> t = to_doubles(y_true), p = to_doubles(y_pred);

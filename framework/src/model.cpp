@@ -55,6 +55,25 @@ void Model::ensure_compiled(const char* what) const {
 
 // ---------------------------------------------------------------- building
 
+// ---------------------------------------------------------------- device
+
+Model& Model::to(Device device) {
+    backend::get(device);   // a CUDA device that cannot be used throws here, naming why
+    device_ = device;
+    if (built_) move_weights_to_device();
+    return *this;
+}
+
+Device Model::device() const { return device_ ? *device_ : default_device(); }
+
+void Model::move_weights_to_device() {
+    const Device d = device();
+    for (const auto& v : weights()) {
+        v->value = v->value.to(d);
+        v->grad = Tensor();
+    }
+}
+
 void Model::build(const Shape& input_shape) {
     if (layers_.empty()) value_error("Model \"{}\" has no layers: add() some before building or training it", name_);
     if (input_shape.empty()) value_error("Model \"{}\": cannot build for a scalar input shape", name_);
@@ -65,6 +84,8 @@ void Model::build(const Shape& input_shape) {
     input_shape_ = batchless_input;
     output_shape_ = shape;
     built_ = true;
+    if (!device_) device_ = default_device();
+    move_weights_to_device();
 }
 
 void Model::ensure_built(const Tensor& x) {
@@ -110,24 +131,81 @@ void Model::backward(const Tensor& dy, std::vector<CallContext>& contexts) {
 
 double Model::train_step(const Tensor& x, const Tensor& y) {
     std::vector<CallContext> contexts;
-    const Tensor y_pred = forward(x, contexts, true).to(Device::CPU);
+    const Tensor y_pred = forward(x.to(device()), contexts, true);
     Tensor grad;
-    const double loss = loss_->compute(y, y_pred, &grad);
+    const BatchValues values = queue_loss_and_metrics(y, y_pred, &grad);
     const auto variables = trainable_weights();
     for (const auto& v : variables) v->grad = Tensor();
-    backward(grad.to(x.device()), contexts);
+    backward(grad, contexts);
     optimizer_->apply_gradients(variables);
-    loss_tracker_.add(loss, static_cast<double>(x.dim(0)));
-    for (const auto& m : metrics_) m->update_state(y, y_pred);
-    return loss;
+    return record_batch(values, x.dim(0));
 }
 
 double Model::test_step(const Tensor& x, const Tensor& y) {
     std::vector<CallContext> contexts;
-    const Tensor y_pred = forward(x, contexts, false).to(Device::CPU);
-    const double loss = loss_->compute(y, y_pred, nullptr);
-    loss_tracker_.add(loss, static_cast<double>(x.dim(0)));
-    for (const auto& m : metrics_) m->update_state(y, y_pred);
+    const Tensor y_pred = forward(x.to(device()), contexts, false);
+    return record_batch(queue_loss_and_metrics(y, y_pred, nullptr), x.dim(0));
+}
+
+// On the CPU, and for losses / metrics without a device form, the host formulas run on host copies
+// (the CPU keeps its double-precision loss); on a GPU the backend's kernels do, without waiting.
+Model::BatchValues Model::queue_loss_and_metrics(const Tensor& y, const Tensor& y_pred, Tensor* grad) {
+    const Device d = y_pred.device();
+    BatchValues values{.on_device = {}, .host_loss = 0.0, .y_shape = y.shape(), .y_pred_shape = y_pred.shape()};
+    Tensor y_pred_host, y_on_device;
+    auto host_pred = [&]() -> const Tensor& {
+        if (!y_pred_host.defined()) y_pred_host = y_pred.to(Device::cpu());
+        return y_pred_host;
+    };
+    // Keras casts targets (class ids too) to y_pred's float dtype.
+    auto device_targets = [&]() -> const Tensor& {
+        if (!y_on_device.defined()) y_on_device = y.astype(DType::float32).to(d);
+        return y_on_device;
+    };
+    const auto loss_spec = d.is_cpu() ? std::nullopt : loss_->device_spec();
+    if (loss_spec) {
+        values.on_device.push_back(backend::get(d).loss(*loss_spec, device_targets(), y_pred, grad));
+    } else {
+        values.host_loss = loss_->compute(y, host_pred(), grad);
+        if (grad) *grad = grad->to(d);
+        values.on_device.emplace_back();
+    }
+    for (const auto& m : metrics_) {
+        const auto spec = d.is_cpu() ? std::nullopt : m->device_spec();
+        if (spec) {
+            values.on_device.push_back(backend::get(d).metric_sum(*spec, device_targets(), y_pred));
+        } else {
+            m->update_state(y, host_pred());
+            values.on_device.emplace_back();
+        }
+    }
+    return values;
+}
+
+double Model::record_batch(const BatchValues& values, int64_t batch_size) {
+    // Gather the defined (1,) device values into one tensor, then one copy to the host.
+    std::vector<size_t> slot(values.on_device.size(), 0);
+    size_t count = 0;
+    Device d = Device::cpu();
+    for (size_t i = 0; i < values.on_device.size(); ++i)
+        if (values.on_device[i].defined()) {
+            slot[i] = count++;
+            d = values.on_device[i].device();
+        }
+    std::vector<float> read;
+    if (count > 0) {
+        Tensor packed({static_cast<int64_t>(count)}, DType::float32, d);
+        for (size_t i = 0; i < values.on_device.size(); ++i)
+            if (values.on_device[i].defined())
+                backend::device_memory(d).copy_on_device(static_cast<float*>(packed.raw()) + slot[i],
+                                                         values.on_device[i].raw(), sizeof(float));
+        read = packed.to(Device::cpu()).to_vector<float>();
+    }
+    const double loss = values.on_device[0].defined() ? read[slot[0]] : values.host_loss;
+    loss_tracker_.add(loss, static_cast<double>(batch_size));
+    for (size_t i = 0; i < metrics_.size(); ++i)
+        if (values.on_device[i + 1].defined())
+            metrics_[i]->add_position_sum(read[slot[i + 1]], values.y_shape, values.y_pred_shape);
     return loss;
 }
 
@@ -336,7 +414,7 @@ Tensor Model::predict(const Tensor& x, const PredictOptions& options) {
         Logs batch_logs;
         for (auto& c : cbs) c->on_predict_batch_begin(static_cast<int64_t>(step), batch_logs);
         std::vector<CallContext> contexts;
-        const Tensor y = forward(x.gather_rows(batches[step]), contexts, false).to(Device::CPU);
+        const Tensor y = forward(x.gather_rows(batches[step]).to(device()), contexts, false).to(Device::cpu());
         if (y.nbytes() != row_bytes * batches[step].size())
             runtime_error("predict(): the model produced shape {} for a batch of {} samples, expected rows of shape {}",
                           shape_str(y.shape()), batches[step].size(), shape_str(output_shape_));
@@ -390,7 +468,7 @@ std::vector<VariablePtr> Model::trainable_weights() const {
 
 std::vector<Tensor> Model::get_weights() const {
     std::vector<Tensor> out;
-    for (const auto& w : weights()) out.push_back(w->value.clone());
+    for (const auto& w : weights()) out.push_back(w->value.device().is_cpu() ? w->value.clone() : w->value.to(Device::cpu()));
     return out;
 }
 

@@ -119,6 +119,9 @@ void Optimizer::apply_gradients(const std::vector<VariablePtr>& variables) {
         if (slots.empty())
             for (const SlotSpec& spec : specs)
                 slots.push_back(Tensor::full(var.value.shape(), spec.initial_value, var.value.device()));
+        // The model moved its weights to another device (Model::to): the slots follow them.
+        for (Tensor& slot : slots)
+            if (slot.device() != var.value.device()) slot = slot.to(var.value.device());
         if (slots.size() != specs.size())
             runtime_error("{} options changed after its slots were created (variable '{}' has {} slots, the "
                           "options need {})", name(), var.name, slots.size(), specs.size());

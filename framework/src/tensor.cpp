@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "keras/backend.hpp"
 #include "keras/errors.hpp"
 
 namespace keras {
@@ -16,8 +17,6 @@ std::string to_string(DType dtype) {
     }
     return "?";
 }
-
-std::string to_string(Device device) { return device == Device::CPU ? "CPU" : "CUDA"; }
 
 std::string shape_str(const Shape& shape) {
     std::string s = "(";
@@ -48,30 +47,40 @@ std::string index_str(const Shape& shape, int64_t i) {
 
 size_t dtype_size(DType dtype) { return dtype == DType::int64 ? 8 : 4; }
 
-Tensor::Storage::~Storage() { std::free(ptr); }
+Tensor::Storage::~Storage() {
+    if (device.is_cpu()) std::free(ptr);
+    else backend::device_memory(device).deallocate(ptr, bytes);
+}
 
 Tensor::Tensor(Shape shape, DType dtype, Device device) : shape_(std::move(shape)), dtype_(dtype), device_(device) {
     for (int64_t d : shape_)
         if (d < 0) value_error("Tensor dimensions must be >= 0, got shape {}", shape_str(shape_));
-    if (device != Device::CPU)
-        runtime_error("Tensor on {} requested, but this build only allocates CPU tensors here", to_string(device));
+    const size_t bytes = std::max<size_t>(nbytes(), 1);
+    void* ptr = nullptr;
+    if (device.is_cpu()) {
+        // 64-byte alignment suits AVX-512 loads in oneDNN and our loops.
+        ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!ptr) runtime_error("Out of memory allocating a tensor of shape {}", shape_str(shape_));
+    } else {
+        ptr = backend::device_memory(device).allocate(bytes);   // throws naming the device
+    }
     storage_ = std::make_shared<Storage>();
-    storage_->bytes = std::max<size_t>(nbytes(), 1);
-    // 64-byte alignment suits AVX-512 loads in oneDNN and our loops.
-    storage_->ptr = std::aligned_alloc(64, (storage_->bytes + 63) / 64 * 64);
-    if (!storage_->ptr) runtime_error("Out of memory allocating a tensor of shape {}", shape_str(shape_));
+    storage_->ptr = ptr;
+    storage_->bytes = bytes;
+    storage_->device = device;
 }
 
 Tensor Tensor::zeros(Shape shape, DType dtype, Device device) {
     Tensor t(std::move(shape), dtype, device);
-    std::memset(t.raw(), 0, t.nbytes());
+    if (device.is_cpu()) std::memset(t.raw(), 0, t.nbytes());
+    else backend::device_memory(device).set_zero(t.raw(), t.nbytes());
     return t;
 }
 
 Tensor Tensor::full(Shape shape, float value, Device device) {
-    Tensor t(std::move(shape), DType::float32, device);
+    Tensor t(std::move(shape), DType::float32);
     t.fill(value);
-    return t;
+    return t.to(device);
 }
 
 template <typename T>
@@ -115,19 +124,42 @@ void Tensor::check_access(DType want) const {
     if (!storage_) runtime_error("Access to an undefined tensor");
     if (want != dtype_)
         runtime_error("Tensor of dtype {} accessed as {}", to_string(dtype_), to_string(want));
-    if (device_ != Device::CPU) runtime_error("Tensor on {} accessed from the host; call .to(Device::CPU)", to_string(device_));
+    if (!device_.is_cpu())
+        runtime_error("Tensor of shape {} on {} accessed from the host: copy it with .to(keras::Device::cpu()) first",
+                      shape_str(shape_), to_string(device_));
+}
+
+// Copies `bytes` from src (on src_device) to dst (on dst_device): the one place where bytes cross
+// between host and device. Between two GPUs the bytes go through the host (rare: model moves).
+static void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
+    if (bytes == 0) return;
+    if (dst_device.is_cpu() && src_device.is_cpu()) {
+        std::memcpy(dst, src, bytes);
+    } else if (dst_device == src_device) {
+        backend::device_memory(dst_device).copy_on_device(dst, src, bytes);
+    } else if (src_device.is_cpu()) {
+        backend::device_memory(dst_device).copy_from_host(dst, src, bytes);
+    } else if (dst_device.is_cpu()) {
+        backend::device_memory(src_device).copy_to_host(dst, src, bytes);
+    } else {
+        std::vector<char> host(bytes);
+        backend::device_memory(src_device).copy_to_host(host.data(), src, bytes);
+        backend::device_memory(dst_device).copy_from_host(dst, host.data(), bytes);
+    }
 }
 
 Tensor Tensor::clone() const {
     if (!defined()) return {};
     Tensor t(shape_, dtype_, device_);
-    std::memcpy(t.raw(), raw(), nbytes());
+    copy_bytes(t.raw(), device_, raw(), device_, nbytes());
     return t;
 }
 
 Tensor Tensor::to(Device device) const {
-    if (device == device_) return *this;
-    runtime_error("Moving tensors to {} needs the CUDA backend, which this build does not have", to_string(device));
+    if (!defined() || device == device_) return *this;
+    Tensor t(shape_, dtype_, device);
+    copy_bytes(t.raw(), device, raw(), device_, nbytes());
+    return t;
 }
 
 Tensor Tensor::reshape(Shape shape) const {
@@ -154,7 +186,7 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
     s[0] = end - begin;
     Tensor t(s, dtype_, device_);
     const size_t row_bytes = nbytes() / std::max<int64_t>(shape_[0], 1);
-    std::memcpy(t.raw(), static_cast<const char*>(raw()) + begin * row_bytes, (end - begin) * row_bytes);
+    copy_bytes(t.raw(), device_, static_cast<const char*>(raw()) + begin * row_bytes, device_, (end - begin) * row_bytes);
     return t;
 }
 
@@ -167,7 +199,7 @@ Tensor Tensor::gather_rows(const std::vector<int64_t>& rows) const {
     char* out = static_cast<char*>(t.raw());
     for (int64_t r : rows) {
         if (r < 0 || r >= shape_[0]) value_error("Row {} is out of range for a tensor of shape {}", r, shape_str(shape_));
-        std::memcpy(out, static_cast<const char*>(raw()) + r * row_bytes, row_bytes);
+        copy_bytes(out, device_, static_cast<const char*>(raw()) + r * row_bytes, device_, row_bytes);
         out += row_bytes;
     }
     return t;
@@ -181,6 +213,7 @@ static void convert(const Tensor& src, Tensor& dst) {
 
 Tensor Tensor::astype(DType dtype) const {
     if (dtype == dtype_) return *this;
+    if (!device_.is_cpu()) return to(Device::cpu()).astype(dtype).to(device_);
     Tensor t(shape_, dtype, device_);
     auto dispatch_to = [&](auto from) {
         using F = decltype(from);
@@ -199,6 +232,10 @@ Tensor Tensor::astype(DType dtype) const {
 }
 
 void Tensor::fill(float value) {
+    if (!device_.is_cpu() && defined() && dtype_ == DType::float32) {
+        copy_from(full(shape_, value));
+        return;
+    }
     float* p = data<float>();
     std::fill(p, p + numel(), value);
 }
@@ -207,7 +244,8 @@ void Tensor::copy_from(const Tensor& other) {
     if (other.numel() != numel() || other.dtype() != dtype_)
         value_error("Cannot copy a {} tensor of shape {} into a {} tensor of shape {}", to_string(other.dtype()),
                     shape_str(other.shape()), to_string(dtype_), shape_str(shape_));
-    std::memcpy(raw(), other.raw(), nbytes());
+    if (!defined() || !other.defined()) value_error("Cannot copy between undefined tensors");
+    copy_bytes(raw(), device_, other.raw(), other.device(), nbytes());
 }
 
 }  // namespace keras

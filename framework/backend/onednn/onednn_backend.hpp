@@ -16,7 +16,7 @@ namespace keras::backend {
 class OneDnnBackend final : public Backend {
 public:
     OneDnnBackend();
-    Device device() const override { return Device::CPU; }
+    Device device() const override { return Device::cpu(); }
     std::string name() const override { return "oneDNN CPU"; }
 
     dnnl::engine& engine() { return engine_; }
@@ -56,6 +56,9 @@ public:
                         float epsilon) override;
     void adagrad_update(Tensor& param, const Tensor& grad, Tensor& accumulator, float lr,
                         float epsilon) override;
+
+    Tensor loss(const LossSpec& spec, const Tensor& y_true, const Tensor& y_pred, Tensor* grad) override;
+    Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred) override;
 
 private:
     // matmul primitives by "m,k,n,transposes,bias": built once per shape, executed many times.

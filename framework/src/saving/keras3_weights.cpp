@@ -14,7 +14,7 @@ namespace keras::saving {
 namespace {
 
 void write_tensor(const H5Group& group, const std::string& path, const Tensor& t) {
-    const Tensor value = t.to(Device::CPU).astype(DType::float32);
+    const Tensor value = t.to(Device::cpu()).astype(DType::float32);
     group.write_dataset(path, value.shape(), static_cast<const float*>(value.raw()));
 }
 

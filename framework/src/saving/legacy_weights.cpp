@@ -19,7 +19,7 @@ void write_legacy_weights(const H5Group& group, const Model& model, const Legacy
         for (const auto& w : layer->weights()) names.push_back(naming.weight_name(*layer, *w));
         layer_group.write_string_array_attr("weight_names", names);
         for (size_t i = 0; i < names.size(); ++i) {
-            const Tensor value = layer->weights()[i]->value.to(Device::CPU).astype(DType::float32);
+            const Tensor value = layer->weights()[i]->value.to(Device::cpu()).astype(DType::float32);
             layer_group.write_dataset(names[i], value.shape(), static_cast<const float*>(value.raw()));
         }
     }

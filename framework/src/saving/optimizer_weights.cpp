@@ -67,7 +67,7 @@ void write_optimizer_weights(const H5Group& root, const Model& model) {
                     // A variable that has not been updated yet holds the slot's initial value, as in Keras.
                     const Tensor value = slots.empty()
                         ? Tensor::full(e.variable->value.shape(), specs[s].initial_value)
-                        : slots[s].to(Device::CPU);
+                        : slots[s].to(Device::cpu());
                     names.push_back(prefix + e.key + "_" + specs[s].name);
                     group.write_dataset(names.back(), value.shape(), value.data<float>());
                 }

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Builds kerascpp with the CUDA backend and collects into one folder (default ./build-gpu-bundle,
+# under 64 MiB) what a GPU machine needs to run the GPU tests and the GPU benchmark without any
+# Debian package: the test, bench and example binaries, bench/run_bench.py + bench/peers.py, and the
+# shared libraries they link that such a machine lacks (libkerascpp, oneDNN, fmt, libgomp, ...).
+# The CUDA libraries are NOT bundled (cuBLAS alone is >500 MB): run_gpu_checks.sh finds them on the
+# GPU machine in /usr/local/cuda or in PyTorch's pip packages (nvidia/*/lib: cuDNN 9, cuBLAS 13).
+#
+#   scripts/gpu_bundle.sh [--gpu-tests-only] [BUNDLE_DIR]
+#   then, on the GPU machine:  BUNDLE_DIR/run_gpu_checks.sh
+# --gpu-tests-only leaves out the CPU suites (smaller bundle; run_gpu_checks.sh --all then runs only
+# the GPU ones).
+#
+# The layout mirrors the repository (build/tests, build/bench, bench/*.py), so run_bench.py runs
+# from the bundle unchanged; lib/ holds the libraries, found through LD_LIBRARY_PATH (it takes
+# precedence over the RUNPATH meson wrote, which points into this machine's build tree).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+gpu_only=0
+if [ "${1:-}" = --gpu-tests-only ]; then gpu_only=1; shift; fi
+bundle=${1:-build-gpu-bundle}
+build=build
+
+if [ ! -f "$build/build.ninja" ]; then
+  meson setup "$build" -Dcuda=enabled >/dev/null
+fi
+grep -q "KERASCPP_HAVE_CUDA" "$build/build.ninja" ||
+  { echo "gpu_bundle.sh: $build is configured without the CUDA backend (meson configure $build -Dcuda=enabled)" >&2; exit 1; }
+# Serialised with any other build in this tree; -j2 keeps a shared 2-core machine usable.
+flock .build.lock ninja -C "$build" -j"${NINJA_JOBS:-2}"
+
+rm -rf "$bundle"
+mkdir -p "$bundle/build/tests" "$bundle/build/bench" "$bundle/build/examples" "$bundle/bench" "$bundle/lib"
+
+# Every test executable (the GPU suite and the CPU suites, which also run there), the benchmark and
+# the examples; stripped of debug symbols to stay small.
+binaries=()
+for exe in "$build"/tests/test_* "$build/bench/bench_kerascpp" "$build"/examples/imdb_sentiment "$build"/examples/hello_lstm; do
+  [ -f "$exe" ] && [ -x "$exe" ] || continue
+  # GPU suites are the ones carrying the skip message "no CUDA GPU" (tests/test_gpu_parity.cpp etc.).
+  if [ $gpu_only = 1 ] && [[ "$exe" == */tests/* ]] && ! grep -q "no CUDA GPU" "$exe"; then continue; fi
+  dest="$bundle/build/${exe#"$build"/}"
+  cp "$exe" "$dest"
+  strip --strip-unneeded "$dest"
+  binaries+=("$dest")
+done
+cp bench/run_bench.py bench/peers.py "$bundle/bench/"
+cp scripts/run_gpu_checks.sh "$bundle/"
+
+# Libraries: whatever the binaries resolve here, except the C library family (always present and
+# tied to the kernel's loader) and the CUDA libraries (found on the GPU machine).
+skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libresolv\.so|libcuda\.so|libcublas|libcublasLt|libcudnn|libnvrtc|libnvJitLink)'
+for exe in "${binaries[@]}" "$build/libkerascpp.so"; do
+  ldd "$exe" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}'
+done | sort -u | while read -r name path; do
+  if [[ "$name" =~ $skip ]]; then continue; fi
+  cp -L "$path" "$bundle/lib/$name"
+  strip --strip-unneeded "$bundle/lib/$name" 2>/dev/null || true
+done
+
+# kerascpp itself (the binaries find it through RUNPATH $ORIGIN/.. here, which ldd cannot follow
+# once they are copied).
+cp -L "$build/libkerascpp.so" "$bundle/lib/libkerascpp.so"
+strip --strip-unneeded "$bundle/lib/libkerascpp.so"
+
+{
+  echo "kerascpp GPU bundle"
+  echo "commit: $(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+  echo "built: $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(uname -m), CUDA $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
+  echo "needs on the GPU machine: an NVIDIA driver for CUDA 13, libcudart.so.13 / libcublas.so.13 / libcudnn.so.9"
+  echo "  (in /usr/local/cuda/lib64 or PyTorch's nvidia/*/lib pip packages), python3 with torch for the benchmark"
+  echo "bundled libraries:"
+  (cd "$bundle/lib" && ls -1)
+} > "$bundle/MANIFEST.txt"
+
+size_kib=$(du -sk "$bundle" | cut -f1)
+echo "gpu_bundle.sh: $bundle: $((size_kib / 1024)) MiB, $(ls "$bundle/lib" | wc -l) libraries, ${#binaries[@]} binaries"
+if [ "$size_kib" -gt $((64 * 1024)) ]; then
+  echo "gpu_bundle.sh: the bundle is over 64 MiB" >&2
+  exit 1
+fi
