@@ -18,6 +18,8 @@
 #include "keras/metrics.hpp"
 #include "keras/model.hpp"
 #include "keras/optimizers.hpp"
+#include "keras/preprocessing/text.hpp"
 #include "keras/random.hpp"
 #include "keras/tensor.hpp"
+#include "keras/utils/data_utils.hpp"
 #include "keras/utils/sequence.hpp"
