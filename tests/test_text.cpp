@@ -124,3 +124,19 @@ TEST_CASE("Tokenizer: bad options and bad text are clear errors") {
     CHECK(message_of<ValueError>([&] { chars.fit_on_texts({"\x80"}); }) ==
           "Tokenizer: the text is not valid UTF-8: byte 0x80 at offset 0");
 }
+
+TEST_CASE("UTF-8 validity is Python's: valid byte strings tokenize as tf-keras does, the others are ValueErrors") {
+    const json& cases = text_fixtures().at("utf8");
+    REQUIRE(cases.size() >= 100);
+    for (const auto& c : cases) {
+        const std::string hex = c["hex"];
+        CAPTURE(hex);
+        std::string bytes;
+        for (size_t i = 0; i < hex.size(); i += 2) bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+        if (c["expected"].is_null())
+            CHECK(message_of<keras::ValueError>([&] { text_to_word_sequence(bytes); })
+                      .starts_with("text_to_word_sequence: the text is not valid UTF-8: byte 0x"));
+        else
+            CHECK(text_to_word_sequence(bytes) == c["expected"].get<std::vector<std::string>>());
+    }
+}
