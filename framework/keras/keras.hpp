@@ -4,6 +4,7 @@
 #include "keras/activations.hpp"
 #include "keras/backend.hpp"
 #include "keras/callbacks.hpp"
+#include "keras/datasets/imdb.hpp"
 #include "keras/datasets/synthetic_sentiment.hpp"
 #include "keras/errors.hpp"
 #include "keras/initializers.hpp"
