@@ -1,15 +1,14 @@
 #include "http_download.hpp"
 
 #include <cstdio>
-#include <iostream>
 #include <memory>
 #include <mutex>
 #include <optional>
 
 #include <curl/curl.h>
 
-#include "download_progbar.hpp"
 #include "keras/errors.hpp"
+#include "keras/progbar.hpp"
 
 namespace keras::utils {
 
@@ -23,7 +22,7 @@ constexpr long kStallSeconds = 60;
 struct Transfer {
     std::FILE* file = nullptr;
     bool write_failed = false;
-    std::optional<DownloadProgbar> progbar;
+    std::optional<Progbar> progbar;   // made once the first bytes arrive and the size is known
 };
 
 size_t write_body(char* data, size_t size, size_t count, void* user) {
@@ -36,8 +35,8 @@ size_t write_body(char* data, size_t size, size_t count, void* user) {
 int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
     auto* t = static_cast<Transfer*>(user);
     if (now == 0 && !t->progbar) return 0;   // nothing received yet: no bar before the headers
-    if (!t->progbar) t->progbar.emplace(total > 0 ? std::optional<int64_t>(total) : std::nullopt, std::cout);
-    t->progbar->update(now);
+    if (!t->progbar) t->progbar.emplace(total > 0 ? total : 0);   // counts bytes as steps, as Keras's get_file
+    if (total <= 0 || now < total) t->progbar->update(now);
     return 0;
 }
 
@@ -94,7 +93,7 @@ void download_to_file(const std::string& url, const std::filesystem::path& desti
     curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &received);
     curl_off_t total = -1;
     curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &total);
-    if (!transfer.progbar) transfer.progbar.emplace(total > 0 ? std::optional<int64_t>(total) : std::nullopt, std::cout);
+    if (!transfer.progbar) transfer.progbar.emplace(total > 0 ? total : 0);
     transfer.progbar->finish(received);
 }
 

@@ -20,6 +20,7 @@
 #include "keras/model.hpp"
 #include "keras/optimizers.hpp"
 #include "keras/preprocessing/text.hpp"
+#include "keras/progbar.hpp"
 #include "keras/random.hpp"
 #include "keras/tensor.hpp"
 #include "keras/utils/data_utils.hpp"
