@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -53,13 +54,14 @@ public:
         posix_spawn_file_actions_addclose(&actions, in[1]);
         posix_spawn_file_actions_addclose(&actions, out[0]);
         const std::string script = std::string(KERASCPP_TESTS_DIR) + "/fixtures/http_test_server.py";
-        char* argv[] = {const_cast<char*>("python3"), const_cast<char*>(script.c_str()), nullptr};
-        const int rc = posix_spawnp(&pid_, "python3", &actions, nullptr, argv, environ);
+        const std::string python = python3();
+        char* argv[] = {const_cast<char*>(python.c_str()), const_cast<char*>(script.c_str()), nullptr};
+        const int rc = posix_spawnp(&pid_, python.c_str(), &actions, nullptr, argv, environ);
         posix_spawn_file_actions_destroy(&actions);
         ::close(in[0]);
         ::close(out[1]);
         stdin_ = in[1];
-        REQUIRE_MESSAGE(rc == 0, "cannot start python3 " << script);
+        REQUIRE_MESSAGE(rc == 0, "cannot start " << python << " " << script);
         port_ = read_port(out[0]);
         ::close(out[0]);
         REQUIRE_MESSAGE(port_ > 0, "the test HTTP server did not report its port");
@@ -79,6 +81,10 @@ public:
     std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
 
 private:
+    // The system's interpreter when there is one: a python3 found first on PATH may be a wrapper
+    // (pyenv shims, virtualenvs) that is slow to start or not a plain Python at all.
+    static std::string python3() { return fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3"; }
+
     // "PORT <n>\n", waiting at most 20 s: a broken server fails the test instead of hanging it.
     static int read_port(int fd) {
         std::string line;
@@ -101,9 +107,17 @@ private:
     int port_ = 0;
 };
 
+// Started once for the whole file; if it cannot start, every test that needs it fails at once
+// instead of trying (and waiting) again.
 HttpServer& server() {
-    static HttpServer s;
-    return s;
+    static std::unique_ptr<HttpServer> s;
+    static bool tried = false;
+    if (!s) {
+        REQUIRE_MESSAGE(!tried, "the test HTTP server failed to start earlier");
+        tried = true;
+        s = std::make_unique<HttpServer>();
+    }
+    return *s;
 }
 
 // What the server sends for /blob/<n>.
