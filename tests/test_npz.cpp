@@ -3,8 +3,11 @@
 // (tests/fixtures/gen_imdb_fixtures.py), plus hand-assembled bytes for every way a file can be bad.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -127,6 +130,52 @@ TEST_CASE("pickle: every truncation of a real numpy object-array pickle is an er
             CHECK_MESSAGE(message.starts_with("test.pkl: "), npz, " cut at ", n, ": ", message);
         }
     }
+}
+
+TEST_CASE("pickle and npz: randomly damaged files decode or fail cleanly, nothing else") {
+    // Fixed-seed mutations (byte flips, overwrites, cuts) of real numpy output. Each one must either
+    // decode or throw keras::RuntimeError; a crash or another exception fails the suite (and the
+    // sanitizer build, see docs/imdb.md, catches out-of-bounds reads).
+    std::mt19937 rng(20261123);
+    auto mutate = [&](std::string bytes) {
+        const int edits = 1 + static_cast<int>(rng() % 4);
+        for (int e = 0; e < edits && !bytes.empty(); ++e) {
+            const size_t at = rng() % bytes.size();
+            switch (rng() % 3) {
+                case 0: bytes[at] = static_cast<char>(bytes[at] ^ (1 << (rng() % 8))); break;
+                case 1: bytes[at] = static_cast<char>(rng()); break;
+                default: bytes.resize(at); break;
+            }
+        }
+        return bytes;
+    };
+    int decoded = 0, rejected = 0;
+    for (const std::string npz : {"tiny_p3.npz", "tiny_p5.npz", "tiny_numpy1.npz"}) {
+        const std::string npy_file = io::ZipArchive(kFixtures / npz).read("x_train.npy");
+        for (int i = 0; i < 1500; ++i) {
+            try {
+                io::npy::read_int_list_array(mutate(npy_file), "m.npy");
+                ++decoded;
+            } catch (const RuntimeError&) {
+                ++rejected;
+            }
+        }
+    }
+    std::ifstream in(kFixtures / "tiny_p3.npz", std::ios::binary);
+    const std::string zip_bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const fs::path damaged = fs::temp_directory_path() / ("kerascpp_test_mutant_" + std::to_string(::getpid()) + ".npz");
+    for (int i = 0; i < 300; ++i) {
+        std::ofstream(damaged, std::ios::binary) << mutate(zip_bytes);
+        try {
+            datasets::imdb::read_npz(damaged);
+            ++decoded;
+        } catch (const RuntimeError&) {
+            ++rejected;
+        }
+    }
+    fs::remove(damaged);
+    MESSAGE(decoded << " mutants decoded, " << rejected << " rejected");
+    CHECK(rejected > 0);
 }
 
 TEST_CASE("npy: headers of versions 1, 2 and 3 and the integer dtypes numpy writes") {
