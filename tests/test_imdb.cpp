@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -98,6 +98,19 @@ struct TempDir {
     ~TempDir() { fs::remove_all(root); }
 };
 
+// KERAS_HOME pointed at `root` for the scope's lifetime.
+struct ScopedKerasHome {
+    std::optional<std::string> saved;
+    explicit ScopedKerasHome(const fs::path& root) {
+        if (const char* old = std::getenv("KERAS_HOME")) saved = old;
+        ::setenv("KERAS_HOME", root.c_str(), 1);
+    }
+    ~ScopedKerasHome() {
+        if (saved) ::setenv("KERAS_HOME", saved->c_str(), 1);
+        else ::unsetenv("KERAS_HOME");
+    }
+};
+
 void write_file(const fs::path& path, const std::string& text) {
     fs::create_directories(path.parent_path());
     std::ofstream(path, std::ios::binary) << text;
@@ -144,14 +157,10 @@ TEST_CASE("load_data finds imdb.npz in Keras's cache, $KERAS_HOME/datasets") {
     fs::create_directories(home.root / "datasets");
     fs::copy_file(kFixtures / "tiny_p4.npz", home.root / "datasets" / "imdb.npz");
     fs::copy_file(kFixtures / "tiny_p3.npz", home.root / "datasets" / "other.npz");
-    const char* old = std::getenv("KERAS_HOME");
-    const std::string saved = old != nullptr ? old : "";
-    ::setenv("KERAS_HOME", home.root.c_str(), 1);
+    const ScopedKerasHome scoped(home.root);
     const auto expected = imdb::load_data({.path = (kFixtures / "tiny_p3.npz").string()});
     const auto cached = imdb::load_data();                            // "imdb.npz", found in the cache
     const auto named = imdb::load_data({.path = "other.npz"});       // any bare file name
-    if (old != nullptr) ::setenv("KERAS_HOME", saved.c_str(), 1);
-    else ::unsetenv("KERAS_HOME");
     CHECK(sequences(cached.first) == sequences(expected.first));
     CHECK(labels(cached.second) == labels(expected.second));
     CHECK(sequences(named.second) == sequences(expected.second));
@@ -248,7 +257,14 @@ TEST_CASE("real data: Keras's known facts, and Keras's own load_data results") {
     CHECK(std::vector<int32_t>(train.x[0].begin(), train.x[0].begin() + 14) ==
           std::vector<int32_t>{1, 14, 22, 16, 43, 530, 973, 1622, 1385, 65, 458, 4468, 66, 3941});
 
-    const imdb::WordIndex index = imdb::get_word_index((real_data_dir() / "imdb_word_index.json").string());
+    // Keras's word index from the cache: its md5 is the one Keras checks, so no download is tried.
+    TempDir home;
+    fs::create_directories(home.root / "datasets");
+    fs::copy_file(real_data_dir() / "imdb_word_index.json", home.root / "datasets" / "imdb_word_index.json");
+    const imdb::WordIndex index = [&] {
+        const ScopedKerasHome scoped(home.root);
+        return imdb::get_word_index();
+    }();
     CHECK(index.size() == 88584);
     CHECK(index.at("the") == 1);
     CHECK(imdb::decode_review(train.x[0], index).starts_with(
