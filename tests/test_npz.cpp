@@ -55,9 +55,9 @@ std::string pickle_error(const std::string& bytes) {
 }
 
 std::vector<int64_t> ints_of(const io::pickle::Value& v) {
-    std::vector<int64_t> out;
-    for (const auto& item : std::get<std::shared_ptr<io::pickle::List>>(v)->items) out.push_back(std::get<int64_t>(item));
-    return out;
+    const auto& list = *std::get<std::shared_ptr<io::pickle::List>>(v);
+    CHECK(list.items.empty());   // a list of ints only is stored compactly
+    return list.ints;
 }
 
 // The x_train.npy payload of a fixture, the pickle part only.
@@ -82,6 +82,15 @@ TEST_CASE("pickle: the opcodes of plain data decode to the values Python wrote")
     CHECK(std::holds_alternative<io::pickle::None>(items[1]));
     CHECK(*std::get<std::shared_ptr<const std::string>>(items[2]) == "ab");
     CHECK(*std::get<std::shared_ptr<const std::string>>(items[3]) == "c");
+    // Ints first, then something else: the ints move to the general form, in order.
+    const auto mixed = io::pickle::loads("\x80\x03](K\x05K\x06NK\x07" "e."s, "t");
+    const auto& m = *std::get<std::shared_ptr<io::pickle::List>>(mixed);
+    REQUIRE(m.items.size() == 4);
+    CHECK(m.ints.empty());
+    CHECK(std::get<int64_t>(m.items[0]) == 5);
+    CHECK(std::get<int64_t>(m.items[1]) == 6);
+    CHECK(std::holds_alternative<io::pickle::None>(m.items[2]));
+    CHECK(std::get<int64_t>(m.items[3]) == 7);
 }
 
 TEST_CASE("pickle: forbidden globals and opcodes are named, never executed") {

@@ -225,9 +225,8 @@ std::vector<std::vector<int64_t>> read_int_list_array(std::string_view file, con
     for (size_t i = 0; i < elements.size(); ++i) {
         const pickle::List* list = as<pickle::List>(elements[i]);
         if (list == nullptr) runtime_error("{}: element {} is a {}, expected a list of ints", where, i, pickle::type_name(elements[i]));
-        std::vector<int64_t>& row = out.emplace_back();
-        row.reserve(list->items.size());
-        for (const Value& v : list->items) {
+        std::vector<int64_t>& row = out.emplace_back(list->ints);
+        for (const Value& v : list->items) {   // empty unless the list holds something besides ints
             auto x = std::get_if<int64_t>(&v);
             if (x == nullptr) runtime_error("{}: element {} holds a {}, expected ints", where, i, pickle::type_name(v));
             row.push_back(*x);

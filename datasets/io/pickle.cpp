@@ -155,8 +155,17 @@ private:
         if (list == nullptr) fail("APPEND(S) to a {}, expected a list", type_name(target));
         for (const Value& v : items) (*list)->depth = std::max((*list)->depth, adopt(v));
         if ((*list)->frozen) fail("APPEND(S) to a list that is already inside another value");
-        auto& dst = (*list)->items;
-        dst.insert(dst.end(), std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
+        List& dst = **list;
+        for (Value& v : items) {
+            const int64_t* i = std::get_if<int64_t>(&v);
+            if (i != nullptr && dst.items.empty()) {
+                dst.ints.push_back(*i);
+                continue;
+            }
+            for (int64_t earlier : dst.ints) dst.items.emplace_back(earlier);   // no longer ints only
+            dst.ints = {};
+            dst.items.push_back(std::move(v));
+        }
     }
     void push_global(std::string module, std::string name) {
         Global g{std::move(module), std::move(name)};
