@@ -102,6 +102,8 @@ TEST_CASE("pickle: forbidden globals and opcodes are named, never executed") {
           std::string::npos);
     CHECK(pickle_error("\x80\x04\x8c\x02os\x8c\x06system\x93."s).find("forbidden global os.system") != std::string::npos);
     CHECK(pickle_error("\x80\x03" "c_codecs\nencode\n."s).find("forbidden global _codecs.encode") != std::string::npos);
+    CHECK(pickle_error("\x80\x03" "cnumpy.core.multiarray\nscalar\n."s).find("forbidden global numpy.core.multiarray.scalar") !=
+          std::string::npos);
     // INST (protocol 0's class call), with a forbidden class
     CHECK(pickle_error("\x80\x02(X\x02\x00\x00\x00lsios\nsystem\n."s) ==
           "test.pkl: bad pickle at byte 10: forbidden opcode INST (0x69); only the opcodes of numpy object arrays are allowed");

@@ -42,13 +42,11 @@ const char* opcode_name(uint8_t op) {
 
 constexpr int kMaxDepth = 32;   // numpy object arrays of lists need 5; this bounds destructor recursion too
 
-const std::array<Global, 6> kAllowedGlobals = {{
+const std::array<Global, 4> kAllowedGlobals = {{
     {"numpy.core.multiarray", "_reconstruct"},
     {"numpy._core.multiarray", "_reconstruct"},
     {"numpy", "ndarray"},
     {"numpy", "dtype"},
-    {"numpy.core.multiarray", "scalar"},
-    {"numpy._core.multiarray", "scalar"},
 }};
 
 int depth_of(const Value& v) {
