@@ -36,7 +36,7 @@ Run run_tool(const std::string& args) {
     return run;
 }
 
-const std::string kFixtures = std::string(KERASCPP_TEST_FIXTURES) + "/h5/";
+const std::string kFixtures = std::string(KERASCPP_TESTS_DIR) + "/fixtures/h5/";
 
 bool has_row(const std::string& output, const std::string& path, const std::string& shape, const std::string& dtype) {
     std::istringstream lines(output);

@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kFixtures = std::string(KERASCPP_TEST_FIXTURES) + "/h5/";
+const std::string kFixtures = std::string(KERASCPP_TESTS_DIR) + "/fixtures/h5/";
 
 std::string temp_path(const std::string& name) {
     const fs::path dir = fs::temp_directory_path() / "kerascpp_test_model_file";

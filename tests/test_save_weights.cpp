@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kFixtures = fs::path(KERASCPP_TEST_FIXTURES) / "h5";
+const fs::path kFixtures = fs::path(KERASCPP_TESTS_DIR) / "fixtures" / "h5";
 
 nlohmann::json fixtures() {
     std::ifstream in(kFixtures / "weights_fixtures.json");

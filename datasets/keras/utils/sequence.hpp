@@ -18,11 +18,15 @@ struct PadSequencesOptions {
     float value = 0.0f;
 };
 
-// Keras's pad_sequences: a (num_sequences, maxlen) tensor.
+// Keras's pad_sequences: a (num_sequences, maxlen) tensor filled with `value`, each sequence truncated
+// and placed as asked. Errors: other padding/truncating strings (Keras's messages), maxlen < 0, an
+// empty list without maxlen, maxlen 0 with 'pre' truncation of a non-empty sequence (Keras fails too).
 Tensor pad_sequences(const std::vector<std::vector<int64_t>>& sequences, const PadSequencesOptions& options = {});
 Tensor pad_sequences(const std::vector<std::vector<int32_t>>& sequences, const PadSequencesOptions& options = {});
 
-// One-hot rows for integer class labels: (n,) -> (n, num_classes); num_classes unset = max + 1.
+// Keras 3's to_categorical: float32 one-hot of integer labels (floats are truncated), shape + (num_classes,),
+// a trailing axis of 1 dropped ((n, 1) -> (n, num_classes)); num_classes unset or 0 = max + 1.
+// Labels < 0 or >= num_classes are a ValueError.
 Tensor to_categorical(const Tensor& labels, std::optional<int64_t> num_classes = std::nullopt);
 
 }  // namespace keras::utils

@@ -1,0 +1,60 @@
+// keras.datasets.imdb: the IMDb movie-review sentiment data set (25,000 train / 25,000 test reviews),
+// as sequences of word ids identical to what Keras's imdb.load_data returns.
+//
+//   auto [train, test] = keras::datasets::imdb::load_data({.num_words = 6000});
+//   auto& [x_train, y_train] = train;
+//
+// Where the data comes from, in order:
+//   1. `path`, if it names an existing file or folder: a Keras imdb.npz, the Stanford aclImdb folder,
+//      or aclImdb_v1.tar.gz (reviews are tokenised with the word index, giving the npz's arrays);
+//   2. Keras's cache, $KERAS_HOME/datasets/<path> (KERAS_HOME defaults to ~/.keras);
+//   3. a download of Keras's imdb.npz into that cache (keras::utils::get_file).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "keras/tensor.hpp"
+
+namespace keras::datasets::imdb {
+
+// The address Keras downloads imdb.npz and imdb_word_index.json from.
+inline constexpr const char* kOriginFolder = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/";
+// The md5 Keras's get_word_index() checks for imdb_word_index.json.
+inline constexpr const char* kWordIndexMd5 = "bfafd718b763782e994055a2d397834f";
+
+struct LoadDataOptions {
+    std::string path = "imdb.npz";
+    std::optional<int64_t> num_words{};   // unset: every word (Keras's quirk: the single highest id becomes oov_char)
+    int64_t skip_top = 0;
+    std::optional<int64_t> maxlen{};      // keeps only sequences SHORTER than maxlen (it filters, it does not truncate)
+    uint32_t seed = 113;
+    std::optional<int64_t> start_char = 1;
+    std::optional<int64_t> oov_char = 2;  // unset: out-of-range words are dropped
+    int64_t index_from = 3;
+};
+
+// Same element types as synthetic_sentiment::Split, so the two loaders are interchangeable.
+struct Split {
+    std::vector<std::vector<int32_t>> x;   // ragged id sequences
+    Tensor y;                              // (n,) float32 labels, 1 = positive
+};
+
+// ((x_train, y_train), (x_test, y_test)).
+std::pair<Split, Split> load_data(const LoadDataOptions& options = {});
+
+using WordIndex = std::unordered_map<std::string, int64_t>;   // word -> frequency rank (1 = most frequent)
+
+// Keras's get_word_index: `path` if it is an existing file, else the cache, else a download
+// (checked against kWordIndexMd5).
+WordIndex get_word_index(const std::string& path = "imdb_word_index.json");
+
+// Back to words, Keras's idiom: id -> word_index^-1[id - index_from], "?" when there is none
+// (start, oov and padding ids). Words are joined with single spaces.
+std::string decode_review(const std::vector<int32_t>& ids, const WordIndex& word_index, int64_t index_from = 3);
+
+}  // namespace keras::datasets::imdb

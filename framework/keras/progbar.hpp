@@ -1,0 +1,54 @@
+// keras.utils.Progbar as Keras 2.15 draws it (keras/utils/generic_utils.py): the bar ProgbarLogger shows
+// for fit / evaluate / predict, and get_file's download bar.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace keras::utils {
+
+struct ProgbarOptions {
+    int verbose = 1;                 // 1: a live bar redrawn in place with '\r'; 2: one line at the end; 0: silent
+    std::ostream* out = nullptr;     // default std::cout
+    std::function<double()> clock;   // seconds from any fixed origin; default a steady clock
+};
+
+using ProgbarValues = std::vector<std::pair<std::string, double>>;
+
+class Progbar {
+public:
+    // target: the number of steps, or <= 0 when unknown ("     37/Unknown").
+    explicit Progbar(int64_t target, ProgbarOptions options = {});
+
+    // `current` steps done (verbose 1 only; redrawn at most every 0.05 s). Values are shown as given,
+    // in first-seen order; a later value for a key replaces the earlier one.
+    void update(int64_t current, const ProgbarValues& values = {});
+    // The final line. An unknown target becomes `seen`.
+    void finish(int64_t seen, const ProgbarValues& values = {});
+    // After a failure: ends a half-drawn line so what follows starts on its own line.
+    void abandon();
+
+private:
+    void record(const ProgbarValues& values);
+    double step_duration(int64_t current, double now);
+    std::string bar(int64_t current) const;
+    void draw(int64_t current, bool finalize, double now);
+    void summary(int64_t current, double now);
+
+    int64_t target_;
+    ProgbarOptions options_;
+    std::ostream* out_;
+    double start_;
+    std::optional<double> last_update_;            // no redraw yet: the first one always draws
+    std::optional<double> time_after_first_step_;  // the first step is left out of the per-step time
+    size_t total_width_ = 0;                        // width of the last line drawn, to blank leftovers
+    bool line_open_ = false;                        // a live line without its newline yet
+    ProgbarValues values_;
+};
+
+}  // namespace keras::utils
