@@ -12,14 +12,18 @@
 // these works (a fresh offline machine) it trains on kerascpp's generated corpus of the same shape
 // and says so in one line.
 //
+// --save PATH writes the trained model as a Keras HDF5 file; --load PATH starts from such a file
+// (architecture, weights and optimizer state) instead of a new model, and --epochs 0 only evaluates it.
+//
 // Usage: imdb_sentiment [--model simplernn|lstm|gru] [--epochs N] [--data PATH] [--num-words N]
-//                       [--maxlen N] [--verbose 0|1|2]
+//                       [--maxlen N] [--verbose 0|1|2] [--save PATH] [--load PATH]
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <keras/keras.hpp>
@@ -31,6 +35,7 @@ struct Args {
     std::string data;                   // empty: cache, then download
     std::optional<int> num_words, maxlen;
     int verbose = 2;
+    std::string save, load;             // model files; empty: none
 };
 
 Args parse(int argc, char** argv) {
@@ -59,13 +64,19 @@ Args parse(int argc, char** argv) {
         else if (flag == "--num-words") args.num_words = integer();
         else if (flag == "--maxlen") args.maxlen = integer();
         else if (flag == "--verbose") args.verbose = integer();
+        else if (flag == "--save") args.save = value();
+        else if (flag == "--load") args.load = value();
         else throw keras::ValueError(fmt::format("unknown flag {} (flags: --model simplernn|lstm|gru, --epochs N, "
-                                                 "--data PATH, --num-words N, --maxlen N, --verbose 0|1|2)", flag));
+                                                 "--data PATH, --num-words N, --maxlen N, --verbose 0|1|2, "
+                                                 "--save PATH, --load PATH)", flag));
     }
     if (args.model != "simplernn" && args.model != "lstm" && args.model != "gru")
         throw keras::ValueError(fmt::format("--model must be simplernn, lstm or gru, not '{}'", args.model));
     if (args.num_words && *args.num_words < 100)
         throw keras::ValueError(fmt::format("--num-words must be at least 100, got {}", *args.num_words));
+    if (!args.load.empty() && (args.num_words || args.maxlen))
+        throw keras::ValueError("--num-words and --maxlen come from the model given with --load; drop them");
+    if (args.epochs < 0) throw keras::ValueError(fmt::format("--epochs must be 0 or more, got {}", args.epochs));
     if (args.maxlen && *args.maxlen < 1) throw keras::ValueError(fmt::format("--maxlen must be positive, got {}", *args.maxlen));
     return args;
 }
@@ -85,34 +96,60 @@ std::pair<keras::datasets::imdb::Split, keras::datasets::imdb::Split> load(const
     auto [train, test] = synthetic_sentiment::load_data({.num_words = num_words});
     return {{std::move(train.x), std::move(train.y)}, {std::move(test.x), std::move(test.y)}};
 }
+// The seed program's model (or its LSTM / GRU variant), compiled.
+std::shared_ptr<keras::Sequential> build_model(const std::string& kind, int64_t num_words, int64_t maxlen) {
+    using namespace keras;
+    auto model = std::make_shared<Sequential>();
+    model->add(layers::Input({maxlen}));
+    if (kind == "lstm") {
+        model->add(layers::Embedding(num_words, 128));
+        model->add(layers::LSTM(128));
+    } else {
+        model->add(layers::Embedding(num_words, 100));
+        if (kind == "gru") model->add(layers::GRU(16));
+        else model->add(layers::SimpleRNN(16));
+    }
+    model->add(layers::Dense(1, "sigmoid"));
+    model->compile(optimizers::Adam(0.001), "binary_crossentropy", {"accuracy"});
+    return model;
+}
+
+// A loaded model fixes the vocabulary and the padded length: its Embedding's input_dim and its input.
+std::pair<int64_t, int64_t> vocabulary_and_length(const keras::Model& model) {
+    int64_t num_words = 0;
+    for (const auto& layer : model.layers())
+        if (layer->class_name() == "Embedding") num_words = layer->get_config().at("input_dim").get<int64_t>();
+    const keras::Shape input = model.layers().front()->input_shape();
+    if (num_words == 0 || input.size() != 2)
+        throw keras::ValueError(fmt::format("the loaded model '{}' is not an IMDb model: it needs an Embedding "
+                                            "layer and (batch, length) inputs", model.name()));
+    return {num_words, input[1]};
+}
 }  // namespace
 
 int main(int argc, char** argv) try {
     using namespace keras;
     const Args args = parse(argc, argv);
     const bool lstm = args.model == "lstm";
-    const int64_t num_words = args.num_words.value_or(lstm ? 20000 : 6000);
-    const int64_t maxlen = args.maxlen.value_or(lstm ? 200 : 130);
+    int64_t num_words = args.num_words.value_or(lstm ? 20000 : 6000);
+    int64_t maxlen = args.maxlen.value_or(lstm ? 200 : 130);
+
+    utils::set_random_seed(42);
+    std::shared_ptr<Sequential> model;
+    if (args.load.empty()) {
+        model = build_model(args.model, num_words, maxlen);
+    } else {
+        model = models::load_model(args.load);
+        std::tie(num_words, maxlen) = vocabulary_and_length(*model);
+        fmt::print("Loaded {} from {} (num_words {}, maxlen {})\n", model->name(), args.load, num_words, maxlen);
+        if (!model->compiled()) model->compile(optimizers::Adam(0.001), "binary_crossentropy", {"accuracy"});
+    }
 
     auto [train, test] = load(args, num_words);
     const Tensor x_train = utils::pad_sequences(train.x, {.maxlen = maxlen});
     const Tensor x_test = utils::pad_sequences(test.x, {.maxlen = maxlen});
     fmt::print("{} train sequences, {} test sequences, padded to {}\n", x_train.dim(0), x_test.dim(0), maxlen);
-
-    utils::set_random_seed(42);
-    Sequential model;
-    model.add(layers::Input({maxlen}));
-    if (lstm) {
-        model.add(layers::Embedding(num_words, 128));
-        model.add(layers::LSTM(128));
-    } else {
-        model.add(layers::Embedding(num_words, 100));
-        if (args.model == "gru") model.add(layers::GRU(16));
-        else model.add(layers::SimpleRNN(16));
-    }
-    model.add(layers::Dense(1, "sigmoid"));
-    model.compile(optimizers::Adam(0.001), "binary_crossentropy", {"accuracy"});
-    model.summary();
+    model->summary();
 
     // The 2.7M-parameter LSTM overfits after two or three epochs (validation loss rises while the
     // training loss keeps falling), so it stops when validation loss stops improving and keeps the
@@ -121,11 +158,16 @@ int main(int argc, char** argv) try {
     if (lstm)
         stop_early.push_back(std::make_shared<callbacks::EarlyStopping>(
             callbacks::EarlyStoppingOptions{.monitor = "val_loss", .patience = 1, .restore_best_weights = true}));
-    model.fit(x_train, train.y,
-              {.batch_size = 100, .epochs = args.epochs, .validation_split = 0.2, .shuffle = true, .verbose = args.verbose,
-               .callbacks = stop_early});
-    auto [loss, accuracy] = model.evaluate(x_test, test.y, {.batch_size = 100, .verbose = 0});
+    if (args.epochs > 0)
+        model->fit(x_train, train.y,
+                   {.batch_size = 100, .epochs = args.epochs, .validation_split = 0.2, .shuffle = true,
+                    .verbose = args.verbose, .callbacks = stop_early});
+    auto [loss, accuracy] = model->evaluate(x_test, test.y, {.batch_size = 100, .verbose = 0});
     fmt::print("Test loss: {:.4f}, test accuracy: {:.2f}%\n", loss, 100.0 * accuracy);
+    if (!args.save.empty()) {
+        model->save(args.save);
+        fmt::print("Saved the model to {}\n", args.save);
+    }
     return 0;
 } catch (const std::exception& e) {
     std::cerr << "imdb_sentiment: " << e.what() << "\n";
