@@ -183,54 +183,40 @@ void recurrent_checks(const Fields& f) {
     f.require("time_major", false);
 }
 
-LayerPtr simple_rnn(const Fields& f) {
+// The arguments every recurrent layer's options struct shares, read from its config.
+template <typename Options>
+Options recurrent_options(const Fields& f) {
     recurrent_checks(f);
-    return finish(SimpleRNN(f.positive_int("units"),
-                            {.activation = f.activation("activation", "tanh"),
-                             .use_bias = f.boolean("use_bias", true),
-                             .kernel_initializer = f.initializer("kernel_initializer", "glorot_uniform"),
-                             .recurrent_initializer = f.initializer("recurrent_initializer", "orthogonal"),
-                             .bias_initializer = f.initializer("bias_initializer", "zeros"),
-                             .dropout = f.number("dropout", 0.0f),
-                             .return_sequences = f.boolean("return_sequences", false),
-                             .go_backwards = f.boolean("go_backwards", false),
-                             .name = f.name()}),
-                  f);
+    Options options;
+    options.activation = f.activation("activation", "tanh");
+    options.use_bias = f.boolean("use_bias", true);
+    options.kernel_initializer = f.initializer("kernel_initializer", "glorot_uniform");
+    options.recurrent_initializer = f.initializer("recurrent_initializer", "orthogonal");
+    options.bias_initializer = f.initializer("bias_initializer", "zeros");
+    options.dropout = f.number("dropout", 0.0f);
+    options.return_sequences = f.boolean("return_sequences", false);
+    options.go_backwards = f.boolean("go_backwards", false);
+    options.name = f.name();
+    return options;
+}
+
+LayerPtr simple_rnn(const Fields& f) {
+    return finish(SimpleRNN(f.positive_int("units"), recurrent_options<SimpleRNNOptions>(f)), f);
 }
 
 LayerPtr lstm(const Fields& f) {
-    recurrent_checks(f);
-    return finish(LSTM(f.positive_int("units"),
-                       {.activation = f.activation("activation", "tanh"),
-                        .recurrent_activation = f.activation("recurrent_activation", "sigmoid"),
-                        .use_bias = f.boolean("use_bias", true),
-                        .kernel_initializer = f.initializer("kernel_initializer", "glorot_uniform"),
-                        .recurrent_initializer = f.initializer("recurrent_initializer", "orthogonal"),
-                        .bias_initializer = f.initializer("bias_initializer", "zeros"),
-                        .unit_forget_bias = f.boolean("unit_forget_bias", true),
-                        .dropout = f.number("dropout", 0.0f),
-                        .return_sequences = f.boolean("return_sequences", false),
-                        .go_backwards = f.boolean("go_backwards", false),
-                        .name = f.name()}),
-                  f);
+    auto options = recurrent_options<LSTMOptions>(f);
+    options.recurrent_activation = f.activation("recurrent_activation", "sigmoid");
+    options.unit_forget_bias = f.boolean("unit_forget_bias", true);
+    return finish(LSTM(f.positive_int("units"), options), f);
 }
 
 LayerPtr gru(const Fields& f) {
-    recurrent_checks(f);
-    return finish(GRU(f.positive_int("units"),
-                      {.activation = f.activation("activation", "tanh"),
-                       .recurrent_activation = f.activation("recurrent_activation", "sigmoid"),
-                       .use_bias = f.boolean("use_bias", true),
-                       .kernel_initializer = f.initializer("kernel_initializer", "glorot_uniform"),
-                       .recurrent_initializer = f.initializer("recurrent_initializer", "orthogonal"),
-                       .bias_initializer = f.initializer("bias_initializer", "zeros"),
-                       .dropout = f.number("dropout", 0.0f),
-                       .return_sequences = f.boolean("return_sequences", false),
-                       .go_backwards = f.boolean("go_backwards", false),
-                       // Keras before 2.3 had no reset_after and computed the original GRU (false).
-                       .reset_after = f.boolean("reset_after", false),
-                       .name = f.name()}),
-                  f);
+    auto options = recurrent_options<GRUOptions>(f);
+    options.recurrent_activation = f.activation("recurrent_activation", "sigmoid");
+    // Keras before 2.3 had no reset_after and computed the original GRU (false).
+    options.reset_after = f.boolean("reset_after", false);
+    return finish(GRU(f.positive_int("units"), options), f);
 }
 
 LayerPtr dropout(const Fields& f) {

@@ -1,10 +1,8 @@
 #include "keras/activations.hpp"
 
-#include <algorithm>
-#include <cmath>
-#include <numbers>
 #include <utility>
 
+#include "activation_formulas.hpp"
 #include "keras/errors.hpp"
 
 namespace keras {
@@ -20,10 +18,6 @@ const std::pair<const char*, Activation> kNames[] = {
     {"swish", Activation::swish},     {"silu", Activation::swish},
     {"gelu", Activation::gelu},       {"exponential", Activation::exponential},
 };
-constexpr float kSeluAlpha = 1.67326324235437728481f;
-constexpr float kSeluScale = 1.05070098735548049342f;
-
-float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 }  // namespace
 
 Activation activation_from_string(const std::string& name) {
@@ -42,51 +36,13 @@ std::string to_string(Activation activation) {
 namespace activations {
 
 float apply(Activation a, float x) {
-    switch (a) {
-        case Activation::linear: return x;
-        case Activation::relu: return x > 0 ? x : 0.0f;
-        case Activation::sigmoid: return sigmoid(x);
-        case Activation::tanh: return std::tanh(x);
-        case Activation::hard_sigmoid: return std::clamp(x / 6.0f + 0.5f, 0.0f, 1.0f);
-        case Activation::hard_sigmoid_keras2: return std::clamp(0.2f * x + 0.5f, 0.0f, 1.0f);
-        case Activation::elu: return x > 0 ? x : std::expm1(x);
-        case Activation::selu: return kSeluScale * (x > 0 ? x : kSeluAlpha * std::expm1(x));
-        case Activation::softplus: return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
-        case Activation::softsign: return x / (1.0f + std::fabs(x));
-        case Activation::swish: return x * sigmoid(x);
-        case Activation::gelu: return 0.5f * x * (1.0f + std::erf(x / std::numbers::sqrt2_v<float>));
-        case Activation::exponential: return std::exp(x);
-        case Activation::softmax: break;
-    }
-    runtime_error("activations::apply: softmax is not element-wise");
+    if (a == Activation::softmax) runtime_error("activations::apply: softmax is not element-wise");
+    return activation_formulas::value(a, x);
 }
 
 float derivative(Activation a, float x, float y) {
-    switch (a) {
-        case Activation::linear: return 1.0f;
-        case Activation::relu: return x > 0 ? 1.0f : 0.0f;
-        case Activation::sigmoid: return y * (1.0f - y);
-        case Activation::tanh: return 1.0f - y * y;
-        case Activation::hard_sigmoid: return (x > -3.0f && x < 3.0f) ? 1.0f / 6.0f : 0.0f;
-        case Activation::hard_sigmoid_keras2: return (x > -2.5f && x < 2.5f) ? 0.2f : 0.0f;
-        case Activation::elu: return x > 0 ? 1.0f : y + 1.0f;
-        case Activation::selu: return x > 0 ? kSeluScale : y + kSeluScale * kSeluAlpha;
-        case Activation::softplus: return sigmoid(x);
-        case Activation::softsign: {
-            const float d = 1.0f + std::fabs(x);
-            return 1.0f / (d * d);
-        }
-        case Activation::swish: {
-            const float s = sigmoid(x);
-            return s + x * s * (1.0f - s);
-        }
-        case Activation::gelu:
-            return 0.5f * (1.0f + std::erf(x / std::numbers::sqrt2_v<float>)) +
-                   x * std::exp(-0.5f * x * x) / std::sqrt(2.0f * std::numbers::pi_v<float>);
-        case Activation::exponential: return y;
-        case Activation::softmax: break;
-    }
-    runtime_error("activations::derivative: softmax is not element-wise");
+    if (a == Activation::softmax) runtime_error("activations::derivative: softmax is not element-wise");
+    return activation_formulas::derivative(a, x, y);
 }
 
 }  // namespace activations

@@ -1,69 +1,20 @@
-// Activation and element-wise kernels. The scalar formulas mirror framework/src/activations.cpp
-// (the CPU's fallback formulas), so both backends compute the same functions.
+// Activation and element-wise kernels. The scalar formulas are activation_formulas.hpp's, which the
+// CPU code uses too, so both backends compute the same functions.
 #include <cfloat>
 
+#include "activation_formulas.hpp"
 #include "kernels.hpp"
 
 namespace keras::backend::kernels {
 
 namespace {
 
-constexpr float kSeluAlpha = 1.67326324235437728481f;
-constexpr float kSeluScale = 1.05070098735548049342f;
-constexpr float kSqrt2 = 1.41421356237309504880f;
-constexpr float kSqrt2Pi = 2.50662827463100050242f;
-
-__device__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-__device__ float apply(Activation a, float x) {
-    switch (a) {
-        case Activation::linear: return x;
-        case Activation::relu: return x > 0 ? x : 0.0f;
-        case Activation::sigmoid: return sigmoid(x);
-        case Activation::tanh: return tanhf(x);
-        case Activation::hard_sigmoid: return fminf(fmaxf(x / 6.0f + 0.5f, 0.0f), 1.0f);
-        case Activation::hard_sigmoid_keras2: return fminf(fmaxf(0.2f * x + 0.5f, 0.0f), 1.0f);
-        case Activation::elu: return x > 0 ? x : expm1f(x);
-        case Activation::selu: return kSeluScale * (x > 0 ? x : kSeluAlpha * expm1f(x));
-        case Activation::softplus: return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x));
-        case Activation::softsign: return x / (1.0f + fabsf(x));
-        case Activation::swish: return x * sigmoid(x);
-        case Activation::gelu: return 0.5f * x * (1.0f + erff(x / kSqrt2));
-        case Activation::exponential: return expf(x);
-        case Activation::softmax: break;   // not element-wise: softmax_forward
-    }
-    return x;
-}
-
-__device__ float derivative(Activation a, float x, float y) {
-    switch (a) {
-        case Activation::linear: return 1.0f;
-        case Activation::relu: return x > 0 ? 1.0f : 0.0f;
-        case Activation::sigmoid: return y * (1.0f - y);
-        case Activation::tanh: return 1.0f - y * y;
-        case Activation::hard_sigmoid: return (x > -3.0f && x < 3.0f) ? 1.0f / 6.0f : 0.0f;
-        case Activation::hard_sigmoid_keras2: return (x > -2.5f && x < 2.5f) ? 0.2f : 0.0f;
-        case Activation::elu: return x > 0 ? 1.0f : y + 1.0f;
-        case Activation::selu: return x > 0 ? kSeluScale : y + kSeluScale * kSeluAlpha;
-        case Activation::softplus: return sigmoid(x);
-        case Activation::softsign: {
-            const float d = 1.0f + fabsf(x);
-            return 1.0f / (d * d);
-        }
-        case Activation::swish: {
-            const float s = sigmoid(x);
-            return s + x * s * (1.0f - s);
-        }
-        case Activation::gelu: return 0.5f * (1.0f + erff(x / kSqrt2)) + x * expf(-0.5f * x * x) / kSqrt2Pi;
-        case Activation::exponential: return y;
-        case Activation::softmax: break;
-    }
-    return 1.0f;
-}
+using activation_formulas::derivative;
+using activation_formulas::value;
 
 __global__ void activation_forward_kernel(Activation a, const float* x, float* y, int64_t n) {
     for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-        y[i] = apply(a, x[i]);
+        y[i] = value(a, x[i]);
 }
 
 __global__ void activation_backward_kernel(Activation a, const float* x, const float* y, const float* dy,
