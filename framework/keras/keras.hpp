@@ -14,6 +14,7 @@
 #include "keras/layers/embedding.hpp"
 #include "keras/layers/gru.hpp"
 #include "keras/layers/lstm.hpp"
+#include "keras/layers/rnn_cells.hpp"
 #include "keras/layers/simple_rnn.hpp"
 #include "keras/losses.hpp"
 #include "keras/metrics.hpp"
