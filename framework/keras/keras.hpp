@@ -25,5 +25,6 @@
 #include "keras/progbar.hpp"
 #include "keras/random.hpp"
 #include "keras/tensor.hpp"
+#include "keras/text/generation.hpp"
 #include "keras/utils/data_utils.hpp"
 #include "keras/utils/sequence.hpp"
