@@ -106,9 +106,10 @@ Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
 void RNNBase::check_stateful_batch(const Tensor& x) {
     if (stateful_batch_size_ < 0) stateful_batch_size_ = x.dim(0);
     if (x.dim(0) != stateful_batch_size_)
-        value_error("Layer \"{}\" is stateful with a fixed batch size of {} (set by its first call), but received "
-                    "a batch of {} samples (input shape {}). With stateful=true every batch must have the same size: "
-                    "choose a batch_size that divides the number of samples.",
+        value_error("Layer \"{}\": if an RNN is stateful, the batch size of the input sequences must be the same "
+                    "as the batch size of the initial state. Expected batch size: {} (fixed by the layer's first "
+                    "call). Received batch size: {} (input shape {}). With fit / evaluate / predict, choose a "
+                    "batch_size that divides the number of samples.",
                     name(), stateful_batch_size_, x.dim(0), shape_str(x.shape()));
 }
 

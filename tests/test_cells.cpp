@@ -3,8 +3,11 @@
 // the full SimpleRNN / LSTM / GRU layer holding the same weights; and the cells' error messages.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "keras/errors.hpp"
 #include "keras/layers/gru.hpp"
@@ -248,6 +251,25 @@ TEST_CASE("cells: Keras's state sizes, initial states, weight shapes, defaults a
     CHECK(rnn.weights().size() == 2);
     CHECK(rnn.get_config()["units"] == 4);
     CHECK(rnn.get_config()["use_bias"] == false);
+    // Keras 3's get_config() keys, exactly (keras.layers.LSTMCell(4).get_config(), and so on).
+    const std::vector<std::string> common = {"activation", "bias_constraint", "bias_initializer", "bias_regularizer",
+        "dropout", "dtype", "kernel_constraint", "kernel_initializer", "kernel_regularizer", "name",
+        "recurrent_constraint", "recurrent_dropout", "recurrent_initializer", "recurrent_regularizer", "seed",
+        "trainable", "units", "use_bias"};
+    auto keys = [](const nlohmann::json& config) {
+        std::vector<std::string> k;
+        for (const auto& item : config.items()) k.push_back(item.key());
+        std::sort(k.begin(), k.end());
+        return k;
+    };
+    auto with = [&](std::vector<std::string> extra) {
+        extra.insert(extra.end(), common.begin(), common.end());
+        std::sort(extra.begin(), extra.end());
+        return extra;
+    };
+    CHECK(keys(rnn.get_config()) == with({}));
+    CHECK(keys(lstm.get_config()) == with({"recurrent_activation", "unit_forget_bias"}));
+    CHECK(keys(gru.get_config()) == with({"recurrent_activation", "reset_after"}));
     // The Layer interface: a step from zero states.
     CallContext ctx;
     CHECK(rnn.call(Tensor::zeros({2, 3}), ctx).shape() == Shape{2, 4});

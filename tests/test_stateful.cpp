@@ -230,9 +230,10 @@ TEST_CASE("stateful: a different batch size and reset_states() on a plain layer 
     lstm.call(Tensor::zeros({4, 2, 1}), ctx);
     CHECK(lstm.stateful_batch_size() == 4);
     CHECK(message_of<keras::ValueError>([&] { lstm.call(Tensor::zeros({3, 2, 1}), ctx); }) ==
-          "Layer \"chunks\" is stateful with a fixed batch size of 4 (set by its first call), but received a batch "
-          "of 3 samples (input shape (3, 2, 1)). With stateful=true every batch must have the same size: choose a "
-          "batch_size that divides the number of samples.");
+          "Layer \"chunks\": if an RNN is stateful, the batch size of the input sequences must be the same as the "
+          "batch size of the initial state. Expected batch size: 4 (fixed by the layer's first call). Received batch "
+          "size: 3 (input shape (3, 2, 1)). With fit / evaluate / predict, choose a batch_size that divides the "
+          "number of samples.");
     lstm.reset_states();   // the batch size stays fixed, as in Keras
     CHECK_THROWS_AS(lstm.call(Tensor::zeros({3, 2, 1}), ctx), keras::ValueError);
 
@@ -247,6 +248,6 @@ TEST_CASE("stateful: a different batch size and reset_states() on a plain layer 
     model.compile("sgd", "mse");
     const std::string msg = message_of<keras::ValueError>(
         [&] { model.fit(Tensor::zeros({5, 2, 1}), Tensor::zeros({5, 2}), {.batch_size = 2, .shuffle = false, .verbose = 0}); });
-    CHECK(msg.find("Layer \"srnn\" is stateful with a fixed batch size of 2") != std::string::npos);
-    CHECK(msg.find("received a batch of 1 samples") != std::string::npos);
+    CHECK(msg.find("Layer \"srnn\": if an RNN is stateful") == 0);
+    CHECK(msg.find("Expected batch size: 2 (fixed by the layer's first call). Received batch size: 1") != std::string::npos);
 }
