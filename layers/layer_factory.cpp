@@ -179,7 +179,6 @@ void recurrent_checks(const Fields& f) {
                     "recurrent_constraint", "bias_constraint"});
     f.require("recurrent_dropout", 0.0);
     f.require("return_state", false);
-    f.require("stateful", false);
     f.require("time_major", false);
 }
 
@@ -194,6 +193,7 @@ LayerPtr simple_rnn(const Fields& f) {
                              .dropout = f.number("dropout", 0.0f),
                              .return_sequences = f.boolean("return_sequences", false),
                              .go_backwards = f.boolean("go_backwards", false),
+                             .stateful = f.boolean("stateful", false),
                              .name = f.name()}),
                   f);
 }
@@ -211,6 +211,7 @@ LayerPtr lstm(const Fields& f) {
                         .dropout = f.number("dropout", 0.0f),
                         .return_sequences = f.boolean("return_sequences", false),
                         .go_backwards = f.boolean("go_backwards", false),
+                        .stateful = f.boolean("stateful", false),
                         .name = f.name()}),
                   f);
 }
@@ -227,6 +228,7 @@ LayerPtr gru(const Fields& f) {
                        .dropout = f.number("dropout", 0.0f),
                        .return_sequences = f.boolean("return_sequences", false),
                        .go_backwards = f.boolean("go_backwards", false),
+                       .stateful = f.boolean("stateful", false),
                        // Keras before 2.3 had no reset_after and computed the original GRU (false).
                        .reset_after = f.boolean("reset_after", false),
                        .name = f.name()}),
