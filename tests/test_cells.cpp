@@ -300,4 +300,8 @@ TEST_CASE("cells: invalid arguments, states and calls give clear errors") {
           "Layer \"my_cell\": the gradient of the output has shape (2, 5), expected (2, 4)");
     CHECK(message_of<E>([&] { cell.step_backward(Tensor::zeros({2, 4}), {Tensor()}, ctx); }) ==
           "Layer \"my_cell\": expected 2 state gradient(s), received 1");
+    CallContext inference;   // training = false keeps nothing for a backward pass
+    cell.step(x, cell.get_initial_state(2), inference);
+    CHECK(message_of<keras::RuntimeError>([&] { cell.step_backward(Tensor::zeros({2, 4}), {}, inference); }) ==
+          "Layer \"my_cell\": rnn_backward needs a forward pass run with training=true");
 }
