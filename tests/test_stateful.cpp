@@ -1,12 +1,16 @@
 // stateful=true for SimpleRNN / LSTM / GRU: a stateful layer over consecutive chunks of a series equals
 // one pass over the whole series (the double-precision reference), its gradients are the truncated-BPTT
 // ones (each chunk's backward starts from the kept states, no gradient into them), fit(shuffle=false)
-// over chunks equals a naive double-precision SGD loop that carries the states, and the errors.
+// over chunks equals a naive double-precision SGD loop that carries the states and REAL Keras 3
+// (tests/fixtures/stateful_keras.json), and the errors.
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "keras/errors.hpp"
 #include "keras/input_layer.hpp"
@@ -222,6 +226,38 @@ TEST_CASE("fit(shuffle=false) over chunks with a stateful SimpleRNN equals a nai
         if (auto* r = dynamic_cast<kl::RNNBase*>(layer.get())) rnn = r;
     REQUIRE(rnn != nullptr);
     CHECK(rnn->stateful_batch_size() == N);
+}
+
+TEST_CASE("fit and predict over chunks with stateful LSTM / GRU / SimpleRNN equal REAL Keras 3") {
+    // tests/fixtures/gen_stateful_fixtures.py: Input(batch_shape=(2, 4, 3)) -> <cell>(5, stateful=True) ->
+    // Dense(1), SGD(0.3), mse, fit(batch_size=2, shuffle=False); then reset_states() and predict.
+    std::ifstream in(std::string(KERASCPP_TESTS_DIR) + "/fixtures/stateful_keras.json");
+    REQUIRE(in.good());
+    const auto fixture = nlohmann::json::parse(in);
+    for (const auto& c : fixture["cases"]) {
+        const std::string name = c["name"];
+        INFO(name << " (Keras " << fixture["keras_version"].get<std::string>() << ")");
+        keras::Sequential model;
+        model.add(kl::Input({4, 3}));
+        if (name == "LSTM") model.add(kl::LSTM(5, {.stateful = true}));
+        else if (name == "GRU") model.add(kl::GRU(5, {.stateful = true}));
+        else model.add(kl::SimpleRNN(5, {.stateful = true}));
+        model.add(kl::Dense(1));
+        std::vector<Tensor> weights;
+        for (const auto& w : c["weights"]) weights.push_back(tensor_of(w["values"].get<ref::Vec>(), w["shape"].get<Shape>()));
+        model.set_weights(weights);
+        model.compile(keras::optimizers::SGD(0.3f), "mse");
+        const Tensor x = tensor_of(c["x"].get<ref::Vec>(), {6, 4, 3}), y = tensor_of(c["y"].get<ref::Vec>(), {6, 1});
+        model.fit(x, y, {.batch_size = 2, .epochs = 1, .shuffle = false, .verbose = 0});
+        const auto trained = model.get_weights();
+        REQUIRE(trained.size() == c["trained"].size());
+        for (size_t i = 0; i < trained.size(); ++i)
+            check_close(vec_of(trained[i]), c["trained"][i]["values"].get<ref::Vec>(), "trained weight " + std::to_string(i));
+        for (const auto& layer : model.layers())
+            if (auto* rnn = dynamic_cast<kl::RNNBase*>(layer.get())) rnn->reset_states();
+        check_close(vec_of(model.predict(x, {.batch_size = 2, .verbose = 0})), c["predict_after_reset"].get<ref::Vec>(),
+                    "predict over the chunks after reset_states()");
+    }
 }
 
 TEST_CASE("stateful: a different batch size and reset_states() on a plain layer give clear errors") {
