@@ -18,7 +18,8 @@ GRU::GRU(int64_t units, GRUOptions options)
                               .bias_initializer = options.bias_initializer,
                               .dropout = options.dropout,
                               .return_sequences = options.return_sequences,
-                              .go_backwards = options.go_backwards}) {}
+                              .go_backwards = options.go_backwards,
+                              .stateful = options.stateful}) {}
 
 Shape GRU::bias_shape() const {
     if (spec_.reset_after) return {2, 3 * units()};

@@ -179,7 +179,6 @@ void recurrent_checks(const Fields& f) {
                     "recurrent_constraint", "bias_constraint"});
     f.require("recurrent_dropout", 0.0);
     f.require("return_state", false);
-    f.require("stateful", false);
     f.require("time_major", false);
 }
 
@@ -196,6 +195,7 @@ Options recurrent_options(const Fields& f) {
     options.dropout = f.number("dropout", 0.0f);
     options.return_sequences = f.boolean("return_sequences", false);
     options.go_backwards = f.boolean("go_backwards", false);
+    options.stateful = f.boolean("stateful", false);
     options.name = f.name();
     return options;
 }

@@ -16,7 +16,7 @@ struct ConfigSource {
 };
 
 // class_name: "LSTM", "Dense", ... An unknown class, an option we do not implement (a regularizer,
-// a constraint, mask_zero, stateful, ...) or a malformed field is a ValueError naming the layer and field.
+// a constraint, mask_zero, ...) or a malformed field is a ValueError naming the layer and field.
 LayerPtr layer_from_config(const std::string& class_name, const nlohmann::json& config, const ConfigSource& source);
 
 }  // namespace keras::layers

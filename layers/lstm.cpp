@@ -18,7 +18,8 @@ LSTM::LSTM(int64_t units, LSTMOptions options)
                               .bias_initializer = options.bias_initializer,
                               .dropout = options.dropout,
                               .return_sequences = options.return_sequences,
-                              .go_backwards = options.go_backwards}),
+                              .go_backwards = options.go_backwards,
+                              .stateful = options.stateful}),
       unit_forget_bias(options.unit_forget_bias) {}
 
 // Keras: bias = [bias_initializer(H), ones(H), bias_initializer(2H)] when unit_forget_bias.

@@ -90,13 +90,44 @@ Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
         mask = dropout_mask(x);
         input = be.multiply(x, mask);
     }
-    backend::RnnForward fwd = be.rnn_forward(spec_, input, weights_view(), Tensor(), Tensor(), ctx.training);
+    if (common_.stateful) check_stateful_batch(x);
+    backend::RnnForward fwd = be.rnn_forward(spec_, input, weights_view(), state_h_, state_c_, ctx.training);
+    if (common_.stateful) {
+        // Copies: the next call must not see a later call's (or the workspace's) writes.
+        state_h_ = fwd.h.clone();
+        if (fwd.c.defined()) state_c_ = fwd.c.clone();
+    }
     Tensor y = common_.return_sequences ? fwd.sequences : fwd.h;
     ctx.saved = {mask};
     ctx.state = std::move(fwd);
     return y;
 }
 
+void RNNBase::check_stateful_batch(const Tensor& x) {
+    if (stateful_batch_size_ < 0) stateful_batch_size_ = x.dim(0);
+    if (x.dim(0) != stateful_batch_size_)
+        value_error("Layer \"{}\": if an RNN is stateful, the batch size of the input sequences must be the same "
+                    "as the batch size of the initial state. Expected batch size: {} (fixed by the layer's first "
+                    "call). Received batch size: {} (input shape {}). With fit / evaluate / predict, choose a "
+                    "batch_size that divides the number of samples.",
+                    name(), stateful_batch_size_, x.dim(0), shape_str(x.shape()));
+}
+
+void RNNBase::reset_states() {
+    if (!common_.stateful)
+        value_error("Layer \"{}\" is not stateful: reset_states() needs stateful=true", name());
+    state_h_ = Tensor();
+    state_c_ = Tensor();
+}
+
+std::vector<Tensor> RNNBase::states() const {
+    if (!state_h_.defined()) return {};
+    if (state_c_.defined()) return {state_h_, state_c_};
+    return {state_h_};
+}
+
+// The gradient stops at the batch's initial states (truncated backpropagation through time, as in
+// Keras, where the kept states are variables, not part of the graph): dh0 / dc0 are dropped.
 Tensor RNNBase::backward(const Tensor& dy, CallContext& ctx) {
     auto* fwd = std::any_cast<backend::RnnForward>(&ctx.state);
     if (!fwd) runtime_error("Layer \"{}\": backward() called without a forward pass", name());
@@ -134,7 +165,7 @@ nlohmann::json RNNBase::get_config() const {
     config["return_sequences"] = common_.return_sequences;
     config["return_state"] = false;
     config["go_backwards"] = common_.go_backwards;
-    config["stateful"] = false;
+    config["stateful"] = common_.stateful;
     config["unroll"] = false;
     config["zero_output_for_mask"] = false;
     if (spec_.cell != backend::RnnCell::simple_rnn) config["seed"] = nullptr;   // Keras 3: LSTM and GRU only

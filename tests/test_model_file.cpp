@@ -528,8 +528,12 @@ TEST_CASE("bad files: a clear error naming what is wrong") {
                  "Layer \"lstm\" (LSTM) in file");
     expect_error(with_config("activation2.h5", [](json& l) { l[2]["config"]["activation"] = "mish"; }),
                  "field `activation`: unknown activation 'mish'");
-    expect_error(with_config("stateful.h5", [](json& l) { l[3]["config"]["stateful"] = true; }),
-                 "field `stateful`: true is not supported");
+    {   // stateful is read back (the batch size is then fixed by the first call)
+        auto model = models::load_model(with_config("stateful.h5", [](json& l) { l[3]["config"]["stateful"] = true; }),
+                                        {.compile = false});
+        CHECK(model->get_layer("gru")->get_config()["stateful"] == true);
+        CHECK(model->get_layer("lstm")->get_config()["stateful"] == false);
+    }
     expect_error(with_config("mask_zero.h5", [](json& l) { l[1]["config"]["mask_zero"] = true; }),
                  "Layer \"embedding\" (Embedding) in file");
     expect_error(with_config("units_missing.h5", [](json& l) { l[5]["config"].erase("units"); }),

@@ -1,5 +1,6 @@
 #include "keras/model.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <iostream>
@@ -244,6 +245,10 @@ void Model::prepare_data(const Tensor& x, const Tensor& y, const char* what) {
 void Model::check_targets(const Tensor& y) const {
     Shape shape = output_shape_;
     shape[0] = y.dim(0);
+    // An axis the model leaves open (None, e.g. the steps of an Input of shape (None,)) takes the
+    // targets' size there; the defined axes are checked.
+    for (size_t i = 1; i < shape.size() && i < static_cast<size_t>(y.ndim()); ++i)
+        if (shape[i] < 0) shape[i] = y.dim(static_cast<int>(i));
     loss_->check_shapes(y, shape);
 }
 
@@ -405,8 +410,10 @@ Tensor Model::predict(const Tensor& x, const PredictOptions& options) {
     attach(cbs, this, {.epochs = 1, .steps = static_cast<int64_t>(batches.size()), .verbose = options.verbose});
     Shape out_shape = output_shape_;
     out_shape[0] = x.dim(0);
-    Tensor out(out_shape, DType::float32);
-    const size_t row_bytes = x.dim(0) ? out.nbytes() / x.dim(0) : 0;
+    // With open (None) axes besides the batch the first batch's output decides the rows' shape.
+    const bool open_axes = std::count(out_shape.begin() + 1, out_shape.end(), int64_t{-1}) > 0;
+    Tensor out = open_axes ? Tensor() : Tensor(out_shape, DType::float32);
+    size_t row_bytes = x.dim(0) && !open_axes ? out.nbytes() / x.dim(0) : 0;
     Logs logs;
     for (auto& c : cbs) c->on_predict_begin(logs);
     int64_t row = 0;
@@ -415,6 +422,12 @@ Tensor Model::predict(const Tensor& x, const PredictOptions& options) {
         for (auto& c : cbs) c->on_predict_batch_begin(static_cast<int64_t>(step), batch_logs);
         std::vector<CallContext> contexts;
         const Tensor y = forward(x.gather_rows(batches[step]).to(device()), contexts, false).to(Device::cpu());
+        if (!out.defined()) {
+            out_shape = y.shape();
+            out_shape[0] = x.dim(0);
+            out = Tensor(out_shape, DType::float32);
+            row_bytes = out.nbytes() / x.dim(0);
+        }
         if (y.nbytes() != row_bytes * batches[step].size())
             runtime_error("predict(): the model produced shape {} for a batch of {} samples, expected rows of shape {}",
                           shape_str(y.shape()), batches[step].size(), shape_str(output_shape_));
@@ -423,6 +436,10 @@ Tensor Model::predict(const Tensor& x, const PredictOptions& options) {
         for (auto& c : cbs) c->on_predict_batch_end(static_cast<int64_t>(step), batch_logs);
     }
     for (auto& c : cbs) c->on_predict_end(logs);
+    if (!out.defined()) {   // no samples: the open axes have size 0
+        for (int64_t& d : out_shape) d = std::max<int64_t>(d, 0);
+        out = Tensor(out_shape, DType::float32);
+    }
     return out;
 }
 

@@ -14,6 +14,9 @@ struct GRUOptions {
     float dropout = 0.0f;
     bool return_sequences = false;
     bool go_backwards = false;
+    // Keep each sample's final states as the next batch's initial states (sample i of batch b+1
+    // continues sample i of batch b); the batch size is then fixed. reset_states() zeroes them.
+    bool stateful = false;
     bool reset_after = true;   // Keras 2+/cuDNN convention; false = the original GRU (Cho 2014)
     std::string name = {};   // empty: an automatic unique name
 };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "keras/backend.hpp"
 #include "keras/layer.hpp"
@@ -18,6 +19,7 @@ struct RecurrentCommon {
     float dropout = 0.0f;             // input dropout: one mask per sequence, shared by all steps
     bool return_sequences = false;
     bool go_backwards = false;
+    bool stateful = false;
 };
 
 class RNNBase : public Layer {
@@ -31,6 +33,14 @@ public:
     int64_t units() const { return spec_.units; }
     const backend::RnnSpec& spec() const { return spec_; }
     const RecurrentCommon& common() const { return common_; }
+
+    // Stateful layers: zeroes the kept states (Keras's reset_states()); the batch size stays fixed.
+    void reset_states();
+    // The kept states ({h} or {h, c}, each (batch, units)); empty before the first call or after
+    // reset_states(), meaning zeros. Always empty when the layer is not stateful.
+    std::vector<Tensor> states() const;
+    // The batch size a stateful layer was fixed to by its first call, or -1 before that.
+    int64_t stateful_batch_size() const { return stateful_batch_size_; }
 
 protected:
     RNNBase(const std::string& class_name, const std::string& name, backend::RnnSpec spec,
@@ -51,7 +61,13 @@ private:
     // scaled by 1 / (1 - rate).
     Tensor dropout_mask(const Tensor& x) const;
 
+    // The stateful layer's initial states for a batch: the kept ones (undefined = zeros), after
+    // checking the batch size.
+    void check_stateful_batch(const Tensor& x);
+
     VariablePtr kernel_, recurrent_kernel_, bias_;
+    Tensor state_h_, state_c_;          // stateful: the last batch's final states
+    int64_t stateful_batch_size_ = -1;
 };
 
 }  // namespace keras::layers
