@@ -76,6 +76,8 @@ public:
     Model(const std::vector<KerasTensor>& inputs, const std::vector<KerasTensor>& outputs, const std::string& name = "");
     Model(const KerasTensor& input, const KerasTensor& output, const std::string& name = "");
     bool is_functional() const { return graph_ != nullptr; }
+    // The graph of a functional model (null for Sequential); for saving and summary code.
+    const FunctionalGraph* functional_graph() const { return graph_.get(); }
     const std::vector<KerasTensor>& inputs() const;
     const std::vector<KerasTensor>& outputs() const;
     // The names of the output layers, in order (the prefixes of the per-output log names).
@@ -146,7 +148,8 @@ public:
     const std::string& name() const { return name_; }
     bool compiled() const { return optimizer_ != nullptr; }
     optimizers::Optimizer& optimizer() const;
-    const losses::Loss& loss() const;
+    const losses::Loss& loss() const;   // the first output's
+    const std::vector<losses::LossPtr>& output_losses() const { return losses_; }
     // The metrics given to compile(), as given ("accuracy").
     const std::vector<std::string>& metric_names() const { return metric_names_; }
 

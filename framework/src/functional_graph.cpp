@@ -1,6 +1,7 @@
 #include "functional_graph.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -58,6 +59,39 @@ Tensor add_gradients(const Tensor& a, const Tensor& b) {
     return backend::for_tensor(a).add(a, b);
 }
 
+// Keras's layer order (its map_graph), which its files' weights follow: layers by decreasing depth
+// (inputs first), ties broken by when a depth-first walk from the outputs first met the layer.
+std::vector<LayerPtr> layers_by_depth(const FunctionalGraph& graph, const std::vector<KerasTensor>& outputs) {
+    std::map<const Layer*, size_t> first_met;
+    std::set<const Node*> met;
+    std::function<void(const Node&)> meet = [&](const Node& node) {
+        if (!met.insert(&node).second) return;
+        first_met.emplace(node.layer.get(), first_met.size());
+        for (const auto& in : node.inputs) meet(*in.node);
+    };
+    for (const auto& out : outputs) meet(*out.node);
+    for (const auto& in : graph.inputs) first_met.emplace(in.node->layer.get(), first_met.size());
+    // A node is one deeper than the deepest node reading it; a layer as deep as its deepest node.
+    std::map<const Node*, int> node_depth;
+    std::map<const Layer*, int> layer_depth;
+    for (size_t n = graph.nodes.size(); n-- > 0;) {
+        const Node& node = *graph.nodes[n];
+        const int depth = std::max(node_depth[&node], layer_depth[node.layer.get()]);
+        node_depth[&node] = depth;
+        layer_depth[node.layer.get()] = depth;
+        for (const auto& in : node.inputs) node_depth[in.node.get()] = std::max(node_depth[in.node.get()], depth + 1);
+    }
+    std::vector<LayerPtr> layers;
+    std::set<const Layer*> seen;
+    for (const auto& node : graph.nodes)
+        if (seen.insert(node->layer.get()).second) layers.push_back(node->layer);
+    std::stable_sort(layers.begin(), layers.end(), [&](const LayerPtr& a, const LayerPtr& b) {
+        const int da = layer_depth[a.get()], db = layer_depth[b.get()];
+        return da != db ? da > db : first_met[a.get()] < first_met[b.get()];
+    });
+    return layers;
+}
+
 }  // namespace
 
 std::shared_ptr<FunctionalGraph> FunctionalGraph::make(const std::vector<KerasTensor>& inputs,
@@ -83,9 +117,7 @@ std::shared_ptr<FunctionalGraph> FunctionalGraph::make(const std::vector<KerasTe
         walk.visit(out.node);
     }
     graph->nodes = std::move(walk.order);
-    std::set<const Layer*> seen;
-    for (const auto& node : graph->nodes)
-        if (seen.insert(node->layer.get()).second) graph->layers.push_back(node->layer);
+    graph->layers = layers_by_depth(*graph, outputs);
     return graph;
 }
 
