@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -439,6 +440,14 @@ TEST_CASE("a functional model saved by Model::save loads back with its graph, we
     t.model->fit({a, b}, {random_floats({4, 1}), random_floats({4, 2})}, {.batch_size = 2, .epochs = 1, .verbose = 0});
     const std::string path = temp_path("functional_roundtrip");
     t.model->save(path);
+    // For tests/fixtures/check_functional_model.py (Keras 3 loads our file and predicts the same), by hand.
+    if (const char* dir = std::getenv("KERASCPP_EXPORT_DIR")) {
+        t.model->save(std::string(dir) + "/functional.h5");
+        const auto pred = t.model->predict({a, b}, {.verbose = 0});
+        nlohmann::json out = {{"a", a.to_vector<float>()}, {"b", b.to_vector<float>()},
+                              {"out1", pred[0].to_vector<float>()}, {"out2", pred[1].to_vector<float>()}};
+        std::ofstream(std::string(dir) + "/functional.json") << out.dump();
+    }
     const auto loaded = models::load_model(path);
     std::filesystem::remove(path);
     REQUIRE(loaded->is_functional());
