@@ -12,7 +12,11 @@
 #include <map>
 #include <sstream>
 
+#include <hdf5.h>
+
 #include <keras/keras.hpp>
+
+#include "saving/model_file.hpp"
 
 #include "test_helpers.hpp"
 
@@ -482,4 +486,58 @@ TEST_CASE("functional .h5 files written by Keras 3 and tf_keras load and predict
         CHECK(model->output_losses()[0]->name() == "mean_squared_error");
         CHECK(model->output_losses()[1]->name() == "mean_absolute_error");
     }
+}
+
+namespace {
+// Replaces the file's model_config attribute (a variable-length string, as we write it).
+void rewrite_model_config(const std::string& path, const nlohmann::json& config) {
+    const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    REQUIRE(file >= 0);
+    H5Adelete(file, "model_config");
+    const hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    const hid_t space = H5Screate(H5S_SCALAR);
+    const hid_t attr = H5Acreate2(file, "model_config", type, space, H5P_DEFAULT, H5P_DEFAULT);
+    const std::string text = config.dump();
+    const char* p = text.c_str();
+    H5Awrite(attr, type, &p);
+    H5Aclose(attr);
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Fclose(file);
+}
+}  // namespace
+
+TEST_CASE("a functional model_config that cannot be rebuilt is a clear error") {
+    TwoHeadModel t;
+    const std::string path = temp_path("functional_bad");
+    t.model->save(path);
+    const nlohmann::json good = saving::model_config(*t.model);
+    auto layer_entry = [](nlohmann::json& config, const std::string& name) -> nlohmann::json& {
+        for (auto& l : config["config"]["layers"])
+            if (l["name"] == name) return l;
+        FAIL("no layer " << name);
+        throw;
+    };
+    auto expect = [&](const nlohmann::json& config, const std::string& message) {
+        rewrite_model_config(path, config);
+        CHECK(message_of<ValueError>([&] { models::load_model(path); }) == message);
+    };
+    SUBCASE("a cycle: the Concatenate reads the Dense that reads it") {
+        auto config = good;
+        layer_entry(config, "concatenate")["inbound_nodes"][0]["args"][0][1]["config"]["keras_history"] = {"out", 0, 0};
+        expect(config, "File '" + path + "': layer \"concatenate\" of the functional model_config reads a tensor no "
+                       "layer produces (or the graph has a cycle)");
+    }
+    SUBCASE("an output naming a layer that does not exist") {
+        auto config = good;
+        config["config"]["output_layers"][1] = {"nope", 0, 0};
+        expect(config, "File '" + path + "': the model_config names [\"nope\", 0, 0], which no layer produces");
+    }
+    SUBCASE("a reference to a second output of a layer") {
+        auto config = good;
+        config["config"]["input_layers"][0] = {"a", 0, 1};
+        expect(config, "File '" + path + "': [\"a\",0,1] refers to output 1 of a layer; kerascpp layers have one output");
+    }
+    std::filesystem::remove(path);
 }
