@@ -180,6 +180,41 @@ TEST_CASE("functional and Sequential versions of a model predict and train ident
     CHECK(functional.count_params() == seq.count_params());
 }
 
+TEST_CASE("functional and Sequential token models (Embedding -> LSTM -> Dense) train identically") {
+    Tensor x({32, 5}, DType::int32);
+    utils::set_random_seed(8);
+    for (int64_t i = 0; i < x.numel(); ++i) x.data<int32_t>()[i] = static_cast<int32_t>(random::uniform(0, 20));
+    const Tensor y = random_floats({32, 1});
+    auto train = [&](Model& model) {
+        model.compile(optimizers::Adam(0.01f), "mse", {"mae"});
+        const auto history = model.fit(x, y, {.batch_size = 8, .epochs = 2, .verbose = 0});
+        REQUIRE(history.history.size() == 2);   // loss, mae
+        return std::make_pair(history.history[1].second, flat(model.get_weights()));
+    };
+    utils::set_random_seed(3);
+    Sequential seq;
+    seq.add(layers::Input({5}, {.dtype = DType::int32}));
+    seq.add(layers::Embedding(20, 4));
+    seq.add(layers::LSTM(3));
+    seq.add(layers::Dense(1));
+    const auto [seq_mae, seq_weights] = train(seq);
+
+    utils::set_random_seed(3);
+    const auto tokens = Input({5}, {.dtype = DType::int32});
+    auto h = (*keras::share(layers::Embedding(20, 4)))(tokens);
+    h = (*keras::share(layers::LSTM(3)))(h);
+    Model functional(tokens, (*keras::share(layers::Dense(1)))(h));
+    const auto [fn_mae, fn_weights] = train(functional);
+    CHECK(fn_mae == seq_mae);
+    CHECK(fn_weights == seq_weights);
+    // Token ids out of the Embedding's range are caught before training, as in Sequential.
+    Tensor bad = x.clone();
+    bad.data<int32_t>()[7] = 20;
+    const std::string embedding = functional.layers()[1]->name();
+    CHECK(message_of<ValueError>([&] { functional.predict(bad, {.verbose = 0}); }) ==
+          "Embedding layer \"" + embedding + "\": input id 20 at position [1, 2] is outside [0, 20) (input_dim=20)");
+}
+
 TEST_CASE("two inputs, two outputs: predictions and gradients match a naive double-precision model") {
     TwoHeadModel t;
     utils::set_random_seed(7);
@@ -540,4 +575,29 @@ TEST_CASE("a functional model_config that cannot be rebuilt is a clear error") {
         expect(config, "File '" + path + "': [\"a\",0,1] refers to output 1 of a layer; kerascpp layers have one output");
     }
     std::filesystem::remove(path);
+}
+
+TEST_CASE("the README's functional example runs and logs Keras 2's names") {
+    utils::clear_session();
+    utils::set_random_seed(2);
+    const Tensor xa = random_floats({6, 3}), xb = random_floats({6, 3}), y1 = random_floats({6, 1});
+    Tensor y2({6}, DType::int32);
+    for (int i = 0; i < 6; ++i) y2.data<int32_t>()[i] = i % 2;
+    // As in README.md:
+    auto a = keras::Input({3}, {.name = "a"}), b = keras::Input({3}, {.name = "b"});
+    auto shared = std::make_shared<layers::Dense>(4, "tanh");
+    auto c = (*std::make_shared<layers::Concatenate>())({(*shared)(a), (*shared)(b)});
+    auto out1 = (*keras::share(layers::Dense(1, {.name = "out"})))(c);
+    auto out2 = (*keras::share(layers::Dense(2, "softmax")))(c);
+    keras::Model model({a, b}, {out1, out2});
+    model.compile("adam", std::vector<std::string>{"mse", "sparse_categorical_crossentropy"}, {"accuracy"});
+    const auto history = model.fit({xa, xb}, {y1, y2}, {.epochs = 3, .verbose = 0});
+    std::vector<std::string> names;
+    for (const auto& [k, v] : history.history) {
+        names.push_back(k);
+        CHECK(v.size() == 3);
+    }
+    CHECK(names == std::vector<std::string>{"loss", "out_loss", "dense_1_loss", "out_accuracy", "dense_1_accuracy"});
+    const std::vector<Tensor> pred = model.predict({xa, xb}, {.verbose = 0});
+    CHECK(pred[1].shape() == Shape{6, 2});
 }
