@@ -14,6 +14,7 @@
 #include "keras/layers/embedding.hpp"
 #include "keras/layers/gru.hpp"
 #include "keras/layers/lstm.hpp"
+#include "keras/layers/merge.hpp"
 #include "keras/layers/simple_rnn.hpp"
 
 namespace keras::layers {
@@ -244,12 +245,29 @@ LayerPtr global_average_pooling_1d(const Fields& f) {
     return finish(GlobalAveragePooling1D({.name = f.name()}), f);
 }
 
+template <typename L> LayerPtr merge(const Fields& f) {
+    common_checks(f);
+    return finish(L({.name = f.name()}), f);
+}
+
+LayerPtr concatenate(const Fields& f) {
+    common_checks(f);
+    int axis = -1;
+    if (f.has("axis")) {
+        const json& v = f.raw("axis");
+        if (!v.is_number_integer()) f.fail("axis", "expected an integer, got " + v.dump());
+        axis = v.get<int>();
+    }
+    return finish(Concatenate({.axis = axis, .name = f.name()}), f);
+}
+
 // An explicit table (not self-registration, which a static link would drop).
 const std::map<std::string, std::function<LayerPtr(const Fields&)>>& factories() {
     static const std::map<std::string, std::function<LayerPtr(const Fields&)>> table = {
         {"InputLayer", input_layer}, {"Embedding", embedding}, {"Dense", dense}, {"SimpleRNN", simple_rnn},
         {"LSTM", lstm}, {"GRU", gru}, {"Dropout", dropout}, {"Activation", activation}, {"Flatten", flatten},
-        {"GlobalAveragePooling1D", global_average_pooling_1d},
+        {"GlobalAveragePooling1D", global_average_pooling_1d}, {"Add", merge<Add>}, {"Multiply", merge<Multiply>},
+        {"Average", merge<Average>}, {"Concatenate", concatenate},
     };
     return table;
 }

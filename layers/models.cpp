@@ -1,4 +1,4 @@
-// load_model: a Keras HDF5 model file -> a Sequential model with its weights and, when compiled,
+// load_model: a Keras HDF5 model file -> a Sequential or functional model with its weights and, when compiled,
 // its optimizer state. The version differences handled here: model_config as a plain list (Keras 2.0)
 // or a dict with layers; the input shape as an InputLayer (batch_shape / batch_input_shape), as
 // batch_input_shape on the first layer (Keras 2.0), or as build_input_shape (Keras 3); hard_sigmoid's
@@ -11,6 +11,7 @@
 
 #include "keras/errors.hpp"
 #include "keras/input_layer.hpp"
+#include "functional_loader.hpp"
 #include "layer_factory.hpp"
 #include "saving/h5_file.hpp"
 #include "saving/legacy_weights.hpp"
@@ -58,9 +59,13 @@ std::optional<LayerPtr> implicit_input(const std::string& class_name, const json
     return std::nullopt;
 }
 
-std::shared_ptr<Sequential> build_model(const json& model_config, const layers::ConfigSource& source) {
-    if (!model_config.is_object() || model_config.value("class_name", std::string()) != "Sequential")
-        value_error("File '{}': only Sequential models can be loaded, model_config has class_name {}", source.file,
+std::shared_ptr<Model> build_model(const json& model_config, const layers::ConfigSource& source) {
+    // Keras 3 calls a functional model "Functional", Keras 2 "Model" (or "Functional").
+    const std::string kind = model_config.is_object() ? model_config.value("class_name", std::string()) : "";
+    if (kind == "Functional" || kind == "Model") return layers::functional_from_config(model_config, source);
+    if (kind != "Sequential")
+        value_error("File '{}': only Sequential and functional models can be loaded, model_config has class_name {}",
+                    source.file,
                     model_config.is_object() && model_config.contains("class_name")
                         ? model_config["class_name"].dump() : std::string("(none)"));
     const json& config = model_config.contains("config") ? model_config["config"] : json();
@@ -95,14 +100,18 @@ std::shared_ptr<Sequential> build_model(const json& model_config, const layers::
     return model;
 }
 
-void compile_from_file(Sequential& model, const saving::H5File& file, int keras_major) {
+void compile_from_file(Model& model, const saving::H5File& file, int keras_major) {
     const json training = parse_json_attr(file, "training_config");
     const std::string where = fmt::format("training_config of file '{}'", file.file());
     if (!training.is_object() || !training.contains("optimizer_config"))
         value_error("{}: optimizer_config is missing", where);
     auto optimizer = saving::optimizer_from_config(training["optimizer_config"], where);
-    auto loss = saving::loss_from_config(training.value("loss", json()), where);
-    model.compile(optimizer, loss, saving::metrics_from_config(training.value("metrics", json()), where));
+    // A list of losses: one per output.
+    const json loss = training.value("loss", json());
+    std::vector<losses::LossPtr> losses;
+    for (const json& l : loss.is_array() ? loss : json::array({loss})) losses.push_back(saving::loss_from_config(l, where));
+    if (losses.size() == 1) model.compile(optimizer, losses[0], saving::metrics_from_config(training.value("metrics", json()), where));
+    else model.compile(optimizer, losses, saving::metrics_from_config(training.value("metrics", json()), where));
     try {
         const auto state = saving::read_optimizer_weights(file, *optimizer, model.trainable_weights());
         saving::apply_optimizer_state(state, *optimizer, model.trainable_weights());
@@ -116,7 +125,7 @@ void compile_from_file(Sequential& model, const saving::H5File& file, int keras_
 
 }  // namespace
 
-std::shared_ptr<Sequential> load_model(const std::string& filepath, const LoadModelOptions& options) {
+std::shared_ptr<Model> load_model(const std::string& filepath, const LoadModelOptions& options) {
     const saving::H5File file = saving::H5File::open(filepath);
     if (!file.has_attr("model_config"))
         value_error("No model config found in the file at {} (a weights-only file? use Model::load_weights).",

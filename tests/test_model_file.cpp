@@ -186,7 +186,7 @@ Tensor float_input(int64_t n) {
     return Tensor(v, {n, 6, 2});
 }
 
-void check_same_model(Sequential& a, Sequential& b) {
+void check_same_model(Model& a, Model& b) {
     REQUIRE(a.layers().size() == b.layers().size());
     for (size_t i = 0; i < a.layers().size(); ++i) {
         CHECK(a.layers()[i]->class_name() == b.layers()[i]->class_name());

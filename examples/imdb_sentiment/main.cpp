@@ -135,7 +135,7 @@ int main(int argc, char** argv) try {
     int64_t maxlen = args.maxlen.value_or(lstm ? 200 : 130);
 
     utils::set_random_seed(42);
-    std::shared_ptr<Sequential> model;
+    std::shared_ptr<Model> model;
     if (args.load.empty()) {
         model = build_model(args.model, num_words, maxlen);
     } else {

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "keras/keras_tensor.hpp"
 #include "keras/tensor.hpp"
 #include "keras/variable.hpp"
 
@@ -23,7 +24,9 @@ struct CallContext {
     std::any state{};            // anything else (e.g. a backend's RNN workspace)
 };
 
-class Layer {
+// Layers are shared: a functional graph's nodes hold the layers they call, so a layer used in a
+// functional model must be owned by a std::shared_ptr (as Sequential::add already arranges).
+class Layer : public std::enable_shared_from_this<Layer> {
 public:
     virtual ~Layer() = default;
 
@@ -43,6 +46,21 @@ public:
     // Backward pass: gradient with respect to the input, and ADDS weight gradients into
     // each Variable::grad. Integer inputs (token ids) return an undefined tensor.
     virtual Tensor backward(const Tensor& dy, CallContext& ctx) = 0;
+
+    // Several inputs (merge layers). A layer of one input takes a list of exactly one; merge layers
+    // override these. backward_multi returns one gradient per input (undefined for integer inputs).
+    virtual Shape build_for_multi(const std::vector<Shape>& input_shapes);
+    virtual Shape compute_output_shape_multi(const std::vector<Shape>& input_shapes) const;
+    virtual Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx);
+    virtual std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx);
+
+    // Functional API: calling a layer on symbolic tensors builds it for their shapes and returns the
+    // symbolic output, recording the call as a Node. `auto x = (*dense)(inp);` or `dense->operator()(inp)`.
+    // The layer must be owned by a std::shared_ptr (keras::share(layers::Dense(4)) makes one).
+    KerasTensor operator()(const KerasTensor& x);
+    KerasTensor operator()(const std::vector<KerasTensor>& xs);
+    // How many times the layer was called on symbolic tensors (Keras's node index of the next call).
+    int node_count() const { return node_count_; }
 
     // Checks a whole input array before fit / evaluate / predict splits it into batches, so errors
     // name positions in the user's data (e.g. Embedding's id range). Default: nothing to check.
@@ -67,6 +85,8 @@ protected:
     // Once built, a layer with weights must keep its input's last axis (what Keras's InputSpec pins).
     virtual void check_built_shape(const Shape& input_shape) const;
     virtual void build(const Shape& input_shape) { (void)input_shape; }
+    // For layers that build themselves from several shapes (merge layers).
+    void mark_built(const Shape& first_input_shape);
     VariablePtr add_weight(const std::string& name, const Shape& shape, const std::string& initializer,
                            bool trainable = true);
     // Keras's message: Input 0 of layer "lstm" is incompatible with the layer: <what>. Full shape received: (None, 5)
@@ -80,9 +100,15 @@ private:
     bool built_ = false;
     Shape input_shape_;
     std::vector<VariablePtr> weights_;
+    int node_count_ = 0;
 };
 
 using LayerPtr = std::shared_ptr<Layer>;
+
+// Moves a layer value into shared ownership, for one-line functional calls:
+// `auto x = (*keras::share(layers::Dense(4)))(inp);` or, more readably, `keras::share(...)->operator()(inp)`.
+template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>
+std::shared_ptr<L> share(L layer) { return std::make_shared<L>(std::move(layer)); }
 
 // Adds g into v.grad (allocating it when undefined): layers call this in backward().
 void accumulate_gradient(Variable& v, const Tensor& g);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "keras/callbacks.hpp"
+#include "keras/keras_tensor.hpp"
 #include "keras/layer.hpp"
 #include "keras/logs.hpp"
 #include "keras/losses.hpp"
@@ -64,9 +65,23 @@ private:
     double first_metric() const;
 };
 
+struct FunctionalGraph;   // framework/src/functional_graph.hpp
+
 class Model {
 public:
     virtual ~Model() = default;
+
+    // The functional API: the model computing `outputs` from `inputs` (keras::Input tensors). Every
+    // output must be computable from the inputs alone ("Graph disconnected" ValueError otherwise).
+    Model(const std::vector<KerasTensor>& inputs, const std::vector<KerasTensor>& outputs, const std::string& name = "");
+    Model(const KerasTensor& input, const KerasTensor& output, const std::string& name = "");
+    bool is_functional() const { return graph_ != nullptr; }
+    // The graph of a functional model (null for Sequential); for saving and summary code.
+    const FunctionalGraph* functional_graph() const { return graph_.get(); }
+    const std::vector<KerasTensor>& inputs() const;
+    const std::vector<KerasTensor>& outputs() const;
+    // The names of the output layers, in order (the prefixes of the per-output log names).
+    std::vector<std::string> output_names() const;
 
     template <typename Opt, typename = std::enable_if_t<std::is_base_of_v<optimizers::Optimizer, Opt>>>
     void compile(Opt optimizer, const std::string& loss, const std::vector<std::string>& metrics = {}) {
@@ -80,6 +95,12 @@ public:
     }
     void compile(const std::string& optimizer, const std::string& loss, const std::vector<std::string>& metrics = {});
     void compile(optimizers::OptimizerPtr optimizer, losses::LossPtr loss, const std::vector<std::string>& metrics = {});
+    // One loss per output (a multi-output model); the total loss is their sum. The metrics apply to
+    // every output and are logged as "<output layer>_<metric>", as in Keras 2.
+    void compile(const std::string& optimizer, const std::vector<std::string>& losses,
+                 const std::vector<std::string>& metrics = {});
+    void compile(optimizers::OptimizerPtr optimizer, std::vector<losses::LossPtr> losses,
+                 const std::vector<std::string>& metrics = {});
 
     callbacks::History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
     EvaluateResult evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
@@ -87,11 +108,18 @@ public:
     // One gradient step on one batch; returns the loss and metrics of that batch (metrics reset first).
     Logs train_on_batch(const Tensor& x, const Tensor& y);
     Logs test_on_batch(const Tensor& x, const Tensor& y);
+    // Several inputs and / or outputs: one array per model input and per output, in order.
+    // (FitOptions::validation_data takes single arrays; use validation_split with several.)
+    callbacks::History fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const FitOptions& options = {});
+    EvaluateResult evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                            const EvaluateOptions& options = {});
+    std::vector<Tensor> predict(const std::vector<Tensor>& x, const PredictOptions& options = {});
 
     // Builds every layer for inputs of this shape (batch axis -1 or any size).
     void build(const Shape& input_shape);
     bool built() const { return built_; }
-    // Keras's table: Layer (type), Output Shape, Param #, then totals.
+    // Keras's table: Layer (type), Output Shape, Param #, then totals; functional models add
+    // Keras 2's "Connected to" column.
     void summary(std::ostream* out = nullptr) const;
 
     const std::vector<LayerPtr>& layers() const { return layers_; }
@@ -120,7 +148,8 @@ public:
     const std::string& name() const { return name_; }
     bool compiled() const { return optimizer_ != nullptr; }
     optimizers::Optimizer& optimizer() const;
-    const losses::Loss& loss() const;
+    const losses::Loss& loss() const;   // the first output's
+    const std::vector<losses::LossPtr>& output_losses() const { return losses_; }
     // The metrics given to compile(), as given ("accuracy").
     const std::vector<std::string>& metric_names() const { return metric_names_; }
 
@@ -137,10 +166,11 @@ protected:
     Shape output_shape_;   // batch axis -1
 
 private:
-    Tensor forward(const Tensor& x, std::vector<CallContext>& contexts, bool training);
-    void backward(const Tensor& dy, std::vector<CallContext>& contexts);
-    double train_step(const Tensor& x, const Tensor& y);
-    double test_step(const Tensor& x, const Tensor& y);
+    using Arrays = std::vector<Tensor>;
+    Arrays forward(const Arrays& x, std::vector<CallContext>& contexts, bool training);
+    void backward(const Arrays& dy, std::vector<CallContext>& contexts);
+    double train_step(const Arrays& x, const Arrays& y);
+    double test_step(const Arrays& x, const Arrays& y);
     // One batch's loss and metric values: (1,) tensors on the model's device when the loss / metric
     // has a device form (loss first, then one per metric; undefined where the host computed it).
     struct BatchValues {
@@ -149,17 +179,21 @@ private:
         Shape y_shape, y_pred_shape;
     };
     // Queues the loss (and its gradient into *grad, on y_pred's device) and the metric updates.
-    BatchValues queue_loss_and_metrics(const Tensor& y, const Tensor& y_pred, Tensor* grad);
-    // Reads the device values in one copy (the step's only host wait) into the running means.
-    double record_batch(const BatchValues& values, int64_t batch_size);
-    Logs run_evaluation(const Tensor& x, const Tensor& y, int64_t batch_size,
+    BatchValues queue_loss_and_metrics(size_t output, const Tensor& y, const Tensor& y_pred, Tensor* grad);
+    // Reads each output's device values in one copy into the running means; returns the total loss.
+    double record_batch(const std::vector<BatchValues>& values, int64_t batch_size);
+    double record_output(size_t output, const BatchValues& values);
+    Logs run_evaluation(const Arrays& x, const Arrays& y, int64_t batch_size,
                         std::vector<callbacks::CallbackPtr>& callbacks, int verbose);
-    void ensure_built(const Tensor& x);
+    void ensure_built(const Arrays& x);
     void ensure_compiled(const char* what) const;
-    void check_xy(const Tensor& x, const Tensor& y, const char* what) const;
-    void check_targets(const Tensor& y) const;   // y against the output shape, via the loss
+    void check_counts(const Arrays& x, const Arrays* y, const char* what) const;
+    void check_xy(const Arrays& x, const Arrays& y, const char* what) const;
+    void check_xy_pair(const Tensor& x, const Tensor& y, const char* what) const;
+    void check_targets(const Arrays& y) const;   // y against the output shapes, via the losses
     // compile()d? x / y consistent, the model built for x, y matching its output, metrics resolved.
-    void prepare_data(const Tensor& x, const Tensor& y, const char* what);
+    void prepare_data(const Arrays& x, const Arrays& y, const char* what);
+    size_t n_outputs() const { return graph_ ? output_shapes_.size() : 1; }
     void resolve_metrics();
     void reset_metrics();
     Logs metric_logs(const std::string& prefix) const;
@@ -168,10 +202,19 @@ private:
     std::string name_;
     std::optional<Device> device_;
     optimizers::OptimizerPtr optimizer_;
-    losses::LossPtr loss_;
+    losses::LossPtr loss_;                  // the first output's
+    std::vector<losses::LossPtr> losses_;   // one per output
     std::vector<std::string> metric_names_;
-    std::vector<metrics::MetricPtr> metrics_;
+    struct OutputMetric {
+        size_t output;
+        metrics::MetricPtr metric;
+        std::string log_name;
+    };
+    std::vector<OutputMetric> metrics_;
     metrics::Mean loss_tracker_{"loss"};
+    std::vector<metrics::Mean> output_loss_trackers_;   // several outputs: "<output layer>_loss"
+    std::shared_ptr<const FunctionalGraph> graph_;
+    std::vector<Shape> input_shapes_, output_shapes_;   // functional models (batch axis -1)
 };
 
 class Sequential : public Model {

@@ -54,6 +54,34 @@ Shape Layer::build_for(const Shape& input_shape) {
     return compute_output_shape(input_shape);
 }
 
+void Layer::mark_built(const Shape& first_input_shape) {
+    if (built_) return;
+    input_shape_ = first_input_shape;
+    built_ = true;
+}
+
+static void check_one_input(const std::string& name, size_t received) {
+    if (received != 1)
+        value_error("Layer \"{}\" expects 1 input(s), but it received {} input tensors.", name, received);
+}
+
+Shape Layer::build_for_multi(const std::vector<Shape>& input_shapes) {
+    check_one_input(name_, input_shapes.size());
+    return build_for(input_shapes[0]);
+}
+
+Shape Layer::compute_output_shape_multi(const std::vector<Shape>& input_shapes) const {
+    check_one_input(name_, input_shapes.size());
+    return compute_output_shape(input_shapes[0]);
+}
+
+Tensor Layer::call_multi(const std::vector<Tensor>& xs, CallContext& ctx) {
+    check_one_input(name_, xs.size());
+    return call(xs[0], ctx);
+}
+
+std::vector<Tensor> Layer::backward_multi(const Tensor& dy, CallContext& ctx) { return {backward(dy, ctx)}; }
+
 void Layer::check_built_shape(const Shape& input_shape) const {
     // Like Keras's InputSpec: a layer with weights pins the last axis it was built for; the rank
     // and the other axes may change (Dense built on (None, 7) accepts (None, 3, 7)).

@@ -13,7 +13,29 @@
 #include "keras/input_layer.hpp"
 #include "keras/random.hpp"
 
+#include "functional_graph.hpp"
+
 namespace keras {
+
+using Arrays = std::vector<Tensor>;
+
+namespace {
+Arrays rows_of(const Arrays& arrays, const std::vector<int64_t>& rows) {
+    Arrays out;
+    for (const auto& a : arrays) out.push_back(a.gather_rows(rows));
+    return out;
+}
+Arrays slice_of(const Arrays& arrays, int64_t begin, int64_t end) {
+    Arrays out;
+    for (const auto& a : arrays) out.push_back(a.slice_rows(begin, end));
+    return out;
+}
+Arrays on_device(const Arrays& arrays, Device d) {
+    Arrays out;
+    for (const auto& a : arrays) out.push_back(a.to(d));
+    return out;
+}
+}  // namespace
 
 double EvaluateResult::first_metric() const {
     if (items().size() < 2)
@@ -28,12 +50,31 @@ void Model::compile(const std::string& optimizer, const std::string& loss, const
 }
 
 void Model::compile(optimizers::OptimizerPtr optimizer, losses::LossPtr loss, const std::vector<std::string>& metrics) {
-    if (!optimizer) value_error("compile(): the optimizer is null");
     if (!loss) value_error("compile(): the loss is null");
+    // One loss for every output, as Keras applies a single loss to each output.
+    compile(std::move(optimizer), std::vector<losses::LossPtr>(n_outputs(), loss), metrics);
+}
+
+void Model::compile(const std::string& optimizer, const std::vector<std::string>& losses,
+                    const std::vector<std::string>& metrics) {
+    std::vector<losses::LossPtr> resolved;
+    for (const auto& l : losses) resolved.push_back(losses::get(l));
+    compile(optimizers::get(optimizer), resolved, metrics);
+}
+
+void Model::compile(optimizers::OptimizerPtr optimizer, std::vector<losses::LossPtr> losses,
+                    const std::vector<std::string>& metrics) {
+    if (!optimizer) value_error("compile(): the optimizer is null");
+    if (losses.size() != n_outputs())
+        value_error("When there is more than one output, `loss` must be one loss or a list of one loss per output. "
+                    "Model \"{}\" has {} output(s); received {} losses", name_, n_outputs(), losses.size());
+    for (const auto& l : losses)
+        if (!l) value_error("compile(): the loss is null");
     // Resolve now so unknown names fail at compile(), as in Keras; re-resolved once the output is known.
-    for (const auto& m : metrics) metrics::get(m, loss->name(), 1);
+    for (const auto& m : metrics) metrics::get(m, losses[0]->name(), 1);
     optimizer_ = std::move(optimizer);
-    loss_ = std::move(loss);
+    loss_ = losses[0];
+    losses_ = std::move(losses);
     metric_names_ = metrics;
     metrics_.clear();
 }
@@ -76,6 +117,12 @@ void Model::move_weights_to_device() {
 }
 
 void Model::build(const Shape& input_shape) {
+    if (graph_) {   // built from its inputs' shapes already: only check this one
+        Shape shape = input_shape;
+        if (!shape.empty()) shape[0] = -1;
+        graph_->inputs[0].node->layer->build_for(shape);
+        return;
+    }
     if (layers_.empty()) value_error("Model \"{}\" has no layers: add() some before building or training it", name_);
     if (input_shape.empty()) value_error("Model \"{}\": cannot build for a scalar input shape", name_);
     Shape shape = input_shape;
@@ -89,8 +136,23 @@ void Model::build(const Shape& input_shape) {
     move_weights_to_device();
 }
 
-void Model::ensure_built(const Tensor& x) {
-    if (!x.defined()) value_error("Model \"{}\" received an undefined input tensor", name_);
+void Model::ensure_built(const Arrays& xs) {
+    check_counts(xs, nullptr, "call");
+    for (const auto& x : xs)
+        if (!x.defined()) value_error("Model \"{}\" received an undefined input tensor", name_);
+    if (graph_) {
+        // Each input layer checks its array's shape and the first layers reading it check the values.
+        for (size_t i = 0; i < xs.size(); ++i) {
+            Shape shape = xs[i].shape();
+            if (!shape.empty()) shape[0] = -1;
+            graph_->inputs[i].node->layer->build_for(shape);
+            for (const auto& node : graph_->nodes)
+                for (const auto& in : node->inputs)
+                    if (in.node == graph_->inputs[i].node) node->layer->check_data(xs[i]);
+        }
+        return;
+    }
+    const Tensor& x = xs[0];
     if (!built_) build(x.shape());
     Shape shape = x.shape();
     shape[0] = -1;
@@ -104,53 +166,73 @@ void Model::ensure_built(const Tensor& x) {
 }
 
 void Model::resolve_metrics() {
-    if (metrics_.size() == metric_names_.size()) return;
+    const size_t outputs = n_outputs();
+    if (metrics_.size() == metric_names_.size() * outputs && output_loss_trackers_.size() == (outputs > 1 ? outputs : 0))
+        return;
     metrics_.clear();
-    const int64_t units = output_shape_.empty() ? 1 : output_shape_.back();
-    for (const auto& m : metric_names_) metrics_.push_back(metrics::get(m, loss_->name(), units));
+    output_loss_trackers_.clear();
+    const auto names = output_names();
+    for (size_t k = 0; k < outputs; ++k) {
+        const Shape& shape = graph_ ? output_shapes_[k] : output_shape_;
+        const int64_t units = shape.empty() ? 1 : shape.back();
+        // Several outputs: Keras 2's per-output names ("dense_loss", "dense_1_accuracy").
+        const std::string prefix = outputs > 1 ? names[k] + "_" : "";
+        if (outputs > 1) output_loss_trackers_.emplace_back(prefix + "loss");
+        for (const auto& m : metric_names_) {
+            auto metric = metrics::get(m, losses_[k]->name(), units);
+            metrics_.push_back({k, metric, prefix + metric->name()});
+        }
+    }
 }
 
 // ---------------------------------------------------------------- forward / backward
 
-Tensor Model::forward(const Tensor& x, std::vector<CallContext>& contexts, bool training) {
+Arrays Model::forward(const Arrays& xs, std::vector<CallContext>& contexts, bool training) {
+    if (graph_) return graph_->forward(xs, contexts, training);
     contexts.assign(layers_.size(), CallContext{});
-    Tensor h = x;
+    Tensor h = xs[0];
     for (size_t i = 0; i < layers_.size(); ++i) {
         contexts[i].training = training;
         h = layers_[i]->call(h, contexts[i]);
     }
-    return h;
+    return {h};
 }
 
-void Model::backward(const Tensor& dy, std::vector<CallContext>& contexts) {
-    Tensor g = dy;
+void Model::backward(const Arrays& dys, std::vector<CallContext>& contexts) {
+    if (graph_) return graph_->backward(dys, contexts);
+    Tensor g = dys[0];
     for (size_t i = layers_.size(); i-- > 0;) {
         g = layers_[i]->backward(g, contexts[i]);
         if (!g.defined()) break;   // reached integer inputs (Embedding): nothing further back
     }
 }
 
-double Model::train_step(const Tensor& x, const Tensor& y) {
+double Model::train_step(const Arrays& x, const Arrays& y) {
     std::vector<CallContext> contexts;
-    const Tensor y_pred = forward(x.to(device()), contexts, true);
-    Tensor grad;
-    const BatchValues values = queue_loss_and_metrics(y, y_pred, &grad);
+    const Arrays y_pred = forward(on_device(x, device()), contexts, true);
+    // The total loss is the sum of the outputs' losses, so each output's gradient is its own loss's.
+    Arrays grads(y_pred.size());
+    std::vector<BatchValues> values;
+    for (size_t k = 0; k < y_pred.size(); ++k) values.push_back(queue_loss_and_metrics(k, y[k], y_pred[k], &grads[k]));
     const auto variables = trainable_weights();
     for (const auto& v : variables) v->grad = Tensor();
-    backward(grad, contexts);
+    backward(grads, contexts);
     optimizer_->apply_gradients(variables);
-    return record_batch(values, x.dim(0));
+    return record_batch(values, x[0].dim(0));
 }
 
-double Model::test_step(const Tensor& x, const Tensor& y) {
+double Model::test_step(const Arrays& x, const Arrays& y) {
     std::vector<CallContext> contexts;
-    const Tensor y_pred = forward(x.to(device()), contexts, false);
-    return record_batch(queue_loss_and_metrics(y, y_pred, nullptr), x.dim(0));
+    const Arrays y_pred = forward(on_device(x, device()), contexts, false);
+    std::vector<BatchValues> values;
+    for (size_t k = 0; k < y_pred.size(); ++k) values.push_back(queue_loss_and_metrics(k, y[k], y_pred[k], nullptr));
+    return record_batch(values, x[0].dim(0));
 }
 
 // On the CPU, and for losses / metrics without a device form, the host formulas run on host copies
 // (the CPU keeps its double-precision loss); on a GPU the backend's kernels do, without waiting.
-Model::BatchValues Model::queue_loss_and_metrics(const Tensor& y, const Tensor& y_pred, Tensor* grad) {
+Model::BatchValues Model::queue_loss_and_metrics(size_t output, const Tensor& y, const Tensor& y_pred, Tensor* grad) {
+    const losses::Loss& loss = *losses_[output];
     const Device d = y_pred.device();
     BatchValues values{.on_device = {}, .host_loss = 0.0, .y_shape = y.shape(), .y_pred_shape = y_pred.shape()};
     Tensor y_pred_host, y_on_device;
@@ -163,15 +245,17 @@ Model::BatchValues Model::queue_loss_and_metrics(const Tensor& y, const Tensor& 
         if (!y_on_device.defined()) y_on_device = y.astype(DType::float32).to(d);
         return y_on_device;
     };
-    const auto loss_spec = d.is_cpu() ? std::nullopt : loss_->device_spec();
+    const auto loss_spec = d.is_cpu() ? std::nullopt : loss.device_spec();
     if (loss_spec) {
         values.on_device.push_back(backend::get(d).loss(*loss_spec, device_targets(), y_pred, grad));
     } else {
-        values.host_loss = loss_->compute(y, host_pred(), grad);
+        values.host_loss = loss.compute(y, host_pred(), grad);
         if (grad) *grad = grad->to(d);
         values.on_device.emplace_back();
     }
-    for (const auto& m : metrics_) {
+    for (const auto& om : metrics_) {
+        if (om.output != output) continue;
+        const auto& m = om.metric;
         const auto spec = d.is_cpu() ? std::nullopt : m->device_spec();
         if (spec) {
             values.on_device.push_back(backend::get(d).metric_sum(*spec, device_targets(), y_pred));
@@ -183,7 +267,18 @@ Model::BatchValues Model::queue_loss_and_metrics(const Tensor& y, const Tensor& 
     return values;
 }
 
-double Model::record_batch(const BatchValues& values, int64_t batch_size) {
+double Model::record_batch(const std::vector<BatchValues>& outputs, int64_t batch_size) {
+    double total = 0.0;
+    for (size_t k = 0; k < outputs.size(); ++k) {
+        const double loss = record_output(k, outputs[k]);
+        if (!output_loss_trackers_.empty()) output_loss_trackers_[k].add(loss, static_cast<double>(batch_size));
+        total += loss;
+    }
+    loss_tracker_.add(total, static_cast<double>(batch_size));
+    return total;
+}
+
+double Model::record_output(size_t output, const BatchValues& values) {
     // Gather the defined (1,) device values into one tensor, then one copy to the host.
     std::vector<size_t> slot(values.on_device.size(), 0);
     size_t count = 0;
@@ -202,29 +297,48 @@ double Model::record_batch(const BatchValues& values, int64_t batch_size) {
                                                          values.on_device[i].raw(), sizeof(float));
         read = packed.to(Device::cpu()).to_vector<float>();
     }
-    const double loss = values.on_device[0].defined() ? read[slot[0]] : values.host_loss;
-    loss_tracker_.add(loss, static_cast<double>(batch_size));
-    for (size_t i = 0; i < metrics_.size(); ++i)
-        if (values.on_device[i + 1].defined())
-            metrics_[i]->add_position_sum(read[slot[i + 1]], values.y_shape, values.y_pred_shape);
-    return loss;
+    size_t i = 0;   // this output's metrics follow its loss in on_device, in metrics_ order
+    for (const auto& om : metrics_) {
+        if (om.output != output) continue;
+        ++i;
+        if (values.on_device[i].defined())
+            om.metric->add_position_sum(read[slot[i]], values.y_shape, values.y_pred_shape);
+    }
+    return values.on_device[0].defined() ? read[slot[0]] : values.host_loss;
 }
 
 void Model::reset_metrics() {
     loss_tracker_.reset_state();
-    for (const auto& m : metrics_) m->reset_state();
+    for (auto& t : output_loss_trackers_) t.reset_state();
+    for (const auto& m : metrics_) m.metric->reset_state();
 }
 
 Logs Model::metric_logs(const std::string& prefix) const {
     Logs logs;
     logs.set(prefix + "loss", loss_tracker_.result());
-    for (const auto& m : metrics_) logs.set(prefix + m->name(), m->result());
+    for (const auto& t : output_loss_trackers_) logs.set(prefix + t.name(), t.result());
+    for (const auto& m : metrics_) logs.set(prefix + m.log_name, m.metric->result());
     return logs;
 }
 
 // ---------------------------------------------------------------- data checks
 
-void Model::check_xy(const Tensor& x, const Tensor& y, const char* what) const {
+void Model::check_counts(const Arrays& x, const Arrays* y, const char* what) const {
+    const size_t n_in = graph_ ? graph_->inputs.size() : 1;
+    if (x.size() != n_in)
+        value_error("Layer \"{}\" expects {} input(s), but it received {} input tensors.", name_, n_in, x.size());
+    if (y && y->size() != n_outputs())
+        value_error("{}(): model \"{}\" has {} output(s), but {} target arrays were given", what, name_, n_outputs(),
+                    y->size());
+}
+
+void Model::check_xy(const Arrays& xs, const Arrays& ys, const char* what) const {
+    check_counts(xs, &ys, what);
+    for (const auto& x : xs)
+        for (const auto& y : ys) check_xy_pair(x, y, what);
+}
+
+void Model::check_xy_pair(const Tensor& x, const Tensor& y, const char* what) const {
     if (!x.defined() || !y.defined()) value_error("{}(): x and y must both be given", what);
     if (x.ndim() == 0 || y.ndim() == 0) value_error("{}(): x and y need a batch axis; got x {} and y {}", what,
                                                     shape_str(x.shape()), shape_str(y.shape()));
@@ -234,7 +348,7 @@ void Model::check_xy(const Tensor& x, const Tensor& y, const char* what) const {
     if (x.dim(0) == 0) value_error("{}(): the data is empty (0 samples)", what);
 }
 
-void Model::prepare_data(const Tensor& x, const Tensor& y, const char* what) {
+void Model::prepare_data(const Arrays& x, const Arrays& y, const char* what) {
     ensure_compiled(what);
     check_xy(x, y, what);
     ensure_built(x);
@@ -242,14 +356,16 @@ void Model::prepare_data(const Tensor& x, const Tensor& y, const char* what) {
     resolve_metrics();
 }
 
-void Model::check_targets(const Tensor& y) const {
-    Shape shape = output_shape_;
-    shape[0] = y.dim(0);
-    // An axis the model leaves open (None, e.g. the steps of an Input of shape (None,)) takes the
-    // targets' size there; the defined axes are checked.
-    for (size_t i = 1; i < shape.size() && i < static_cast<size_t>(y.ndim()); ++i)
-        if (shape[i] < 0) shape[i] = y.dim(static_cast<int>(i));
-    loss_->check_shapes(y, shape);
+void Model::check_targets(const Arrays& ys) const {
+    for (size_t k = 0; k < ys.size(); ++k) {
+        Shape shape = graph_ ? output_shapes_[k] : output_shape_;
+        shape[0] = ys[k].dim(0);
+        // An axis the model leaves open (None, e.g. the steps of an Input of shape (None,)) takes the
+        // targets' size there; the defined axes are checked.
+        for (size_t i = 1; i < shape.size() && i < static_cast<size_t>(ys[k].ndim()); ++i)
+            if (shape[i] < 0) shape[i] = ys[k].dim(static_cast<int>(i));
+        losses_[k]->check_shapes(ys[k], shape);
+    }
 }
 
 static void check_batch_size(int64_t batch_size) {
@@ -294,6 +410,10 @@ static void attach(const std::vector<callbacks::CallbackPtr>& cbs, Model* model,
 // ---------------------------------------------------------------- fit
 
 callbacks::History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
+    return fit(Arrays{x}, Arrays{y}, options);
+}
+
+callbacks::History Model::fit(const Arrays& x, const Arrays& y, const FitOptions& options) {
     check_batch_size(options.batch_size);
     if (!(options.validation_split >= 0.0 && options.validation_split < 1.0))
         value_error("`validation_split` must be in the range [0, 1). Received: validation_split={}",
@@ -304,26 +424,27 @@ callbacks::History Model::fit(const Tensor& x, const Tensor& y, const FitOptions
     prepare_data(x, y, "fit");
 
     // Validation data: given, or the LAST fraction of x / y taken before any shuffling.
-    Tensor x_train = x, y_train = y, x_val, y_val;
+    Arrays x_train = x, y_train = y, x_val, y_val;
     if (options.validation_data) {
-        std::tie(x_val, y_val) = *options.validation_data;
+        x_val = {options.validation_data->first};
+        y_val = {options.validation_data->second};
         check_xy(x_val, y_val, "fit (validation_data)");
         ensure_built(x_val);
         check_targets(y_val);
     } else if (options.validation_split > 0.0) {
-        const int64_t n = x.dim(0);
+        const int64_t n = x[0].dim(0);
         const auto split_at = static_cast<int64_t>(std::floor(static_cast<double>(n) * (1.0 - options.validation_split)));
         if (split_at == 0 || split_at == n)
             value_error("Training data contains {} samples, which is not sufficient to split it into a validation and "
                         "training set as specified by `validation_split={}`. Either provide more data, or a different "
                         "value for the `validation_split` argument.", n, options.validation_split);
-        x_train = x.slice_rows(0, split_at);
-        y_train = y.slice_rows(0, split_at);
-        x_val = x.slice_rows(split_at, n);
-        y_val = y.slice_rows(split_at, n);
+        x_train = slice_of(x, 0, split_at);
+        y_train = slice_of(y, 0, split_at);
+        x_val = slice_of(x, split_at, n);
+        y_val = slice_of(y, split_at, n);
     }
-    const bool has_val = x_val.defined();
-    const int64_t n_train = x_train.dim(0);
+    const bool has_val = !x_val.empty();
+    const int64_t n_train = x_train[0].dim(0);
     const int64_t steps = (n_train + options.batch_size - 1) / options.batch_size;
 
     auto history = std::make_shared<callbacks::History>();
@@ -347,7 +468,7 @@ callbacks::History Model::fit(const Tensor& x, const Tensor& y, const FitOptions
         for (size_t step = 0; step < batches.size(); ++step) {
             Logs batch_logs;
             for (auto& c : cbs) c->on_train_batch_begin(static_cast<int64_t>(step), batch_logs);
-            train_step(x_train.gather_rows(batches[step]), y_train.gather_rows(batches[step]));
+            train_step(rows_of(x_train, batches[step]), rows_of(y_train, batches[step]));
             batch_logs = metric_logs("");
             for (auto& c : cbs) c->on_train_batch_end(static_cast<int64_t>(step), batch_logs);
             if (stop_training) break;
@@ -373,9 +494,9 @@ callbacks::History Model::fit(const Tensor& x, const Tensor& y, const FitOptions
 
 // ---------------------------------------------------------------- evaluate / predict
 
-Logs Model::run_evaluation(const Tensor& x, const Tensor& y, int64_t batch_size,
+Logs Model::run_evaluation(const Arrays& x, const Arrays& y, int64_t batch_size,
                            std::vector<callbacks::CallbackPtr>& cbs, int verbose) {
-    const auto batches = make_batches(identity_order(x.dim(0)), batch_size);
+    const auto batches = make_batches(identity_order(x[0].dim(0)), batch_size);
     attach(cbs, this, {.epochs = 1, .steps = static_cast<int64_t>(batches.size()), .verbose = verbose});
     reset_metrics();
     Logs logs;
@@ -383,7 +504,7 @@ Logs Model::run_evaluation(const Tensor& x, const Tensor& y, int64_t batch_size,
     for (size_t step = 0; step < batches.size(); ++step) {
         Logs batch_logs;
         for (auto& c : cbs) c->on_test_batch_begin(static_cast<int64_t>(step), batch_logs);
-        test_step(x.gather_rows(batches[step]), y.gather_rows(batches[step]));
+        test_step(rows_of(x, batches[step]), rows_of(y, batches[step]));
         batch_logs = metric_logs("");
         for (auto& c : cbs) c->on_test_batch_end(static_cast<int64_t>(step), batch_logs);
     }
@@ -393,6 +514,10 @@ Logs Model::run_evaluation(const Tensor& x, const Tensor& y, int64_t batch_size,
 }
 
 EvaluateResult Model::evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options) {
+    return evaluate(Arrays{x}, Arrays{y}, options);
+}
+
+EvaluateResult Model::evaluate(const Arrays& x, const Arrays& y, const EvaluateOptions& options) {
     check_batch_size(options.batch_size);
     prepare_data(x, y, "evaluate");
     auto cbs = with_defaults(options.callbacks, options.verbose, nullptr);
@@ -402,18 +527,30 @@ EvaluateResult Model::evaluate(const Tensor& x, const Tensor& y, const EvaluateO
     return result;
 }
 
-Tensor Model::predict(const Tensor& x, const PredictOptions& options) {
+Tensor Model::predict(const Tensor& x, const PredictOptions& options) { return predict(Arrays{x}, options)[0]; }
+
+Arrays Model::predict(const Arrays& x, const PredictOptions& options) {
     check_batch_size(options.batch_size);
     ensure_built(x);
-    const auto batches = make_batches(identity_order(x.dim(0)), options.batch_size);
+    const int64_t n = x[0].dim(0);
+    for (const auto& xi : x)
+        if (xi.dim(0) != n) value_error("Data cardinality is ambiguous: the input arrays have {} and {} samples", n, xi.dim(0));
+    const auto batches = make_batches(identity_order(n), options.batch_size);
     auto cbs = with_defaults(options.callbacks, options.verbose, nullptr);
     attach(cbs, this, {.epochs = 1, .steps = static_cast<int64_t>(batches.size()), .verbose = options.verbose});
-    Shape out_shape = output_shape_;
-    out_shape[0] = x.dim(0);
-    // With open (None) axes besides the batch the first batch's output decides the rows' shape.
-    const bool open_axes = std::count(out_shape.begin() + 1, out_shape.end(), int64_t{-1}) > 0;
-    Tensor out = open_axes ? Tensor() : Tensor(out_shape, DType::float32);
-    size_t row_bytes = x.dim(0) && !open_axes ? out.nbytes() / x.dim(0) : 0;
+    // Each output's rows; with open (None) axes besides the batch, the first batch's output decides
+    // their shape.
+    Arrays outs(n_outputs());
+    std::vector<size_t> row_bytes(n_outputs(), 0);
+    auto allocate = [&](size_t k, Shape shape) {
+        shape[0] = n;
+        outs[k] = Tensor(shape, DType::float32);
+        row_bytes[k] = n ? outs[k].nbytes() / n : 0;
+    };
+    for (size_t k = 0; k < n_outputs(); ++k) {
+        const Shape& shape = graph_ ? output_shapes_[k] : output_shape_;
+        if (std::count(shape.begin() + 1, shape.end(), int64_t{-1}) == 0) allocate(k, shape);
+    }
     Logs logs;
     for (auto& c : cbs) c->on_predict_begin(logs);
     int64_t row = 0;
@@ -421,39 +558,39 @@ Tensor Model::predict(const Tensor& x, const PredictOptions& options) {
         Logs batch_logs;
         for (auto& c : cbs) c->on_predict_batch_begin(static_cast<int64_t>(step), batch_logs);
         std::vector<CallContext> contexts;
-        const Tensor y = forward(x.gather_rows(batches[step]).to(device()), contexts, false).to(Device::cpu());
-        if (!out.defined()) {
-            out_shape = y.shape();
-            out_shape[0] = x.dim(0);
-            out = Tensor(out_shape, DType::float32);
-            row_bytes = out.nbytes() / x.dim(0);
+        const Arrays ys = forward(on_device(rows_of(x, batches[step]), device()), contexts, false);
+        for (size_t k = 0; k < ys.size(); ++k) {
+            const Tensor y = ys[k].to(Device::cpu());
+            if (!outs[k].defined()) allocate(k, y.shape());
+            if (y.nbytes() != row_bytes[k] * batches[step].size())
+                runtime_error("predict(): the model produced shape {} for a batch of {} samples, expected rows of shape {}",
+                              shape_str(y.shape()), batches[step].size(), shape_str(outs[k].shape()));
+            std::memcpy(static_cast<char*>(outs[k].raw()) + row * row_bytes[k], y.raw(), y.nbytes());
         }
-        if (y.nbytes() != row_bytes * batches[step].size())
-            runtime_error("predict(): the model produced shape {} for a batch of {} samples, expected rows of shape {}",
-                          shape_str(y.shape()), batches[step].size(), shape_str(output_shape_));
-        std::memcpy(static_cast<char*>(out.raw()) + row * row_bytes, y.raw(), y.nbytes());
         row += static_cast<int64_t>(batches[step].size());
         for (auto& c : cbs) c->on_predict_batch_end(static_cast<int64_t>(step), batch_logs);
     }
     for (auto& c : cbs) c->on_predict_end(logs);
-    if (!out.defined()) {   // no samples: the open axes have size 0
-        for (int64_t& d : out_shape) d = std::max<int64_t>(d, 0);
-        out = Tensor(out_shape, DType::float32);
+    for (size_t k = 0; k < n_outputs(); ++k) {
+        if (outs[k].defined()) continue;   // no samples: the open axes have size 0
+        Shape shape = graph_ ? output_shapes_[k] : output_shape_;
+        for (int64_t& d : shape) d = std::max<int64_t>(d, 0);
+        allocate(k, shape);
     }
-    return out;
+    return outs;
 }
 
 Logs Model::train_on_batch(const Tensor& x, const Tensor& y) {
-    prepare_data(x, y, "train_on_batch");
+    prepare_data({x}, {y}, "train_on_batch");
     reset_metrics();
-    train_step(x, y);
+    train_step({x}, {y});
     return metric_logs("");
 }
 
 Logs Model::test_on_batch(const Tensor& x, const Tensor& y) {
-    prepare_data(x, y, "test_on_batch");
+    prepare_data({x}, {y}, "test_on_batch");
     reset_metrics();
-    test_step(x, y);
+    test_step({x}, {y});
     return metric_logs("");
 }
 

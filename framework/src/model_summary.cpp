@@ -7,6 +7,8 @@
 #include "keras/input_layer.hpp"
 #include "keras/model.hpp"
 
+#include "functional_graph.hpp"
+
 namespace keras {
 
 namespace {
@@ -34,10 +36,92 @@ std::string readable_size(double bytes) {
     }
     return fmt::format("{:.2f} {}", bytes, units[u]);
 }
+// ---- Keras 2's functional table: 98 wide, columns at 0.30 / 0.60 / 0.70 of it, plus "Connected to".
+constexpr int kFunctionalWidth = 98;
+constexpr int kFunctionalColumns[] = {29, 58, 68};
+
+std::string functional_row(const std::string& a, const std::string& b, const std::string& c, const std::string& d) {
+    std::string line = " " + a;
+    const std::string cells[] = {b, c, d};
+    for (int i = 0; i < 3; ++i) {
+        line.resize(std::max<size_t>(line.size() + 1, kFunctionalColumns[i]), ' ');
+        line += cells[i];
+    }
+    line.resize(std::max<size_t>(line.size(), kFunctionalWidth), ' ');
+    return line;
+}
+
+// The layer's calls inside this model: ['in1[0][0]', 'in2[0][0]'] (a shared layer lists all of them).
+std::vector<std::string> connections(const FunctionalGraph& graph, const Layer& layer) {
+    std::vector<std::string> items;
+    for (const auto& node : graph.nodes)
+        if (node->layer.get() == &layer)
+            for (const auto& in : node->inputs) items.push_back("'" + in.history_label() + "'");
+    return items;
+}
+
+// "multiple" when a shared layer's calls produce different shapes, as in Keras.
+std::string output_shape_of(const FunctionalGraph& graph, const Layer& layer) {
+    std::string shape;
+    for (const auto& node : graph.nodes)
+        if (node->layer.get() == &layer) {
+            const std::string s = node->inputs.empty() ? "[" + shape_str(node->output_shape) + "]"
+                                                       : shape_str(node->output_shape);
+            if (!shape.empty() && s != shape) return "multiple";
+            shape = s;
+        }
+    return shape;
+}
+
+// Keras wraps a label longer than its column (27 characters) before " (ClassName)".
+std::vector<std::string> wrap_label(const Layer& layer) {
+    const std::string label = fmt::format("{} ({})", layer.name(), layer.class_name());
+    if (label.size() <= 27) return {label};
+    return {layer.name(), "(" + layer.class_name() + ")"};
+}
+
+void print_functional_rows(std::ostream& os, const FunctionalGraph& graph) {
+    for (const auto& layer : graph.layers) {
+        const auto label = wrap_label(*layer);
+        const auto links = connections(graph, *layer);
+        const size_t lines = std::max<size_t>({label.size(), links.size(), 1});
+        for (size_t i = 0; i < lines; ++i) {
+            std::string link;
+            if (links.empty() && i == 0) link = "[]";
+            else if (i < links.size())
+                link = (i == 0 ? "[" : " ") + links[i] + (i + 1 == links.size() ? "]" : ",");
+            fmt::print(os, "{}\n", functional_row(i < label.size() ? label[i] : "", i == 0 ? output_shape_of(graph, *layer) : "",
+                                               i == 0 ? std::to_string(layer->count_params()) : "", link));
+        }
+        fmt::print(os, "{}\n", std::string(kFunctionalWidth, ' '));
+    }
+}
+
+// Keras counts a weight once however many times its layer is called.
+void print_totals(std::ostream& os, const std::vector<LayerPtr>& layers, int width) {
+    int64_t trainable = 0, total = 0;
+    for (const auto& layer : layers) {
+        total += layer->count_params();
+        for (const auto& w : layer->trainable_weights()) trainable += w->value.numel();
+    }
+    fmt::print(os, "Total params: {} ({})\n", total, readable_size(4.0 * total));
+    fmt::print(os, "Trainable params: {} ({})\n", trainable, readable_size(4.0 * trainable));
+    fmt::print(os, "Non-trainable params: {} ({})\n{}\n", total - trainable, readable_size(4.0 * (total - trainable)),
+               std::string(width, '_'));
+}
 }  // namespace
 
 void Model::summary(std::ostream* out) const {
     std::ostream& os = out ? *out : std::cout;
+    if (graph_) {
+        const std::string rule(kFunctionalWidth, '_'), double_rule(kFunctionalWidth, '=');
+        fmt::print(os, "Model: \"{}\"\n{}\n{}\n{}\n", name_, rule,
+                   functional_row("Layer (type)", "Output Shape", "Param #", "Connected to"), double_rule);
+        print_functional_rows(os, *graph_);
+        fmt::print(os, "{}\n", double_rule);
+        print_totals(os, layers_, kFunctionalWidth);
+        return;
+    }
     const std::string rule(kWidth, '_'), double_rule(kWidth, '=');
     fmt::print(os, "Model: \"{}\"\n{}\n{}\n{}\n", name_, rule, row("Layer (type)", "Output Shape", "Param #"), double_rule);
     Shape shape = input_shape_;

@@ -16,10 +16,10 @@ struct LoadModelOptions {
     bool compile = true;
 };
 
-// Architecture from model_config, weights from model_weights (layer_names / weight_names order),
+// A Sequential or a functional model (keras::Model(inputs, outputs)). Architecture from model_config, weights from model_weights (layer_names / weight_names order),
 // optimizer state from optimizer_weights. The file's keras_version decides what "hard_sigmoid" means
 // (Keras 2: clip(0.2x + 0.5); Keras 3: clip(x/6 + 0.5)). Everything is read and checked before the model
 // is returned: ValueError naming the file, layer, field or weight and the expected vs found value.
-std::shared_ptr<Sequential> load_model(const std::string& filepath, const LoadModelOptions& options = {});
+std::shared_ptr<Model> load_model(const std::string& filepath, const LoadModelOptions& options = {});
 
 }  // namespace keras::models

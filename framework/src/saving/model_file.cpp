@@ -3,6 +3,7 @@
 #include "keras/errors.hpp"
 #include "keras/input_layer.hpp"
 #include "saving/atomic_write.hpp"
+#include "saving/functional_config.hpp"
 #include "saving/h5_file.hpp"
 #include "saving/legacy_weights.hpp"
 #include "saving/optimizer_weights.hpp"
@@ -38,6 +39,7 @@ nlohmann::json loss_config(const losses::Loss& loss) {
 namespace saving {
 
 nlohmann::json model_config(const Model& model) {
+    if (const FunctionalGraph* graph = model.functional_graph()) return functional_config(model, *graph);
     const auto& model_layers = model.layers();
     const nlohmann::json input_shape = shape_json(model_layers.empty() ? Shape{} : model_layers[0]->input_shape());
     nlohmann::json layers = nlohmann::json::array();
@@ -57,7 +59,13 @@ nlohmann::json model_config(const Model& model) {
 
 nlohmann::json training_config(const Model& model) {
     const auto& optimizer = model.optimizer();
-    return {{"loss", loss_config(model.loss())},
+    // Several outputs: one loss each, as a list (Keras's form for a list of losses).
+    nlohmann::json loss = loss_config(model.loss());
+    if (model.output_losses().size() > 1) {
+        loss = nlohmann::json::array();
+        for (const auto& l : model.output_losses()) loss.push_back(loss_config(*l));
+    }
+    return {{"loss", loss},
             {"loss_weights", nullptr},
             {"metrics", model.metric_names().empty() ? nlohmann::json(nullptr) : nlohmann::json(model.metric_names())},
             {"weighted_metrics", nullptr},

@@ -1,0 +1,45 @@
+// Symbolic tensors of the functional API: keras::Input(shape) starts a graph, each call of a layer on
+// KerasTensors adds a Node, and keras::Model(inputs, outputs) walks the Nodes back from the outputs.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "keras/tensor.hpp"
+
+namespace keras {
+
+class Layer;
+struct Node;
+
+// What Keras's KerasTensor holds: the shape (batch axis -1 = None), the dtype, and its history
+// (the node that produced it). Copies share the node.
+struct KerasTensor {
+    Shape shape;
+    DType dtype = DType::float32;
+    std::shared_ptr<Node> node;
+    // Keras's "layer[node][0]" label of the summary's "Connected to" column.
+    std::string history_label() const;
+    // KerasTensor(shape=(None, 3), dtype=float32, name=input_1), as Keras prints it in errors.
+    std::string str() const;
+};
+
+// One call of a layer: its inputs (empty for an InputLayer) and the output it produced.
+struct Node {
+    std::shared_ptr<Layer> layer;
+    std::vector<KerasTensor> inputs;
+    Shape output_shape;
+    DType output_dtype = DType::float32;
+    int index = 0;            // which call of the layer this is (Keras's node index)
+    bool list_input = false;  // called on a list (merge layers): run through call_multi / backward_multi
+};
+
+struct InputArgs {
+    DType dtype = DType::float32;
+    std::string name{};
+};
+// keras.Input: a symbolic tensor of one sample's shape (no batch axis), produced by a new InputLayer.
+KerasTensor Input(Shape shape, InputArgs args = {});
+
+}  // namespace keras

@@ -1,0 +1,46 @@
+// keras::Model(inputs, outputs): the functional model. The graph (functional_graph.cpp) says how to
+// run it; the training loop is Model's, shared with Sequential.
+#include <fmt/format.h>
+
+#include "keras/errors.hpp"
+#include "keras/model.hpp"
+
+#include "functional_graph.hpp"
+
+namespace keras {
+
+Model::Model(const std::vector<KerasTensor>& inputs, const std::vector<KerasTensor>& outputs, const std::string& name)
+    : name_(name.empty() ? utils::unique_name("model") : name) {
+    graph_ = FunctionalGraph::make(inputs, outputs, name_);
+    layers_ = graph_->layers;
+    for (const auto& in : inputs) input_shapes_.push_back(in.shape);
+    for (const auto& out : outputs) output_shapes_.push_back(out.shape);
+    // Single-array views for code that knows one input / output (saving, Sequential-style checks).
+    input_shape_ = input_shapes_[0];
+    output_shape_ = output_shapes_[0];
+    built_ = true;   // every layer was built when it was called on the symbolic tensors
+    if (!device_) device_ = default_device();
+    move_weights_to_device();
+}
+
+Model::Model(const KerasTensor& input, const KerasTensor& output, const std::string& name)
+    : Model(std::vector<KerasTensor>{input}, std::vector<KerasTensor>{output}, name) {}
+
+const std::vector<KerasTensor>& Model::inputs() const {
+    if (!graph_) value_error("Model \"{}\" is not a functional model: it has no symbolic `inputs`", name_);
+    return graph_->inputs;
+}
+
+const std::vector<KerasTensor>& Model::outputs() const {
+    if (!graph_) value_error("Model \"{}\" is not a functional model: it has no symbolic `outputs`", name_);
+    return graph_->outputs;
+}
+
+std::vector<std::string> Model::output_names() const {
+    if (!graph_) return {layers_.empty() ? name_ : layers_.back()->name()};
+    std::vector<std::string> names;
+    for (const auto& out : graph_->outputs) names.push_back(out.node->layer->name());
+    return names;
+}
+
+}  // namespace keras

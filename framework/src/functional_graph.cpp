@@ -1,0 +1,167 @@
+#include "functional_graph.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "keras/backend.hpp"
+#include "keras/errors.hpp"
+#include "keras/input_layer.hpp"
+
+namespace keras {
+
+namespace {
+
+bool is_input_node(const Node& node) { return node.inputs.empty(); }
+
+// Post-order depth-first walk from the outputs: a node is placed after all the nodes it reads.
+struct Walk {
+    const std::vector<KerasTensor>& inputs;
+    std::vector<std::shared_ptr<Node>> order;
+    std::set<const Node*> placed;
+
+    bool declared(const Node* node) const {
+        return std::any_of(inputs.begin(), inputs.end(), [&](const KerasTensor& t) { return t.node.get() == node; });
+    }
+
+    std::string layers_so_far() const {
+        std::string names;
+        for (const auto& n : order)
+            if (!is_input_node(*n)) names += fmt::format("{}'{}'", names.empty() ? "" : ", ", n->layer->name());
+        return "[" + names + "]";
+    }
+
+    void visit(const std::shared_ptr<Node>& node) {
+        if (placed.count(node.get())) return;
+        for (const auto& in : node->inputs) {
+            if (is_input_node(*in.node) && !declared(in.node.get()))
+                value_error("Graph disconnected: cannot find parent for {} at layer \"{}\". The following previous "
+                            "layers were accessed without issue: {}", in.str(), node->layer->name(), layers_so_far());
+            visit(in.node);
+        }
+        placed.insert(node.get());
+        order.push_back(node);
+    }
+};
+
+void check_tensors(const std::vector<KerasTensor>& tensors, const char* what, const std::string& model) {
+    if (tensors.empty()) value_error("Model \"{}\": `{}` must not be empty", model, what);
+    for (const auto& t : tensors)
+        if (!t.node) value_error("Model \"{}\": an entry of `{}` is a KerasTensor without history", model, what);
+}
+
+Tensor add_gradients(const Tensor& a, const Tensor& b) {
+    if (!a.defined()) return b;
+    if (!b.defined()) return a;
+    return backend::for_tensor(a).add(a, b);
+}
+
+// Keras's layer order (its map_graph), which its files' weights follow: layers by decreasing depth
+// (inputs first), ties broken by when a depth-first walk from the outputs first met the layer.
+std::vector<LayerPtr> layers_by_depth(const FunctionalGraph& graph, const std::vector<KerasTensor>& outputs) {
+    std::map<const Layer*, size_t> first_met;
+    std::set<const Node*> met;
+    std::function<void(const Node&)> meet = [&](const Node& node) {
+        if (!met.insert(&node).second) return;
+        first_met.emplace(node.layer.get(), first_met.size());
+        for (const auto& in : node.inputs) meet(*in.node);
+    };
+    for (const auto& out : outputs) meet(*out.node);
+    for (const auto& in : graph.inputs) first_met.emplace(in.node->layer.get(), first_met.size());
+    // A node is one deeper than the deepest node reading it; a layer as deep as its deepest node.
+    std::map<const Node*, int> node_depth;
+    std::map<const Layer*, int> layer_depth;
+    for (size_t n = graph.nodes.size(); n-- > 0;) {
+        const Node& node = *graph.nodes[n];
+        const int depth = std::max(node_depth[&node], layer_depth[node.layer.get()]);
+        node_depth[&node] = depth;
+        layer_depth[node.layer.get()] = depth;
+        for (const auto& in : node.inputs) node_depth[in.node.get()] = std::max(node_depth[in.node.get()], depth + 1);
+    }
+    std::vector<LayerPtr> layers;
+    std::set<const Layer*> seen;
+    for (const auto& node : graph.nodes)
+        if (seen.insert(node->layer.get()).second) layers.push_back(node->layer);
+    std::stable_sort(layers.begin(), layers.end(), [&](const LayerPtr& a, const LayerPtr& b) {
+        const int da = layer_depth[a.get()], db = layer_depth[b.get()];
+        return da != db ? da > db : first_met[a.get()] < first_met[b.get()];
+    });
+    return layers;
+}
+
+}  // namespace
+
+std::shared_ptr<FunctionalGraph> FunctionalGraph::make(const std::vector<KerasTensor>& inputs,
+                                                       const std::vector<KerasTensor>& outputs, const std::string& model) {
+    check_tensors(inputs, "inputs", model);
+    check_tensors(outputs, "outputs", model);
+    for (size_t i = 0; i < inputs.size(); ++i) {
+        if (!is_input_node(*inputs[i].node))
+            value_error("Model \"{}\": inputs[{}] must be a tensor returned by keras::Input(); received {} (the output "
+                        "of layer \"{}\")", model, i, inputs[i].str(), inputs[i].node->layer->name());
+        for (size_t j = 0; j < i; ++j)
+            if (inputs[j].node == inputs[i].node)
+                value_error("Model \"{}\": input {} is given twice in `inputs`", model, inputs[i].str());
+    }
+    auto graph = std::make_shared<FunctionalGraph>();
+    graph->inputs = inputs;
+    graph->outputs = outputs;
+    Walk walk{inputs, {}, {}};
+    for (const auto& in : inputs) walk.visit(in.node);
+    for (const auto& out : outputs) {
+        if (is_input_node(*out.node) && !walk.declared(out.node.get()))
+            value_error("Graph disconnected: output {} is not connected to `inputs` of model \"{}\"", out.str(), model);
+        walk.visit(out.node);
+    }
+    graph->nodes = std::move(walk.order);
+    graph->layers = layers_by_depth(*graph, outputs);
+    return graph;
+}
+
+size_t FunctionalGraph::position(const Node* node) const {
+    for (size_t i = 0; i < nodes.size(); ++i)
+        if (nodes[i].get() == node) return i;
+    runtime_error("functional graph: node of layer \"{}\" is not in the graph", node->layer->name());
+}
+
+std::vector<Tensor> FunctionalGraph::forward(const std::vector<Tensor>& xs, std::vector<CallContext>& contexts,
+                                             bool training) const {
+    contexts.assign(nodes.size(), CallContext{});
+    std::vector<Tensor> values(nodes.size());
+    for (size_t i = 0; i < inputs.size(); ++i) values[position(inputs[i].node.get())] = xs[i];
+    for (size_t n = 0; n < nodes.size(); ++n) {
+        const Node& node = *nodes[n];
+        if (is_input_node(node)) continue;
+        contexts[n].training = training;
+        std::vector<Tensor> args;
+        for (const auto& in : node.inputs) args.push_back(values[position(in.node.get())]);
+        values[n] = node.list_input ? node.layer->call_multi(args, contexts[n]) : node.layer->call(args[0], contexts[n]);
+    }
+    std::vector<Tensor> out;
+    for (const auto& o : outputs) out.push_back(values[position(o.node.get())]);
+    return out;
+}
+
+void FunctionalGraph::backward(const std::vector<Tensor>& dys, std::vector<CallContext>& contexts) const {
+    std::vector<Tensor> grads(nodes.size());
+    for (size_t i = 0; i < outputs.size(); ++i) {
+        const size_t p = position(outputs[i].node.get());
+        grads[p] = add_gradients(grads[p], dys[i]);
+    }
+    for (size_t n = nodes.size(); n-- > 0;) {
+        const Node& node = *nodes[n];
+        if (is_input_node(node) || !grads[n].defined()) continue;
+        const std::vector<Tensor> in_grads = node.list_input ? node.layer->backward_multi(grads[n], contexts[n])
+                                                             : std::vector<Tensor>{node.layer->backward(grads[n], contexts[n])};
+        for (size_t i = 0; i < node.inputs.size(); ++i) {
+            const size_t p = position(node.inputs[i].node.get());
+            if (!is_input_node(*nodes[p])) grads[p] = add_gradients(grads[p], in_grads[i]);
+        }
+        grads[n] = Tensor();   // no longer needed
+    }
+}
+
+}  // namespace keras

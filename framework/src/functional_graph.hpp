@@ -1,0 +1,31 @@
+// The graph of a functional Model: its nodes in an order where every node comes after the nodes
+// it reads, and how to run that order forwards (predict / fit) and backwards (gradients).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "keras/keras_tensor.hpp"
+#include "keras/layer.hpp"
+
+namespace keras {
+
+struct FunctionalGraph {
+    std::vector<KerasTensor> inputs, outputs;
+    std::vector<std::shared_ptr<Node>> nodes;   // topological order; the inputs' nodes first
+    std::vector<LayerPtr> layers;               // each layer once: input layers, then by first use
+
+    // Walks back from the outputs; ValueError when an output needs a tensor the inputs cannot give.
+    static std::shared_ptr<FunctionalGraph> make(const std::vector<KerasTensor>& inputs,
+                                                 const std::vector<KerasTensor>& outputs, const std::string& model);
+    // One CallContext per node. xs: one batch per input, on the model's device.
+    std::vector<Tensor> forward(const std::vector<Tensor>& xs, std::vector<CallContext>& contexts, bool training) const;
+    // dys: one gradient per output; gradients of a tensor read by several nodes (shared layers, fan-out) add up.
+    void backward(const std::vector<Tensor>& dys, std::vector<CallContext>& contexts) const;
+
+private:
+    size_t position(const Node* node) const;
+};
+
+}  // namespace keras

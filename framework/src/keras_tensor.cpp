@@ -1,0 +1,69 @@
+// keras::Input and Layer::operator(): how symbolic calls record the graph.
+#include "keras/keras_tensor.hpp"
+
+#include <fmt/format.h>
+
+#include "keras/errors.hpp"
+#include "keras/input_layer.hpp"
+#include "keras/layer.hpp"
+
+namespace keras {
+
+std::string KerasTensor::history_label() const {
+    if (!node) return "?";
+    return fmt::format("{}[{}][0]", node->layer->name(), node->index);
+}
+
+std::string KerasTensor::str() const {
+    return fmt::format("KerasTensor(shape={}, dtype={}, name={})", shape_str(shape), to_string(dtype),
+                       node ? node->layer->name() : "?");
+}
+
+KerasTensor Input(Shape shape, InputArgs args) {
+    auto layer = std::make_shared<layers::InputLayer>(std::move(shape), layers::InputOptions{args.dtype, args.name});
+    Shape batch_shape = {-1};
+    batch_shape.insert(batch_shape.end(), layer->shape.begin(), layer->shape.end());
+    layer->build_for(batch_shape);
+    auto node = std::make_shared<Node>(Node{.layer = layer, .inputs = {}, .output_shape = batch_shape,
+                                            .output_dtype = args.dtype, .index = 0, .list_input = false});
+    return {batch_shape, args.dtype, node};
+}
+
+// The node keeps the layer alive, so the layer must already be shared (a stack object would dangle).
+static std::shared_ptr<Layer> owner_of(Layer& layer) {
+    auto owner = layer.weak_from_this().lock();
+    if (!owner)
+        value_error("Layer \"{}\" was called on a KerasTensor but is not owned by a std::shared_ptr: create it with "
+                    "std::make_shared<...>(...) or keras::share(layer) so the model can keep it", layer.name());
+    return owner;
+}
+
+static void check_history(const KerasTensor& x, const Layer& layer) {
+    if (!x.node)
+        value_error("Layer \"{}\" was called on a KerasTensor without history: start the graph with keras::Input()",
+                    layer.name());
+}
+
+KerasTensor Layer::operator()(const KerasTensor& x) {
+    check_history(x, *this);
+    auto owner = owner_of(*this);
+    const Shape out = build_for(x.shape);
+    auto node = std::make_shared<Node>(Node{.layer = owner, .inputs = {x}, .output_shape = out,
+                                            .output_dtype = DType::float32, .index = node_count_++, .list_input = false});
+    return {out, DType::float32, node};
+}
+
+KerasTensor Layer::operator()(const std::vector<KerasTensor>& xs) {
+    std::vector<Shape> shapes;
+    for (const auto& x : xs) {
+        check_history(x, *this);
+        shapes.push_back(x.shape);
+    }
+    auto owner = owner_of(*this);
+    const Shape out = build_for_multi(shapes);
+    auto node = std::make_shared<Node>(Node{.layer = owner, .inputs = xs, .output_shape = out,
+                                            .output_dtype = DType::float32, .index = node_count_++, .list_input = true});
+    return {out, DType::float32, node};
+}
+
+}  // namespace keras

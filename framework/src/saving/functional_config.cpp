@@ -1,0 +1,75 @@
+#include "saving/functional_config.hpp"
+
+#include <algorithm>
+#include <map>
+
+namespace keras::saving {
+
+namespace {
+
+using nlohmann::json;
+
+json shape_json(const Shape& shape) {
+    json dims = json::array();
+    for (int64_t d : shape) dims.push_back(d < 0 ? json(nullptr) : json(d));
+    return dims;
+}
+
+// Keras numbers a layer's nodes within the model (calls made outside it do not count), in call order.
+std::map<const Node*, int> node_indices(const FunctionalGraph& graph) {
+    std::map<const Layer*, std::vector<const Node*>> by_layer;
+    for (const auto& node : graph.nodes) by_layer[node->layer.get()].push_back(node.get());
+    std::map<const Node*, int> index;
+    for (auto& [layer, nodes] : by_layer) {
+        std::sort(nodes.begin(), nodes.end(), [](const Node* a, const Node* b) { return a->index < b->index; });
+        for (size_t i = 0; i < nodes.size(); ++i) index[nodes[i]] = static_cast<int>(i);
+    }
+    return index;
+}
+
+json history(const KerasTensor& t, const std::map<const Node*, int>& index) {
+    return json::array({t.node->layer->name(), index.at(t.node.get()), 0});
+}
+
+json keras_tensor(const KerasTensor& t, const std::map<const Node*, int>& index) {
+    return {{"class_name", "__keras_tensor__"},
+            {"config", {{"shape", shape_json(t.shape)}, {"dtype", to_string(t.dtype)}, {"keras_history", history(t, index)}}}};
+}
+
+json inbound_nodes(const FunctionalGraph& graph, const Layer& layer, const std::map<const Node*, int>& index) {
+    std::vector<const Node*> nodes;
+    for (const auto& node : graph.nodes)
+        if (node->layer.get() == &layer && !node->inputs.empty()) nodes.push_back(node.get());
+    std::sort(nodes.begin(), nodes.end(), [&](const Node* a, const Node* b) { return index.at(a) < index.at(b); });
+    json out = json::array();
+    for (const Node* node : nodes) {
+        json arg;
+        if (node->list_input) {
+            arg = json::array();
+            for (const auto& in : node->inputs) arg.push_back(keras_tensor(in, index));
+        } else {
+            arg = keras_tensor(node->inputs[0], index);
+        }
+        out.push_back({{"args", json::array({arg})}, {"kwargs", json::object()}});
+    }
+    return out;
+}
+
+}  // namespace
+
+json functional_config(const Model& model, const FunctionalGraph& graph) {
+    const auto index = node_indices(graph);
+    json layers = json::array();
+    for (const auto& layer : graph.layers)
+        layers.push_back({{"module", "keras.layers"}, {"class_name", layer->class_name()}, {"config", layer->get_config()},
+                          {"registered_name", nullptr}, {"name", layer->name()},
+                          {"inbound_nodes", inbound_nodes(graph, *layer, index)}});
+    json inputs = json::array(), outputs = json::array();
+    for (const auto& t : graph.inputs) inputs.push_back(history(t, index));
+    for (const auto& t : graph.outputs) outputs.push_back(history(t, index));
+    json config = {{"name", model.name()}, {"trainable", true}, {"layers", layers},
+                   {"input_layers", inputs}, {"output_layers", outputs}};
+    return {{"class_name", "Functional"}, {"config", config}};
+}
+
+}  // namespace keras::saving

@@ -1,0 +1,164 @@
+#include "functional_loader.hpp"
+
+#include <map>
+
+#include <fmt/format.h>
+
+#include "keras/errors.hpp"
+#include "keras/keras_tensor.hpp"
+
+namespace keras::layers {
+
+namespace {
+
+using nlohmann::json;
+
+// A reference to a layer's output: [layer name, node index, tensor index].
+struct TensorRef {
+    std::string layer;
+    int node = 0;
+};
+
+TensorRef parse_ref(const json& ref, const ConfigSource& source) {
+    if (!ref.is_array() || ref.size() < 3 || !ref[0].is_string() || !ref[1].is_number_integer() ||
+        !ref[2].is_number_integer())
+        value_error("File '{}': a functional model_config refers to a tensor as {}, expected [layer, node, tensor]",
+                    source.file, ref.dump());
+    if (ref[2].get<int>() != 0)
+        value_error("File '{}': {} refers to output {} of a layer; kerascpp layers have one output", source.file,
+                    ref.dump(), ref[2].get<int>());
+    return {ref[0].get<std::string>(), ref[1].get<int>()};
+}
+
+// One call of a layer: the tensors it reads, and whether they were passed as a list.
+struct Call {
+    std::vector<TensorRef> inputs;
+    bool list = false;
+};
+
+bool is_merge(const std::string& class_name) {
+    return class_name == "Add" || class_name == "Multiply" || class_name == "Average" || class_name == "Concatenate";
+}
+
+Call parse_call(const json& node, const std::string& class_name, const ConfigSource& source) {
+    Call call;
+    if (node.is_object()) {   // Keras 3: {"args": [tensor or [tensors]], "kwargs": {}}
+        const json args = node.value("args", json::array());
+        if (!args.is_array() || args.empty())
+            value_error("File '{}': an inbound node of a {} layer has no args: {}", source.file, class_name, node.dump());
+        const json& first = args[0];
+        call.list = first.is_array();
+        for (const json& t : call.list ? first : json::array({first})) {
+            if (!t.is_object() || !t.contains("config") || !t["config"].contains("keras_history"))
+                value_error("File '{}': an inbound node of a {} layer holds {}, expected a __keras_tensor__", source.file,
+                            class_name, t.dump());
+            call.inputs.push_back(parse_ref(t["config"]["keras_history"], source));
+        }
+        return call;
+    }
+    if (!node.is_array() || node.empty())   // Keras 2: [[layer, node, tensor, kwargs], ...]
+        value_error("File '{}': an inbound node of a {} layer is {}, expected a list of [layer, node, tensor, kwargs]",
+                    source.file, class_name, node.dump());
+    for (const json& ref : node) call.inputs.push_back(parse_ref(ref, source));
+    call.list = call.inputs.size() > 1 || is_merge(class_name);
+    return call;
+}
+
+// input_layers / output_layers: a list of references, or one reference (a model of one input).
+std::vector<TensorRef> parse_endpoints(const json& list, const char* key, const ConfigSource& source) {
+    if (!list.is_array() || list.empty())
+        value_error("File '{}': the functional model_config has no `{}`", source.file, key);
+    std::vector<TensorRef> refs;
+    if (list[0].is_string()) refs.push_back(parse_ref(list, source));
+    else for (const json& ref : list) refs.push_back(parse_ref(ref, source));
+    return refs;
+}
+
+Shape input_shape(const json& config, const ConfigSource& source) {
+    for (const char* key : {"batch_shape", "batch_input_shape"})
+        if (config.contains(key) && config[key].is_array() && !config[key].empty()) {
+            Shape shape;
+            for (size_t i = 1; i < config[key].size(); ++i)
+                shape.push_back(config[key][i].is_null() ? -1 : config[key][i].get<int64_t>());
+            return shape;
+        }
+    value_error("File '{}': InputLayer \"{}\" has no batch_shape", source.file, config.value("name", std::string("?")));
+}
+
+DType input_dtype(const json& config) {
+    const json dtype = config.value("dtype", json("float32"));
+    if (dtype.is_string() && dtype.get<std::string>() == "int32") return DType::int32;
+    if (dtype.is_string() && dtype.get<std::string>() == "int64") return DType::int64;
+    return DType::float32;
+}
+
+struct Entry {
+    LayerPtr layer;
+    std::string class_name;
+    std::vector<Call> calls;
+};
+
+}  // namespace
+
+std::shared_ptr<Model> functional_from_config(const json& model_config, const ConfigSource& source) {
+    const json config = model_config.value("config", json::object());
+    const json layer_list = config.value("layers", json());
+    if (!layer_list.is_array()) value_error("File '{}': model_config has no list of layers (config.layers)", source.file);
+    std::map<std::string, std::vector<KerasTensor>> produced;   // layer name -> outputs by node index
+    std::vector<Entry> pending;
+    for (size_t i = 0; i < layer_list.size(); ++i) {
+        const json& item = layer_list[i];
+        if (!item.is_object() || !item.contains("class_name") || !item["class_name"].is_string())
+            value_error("File '{}': layer #{} of model_config has no class_name", source.file, i);
+        const std::string class_name = item["class_name"].get<std::string>();
+        const json layer_config = item.value("config", json::object());
+        if (class_name == "InputLayer") {
+            const std::string name = item.value("name", layer_config.value("name", std::string()));
+            produced[name].push_back(Input(input_shape(layer_config, source), {input_dtype(layer_config), name}));
+            continue;
+        }
+        Entry entry{layer_from_config(class_name, layer_config, source), class_name, {}};
+        for (const json& node : item.value("inbound_nodes", json::array()))
+            entry.calls.push_back(parse_call(node, class_name, source));
+        pending.push_back(std::move(entry));
+    }
+    // Keras's passes: call each layer once everything its next call reads exists.
+    for (bool progress = true; progress;) {
+        progress = false;
+        for (auto& entry : pending) {
+            auto& outputs = produced[entry.layer->name()];
+            while (outputs.size() < entry.calls.size()) {
+                const Call& call = entry.calls[outputs.size()];
+                std::vector<KerasTensor> args;
+                for (const auto& ref : call.inputs) {
+                    auto it = produced.find(ref.layer);
+                    if (it == produced.end() || static_cast<int>(it->second.size()) <= ref.node) break;
+                    args.push_back(it->second[ref.node]);
+                }
+                if (args.size() < call.inputs.size()) break;
+                outputs.push_back(call.list ? (*entry.layer)(args) : (*entry.layer)(args[0]));
+                progress = true;
+            }
+        }
+    }
+    for (const auto& entry : pending)
+        if (produced[entry.layer->name()].size() < entry.calls.size())
+            value_error("File '{}': layer \"{}\" of the functional model_config reads a tensor no layer produces (or the "
+                        "graph has a cycle)", source.file, entry.layer->name());
+    auto resolve = [&](const std::vector<TensorRef>& refs) {
+        std::vector<KerasTensor> out;
+        for (const auto& ref : refs) {
+            auto it = produced.find(ref.layer);
+            if (it == produced.end() || static_cast<int>(it->second.size()) <= ref.node)
+                value_error("File '{}': the model_config names [\"{}\", {}, 0], which no layer produces", source.file,
+                            ref.layer, ref.node);
+            out.push_back(it->second[ref.node]);
+        }
+        return out;
+    };
+    return std::make_shared<Model>(resolve(parse_endpoints(config.value("input_layers", json()), "input_layers", source)),
+                                   resolve(parse_endpoints(config.value("output_layers", json()), "output_layers", source)),
+                                   config.value("name", std::string()));
+}
+
+}  // namespace keras::layers

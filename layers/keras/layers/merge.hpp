@@ -1,0 +1,72 @@
+// Merge layers of the functional API: Add, Multiply, Average (element-wise, Keras's _Merge family)
+// and Concatenate. They take a list of inputs: `(*add)({a, b})`.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "keras/layer.hpp"
+
+namespace keras::layers {
+
+struct MergeOptions {
+    std::string name{};
+};
+
+// The element-wise merges. Unlike Keras, which broadcasts size-1 axes, inputs must have equal
+// shapes (None matches anything); other shapes are Keras's "Inputs have incompatible shapes" error.
+class Merge : public Layer {
+public:
+    Shape build_for_multi(const std::vector<Shape>& input_shapes) override;
+    Shape compute_output_shape_multi(const std::vector<Shape>& input_shapes) const override;
+    // A merge layer called on one tensor, not a list: Keras's ValueError.
+    Shape compute_output_shape(const Shape& input_shape) const override;
+    Tensor call(const Tensor& x, CallContext& ctx) override;
+    Tensor backward(const Tensor& dy, CallContext& ctx) override;
+protected:
+    using Layer::Layer;
+};
+
+class Add : public Merge {
+public:
+    explicit Add(MergeOptions options = {}) : Merge("Add", options.name) {}
+    Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
+    std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
+};
+
+class Multiply : public Merge {
+public:
+    explicit Multiply(MergeOptions options = {}) : Merge("Multiply", options.name) {}
+    Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
+    std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
+};
+
+class Average : public Merge {
+public:
+    explicit Average(MergeOptions options = {}) : Merge("Average", options.name) {}
+    Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
+    std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
+};
+
+struct ConcatenateOptions {
+    int axis = -1;
+    std::string name{};
+};
+// Joins its inputs along `axis`; every other axis must match.
+class Concatenate : public Layer {
+public:
+    explicit Concatenate(ConcatenateOptions options = {});
+    Shape build_for_multi(const std::vector<Shape>& input_shapes) override;
+    Shape compute_output_shape_multi(const std::vector<Shape>& input_shapes) const override;
+    Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
+    std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
+    Shape compute_output_shape(const Shape& input_shape) const override;
+    Tensor call(const Tensor& x, CallContext& ctx) override;
+    Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    nlohmann::json get_config() const override;
+    int axis;
+private:
+    size_t positive_axis(size_t rank) const;
+};
+
+}  // namespace keras::layers
