@@ -4,6 +4,7 @@
 // Expected masks and outputs are computed here by naive loops over the inputs.
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -183,4 +184,20 @@ TEST_CASE("Embedding(mask_zero) -> GlobalAveragePooling1D: the mean of the embed
                 if (id != 0) sum += table[id * 3 + c], count += 1;
             CHECK(got[n * 3 + c] == doctest::Approx(sum / count).epsilon(1e-6));
         }
+}
+
+TEST_CASE("Masking and Embedding(mask_zero) survive save and load_model, masks included") {
+    const std::string path = (std::filesystem::temp_directory_path() / "kerascpp_test_masking.h5").string();
+    Sequential model;
+    model.add(layers::Input({3, 2}));
+    auto masking = std::make_shared<layers::Masking>(-1.0f);
+    model.add(masking);
+    model.add(std::make_shared<layers::GlobalAveragePooling1D>());
+    model.add(std::make_shared<layers::Dense>(2));
+    model.save(path);
+    const auto loaded = models::load_model(path, {.compile = false});
+    CHECK(loaded->get_layer(masking->name())->get_config()["mask_value"] == -1.0);
+    const Tensor x = floats({-1, -1, 1, 2, 3, 4, 5, 6, -1, -1, -1, -1}, {2, 3, 2});
+    CHECK(values_of(loaded->predict(x, {.verbose = 0})) == values_of(model.predict(x, {.verbose = 0})));
+    std::filesystem::remove(path);
 }
