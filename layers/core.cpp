@@ -1,5 +1,8 @@
 #include "keras/layers/core.hpp"
 
+#include <algorithm>
+#include <utility>
+
 #include <fmt/format.h>
 
 #include "keras/backend.hpp"
@@ -11,6 +14,7 @@ namespace keras::layers {
 // ---- Dropout
 
 Dropout::Dropout(float rate, DropoutOptions options) : Layer("Dropout", options.name), rate(rate) {
+    supports_masking = true;
     if (!(rate >= 0.0f && rate < 1.0f))
         value_error("Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: rate={}", rate);
 }
@@ -44,7 +48,9 @@ nlohmann::json Dropout::get_config() const {
 // ---- Activation
 
 Activation::Activation(const std::string& activation, ActivationOptions options)
-    : Layer("Activation", options.name), activation(activation_from_string(activation)) {}
+    : Layer("Activation", options.name), activation(activation_from_string(activation)) {
+    supports_masking = true;
+}
 
 Tensor Activation::call(const Tensor& x, CallContext& ctx) {
     Tensor y = backend::for_tensor(x).activation(activation, x);
@@ -96,7 +102,9 @@ Tensor Flatten::backward(const Tensor& dy, CallContext& ctx) {
 // ---- GlobalAveragePooling1D
 
 GlobalAveragePooling1D::GlobalAveragePooling1D(GlobalAveragePooling1DOptions options)
-    : Layer("GlobalAveragePooling1D", options.name) {}
+    : Layer("GlobalAveragePooling1D", options.name) {
+    supports_masking = true;
+}
 
 nlohmann::json GlobalAveragePooling1D::get_config() const {
     auto config = Layer::get_config();
@@ -111,14 +119,44 @@ Shape GlobalAveragePooling1D::compute_output_shape(const Shape& input_shape) con
     return {input_shape[0], input_shape[2]};
 }
 
+namespace {
+// For a masked mean built from the plain one: keep (N, T, C) zeroes the padding, and
+// rescale (N, C) = T / real steps turns the mean over T into the mean over the real steps.
+std::pair<Tensor, Tensor> masked_mean_factors(const Tensor& mask, const Shape& x_shape, const std::string& layer) {
+    const int64_t n = x_shape[0], t = x_shape[1], c = x_shape[2];
+    if (mask.shape() != Shape{n, t})
+        value_error("Layer \"{}\": the mask has shape {}, expected {} for an input of shape {}", layer,
+                    shape_str(mask.shape()), shape_str({n, t}), shape_str(x_shape));
+    Tensor keep({n, t, c}, DType::float32), rescale({n, c}, DType::float32);
+    const float* m = mask.data<float>();
+    for (int64_t i = 0; i < n; ++i) {
+        float real = 0.0f;
+        for (int64_t s = 0; s < t; ++s) {
+            real += m[i * t + s];
+            std::fill_n(keep.data<float>() + (i * t + s) * c, c, m[i * t + s]);
+        }
+        std::fill_n(rescale.data<float>() + i * c, c, static_cast<float>(t) / real);   // real = 0: inf, then NaN
+    }
+    return {keep, rescale};
+}
+}  // namespace
+
+// Saved: nothing, or {keep, rescale} with a mask; ctx.state = the number of steps.
 Tensor GlobalAveragePooling1D::call(const Tensor& x, CallContext& ctx) {
+    auto& be = backend::for_tensor(x);
     ctx.saved = {};
     ctx.state = x.dim(1);
-    return backend::for_tensor(x).mean_over_steps(x);
+    if (!ctx.mask.defined()) return be.mean_over_steps(x);
+    auto [keep, rescale] = masked_mean_factors(ctx.mask, x.shape(), name());
+    ctx.saved = {keep.to(x.device()), rescale.to(x.device())};
+    return be.multiply(be.mean_over_steps(be.multiply(x, ctx.saved[0])), ctx.saved[1]);
 }
 
 Tensor GlobalAveragePooling1D::backward(const Tensor& dy, CallContext& ctx) {
-    return backend::for_tensor(dy).mean_over_steps_backward(dy, std::any_cast<int64_t>(ctx.state));
+    auto& be = backend::for_tensor(dy);
+    const int64_t steps = std::any_cast<int64_t>(ctx.state);
+    if (ctx.saved.empty()) return be.mean_over_steps_backward(dy, steps);
+    return be.multiply(be.mean_over_steps_backward(be.multiply(dy, ctx.saved[1]), steps), ctx.saved[0]);
 }
 
 }  // namespace keras::layers

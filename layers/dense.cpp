@@ -9,6 +9,7 @@ namespace keras::layers {
 Dense::Dense(int64_t units, DenseOptions options)
     : Layer("Dense", options.name), units(units), activation(activation_from_string(options.activation)),
       options(std::move(options)) {
+    supports_masking = true;   // applied per step, so a (batch, steps) mask still fits
     if (units <= 0) value_error("Received an invalid value for `units`, expected a positive integer. Received: units={}", units);
     initializers::check_name(this->options.kernel_initializer);
     initializers::check_name(this->options.bias_initializer);

@@ -34,6 +34,15 @@ Tensor Embedding::backward(const Tensor& dy, CallContext& ctx) {
     return {};   // token ids have no gradient
 }
 
+Tensor Embedding::compute_mask(const Tensor& x, const Tensor&) const {
+    if (!options.mask_zero) return {};
+    const Tensor ids = x.to(Device::cpu());
+    Tensor mask(ids.shape(), DType::float32);
+    float* m = mask.data<float>();
+    for (int64_t i = 0; i < ids.numel(); ++i) m[i] = ids.item(i) != 0.0 ? 1.0f : 0.0f;
+    return mask;
+}
+
 void Embedding::check_data(const Tensor& x) const {
     if (!x.device().is_cpu()) return;   // the backend checks device data batch by batch
     for (int64_t i = 0; i < x.numel(); ++i) {
@@ -52,7 +61,7 @@ nlohmann::json Embedding::get_config() const {
     for (const char* key : {"embeddings_regularizer", "activity_regularizer", "embeddings_constraint",
                             "quantization_config"})
         config[key] = nullptr;
-    config["mask_zero"] = false;
+    config["mask_zero"] = options.mask_zero;
     return config;
 }
 

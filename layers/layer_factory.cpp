@@ -14,6 +14,7 @@
 #include "keras/layers/embedding.hpp"
 #include "keras/layers/gru.hpp"
 #include "keras/layers/lstm.hpp"
+#include "keras/layers/masking.hpp"
 #include "keras/layers/merge.hpp"
 #include "keras/layers/simple_rnn.hpp"
 
@@ -153,9 +154,9 @@ LayerPtr input_layer(const Fields& f) {
 LayerPtr embedding(const Fields& f) {
     common_checks(f);
     f.require_null({"embeddings_regularizer", "embeddings_constraint"});
-    f.require("mask_zero", false);
     return finish(Embedding(f.positive_int("input_dim"), f.positive_int("output_dim"),
                             {.embeddings_initializer = f.initializer("embeddings_initializer", "uniform"),
+                             .mask_zero = f.boolean("mask_zero", false),
                              .name = f.name()}),
                   f);
 }
@@ -226,6 +227,11 @@ LayerPtr dropout(const Fields& f) {
     return finish(Dropout(f.number("rate", -1.0f), {.name = f.name()}), f);
 }
 
+LayerPtr masking(const Fields& f) {
+    common_checks(f);
+    return finish(Masking(f.number("mask_value", 0.0f), {.name = f.name()}), f);
+}
+
 LayerPtr activation(const Fields& f) {
     common_checks(f);
     if (!f.has("activation")) f.fail("activation", "missing");
@@ -265,7 +271,7 @@ LayerPtr concatenate(const Fields& f) {
 const std::map<std::string, std::function<LayerPtr(const Fields&)>>& factories() {
     static const std::map<std::string, std::function<LayerPtr(const Fields&)>> table = {
         {"InputLayer", input_layer}, {"Embedding", embedding}, {"Dense", dense}, {"SimpleRNN", simple_rnn},
-        {"LSTM", lstm}, {"GRU", gru}, {"Dropout", dropout}, {"Activation", activation}, {"Flatten", flatten},
+        {"LSTM", lstm}, {"GRU", gru}, {"Dropout", dropout}, {"Masking", masking}, {"Activation", activation}, {"Flatten", flatten},
         {"GlobalAveragePooling1D", global_average_pooling_1d}, {"Add", merge<Add>}, {"Multiply", merge<Multiply>},
         {"Average", merge<Average>}, {"Concatenate", concatenate},
     };

@@ -82,6 +82,10 @@ Tensor RNNBase::dropout_mask(const Tensor& x) const {
 // Saved: ctx.saved = {dropout mask or undefined}; ctx.state = the backend's RnnForward.
 Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
     if (x.ndim() != 3) check_ndim(x.shape(), 3);
+    // Refuse rather than silently run over the padding as if it were data.
+    if (ctx.mask.defined())
+        runtime_error("Layer \"{}\" ({}) received a mask (from Embedding(mask_zero=true) or Masking), but masked "
+                      "recurrent layers are not implemented yet", name(), class_name());
     if (!built()) build_for({-1, x.dim(1), x.dim(2)});
     auto& be = backend::for_tensor(x);
     Tensor input = x;

@@ -13,6 +13,7 @@
 #include "keras/layers/core.hpp"
 #include "keras/layers/dense.hpp"
 #include "keras/layers/embedding.hpp"
+#include "keras/layers/masking.hpp"
 #include "keras/layers/gru.hpp"
 #include "keras/layers/lstm.hpp"
 #include "keras/layers/merge.hpp"

@@ -22,6 +22,9 @@ struct CallContext {
     bool training = false;
     std::vector<Tensor> saved{};   // tensors kept for the backward pass
     std::any state{};            // anything else (e.g. a backend's RNN workspace)
+    // Keras's mask of the input: (batch, steps) float32 on the host, 1 = a real step, 0 = padding;
+    // undefined = no mask. The model sets it before call(); see Layer::compute_mask.
+    Tensor mask{};
 };
 
 // Layers are shared: a functional graph's nodes hold the layers they call, so a layer used in a
@@ -62,6 +65,13 @@ public:
     // How many times the layer was called on symbolic tensors (Keras's node index of the next call).
     int node_count() const { return node_count_; }
 
+    // Masking, as in Keras: the output mask is compute_mask(x, input mask). A layer with
+    // supports_masking passes its input's mask on; other layers drop it (with Keras 3's warning,
+    // once). Embedding(mask_zero) and Masking make a mask. Masks are (batch, steps) float32 on the
+    // host, 1 = real step, 0 = padding; an undefined tensor means no mask.
+    bool supports_masking = false;
+    virtual Tensor compute_mask(const Tensor& x, const Tensor& mask) const;
+
     // Checks a whole input array before fit / evaluate / predict splits it into batches, so errors
     // name positions in the user's data (e.g. Embedding's id range). Default: nothing to check.
     virtual void check_data(const Tensor& x) const { (void)x; }
@@ -101,6 +111,7 @@ private:
     Shape input_shape_;
     std::vector<VariablePtr> weights_;
     int node_count_ = 0;
+    mutable bool warned_mask_dropped_ = false;
 };
 
 using LayerPtr = std::shared_ptr<Layer>;

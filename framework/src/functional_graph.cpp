@@ -130,7 +130,7 @@ size_t FunctionalGraph::position(const Node* node) const {
 std::vector<Tensor> FunctionalGraph::forward(const std::vector<Tensor>& xs, std::vector<CallContext>& contexts,
                                              bool training) const {
     contexts.assign(nodes.size(), CallContext{});
-    std::vector<Tensor> values(nodes.size());
+    std::vector<Tensor> values(nodes.size()), masks(nodes.size());
     for (size_t i = 0; i < inputs.size(); ++i) values[position(inputs[i].node.get())] = xs[i];
     for (size_t n = 0; n < nodes.size(); ++n) {
         const Node& node = *nodes[n];
@@ -138,7 +138,18 @@ std::vector<Tensor> FunctionalGraph::forward(const std::vector<Tensor>& xs, std:
         contexts[n].training = training;
         std::vector<Tensor> args;
         for (const auto& in : node.inputs) args.push_back(values[position(in.node.get())]);
-        values[n] = node.list_input ? node.layer->call_multi(args, contexts[n]) : node.layer->call(args[0], contexts[n]);
+        if (node.list_input) {
+            for (const auto& in : node.inputs)
+                if (masks[position(in.node.get())].defined())
+                    runtime_error("Layer \"{}\" ({}) received a masked input, but masks into layers of several inputs "
+                                  "are not supported yet", node.layer->name(), node.layer->class_name());
+            values[n] = node.layer->call_multi(args, contexts[n]);
+            continue;
+        }
+        const Tensor& mask = masks[position(node.inputs[0].node.get())];
+        contexts[n].mask = mask;
+        values[n] = node.layer->call(args[0], contexts[n]);
+        masks[n] = node.layer->compute_mask(args[0], mask);
     }
     std::vector<Tensor> out;
     for (const auto& o : outputs) out.push_back(values[position(o.node.get())]);

@@ -92,6 +92,17 @@ void Layer::check_built_shape(const Shape& input_shape) const {
                                 want, shape_str(input_shape)), input_shape);
 }
 
+Tensor Layer::compute_mask(const Tensor&, const Tensor& mask) const {
+    if (!mask.defined() || supports_masking) return mask;
+    if (!warned_mask_dropped_) {   // Keras 3 warns (once per call site there; once per layer here)
+        warned_mask_dropped_ = true;
+        fmt::print(stderr, "UserWarning: Layer '{}' (of type {}) was passed an input with a mask attached to it. "
+                   "However, this layer does not support masking and will therefore destroy the mask information. "
+                   "Downstream layers will not see the mask.\n", name_, class_name_);
+    }
+    return {};
+}
+
 nlohmann::json Layer::get_config() const {
     // Keras 3 writes the dtype as a DTypePolicy object.
     const nlohmann::json policy = {{"module", "keras"}, {"class_name", "DTypePolicy"},

@@ -190,10 +190,13 @@ void Model::resolve_metrics() {
 Arrays Model::forward(const Arrays& xs, std::vector<CallContext>& contexts, bool training) {
     if (graph_) return graph_->forward(xs, contexts, training);
     contexts.assign(layers_.size(), CallContext{});
-    Tensor h = xs[0];
+    Tensor h = xs[0], mask;
     for (size_t i = 0; i < layers_.size(); ++i) {
         contexts[i].training = training;
-        h = layers_[i]->call(h, contexts[i]);
+        contexts[i].mask = mask;
+        Tensor y = layers_[i]->call(h, contexts[i]);
+        mask = layers_[i]->compute_mask(h, mask);
+        h = std::move(y);
     }
     return {h};
 }

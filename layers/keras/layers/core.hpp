@@ -55,13 +55,16 @@ protected:
 struct GlobalAveragePooling1DOptions {
     std::string name{};
 };
-// (batch, steps, features) -> (batch, features), the mean over steps.
+// (batch, steps, features) -> (batch, features), the mean over steps; with a mask, the mean over the
+// real steps only (Keras: a sample with no real step gives NaN, 0/0).
 class GlobalAveragePooling1D : public Layer {
 public:
     explicit GlobalAveragePooling1D(GlobalAveragePooling1DOptions options = {});
     Shape compute_output_shape(const Shape& input_shape) const override;
     Tensor call(const Tensor& x, CallContext& ctx) override;
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    // The steps axis is gone: no mask comes out.
+    Tensor compute_mask(const Tensor&, const Tensor&) const override { return {}; }
     nlohmann::json get_config() const override;
 protected:
     void check_input_shape(const Shape& input_shape) const override;

@@ -8,6 +8,8 @@ namespace keras::layers {
 
 struct EmbeddingOptions {
     std::string embeddings_initializer = "uniform";   // uniform(-0.05, 0.05)
+    // Id 0 is padding: the layer's mask is ids != 0 (Keras's mask_zero).
+    bool mask_zero = false;
     std::string name{};
 };
 
@@ -21,6 +23,8 @@ public:
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
     // Every id in [0, input_dim); the error names the id and its position in x.
     void check_data(const Tensor& x) const override;
+    // With mask_zero: ids != 0, shape of the ids; otherwise no mask (the input's mask is not passed on).
+    Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
     nlohmann::json get_config() const override;
 
     int64_t input_dim, output_dim;

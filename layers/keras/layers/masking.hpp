@@ -1,0 +1,32 @@
+// Keras's Masking layer: marks the steps whose features all equal mask_value as padding.
+#pragma once
+
+#include <string>
+
+#include "keras/layer.hpp"
+
+namespace keras::layers {
+
+struct MaskingOptions {
+    std::string name{};
+};
+
+// (batch, steps, features) -> the same shape. A step whose features all equal mask_value is padding:
+// its output is zeroed and its mask entry is 0, so later layers (RNNs, pooling, losses) skip it.
+class Masking : public Layer {
+public:
+    explicit Masking(float mask_value = 0.0f, MaskingOptions options = {});
+    Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
+    Tensor call(const Tensor& x, CallContext& ctx) override;
+    Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    // any(x != mask_value) over the last axis: the input's shape without its last axis.
+    Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
+    nlohmann::json get_config() const override;
+
+    float mask_value;
+
+protected:
+    void check_input_shape(const Shape& input_shape) const override { check_min_ndim(input_shape, 2); }
+};
+
+}  // namespace keras::layers
