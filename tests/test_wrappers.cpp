@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -229,4 +230,20 @@ TEST_CASE("load_model: a TimeDistributed entry without a valid wrapped layer is 
               "Layer \"inner\" (Dense) in file '" + path + "', field `units`: expected a positive integer, got 0") !=
           std::string::npos);
     std::filesystem::remove(path);
+}
+
+TEST_CASE("Models with RepeatVector, TimeDistributed and Bidirectional saved by real Keras 3 and Keras 2 load "
+          "and predict what Keras predicted") {
+    const std::string dir = std::string(KERASCPP_TESTS_DIR) + "/fixtures/h5/";
+    std::ifstream in(dir + "wrappers_fixtures.json");
+    REQUIRE(in.good());
+    const auto fixtures = nlohmann::json::parse(in);
+    REQUIRE(fixtures.size() == 8);
+    for (const auto& c : fixtures) {
+        const std::string file = c["file"];
+        INFO(file << " (Keras " << c["keras"].get<std::string>() << ")");
+        auto model = models::load_model(dir + file, {.compile = false});
+        const Tensor x = test_helpers::floats(c["x"].get<std::vector<double>>(), c["x_shape"].get<Shape>());
+        check_close(values_of(model->predict(x, {.verbose = 0})), c["y"].get<std::vector<double>>(), 2e-5);
+    }
 }
