@@ -159,5 +159,46 @@ Tensor GlobalAveragePooling1D::backward(const Tensor& dy, CallContext& ctx) {
     return be.multiply(be.mean_over_steps_backward(be.multiply(dy, ctx.saved[1]), steps), ctx.saved[0]);
 }
 
+// ---- RepeatVector
+
+RepeatVector::RepeatVector(int64_t n, RepeatVectorOptions options) : Layer("RepeatVector", options.name), n(n) {
+    if (n <= 0) value_error("Argument `n` should be a positive integer. Received: n={}", n);
+}
+
+nlohmann::json RepeatVector::get_config() const {
+    auto config = Layer::get_config();
+    config["n"] = n;
+    return config;
+}
+
+void RepeatVector::check_input_shape(const Shape& input_shape) const { check_ndim(input_shape, 2); }
+
+Shape RepeatVector::compute_output_shape(const Shape& input_shape) const {
+    return {input_shape[0], n, input_shape[1]};
+}
+
+Tensor RepeatVector::call(const Tensor& x, CallContext& ctx) {
+    ctx.saved = {};
+    // A plain copy loop on the host: no backend has a broadcast primitive, and this is no hot path.
+    const Tensor host = x.to(Device::cpu());
+    const int64_t batch = x.dim(0), features = x.dim(1);
+    Tensor y({batch, n, features}, DType::float32);
+    const float* src = host.data<float>();
+    float* dst = y.data<float>();
+    for (int64_t b = 0; b < batch; ++b)
+        for (int64_t t = 0; t < n; ++t)
+            std::copy(src + b * features, src + (b + 1) * features, dst + (b * n + t) * features);
+    return y.to(x.device());
+}
+
+Tensor RepeatVector::backward(const Tensor& dy, CallContext& ctx) {
+    (void)ctx;
+    // Each input value fed n outputs: its gradient is the sum over the time axis (= n * mean).
+    auto& be = backend::for_tensor(dy);
+    Tensor dx = be.mean_over_steps(dy);
+    be.scale_(dx, static_cast<float>(n));
+    return dx;
+}
+
 }  // namespace keras::layers
 

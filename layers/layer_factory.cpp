@@ -9,6 +9,7 @@
 #include "keras/errors.hpp"
 #include "keras/initializers.hpp"
 #include "keras/input_layer.hpp"
+#include "keras/layers/bidirectional.hpp"
 #include "keras/layers/core.hpp"
 #include "keras/layers/dense.hpp"
 #include "keras/layers/embedding.hpp"
@@ -17,6 +18,7 @@
 #include "keras/layers/masking.hpp"
 #include "keras/layers/merge.hpp"
 #include "keras/layers/simple_rnn.hpp"
+#include "keras/layers/wrappers.hpp"
 
 namespace keras::layers {
 
@@ -108,6 +110,7 @@ public:
     }
 
     const json& raw(const std::string& key) const { return config_.at(key); }
+    const ConfigSource& source() const { return source_; }
 
 private:
     std::string class_name_;
@@ -267,13 +270,46 @@ LayerPtr concatenate(const Fields& f) {
     return finish(Concatenate({.axis = axis, .name = f.name()}), f);
 }
 
+LayerPtr repeat_vector(const Fields& f) {
+    common_checks(f);
+    return finish(RepeatVector(f.positive_int("n"), {.name = f.name()}), f);
+}
+
+// A wrapped layer: a nested {"class_name", "config"} entry, read like any other layer.
+LayerPtr nested_layer(const Fields& f, const std::string& key) {
+    if (!f.has(key)) f.fail(key, "missing");
+    const json& inner = f.raw(key);
+    if (!inner.is_object() || !inner.contains("class_name") || !inner["class_name"].is_string() ||
+        !inner.contains("config"))
+        f.fail(key, "expected a layer entry {\"class_name\": ..., \"config\": ...}, got " + inner.dump());
+    return layer_from_config(inner["class_name"].get<std::string>(), inner["config"], f.source());
+}
+
+LayerPtr time_distributed(const Fields& f) {
+    common_checks(f);
+    return finish(TimeDistributed(nested_layer(f, "layer"), {.name = f.name()}), f);
+}
+
+LayerPtr bidirectional(const Fields& f) {
+    common_checks(f);
+    if (!f.has("merge_mode"))
+        f.fail("merge_mode", "None (two separate outputs) is not supported: use concat, sum, mul or ave");
+    if (!f.raw("merge_mode").is_string()) f.fail("merge_mode", "expected a string, got " + f.raw("merge_mode").dump());
+    const LayerPtr backward_layer = f.has("backward_layer") ? nested_layer(f, "backward_layer") : nullptr;
+    return finish(Bidirectional(nested_layer(f, "layer"), {.merge_mode = f.raw("merge_mode").get<std::string>(),
+                                                             .backward_layer = backward_layer,
+                                                             .name = f.name()}),
+                  f);
+}
+
 // An explicit table (not self-registration, which a static link would drop).
 const std::map<std::string, std::function<LayerPtr(const Fields&)>>& factories() {
     static const std::map<std::string, std::function<LayerPtr(const Fields&)>> table = {
         {"InputLayer", input_layer}, {"Embedding", embedding}, {"Dense", dense}, {"SimpleRNN", simple_rnn},
         {"LSTM", lstm}, {"GRU", gru}, {"Dropout", dropout}, {"Masking", masking}, {"Activation", activation}, {"Flatten", flatten},
         {"GlobalAveragePooling1D", global_average_pooling_1d}, {"Add", merge<Add>}, {"Multiply", merge<Multiply>},
-        {"Average", merge<Average>}, {"Concatenate", concatenate},
+        {"Average", merge<Average>}, {"Concatenate", concatenate}, {"RepeatVector", repeat_vector},
+        {"TimeDistributed", time_distributed}, {"Bidirectional", bidirectional},
     };
     return table;
 }

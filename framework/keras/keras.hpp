@@ -19,6 +19,8 @@
 #include "keras/layers/merge.hpp"
 #include "keras/layers/rnn_cells.hpp"
 #include "keras/layers/simple_rnn.hpp"
+#include "keras/layers/bidirectional.hpp"
+#include "keras/layers/wrappers.hpp"
 #include "keras/losses.hpp"
 #include "keras/metrics.hpp"
 #include "keras/model.hpp"

@@ -97,6 +97,9 @@ protected:
     virtual void build(const Shape& input_shape) { (void)input_shape; }
     // For layers that build themselves from several shapes (merge layers).
     void mark_built(const Shape& first_input_shape);
+    // Wrappers (TimeDistributed): the wrapped layer's weights become this layer's too, same Variables,
+    // so models, optimizers and saving see them once, under the wrapper.
+    void track_weights_of(const Layer& inner);
     VariablePtr add_weight(const std::string& name, const Shape& shape, const std::string& initializer,
                            bool trainable = true);
     // Keras's message: Input 0 of layer "lstm" is incompatible with the layer: <what>. Full shape received: (None, 5)

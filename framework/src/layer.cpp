@@ -60,6 +60,10 @@ void Layer::mark_built(const Shape& first_input_shape) {
     built_ = true;
 }
 
+void Layer::track_weights_of(const Layer& inner) {
+    for (const auto& w : inner.weights()) weights_.push_back(w);
+}
+
 static void check_one_input(const std::string& name, size_t received) {
     if (received != 1)
         value_error("Layer \"{}\" expects 1 input(s), but it received {} input tensors.", name, received);

@@ -1,4 +1,4 @@
-// Small layers without weights: Dropout, Activation, Flatten, GlobalAveragePooling1D (and Input,
+// Small layers without weights: Dropout, Activation, Flatten, GlobalAveragePooling1D, RepeatVector (and Input,
 // which lives in the framework because models need it).
 #pragma once
 
@@ -66,6 +66,23 @@ public:
     // The steps axis is gone: no mask comes out.
     Tensor compute_mask(const Tensor&, const Tensor&) const override { return {}; }
     nlohmann::json get_config() const override;
+protected:
+    void check_input_shape(const Shape& input_shape) const override;
+};
+
+struct RepeatVectorOptions {
+    std::string name{};
+};
+// (batch, features) -> (batch, n, features): the input repeated n times along a new time axis
+// (the bridge from an encoder's final state to a decoder's steps).
+class RepeatVector : public Layer {
+public:
+    explicit RepeatVector(int64_t n, RepeatVectorOptions options = {});
+    Shape compute_output_shape(const Shape& input_shape) const override;
+    Tensor call(const Tensor& x, CallContext& ctx) override;
+    Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    nlohmann::json get_config() const override;
+    int64_t n;
 protected:
     void check_input_shape(const Shape& input_shape) const override;
 };

@@ -1,0 +1,188 @@
+#include "keras/layers/bidirectional.hpp"
+
+#include <algorithm>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "keras/backend.hpp"
+#include "keras/errors.hpp"
+#include "keras/layers/rnn.hpp"
+#include "layer_factory.hpp"
+
+namespace keras::layers {
+
+namespace {
+
+std::string without_prefix(const std::string& s, const std::string& prefix) {
+    return s.rfind(prefix, 0) == 0 ? s.substr(prefix.size()) : s;
+}
+
+const char* py_bool(bool b) { return b ? "True" : "False"; }
+
+// Keras's way of making the two directions: a fresh layer from `layer`'s config, renamed (and for
+// the backward one, go_backwards flipped), so neither shares weights or state with `layer`.
+LayerPtr copy_of(const Layer& layer, const std::string& prefix, bool flip_direction) {
+    nlohmann::json config = layer.get_config();
+    config["name"] = prefix + without_prefix(layer.name(), prefix);
+    if (flip_direction) config["go_backwards"] = !config.value("go_backwards", false);
+    return layer_from_config(layer.class_name(), config, {.keras_major = 3, .file = "(Bidirectional copy)"});
+}
+
+const RNNBase& as_rnn(const LayerPtr& layer, const char* what) {
+    const auto* rnn = dynamic_cast<const RNNBase*>(layer.get());
+    if (!rnn)
+        value_error("`Bidirectional` needs a recurrent layer (SimpleRNN, LSTM or GRU) as `{}`. Received: {} "
+                    "(class {})", what, layer ? layer->name() : "None", layer ? layer->class_name() : "None");
+    return *rnn;
+}
+
+// (N, T, U) with the time axis reversed, on the tensor's device.
+Tensor flip_time(const Tensor& y) {
+    const Tensor host = y.to(Device::cpu());
+    const int64_t n = y.dim(0), t = y.dim(1), u = y.numel() / std::max<int64_t>(1, n * t);
+    Tensor out(y.shape(), DType::float32);
+    const float* src = host.data<float>();
+    float* dst = out.data<float>();
+    for (int64_t b = 0; b < n; ++b)
+        for (int64_t s = 0; s < t; ++s)
+            std::copy_n(src + (b * t + s) * u, u, dst + (b * t + (t - 1 - s)) * u);
+    return out.to(y.device());
+}
+
+// [a, b] joined along the last axis (same leading shape).
+Tensor concat_last(const Tensor& a, const Tensor& b) {
+    const Tensor ha = a.to(Device::cpu()), hb = b.to(Device::cpu());
+    const int64_t ua = a.shape().back(), ub = b.shape().back(), rows = a.numel() / std::max<int64_t>(1, ua);
+    Shape shape = a.shape();
+    shape.back() = ua + ub;
+    Tensor out(shape, DType::float32);
+    float* dst = out.data<float>();
+    for (int64_t r = 0; r < rows; ++r) {
+        std::copy_n(ha.data<float>() + r * ua, ua, dst + r * (ua + ub));
+        std::copy_n(hb.data<float>() + r * ub, ub, dst + r * (ua + ub) + ua);
+    }
+    return out.to(a.device());
+}
+
+// The last axis' entries [begin, begin + width).
+Tensor slice_last(const Tensor& x, int64_t begin, int64_t width) {
+    const Tensor hx = x.to(Device::cpu());
+    const int64_t u = x.shape().back(), rows = x.numel() / std::max<int64_t>(1, u);
+    Shape shape = x.shape();
+    shape.back() = width;
+    Tensor out(shape, DType::float32);
+    for (int64_t r = 0; r < rows; ++r) std::copy_n(hx.data<float>() + r * u + begin, width, out.data<float>() + r * width);
+    return out.to(x.device());
+}
+
+// One call's contexts of the two directions (a shared Bidirectional may be called several times).
+struct BidirectionalCall {
+    std::shared_ptr<CallContext> forward, backward;
+    int64_t forward_width = 0;   // concat: where the backward half starts on the last axis
+};
+
+}  // namespace
+
+Bidirectional::Bidirectional(const LayerPtr& layer, BidirectionalOptions options)
+    : Layer("Bidirectional", options.name), merge_mode_(options.merge_mode) {
+    const std::vector<std::string> modes = {"sum", "mul", "ave", "concat"};
+    if (std::find(modes.begin(), modes.end(), merge_mode_) == modes.end())
+        value_error("Invalid merge mode. Received: {}. Merge mode should be one of {{\"sum\", \"mul\", \"ave\", "
+                    "\"concat\"}} (kerascpp has no merge_mode None: a layer has one output)", merge_mode_);
+    as_rnn(layer, "layer");
+    if (options.backward_layer) as_rnn(options.backward_layer, "backward_layer");
+    forward_ = copy_of(*layer, "forward_", false);
+    backward_ = options.backward_layer ? options.backward_layer : copy_of(*layer, "backward_", true);
+
+    const RecurrentCommon& f = as_rnn(forward_, "layer").common();
+    const RecurrentCommon& b = as_rnn(backward_, "backward_layer").common();
+    if (f.go_backwards == b.go_backwards)
+        value_error("Forward layer and backward layer should have different `go_backwards` value. Received: "
+                    "forward_layer.go_backwards {}, backward_layer.go_backwards={}", py_bool(f.go_backwards),
+                    py_bool(b.go_backwards));
+    auto same = [](const char* attr, bool fv, bool bv) {
+        if (fv != bv)
+            value_error("Forward layer and backward layer are expected to have the same value for attribute \"{}\", "
+                        "got \"{}\" for forward layer and \"{}\" for backward layer", attr, py_bool(fv), py_bool(bv));
+    };
+    same("stateful", f.stateful, b.stateful);
+    same("return_sequences", f.return_sequences, b.return_sequences);
+    return_sequences_ = f.return_sequences;
+}
+
+void Bidirectional::build(const Shape& input_shape) {
+    forward_->build_for(input_shape);
+    backward_->build_for(input_shape);
+    const int64_t fu = forward_->compute_output_shape(input_shape).back();
+    const int64_t bu = backward_->compute_output_shape(input_shape).back();
+    if (merge_mode_ != "concat" && fu != bu)
+        value_error("Layer \"{}\": merge_mode \"{}\" needs the forward and backward layers to have the same "
+                    "number of units, got {} ({}) and {} ({})", name(), merge_mode_, fu, forward_->name(), bu,
+                    backward_->name());
+    // Keras's weight paths ("bidirectional/forward_lstm/lstm_cell/kernel"): the saved names of the two
+    // directions must differ, and these are the names Keras gives them.
+    for (const auto& inner : {forward_, backward_}) {
+        const std::string prefix = inner->name() + "/" + utils::to_snake_case(inner->class_name()) + "_cell/";
+        for (const auto& w : inner->weights()) w->name = prefix + w->name;
+        track_weights_of(*inner);
+    }
+}
+
+Shape Bidirectional::compute_output_shape(const Shape& input_shape) const {
+    Shape out = forward_->compute_output_shape(input_shape);
+    if (merge_mode_ == "concat") out.back() += backward_->compute_output_shape(input_shape).back();
+    return out;
+}
+
+Tensor Bidirectional::call(const Tensor& x, CallContext& ctx) {
+    BidirectionalCall c{std::make_shared<CallContext>(), std::make_shared<CallContext>()};
+    c.forward->training = c.backward->training = ctx.training;
+    const Tensor yf = forward_->call(x, *c.forward);
+    c.forward_width = yf.shape().back();
+    Tensor yb = backward_->call(x, *c.backward);
+    if (return_sequences_) yb = flip_time(yb);   // step t of both halves now describes input step t
+    ctx.saved = merge_mode_ == "mul" ? std::vector<Tensor>{yf, yb} : std::vector<Tensor>{};
+    ctx.state = c;
+    auto& be = backend::for_tensor(x);
+    if (merge_mode_ == "concat") return concat_last(yf, yb);
+    if (merge_mode_ == "mul") return be.multiply(yf, yb);
+    Tensor y = be.add(yf, yb);
+    if (merge_mode_ == "ave") be.scale_(y, 0.5f);
+    return y;
+}
+
+Tensor Bidirectional::backward(const Tensor& dy, CallContext& ctx) {
+    const auto& c = std::any_cast<const BidirectionalCall&>(ctx.state);
+    auto& be = backend::for_tensor(dy);
+    Tensor dyf, dyb;
+    if (merge_mode_ == "concat") {
+        dyf = slice_last(dy, 0, c.forward_width);
+        dyb = slice_last(dy, c.forward_width, dy.shape().back() - c.forward_width);
+    } else if (merge_mode_ == "mul") {
+        dyf = be.multiply(dy, ctx.saved.at(1));
+        dyb = be.multiply(dy, ctx.saved.at(0));
+    } else {
+        dyf = dy.clone();
+        if (merge_mode_ == "ave") be.scale_(dyf, 0.5f);
+        dyb = dyf;
+    }
+    if (return_sequences_) dyb = flip_time(dyb);
+    const Tensor dxf = forward_->backward(dyf, *c.forward);
+    const Tensor dxb = backward_->backward(dyb, *c.backward);
+    return be.add(dxf, dxb);
+}
+
+nlohmann::json Bidirectional::get_config() const {
+    auto serialize = [](const Layer& l) {
+        return nlohmann::json{{"module", "keras.layers"}, {"class_name", l.class_name()}, {"config", l.get_config()},
+                              {"registered_name", nullptr}};
+    };
+    auto config = Layer::get_config();
+    config["merge_mode"] = merge_mode_;
+    config["layer"] = serialize(*forward_);
+    config["backward_layer"] = serialize(*backward_);
+    return config;
+}
+
+}  // namespace keras::layers

@@ -1,0 +1,37 @@
+// Layers that wrap another layer: TimeDistributed applies it to every time step.
+#pragma once
+
+#include <string>
+
+#include "keras/layer.hpp"
+
+namespace keras::layers {
+
+struct TimeDistributedOptions {
+    std::string name{};
+};
+// Applies `layer` to every slice x[:, t] of a (batch, steps, ...) input, with the same weights for
+// all steps: the steps are folded into the batch axis, so any layer that works per sample works here
+// (Dense, Activation, Dropout, Flatten, ...). The wrapped layer's weights are the wrapper's.
+class TimeDistributed : public Layer {
+public:
+    explicit TimeDistributed(LayerPtr layer, TimeDistributedOptions options = {});
+    template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>
+    explicit TimeDistributed(L layer, TimeDistributedOptions options = {})
+        : TimeDistributed(LayerPtr(std::make_shared<L>(std::move(layer))), std::move(options)) {}
+
+    Shape compute_output_shape(const Shape& input_shape) const override;
+    Tensor call(const Tensor& x, CallContext& ctx) override;
+    Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    nlohmann::json get_config() const override;
+    const LayerPtr& layer() const { return layer_; }
+
+protected:
+    void check_input_shape(const Shape& input_shape) const override;
+    void build(const Shape& input_shape) override;
+
+private:
+    LayerPtr layer_;
+};
+
+}  // namespace keras::layers
