@@ -56,7 +56,7 @@ std::vector<std::string> connections(const FunctionalGraph& graph, const Layer& 
     std::vector<std::string> items;
     for (const auto& node : graph.nodes)
         if (node->layer.get() == &layer)
-            for (const auto& in : node->inputs) items.push_back("'" + in.history_label() + "'");
+            for (const auto& in : node->inputs) items.push_back(fmt::format("'{}'", in.history_label()));
     return items;
 }
 
@@ -65,7 +65,7 @@ std::string output_shape_of(const FunctionalGraph& graph, const Layer& layer) {
     std::string shape;
     for (const auto& node : graph.nodes)
         if (node->layer.get() == &layer) {
-            const std::string s = node->inputs.empty() ? "[" + shape_str(node->output_shape) + "]"
+            const std::string s = node->inputs.empty() ? fmt::format("[{}]", shape_str(node->output_shape))
                                                        : shape_str(node->output_shape);
             if (!shape.empty() && s != shape) return "multiple";
             shape = s;
