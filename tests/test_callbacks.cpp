@@ -18,27 +18,13 @@
 #include "keras/layers/dense.hpp"
 #include "keras/model.hpp"
 #include "keras/optimizers.hpp"
+#include "test_helpers.hpp"
 
 using namespace keras;
 using namespace keras::callbacks;
+using test_helpers::captured;
 
 namespace {
-
-// Runs f with `stream` redirected into a string and returns what f printed. Checks belong outside
-// f: doctest reports on std::cout.
-template <typename F>
-std::string captured(std::ostream& stream, F&& f) {
-    std::ostringstream buffer;
-    std::streambuf* old = stream.rdbuf(buffer.rdbuf());
-    try {
-        f();
-    } catch (...) {
-        stream.rdbuf(old);
-        throw;
-    }
-    stream.rdbuf(old);
-    return buffer.str();
-}
 
 Logs make_logs(std::initializer_list<std::pair<const char*, double>> items) {
     Logs logs;

@@ -17,6 +17,7 @@
 #include "test_helpers.hpp"
 
 using namespace keras;
+using test_helpers::captured;
 using test_helpers::message_of;
 namespace fs = std::filesystem;
 
@@ -79,21 +80,6 @@ std::vector<std::vector<float>> unbroken_run(int epochs) {
     auto model = make_model(11);
     model->fit(d.x, d.y, fit_options(epochs));
     return weights_of(*model);
-}
-
-// Runs f with std::cout captured.
-template <typename F>
-std::string captured_stdout(F&& f) {
-    std::ostringstream out;
-    auto* old = std::cout.rdbuf(out.rdbuf());
-    try {
-        f();
-    } catch (...) {
-        std::cout.rdbuf(old);
-        throw;
-    }
-    std::cout.rdbuf(old);
-    return out.str();
 }
 
 }  // namespace
@@ -277,7 +263,7 @@ TEST_CASE("ModelCheckpoint save_best_only: Keras's messages, modes, initial_valu
     auto ckpt = std::make_shared<callbacks::ModelCheckpoint>(
         path, callbacks::ModelCheckpointOptions{.verbose = 1, .save_best_only = true});
     callbacks::History history;
-    const std::string out = captured_stdout([&] { history = model->fit(d.x, d.y, fit_options(4, 0, {ckpt})); });
+    const std::string out = captured(std::cout, [&] { history = model->fit(d.x, d.y, fit_options(4, 0, {ckpt})); });
     // The expected lines, built from the epoch losses by Keras's rules (min mode, best starts at inf).
     std::string expected;
     double best = std::numeric_limits<double>::infinity();
@@ -308,7 +294,7 @@ TEST_CASE("ModelCheckpoint save_best_only: Keras's messages, modes, initial_valu
                                               .verbose = 1, .save_best_only = true, .save_weights_only = true,
                                               .initial_value_threshold = 0.0});
         callbacks::History h;
-        const std::string text = captured_stdout([&] { h = model->fit(d.x, d.y, fit_options(3, 0, {acc, max_loss, never})); });
+        const std::string text = captured(std::cout, [&] { h = model->fit(d.x, d.y, fit_options(3, 0, {acc, max_loss, never})); });
         const auto& va = h["val_accuracy"];
         const auto& vl = h["val_loss"];
         CHECK(acc->best == *std::max_element(va.begin(), va.end()));
@@ -341,11 +327,10 @@ TEST_CASE("ModelCheckpoint save_best_only without the monitored value warns and 
     auto model = make_model(3);
     auto ckpt = std::make_shared<callbacks::ModelCheckpoint>(dir.file("m.h5"),
                                                              callbacks::ModelCheckpointOptions{.save_best_only = true});
-    std::ostringstream err;
-    auto* old = std::cerr.rdbuf(err.rdbuf());
-    model->fit(d.x, d.y, {.batch_size = 8, .epochs = 2, .verbose = 0, .callbacks = {ckpt}});   // no validation
-    std::cerr.rdbuf(old);
-    CHECK(err.str() == "WARNING: Can save best model only with val_loss available, skipping.\n"
+    const std::string err = captured(std::cerr, [&] {
+        model->fit(d.x, d.y, {.batch_size = 8, .epochs = 2, .verbose = 0, .callbacks = {ckpt}});   // no validation
+    });
+    CHECK(err == "WARNING: Can save best model only with val_loss available, skipping.\n"
                        "WARNING: Can save best model only with val_loss available, skipping.\n");
     CHECK_FALSE(fs::exists(dir.file("m.h5")));
 }

@@ -36,6 +36,7 @@ using keras::RuntimeError;
 using keras::ValueError;
 using keras::utils::get_file;
 using keras::utils::hash_file;
+using test_helpers::captured;
 using test_helpers::message_of;
 
 namespace {
@@ -138,16 +139,10 @@ void write_file(const fs::path& p, const std::string& text) { std::ofstream(p, s
 std::string fetch(const std::string& path) {
     const fs::path dir = fs::temp_directory_path() / ("kerascpp_fetch_" + std::to_string(::getpid()));
     fs::create_directories(dir);
-    std::ostringstream quiet;
-    auto* old = std::cout.rdbuf(quiet.rdbuf());
     std::string text;
-    try {
+    captured(std::cout, [&] {
         text = read_all(get_file("answer.txt", server().url(path), {.cache_dir = dir.string(), .force_download = true}));
-    } catch (...) {
-        std::cout.rdbuf(old);
-        throw;
-    }
-    std::cout.rdbuf(old);
+    });
     fs::remove_all(dir);
     return text;
 }
@@ -176,21 +171,6 @@ struct TempKerasHome {
         return names;
     }
 };
-
-// Runs f with std::cout captured.
-template <typename F>
-std::string captured(F&& f) {
-    std::ostringstream out;
-    auto* old = std::cout.rdbuf(out.rdbuf());
-    try {
-        f();
-    } catch (...) {
-        std::cout.rdbuf(old);
-        throw;
-    }
-    std::cout.rdbuf(old);
-    return out.str();
-}
 
 // A port on 127.0.0.1 that nothing listens on: bound, then closed.
 int closed_port() {
@@ -240,7 +220,7 @@ TEST_CASE("get_file downloads once, checks the hash, and then uses the cache") {
     const std::string url = server().url("/blob/300000");
     const int before = served();
     fs::path path;
-    const std::string out = captured([&] { path = get_file("data.bin", url, {.file_hash = sha256}); });
+    const std::string out = captured(std::cout, [&] { path = get_file("data.bin", url, {.file_hash = sha256}); });
     CHECK(path == home.datasets() / "data.bin");
     CHECK(read_all(path) == body(n));
     CHECK(home.cached() == std::vector<std::string>{"data.bin"});   // no temporary left over
@@ -251,13 +231,13 @@ TEST_CASE("get_file downloads once, checks the hash, and then uses the cache") {
     CHECK(out.ends_with("/step\n"));
 
     // Second call: found in the cache and verified, nothing downloaded, nothing printed.
-    const std::string again = captured([&] { CHECK(get_file("data.bin", url, {.file_hash = sha256}) == path); });
+    const std::string again = captured(std::cout, [&] { CHECK(get_file("data.bin", url, {.file_hash = sha256}) == path); });
     CHECK(again.empty());
     CHECK(served() == before + 1);
 
     // An md5 (32 digits: "auto" picks md5) works the same way.
     const std::string md5 = fetch("/hash/md5/300000");
-    captured([&] { CHECK(get_file("data.bin", url, {.file_hash = md5}) == path); });
+    captured(std::cout, [&] { CHECK(get_file("data.bin", url, {.file_hash = md5}) == path); });
     CHECK(served() == before + 1);
 }
 
@@ -267,11 +247,11 @@ TEST_CASE("get_file: a cached copy is used as is without a hash, re-downloaded w
     fs::create_directories(home.datasets());
     write_file(home.datasets() / "f.bin", "old contents");
     const int before = served();
-    captured([&] { CHECK(read_all(get_file("f.bin", url)) == "old contents"); });
+    captured(std::cout, [&] { CHECK(read_all(get_file("f.bin", url)) == "old contents"); });
     CHECK(served() == before);
 
     const std::string md5 = fetch("/hash/md5/5000");
-    const std::string out = captured([&] { get_file("f.bin", url, {.file_hash = md5}); });
+    const std::string out = captured(std::cout, [&] { get_file("f.bin", url, {.file_hash = md5}); });
     CHECK(out.starts_with("A local file was found, but it seems to be incomplete or outdated because the md5 file hash "
                           "does not match the original value of " + md5 + " so we will re-download the data.\n"
                           "Downloading data from " + url + "\n"));
@@ -279,7 +259,7 @@ TEST_CASE("get_file: a cached copy is used as is without a hash, re-downloaded w
     CHECK(served() == before + 1);
 
     write_file(home.datasets() / "f.bin", "stale");
-    captured([&] { get_file("f.bin", url, {.force_download = true}); });
+    captured(std::cout, [&] { get_file("f.bin", url, {.force_download = true}); });
     CHECK(read_all(home.datasets() / "f.bin") == body(5000));
     CHECK(served() == before + 2);
     CHECK(home.cached() == std::vector<std::string>{"f.bin"});
@@ -289,7 +269,7 @@ TEST_CASE("get_file: name from the URL, cache_dir and cache_subdir, a length the
     TempKerasHome home;
     const fs::path elsewhere = home.root / "elsewhere";
     fs::path path;
-    const std::string out = captured([&] {
+    const std::string out = captured(std::cout, [&] {
         path = get_file("", server().url("/nolength/777/archive.tar.gz?token=1#frag"),
                         {.cache_subdir = "sub", .cache_dir = elsewhere.string()});
     });
@@ -306,25 +286,25 @@ TEST_CASE("get_file failures leave nothing behind and say what went wrong, for w
 
     SUBCASE("HTTP 404") {
         const std::string url = server().url("/missing/f.bin");
-        captured([&] { message = message_of<RuntimeError>([&] { get_file("f.bin", url); }); });
+        captured(std::cout, [&] { message = message_of<RuntimeError>([&] { get_file("f.bin", url); }); });
         CHECK(message == "URL fetch failure on " + url + ": HTTP status 404. " + by_hand);
     }
     SUBCASE("connection cut halfway") {
         const std::string url = server().url("/cut/200000");
-        captured([&] { message = message_of<RuntimeError>([&] { get_file("f.bin", url); }); });
+        captured(std::cout, [&] { message = message_of<RuntimeError>([&] { get_file("f.bin", url); }); });
         CHECK(message.starts_with("URL fetch failure on " + url + ": Transferred a partial file ("));
         CHECK(message.find("100000 bytes received). " + by_hand) != std::string::npos);
     }
     SUBCASE("wrong checksum") {
         const std::string url = server().url("/blob/1000");
         const std::string wrong(64, '0');
-        captured([&] { message = message_of<RuntimeError>([&] { get_file("f.bin", url, {.file_hash = wrong}); }); });
+        captured(std::cout, [&] { message = message_of<RuntimeError>([&] { get_file("f.bin", url, {.file_hash = wrong}); }); });
         CHECK(message == "Incomplete or corrupted file detected from " + url + ": its sha256 file hash is " +
                              fetch("/hash/sha256/1000") + ", expected " + wrong + ". " + by_hand);
     }
     SUBCASE("nothing listening (offline)") {
         const std::string url = "http://127.0.0.1:" + std::to_string(closed_port()) + "/f.bin";
-        captured([&] { message = message_of<RuntimeError>([&] { get_file("f.bin", url); }); });
+        captured(std::cout, [&] { message = message_of<RuntimeError>([&] { get_file("f.bin", url); }); });
         CHECK(message.starts_with("URL fetch failure on " + url + ": Couldn't connect to server ("));
         CHECK(message.ends_with(by_hand));
     }

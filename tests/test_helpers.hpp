@@ -1,6 +1,8 @@
 // Small helpers the test suites share.
 #pragma once
 
+#include <ostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,22 @@ std::string message_of(F&& f) {
         return e.what();
     }
     return "<no exception>";
+}
+
+// Runs f with `stream` redirected into a string and returns what f printed. Checks belong outside
+// f: doctest reports on std::cout.
+template <typename F>
+std::string captured(std::ostream& stream, F&& f) {
+    std::ostringstream buffer;
+    std::streambuf* old = stream.rdbuf(buffer.rdbuf());
+    try {
+        f();
+    } catch (...) {
+        stream.rdbuf(old);
+        throw;
+    }
+    stream.rdbuf(old);
+    return buffer.str();
 }
 
 // A float32 tensor from double values.
