@@ -104,6 +104,21 @@ void check_cuda_device(Device device) {
     const std::string why = cuda::unavailable_reason(device.index());
     if (!why.empty()) runtime_error("{}", why);
 }
+
+#ifdef KERASCPP_HAVE_CUDA
+// The backend of a usable GPU, else the error saying why the device cannot be used. Every device
+// tensor's allocation and release comes here: a usable device skips building the error text.
+CudaBackend& usable_cuda_backend(Device device) {
+    if (device.index() < 0 || device.index() >= cuda::device_count()) check_cuda_device(device);
+    return cuda_backend(device.index());
+}
+#else
+// A build without CUDA: the error naming the build (check_cuda_device always throws here).
+[[noreturn]] void refuse_cuda(Device device) {
+    check_cuda_device(device);
+    runtime_error("unreachable: {} passed the CUDA check in a build without CUDA", to_string(device));
+}
+#endif
 }  // namespace
 
 Backend& get(Device device) {
@@ -112,13 +127,9 @@ Backend& get(Device device) {
         return cpu;
     }
 #ifdef KERASCPP_HAVE_CUDA
-    if (device.index() >= 0 && device.index() < cuda::device_count()) return cuda_backend(device.index());
-#endif
-    check_cuda_device(device);
-#ifdef KERASCPP_HAVE_CUDA
-    return cuda_backend(device.index());
+    return usable_cuda_backend(device);
 #else
-    runtime_error("unreachable: {} passed the CUDA check in a build without CUDA", to_string(device));
+    refuse_cuda(device);
 #endif
 }
 
@@ -127,14 +138,9 @@ bool has_device(Device device) { return device.is_cpu() || cuda::unavailable_rea
 DeviceMemory& device_memory(Device device) {
     if (device.is_cpu()) runtime_error("device_memory(cpu): CPU tensors use host memory directly");
 #ifdef KERASCPP_HAVE_CUDA
-    // Every device tensor's allocation and release comes here: skip building the error text.
-    if (device.index() >= 0 && device.index() < cuda::device_count()) return cuda_backend(device.index());
-#endif
-    check_cuda_device(device);
-#ifdef KERASCPP_HAVE_CUDA
-    return cuda_backend(device.index());
+    return usable_cuda_backend(device);
 #else
-    runtime_error("unreachable: {} passed the CUDA check in a build without CUDA", to_string(device));
+    refuse_cuda(device);
 #endif
 }
 
