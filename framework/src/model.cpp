@@ -368,7 +368,9 @@ double Model::record_batch(const std::vector<BatchValues>& outputs, int64_t batc
     for (size_t k = 0; k < outputs.size(); ++k) {
         // Keras logs each output's own (unweighted) loss; the total weighs them with loss_weights.
         const double loss = record_output(k, outputs[k]);
-        if (!output_loss_trackers_.empty()) output_loss_trackers_[k].add(loss, static_cast<double>(batch_size));
+        // Keras 3's per-output loss trackers are plain means over batches (each batch counts once),
+        // while "loss" weighs every batch by its size.
+        if (!output_loss_trackers_.empty()) output_loss_trackers_[k].add(loss, 1.0);
         total += loss_weights_[k] * loss;
     }
     loss_tracker_.add(total, static_cast<double>(batch_size));
