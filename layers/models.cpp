@@ -106,12 +106,23 @@ void compile_from_file(Model& model, const saving::H5File& file, int keras_major
     if (!training.is_object() || !training.contains("optimizer_config"))
         value_error("{}: optimizer_config is missing", where);
     auto optimizer = saving::optimizer_from_config(training["optimizer_config"], where);
-    // A list of losses: one per output.
+    // A list of losses (one per output) or a dict by output name.
     const json loss = training.value("loss", json());
+    const auto names = model.output_names();
     std::vector<losses::LossPtr> losses;
-    for (const json& l : loss.is_array() ? loss : json::array({loss})) losses.push_back(saving::loss_from_config(l, where));
-    if (losses.size() == 1) model.compile(optimizer, losses[0], saving::metrics_from_config(training.value("metrics", json()), where));
-    else model.compile(optimizer, losses, saving::metrics_from_config(training.value("metrics", json()), where));
+    if (loss.is_object() && !loss.contains("class_name")) {
+        for (const auto& name : names) {
+            if (!loss.contains(name))
+                value_error("{}: Expected keys {} in loss dict, but found loss.keys()={}", where, json(names).dump(),
+                            [&] { json keys = json::array(); for (const auto& [k, v] : loss.items()) keys.push_back(k); return keys.dump(); }());
+            losses.push_back(saving::loss_from_config(loss[name], where));
+        }
+    } else {
+        for (const json& l : loss.is_array() ? loss : json::array({loss})) losses.push_back(saving::loss_from_config(l, where));
+    }
+    const CompileOptions options = saving::compile_options_from_config(training, names, where);
+    if (losses.size() == 1) model.compile(optimizer, losses[0], options);
+    else model.compile(optimizer, losses, options);
     try {
         const auto state = saving::read_optimizer_weights(file, *optimizer, model.trainable_weights());
         saving::apply_optimizer_state(state, *optimizer, model.trainable_weights());

@@ -226,14 +226,21 @@ TEST_CASE("losses with gradients and metric sums on the GPU match the CPU backen
         {{be::LossKind::mean_squared_error}, binary, logits},
         {{be::LossKind::mean_absolute_error}, binary, logits},
     };
+    // A mask over the 16 rows (host, as models give it): every third row masked.
+    std::vector<float> mask_values(16);
+    for (int r = 0; r < 16; ++r) mask_values[r] = r % 3 == 1 ? 0.0f : 1.0f;
+    const Tensor mask(mask_values, {16});
     for (size_t i = 0; i < cases.size(); ++i) {
         CAPTURE(i);
         const Case& c = cases[i];
-        Tensor g_cpu, g_gpu;
-        const Tensor v_cpu = cpu().loss(c.spec, c.y, c.p, &g_cpu);
-        const Tensor v_gpu = cuda().loss(c.spec, c.y.to(gpu), c.p.to(gpu), &g_gpu);
-        check_close(v_gpu, v_cpu, 1e-6, 0);
-        check_close(g_gpu, g_cpu, 1e-6, 1e-9);
+        for (const Tensor& m : {Tensor(), mask}) {
+            CAPTURE(m.defined());
+            Tensor g_cpu, g_gpu;
+            const Tensor v_cpu = cpu().loss(c.spec, c.y, c.p, m, &g_cpu);
+            const Tensor v_gpu = cuda().loss(c.spec, c.y.to(gpu), c.p.to(gpu), m, &g_gpu);
+            check_close(v_gpu, v_cpu, 1e-6, 0);
+            check_close(g_gpu, g_cpu, 1e-6, 1e-9);
+        }
     }
     const std::vector<std::pair<be::MetricSpec, Case>> metrics{
         {{be::MetricKind::binary_accuracy, 0.5f}, {{}, binary, probs}},
@@ -245,7 +252,8 @@ TEST_CASE("losses with gradients and metric sums on the GPU match the CPU backen
     };
     for (const auto& [spec, c] : metrics) {
         CAPTURE(static_cast<int>(spec.kind));
-        check_close(cuda().metric_sum(spec, c.y.to(gpu), c.p.to(gpu)), cpu().metric_sum(spec, c.y, c.p), 1e-6, 0);
+        check_close(cuda().metric_sum(spec, c.y.to(gpu), c.p.to(gpu), Tensor()), cpu().metric_sum(spec, c.y, c.p, Tensor()), 1e-6, 0);
+        check_close(cuda().metric_sum(spec, c.y.to(gpu), c.p.to(gpu), mask), cpu().metric_sum(spec, c.y, c.p, mask), 1e-6, 0);
     }
 }
 

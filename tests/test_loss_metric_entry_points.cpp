@@ -55,7 +55,7 @@ void check_metric(const std::string& name, const std::string& loss, int64_t unit
     REQUIRE(spec.has_value());
     for (const auto& [y, p] : batches) {
         host->update_state(y, p);
-        const Tensor sum = cpu().metric_sum(*spec, y.astype(DType::float32), p);
+        const Tensor sum = cpu().metric_sum(*spec, y.astype(DType::float32), p, Tensor());
         REQUIRE(sum.shape() == Shape{1});
         device_form->add_position_sum(sum.item(0), y.shape(), p.shape());
     }
@@ -108,7 +108,7 @@ TEST_CASE("Backend::loss on the CPU returns Loss::compute's value as a (1,) tens
         CAPTURE(c.loss->name());
         Tensor expected_grad, grad;
         const double expected = c.loss->compute(c.y, c.p, &expected_grad);
-        const Tensor value = cpu().loss(*c.loss->device_spec(), c.y.astype(DType::float32), c.p, &grad);
+        const Tensor value = cpu().loss(*c.loss->device_spec(), c.y.astype(DType::float32), c.p, Tensor(), &grad);
         REQUIRE(value.shape() == Shape{1});
         CHECK(value.item(0) == doctest::Approx(expected).epsilon(1e-7));
         CHECK(grad.to_vector<float>() == expected_grad.to_vector<float>());

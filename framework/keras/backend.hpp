@@ -131,11 +131,17 @@ public:
 
     // ---- Losses and metrics. y_true: float32 with y_pred's shape, or class ids as float32 (N,) or
     // (N, 1) for the sparse kinds, already checked against y_pred (shapes, id range) by the caller.
+    // mask: undefined, or the output's mask (float32 of y_pred's shape without its last axis, 1 = a real
+    // step, 0 = padding; on the host, where masks live): masked steps are skipped as in Keras.
     // The batch-mean loss as a float32 tensor of shape (1,) on y_pred's device (no host wait), and
-    // d(loss)/d(y_pred) into *grad when grad is not null.
-    virtual Tensor loss(const LossSpec& spec, const Tensor& y_true, const Tensor& y_pred, Tensor* grad) = 0;
+    // d(loss)/d(y_pred) into *grad when grad is not null. With a mask the mean is Keras's masked one,
+    // sum(loss * mask) / sum(mask) over the steps (see losses::position_weights).
+    virtual Tensor loss(const LossSpec& spec, const Tensor& y_true, const Tensor& y_pred, const Tensor& mask,
+                        Tensor* grad) = 0;
     // The sum of the metric's per-position values over the batch, float32 (1,) on y_pred's device.
-    virtual Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred) = 0;
+    // With a mask: the sum over the real steps of each step's value (binary_accuracy: the mean of the
+    // step's elements); Metric::add_masked_position_sum turns it into the running mean.
+    virtual Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) = 0;
 };
 
 // Raw storage on a device other than the host: Tensor allocates through it and Tensor::to copies

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +22,12 @@ public:
     // y_true: float32 of y_pred's shape, or integer class ids for the sparse loss.
     // grad (optional) receives d(mean loss)/d(y_pred), shape of y_pred.
     virtual double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const = 0;
+    // The same with the output's mask (Keras's masked loss): `mask` holds one value per step of
+    // y_pred (its shape without the last axis), 1 = a real step, 0 = padding. The batch value is
+    // sum(loss * mask) / sum(mask), 0 when every step is masked, and masked steps get zero gradient
+    // (their y_true is never read into the result). An undefined mask = compute(). The built-in
+    // losses implement it; a loss that does not throws ValueError for a defined mask.
+    virtual double compute_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask, Tensor* grad) const;
     virtual nlohmann::json get_config() const;
     // Validates y_true against y_pred's shape; throws ValueError naming both shapes.
     virtual void check_shapes(const Tensor& y_true, const Shape& y_pred_shape) const;
@@ -39,7 +46,10 @@ class BinaryCrossentropy : public Loss {
 public:
     explicit BinaryCrossentropy(CrossentropyOptions options = {}) : options(options) {}
     std::string name() const override { return "binary_crossentropy"; }
-    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override {
+        return compute_masked(y_true, y_pred, Tensor(), grad);
+    }
+    double compute_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask, Tensor* grad) const override;
     std::optional<backend::LossSpec> device_spec() const override {
         return backend::LossSpec{backend::LossKind::binary_crossentropy, options.from_logits, options.label_smoothing};
     }
@@ -51,7 +61,10 @@ class CategoricalCrossentropy : public Loss {
 public:
     explicit CategoricalCrossentropy(CrossentropyOptions options = {}) : options(options) {}
     std::string name() const override { return "categorical_crossentropy"; }
-    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override {
+        return compute_masked(y_true, y_pred, Tensor(), grad);
+    }
+    double compute_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask, Tensor* grad) const override;
     std::optional<backend::LossSpec> device_spec() const override {
         return backend::LossSpec{backend::LossKind::categorical_crossentropy, options.from_logits, options.label_smoothing};
     }
@@ -66,7 +79,10 @@ class SparseCategoricalCrossentropy : public Loss {
 public:
     explicit SparseCategoricalCrossentropy(CrossentropyOptions options = {});
     std::string name() const override { return "sparse_categorical_crossentropy"; }
-    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override {
+        return compute_masked(y_true, y_pred, Tensor(), grad);
+    }
+    double compute_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask, Tensor* grad) const override;
     std::optional<backend::LossSpec> device_spec() const override {
         return backend::LossSpec{backend::LossKind::sparse_categorical_crossentropy, options.from_logits, options.label_smoothing};
     }
@@ -78,7 +94,10 @@ public:
 class MeanSquaredError : public Loss {
 public:
     std::string name() const override { return "mean_squared_error"; }
-    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override {
+        return compute_masked(y_true, y_pred, Tensor(), grad);
+    }
+    double compute_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask, Tensor* grad) const override;
     std::optional<backend::LossSpec> device_spec() const override {
         return backend::LossSpec{backend::LossKind::mean_squared_error};
     }
@@ -87,7 +106,10 @@ public:
 class MeanAbsoluteError : public Loss {
 public:
     std::string name() const override { return "mean_absolute_error"; }
-    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override;
+    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override {
+        return compute_masked(y_true, y_pred, Tensor(), grad);
+    }
+    double compute_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask, Tensor* grad) const override;
     std::optional<backend::LossSpec> device_spec() const override {
         return backend::LossSpec{backend::LossKind::mean_absolute_error};
     }
@@ -98,6 +120,12 @@ public:
 // squeeze_or_expand_to_same_rank does). Returns the common shape after that alignment; otherwise
 // throws ValueError naming both shapes.
 Shape check_same_shape(const Shape& y_true_shape, const Shape& y_pred_shape);
+
+// Each position's weight in a loss's batch value, the positions being y_pred's shape without its
+// last axis: 1/positions each without a mask (the plain mean); with one, Keras's masked mean:
+// 1/valid for a real step (mask != 0), 0 for a masked one, all 0 when every step is masked.
+// A mask of another shape is a ValueError naming both shapes.
+std::vector<double> position_weights(const Tensor& mask, const Shape& y_pred_shape);
 
 // Keras strings (case-sensitive, as in Keras): "binary_crossentropy" / "bce" / "BCE",
 // "categorical_crossentropy", "sparse_categorical_crossentropy", "mean_squared_error" / "mse" / "MSE", "mean_absolute_error" / "mae" / "MAE", and the class names

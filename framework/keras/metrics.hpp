@@ -19,6 +19,12 @@ public:
     virtual void reset_state() { total_ = 0; count_ = 0; }
     // y_true / y_pred on the CPU, batch-first.
     virtual void update_state(const Tensor& y_true, const Tensor& y_pred) = 0;
+    // update_state() for an output carrying a mask (Keras's MeanMetricWrapper): `mask` has one value
+    // per step of y_pred (its shape without the last axis), 1 = real, 0 = padding. Masked steps count
+    // for nothing; the result is the mean over the real steps (binary_accuracy first averages its
+    // elements per step). An undefined mask = update_state(). The built-in metrics implement it; a
+    // metric that does not throws ValueError for a defined mask.
+    virtual void update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask);
     virtual double result() const { return count_ > 0 ? total_ / count_ : 0.0; }
     // What a backend needs to compute this metric on the device (Backend::metric_sum); nullopt for
     // metrics that only update on the host.
@@ -26,12 +32,17 @@ public:
     // update_state() from Backend::metric_sum's value for a batch of these shapes (y_true already
     // checked): the same running mean, with positions and samples counted as update_state does.
     void add_position_sum(double sum, const Shape& y_true_shape, const Shape& y_pred_shape);
+    // The same for Backend::metric_sum's value with a mask (its masked sum of per-step values).
+    void add_masked_position_sum(double sum, const Tensor& mask);
 
 protected:
     explicit Metric(std::string name) : name_(std::move(name)) {}
     // Keras's Mean over one batch of per-position values (all samples hold the same number of
     // positions): each sample contributes the mean of its values and the count grows by `samples`.
     void add_samplewise(const std::vector<double>& values, int64_t samples);
+    // add_samplewise, or with a defined mask Keras's masked Mean: each step's value (the mean of its
+    // values.size() / steps values) weighs its mask value.
+    void add_values(const std::vector<double>& values, int64_t samples, const Tensor& mask, const Shape& y_pred_shape);
     double total_ = 0;   // sum of per-sample values
     double count_ = 0;   // number of samples
 private:
@@ -43,7 +54,8 @@ class BinaryAccuracy : public Metric {
 public:
     explicit BinaryAccuracy(std::string name = "binary_accuracy", float threshold = 0.5f)
         : Metric(std::move(name)), threshold(threshold) {}
-    void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+    void update_state(const Tensor& y_true, const Tensor& y_pred) override { update_state_masked(y_true, y_pred, {}); }
+    void update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) override;
     std::optional<backend::MetricSpec> device_spec() const override {
         return backend::MetricSpec{backend::MetricKind::binary_accuracy, threshold};
     }
@@ -52,7 +64,8 @@ public:
 class CategoricalAccuracy : public Metric {
 public:
     explicit CategoricalAccuracy(std::string name = "categorical_accuracy") : Metric(std::move(name)) {}
-    void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+    void update_state(const Tensor& y_true, const Tensor& y_pred) override { update_state_masked(y_true, y_pred, {}); }
+    void update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) override;
     std::optional<backend::MetricSpec> device_spec() const override {
         return backend::MetricSpec{backend::MetricKind::categorical_accuracy};
     }
@@ -61,7 +74,8 @@ class SparseCategoricalAccuracy : public Metric {
 public:
     explicit SparseCategoricalAccuracy(std::string name = "sparse_categorical_accuracy")
         : Metric(std::move(name)) {}
-    void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+    void update_state(const Tensor& y_true, const Tensor& y_pred) override { update_state_masked(y_true, y_pred, {}); }
+    void update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) override;
     std::optional<backend::MetricSpec> device_spec() const override {
         return backend::MetricSpec{backend::MetricKind::sparse_categorical_accuracy};
     }
@@ -70,7 +84,8 @@ public:
 class MeanSquaredError : public Metric {
 public:
     explicit MeanSquaredError(std::string name = "mean_squared_error") : Metric(std::move(name)) {}
-    void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+    void update_state(const Tensor& y_true, const Tensor& y_pred) override { update_state_masked(y_true, y_pred, {}); }
+    void update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) override;
     std::optional<backend::MetricSpec> device_spec() const override {
         return backend::MetricSpec{backend::MetricKind::mean_squared_error};
     }
@@ -78,7 +93,8 @@ public:
 class MeanAbsoluteError : public Metric {
 public:
     explicit MeanAbsoluteError(std::string name = "mean_absolute_error") : Metric(std::move(name)) {}
-    void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+    void update_state(const Tensor& y_true, const Tensor& y_pred) override { update_state_masked(y_true, y_pred, {}); }
+    void update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) override;
     std::optional<backend::MetricSpec> device_spec() const override {
         return backend::MetricSpec{backend::MetricKind::mean_absolute_error};
     }

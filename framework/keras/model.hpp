@@ -2,6 +2,7 @@
 // with add(); the functional Model (inputs -> outputs graphs) extends the same training loop.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +32,18 @@ struct FitOptions {
     int verbose = 1;                          // 0 silent, 1 progress bar, 2 one line per epoch
     std::vector<callbacks::CallbackPtr> callbacks{};
     int initial_epoch = 0;
+};
+
+// compile()'s keyword arguments, Keras's model.compile(metrics=..., loss_weights=...), for several
+// outputs: model.compile(opt, losses, {.per_output_metrics = {{"accuracy"}, {"mae"}}, .loss_weights = {0.3, 2.0}}).
+// Give metrics in one form and loss weights in one form. Per-output logs keep Keras 2's names
+// ("<output>_loss", unweighted, and "<output>_<metric>"); "loss" is the weighted sum.
+struct CompileOptions {
+    std::vector<std::string> metrics{};                                     // for every output
+    std::vector<std::vector<std::string>> per_output_metrics{};             // one list per output, in order
+    std::map<std::string, std::vector<std::string>> metrics_by_output{};    // by output name (others: none)
+    std::vector<double> loss_weights{};                                     // one per output, in order
+    std::map<std::string, double> loss_weights_by_output{};                 // every output by name
 };
 
 // save()'s keyword arguments (Keras's model.save(filepath, overwrite, include_optimizer)).
@@ -101,6 +114,17 @@ public:
                  const std::vector<std::string>& metrics = {});
     void compile(optimizers::OptimizerPtr optimizer, std::vector<losses::LossPtr> losses,
                  const std::vector<std::string>& metrics = {});
+    // The keyword form (CompileOptions): one loss for every output, or one per output.
+    void compile(const std::string& optimizer, const std::string& loss, const CompileOptions& options);
+    void compile(const std::string& optimizer, const std::vector<std::string>& losses, const CompileOptions& options);
+    void compile(optimizers::OptimizerPtr optimizer, losses::LossPtr loss, const CompileOptions& options);
+    void compile(optimizers::OptimizerPtr optimizer, std::vector<losses::LossPtr> losses, const CompileOptions& options);
+    template <typename Opt, typename = std::enable_if_t<std::is_base_of_v<optimizers::Optimizer, Opt>>>
+    void compile(Opt optimizer, const std::vector<std::string>& losses, const CompileOptions& options) {
+        std::vector<losses::LossPtr> resolved;
+        for (const auto& l : losses) resolved.push_back(losses::get(l));
+        compile(std::make_shared<Opt>(std::move(optimizer)), std::move(resolved), options);
+    }
 
     callbacks::History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
     EvaluateResult evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
@@ -150,8 +174,12 @@ public:
     optimizers::Optimizer& optimizer() const;
     const losses::Loss& loss() const;   // the first output's
     const std::vector<losses::LossPtr>& output_losses() const { return losses_; }
-    // The metrics given to compile(), as given ("accuracy").
+    // The metrics given to compile(), as given ("accuracy"): those for every output.
     const std::vector<std::string>& metric_names() const { return metric_names_; }
+    // compile()'s keyword arguments as given (for the saved training_config).
+    const CompileOptions& compile_options() const { return compile_options_; }
+    // Each output's weight in the total loss (1 unless compile() set loss_weights).
+    const std::vector<double>& loss_weights() const { return loss_weights_; }
 
     bool stop_training = false;   // set by callbacks (EarlyStopping, TerminateOnNaN)
     // Set in on_train_begin by a callback that restores a run (BackupAndRestore): fit() then starts
@@ -167,7 +195,8 @@ protected:
 
 private:
     using Arrays = std::vector<Tensor>;
-    Arrays forward(const Arrays& x, std::vector<CallContext>& contexts, bool training);
+    // The outputs, and into *masks (when given) each output's mask (undefined where it has none).
+    Arrays forward(const Arrays& x, std::vector<CallContext>& contexts, bool training, Arrays* masks = nullptr);
     void backward(const Arrays& dy, std::vector<CallContext>& contexts);
     double train_step(const Arrays& x, const Arrays& y);
     double test_step(const Arrays& x, const Arrays& y);
@@ -177,9 +206,12 @@ private:
         std::vector<Tensor> on_device;
         double host_loss = 0.0;
         Shape y_shape, y_pred_shape;
+        Tensor mask;   // the output's mask (host), undefined without one
     };
     // Queues the loss (and its gradient into *grad, on y_pred's device) and the metric updates.
-    BatchValues queue_loss_and_metrics(size_t output, const Tensor& y, const Tensor& y_pred, Tensor* grad);
+    // A defined mask makes the loss and metrics skip the masked steps (Keras's masked losses).
+    BatchValues queue_loss_and_metrics(size_t output, const Tensor& y, const Tensor& y_pred, const Tensor& mask,
+                                       Tensor* grad);
     // Reads each output's device values in one copy into the running means; returns the total loss.
     double record_batch(const std::vector<BatchValues>& values, int64_t batch_size);
     double record_output(size_t output, const BatchValues& values);
@@ -195,6 +227,9 @@ private:
     void prepare_data(const Arrays& x, const Arrays& y, const char* what);
     size_t n_outputs() const { return graph_ ? output_shapes_.size() : 1; }
     void resolve_metrics();
+    // compile()'s options checked against the outputs: each output's metric names and loss weight.
+    std::vector<std::vector<std::string>> metrics_per_output(const CompileOptions& options) const;
+    std::vector<double> loss_weights_per_output(const CompileOptions& options) const;
     void reset_metrics();
     Logs metric_logs(const std::string& prefix) const;
     void move_weights_to_device();
@@ -205,6 +240,9 @@ private:
     losses::LossPtr loss_;                  // the first output's
     std::vector<losses::LossPtr> losses_;   // one per output
     std::vector<std::string> metric_names_;
+    CompileOptions compile_options_;
+    std::vector<std::vector<std::string>> output_metric_names_;   // resolved from compile(): one list per output
+    std::vector<double> loss_weights_;                            // one per output
     struct OutputMetric {
         size_t output;
         metrics::MetricPtr metric;

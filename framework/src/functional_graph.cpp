@@ -128,7 +128,7 @@ size_t FunctionalGraph::position(const Node* node) const {
 }
 
 std::vector<Tensor> FunctionalGraph::forward(const std::vector<Tensor>& xs, std::vector<CallContext>& contexts,
-                                             bool training) const {
+                                             bool training, std::vector<Tensor>* output_masks) const {
     contexts.assign(nodes.size(), CallContext{});
     std::vector<Tensor> values(nodes.size()), masks(nodes.size());
     for (size_t i = 0; i < inputs.size(); ++i) values[position(inputs[i].node.get())] = xs[i];
@@ -153,6 +153,10 @@ std::vector<Tensor> FunctionalGraph::forward(const std::vector<Tensor>& xs, std:
     }
     std::vector<Tensor> out;
     for (const auto& o : outputs) out.push_back(values[position(o.node.get())]);
+    if (output_masks) {
+        output_masks->clear();
+        for (const auto& o : outputs) output_masks->push_back(masks[position(o.node.get())]);
+    }
     return out;
 }
 

@@ -19,8 +19,10 @@ struct FunctionalGraph {
     // Walks back from the outputs; ValueError when an output needs a tensor the inputs cannot give.
     static std::shared_ptr<FunctionalGraph> make(const std::vector<KerasTensor>& inputs,
                                                  const std::vector<KerasTensor>& outputs, const std::string& model);
-    // One CallContext per node. xs: one batch per input, on the model's device.
-    std::vector<Tensor> forward(const std::vector<Tensor>& xs, std::vector<CallContext>& contexts, bool training) const;
+    // One CallContext per node. xs: one batch per input, on the model's device. output_masks (when
+    // given) receives each output's mask (undefined where it has none), for the masked losses.
+    std::vector<Tensor> forward(const std::vector<Tensor>& xs, std::vector<CallContext>& contexts, bool training,
+                                std::vector<Tensor>* output_masks = nullptr) const;
     // dys: one gradient per output; gradients of a tensor read by several nodes (shared layers, fan-out) add up.
     void backward(const std::vector<Tensor>& dys, std::vector<CallContext>& contexts) const;
 

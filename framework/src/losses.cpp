@@ -58,21 +58,29 @@ double sigmoid(double x) {
     return e / (1.0 + e);
 }
 
-// Mean of an element-wise loss over all elements. `term(y, p, &dloss_dp)` returns one element's loss.
-double elementwise_mean(const Tensor& y_true, const Tensor& y_pred, Tensor* grad,
+// Keras's reduction of an element-wise loss: each position (a row along the last axis) takes the mean
+// of its K elements, and the positions are summed with `weights` (1/rows each: the plain mean; see
+// position_weights for a mask). `term(y, p, &dloss_dp)` returns one element's loss.
+double elementwise_mean(const Tensor& y_true, const Tensor& y_pred, const std::vector<double>& weights, Tensor* grad,
                         const std::function<double(double, double, double*)>& term) {
     const std::vector<double> t = to_doubles(y_true);
     const float* p = float_data(y_pred);
     float* g = prepare_grad(grad, y_pred);
     const size_t n = t.size();
-    if (n == 0) return 0.0;
+    if (n == 0 || weights.empty()) return 0.0;
+    const size_t K = n / weights.size();
     double total = 0.0;
     for (size_t i = 0; i < n; ++i) {
+        const double w = weights[i / K] / static_cast<double>(K);
+        if (w == 0.0) {   // a masked step: its targets are not read, so garbage there changes nothing
+            if (g) g[i] = 0.0f;
+            continue;
+        }
         double d = 0.0;
-        total += term(t[i], p[i], &d);
-        if (g) g[i] = static_cast<float>(d / static_cast<double>(n));
+        total += w * term(t[i], p[i], &d);
+        if (g) g[i] = static_cast<float>(w * d);
     }
-    return total / static_cast<double>(n);
+    return total;
 }
 
 // Crossentropy of one row against the target distribution `target` (K values). Writes
@@ -111,23 +119,28 @@ double crossentropy_row(const float* pred, const double* target, int64_t K, bool
     return loss;
 }
 
-// Mean over rows of crossentropy_row; `fill_target(row, target)` writes the row's K target values.
-double crossentropy_mean(const Tensor& y_pred, Tensor* grad, bool from_logits,
+// Sum over rows of crossentropy_row with `weights` (see elementwise_mean); `fill_target(row, target)`
+// writes the row's K target values.
+double crossentropy_mean(const Tensor& y_pred, const std::vector<double>& weights, Tensor* grad, bool from_logits,
                          const std::function<void(int64_t, double*)>& fill_target) {
     const float* p = float_data(y_pred);
     float* g = prepare_grad(grad, y_pred);
     const int64_t K = y_pred.ndim() > 0 ? y_pred.dim(-1) : 1;
-    const int64_t rows = K > 0 ? y_pred.numel() / K : 0;
-    if (rows == 0) return 0.0;
+    const int64_t rows = static_cast<int64_t>(weights.size());
+    if (rows == 0 || K == 0) return 0.0;
     std::vector<double> target(static_cast<size_t>(K)), row_grad(static_cast<size_t>(K));
     double total = 0.0;
     for (int64_t r = 0; r < rows; ++r) {
+        if (weights[r] == 0.0) {   // a masked step (see elementwise_mean)
+            if (g) std::fill_n(g + r * K, K, 0.0f);
+            continue;
+        }
         fill_target(r, target.data());
-        total += crossentropy_row(p + r * K, target.data(), K, from_logits, g ? row_grad.data() : nullptr);
+        total += weights[r] * crossentropy_row(p + r * K, target.data(), K, from_logits, g ? row_grad.data() : nullptr);
         if (g)
-            for (int64_t j = 0; j < K; ++j) g[r * K + j] = static_cast<float>(row_grad[j] / rows);
+            for (int64_t j = 0; j < K; ++j) g[r * K + j] = static_cast<float>(weights[r] * row_grad[j]);
     }
-    return total / static_cast<double>(rows);
+    return total;
 }
 
 // Keras casts the ids to int32 (truncation toward zero), so the valid range is (-1, K).
@@ -162,6 +175,31 @@ Shape check_same_shape(const Shape& y_true_shape, const Shape& y_pred_shape) {
     return p;
 }
 
+std::vector<double> position_weights(const Tensor& mask, const Shape& y_pred_shape) {
+    const Shape positions_shape(y_pred_shape.begin(), y_pred_shape.empty() ? y_pred_shape.end() : y_pred_shape.end() - 1);
+    const auto positions = static_cast<size_t>(num_elements(positions_shape));
+    if (!mask.defined()) return std::vector<double>(positions, positions ? 1.0 / static_cast<double>(positions) : 0.0);
+    if (mask.shape() != positions_shape)
+        value_error("The output's mask has shape {}, but a loss or metric needs one mask value per step of the output "
+                    "{} (its shape without the last axis, {})", shape_str(mask.shape()), shape_str(y_pred_shape),
+                    shape_str(positions_shape));
+    // Keras's apply_mask: a real step weighs total / valid in a mean over all `total` steps, i.e.
+    // 1 / valid here; a masked step 0; divide_no_nan makes a fully masked batch's loss 0.
+    const Tensor m = mask.to(Device::cpu());
+    std::vector<double> weights(positions, 0.0);
+    size_t valid = 0;
+    for (size_t r = 0; r < positions; ++r) valid += m.item(static_cast<int64_t>(r)) != 0.0;
+    for (size_t r = 0; r < positions; ++r)
+        if (m.item(static_cast<int64_t>(r)) != 0.0) weights[r] = 1.0 / static_cast<double>(valid);
+    return weights;
+}
+
+double Loss::compute_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask, Tensor* grad) const {
+    if (!mask.defined()) return compute(y_true, y_pred, grad);
+    value_error("Loss '{}' cannot skip masked steps: it only implements compute(y_true, y_pred, grad). Override "
+                "compute_masked(), or drop the mask before the output (e.g. no mask_zero / Masking)", name());
+}
+
 nlohmann::json Loss::get_config() const {
     return {{"name", name()}, {"reduction", "sum_over_batch_size"}};
 }
@@ -172,18 +210,20 @@ void Loss::check_shapes(const Tensor& y_true, const Shape& y_pred_shape) const {
 
 // ---- binary crossentropy
 
-double BinaryCrossentropy::compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const {
+double BinaryCrossentropy::compute_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask,
+                                          Tensor* grad) const {
     check_shapes(y_true, y_pred.shape());
+    const std::vector<double> weights = position_weights(mask, y_pred.shape());
     const double ls = options.label_smoothing;
     if (options.from_logits) {
         // max(x, 0) - x*y + log(1 + exp(-|x|)) is log(1+e^x) - x*y without overflow; d/dx = sigmoid(x) - y.
-        return elementwise_mean(y_true, y_pred, grad, [ls](double y, double x, double* d) {
+        return elementwise_mean(y_true, y_pred, weights, grad, [ls](double y, double x, double* d) {
             y = y * (1.0 - ls) + 0.5 * ls;
             *d = sigmoid(x) - y;
             return std::max(x, 0.0) - x * y + std::log1p(std::exp(-std::fabs(x)));
         });
     }
-    return elementwise_mean(y_true, y_pred, grad, [ls](double y, double p, double* d) {
+    return elementwise_mean(y_true, y_pred, weights, grad, [ls](double y, double p, double* d) {
         y = y * (1.0 - ls) + 0.5 * ls;
         const double q = clip_probability(p);
         *d = clip_is_active(p) ? 0.0 : -y / q + (1.0 - y) / (1.0 - q);
@@ -195,13 +235,15 @@ nlohmann::json BinaryCrossentropy::get_config() const { return crossentropy_conf
 
 // ---- categorical crossentropy
 
-double CategoricalCrossentropy::compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const {
+double CategoricalCrossentropy::compute_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask,
+                                               Tensor* grad) const {
     check_shapes(y_true, y_pred.shape());
+    const std::vector<double> weights = position_weights(mask, y_pred.shape());
     const std::vector<double> t = to_doubles(y_true);
     const int64_t K = y_pred.ndim() > 0 ? y_pred.dim(-1) : 1;
     const double ls = options.label_smoothing;
     // Keras smooths one-hot targets towards the uniform distribution: y * (1 - ls) + ls / K.
-    return crossentropy_mean(y_pred, grad, options.from_logits, [&](int64_t row, double* target) {
+    return crossentropy_mean(y_pred, weights, grad, options.from_logits, [&](int64_t row, double* target) {
         for (int64_t j = 0; j < K; ++j) target[j] = t[row * K + j] * (1.0 - ls) + ls / static_cast<double>(K);
     });
 }
@@ -228,11 +270,13 @@ void SparseCategoricalCrossentropy::check_shapes(const Tensor& y_true, const Sha
     if (y_true.device().is_cpu()) check_class_ids(to_doubles(y_true), y_pred_shape.back());
 }
 
-double SparseCategoricalCrossentropy::compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const {
+double SparseCategoricalCrossentropy::compute_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask,
+                                                     Tensor* grad) const {
     check_shapes(y_true, y_pred.shape());
+    const std::vector<double> weights = position_weights(mask, y_pred.shape());
     const std::vector<double> ids = to_doubles(y_true);
     const int64_t K = y_pred.dim(-1);
-    return crossentropy_mean(y_pred, grad, options.from_logits, [&](int64_t row, double* target) {
+    return crossentropy_mean(y_pred, weights, grad, options.from_logits, [&](int64_t row, double* target) {
         std::fill_n(target, K, 0.0);
         target[static_cast<int64_t>(ids[row])] = 1.0;
     });
@@ -247,18 +291,22 @@ nlohmann::json SparseCategoricalCrossentropy::get_config() const {
 
 // ---- regression losses
 
-double MeanSquaredError::compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const {
+double MeanSquaredError::compute_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask,
+                                        Tensor* grad) const {
     check_shapes(y_true, y_pred.shape());
-    return elementwise_mean(y_true, y_pred, grad, [](double y, double p, double* d) {
+    const std::vector<double> weights = position_weights(mask, y_pred.shape());
+    return elementwise_mean(y_true, y_pred, weights, grad, [](double y, double p, double* d) {
         *d = 2.0 * (p - y);
         return (p - y) * (p - y);
     });
 }
 
-double MeanAbsoluteError::compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const {
+double MeanAbsoluteError::compute_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask,
+                                         Tensor* grad) const {
     check_shapes(y_true, y_pred.shape());
+    const std::vector<double> weights = position_weights(mask, y_pred.shape());
     // The derivative of |p - y| is sign(p - y), 0 at p == y (as in TensorFlow and JAX).
-    return elementwise_mean(y_true, y_pred, grad, [](double y, double p, double* d) {
+    return elementwise_mean(y_true, y_pred, weights, grad, [](double y, double p, double* d) {
         *d = p > y ? 1.0 : (p < y ? -1.0 : 0.0);
         return std::fabs(p - y);
     });

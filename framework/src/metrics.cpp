@@ -59,6 +59,48 @@ void Metric::add_samplewise(const std::vector<double>& values, int64_t samples) 
     count_ += static_cast<double>(samples);
 }
 
+void Metric::update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) {
+    if (!mask.defined()) return update_state(y_true, y_pred);
+    value_error("Metric '{}' cannot skip masked steps: it only implements update_state(y_true, y_pred). Override "
+                "update_state_masked(), or drop the mask before the output", name_);
+}
+
+namespace {
+// Keras's Mean with the mask as sample weights reduces each sample to mean(value * mask) over its
+// steps and counts mean(mask): over a run, sum(value * mask) / sum(mask) when all batches hold as
+// many steps per sample.
+double steps_per_sample(const Tensor& mask) {
+    return mask.ndim() == 0 || mask.dim(0) == 0 ? 1.0 : static_cast<double>(mask.numel() / mask.dim(0));
+}
+}  // namespace
+
+void Metric::add_values(const std::vector<double>& values, int64_t samples, const Tensor& mask,
+                        const Shape& y_pred_shape) {
+    if (!mask.defined()) return add_samplewise(values, samples);
+    const std::vector<double> weights = losses::position_weights(mask, y_pred_shape);   // checks the shape
+    if (weights.empty() || values.size() % weights.size() != 0)
+        runtime_error("Metric '{}': {} values for {} masked steps", name_, values.size(), weights.size());
+    const size_t per_step = values.size() / weights.size();
+    double sum = 0.0, valid = 0.0;
+    for (size_t r = 0; r < weights.size(); ++r) {
+        if (weights[r] == 0.0) continue;   // a masked step: its values are not read
+        double step = 0.0;
+        for (size_t j = 0; j < per_step; ++j) step += values[r * per_step + j];
+        sum += step / static_cast<double>(per_step);
+        valid += 1.0;
+    }
+    total_ += sum / steps_per_sample(mask);
+    count_ += valid / steps_per_sample(mask);
+}
+
+void Metric::add_masked_position_sum(double sum, const Tensor& mask) {
+    const Tensor m = mask.to(Device::cpu());
+    double valid = 0.0;
+    for (int64_t r = 0; r < m.numel(); ++r) valid += m.item(r) != 0.0;
+    total_ += sum / steps_per_sample(m);
+    count_ += valid / steps_per_sample(m);
+}
+
 void Metric::add_position_sum(double sum, const Shape& y_true_shape, const Shape& y_pred_shape) {
     const auto spec = device_spec();
     if (!spec) runtime_error("Metric '{}' has no device form; call update_state()", name_);
@@ -80,16 +122,16 @@ void Metric::add_position_sum(double sum, const Shape& y_true_shape, const Shape
     count_ += static_cast<double>(samples);
 }
 
-void BinaryAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+void BinaryAccuracy::update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) {
     const Shape shape = losses::check_same_shape(y_true.shape(), y_pred.shape());
     const std::vector<double> t = to_doubles(y_true), p = to_doubles(y_pred);
     std::vector<double> matches(t.size());
     // Keras: equal(y_true, cast(y_pred > threshold)), element by element.
     for (size_t i = 0; i < t.size(); ++i) matches[i] = t[i] == (p[i] > threshold ? 1.0 : 0.0) ? 1.0 : 0.0;
-    add_samplewise(matches, samples_of(shape));
+    add_values(matches, samples_of(shape), mask, y_pred.shape());
 }
 
-void CategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+void CategoricalAccuracy::update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) {
     if (y_true.shape() != y_pred.shape() || y_pred.ndim() == 0)
         value_error("Arguments `target` and `output` must have the same shape. Received: target.shape={}, "
                     "output.shape={}", shape_str(y_true.shape()), shape_str(y_pred.shape()));
@@ -99,10 +141,10 @@ void CategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pre
     std::vector<double> matches(static_cast<size_t>(rows));
     for (int64_t r = 0; r < rows; ++r) matches[r] = argmax_row(t, r, K) == argmax_row(p, r, K) ? 1.0 : 0.0;
     // One match per row: the values have y_pred's shape without its last axis.
-    add_samplewise(matches, samples_of(Shape(y_pred.shape().begin(), y_pred.shape().end() - 1)));
+    add_values(matches, samples_of(Shape(y_pred.shape().begin(), y_pred.shape().end() - 1)), mask, y_pred.shape());
 }
 
-void SparseCategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+void SparseCategoricalAccuracy::update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) {
     // Same shape rule as the sparse loss: ids (N,) or (N, 1) against (N, K).
     losses::SparseCategoricalCrossentropy().check_shapes(y_true, y_pred.shape());
     const std::vector<double> ids = to_doubles(y_true), p = to_doubles(y_pred);
@@ -111,21 +153,21 @@ void SparseCategoricalAccuracy::update_state(const Tensor& y_true, const Tensor&
     // Keras compares the id, cast to y_pred's float dtype, with the argmax: 1.0 matches 1, 1.5 never does.
     for (size_t r = 0; r < ids.size(); ++r)
         matches[r] = ids[r] == static_cast<double>(argmax_row(p, static_cast<int64_t>(r), K)) ? 1.0 : 0.0;
-    add_samplewise(matches, samples_of(Shape(y_pred.shape().begin(), y_pred.shape().end() - 1)));
+    add_values(matches, samples_of(Shape(y_pred.shape().begin(), y_pred.shape().end() - 1)), mask, y_pred.shape());
 }
 
-void MeanSquaredError::update_state(const Tensor& y_true, const Tensor& y_pred) {
+void MeanSquaredError::update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) {
     std::vector<double> values;
     int64_t samples = 0;
     per_row_means(y_true, y_pred, [](double y, double p) { return (y - p) * (y - p); }, values, samples);
-    add_samplewise(values, samples);
+    add_values(values, samples, mask, y_pred.shape());
 }
 
-void MeanAbsoluteError::update_state(const Tensor& y_true, const Tensor& y_pred) {
+void MeanAbsoluteError::update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) {
     std::vector<double> values;
     int64_t samples = 0;
     per_row_means(y_true, y_pred, [](double y, double p) { return std::fabs(y - p); }, values, samples);
-    add_samplewise(values, samples);
+    add_values(values, samples, mask, y_pred.shape());
 }
 
 namespace {

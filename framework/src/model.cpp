@@ -64,19 +64,102 @@ void Model::compile(const std::string& optimizer, const std::vector<std::string>
 
 void Model::compile(optimizers::OptimizerPtr optimizer, std::vector<losses::LossPtr> losses,
                     const std::vector<std::string>& metrics) {
+    compile(std::move(optimizer), std::move(losses), CompileOptions{.metrics = metrics});
+}
+
+void Model::compile(const std::string& optimizer, const std::string& loss, const CompileOptions& options) {
+    compile(optimizers::get(optimizer), losses::get(loss), options);
+}
+
+void Model::compile(const std::string& optimizer, const std::vector<std::string>& losses,
+                    const CompileOptions& options) {
+    std::vector<losses::LossPtr> resolved;
+    for (const auto& l : losses) resolved.push_back(losses::get(l));
+    compile(optimizers::get(optimizer), resolved, options);
+}
+
+void Model::compile(optimizers::OptimizerPtr optimizer, losses::LossPtr loss, const CompileOptions& options) {
+    if (!loss) value_error("compile(): the loss is null");
+    compile(std::move(optimizer), std::vector<losses::LossPtr>(n_outputs(), loss), options);
+}
+
+void Model::compile(optimizers::OptimizerPtr optimizer, std::vector<losses::LossPtr> losses,
+                    const CompileOptions& options) {
     if (!optimizer) value_error("compile(): the optimizer is null");
     if (losses.size() != n_outputs())
         value_error("When there is more than one output, `loss` must be one loss or a list of one loss per output. "
                     "Model \"{}\" has {} output(s); received {} losses", name_, n_outputs(), losses.size());
     for (const auto& l : losses)
         if (!l) value_error("compile(): the loss is null");
+    auto output_metrics = metrics_per_output(options);
+    auto weights = loss_weights_per_output(options);
     // Resolve now so unknown names fail at compile(), as in Keras; re-resolved once the output is known.
-    for (const auto& m : metrics) metrics::get(m, losses[0]->name(), 1);
+    for (size_t k = 0; k < output_metrics.size(); ++k)
+        for (const auto& m : output_metrics[k]) metrics::get(m, losses[k]->name(), 1);
     optimizer_ = std::move(optimizer);
     loss_ = losses[0];
     losses_ = std::move(losses);
-    metric_names_ = metrics;
+    metric_names_ = options.metrics;
+    compile_options_ = options;
+    output_metric_names_ = std::move(output_metrics);
+    loss_weights_ = std::move(weights);
     metrics_.clear();
+}
+
+static std::string names_list(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "'" : ", '") + n + "'";
+    return "[" + out + "]";
+}
+
+std::vector<std::vector<std::string>> Model::metrics_per_output(const CompileOptions& options) const {
+    const size_t forms = !options.metrics.empty() + !options.per_output_metrics.empty() + !options.metrics_by_output.empty();
+    if (forms > 1)
+        value_error("compile(): give the metrics in one form: `metrics` (every output), `per_output_metrics` (one list "
+                    "per output) or `metrics_by_output` (by output name)");
+    const auto names = output_names();
+    if (!options.per_output_metrics.empty()) {
+        if (options.per_output_metrics.size() != n_outputs())
+            value_error("Invalid `metrics`: model \"{}\" has {} output(s) {}, but `per_output_metrics` holds {} list(s) "
+                        "(one list of metrics per output, in order)", name_, n_outputs(), names_list(names),
+                        options.per_output_metrics.size());
+        return options.per_output_metrics;
+    }
+    std::vector<std::vector<std::string>> out(n_outputs(), options.metrics);
+    if (options.metrics_by_output.empty()) return out;
+    for (const auto& [name, list] : options.metrics_by_output) {
+        const auto it = std::find(names.begin(), names.end(), name);
+        if (it == names.end())
+            value_error("Invalid `metrics`: '{}' is not an output of model \"{}\". The outputs are {}", name, name_,
+                        names_list(names));
+        out[static_cast<size_t>(it - names.begin())] = list;
+    }
+    return out;
+}
+
+std::vector<double> Model::loss_weights_per_output(const CompileOptions& options) const {
+    if (!options.loss_weights.empty() && !options.loss_weights_by_output.empty())
+        value_error("compile(): give `loss_weights` (a list, one per output) or `loss_weights_by_output` (by output "
+                    "name), not both");
+    if (!options.loss_weights.empty()) {
+        if (options.loss_weights.size() != n_outputs())
+            value_error("`loss_weights` must match the number of losses, got {} losses and {} weights.", n_outputs(),
+                        options.loss_weights.size());
+        return options.loss_weights;
+    }
+    if (options.loss_weights_by_output.empty()) return std::vector<double>(n_outputs(), 1.0);
+    const auto names = output_names();
+    std::vector<std::string> keys;
+    for (const auto& [name, w] : options.loss_weights_by_output) keys.push_back(name);
+    std::vector<double> out;
+    for (const auto& name : names) {
+        const auto it = options.loss_weights_by_output.find(name);
+        if (it == options.loss_weights_by_output.end() || keys.size() != names.size())
+            value_error("Expected keys {} in loss_weights dict, but found loss_weights.keys()={}", names_list(names),
+                        names_list(keys));
+        out.push_back(it->second);
+    }
+    return out;
 }
 
 optimizers::Optimizer& Model::optimizer() const {
@@ -167,8 +250,9 @@ void Model::ensure_built(const Arrays& xs) {
 
 void Model::resolve_metrics() {
     const size_t outputs = n_outputs();
-    if (metrics_.size() == metric_names_.size() * outputs && output_loss_trackers_.size() == (outputs > 1 ? outputs : 0))
-        return;
+    size_t wanted = 0;
+    for (const auto& list : output_metric_names_) wanted += list.size();
+    if (metrics_.size() == wanted && output_loss_trackers_.size() == (outputs > 1 ? outputs : 0)) return;
     metrics_.clear();
     output_loss_trackers_.clear();
     const auto names = output_names();
@@ -178,7 +262,7 @@ void Model::resolve_metrics() {
         // Several outputs: Keras 2's per-output names ("dense_loss", "dense_1_accuracy").
         const std::string prefix = outputs > 1 ? names[k] + "_" : "";
         if (outputs > 1) output_loss_trackers_.emplace_back(prefix + "loss");
-        for (const auto& m : metric_names_) {
+        for (const auto& m : output_metric_names_[k]) {
             auto metric = metrics::get(m, losses_[k]->name(), units);
             metrics_.push_back({k, metric, prefix + metric->name()});
         }
@@ -187,8 +271,8 @@ void Model::resolve_metrics() {
 
 // ---------------------------------------------------------------- forward / backward
 
-Arrays Model::forward(const Arrays& xs, std::vector<CallContext>& contexts, bool training) {
-    if (graph_) return graph_->forward(xs, contexts, training);
+Arrays Model::forward(const Arrays& xs, std::vector<CallContext>& contexts, bool training, Arrays* masks) {
+    if (graph_) return graph_->forward(xs, contexts, training, masks);
     contexts.assign(layers_.size(), CallContext{});
     Tensor h = xs[0], mask;
     for (size_t i = 0; i < layers_.size(); ++i) {
@@ -198,6 +282,7 @@ Arrays Model::forward(const Arrays& xs, std::vector<CallContext>& contexts, bool
         mask = layers_[i]->compute_mask(h, mask);
         h = std::move(y);
     }
+    if (masks) *masks = {mask};
     return {h};
 }
 
@@ -212,11 +297,16 @@ void Model::backward(const Arrays& dys, std::vector<CallContext>& contexts) {
 
 double Model::train_step(const Arrays& x, const Arrays& y) {
     std::vector<CallContext> contexts;
-    const Arrays y_pred = forward(on_device(x, device()), contexts, true);
-    // The total loss is the sum of the outputs' losses, so each output's gradient is its own loss's.
+    Arrays masks;
+    const Arrays y_pred = forward(on_device(x, device()), contexts, true, &masks);
+    // The total loss is the loss_weights-weighted sum of the outputs' losses, so each output's
+    // gradient is its own loss's times its weight.
     Arrays grads(y_pred.size());
     std::vector<BatchValues> values;
-    for (size_t k = 0; k < y_pred.size(); ++k) values.push_back(queue_loss_and_metrics(k, y[k], y_pred[k], &grads[k]));
+    for (size_t k = 0; k < y_pred.size(); ++k) {
+        values.push_back(queue_loss_and_metrics(k, y[k], y_pred[k], masks[k], &grads[k]));
+        if (loss_weights_[k] != 1.0) backend::get(grads[k].device()).scale_(grads[k], static_cast<float>(loss_weights_[k]));
+    }
     const auto variables = trainable_weights();
     for (const auto& v : variables) v->grad = Tensor();
     backward(grads, contexts);
@@ -226,18 +316,21 @@ double Model::train_step(const Arrays& x, const Arrays& y) {
 
 double Model::test_step(const Arrays& x, const Arrays& y) {
     std::vector<CallContext> contexts;
-    const Arrays y_pred = forward(on_device(x, device()), contexts, false);
+    Arrays masks;
+    const Arrays y_pred = forward(on_device(x, device()), contexts, false, &masks);
     std::vector<BatchValues> values;
-    for (size_t k = 0; k < y_pred.size(); ++k) values.push_back(queue_loss_and_metrics(k, y[k], y_pred[k], nullptr));
+    for (size_t k = 0; k < y_pred.size(); ++k) values.push_back(queue_loss_and_metrics(k, y[k], y_pred[k], masks[k], nullptr));
     return record_batch(values, x[0].dim(0));
 }
 
 // On the CPU, and for losses / metrics without a device form, the host formulas run on host copies
 // (the CPU keeps its double-precision loss); on a GPU the backend's kernels do, without waiting.
-Model::BatchValues Model::queue_loss_and_metrics(size_t output, const Tensor& y, const Tensor& y_pred, Tensor* grad) {
+Model::BatchValues Model::queue_loss_and_metrics(size_t output, const Tensor& y, const Tensor& y_pred,
+                                                 const Tensor& mask, Tensor* grad) {
     const losses::Loss& loss = *losses_[output];
     const Device d = y_pred.device();
-    BatchValues values{.on_device = {}, .host_loss = 0.0, .y_shape = y.shape(), .y_pred_shape = y_pred.shape()};
+    BatchValues values{.on_device = {}, .host_loss = 0.0, .y_shape = y.shape(), .y_pred_shape = y_pred.shape(),
+                       .mask = mask};
     Tensor y_pred_host, y_on_device;
     auto host_pred = [&]() -> const Tensor& {
         if (!y_pred_host.defined()) y_pred_host = y_pred.to(Device::cpu());
@@ -250,9 +343,9 @@ Model::BatchValues Model::queue_loss_and_metrics(size_t output, const Tensor& y,
     };
     const auto loss_spec = d.is_cpu() ? std::nullopt : loss.device_spec();
     if (loss_spec) {
-        values.on_device.push_back(backend::get(d).loss(*loss_spec, device_targets(), y_pred, grad));
+        values.on_device.push_back(backend::get(d).loss(*loss_spec, device_targets(), y_pred, mask, grad));
     } else {
-        values.host_loss = loss.compute(y, host_pred(), grad);
+        values.host_loss = loss.compute_masked(y, host_pred(), mask, grad);
         if (grad) *grad = grad->to(d);
         values.on_device.emplace_back();
     }
@@ -261,9 +354,9 @@ Model::BatchValues Model::queue_loss_and_metrics(size_t output, const Tensor& y,
         const auto& m = om.metric;
         const auto spec = d.is_cpu() ? std::nullopt : m->device_spec();
         if (spec) {
-            values.on_device.push_back(backend::get(d).metric_sum(*spec, device_targets(), y_pred));
+            values.on_device.push_back(backend::get(d).metric_sum(*spec, device_targets(), y_pred, mask));
         } else {
-            m->update_state(y, host_pred());
+            m->update_state_masked(y, host_pred(), mask);
             values.on_device.emplace_back();
         }
     }
@@ -273,9 +366,12 @@ Model::BatchValues Model::queue_loss_and_metrics(size_t output, const Tensor& y,
 double Model::record_batch(const std::vector<BatchValues>& outputs, int64_t batch_size) {
     double total = 0.0;
     for (size_t k = 0; k < outputs.size(); ++k) {
+        // Keras logs each output's own (unweighted) loss; the total weighs them with loss_weights.
         const double loss = record_output(k, outputs[k]);
-        if (!output_loss_trackers_.empty()) output_loss_trackers_[k].add(loss, static_cast<double>(batch_size));
-        total += loss;
+        // Keras 3's per-output loss trackers are plain means over batches (each batch counts once),
+        // while "loss" weighs every batch by its size.
+        if (!output_loss_trackers_.empty()) output_loss_trackers_[k].add(loss, 1.0);
+        total += loss_weights_[k] * loss;
     }
     loss_tracker_.add(total, static_cast<double>(batch_size));
     return total;
@@ -304,8 +400,9 @@ double Model::record_output(size_t output, const BatchValues& values) {
     for (const auto& om : metrics_) {
         if (om.output != output) continue;
         ++i;
-        if (values.on_device[i].defined())
-            om.metric->add_position_sum(read[slot[i]], values.y_shape, values.y_pred_shape);
+        if (!values.on_device[i].defined()) continue;
+        if (values.mask.defined()) om.metric->add_masked_position_sum(read[slot[i]], values.mask);
+        else om.metric->add_position_sum(read[slot[i]], values.y_shape, values.y_pred_shape);
     }
     return values.on_device[0].defined() ? read[slot[0]] : values.host_loss;
 }

@@ -86,8 +86,10 @@ public:
     void adagrad_update(Tensor& param, const Tensor& grad, Tensor& accumulator, float lr,
                         float epsilon) override;
 
-    Tensor loss(const LossSpec& spec, const Tensor& y_true, const Tensor& y_pred, Tensor* grad) override;
-    Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred) override;
+    Tensor loss(const LossSpec& spec, const Tensor& y_true, const Tensor& y_pred, const Tensor& mask,
+                Tensor* grad) override;
+    Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred,
+                      const Tensor& mask) override;
 
 private:
     // Throws ValueError naming `what` unless t is a defined float32 tensor on this GPU.

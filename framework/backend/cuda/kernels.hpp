@@ -57,20 +57,26 @@ cudaError_t adagrad_update(float* param, const float* grad, float* accumulator, 
                     cudaStream_t stream);
 
 // ---- losses and metrics (losses_metrics.cu), in double inside as the CPU's formulas are.
-// *sum (one device double) receives the sum of the per-element / per-row values; the launchers
-// zero it first. grad (nullable) receives d(mean)/d(p) for a mean over `count` terms.
+// *sum (one device double) receives the weighted sum of the per-step values (a step is a row of K
+// values along the last axis); the launchers zero it first. mask (nullable, one float per step):
+// steps where it is 0 weigh nothing and their targets are not read; the other steps weigh
+// step_weight (the loss's 1/rows, or Keras's masked 1/valid). grad (nullable) receives d(sum)/d(p).
 enum class ElementwiseLoss { binary_crossentropy, binary_crossentropy_logits, mean_squared_error, mean_absolute_error };
+// Element-wise losses: a step's value is the mean of its K elements' terms.
 cudaError_t elementwise_loss(ElementwiseLoss kind, float label_smoothing, const float* y, const float* p, float* grad,
-                             int64_t count, double* sum, cudaStream_t stream);
+                             int64_t rows, int64_t K, const float* mask, double step_weight, double* sum,
+                             cudaStream_t stream);
 // Crossentropy of `rows` rows of K values; y holds rows x K targets, or one class id per row when sparse.
 cudaError_t crossentropy_rows(bool sparse, bool from_logits, float label_smoothing, const float* y, const float* p,
-                              float* grad, int64_t rows, int64_t K, double* sum, cudaStream_t stream);
+                              float* grad, int64_t rows, int64_t K, const float* mask, double step_weight, double* sum,
+                              cudaStream_t stream);
 enum class RowMetric { binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, mean_squared_error,
                        mean_absolute_error };
-// Sum over rows of the metric's per-row values (binary_accuracy: the matches of the row's elements;
-// y as for crossentropy_rows).
+// Sum over rows of the metric's per-row values (y as for crossentropy_rows). Without a mask
+// binary_accuracy adds the matches of the row's elements; with one (nullable), the real rows add
+// their value, binary_accuracy the mean of its matches.
 cudaError_t metric_rows(RowMetric kind, float threshold, const float* y, const float* p, int64_t rows, int64_t K,
-                        double* sum, cudaStream_t stream);
+                        const float* mask, double* sum, cudaStream_t stream);
 // out[0] = float(sum[0] * scale)
 cudaError_t scaled_to_float(const double* sum, double scale, float* out, cudaStream_t stream);
 

@@ -47,13 +47,23 @@ __device__ double loss_term(ElementwiseLoss kind, double ls, double y, double p,
     return 0.0;
 }
 
+// The weight of step r: 0 where the mask is 0, else step_weight.
+__device__ double step_weight_of(const float* mask, double step_weight, int64_t r) {
+    return mask && mask[r] == 0.0f ? 0.0 : step_weight;
+}
+
 __global__ void elementwise_loss_kernel(ElementwiseLoss kind, float ls, const float* y, const float* p, float* grad,
-                                        int64_t n, double* sum) {
+                                        int64_t n, int64_t K, const float* mask, double step_weight, double* sum) {
     double partial = 0.0;
     for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+        const double w = step_weight_of(mask, step_weight, i / K) / static_cast<double>(K);
+        if (w == 0.0) {   // a masked step: its target is not read
+            if (grad) grad[i] = 0.0f;
+            continue;
+        }
         double d = 0.0;
-        partial += loss_term(kind, ls, y[i], p[i], &d);
-        if (grad) grad[i] = static_cast<float>(d / static_cast<double>(n));
+        partial += w * loss_term(kind, ls, y[i], p[i], &d);
+        if (grad) grad[i] = static_cast<float>(w * d);
     }
     add_to_sum(partial, sum);
 }
@@ -66,11 +76,18 @@ __device__ double target(bool sparse, double ls, const float* y, int64_t r, int6
 
 // One thread per row (rows are few, K small to moderate in these models).
 __global__ void crossentropy_rows_kernel(bool sparse, bool from_logits, float ls, const float* y, const float* p,
-                                         float* grad, int64_t rows, int64_t K, double* sum) {
+                                         float* grad, int64_t rows, int64_t K, const float* mask, double step_weight,
+                                         double* sum) {
     double partial = 0.0;
     for (int64_t r = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; r < rows; r += int64_t{gridDim.x} * blockDim.x) {
         const float* x = p + r * K;
         float* g = grad ? grad + r * K : nullptr;
+        const double w = step_weight_of(mask, step_weight, r);
+        if (w == 0.0) {   // a masked step: its targets are not read
+            if (g)
+                for (int64_t j = 0; j < K; ++j) g[j] = 0.0f;
+            continue;
+        }
         double loss = 0.0;
         if (from_logits) {
             // log_softmax(x)_j = x_j - logsumexp(x); d/dx_k = softmax_k * sum(t) - t_k.
@@ -86,7 +103,7 @@ __global__ void crossentropy_rows_kernel(bool sparse, bool from_logits, float ls
             }
             if (g)
                 for (int64_t j = 0; j < K; ++j)
-                    g[j] = static_cast<float>((exp(x[j] - log_sum) * sum_t - target(sparse, ls, y, r, j, K)) / rows);
+                    g[j] = static_cast<float>((exp(x[j] - log_sum) * sum_t - target(sparse, ls, y, r, j, K)) * w);
         } else {
             // Normalise to q = p / S, clip, -sum t log q; dL/dp_k = (a_k - sum_j a_j q_j) / S with
             // a_j = dL/dq_j, zero where the clip is active.
@@ -103,10 +120,10 @@ __global__ void crossentropy_rows_kernel(bool sparse, bool from_logits, float ls
                 for (int64_t j = 0; j < K; ++j) {
                     const double q = x[j] / S, t = target(sparse, ls, y, r, j, K);
                     const double a = (q < kClipLow || q > kClipHigh) ? 0.0 : -t / q;
-                    g[j] = static_cast<float>((a - a_dot_q) / S / rows);
+                    g[j] = static_cast<float>((a - a_dot_q) / S * w);
                 }
         }
-        partial += loss;
+        partial += w * loss;
     }
     add_to_sum(partial, sum);
 }
@@ -119,14 +136,18 @@ __device__ int64_t argmax(const float* x, int64_t K) {
 }
 
 __global__ void metric_rows_kernel(RowMetric kind, float threshold, const float* y, const float* p, int64_t rows,
-                                   int64_t K, double* sum) {
+                                   int64_t K, const float* mask, double* sum) {
     double partial = 0.0;
     for (int64_t r = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; r < rows; r += int64_t{gridDim.x} * blockDim.x) {
+        if (mask && mask[r] == 0.0f) continue;   // a masked step counts for nothing
         const float* x = p + r * K;
         switch (kind) {
-            case RowMetric::binary_accuracy:
-                for (int64_t j = 0; j < K; ++j) partial += y[r * K + j] == (x[j] > threshold ? 1.0f : 0.0f) ? 1.0 : 0.0;
+            case RowMetric::binary_accuracy: {
+                double matches = 0.0;
+                for (int64_t j = 0; j < K; ++j) matches += y[r * K + j] == (x[j] > threshold ? 1.0f : 0.0f) ? 1.0 : 0.0;
+                partial += mask ? matches / static_cast<double>(K) : matches;
                 break;
+            }
             case RowMetric::categorical_accuracy: partial += argmax(y + r * K, K) == argmax(x, K) ? 1.0 : 0.0; break;
             case RowMetric::sparse_categorical_accuracy:
                 partial += y[r] == static_cast<float>(argmax(x, K)) ? 1.0 : 0.0;
@@ -153,28 +174,33 @@ __global__ void scaled_to_float_kernel(const double* sum, double scale, float* o
 }  // namespace
 
 cudaError_t elementwise_loss(ElementwiseLoss kind, float label_smoothing, const float* y, const float* p, float* grad,
-                             int64_t count, double* sum, cudaStream_t stream) {
+                             int64_t rows, int64_t K, const float* mask, double step_weight, double* sum,
+                             cudaStream_t stream) {
     const cudaError_t status = cudaMemsetAsync(sum, 0, sizeof(double), stream);
     if (status != cudaSuccess) return status;
-    if (count > 0) elementwise_loss_kernel<<<blocks_for(count), kThreads, 0, stream>>>(kind, label_smoothing, y, p, grad, count, sum);
+    const int64_t count = rows * K;
+    if (count > 0)
+        elementwise_loss_kernel<<<blocks_for(count), kThreads, 0, stream>>>(kind, label_smoothing, y, p, grad, count, K,
+                                                                             mask, step_weight, sum);
     return cudaGetLastError();
 }
 
 cudaError_t crossentropy_rows(bool sparse, bool from_logits, float label_smoothing, const float* y, const float* p,
-                              float* grad, int64_t rows, int64_t K, double* sum, cudaStream_t stream) {
+                              float* grad, int64_t rows, int64_t K, const float* mask, double step_weight, double* sum,
+                              cudaStream_t stream) {
     const cudaError_t status = cudaMemsetAsync(sum, 0, sizeof(double), stream);
     if (status != cudaSuccess) return status;
     if (rows > 0 && K > 0)
         crossentropy_rows_kernel<<<blocks_for(rows), kThreads, 0, stream>>>(sparse, from_logits, label_smoothing, y, p,
-                                                                             grad, rows, K, sum);
+                                                                             grad, rows, K, mask, step_weight, sum);
     return cudaGetLastError();
 }
 
 cudaError_t metric_rows(RowMetric kind, float threshold, const float* y, const float* p, int64_t rows, int64_t K,
-                        double* sum, cudaStream_t stream) {
+                        const float* mask, double* sum, cudaStream_t stream) {
     const cudaError_t status = cudaMemsetAsync(sum, 0, sizeof(double), stream);
     if (status != cudaSuccess) return status;
-    if (rows > 0 && K > 0) metric_rows_kernel<<<blocks_for(rows), kThreads, 0, stream>>>(kind, threshold, y, p, rows, K, sum);
+    if (rows > 0 && K > 0) metric_rows_kernel<<<blocks_for(rows), kThreads, 0, stream>>>(kind, threshold, y, p, rows, K, mask, sum);
     return cudaGetLastError();
 }
 

@@ -57,8 +57,10 @@ public:
     void adagrad_update(Tensor& param, const Tensor& grad, Tensor& accumulator, float lr,
                         float epsilon) override;
 
-    Tensor loss(const LossSpec& spec, const Tensor& y_true, const Tensor& y_pred, Tensor* grad) override;
-    Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred) override;
+    Tensor loss(const LossSpec& spec, const Tensor& y_true, const Tensor& y_pred, const Tensor& mask,
+                Tensor* grad) override;
+    Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred,
+                      const Tensor& mask) override;
 
 private:
     // matmul primitives by "m,k,n,transposes,bias": built once per shape, executed many times.

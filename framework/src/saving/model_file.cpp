@@ -57,6 +57,25 @@ nlohmann::json model_config(const Model& model) {
     return {{"class_name", "Sequential"}, {"config", config}};
 }
 
+namespace {
+
+// Keras writes compile()'s arguments as given: a list (one weight per output) or a dict by output name.
+nlohmann::json loss_weights_config(const CompileOptions& options) {
+    if (!options.loss_weights.empty()) return options.loss_weights;
+    if (!options.loss_weights_by_output.empty()) return options.loss_weights_by_output;
+    return nullptr;
+}
+
+// ["accuracy"], [["accuracy"], ["mae"]] (one list per output) or {"cls": ["accuracy"]}.
+nlohmann::json metrics_config(const CompileOptions& options) {
+    if (!options.per_output_metrics.empty()) return options.per_output_metrics;
+    if (!options.metrics_by_output.empty()) return options.metrics_by_output;
+    if (!options.metrics.empty()) return options.metrics;
+    return nullptr;
+}
+
+}  // namespace
+
 nlohmann::json training_config(const Model& model) {
     const auto& optimizer = model.optimizer();
     // Several outputs: one loss each, as a list (Keras's form for a list of losses).
@@ -66,8 +85,8 @@ nlohmann::json training_config(const Model& model) {
         for (const auto& l : model.output_losses()) loss.push_back(loss_config(*l));
     }
     return {{"loss", loss},
-            {"loss_weights", nullptr},
-            {"metrics", model.metric_names().empty() ? nlohmann::json(nullptr) : nlohmann::json(model.metric_names())},
+            {"loss_weights", loss_weights_config(model.compile_options())},
+            {"metrics", metrics_config(model.compile_options())},
             {"weighted_metrics", nullptr},
             {"run_eagerly", false},
             {"steps_per_execution", 1},

@@ -1,5 +1,6 @@
 #include "saving/training_config.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <functional>
 
@@ -123,6 +124,42 @@ std::vector<std::string> metrics_from_config(const json& metrics, const std::str
     };
     collect(metrics);
     return names;
+}
+
+namespace {
+// A dict by output name rather than a serialized metric object ({"class_name", "config"}).
+bool is_output_dict(const json& j) { return j.is_object() && !j.contains("class_name"); }
+}  // namespace
+
+CompileOptions compile_options_from_config(const json& training, const std::vector<std::string>& output_names,
+                                           const std::string& where) {
+    CompileOptions options;
+    const json metrics = training.value("metrics", json());
+    const bool one_list_per_output = metrics.is_array() && output_names.size() > 1 &&
+                                     metrics.size() == output_names.size() &&
+                                     std::all_of(metrics.begin(), metrics.end(), [](const json& m) { return m.is_array(); });
+    if (one_list_per_output) {
+        for (const auto& m : metrics) options.per_output_metrics.push_back(metrics_from_config(m, where));
+    } else if (is_output_dict(metrics)) {
+        for (const auto& [name, m] : metrics.items()) options.metrics_by_output[name] = metrics_from_config(m, where);
+    } else {
+        options.metrics = metrics_from_config(metrics, where);
+    }
+    const json weights = training.value("loss_weights", json());
+    auto number = [&](const json& w) {
+        if (!w.is_number()) value_error("{}: a loss weight should be a number, got {}", where, w.dump());
+        return w.get<double>();
+    };
+    if (weights.is_array()) {
+        for (const auto& w : weights) options.loss_weights.push_back(number(w));
+    } else if (weights.is_object()) {
+        for (const auto& [name, w] : weights.items()) options.loss_weights_by_output[name] = number(w);
+    } else if (weights.is_number()) {   // Keras's single-output form: one float
+        options.loss_weights.assign(output_names.size(), number(weights));
+    } else if (!weights.is_null()) {
+        value_error("{}: `loss_weights` should be a list, a dict or null, got {}", where, weights.dump());
+    }
+    return options;
 }
 
 }  // namespace keras::saving
