@@ -569,10 +569,10 @@ TEST_CASE("a functional model_config that cannot be rebuilt is a clear error") {
         config["config"]["output_layers"][1] = {"nope", 0, 0};
         expect(config, "File '" + path + "': the model_config names [\"nope\", 0, 0], which no layer produces");
     }
-    SUBCASE("a reference to a second output of a layer") {
+    SUBCASE("a reference to a second output of a layer of one output") {
         auto config = good;
         config["config"]["input_layers"][0] = {"a", 0, 1};
-        expect(config, "File '" + path + "': [\"a\",0,1] refers to output 1 of a layer; kerascpp layers have one output");
+        expect(config, "File '" + path + "': the model_config names output 1 of layer \"a\" (call 0), which has 1 output(s)");
     }
     std::filesystem::remove(path);
 }
