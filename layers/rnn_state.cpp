@@ -38,6 +38,7 @@ std::vector<Shape> RNNBase::compute_output_shapes(const Shape& input_shape) cons
 
 // tf_keras's message (Keras 3 only fails later, inside the loop); the layer's name added.
 void RNNBase::check_initial_state(const Shape& input_shape, const std::vector<Shape>& states) const {
+    if (states.empty()) return;   // zeros (or a stateful layer's kept states)
     bool ok = static_cast<int>(states.size()) == state_count();
     for (const auto& s : states) {
         const bool batch_ok = s.size() == 2 && (s[0] < 0 || input_shape.at(0) < 0 || s[0] == input_shape[0]);
