@@ -17,6 +17,7 @@
 
 #include "saving/model_file.hpp"
 
+#include "h5_test_helpers.hpp"
 #include "test_helpers.hpp"
 
 using namespace keras;

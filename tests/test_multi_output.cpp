@@ -22,6 +22,7 @@
 #include "keras/models.hpp"
 #include "reference/reference.hpp"
 #include "saving/model_file.hpp"
+#include "h5_test_helpers.hpp"
 #include "test_helpers.hpp"
 
 using test_helpers::message_of;
