@@ -40,8 +40,9 @@ bool is_merge(const std::string& class_name) {
     return class_name == "Add" || class_name == "Multiply" || class_name == "Average" || class_name == "Concatenate";
 }
 
-bool is_recurrent(const std::string& class_name) {
-    return class_name == "SimpleRNN" || class_name == "LSTM" || class_name == "GRU";
+// Layers whose Keras 2 inbound nodes append the initial states to the sequence.
+bool takes_initial_state(const std::string& class_name) {
+    return class_name == "SimpleRNN" || class_name == "LSTM" || class_name == "GRU" || class_name == "Bidirectional";
 }
 
 TensorRef parse_keras_tensor(const json& t, const std::string& class_name, const ConfigSource& source) {
@@ -73,7 +74,7 @@ Call parse_call(const json& node, const std::string& class_name, const ConfigSou
         value_error("File '{}': an inbound node of a {} layer is {}, expected a list of [layer, node, tensor, kwargs]",
                     source.file, class_name, node.dump());
     for (const json& ref : node) call.inputs.push_back(parse_ref(ref, source));
-    if (is_recurrent(class_name) && call.inputs.size() > 1) {   // Keras 2 appends initial_state to the inputs
+    if (takes_initial_state(class_name) && call.inputs.size() > 1) {   // Keras 2 appends initial_state to the inputs
         call.initial_state.assign(call.inputs.begin() + 1, call.inputs.end());
         call.inputs.resize(1);
     }
