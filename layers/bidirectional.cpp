@@ -224,10 +224,11 @@ bool any_defined(const std::vector<Tensor>& ts) {
     return std::any_of(ts.begin(), ts.end(), [](const Tensor& t) { return t.defined(); });
 }
 
-// One direction's backward; a direction none of whose outputs got a gradient is skipped.
+// One direction's backward ({dx, d initial states...}); a direction none of whose outputs got a
+// gradient is skipped (all undefined).
 std::vector<Tensor> direction_backward(Layer& layer, const std::vector<Tensor>& dys, CallContext& ctx,
-                                       size_t n_states) {
-    if (!any_defined(dys)) return std::vector<Tensor>(1 + n_states);
+                                       size_t initial_states) {
+    if (!any_defined(dys)) return std::vector<Tensor>(1 + initial_states);
     return layer.backward_outputs(dys, ctx);
 }
 }  // namespace
@@ -242,9 +243,8 @@ std::vector<Tensor> Bidirectional::backward_outputs(const std::vector<Tensor>& d
     std::vector<Tensor> df = {dyf}, db = {dyb};
     df.insert(df.end(), dys.begin() + merged, dys.begin() + merged + S);
     db.insert(db.end(), dys.begin() + merged + S, dys.end());
-    const size_t half = c.forward->initial_state.size();
-    const std::vector<Tensor> gf = direction_backward(*forward_, df, *c.forward, half);
-    const std::vector<Tensor> gb = direction_backward(*backward_, db, *c.backward, half);
+    const std::vector<Tensor> gf = direction_backward(*forward_, df, *c.forward, c.forward->initial_state.size());
+    const std::vector<Tensor> gb = direction_backward(*backward_, db, *c.backward, c.backward->initial_state.size());
     Tensor dx = gf[0];
     if (!dx.defined()) dx = gb[0];
     else if (gb[0].defined()) dx = backend::for_tensor(dx).add(dx, gb[0]);

@@ -391,6 +391,16 @@ TEST_CASE("Bidirectional merge_mode=None with return_state equals the two layers
         check_close(values_of(bi.weights()[3 + i]->grad), values_of(bwd->weights()[i]->grad), 0, "backward weight grad");
     }
     CHECK(bi.get_config()["merge_mode"].is_null());
+
+    // Only the forward output used: the backward direction gets no gradient and is skipped.
+    CallContext ctx2, cf2;
+    ctx2.training = cf2.training = true;
+    bi.call_outputs(x, states, ctx2);
+    fwd->call_outputs(x, {states[0], states[1]}, cf2);
+    const auto g2 = bi.backward_outputs({dys[0], Tensor(), Tensor(), Tensor(), Tensor(), Tensor()}, ctx2);
+    const auto gf2 = fwd->backward_outputs({dys[0], Tensor(), Tensor()}, cf2);
+    check_close(values_of(g2[0]), values_of(gf2[0]), 0, "dx from the forward output alone");
+    CHECK_FALSE(g2[3].defined());   // backward dh0
 }
 
 // ---- saving and loading
