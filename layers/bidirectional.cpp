@@ -87,9 +87,9 @@ struct BidirectionalCall {
 Bidirectional::Bidirectional(const LayerPtr& layer, BidirectionalOptions options)
     : Layer("Bidirectional", options.name), merge_mode_(options.merge_mode) {
     const std::vector<std::string> modes = {"sum", "mul", "ave", "concat"};
-    if (std::find(modes.begin(), modes.end(), merge_mode_) == modes.end())
+    if (merge_mode_ && std::find(modes.begin(), modes.end(), *merge_mode_) == modes.end())
         value_error("Invalid merge mode. Received: {}. Merge mode should be one of {{\"sum\", \"mul\", \"ave\", "
-                    "\"concat\"}} (kerascpp has no merge_mode None: a layer has one output)", merge_mode_);
+                    "\"concat\", None}}", *merge_mode_);
     as_rnn(layer, "layer");
     if (options.backward_layer) as_rnn(options.backward_layer, "backward_layer");
     forward_ = copy_of(*layer, "forward_", false);
@@ -108,7 +108,9 @@ Bidirectional::Bidirectional(const LayerPtr& layer, BidirectionalOptions options
     };
     same("stateful", f.stateful, b.stateful);
     same("return_sequences", f.return_sequences, b.return_sequences);
+    same("return_state", f.return_state, b.return_state);
     return_sequences_ = f.return_sequences;
+    return_state_ = f.return_state;
 }
 
 void Bidirectional::build(const Shape& input_shape) {
@@ -116,9 +118,9 @@ void Bidirectional::build(const Shape& input_shape) {
     backward_->build_for(input_shape);
     const int64_t fu = forward_->compute_output_shape(input_shape).back();
     const int64_t bu = backward_->compute_output_shape(input_shape).back();
-    if (merge_mode_ != "concat" && fu != bu)
+    if (merge_mode_ && *merge_mode_ != "concat" && fu != bu)
         value_error("Layer \"{}\": merge_mode \"{}\" needs the forward and backward layers to have the same "
-                    "number of units, got {} ({}) and {} ({})", name(), merge_mode_, fu, forward_->name(), bu,
+                    "number of units, got {} ({}) and {} ({})", name(), *merge_mode_, fu, forward_->name(), bu,
                     backward_->name());
     // Keras's weight paths ("bidirectional/forward_lstm/lstm_cell/kernel"): the saved names of the two
     // directions must differ, and these are the names Keras gives them.
@@ -130,47 +132,126 @@ void Bidirectional::build(const Shape& input_shape) {
 }
 
 Shape Bidirectional::compute_output_shape(const Shape& input_shape) const {
-    Shape out = forward_->compute_output_shape(input_shape);
-    if (merge_mode_ == "concat") out.back() += backward_->compute_output_shape(input_shape).back();
-    return out;
+    return compute_output_shapes(input_shape).at(0);
 }
 
-Tensor Bidirectional::call(const Tensor& x, CallContext& ctx) {
+int Bidirectional::states_per_direction() const {
+    return return_state_ ? static_cast<const RNNBase&>(*forward_).state_count() : 0;
+}
+
+int Bidirectional::output_count() const { return (merge_mode_ ? 1 : 2) + 2 * states_per_direction(); }
+
+std::vector<Shape> Bidirectional::compute_output_shapes(const Shape& input_shape) const {
+    const std::vector<Shape> f = forward_->compute_output_shapes(input_shape);
+    const std::vector<Shape> b = backward_->compute_output_shapes(input_shape);
+    std::vector<Shape> shapes;
+    if (!merge_mode_) {
+        shapes = {f[0], b[0]};
+    } else {
+        shapes = {f[0]};
+        if (*merge_mode_ == "concat") shapes[0].back() += b[0].back();
+    }
+    shapes.insert(shapes.end(), f.begin() + 1, f.end());
+    shapes.insert(shapes.end(), b.begin() + 1, b.end());
+    return shapes;
+}
+
+// Keras splits the list in halves: the forward layer's states, then the backward layer's.
+void Bidirectional::check_initial_state(const Shape& input_shape, const std::vector<Shape>& states) const {
+    if (states.size() % 2 != 0)
+        value_error("Layer \"{}\" (Bidirectional): When passing `initial_state` to a Bidirectional RNN, the state "
+                    "should be a list containing the states of the underlying RNNs. Received: {} state(s)", name(),
+                    states.size());
+    const size_t half = states.size() / 2;
+    forward_->check_initial_state(input_shape, {states.begin(), states.begin() + half});
+    backward_->check_initial_state(input_shape, {states.begin() + half, states.end()});
+}
+
+Tensor Bidirectional::call(const Tensor& x, CallContext& ctx) { return call_outputs(x, {}, ctx).at(0); }
+
+Tensor Bidirectional::backward(const Tensor& dy, CallContext& ctx) { return backward_outputs({dy}, ctx).at(0); }
+
+std::vector<Tensor> Bidirectional::call_outputs(const Tensor& x, const std::vector<Tensor>& initial_state,
+                                                CallContext& ctx) {
+    if (initial_state.size() % 2 != 0) {
+        std::vector<Shape> shapes;
+        for (const auto& s : initial_state) shapes.push_back(s.shape());
+        check_initial_state(x.shape(), shapes);
+    }
+    const size_t half = initial_state.size() / 2;
     BidirectionalCall c{std::make_shared<CallContext>(), std::make_shared<CallContext>()};
     c.forward->training = c.backward->training = ctx.training;
-    const Tensor yf = forward_->call(x, *c.forward);
+    const std::vector<Tensor> f = forward_->call_outputs(x, {initial_state.begin(), initial_state.begin() + half}, *c.forward);
+    const std::vector<Tensor> b = backward_->call_outputs(x, {initial_state.begin() + half, initial_state.end()}, *c.backward);
+    const Tensor& yf = f[0];
     c.forward_width = yf.shape().back();
-    Tensor yb = backward_->call(x, *c.backward);
-    if (return_sequences_) yb = flip_time(yb);   // step t of both halves now describes input step t
+    // Step t of both halves describes input step t.
+    const Tensor yb = return_sequences_ ? flip_time(b[0]) : b[0];
     ctx.saved = merge_mode_ == "mul" ? std::vector<Tensor>{yf, yb} : std::vector<Tensor>{};
     ctx.state = c;
+    std::vector<Tensor> outputs;
     auto& be = backend::for_tensor(x);
-    if (merge_mode_ == "concat") return concat_last(yf, yb);
-    if (merge_mode_ == "mul") return be.multiply(yf, yb);
-    Tensor y = be.add(yf, yb);
-    if (merge_mode_ == "ave") be.scale_(y, 0.5f);
-    return y;
+    if (!merge_mode_) {
+        outputs = {yf, yb};
+    } else if (*merge_mode_ == "concat") {
+        outputs = {concat_last(yf, yb)};
+    } else if (*merge_mode_ == "mul") {
+        outputs = {be.multiply(yf, yb)};
+    } else {
+        Tensor y = be.add(yf, yb);
+        if (*merge_mode_ == "ave") be.scale_(y, 0.5f);
+        outputs = {y};
+    }
+    outputs.insert(outputs.end(), f.begin() + 1, f.end());
+    outputs.insert(outputs.end(), b.begin() + 1, b.end());
+    return outputs;
 }
 
-Tensor Bidirectional::backward(const Tensor& dy, CallContext& ctx) {
+std::pair<Tensor, Tensor> Bidirectional::split_gradient(const Tensor& dy, const CallContext& ctx) const {
+    if (!dy.defined()) return {};
     const auto& c = std::any_cast<const BidirectionalCall&>(ctx.state);
     auto& be = backend::for_tensor(dy);
-    Tensor dyf, dyb;
-    if (merge_mode_ == "concat") {
-        dyf = slice_last(dy, 0, c.forward_width);
-        dyb = slice_last(dy, c.forward_width, dy.shape().back() - c.forward_width);
-    } else if (merge_mode_ == "mul") {
-        dyf = be.multiply(dy, ctx.saved.at(1));
-        dyb = be.multiply(dy, ctx.saved.at(0));
-    } else {
-        dyf = dy.clone();
-        if (merge_mode_ == "ave") be.scale_(dyf, 0.5f);
-        dyb = dyf;
-    }
-    if (return_sequences_) dyb = flip_time(dyb);
-    const Tensor dxf = forward_->backward(dyf, *c.forward);
-    const Tensor dxb = backward_->backward(dyb, *c.backward);
-    return be.add(dxf, dxb);
+    if (*merge_mode_ == "concat")
+        return {slice_last(dy, 0, c.forward_width), slice_last(dy, c.forward_width, dy.shape().back() - c.forward_width)};
+    if (*merge_mode_ == "mul") return {be.multiply(dy, ctx.saved.at(1)), be.multiply(dy, ctx.saved.at(0))};
+    Tensor d = dy.clone();
+    if (*merge_mode_ == "ave") be.scale_(d, 0.5f);
+    return {d, d};
+}
+
+namespace {
+bool any_defined(const std::vector<Tensor>& ts) {
+    return std::any_of(ts.begin(), ts.end(), [](const Tensor& t) { return t.defined(); });
+}
+
+// One direction's backward ({dx, d initial states...}); a direction none of whose outputs got a
+// gradient is skipped (all undefined).
+std::vector<Tensor> direction_backward(Layer& layer, const std::vector<Tensor>& dys, CallContext& ctx,
+                                       size_t initial_states) {
+    if (!any_defined(dys)) return std::vector<Tensor>(1 + initial_states);
+    return layer.backward_outputs(dys, ctx);
+}
+}  // namespace
+
+std::vector<Tensor> Bidirectional::backward_outputs(const std::vector<Tensor>& dys, CallContext& ctx) {
+    const auto& c = std::any_cast<const BidirectionalCall&>(ctx.state);
+    const size_t merged = merge_mode_ ? 1 : 2, S = static_cast<size_t>(states_per_direction());
+    if (dys.size() != merged + 2 * S)
+        runtime_error("Layer \"{}\": backward got {} output gradients, expected {}", name(), dys.size(), merged + 2 * S);
+    auto [dyf, dyb] = merge_mode_ ? split_gradient(dys[0], ctx) : std::pair<Tensor, Tensor>{dys[0], dys[1]};
+    if (return_sequences_ && dyb.defined()) dyb = flip_time(dyb);
+    std::vector<Tensor> df = {dyf}, db = {dyb};
+    df.insert(df.end(), dys.begin() + merged, dys.begin() + merged + S);
+    db.insert(db.end(), dys.begin() + merged + S, dys.end());
+    const std::vector<Tensor> gf = direction_backward(*forward_, df, *c.forward, c.forward->initial_state.size());
+    const std::vector<Tensor> gb = direction_backward(*backward_, db, *c.backward, c.backward->initial_state.size());
+    Tensor dx = gf[0];
+    if (!dx.defined()) dx = gb[0];
+    else if (gb[0].defined()) dx = backend::for_tensor(dx).add(dx, gb[0]);
+    std::vector<Tensor> grads = {dx};
+    grads.insert(grads.end(), gf.begin() + 1, gf.end());
+    grads.insert(grads.end(), gb.begin() + 1, gb.end());
+    return grads;
 }
 
 nlohmann::json Bidirectional::get_config() const {
@@ -179,7 +260,7 @@ nlohmann::json Bidirectional::get_config() const {
                               {"registered_name", nullptr}};
     };
     auto config = Layer::get_config();
-    config["merge_mode"] = merge_mode_;
+    config["merge_mode"] = merge_mode_ ? nlohmann::json(*merge_mode_) : nlohmann::json(nullptr);
     config["layer"] = serialize(*forward_);
     config["backward_layer"] = serialize(*backward_);
     return config;

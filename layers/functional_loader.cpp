@@ -17,42 +17,56 @@ using nlohmann::json;
 struct TensorRef {
     std::string layer;
     int node = 0;
+    int tensor = 0;   // which output of the call (RNN return_state: 1 = h, 2 = c)
 };
 
 TensorRef parse_ref(const json& ref, const ConfigSource& source) {
     if (!ref.is_array() || ref.size() < 3 || !ref[0].is_string() || !ref[1].is_number_integer() ||
-        !ref[2].is_number_integer())
+        !ref[2].is_number_integer() || ref[2].get<int>() < 0)
         value_error("File '{}': a functional model_config refers to a tensor as {}, expected [layer, node, tensor]",
                     source.file, ref.dump());
-    if (ref[2].get<int>() != 0)
-        value_error("File '{}': {} refers to output {} of a layer; kerascpp layers have one output", source.file,
-                    ref.dump(), ref[2].get<int>());
-    return {ref[0].get<std::string>(), ref[1].get<int>()};
+    return {ref[0].get<std::string>(), ref[1].get<int>(), ref[2].get<int>()};
 }
 
-// One call of a layer: the tensors it reads, and whether they were passed as a list.
+// One call of a layer: the tensors it reads, whether they were passed as a list, and the RNN's
+// initial_state (Keras 3: the kwarg; Keras 2: the inputs after the first).
 struct Call {
     std::vector<TensorRef> inputs;
     bool list = false;
+    std::vector<TensorRef> initial_state{};
 };
 
 bool is_merge(const std::string& class_name) {
     return class_name == "Add" || class_name == "Multiply" || class_name == "Average" || class_name == "Concatenate";
 }
 
+// Layers whose Keras 2 inbound nodes append the initial states to the sequence.
+bool takes_initial_state(const std::string& class_name) {
+    return class_name == "SimpleRNN" || class_name == "LSTM" || class_name == "GRU" || class_name == "Bidirectional";
+}
+
+TensorRef parse_keras_tensor(const json& t, const std::string& class_name, const ConfigSource& source) {
+    if (!t.is_object() || !t.contains("config") || !t["config"].contains("keras_history"))
+        value_error("File '{}': an inbound node of a {} layer holds {}, expected a __keras_tensor__", source.file,
+                    class_name, t.dump());
+    return parse_ref(t["config"]["keras_history"], source);
+}
+
 Call parse_call(const json& node, const std::string& class_name, const ConfigSource& source) {
     Call call;
-    if (node.is_object()) {   // Keras 3: {"args": [tensor or [tensors]], "kwargs": {}}
+    if (node.is_object()) {   // Keras 3: {"args": [tensor or [tensors]], "kwargs": {"initial_state": ...}}
         const json args = node.value("args", json::array());
         if (!args.is_array() || args.empty())
             value_error("File '{}': an inbound node of a {} layer has no args: {}", source.file, class_name, node.dump());
         const json& first = args[0];
         call.list = first.is_array();
-        for (const json& t : call.list ? first : json::array({first})) {
-            if (!t.is_object() || !t.contains("config") || !t["config"].contains("keras_history"))
-                value_error("File '{}': an inbound node of a {} layer holds {}, expected a __keras_tensor__", source.file,
-                            class_name, t.dump());
-            call.inputs.push_back(parse_ref(t["config"]["keras_history"], source));
+        for (const json& t : call.list ? first : json::array({first}))
+            call.inputs.push_back(parse_keras_tensor(t, class_name, source));
+        const json kwargs = node.value("kwargs", json::object());
+        if (kwargs.contains("initial_state") && !kwargs["initial_state"].is_null()) {
+            const json& states = kwargs["initial_state"];   // one tensor or a list of them
+            for (const json& t : states.is_array() ? states : json::array({states}))
+                call.initial_state.push_back(parse_keras_tensor(t, class_name, source));
         }
         return call;
     }
@@ -60,6 +74,10 @@ Call parse_call(const json& node, const std::string& class_name, const ConfigSou
         value_error("File '{}': an inbound node of a {} layer is {}, expected a list of [layer, node, tensor, kwargs]",
                     source.file, class_name, node.dump());
     for (const json& ref : node) call.inputs.push_back(parse_ref(ref, source));
+    if (takes_initial_state(class_name) && call.inputs.size() > 1) {   // Keras 2 appends initial_state to the inputs
+        call.initial_state.assign(call.inputs.begin() + 1, call.inputs.end());
+        call.inputs.resize(1);
+    }
     call.list = call.inputs.size() > 1 || is_merge(class_name);
     return call;
 }
@@ -104,7 +122,8 @@ std::shared_ptr<Model> functional_from_config(const json& model_config, const Co
     const json config = model_config.value("config", json::object());
     const json layer_list = config.value("layers", json());
     if (!layer_list.is_array()) value_error("File '{}': model_config has no list of layers (config.layers)", source.file);
-    std::map<std::string, std::vector<KerasTensor>> produced;   // layer name -> outputs by node index
+    // layer name -> the outputs of each of its calls, by node index (one tensor for most layers)
+    std::map<std::string, std::vector<std::vector<KerasTensor>>> produced;
     std::vector<Entry> pending;
     for (size_t i = 0; i < layer_list.size(); ++i) {
         const json& item = layer_list[i];
@@ -114,7 +133,7 @@ std::shared_ptr<Model> functional_from_config(const json& model_config, const Co
         const json layer_config = item.value("config", json::object());
         if (class_name == "InputLayer") {
             const std::string name = item.value("name", layer_config.value("name", std::string()));
-            produced[name].push_back(Input(input_shape(layer_config, source), {input_dtype(layer_config), name}));
+            produced[name].push_back({Input(input_shape(layer_config, source), {input_dtype(layer_config), name})});
             continue;
         }
         Entry entry{layer_from_config(class_name, layer_config, source), class_name, {}};
@@ -122,6 +141,24 @@ std::shared_ptr<Model> functional_from_config(const json& model_config, const Co
             entry.calls.push_back(parse_call(node, class_name, source));
         pending.push_back(std::move(entry));
     }
+    // The tensor a reference names, or null when its layer has not been called that often yet.
+    auto find = [&](const TensorRef& ref) -> const KerasTensor* {
+        auto it = produced.find(ref.layer);
+        if (it == produced.end() || static_cast<int>(it->second.size()) <= ref.node) return nullptr;
+        const auto& outputs = it->second[ref.node];
+        if (static_cast<int>(outputs.size()) <= ref.tensor)
+            value_error("File '{}': the model_config names output {} of layer \"{}\" (call {}), which has {} output(s)",
+                        source.file, ref.tensor, ref.layer, ref.node, outputs.size());
+        return &outputs[ref.tensor];
+    };
+    auto gather = [&](const std::vector<TensorRef>& refs, std::vector<KerasTensor>& out) {
+        for (const auto& ref : refs) {
+            const KerasTensor* t = find(ref);
+            if (!t) return false;
+            out.push_back(*t);
+        }
+        return true;
+    };
     // Keras's passes: call each layer once everything its next call reads exists.
     for (bool progress = true; progress;) {
         progress = false;
@@ -129,14 +166,10 @@ std::shared_ptr<Model> functional_from_config(const json& model_config, const Co
             auto& outputs = produced[entry.layer->name()];
             while (outputs.size() < entry.calls.size()) {
                 const Call& call = entry.calls[outputs.size()];
-                std::vector<KerasTensor> args;
-                for (const auto& ref : call.inputs) {
-                    auto it = produced.find(ref.layer);
-                    if (it == produced.end() || static_cast<int>(it->second.size()) <= ref.node) break;
-                    args.push_back(it->second[ref.node]);
-                }
-                if (args.size() < call.inputs.size()) break;
-                outputs.push_back(call.list ? (*entry.layer)(args) : (*entry.layer)(args[0]));
+                std::vector<KerasTensor> args, states;
+                if (!gather(call.inputs, args) || !gather(call.initial_state, states)) break;
+                if (!states.empty() || entry.layer->output_count() > 1) outputs.push_back(entry.layer->call_all(args[0], states));
+                else outputs.push_back({call.list ? (*entry.layer)(args) : (*entry.layer)(args[0])});
                 progress = true;
             }
         }
@@ -148,11 +181,11 @@ std::shared_ptr<Model> functional_from_config(const json& model_config, const Co
     auto resolve = [&](const std::vector<TensorRef>& refs) {
         std::vector<KerasTensor> out;
         for (const auto& ref : refs) {
-            auto it = produced.find(ref.layer);
-            if (it == produced.end() || static_cast<int>(it->second.size()) <= ref.node)
-                value_error("File '{}': the model_config names [\"{}\", {}, 0], which no layer produces", source.file,
-                            ref.layer, ref.node);
-            out.push_back(it->second[ref.node]);
+            const KerasTensor* t = find(ref);
+            if (!t)
+                value_error("File '{}': the model_config names [\"{}\", {}, {}], which no layer produces", source.file,
+                            ref.layer, ref.node, ref.tensor);
+            out.push_back(*t);
         }
         return out;
     };

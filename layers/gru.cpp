@@ -18,6 +18,7 @@ GRU::GRU(int64_t units, GRUOptions options)
                               .bias_initializer = options.bias_initializer,
                               .dropout = options.dropout,
                               .return_sequences = options.return_sequences,
+                              .return_state = options.return_state,
                               .go_backwards = options.go_backwards,
                               .stateful = options.stateful}) {}
 

@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -44,6 +45,7 @@ public:
     }
 
     bool has(const std::string& key) const { return config_.contains(key) && !config_[key].is_null(); }
+    bool is_null(const std::string& key) const { return config_.contains(key) && config_[key].is_null(); }
 
     int64_t positive_int(const std::string& key) const {
         if (!has(key)) fail(key, "missing");
@@ -183,7 +185,6 @@ void recurrent_checks(const Fields& f) {
     f.require_null({"kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "kernel_constraint",
                     "recurrent_constraint", "bias_constraint"});
     f.require("recurrent_dropout", 0.0);
-    f.require("return_state", false);
     f.require("time_major", false);
 }
 
@@ -199,6 +200,7 @@ Options recurrent_options(const Fields& f) {
     options.bias_initializer = f.initializer("bias_initializer", "zeros");
     options.dropout = f.number("dropout", 0.0f);
     options.return_sequences = f.boolean("return_sequences", false);
+    options.return_state = f.boolean("return_state", false);
     options.go_backwards = f.boolean("go_backwards", false);
     options.stateful = f.boolean("stateful", false);
     options.name = f.name();
@@ -292,11 +294,16 @@ LayerPtr time_distributed(const Fields& f) {
 
 LayerPtr bidirectional(const Fields& f) {
     common_checks(f);
-    if (!f.has("merge_mode"))
-        f.fail("merge_mode", "None (two separate outputs) is not supported: use concat, sum, mul or ave");
-    if (!f.raw("merge_mode").is_string()) f.fail("merge_mode", "expected a string, got " + f.raw("merge_mode").dump());
+    // merge_mode null (Keras's None): the two directions' outputs stay separate; absent: "concat".
+    std::optional<std::string> merge_mode = "concat";
+    if (f.is_null("merge_mode")) {
+        merge_mode = std::nullopt;
+    } else if (f.has("merge_mode")) {
+        if (!f.raw("merge_mode").is_string()) f.fail("merge_mode", "expected a string or null, got " + f.raw("merge_mode").dump());
+        merge_mode = f.raw("merge_mode").get<std::string>();
+    }
     const LayerPtr backward_layer = f.has("backward_layer") ? nested_layer(f, "backward_layer") : nullptr;
-    return finish(Bidirectional(nested_layer(f, "layer"), {.merge_mode = f.raw("merge_mode").get<std::string>(),
+    return finish(Bidirectional(nested_layer(f, "layer"), {.merge_mode = merge_mode,
                                                              .backward_layer = backward_layer,
                                                              .name = f.name()}),
                   f);

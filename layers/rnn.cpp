@@ -95,7 +95,11 @@ Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
         input = be.multiply(x, mask);
     }
     if (common_.stateful) check_stateful_batch(x);
-    backend::RnnForward fwd = be.rnn_forward(spec_, input, weights_view(), state_h_, state_c_, ctx.training);
+    // Keras's initial_state, when the call has one (rnn_state.cpp), replaces the zeros / kept states.
+    const bool given = !ctx.initial_state.empty();
+    const Tensor h0 = given ? ctx.initial_state[0] : state_h_;
+    const Tensor c0 = given ? (ctx.initial_state.size() > 1 ? ctx.initial_state[1] : Tensor()) : state_c_;
+    backend::RnnForward fwd = be.rnn_forward(spec_, input, weights_view(), h0, c0, ctx.training);
     if (common_.stateful) {
         // Copies: the next call must not see a later call's (or the workspace's) writes.
         state_h_ = fwd.h.clone();
@@ -143,11 +147,15 @@ Tensor RNNBase::backward(const Tensor& dy, CallContext& ctx) {
     const backend::RnnWeights w = weights_view();
     backend::RnnGradients g = common_.return_sequences ? be.rnn_backward(spec_, w, *fwd, dy, Tensor(), Tensor())
                                                        : be.rnn_backward(spec_, w, *fwd, Tensor(), dy, Tensor());
+    return apply_gradients(g, ctx);
+}
+
+Tensor RNNBase::apply_gradients(const backend::RnnGradients& g, const CallContext& ctx) {
     accumulate_gradient(*kernel_, g.dweights.kernel);
     accumulate_gradient(*recurrent_kernel_, g.dweights.recurrent_kernel);
     if (bias_) accumulate_gradient(*bias_, g.dweights.bias);
     const Tensor& mask = ctx.saved.at(0);
-    return mask.defined() ? be.multiply(g.dx, mask) : g.dx;
+    return mask.defined() ? backend::for_tensor(g.dx).multiply(g.dx, mask) : g.dx;
 }
 
 nlohmann::json RNNBase::get_config() const {
@@ -167,7 +175,7 @@ nlohmann::json RNNBase::get_config() const {
     config["dropout"] = std::stod(fmt::format("{}", common_.dropout));
     config["recurrent_dropout"] = 0.0;
     config["return_sequences"] = common_.return_sequences;
-    config["return_state"] = false;
+    config["return_state"] = common_.return_state;
     config["go_backwards"] = common_.go_backwards;
     config["stateful"] = common_.stateful;
     config["unroll"] = false;

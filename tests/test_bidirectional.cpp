@@ -164,8 +164,8 @@ TEST_CASE("Bidirectional names, weights order and config follow Keras") {
 
 TEST_CASE("Bidirectional errors name what is wrong") {
     CHECK(message_of<ValueError>([] { layers::Bidirectional(layers::GRU(2), {.merge_mode = "bad"}); }) ==
-          "Invalid merge mode. Received: bad. Merge mode should be one of {\"sum\", \"mul\", \"ave\", \"concat\"} "
-          "(kerascpp has no merge_mode None: a layer has one output)");
+          "Invalid merge mode. Received: bad. Merge mode should be one of {\"sum\", \"mul\", \"ave\", \"concat\", "
+          "None}");
     CHECK(message_of<ValueError>([] { layers::Bidirectional(layers::Dense(2, {.name = "d"})); }) ==
           "`Bidirectional` needs a recurrent layer (SimpleRNN, LSTM or GRU) as `layer`. Received: d (class Dense)");
     CHECK(message_of<ValueError>([] {

@@ -12,12 +12,12 @@
 #include <map>
 #include <sstream>
 
-#include <hdf5.h>
 
 #include <keras/keras.hpp>
 
 #include "saving/model_file.hpp"
 
+#include "h5_test_helpers.hpp"
 #include "test_helpers.hpp"
 
 using namespace keras;
@@ -523,25 +523,7 @@ TEST_CASE("functional .h5 files written by Keras 3 and tf_keras load and predict
     }
 }
 
-namespace {
-// Replaces the file's model_config attribute (a variable-length string, as we write it).
-void rewrite_model_config(const std::string& path, const nlohmann::json& config) {
-    const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-    REQUIRE(file >= 0);
-    H5Adelete(file, "model_config");
-    const hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, H5T_VARIABLE);
-    const hid_t space = H5Screate(H5S_SCALAR);
-    const hid_t attr = H5Acreate2(file, "model_config", type, space, H5P_DEFAULT, H5P_DEFAULT);
-    const std::string text = config.dump();
-    const char* p = text.c_str();
-    H5Awrite(attr, type, &p);
-    H5Aclose(attr);
-    H5Sclose(space);
-    H5Tclose(type);
-    H5Fclose(file);
-}
-}  // namespace
+using test_helpers::rewrite_model_config;
 
 TEST_CASE("a functional model_config that cannot be rebuilt is a clear error") {
     TwoHeadModel t;
@@ -569,10 +551,10 @@ TEST_CASE("a functional model_config that cannot be rebuilt is a clear error") {
         config["config"]["output_layers"][1] = {"nope", 0, 0};
         expect(config, "File '" + path + "': the model_config names [\"nope\", 0, 0], which no layer produces");
     }
-    SUBCASE("a reference to a second output of a layer") {
+    SUBCASE("a reference to a second output of a layer of one output") {
         auto config = good;
         config["config"]["input_layers"][0] = {"a", 0, 1};
-        expect(config, "File '" + path + "': [\"a\",0,1] refers to output 1 of a layer; kerascpp layers have one output");
+        expect(config, "File '" + path + "': the model_config names output 1 of layer \"a\" (call 0), which has 1 output(s)");
     }
     std::filesystem::remove(path);
 }

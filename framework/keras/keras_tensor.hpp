@@ -14,25 +14,34 @@ class Layer;
 struct Node;
 
 // What Keras's KerasTensor holds: the shape (batch axis -1 = None), the dtype, and its history
-// (the node that produced it). Copies share the node.
+// (Keras's keras_history: the node that produced it and which of the node's outputs it is).
+// Copies share the node.
 struct KerasTensor {
     Shape shape;
     DType dtype = DType::float32;
     std::shared_ptr<Node> node;
-    // Keras's "layer[node][0]" label of the summary's "Connected to" column.
+    int index = 0;   // which output of the node (RNN return_state: 0 = output, 1 = h, 2 = c)
+    // Keras's "layer[node][tensor]" label of the summary's "Connected to" column.
     std::string history_label() const;
     // KerasTensor(shape=(None, 3), dtype=float32, name=input_1), as Keras prints it in errors.
     std::string str() const;
 };
 
-// One call of a layer: its inputs (empty for an InputLayer) and the output it produced.
+// One call of a layer: its inputs (empty for an InputLayer) and the outputs it produced.
 struct Node {
     std::shared_ptr<Layer> layer;
     std::vector<KerasTensor> inputs;
-    Shape output_shape;
+    Shape output_shape;       // the first output's (the only one of most layers)
     DType output_dtype = DType::float32;
     int index = 0;            // which call of the layer this is (Keras's node index)
     bool list_input = false;  // called on a list (merge layers): run through call_multi / backward_multi
+    // The last `initial_states` inputs are Keras's initial_state argument of an RNN call (inputs[0] is
+    // the sequence). Such nodes, and nodes of layers with several outputs (output_shapes.size() > 1),
+    // run through Layer::call_outputs / backward_outputs.
+    size_t initial_states = 0;
+    std::vector<Shape> output_shapes{};   // every output's shape, output_shapes[0] == output_shape
+
+    bool runs_call_outputs() const { return initial_states > 0 || output_shapes.size() > 1; }
 };
 
 struct InputArgs {

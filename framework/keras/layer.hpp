@@ -25,6 +25,9 @@ struct CallContext {
     // Keras's mask of the input: (batch, steps) float32 on the host, 1 = a real step, 0 = padding;
     // undefined = no mask. The model sets it before call(); see Layer::compute_mask.
     Tensor mask{};
+    // Keras's initial_state argument of a recurrent layer's call ({h0} or {h0, c0}, each (batch, units));
+    // empty = zeros (or a stateful layer's kept states). Set by RNNBase::call_outputs.
+    std::vector<Tensor> initial_state{};
 };
 
 // Layers are shared: a functional graph's nodes hold the layers they call, so a layer used in a
@@ -64,6 +67,26 @@ public:
     KerasTensor operator()(const std::vector<KerasTensor>& xs);
     // How many times the layer was called on symbolic tensors (Keras's node index of the next call).
     int node_count() const { return node_count_; }
+
+    // ---- Several outputs and initial states (RNN return_state / initial_state, Bidirectional
+    // merge_mode=None), Keras's `y, h, c = lstm(x, initial_state=[h0, c0])`:
+    //     std::vector<KerasTensor> out = lstm->call_all(x, {h0, c0});   // {y, h, c}
+    // call_all returns every output of the call (one for most layers); operator() refuses a layer of
+    // several outputs, so a list is never silently cut to its first entry.
+    std::vector<KerasTensor> call_all(const KerasTensor& x, const std::vector<KerasTensor>& initial_state = {});
+    virtual int output_count() const { return 1; }
+    virtual std::vector<Shape> compute_output_shapes(const Shape& input_shape) const {
+        return {compute_output_shape(input_shape)};
+    }
+    // Checks Keras's initial_state against the input (ValueError with Keras's messages); the default
+    // refuses any, since only recurrent layers take one.
+    virtual void check_initial_state(const Shape& input_shape, const std::vector<Shape>& states) const;
+    // The graph runs nodes with initial states or several outputs through these. call_outputs returns
+    // output_count() tensors; backward_outputs takes one gradient per output (undefined = that output
+    // gets none) and returns {dx, one gradient per initial state}. The defaults wrap call / backward.
+    virtual std::vector<Tensor> call_outputs(const Tensor& x, const std::vector<Tensor>& initial_state,
+                                             CallContext& ctx);
+    virtual std::vector<Tensor> backward_outputs(const std::vector<Tensor>& dys, CallContext& ctx);
 
     // Masking, as in Keras: the output mask is compute_mask(x, input mask). A layer with
     // supports_masking passes its input's mask on; other layers drop it (with Keras 3's warning,

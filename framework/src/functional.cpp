@@ -1,5 +1,8 @@
 // keras::Model(inputs, outputs): the functional model. The graph (functional_graph.cpp) says how to
 // run it; the training loop is Model's, shared with Sequential.
+#include <map>
+#include <set>
+
 #include <fmt/format.h>
 
 #include "keras/errors.hpp"
@@ -38,8 +41,20 @@ const std::vector<KerasTensor>& Model::outputs() const {
 
 std::vector<std::string> Model::output_names() const {
     if (!graph_) return {layers_.empty() ? name_ : layers_.back()->name()};
+    // Keras 2's uniquified names: a layer giving several outputs (return_state) is "lstm", "lstm_1", ...
     std::vector<std::string> names;
-    for (const auto& out : graph_->outputs) names.push_back(out.node->layer->name());
+    std::set<std::string> taken;
+    std::map<std::string, int> next_suffix;
+    for (const auto& out : graph_->outputs) {
+        const std::string& base = out.node->layer->name();
+        std::string name = base;
+        while (taken.count(name)) {
+            int& n = next_suffix.try_emplace(base, 1).first->second;
+            name = fmt::format("{}_{}", base, n++);
+        }
+        taken.insert(name);
+        names.push_back(name);
+    }
     return names;
 }
 

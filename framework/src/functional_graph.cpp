@@ -127,55 +127,71 @@ size_t FunctionalGraph::position(const Node* node) const {
     runtime_error("functional graph: node of layer \"{}\" is not in the graph", node->layer->name());
 }
 
+// Every node's outputs are kept as a list (one entry for most layers); masks belong to a node's first
+// output only (an RNN's returned states carry none, as in Keras).
 std::vector<Tensor> FunctionalGraph::forward(const std::vector<Tensor>& xs, std::vector<CallContext>& contexts,
                                              bool training, std::vector<Tensor>* output_masks) const {
     contexts.assign(nodes.size(), CallContext{});
-    std::vector<Tensor> values(nodes.size()), masks(nodes.size());
-    for (size_t i = 0; i < inputs.size(); ++i) values[position(inputs[i].node.get())] = xs[i];
+    std::vector<std::vector<Tensor>> values(nodes.size(), std::vector<Tensor>(1));
+    std::vector<Tensor> masks(nodes.size());
+    auto value_of = [&](const KerasTensor& t) -> const Tensor& { return values[position(t.node.get())].at(t.index); };
+    auto mask_of = [&](const KerasTensor& t) { return t.index == 0 ? masks[position(t.node.get())] : Tensor(); };
+    for (size_t i = 0; i < inputs.size(); ++i) values[position(inputs[i].node.get())][0] = xs[i];
     for (size_t n = 0; n < nodes.size(); ++n) {
         const Node& node = *nodes[n];
         if (is_input_node(node)) continue;
         contexts[n].training = training;
         std::vector<Tensor> args;
-        for (const auto& in : node.inputs) args.push_back(values[position(in.node.get())]);
-        if (node.list_input) {
-            for (const auto& in : node.inputs)
-                if (masks[position(in.node.get())].defined())
-                    runtime_error("Layer \"{}\" ({}) received a masked input, but masks into layers of several inputs "
-                                  "are not supported yet", node.layer->name(), node.layer->class_name());
-            values[n] = node.layer->call_multi(args, contexts[n]);
+        for (const auto& in : node.inputs) args.push_back(value_of(in));
+        if (node.runs_call_outputs()) {
+            contexts[n].mask = mask_of(node.inputs[0]);
+            values[n] = node.layer->call_outputs(args[0], {args.begin() + 1, args.end()}, contexts[n]);
+            masks[n] = node.layer->compute_mask(args[0], contexts[n].mask);
             continue;
         }
-        const Tensor& mask = masks[position(node.inputs[0].node.get())];
+        if (node.list_input) {
+            for (const auto& in : node.inputs)
+                if (mask_of(in).defined())
+                    runtime_error("Layer \"{}\" ({}) received a masked input, but masks into layers of several inputs "
+                                  "are not supported yet", node.layer->name(), node.layer->class_name());
+            values[n][0] = node.layer->call_multi(args, contexts[n]);
+            continue;
+        }
+        const Tensor mask = mask_of(node.inputs[0]);
         contexts[n].mask = mask;
-        values[n] = node.layer->call(args[0], contexts[n]);
+        values[n][0] = node.layer->call(args[0], contexts[n]);
         masks[n] = node.layer->compute_mask(args[0], mask);
     }
     std::vector<Tensor> out;
-    for (const auto& o : outputs) out.push_back(values[position(o.node.get())]);
+    for (const auto& o : outputs) out.push_back(value_of(o));
     if (output_masks) {
         output_masks->clear();
-        for (const auto& o : outputs) output_masks->push_back(masks[position(o.node.get())]);
+        for (const auto& o : outputs) output_masks->push_back(mask_of(o));
     }
     return out;
 }
 
+// Gradients are kept per output of each node; a node of several outputs gets them all at once
+// (undefined where an output received none).
 void FunctionalGraph::backward(const std::vector<Tensor>& dys, std::vector<CallContext>& contexts) const {
-    std::vector<Tensor> grads(nodes.size());
-    for (size_t i = 0; i < outputs.size(); ++i) {
-        const size_t p = position(outputs[i].node.get());
-        grads[p] = add_gradients(grads[p], dys[i]);
-    }
+    std::vector<std::vector<Tensor>> grads(nodes.size());
+    for (size_t n = 0; n < nodes.size(); ++n) grads[n].resize(std::max<size_t>(1, nodes[n]->output_shapes.size()));
+    auto add_to = [&](const KerasTensor& t, const Tensor& g) {
+        Tensor& slot = grads[position(t.node.get())].at(t.index);
+        slot = add_gradients(slot, g);
+    };
+    for (size_t i = 0; i < outputs.size(); ++i) add_to(outputs[i], dys[i]);
     for (size_t n = nodes.size(); n-- > 0;) {
         const Node& node = *nodes[n];
-        if (is_input_node(node) || !grads[n].defined()) continue;
-        const std::vector<Tensor> in_grads = node.list_input ? node.layer->backward_multi(grads[n], contexts[n])
-                                                             : std::vector<Tensor>{node.layer->backward(grads[n], contexts[n])};
-        for (size_t i = 0; i < node.inputs.size(); ++i) {
-            const size_t p = position(node.inputs[i].node.get());
-            if (!is_input_node(*nodes[p])) grads[p] = add_gradients(grads[p], in_grads[i]);
-        }
-        grads[n] = Tensor();   // no longer needed
+        const bool any = std::any_of(grads[n].begin(), grads[n].end(), [](const Tensor& g) { return g.defined(); });
+        if (is_input_node(node) || !any) continue;
+        std::vector<Tensor> in_grads;
+        if (node.runs_call_outputs()) in_grads = node.layer->backward_outputs(grads[n], contexts[n]);
+        else if (node.list_input) in_grads = node.layer->backward_multi(grads[n][0], contexts[n]);
+        else in_grads = {node.layer->backward(grads[n][0], contexts[n])};
+        for (size_t i = 0; i < node.inputs.size(); ++i)
+            if (!is_input_node(*node.inputs[i].node)) add_to(node.inputs[i], in_grads.at(i));
+        grads[n].clear();   // no longer needed
     }
 }
 

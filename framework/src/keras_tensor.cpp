@@ -11,7 +11,7 @@ namespace keras {
 
 std::string KerasTensor::history_label() const {
     if (!node) return "?";
-    return fmt::format("{}[{}][0]", node->layer->name(), node->index);
+    return fmt::format("{}[{}][{}]", node->layer->name(), node->index, index);
 }
 
 std::string KerasTensor::str() const {
@@ -26,6 +26,7 @@ KerasTensor Input(Shape shape, InputArgs args) {
     layer->build_for(batch_shape);
     auto node = std::make_shared<Node>(Node{.layer = layer, .inputs = {}, .output_shape = batch_shape,
                                             .output_dtype = args.dtype, .index = 0, .list_input = false});
+    node->output_shapes = {batch_shape};
     return {batch_shape, args.dtype, node};
 }
 
@@ -44,16 +45,47 @@ static void check_history(const KerasTensor& x, const Layer& layer) {
                     layer.name());
 }
 
+// Keras returns a list from such a layer; one KerasTensor cannot hold it.
+static void check_one_output(const Layer& layer) {
+    if (layer.output_count() != 1)
+        value_error("Layer \"{}\" ({}) returns {} outputs (e.g. return_state=true or merge_mode=None): call it with "
+                    "layer->call_all(x) to get all of them", layer.name(), layer.class_name(), layer.output_count());
+}
+
 KerasTensor Layer::operator()(const KerasTensor& x) {
+    check_one_output(*this);
     check_history(x, *this);
     auto owner = owner_of(*this);
     const Shape out = build_for(x.shape);
     auto node = std::make_shared<Node>(Node{.layer = owner, .inputs = {x}, .output_shape = out,
                                             .output_dtype = DType::float32, .index = node_count_++, .list_input = false});
+    node->output_shapes = {out};
     return {out, DType::float32, node};
 }
 
+std::vector<KerasTensor> Layer::call_all(const KerasTensor& x, const std::vector<KerasTensor>& initial_state) {
+    check_history(x, *this);
+    std::vector<Shape> state_shapes;
+    for (const auto& s : initial_state) {
+        check_history(s, *this);
+        state_shapes.push_back(s.shape);
+    }
+    auto owner = owner_of(*this);
+    build_for(x.shape);
+    check_initial_state(x.shape, state_shapes);
+    std::vector<KerasTensor> inputs = {x};
+    inputs.insert(inputs.end(), initial_state.begin(), initial_state.end());
+    const std::vector<Shape> shapes = compute_output_shapes(x.shape);
+    auto node = std::make_shared<Node>(Node{.layer = owner, .inputs = inputs, .output_shape = shapes.at(0),
+                                            .output_dtype = DType::float32, .index = node_count_++, .list_input = false,
+                                            .initial_states = initial_state.size(), .output_shapes = shapes});
+    std::vector<KerasTensor> outputs;
+    for (size_t i = 0; i < shapes.size(); ++i) outputs.push_back({shapes[i], DType::float32, node, static_cast<int>(i)});
+    return outputs;
+}
+
 KerasTensor Layer::operator()(const std::vector<KerasTensor>& xs) {
+    check_one_output(*this);
     std::vector<Shape> shapes;
     for (const auto& x : xs) {
         check_history(x, *this);
@@ -63,6 +95,7 @@ KerasTensor Layer::operator()(const std::vector<KerasTensor>& xs) {
     const Shape out = build_for_multi(shapes);
     auto node = std::make_shared<Node>(Node{.layer = owner, .inputs = xs, .output_shape = out,
                                             .output_dtype = DType::float32, .index = node_count_++, .list_input = true});
+    node->output_shapes = {out};
     return {out, DType::float32, node};
 }
 

@@ -86,6 +86,22 @@ Tensor Layer::call_multi(const std::vector<Tensor>& xs, CallContext& ctx) {
 
 std::vector<Tensor> Layer::backward_multi(const Tensor& dy, CallContext& ctx) { return {backward(dy, ctx)}; }
 
+void Layer::check_initial_state(const Shape&, const std::vector<Shape>& states) const {
+    if (!states.empty())
+        value_error("Layer \"{}\" ({}) does not take an `initial_state`: only recurrent layers do", name_, class_name_);
+}
+
+std::vector<Tensor> Layer::call_outputs(const Tensor& x, const std::vector<Tensor>& initial_state, CallContext& ctx) {
+    std::vector<Shape> shapes;
+    for (const auto& s : initial_state) shapes.push_back(s.shape());
+    check_initial_state(x.shape(), shapes);
+    return {call(x, ctx)};
+}
+
+std::vector<Tensor> Layer::backward_outputs(const std::vector<Tensor>& dys, CallContext& ctx) {
+    return {backward(dys.at(0), ctx)};
+}
+
 void Layer::check_built_shape(const Shape& input_shape) const {
     // Like Keras's InputSpec: a layer with weights pins the last axis it was built for; the rank
     // and the other axes may change (Dense built on (None, 7) accepts (None, 3, 7)).

@@ -60,13 +60,34 @@ std::vector<std::string> connections(const FunctionalGraph& graph, const Layer& 
     return items;
 }
 
+// A node's outputs as Keras 2 prints them: (None, 4), or a list [(None, 5, 6), (None, 6)] for an
+// InputLayer or a layer of several outputs.
+std::string node_shapes(const Node& node) {
+    if (node.output_shapes.size() <= 1)
+        return node.inputs.empty() ? fmt::format("[{}]", shape_str(node.output_shape)) : shape_str(node.output_shape);
+    std::string list;
+    for (const auto& shape : node.output_shapes) list += (list.empty() ? "" : ", ") + shape_str(shape);
+    return "[" + list + "]";
+}
+
+// Keras 2 breaks a cell's text after each "),", so a list of shapes takes one line per shape.
+std::vector<std::string> break_after_tuples(const std::string& text) {
+    std::vector<std::string> lines;
+    size_t start = 0;
+    for (size_t at = text.find("),"); at != std::string::npos; at = text.find("),", start)) {
+        lines.push_back(text.substr(start, at + 2 - start));
+        start = at + 2;
+    }
+    lines.push_back(text.substr(start));
+    return lines;
+}
+
 // "multiple" when a shared layer's calls produce different shapes, as in Keras.
 std::string output_shape_of(const FunctionalGraph& graph, const Layer& layer) {
     std::string shape;
     for (const auto& node : graph.nodes)
         if (node->layer.get() == &layer) {
-            const std::string s = node->inputs.empty() ? fmt::format("[{}]", shape_str(node->output_shape))
-                                                       : shape_str(node->output_shape);
+            const std::string s = node_shapes(*node);
             if (!shape.empty() && s != shape) return "multiple";
             shape = s;
         }
@@ -84,13 +105,14 @@ void print_functional_rows(std::ostream& os, const FunctionalGraph& graph) {
     for (const auto& layer : graph.layers) {
         const auto label = wrap_label(*layer);
         const auto links = connections(graph, *layer);
-        const size_t lines = std::max<size_t>({label.size(), links.size(), 1});
+        const auto shape = break_after_tuples(output_shape_of(graph, *layer));
+        const size_t lines = std::max<size_t>({label.size(), links.size(), shape.size()});
         for (size_t i = 0; i < lines; ++i) {
             std::string link;
             if (links.empty() && i == 0) link = "[]";
             else if (i < links.size())
                 link = (i == 0 ? "[" : " ") + links[i] + (i + 1 == links.size() ? "]" : ",");
-            fmt::print(os, "{}\n", functional_row(i < label.size() ? label[i] : "", i == 0 ? output_shape_of(graph, *layer) : "",
+            fmt::print(os, "{}\n", functional_row(i < label.size() ? label[i] : "", i < shape.size() ? shape[i] : "",
                                                i == 0 ? std::to_string(layer->count_params()) : "", link));
         }
         fmt::print(os, "{}\n", std::string(kFunctionalWidth, ' '));

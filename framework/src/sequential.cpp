@@ -14,6 +14,10 @@ Sequential::Sequential(std::initializer_list<LayerPtr> layers, const std::string
 // incompatible layer fails in add(), naming itself and the shapes, as in Keras.
 void Sequential::add(LayerPtr layer) {
     if (!layer) value_error("Sequential.add(): the layer is null");
+    if (layer->output_count() != 1)   // Keras 2's check (e.g. an RNN with return_state=True)
+        value_error("All layers in a Sequential model should have a single output tensor. For multi-output layers, "
+                    "use the functional API. Layer \"{}\" ({}) has {} outputs.", layer->name(), layer->class_name(),
+                    layer->output_count());
     for (const auto& l : layers_)
         if (l == layer || l->name() == layer->name())
             value_error("All layers added to a Sequential model should have unique names. Name \"{}\" is already the "

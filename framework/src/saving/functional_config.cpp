@@ -28,7 +28,7 @@ std::map<const Node*, int> node_indices(const FunctionalGraph& graph) {
 }
 
 json history(const KerasTensor& t, const std::map<const Node*, int>& index) {
-    return json::array({t.node->layer->name(), index.at(t.node.get()), 0});
+    return json::array({t.node->layer->name(), index.at(t.node.get()), t.index});
 }
 
 json keras_tensor(const KerasTensor& t, const std::map<const Node*, int>& index) {
@@ -43,14 +43,20 @@ json inbound_nodes(const FunctionalGraph& graph, const Layer& layer, const std::
     std::sort(nodes.begin(), nodes.end(), [&](const Node* a, const Node* b) { return index.at(a) < index.at(b); });
     json out = json::array();
     for (const Node* node : nodes) {
-        json arg;
+        json arg, kwargs = json::object();
         if (node->list_input) {
             arg = json::array();
             for (const auto& in : node->inputs) arg.push_back(keras_tensor(in, index));
         } else {
             arg = keras_tensor(node->inputs[0], index);
         }
-        out.push_back({{"args", json::array({arg})}, {"kwargs", json::object()}});
+        if (node->initial_states > 0) {   // Keras 3 keeps initial_state a keyword argument of the call
+            json states = json::array();
+            for (size_t i = node->inputs.size() - node->initial_states; i < node->inputs.size(); ++i)
+                states.push_back(keras_tensor(node->inputs[i], index));
+            kwargs["initial_state"] = states;
+        }
+        out.push_back({{"args", json::array({arg})}, {"kwargs", kwargs}});
     }
     return out;
 }

@@ -1,6 +1,7 @@
 // Bidirectional: a recurrent layer run over the sequence both ways, the two outputs merged.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "keras/layer.hpp"
@@ -8,9 +9,9 @@
 namespace keras::layers {
 
 struct BidirectionalOptions {
-    // "concat" (last axis), "sum", "mul" or "ave". Keras's None (two separate outputs) is not
-    // supported: a layer here has one output.
-    std::string merge_mode = "concat";
+    // "concat" (last axis), "sum", "mul" or "ave"; std::nullopt is Keras's None: the two directions'
+    // outputs are returned separately, [forward, backward] (use call_all in the functional API).
+    std::optional<std::string> merge_mode = "concat";
     // The layer for the reversed direction; null means a copy of `layer` with go_backwards flipped
     // (named "backward_<name>"), as Keras makes it.
     LayerPtr backward_layer = nullptr;
@@ -32,17 +33,31 @@ public:
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
     nlohmann::json get_config() const override;
 
+    // Several outputs, in Keras's order: [merged output] or [forward, backward] (merge_mode None),
+    // then with return_state the forward layer's states, then the backward layer's. initial_state:
+    // the forward layer's states, then the backward layer's.
+    int output_count() const override;
+    std::vector<Shape> compute_output_shapes(const Shape& input_shape) const override;
+    void check_initial_state(const Shape& input_shape, const std::vector<Shape>& states) const override;
+    std::vector<Tensor> call_outputs(const Tensor& x, const std::vector<Tensor>& initial_state, CallContext& ctx) override;
+    std::vector<Tensor> backward_outputs(const std::vector<Tensor>& dys, CallContext& ctx) override;
+
     const LayerPtr& forward_layer() const { return forward_; }
     const LayerPtr& backward_layer() const { return backward_; }
-    const std::string& merge_mode() const { return merge_mode_; }
+    const std::optional<std::string>& merge_mode() const { return merge_mode_; }
 
 protected:
     void build(const Shape& input_shape) override;
 
 private:
     LayerPtr forward_, backward_;
-    std::string merge_mode_;
+    // The two directions' gradients from the merged output's (dy undefined: none).
+    std::pair<Tensor, Tensor> split_gradient(const Tensor& dy, const CallContext& ctx) const;
+    int states_per_direction() const;
+
+    std::optional<std::string> merge_mode_;
     bool return_sequences_ = false;
+    bool return_state_ = false;
 };
 
 }  // namespace keras::layers

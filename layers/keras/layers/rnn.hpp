@@ -18,6 +18,7 @@ struct RecurrentCommon {
     std::string bias_initializer = "zeros";
     float dropout = 0.0f;             // input dropout: one mask per sequence, shared by all steps
     bool return_sequences = false;
+    bool return_state = false;        // outputs [output, h] or [output, h, c] (LSTM)
     bool go_backwards = false;
     bool stateful = false;
 };
@@ -29,6 +30,20 @@ public:
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
     nlohmann::json get_config() const override;
     std::string implementation_note() const override;
+
+    // ---- return_state and initial_state (rnn_state.cpp). With return_state the outputs are
+    // [output, h] ([output, h, c] for LSTM); initial_state is {h0} ({h0, c0} for LSTM), each (batch, units).
+    int output_count() const override;
+    std::vector<Shape> compute_output_shapes(const Shape& input_shape) const override;
+    void check_initial_state(const Shape& input_shape, const std::vector<Shape>& states) const override;
+    std::vector<Tensor> call_outputs(const Tensor& x, const std::vector<Tensor>& initial_state, CallContext& ctx) override;
+    std::vector<Tensor> backward_outputs(const std::vector<Tensor>& dys, CallContext& ctx) override;
+    // Keras's `lstm(x, initial_state=[h0, c0])` in the functional API: every output of the call.
+    std::vector<KerasTensor> call_with_state(const KerasTensor& x, const std::vector<KerasTensor>& initial_state) {
+        return call_all(x, initial_state);
+    }
+    // How many states the cell carries: 2 for LSTM (h, c), 1 otherwise.
+    int state_count() const { return spec_.cell == backend::RnnCell::lstm ? 2 : 1; }
 
     int64_t units() const { return spec_.units; }
     const backend::RnnSpec& spec() const { return spec_; }
@@ -64,6 +79,8 @@ private:
     // The stateful layer's initial states for a batch: the kept ones (undefined = zeros), after
     // checking the batch size.
     void check_stateful_batch(const Tensor& x);
+    // Adds the weight gradients and returns dx (through the input dropout mask).
+    Tensor apply_gradients(const backend::RnnGradients& g, const CallContext& ctx);
 
     VariablePtr kernel_, recurrent_kernel_, bias_;
     Tensor state_h_, state_c_;          // stateful: the last batch's final states

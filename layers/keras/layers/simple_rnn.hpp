@@ -12,6 +12,9 @@ struct SimpleRNNOptions {
     std::string bias_initializer = "zeros";
     float dropout = 0.0f;
     bool return_sequences = false;
+    // Also return the final states: outputs [output, h] ([output, h, c] for LSTM); call the layer with
+    // call_all(x) (or call_with_state(x, initial_state)) in the functional API.
+    bool return_state = false;
     bool go_backwards = false;
     // Keep each sample's final states as the next batch's initial states (sample i of batch b+1
     // continues sample i of batch b); the batch size is then fixed. reset_states() zeroes them.

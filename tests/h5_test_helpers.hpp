@@ -1,0 +1,31 @@
+// Test helpers that need HDF5 (suites linked with it): rewriting a saved model's config.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include <hdf5.h>
+#include <nlohmann/json.hpp>
+
+namespace test_helpers {
+
+// Replaces an .h5 model file's model_config attribute (a variable-length string, as we write it), to
+// test how load_model reacts to a config it cannot rebuild.
+inline void rewrite_model_config(const std::string& path, const nlohmann::json& config) {
+    const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    if (file < 0) throw std::runtime_error("rewrite_model_config: cannot open " + path);
+    H5Adelete(file, "model_config");
+    const hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    const hid_t space = H5Screate(H5S_SCALAR);
+    const hid_t attr = H5Acreate2(file, "model_config", type, space, H5P_DEFAULT, H5P_DEFAULT);
+    const std::string text = config.dump();
+    const char* p = text.c_str();
+    H5Awrite(attr, type, &p);
+    H5Aclose(attr);
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Fclose(file);
+}
+
+}  // namespace test_helpers
