@@ -182,7 +182,6 @@ void recurrent_checks(const Fields& f) {
     common_checks(f);
     f.require_null({"kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "kernel_constraint",
                     "recurrent_constraint", "bias_constraint"});
-    f.require("recurrent_dropout", 0.0);
     f.require("return_state", false);
     f.require("time_major", false);
 }
@@ -198,6 +197,7 @@ Options recurrent_options(const Fields& f) {
     options.recurrent_initializer = f.initializer("recurrent_initializer", "orthogonal");
     options.bias_initializer = f.initializer("bias_initializer", "zeros");
     options.dropout = f.number("dropout", 0.0f);
+    options.recurrent_dropout = f.number("recurrent_dropout", 0.0f);
     options.return_sequences = f.boolean("return_sequences", false);
     options.go_backwards = f.boolean("go_backwards", false);
     options.stateful = f.boolean("stateful", false);

@@ -25,6 +25,8 @@ RNNBase::RNNBase(const std::string& class_name, const std::string& name, backend
     initializers::check_name(common_.recurrent_initializer);
     initializers::check_name(common_.bias_initializer);
     common_.dropout = std::min(1.0f, std::max(0.0f, common_.dropout));   // Keras clips the rate
+    common_.recurrent_dropout = std::min(1.0f, std::max(0.0f, common_.recurrent_dropout));
+    spec_.recurrent_dropout = uses_recurrent_dropout(true) ? common_.recurrent_dropout : 0.0f;
     spec_.use_bias = common_.use_bias;
     spec_.go_backwards = common_.go_backwards;
     spec_.layer_name = this->name();
@@ -79,7 +81,23 @@ Tensor RNNBase::dropout_mask(const Tensor& x) const {
     return mask.to(x.device());
 }
 
-// Saved: ctx.saved = {dropout mask or undefined}; ctx.state = the backend's RnnForward.
+bool RNNBase::uses_recurrent_dropout(bool training) const {
+    const float rate = common_.recurrent_dropout;
+    if (!training || rate <= 0.0f) return false;
+    return rate < 1.0f || spec_.cell == backend::RnnCell::simple_rnn;
+}
+
+Tensor RNNBase::recurrent_dropout_mask(int64_t batch, Device device) const {
+    const float rate = common_.recurrent_dropout;
+    const float scale = rate < 1.0f ? 1.0f / (1.0f - rate) : 0.0f;
+    Tensor mask({batch, gates() * spec_.units}, DType::float32);
+    float* m = mask.data<float>();
+    for (int64_t i = 0; i < mask.numel(); ++i) m[i] = random::uniform01() < 1.0 - rate ? scale : 0.0f;
+    return mask.to(device);
+}
+
+// Saved: ctx.saved = {dropout mask or undefined}; ctx.state = the backend's RnnForward (which keeps
+// the recurrent dropout mask for the backward).
 Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
     if (x.ndim() != 3) check_ndim(x.shape(), 3);
     // Refuse rather than silently run over the padding as if it were data.
@@ -94,8 +112,11 @@ Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
         mask = dropout_mask(x);
         input = be.multiply(x, mask);
     }
+    const Tensor recurrent_mask =
+        uses_recurrent_dropout(ctx.training) ? recurrent_dropout_mask(x.dim(0), x.device()) : Tensor();
     if (common_.stateful) check_stateful_batch(x);
-    backend::RnnForward fwd = be.rnn_forward(spec_, input, weights_view(), state_h_, state_c_, ctx.training);
+    backend::RnnForward fwd =
+        be.rnn_forward(spec_, input, weights_view(), state_h_, state_c_, ctx.training, recurrent_mask);
     if (common_.stateful) {
         // Copies: the next call must not see a later call's (or the workspace's) writes.
         state_h_ = fwd.h.clone();
@@ -165,7 +186,7 @@ nlohmann::json RNNBase::get_config() const {
         config[key] = nullptr;
     // The float's shortest text as a double, so 0.2f reads 0.2 as in Keras's config.
     config["dropout"] = std::stod(fmt::format("{}", common_.dropout));
-    config["recurrent_dropout"] = 0.0;
+    config["recurrent_dropout"] = std::stod(fmt::format("{}", common_.recurrent_dropout));
     config["return_sequences"] = common_.return_sequences;
     config["return_state"] = false;
     config["go_backwards"] = common_.go_backwards;

@@ -24,6 +24,9 @@ struct RnnSpec {
     bool use_bias = true;
     bool reset_after = true;      // GRU only
     bool go_backwards = false;    // process time reversed; outputs in processing order (Keras)
+    // The layer's recurrent_dropout rate: only for rnn_path's description (training with it runs the
+    // step loop); the mask itself comes with rnn_forward.
+    float recurrent_dropout = 0.0f;
     std::string layer_name;       // for error messages and logs
 };
 
@@ -98,8 +101,16 @@ public:
 
     // ---- Recurrent layers. x (N, T, C); h0 / c0 (N, H) or undefined for zeros.
     virtual RnnPath rnn_path(const RnnSpec& spec) = 0;
+    RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
+                           const Tensor& c0, bool training) {
+        return rnn_forward(spec, x, w, h0, c0, training, Tensor());
+    }
+    // recurrent_mask (N, G*H) or undefined: Keras's recurrent dropout, one (N, H) mask per gate
+    // block in Keras's gate order, multiplying h_{t-1} before that gate's recurrent product at every
+    // step (the same mask at all steps). A defined mask makes the backward see it too.
     virtual RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w,
-                                   const Tensor& h0, const Tensor& c0, bool training) = 0;
+                                   const Tensor& h0, const Tensor& c0, bool training,
+                                   const Tensor& recurrent_mask) = 0;
     // d_sequences (N, T, H) or undefined; dh / dc (N, H) or undefined (gradient of the final states).
     virtual RnnGradients rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
                                       const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) = 0;

@@ -33,8 +33,9 @@ public:
     Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) override;
 
     RnnPath rnn_path(const RnnSpec& spec) override;
+    using Backend::rnn_forward;   // the overload without a recurrent mask
     RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                           const Tensor& c0, bool training) override;
+                           const Tensor& c0, bool training, const Tensor& recurrent_mask) override;
     RnnGradients rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
                               const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) override;
 
@@ -73,8 +74,9 @@ private:
 };
 
 // Step-by-step RNN used when a spec cannot run on a oneDNN primitive (rnn_fallback.cpp).
+// recurrent_mask (N, G*H) or undefined: Keras's recurrent dropout (see Backend::rnn_forward).
 RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                const Tensor& c0);
+                                const Tensor& c0, const Tensor& recurrent_mask = Tensor());
 RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
                                    const Tensor& d_sequences, const Tensor& dh, const Tensor& dc);
 // Throws ValueError (naming the layer) when x, the weights or the initial states do not fit the spec.

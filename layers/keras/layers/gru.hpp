@@ -12,6 +12,9 @@ struct GRUOptions {
     std::string recurrent_initializer = "orthogonal";
     std::string bias_initializer = "zeros";
     float dropout = 0.0f;
+    // Keras's recurrent dropout: drops h_{t-1} before the recurrent products while training (one
+    // mask per sequence and gate); forces the step loop while training (docs/recurrent.md).
+    float recurrent_dropout = 0.0f;
     bool return_sequences = false;
     bool go_backwards = false;
     // Keep each sample's final states as the next batch's initial states (sample i of batch b+1

@@ -13,6 +13,9 @@ struct LSTMOptions {
     std::string bias_initializer = "zeros";
     bool unit_forget_bias = true;   // forget-gate bias starts at 1
     float dropout = 0.0f;
+    // Keras's recurrent dropout: drops h_{t-1} before the recurrent products while training (one
+    // mask per sequence and gate); forces the step loop while training (docs/recurrent.md).
+    float recurrent_dropout = 0.0f;
     bool return_sequences = false;
     bool go_backwards = false;
     // Keep each sample's final states as the next batch's initial states (sample i of batch b+1

@@ -1,4 +1,4 @@
-// What SimpleRNN, LSTM and GRU share: weights in Keras's layout, input dropout, the loop over time
+// What SimpleRNN, LSTM and GRU share: weights in Keras's layout, input and recurrent dropout, the loop over time
 // delegated to the backend (a fused library primitive where it can, a step loop where it cannot).
 #pragma once
 
@@ -17,6 +17,7 @@ struct RecurrentCommon {
     std::string recurrent_initializer = "orthogonal";
     std::string bias_initializer = "zeros";
     float dropout = 0.0f;             // input dropout: one mask per sequence, shared by all steps
+    float recurrent_dropout = 0.0f;   // on h_{t-1}: one (N, units) mask per sequence and gate
     bool return_sequences = false;
     bool go_backwards = false;
     bool stateful = false;
@@ -60,6 +61,12 @@ private:
     // Keras's input dropout mask for x (N, T, C): one (N, C) draw repeated over time, kept entries
     // scaled by 1 / (1 - rate).
     Tensor dropout_mask(const Tensor& x) const;
+    // Whether this call draws a recurrent-dropout mask: training with a rate in (0, 1) (SimpleRNN
+    // also at 1, which zeroes h_{t-1}; Keras's LSTM / GRU skip rate 1 altogether).
+    bool uses_recurrent_dropout(bool training) const;
+    // Keras's recurrent dropout mask (N, gates * units): an independent (N, units) draw per gate
+    // block, kept entries scaled by 1 / (1 - rate); the backend applies it at every step.
+    Tensor recurrent_dropout_mask(int64_t batch, Device device) const;
 
     // The stateful layer's initial states for a batch: the kept ones (undefined = zeros), after
     // checking the batch size.
