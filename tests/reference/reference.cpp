@@ -142,6 +142,34 @@ void check_rnn_inputs(const RnnConfig& cfg, const Vec& x, const Vec& kernel, con
     check_size(bias, bias_size(cfg), "bias");
     check_size_or_empty(h0, N * H, "h0");
     check_size_or_empty(c0, N * H, "c0");
+    check_size_or_empty(cfg.recurrent_mask, N * G * H, "recurrent_mask");
+}
+
+// Recurrent dropout as a per-sample recurrent matrix: gate g reads (h * m_g) R_g = h (diag(m_g) R_g),
+// so sample n runs with row k of gate block g scaled by m[n][g*H + k] (the GRU reset_before
+// candidate's (r * h * m_h) R_h included). A mask of ones gives R back.
+Vec recurrent_for_sample(const RnnConfig& cfg, const Vec& recurrent, int n) {
+    if (cfg.recurrent_mask.empty()) return recurrent;
+    const int H = cfg.H, GH = gates(cfg.cell) * H;
+    Vec out = recurrent;
+    for (int k = 0; k < H; ++k)
+        for (int col = 0; col < GH; ++col)
+            out[static_cast<std::size_t>(k) * GH + col] *=
+                cfg.recurrent_mask[static_cast<std::size_t>(n) * GH + (col / H) * H + k];
+    return out;
+}
+
+// The chain rule back through recurrent_for_sample: drecurrent += diag(m_g) d(R_n)_g per gate block.
+void add_recurrent_gradient(const RnnConfig& cfg, const Vec& d_sample, int n, Vec& drecurrent) {
+    const int H = cfg.H, GH = gates(cfg.cell) * H;
+    for (int k = 0; k < H; ++k)
+        for (int col = 0; col < GH; ++col) {
+            const std::size_t i = static_cast<std::size_t>(k) * GH + col;
+            const double m = cfg.recurrent_mask.empty()
+                                 ? 1.0
+                                 : cfg.recurrent_mask[static_cast<std::size_t>(n) * GH + (col / H) * H + k];
+            drecurrent[i] += m * d_sample[i];
+        }
 }
 
 // out[j] += sum_r v[r] * M[r][col0 + j]   for j in [0, width), M has `cols` columns.
@@ -426,7 +454,7 @@ RnnResult rnn_forward(const RnnConfig& cfg, const Vec& x, const Vec& kernel, con
         std::vector<StepCache> caches;
         std::vector<Vec> hs;
         Vec hf, cf;
-        run_sample(cfg, n, x, kernel, recurrent, bias, h0, c0, caches, hf, cf, hs);
+        run_sample(cfg, n, x, kernel, recurrent_for_sample(cfg, recurrent, n), bias, h0, c0, caches, hf, cf, hs);
         for (int j = 0; j < H; ++j) {
             res.h[static_cast<std::size_t>(n) * H + j] = hf[j];
             if (cfg.cell == Cell::lstm) res.c[static_cast<std::size_t>(n) * H + j] = cf[j];
@@ -462,7 +490,9 @@ RnnGrads rnn_backward(const RnnConfig& cfg, const Vec& x, const Vec& kernel, con
         std::vector<StepCache> caches;
         std::vector<Vec> hs;
         Vec hf, cf;
-        run_sample(cfg, n, x, kernel, recurrent, bias, h0, c0, caches, hf, cf, hs);
+        const Vec recurrent_n = recurrent_for_sample(cfg, recurrent, n);
+        Vec drecurrent_n(recurrent.size(), 0.0);
+        run_sample(cfg, n, x, kernel, recurrent_n, bias, h0, c0, caches, hf, cf, hs);
 
         // Gradients flowing into the state after the last processing step.
         Vec dh_next(H, 0.0), dc_next(H, 0.0);
@@ -480,11 +510,12 @@ RnnGrads rnn_backward(const RnnConfig& cfg, const Vec& x, const Vec& kernel, con
             const double* xt = &x[(static_cast<std::size_t>(n) * T + t) * C];
             double* dxt = &g.dx[(static_cast<std::size_t>(n) * T + t) * C];
             Vec dh_prev, dc_prev;
-            step_backward(cfg, xt, kernel, recurrent, caches[s], dh_next, dc_next, g.dkernel,
-                          g.drecurrent, g.dbias, dxt, dh_prev, dc_prev);
+            step_backward(cfg, xt, kernel, recurrent_n, caches[s], dh_next, dc_next, g.dkernel,
+                          drecurrent_n, g.dbias, dxt, dh_prev, dc_prev);
             dh_next = dh_prev;
             dc_next = dc_prev;
         }
+        add_recurrent_gradient(cfg, drecurrent_n, n, g.drecurrent);
         for (int j = 0; j < H; ++j) {
             g.dh0[static_cast<std::size_t>(n) * H + j] = dh_next[j];
             if (cfg.cell == Cell::lstm) g.dc0[static_cast<std::size_t>(n) * H + j] = dc_next[j];

@@ -48,6 +48,9 @@ struct RnnConfig {
     bool reset_after = true;  // GRU only
     bool go_backwards = false;
     bool return_sequences = false;
+    // Recurrent dropout (Keras's rec_dp_mask): N x (G*H), one H-vector per sample and gate block in
+    // Keras's gate order, multiplying h_{t-1} where that gate reads it at every step; empty = none.
+    Vec recurrent_mask = {};
 };
 
 // Number of gate blocks of H columns in the kernels: simple_rnn 1, lstm 4, gru 3.
