@@ -87,10 +87,13 @@ bool RNNBase::uses_recurrent_dropout(bool training) const {
     return rate < 1.0f || spec_.cell == backend::RnnCell::simple_rnn;
 }
 
-Tensor RNNBase::recurrent_dropout_mask(int64_t batch, Device device) const {
-    const float rate = common_.recurrent_dropout;
+bool RNNBase::per_gate_input_dropout() const {
+    return spec_.cell != backend::RnnCell::simple_rnn && common_.recurrent_dropout != 0.0f;
+}
+
+Tensor RNNBase::gate_dropout_masks(int64_t batch, int64_t width, float rate, Device device) const {
     const float scale = rate < 1.0f ? 1.0f / (1.0f - rate) : 0.0f;
-    Tensor mask({batch, gates() * spec_.units}, DType::float32);
+    Tensor mask({batch, gates() * width}, DType::float32);
     float* m = mask.data<float>();
     for (int64_t i = 0; i < mask.numel(); ++i) m[i] = random::uniform01() < 1.0 - rate ? scale : 0.0f;
     return mask.to(device);
@@ -108,15 +111,19 @@ Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
     auto& be = backend::for_tensor(x);
     Tensor input = x;
     Tensor mask;
-    if (ctx.training && common_.dropout > 0.0f) {
+    backend::RnnDropoutMasks masks;   // the ones the backend's step loop applies
+    const float rate = common_.dropout;
+    if (ctx.training && per_gate_input_dropout()) {
+        // Keras's cell checks 0 < dropout < 1 here.
+        if (rate > 0.0f && rate < 1.0f) masks.input = gate_dropout_masks(x.dim(0), x.dim(2), rate, x.device());
+    } else if (ctx.training && rate > 0.0f) {
         mask = dropout_mask(x);
         input = be.multiply(x, mask);
     }
-    const Tensor recurrent_mask =
-        uses_recurrent_dropout(ctx.training) ? recurrent_dropout_mask(x.dim(0), x.device()) : Tensor();
+    if (uses_recurrent_dropout(ctx.training))
+        masks.recurrent = gate_dropout_masks(x.dim(0), spec_.units, common_.recurrent_dropout, x.device());
     if (common_.stateful) check_stateful_batch(x);
-    backend::RnnForward fwd =
-        be.rnn_forward(spec_, input, weights_view(), state_h_, state_c_, ctx.training, recurrent_mask);
+    backend::RnnForward fwd = be.rnn_forward(spec_, input, weights_view(), state_h_, state_c_, ctx.training, masks);
     if (common_.stateful) {
         // Copies: the next call must not see a later call's (or the workspace's) writes.
         state_h_ = fwd.h.clone();

@@ -68,10 +68,10 @@ be::RnnSpec spec_of(const Case& c) {
                        .go_backwards = c.go_backwards, .layer_name = "rd"};
 }
 
-ref::RnnConfig config_of(const Case& c, const ref::Vec& mask) {
+ref::RnnConfig config_of(const Case& c, const ref::Vec& mask, const ref::Vec& input_mask = {}) {
     return ref::RnnConfig{.cell = c.cell, .N = c.N, .T = c.T, .C = c.C, .H = c.H, .reset_after = c.reset_after,
                           .go_backwards = c.go_backwards, .return_sequences = c.return_sequences,
-                          .recurrent_mask = mask};
+                          .recurrent_mask = mask, .input_mask = input_mask};
 }
 
 ref::Vec rounded(ref::Vec v) {
@@ -96,11 +96,19 @@ Inputs make_inputs(const Case& c, unsigned seed) {
     return in;
 }
 
-// A dropout-like mask (N, G*H): 0 or 1 / (1 - 0.4), seeded.
-ref::Vec dropout_like_mask(const Case& c, unsigned seed) {
-    ref::Vec m = ref::random_vec(static_cast<size_t>(c.N) * c.G() * c.H, seed, 0.0, 1.0);
+// A dropout-like mask (N, G*width): 0 or 1 / (1 - 0.4), seeded.
+ref::Vec dropout_like_mask(const Case& c, unsigned seed, int width) {
+    ref::Vec m = ref::random_vec(static_cast<size_t>(c.N) * c.G() * width, seed, 0.0, 1.0);
     for (double& v : m) v = v < 0.4 ? 0.0 : static_cast<float>(1.0 / 0.6);
     return m;
+}
+
+// The backend's masks from the reference's (an empty one stays undefined).
+be::RnnDropoutMasks masks_of(const Case& c, const ref::Vec& recurrent, const ref::Vec& input = {}) {
+    be::RnnDropoutMasks masks;
+    if (!input.empty()) masks.input = floats(input, {c.N, c.G() * c.C});
+    if (!recurrent.empty()) masks.recurrent = floats(recurrent, {c.N, c.G() * c.H});
+    return masks;
 }
 
 be::RnnWeights weights_of(const Case& c, const Inputs& in) {
@@ -155,11 +163,14 @@ TEST_CASE("backend: forward and gradients with a recurrent mask equal the refere
     for (const Case& c : all_cases()) {
         INFO(name_of(c));
         const Inputs in = make_inputs(c, seed);
-        const ref::Vec mask = dropout_like_mask(c, seed + 7);
-        const ref::RnnConfig cfg = config_of(c, mask);
+        const ref::Vec mask = dropout_like_mask(c, seed + 7, c.H);
+        // LSTM / GRU with recurrent dropout also take per-gate input masks (Keras's implementation 1).
+        const bool with_input = c.cell != ref::Cell::simple_rnn && c.return_sequences;
+        const ref::Vec input_mask = with_input ? dropout_like_mask(c, seed + 9, c.C) : ref::Vec{};
+        const ref::RnnConfig cfg = config_of(c, mask, input_mask);
         be::RnnForward fwd = cpu().rnn_forward(spec_of(c), floats(in.x, {c.N, c.T, c.C}), weights_of(c, in),
                                                state_of(c, in.h0), state_of(c, in.c0), true,
-                                               floats(mask, {c.N, c.G() * c.H}));
+                                               masks_of(c, mask, input_mask));
         const auto expected = ref::rnn_forward(cfg, in.x, in.kernel, in.recurrent, in.bias, in.h0, in.c0);
         check_close(output_of(c, fwd), expected.y, "y");
         check_close(values_of(fwd.h), expected.h, "h");
@@ -187,17 +198,18 @@ TEST_CASE("backend: gradients with a recurrent mask equal central differences of
         if (c.go_backwards) continue;
         INFO(name_of(c));
         Inputs in = make_inputs(c, 300);
-        const ref::Vec mask = dropout_like_mask(c, 307);
+        const ref::Vec mask = dropout_like_mask(c, 307, c.H);
+        const ref::Vec input_mask = c.cell != ref::Cell::simple_rnn ? dropout_like_mask(c, 309, c.C) : ref::Vec{};
         const ref::Vec dy = output_gradient(c, 308);
         auto loss = [&] {
             const auto f = cpu().rnn_forward(spec_of(c), floats(in.x, {c.N, c.T, c.C}), weights_of(c, in),
                                              state_of(c, in.h0), state_of(c, in.c0), true,
-                                             floats(mask, {c.N, c.G() * c.H}));
+                                             masks_of(c, mask, input_mask));
             return ref::dot(dy, output_of(c, f));
         };
         be::RnnForward fwd = cpu().rnn_forward(spec_of(c), floats(in.x, {c.N, c.T, c.C}), weights_of(c, in),
                                                state_of(c, in.h0), state_of(c, in.c0), true,
-                                               floats(mask, {c.N, c.G() * c.H}));
+                                               masks_of(c, mask, input_mask));
         const auto g = backend_backward(c, in, fwd, dy);
         auto numeric = [&](ref::Vec& v, size_t i) {
             const double saved = v[i], eps = 1e-2;
@@ -214,12 +226,18 @@ TEST_CASE("backend: gradients with a recurrent mask equal central differences of
         const auto dh0 = values_of(g.dh0);
         for (size_t i = 0; i < in.h0.size(); ++i)
             CHECK(dh0[i] == doctest::Approx(numeric(in.h0, i)).epsilon(2e-3).scale(1.0));
+        const auto dK = values_of(g.dweights.kernel), dx = values_of(g.dx);
+        for (size_t i = 0; i < in.kernel.size(); i += 2)
+            CHECK(dK[i] == doctest::Approx(numeric(in.kernel, i)).epsilon(2e-3).scale(1.0));
+        for (size_t i = 0; i < in.x.size(); i += 3)
+            CHECK(dx[i] == doctest::Approx(numeric(in.x, i)).epsilon(2e-3).scale(1.0));
     }
 }
 
 TEST_CASE("backend: training with the injected mask equals REAL Keras 3 (output and gradients)") {
     const auto& fx = keras_fixtures();
     REQUIRE(fx["cases"].size() == 8);
+    int with_input_masks = 0;
     for (const auto& k : fx["cases"]) {
         INFO(k["name"].get<std::string>());
         const std::string cell = k["cell"];
@@ -228,28 +246,33 @@ TEST_CASE("backend: training with the injected mask equals REAL Keras 3 (output 
                .return_sequences = k["return_sequences"], .N = k["N"], .T = k["T"], .C = k["C"], .H = k["H"]};
         const Inputs in{vec(k["x"]), vec(k["kernel"]), vec(k["recurrent_kernel"]), vec(k["bias"]), {}, {}};
         be::RnnForward fwd = cpu().rnn_forward(spec_of(c), floats(in.x, {c.N, c.T, c.C}), weights_of(c, in), Tensor(),
-                                               Tensor(), true, floats(vec(k["recurrent_mask"]), {c.N, c.G() * c.H}));
+                                               Tensor(), true, masks_of(c, vec(k["recurrent_mask"]), vec(k["input_mask"])));
         check_close(output_of(c, fwd), vec(k["y"]), "y");
         const auto g = backend_backward(c, in, fwd, vec(k["w_out"]));
         check_close(values_of(g.dx), vec(k["dx"]), "dx");
         check_close(values_of(g.dweights.kernel), vec(k["dkernel"]), "dkernel");
         check_close(values_of(g.dweights.recurrent_kernel), vec(k["drecurrent_kernel"]), "drecurrent_kernel");
         check_close(values_of(g.dweights.bias), vec(k["dbias"]), "dbias");
+        with_input_masks += !k["input_mask"].empty();
     }
+    CHECK(with_input_masks == 3);
 }
 
-TEST_CASE("backend: a recurrent mask of the wrong shape is a ValueError naming the layer") {
+TEST_CASE("backend: a dropout mask of the wrong shape is a ValueError naming the layer") {
     const Case c{.cell = ref::Cell::gru};
     const Inputs in = make_inputs(c, 40);
-    auto run = [&](const Tensor& mask) {
-        cpu().rnn_forward(spec_of(c), floats(in.x, {c.N, c.T, c.C}), weights_of(c, in), Tensor(), Tensor(), true, mask);
+    auto run = [&](const be::RnnDropoutMasks& masks) {
+        cpu().rnn_forward(spec_of(c), floats(in.x, {c.N, c.T, c.C}), weights_of(c, in), Tensor(), Tensor(), true, masks);
     };
-    CHECK(message_of<keras::ValueError>([&] { run(Tensor::zeros({3, 3})); }) ==
+    CHECK(message_of<keras::ValueError>([&] { run({.recurrent = Tensor::zeros({3, 3})}); }) ==
           "Layer \"rd\": the recurrent dropout mask must be float32 of shape (3, 9) (batch, gates * units), got "
           "float32 (3, 3)");
-    CHECK(message_of<keras::ValueError>([&] { run(Tensor::zeros({3, 9}, keras::DType::int32)); }) ==
+    CHECK(message_of<keras::ValueError>([&] { run({.recurrent = Tensor::zeros({3, 9}, keras::DType::int32)}); }) ==
           "Layer \"rd\": the recurrent dropout mask must be float32 of shape (3, 9) (batch, gates * units), got "
           "int32 (3, 9)");
+    CHECK(message_of<keras::ValueError>([&] { run({.input = Tensor::zeros({3, 2})}); }) ==
+          "Layer \"rd\": the input dropout mask must be float32 of shape (3, 6) (batch, gates * features), got "
+          "float32 (3, 2)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -257,18 +280,21 @@ TEST_CASE("backend: a recurrent mask of the wrong shape is a ValueError naming t
 // ---------------------------------------------------------------------------------------------
 namespace {
 
-std::shared_ptr<kl::RNNBase> make_layer(const Case& c, float recurrent_dropout) {
+std::shared_ptr<kl::RNNBase> make_layer(const Case& c, float recurrent_dropout, float dropout = 0.0f) {
     switch (c.cell) {
         case ref::Cell::simple_rnn:
-            return std::make_shared<kl::SimpleRNN>(c.H, kl::SimpleRNNOptions{.recurrent_dropout = recurrent_dropout,
+            return std::make_shared<kl::SimpleRNN>(c.H, kl::SimpleRNNOptions{.dropout = dropout,
+                                                                             .recurrent_dropout = recurrent_dropout,
                                                                              .return_sequences = c.return_sequences,
                                                                              .go_backwards = c.go_backwards});
         case ref::Cell::lstm:
-            return std::make_shared<kl::LSTM>(c.H, kl::LSTMOptions{.recurrent_dropout = recurrent_dropout,
+            return std::make_shared<kl::LSTM>(c.H, kl::LSTMOptions{.dropout = dropout,
+                                                                   .recurrent_dropout = recurrent_dropout,
                                                                    .return_sequences = c.return_sequences,
                                                                    .go_backwards = c.go_backwards});
         case ref::Cell::gru:
-            return std::make_shared<kl::GRU>(c.H, kl::GRUOptions{.recurrent_dropout = recurrent_dropout,
+            return std::make_shared<kl::GRU>(c.H, kl::GRUOptions{.dropout = dropout,
+                                                                 .recurrent_dropout = recurrent_dropout,
                                                                  .return_sequences = c.return_sequences,
                                                                  .go_backwards = c.go_backwards,
                                                                  .reset_after = c.reset_after});
@@ -285,25 +311,38 @@ void set_weights(kl::RNNBase& layer, const Case& c, const Inputs& in) {
 
 }  // namespace
 
-TEST_CASE("layer: training draws (N, G*H) uniforms after seeding, keeps u < 1 - rate, scales by 1/(1-rate)") {
-    const float rate = 0.3f;
+namespace {
+
+// What the layer draws after seeding: N * G * width uniforms in (sample, gate, unit) order, kept
+// when u < 1 - rate.
+ref::Vec expected_masks(int64_t count, float rate) {
+    ref::Vec mask(static_cast<size_t>(count));
+    for (double& m : mask) m = keras::random::uniform01() < 1.0 - rate ? double(1.0f / (1.0f - rate)) : 0.0;
+    return mask;
+}
+
+}  // namespace
+
+TEST_CASE("layer: training draws per-gate masks after seeding, keeps u < 1 - rate, scales by 1/(1-rate)") {
+    // LSTM / GRU also use dropout: Keras 3's implementation 1 draws its input mask per gate, first.
+    const float rate = 0.3f, input_rate = 0.2f;
     for (const Case& c : all_cases()) {
         INFO(name_of(c));
-        auto layer = make_layer(c, rate);
+        const bool gated_input = c.cell != ref::Cell::simple_rnn;
+        auto layer = make_layer(c, rate, gated_input ? input_rate : 0.0f);
         layer->build_for({-1, c.T, c.C});
         const Inputs in = make_inputs(c, 500);
         set_weights(*layer, c, in);
 
-        // The mask recomputed from the seed: uniforms in (sample, gate, unit) order.
         keras::utils::set_random_seed(77);
-        ref::Vec mask(static_cast<size_t>(c.N) * c.G() * c.H);
-        for (double& m : mask) m = keras::random::uniform01() < 1.0 - rate ? double(1.0f / (1.0f - rate)) : 0.0;
+        const ref::Vec input_mask = gated_input ? expected_masks(c.N * c.G() * c.C, input_rate) : ref::Vec{};
+        const ref::Vec mask = expected_masks(c.N * c.G() * c.H, rate);
 
         keras::utils::set_random_seed(77);
         CallContext ctx;
         ctx.training = true;
         const Tensor y = layer->call(floats(in.x, {c.N, c.T, c.C}), ctx);
-        const ref::RnnConfig cfg = config_of(c, mask);
+        const ref::RnnConfig cfg = config_of(c, mask, input_mask);
         const auto expected = ref::rnn_forward(cfg, in.x, in.kernel, in.recurrent, in.bias);
         check_close(values_of(y), expected.y, "y");
 

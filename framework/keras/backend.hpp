@@ -36,6 +36,15 @@ struct RnnWeights {
     Tensor kernel, recurrent_kernel, bias;
 };
 
+// Keras's dropout masks where the step loop applies them. LSTM / GRU with recurrent_dropout run
+// Keras's cell "implementation 1", which draws one mask per gate (SimpleRNN: G = 1). Kept entries
+// are 1 / (1 - rate); each mask is the same at every step. Undefined = no mask.
+struct RnnDropoutMasks {
+    Tensor input = {};       // (N, G*C): gate g's mask on x_t in columns g*C .. g*C + C - 1
+    Tensor recurrent = {};   // (N, G*H): gate g's mask on h_{t-1} before its recurrent product
+    bool any() const { return input.defined() || recurrent.defined(); }
+};
+
 struct RnnForward {
     Tensor sequences;     // (N, T, H): the output at every step, in processing order
     Tensor h;             // (N, H): final hidden state
@@ -103,14 +112,13 @@ public:
     virtual RnnPath rnn_path(const RnnSpec& spec) = 0;
     RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
                            const Tensor& c0, bool training) {
-        return rnn_forward(spec, x, w, h0, c0, training, Tensor());
+        return rnn_forward(spec, x, w, h0, c0, training, RnnDropoutMasks{});
     }
-    // recurrent_mask (N, G*H) or undefined: Keras's recurrent dropout, one (N, H) mask per gate
-    // block in Keras's gate order, multiplying h_{t-1} before that gate's recurrent product at every
-    // step (the same mask at all steps). A defined mask makes the backward see it too.
+    // With dropout masks (no library primitive can apply them per gate and step, so a backend runs
+    // its step loop); the backward sees the same masks.
     virtual RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w,
                                    const Tensor& h0, const Tensor& c0, bool training,
-                                   const Tensor& recurrent_mask) = 0;
+                                   const RnnDropoutMasks& masks) = 0;
     // d_sequences (N, T, H) or undefined; dh / dc (N, H) or undefined (gradient of the final states).
     virtual RnnGradients rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
                                       const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) = 0;

@@ -611,6 +611,18 @@ TEST_CASE("rnn_forward with a recurrent mask: hand-computed single steps, Keras'
         CHECK(r.c[0] == doctest::Approx(c).epsilon(1e-14));
         CHECK(r.h[0] == doctest::Approx(sig(z[3]) * std::tanh(c)).epsilon(1e-14));
     }
+    SUBCASE("lstm with per-gate input masks") {
+        cfg.cell = ref::Cell::lstm;
+        cfg.recurrent_mask = {1.25, 0.0, 2.5, 0.5};
+        cfg.input_mask = {0.0, 3.0, 1.0, 2.0};
+        const Vec K = {0.1, 0.2, 0.3, 0.4}, R = {-0.1, 0.5, -0.6, 0.7}, B = {0.0, 1.0, -0.5, 0.2};
+        double z[4];
+        for (int j = 0; j < 4; ++j)
+            z[j] = x * cfg.input_mask[j] * K[j] + h0 * cfg.recurrent_mask[j] * R[j] + B[j];
+        const double c = sig(z[1]) * c0 + sig(z[0]) * std::tanh(z[2]);
+        const ref::RnnResult r = ref::rnn_forward(cfg, {x}, K, R, B, {h0}, {c0});
+        CHECK(r.h[0] == doctest::Approx(sig(z[3]) * std::tanh(c)).epsilon(1e-14));
+    }
     SUBCASE("gru reset_after") {
         cfg.cell = ref::Cell::gru;
         const Vec m = {0.0, 2.0, 1.5};
@@ -676,6 +688,12 @@ TEST_CASE("rnn_backward with a recurrent mask matches finite differences") {
                     Vec m = ref::random_vec(2 * ref::gates(cell) * 3, seed, 0.0, 1.0);
                     for (std::size_t i = 0; i < m.size(); ++i) m[i] = i % 7 == 3 ? 0.3 : (m[i] < 0.4 ? 0.0 : 1 / 0.6);
                     cfg.recurrent_mask = m;
+                    // Keras's LSTM / GRU with recurrent dropout also mask the input per gate.
+                    if (cell != ref::Cell::simple_rnn && rs) {
+                        Vec mi = ref::random_vec(2 * ref::gates(cell) * 2, seed + 1, 0.0, 1.0);
+                        for (double& v : mi) v = v < 0.3 ? 0.0 : 1 / 0.7;
+                        cfg.input_mask = mi;
+                    }
                     check_rnn_grads(cfg, seed % 2 == 0, cell == ref::Cell::lstm, seed % 3 == 0, seed);
                     seed += 13;
                 }

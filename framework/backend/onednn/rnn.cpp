@@ -358,10 +358,9 @@ RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec) {
 }
 
 RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                      const Tensor& c0, bool training, const Tensor& recurrent_mask) {
+                                      const Tensor& c0, bool training, const RnnDropoutMasks& masks) {
     check_rnn_inputs(spec, x, w, h0, c0);
-    if (recurrent_mask.defined() || !rnn_path(spec).fused)
-        return rnn_fallback_forward(spec, x, w, h0, c0, recurrent_mask);
+    if (masks.any() || !rnn_path(spec).fused) return rnn_fallback_forward(spec, x, w, h0, c0, masks);
 
     const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;
     const bool lstm = spec.cell == RnnCell::lstm;

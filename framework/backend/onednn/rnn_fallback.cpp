@@ -9,10 +9,11 @@
 // The matrix products over the batch go through oneDNN's sgemm (row-major); the input projection
 // x K of all steps is one product before the loop and the weight gradients one product after it.
 //
-// Recurrent dropout (Keras 3's cells): with a mask m (N, G*H), gate g's recurrent product uses
-// h_prev * m_g instead of h_prev (GRU reset_before: r * (h_prev * m_h)), the same m at every step;
-// the GRU's z * h_prev term keeps the unmasked state. Only the two recurrent_product functions
-// and the GRU reset_before candidate see the mask.
+// Dropout masks (Keras 3's cells, implementation 1): with a recurrent mask m (N, G*H), gate g's
+// recurrent product uses h_prev * m_g instead of h_prev (GRU reset_before: r * (h_prev * m_h)), the
+// same m at every step; the GRU's z * h_prev term keeps the unmasked state. With an input mask
+// (N, G*C), gate g's input projection is (x_t * mi_g) K_g. Only the recurrent_product and
+// input_projection functions and the GRU reset_before candidate see the masks.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -108,19 +109,61 @@ void recurrent_product_backward(const Dims& d, const float* U, StateView hp, int
     }
 }
 
-// Throws ValueError unless the mask is float32 (N, G*H).
-void check_recurrent_mask(const RnnSpec& spec, const Tensor& x, const Tensor& mask) {
-    const Shape expected{x.dim(0), gate_count(spec.cell) * spec.units};
-    if (mask.dtype() != DType::float32 || mask.shape() != expected)
-        value_error("Layer \"{}\": the recurrent dropout mask must be float32 of shape {} (batch, gates * units), "
-                    "got {} {}", spec.layer_name, shape_str(expected), to_string(mask.dtype()),
-                    shape_str(mask.shape()));
+// xk (N*T, GH) = x (N*T, C) K, or with an input dropout mask (N, G*C): gate g's columns are
+// (x * mi_g) K_g, mi_g the same at every step.
+void input_projection(const Dims& d, const float* x, const float* K, const float* mask, float* xk) {
+    const int64_t NT = d.N * d.T, C = d.C, H = d.H, GC = d.G * C;
+    if (!mask) {
+        gemm('N', 'N', NT, d.GH, C, x, C, K, d.GH, 0.0f, xk, d.GH);
+        return;
+    }
+    std::vector<float> masked(static_cast<size_t>(NT * C));
+    for (int64_t g = 0; g < d.G; ++g) {
+        for (int64_t r = 0; r < NT; ++r)
+            for (int64_t k = 0; k < C; ++k) masked[r * C + k] = x[r * C + k] * mask[(r / d.T) * GC + g * C + k];
+        gemm('N', 'N', NT, H, C, masked.data(), C, K + g * H, d.GH, 0.0f, xk + g * H, d.GH);
+    }
+}
+
+// The backward of input_projection for dpre (N*T, GH): dK (C, GH) and dx (N*T, C), both overwritten.
+void input_projection_backward(const Dims& d, const float* x, const float* K, const float* mask, const float* dpre,
+                               float* dK, float* dx) {
+    const int64_t NT = d.N * d.T, C = d.C, H = d.H, GC = d.G * C;
+    if (!mask) {
+        gemm('T', 'N', C, d.GH, NT, x, C, dpre, d.GH, 0.0f, dK, d.GH);
+        gemm('N', 'T', NT, C, d.GH, dpre, d.GH, K, d.GH, 0.0f, dx, C);
+        return;
+    }
+    std::fill_n(dx, NT * C, 0.0f);
+    std::vector<float> masked(static_cast<size_t>(NT * C)), dx_gate(masked.size());
+    for (int64_t g = 0; g < d.G; ++g) {
+        for (int64_t r = 0; r < NT; ++r)
+            for (int64_t k = 0; k < C; ++k) masked[r * C + k] = x[r * C + k] * mask[(r / d.T) * GC + g * C + k];
+        gemm('T', 'N', C, H, NT, masked.data(), C, dpre + g * H, d.GH, 0.0f, dK + g * H, d.GH);
+        gemm('N', 'T', NT, C, H, dpre + g * H, d.GH, K + g * H, d.GH, 0.0f, dx_gate.data(), C);
+        for (int64_t r = 0; r < NT; ++r)
+            for (int64_t k = 0; k < C; ++k) dx[r * C + k] += dx_gate[r * C + k] * mask[(r / d.T) * GC + g * C + k];
+    }
+}
+
+// Throws ValueError unless each defined mask is float32 (N, G * width).
+void check_dropout_masks(const RnnSpec& spec, const Tensor& x, const RnnDropoutMasks& masks) {
+    const int64_t G = gate_count(spec.cell);
+    auto check = [&](const Tensor& mask, int64_t width, const char* what, const char* axis) {
+        const Shape expected{x.dim(0), G * width};
+        if (mask.defined() && (mask.dtype() != DType::float32 || mask.shape() != expected))
+            value_error("Layer \"{}\": the {} dropout mask must be float32 of shape {} (batch, gates * {}), got {} {}",
+                        spec.layer_name, what, shape_str(expected), axis, to_string(mask.dtype()),
+                        shape_str(mask.shape()));
+    };
+    check(masks.input, x.dim(2), "input", "features");
+    check(masks.recurrent, spec.units, "recurrent", "units");
 }
 
 // What the backward pass needs, per processing step s (arrays laid out (T, N, ...)).
 struct FallbackSaved {
     Tensor x, h0, c0;          // h0 / c0 materialised (zeros when not given)
-    Tensor recurrent_mask;     // (N, GH) or undefined
+    RnnDropoutMasks masks;     // per-gate dropout masks (undefined = none)
     std::vector<float> pre;    // (T, N, GH): pre-activations; GRU reset_after: the input part x K + b_in
     std::vector<float> rec;    // (T, N, GH): GRU reset_after only: h U + b_rec
     std::vector<float> cells;  // (T, N, H): LSTM cell state after each step
@@ -197,18 +240,18 @@ void gru_before_step(const Dims& d, const float* U, StateView hp, float* pre, fl
 }  // namespace
 
 RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                const Tensor& c0, const Tensor& recurrent_mask) {
+                                const Tensor& c0, const RnnDropoutMasks& masks) {
     check_rnn_inputs(spec, x, w, h0, c0);
-    if (recurrent_mask.defined()) check_recurrent_mask(spec, x, recurrent_mask);
+    check_dropout_masks(spec, x, masks);
     Dims d = dims_of(spec, x);
-    d.recurrent_mask = recurrent_mask.defined() ? recurrent_mask.data<float>() : nullptr;
+    d.recurrent_mask = masks.recurrent.defined() ? masks.recurrent.data<float>() : nullptr;
     const int64_t N = d.N, T = d.T, H = d.H, GH = d.GH;
     const bool lstm = spec.cell == RnnCell::lstm;
     const bool gru_after = spec.cell == RnnCell::gru && spec.reset_after;
 
     auto saved = std::make_shared<FallbackSaved>();
     saved->x = x;
-    saved->recurrent_mask = recurrent_mask;
+    saved->masks = masks;
     saved->h0 = zeros_if_undefined(h0, N, H);
     if (lstm) saved->c0 = zeros_if_undefined(c0, N, H);
     saved->pre.resize(static_cast<size_t>(T * N * GH));
@@ -217,7 +260,8 @@ RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnW
 
     // The input projection of every step at once: xk (N*T, GH) = x (N*T, C) K.
     std::vector<float> xk(static_cast<size_t>(N * T * GH));
-    gemm('N', 'N', N * T, GH, d.C, x.data<float>(), d.C, w.kernel.data<float>(), GH, 0.0f, xk.data(), GH);
+    input_projection(d, x.data<float>(), w.kernel.data<float>(),
+                     masks.input.defined() ? masks.input.data<float>() : nullptr, xk.data());
 
     std::vector<float> zero_bias(static_cast<size_t>(2 * GH), 0.0f);
     const float* b_in = spec.use_bias ? w.bias.data<float>() : zero_bias.data();
@@ -371,7 +415,7 @@ RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, Rnn
                                   spec.layer_name);
     const FallbackSaved& saved = **saved_ptr;
     Dims d = dims_of(spec, saved.x);
-    d.recurrent_mask = saved.recurrent_mask.defined() ? saved.recurrent_mask.data<float>() : nullptr;
+    d.recurrent_mask = saved.masks.recurrent.defined() ? saved.masks.recurrent.data<float>() : nullptr;
     const int64_t N = d.N, T = d.T, C = d.C, H = d.H, GH = d.GH;
     const bool lstm = spec.cell == RnnCell::lstm;
     const bool gru_after = spec.cell == RnnCell::gru && spec.reset_after;
@@ -420,10 +464,10 @@ RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, Rnn
     }
 
     g.dweights.kernel = Tensor({C, GH}, DType::float32);
-    gemm('T', 'N', C, GH, N * T, saved.x.data<float>(), C, dpre.data(), GH, 0.0f, g.dweights.kernel.data<float>(),
-         GH);
     g.dx = Tensor({N, T, C}, DType::float32);
-    gemm('N', 'T', N * T, C, GH, dpre.data(), GH, w.kernel.data<float>(), GH, 0.0f, g.dx.data<float>(), C);
+    input_projection_backward(d, saved.x.data<float>(), w.kernel.data<float>(),
+                              saved.masks.input.defined() ? saved.masks.input.data<float>() : nullptr, dpre.data(),
+                              g.dweights.kernel.data<float>(), g.dx.data<float>());
     if (spec.use_bias) {
         g.dweights.bias = Tensor::zeros(w.bias.shape());
         float* db = g.dweights.bias.data<float>();

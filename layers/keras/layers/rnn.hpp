@@ -64,9 +64,12 @@ private:
     // Whether this call draws a recurrent-dropout mask: training with a rate in (0, 1) (SimpleRNN
     // also at 1, which zeroes h_{t-1}; Keras's LSTM / GRU skip rate 1 altogether).
     bool uses_recurrent_dropout(bool training) const;
-    // Keras's recurrent dropout mask (N, gates * units): an independent (N, units) draw per gate
-    // block, kept entries scaled by 1 / (1 - rate); the backend applies it at every step.
-    Tensor recurrent_dropout_mask(int64_t batch, Device device) const;
+    // Keras 3's LSTM / GRU switch to the cell's implementation 1 when recurrent_dropout != 0, which
+    // draws the INPUT dropout mask per gate too.
+    bool per_gate_input_dropout() const;
+    // Keras's per-gate dropout masks (N, gates * width): an independent (N, width) draw per gate
+    // block, kept entries scaled by 1 / (1 - rate); the backend applies them at every step.
+    Tensor gate_dropout_masks(int64_t batch, int64_t width, float rate, Device device) const;
 
     // The stateful layer's initial states for a batch: the kept ones (undefined = zeros), after
     // checking the batch size.
