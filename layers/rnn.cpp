@@ -99,8 +99,24 @@ Tensor RNNBase::gate_dropout_masks(int64_t batch, int64_t width, float rate, Dev
     return mask.to(device);
 }
 
-// Saved: ctx.saved = {dropout mask or undefined}; ctx.state = the backend's RnnForward (which keeps
-// the recurrent dropout mask for the backward).
+backend::RnnDropoutMasks RNNBase::dropout_for_call(const Tensor& x, bool training, Tensor& input,
+                                                   Tensor& shared_mask) const {
+    backend::RnnDropoutMasks masks;
+    const float rate = common_.dropout;
+    if (training && per_gate_input_dropout()) {
+        // Keras's cell checks 0 < dropout < 1 here.
+        if (rate > 0.0f && rate < 1.0f) masks.input = gate_dropout_masks(x.dim(0), x.dim(2), rate, x.device());
+    } else if (training && rate > 0.0f) {
+        shared_mask = dropout_mask(x);
+        input = backend::for_tensor(x).multiply(x, shared_mask);
+    }
+    if (uses_recurrent_dropout(training))
+        masks.recurrent = gate_dropout_masks(x.dim(0), spec_.units, common_.recurrent_dropout, x.device());
+    return masks;
+}
+
+// Saved: ctx.saved = {shared input dropout mask or undefined}; ctx.state = the backend's RnnForward
+// (which keeps the per-gate dropout masks for the backward).
 Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
     if (x.ndim() != 3) check_ndim(x.shape(), 3);
     // Refuse rather than silently run over the padding as if it were data.
@@ -111,17 +127,7 @@ Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
     auto& be = backend::for_tensor(x);
     Tensor input = x;
     Tensor mask;
-    backend::RnnDropoutMasks masks;   // the ones the backend's step loop applies
-    const float rate = common_.dropout;
-    if (ctx.training && per_gate_input_dropout()) {
-        // Keras's cell checks 0 < dropout < 1 here.
-        if (rate > 0.0f && rate < 1.0f) masks.input = gate_dropout_masks(x.dim(0), x.dim(2), rate, x.device());
-    } else if (ctx.training && rate > 0.0f) {
-        mask = dropout_mask(x);
-        input = be.multiply(x, mask);
-    }
-    if (uses_recurrent_dropout(ctx.training))
-        masks.recurrent = gate_dropout_masks(x.dim(0), spec_.units, common_.recurrent_dropout, x.device());
+    const backend::RnnDropoutMasks masks = dropout_for_call(x, ctx.training, input, mask);
     if (common_.stateful) check_stateful_batch(x);
     backend::RnnForward fwd = be.rnn_forward(spec_, input, weights_view(), state_h_, state_c_, ctx.training, masks);
     if (common_.stateful) {
