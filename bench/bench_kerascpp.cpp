@@ -3,6 +3,7 @@
 // bench/peers.py prints for the peer frameworks; bench/run_bench.py puts them side by side.
 //
 //   bench_kerascpp --workload W2 --samples 2560 --epochs 2 [--seed 1234] [--device cpu|cuda[:N]]
+//                  [--recurrent-dropout 0.2]   (the RNN layer's recurrent_dropout: the training step loop)
 //   bench_kerascpp --sgemm [--size 2048] [--repeats 10]
 //
 // Threads: oneDNN's OpenMP runtime reads OMP_NUM_THREADS. One workload per process, so the peak RSS
@@ -51,6 +52,7 @@ struct Args {
     int epochs = 2;          // timed epochs, after one warm-up epoch
     uint64_t seed = 1234;
     std::string device = "cpu";   // "cpu", "cuda" or "cuda:N"
+    double recurrent_dropout = 0.0;   // double so the JSON prints 0.2, not 0.2000000029
     bool sgemm = false;
     int64_t size = 2048;     // SGEMM M = N = K
     int repeats = 10;
@@ -59,7 +61,7 @@ struct Args {
 [[noreturn]] void usage(const std::string& error) {
     std::cerr << "error: " << error << "\n"
               << "usage: bench_kerascpp --workload W1|W2|W3 --samples N [--epochs E] [--seed S] "
-                 "[--device cpu|cuda[:N]]\n"
+                 "[--device cpu|cuda[:N]] [--recurrent-dropout R]\n"
               << "       bench_kerascpp --sgemm [--size 2048] [--repeats 10]\n";
     std::exit(2);
 }
@@ -88,6 +90,7 @@ Args parse_args(int argc, char** argv) {
         else if (flag == "--epochs") args.epochs = static_cast<int>(parse_int(flag, value()));
         else if (flag == "--seed") args.seed = static_cast<uint64_t>(parse_int(flag, value()));
         else if (flag == "--device") args.device = value();
+        else if (flag == "--recurrent-dropout") args.recurrent_dropout = std::stod(value());
         else if (flag == "--sgemm") args.sgemm = true;
         else if (flag == "--size") args.size = parse_int(flag, value());
         else if (flag == "--repeats") args.repeats = static_cast<int>(parse_int(flag, value()));
@@ -175,13 +178,13 @@ std::pair<keras::Tensor, keras::Tensor> make_data(const Workload& w, int64_t sam
     return {keras::Tensor(x, {samples, w.seq_len}), keras::Tensor(y, {samples, 1})};
 }
 
-keras::Sequential make_model(const Workload& w) {
+keras::Sequential make_model(const Workload& w, float recurrent_dropout) {
     namespace layers = keras::layers;
     keras::Sequential model;
     model.add(layers::Embedding(w.vocab, w.embed));
-    if (w.cell == "SimpleRNN") model.add(layers::SimpleRNN(w.units));
-    else if (w.cell == "LSTM") model.add(layers::LSTM(w.units));
-    else model.add(layers::GRU(w.units));   // reset_after = true, Keras's default
+    if (w.cell == "SimpleRNN") model.add(layers::SimpleRNN(w.units, {.recurrent_dropout = recurrent_dropout}));
+    else if (w.cell == "LSTM") model.add(layers::LSTM(w.units, {.recurrent_dropout = recurrent_dropout}));
+    else model.add(layers::GRU(w.units, {.recurrent_dropout = recurrent_dropout}));   // reset_after = true
     model.add(layers::Dense(1, "sigmoid"));
     model.compile(keras::optimizers::Adam(1e-3f), "binary_crossentropy", {"accuracy"});
     return model;
@@ -203,7 +206,7 @@ nlohmann::json run_workload(const Args& args) {
     keras::set_default_device(device);   // RuntimeError naming a missing CUDA build or GPU
     keras::utils::set_random_seed(args.seed);
     auto [x, y] = make_data(w, args.samples, args.seed);
-    keras::Sequential model = make_model(w);
+    keras::Sequential model = make_model(w, static_cast<float>(args.recurrent_dropout));
 
     std::vector<double> epoch_times;
     double last_loss = 0.0;   // a sanity check: ~0.69 (ln 2) on random labels, finite
@@ -226,6 +229,7 @@ nlohmann::json run_workload(const Args& args) {
     const double epoch_s = median(timed);
     return {{"framework", "kerascpp"},
             {"workload", w.name},
+            {"recurrent_dropout", args.recurrent_dropout},
             {"samples_per_s", static_cast<double>(args.samples) / epoch_s},
             {"epoch_s", epoch_s},
             {"peak_rss_mb", peak_rss_mb()},

@@ -17,6 +17,7 @@ GRU::GRU(int64_t units, GRUOptions options)
                               .recurrent_initializer = options.recurrent_initializer,
                               .bias_initializer = options.bias_initializer,
                               .dropout = options.dropout,
+                              .recurrent_dropout = options.recurrent_dropout,
                               .return_sequences = options.return_sequences,
                               .return_state = options.return_state,
                               .go_backwards = options.go_backwards,

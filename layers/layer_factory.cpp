@@ -184,7 +184,6 @@ void recurrent_checks(const Fields& f) {
     common_checks(f);
     f.require_null({"kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "kernel_constraint",
                     "recurrent_constraint", "bias_constraint"});
-    f.require("recurrent_dropout", 0.0);
     f.require("time_major", false);
 }
 
@@ -199,6 +198,7 @@ Options recurrent_options(const Fields& f) {
     options.recurrent_initializer = f.initializer("recurrent_initializer", "orthogonal");
     options.bias_initializer = f.initializer("bias_initializer", "zeros");
     options.dropout = f.number("dropout", 0.0f);
+    options.recurrent_dropout = f.number("recurrent_dropout", 0.0f);
     options.return_sequences = f.boolean("return_sequences", false);
     options.return_state = f.boolean("return_state", false);
     options.go_backwards = f.boolean("go_backwards", false);

@@ -25,6 +25,8 @@ RNNBase::RNNBase(const std::string& class_name, const std::string& name, backend
     initializers::check_name(common_.recurrent_initializer);
     initializers::check_name(common_.bias_initializer);
     common_.dropout = std::min(1.0f, std::max(0.0f, common_.dropout));   // Keras clips the rate
+    common_.recurrent_dropout = std::min(1.0f, std::max(0.0f, common_.recurrent_dropout));
+    spec_.recurrent_dropout = uses_recurrent_dropout(true) ? common_.recurrent_dropout : 0.0f;
     spec_.use_bias = common_.use_bias;
     spec_.go_backwards = common_.go_backwards;
     spec_.layer_name = this->name();
@@ -79,7 +81,42 @@ Tensor RNNBase::dropout_mask(const Tensor& x) const {
     return mask.to(x.device());
 }
 
-// Saved: ctx.saved = {dropout mask or undefined}; ctx.state = the backend's RnnForward.
+bool RNNBase::uses_recurrent_dropout(bool training) const {
+    const float rate = common_.recurrent_dropout;
+    if (!training || rate <= 0.0f) return false;
+    return rate < 1.0f || spec_.cell == backend::RnnCell::simple_rnn;
+}
+
+bool RNNBase::per_gate_input_dropout() const {
+    return spec_.cell != backend::RnnCell::simple_rnn && common_.recurrent_dropout != 0.0f;
+}
+
+Tensor RNNBase::gate_dropout_masks(int64_t batch, int64_t width, float rate, Device device) const {
+    const float scale = rate < 1.0f ? 1.0f / (1.0f - rate) : 0.0f;
+    Tensor mask({batch, gates() * width}, DType::float32);
+    float* m = mask.data<float>();
+    for (int64_t i = 0; i < mask.numel(); ++i) m[i] = random::uniform01() < 1.0 - rate ? scale : 0.0f;
+    return mask.to(device);
+}
+
+backend::RnnDropoutMasks RNNBase::dropout_for_call(const Tensor& x, bool training, Tensor& input,
+                                                   Tensor& shared_mask) const {
+    backend::RnnDropoutMasks masks;
+    const float rate = common_.dropout;
+    if (training && per_gate_input_dropout()) {
+        // Keras's cell checks 0 < dropout < 1 here.
+        if (rate > 0.0f && rate < 1.0f) masks.input = gate_dropout_masks(x.dim(0), x.dim(2), rate, x.device());
+    } else if (training && rate > 0.0f) {
+        shared_mask = dropout_mask(x);
+        input = backend::for_tensor(x).multiply(x, shared_mask);
+    }
+    if (uses_recurrent_dropout(training))
+        masks.recurrent = gate_dropout_masks(x.dim(0), spec_.units, common_.recurrent_dropout, x.device());
+    return masks;
+}
+
+// Saved: ctx.saved = {shared input dropout mask or undefined}; ctx.state = the backend's RnnForward
+// (which keeps the per-gate dropout masks for the backward).
 Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
     if (x.ndim() != 3) check_ndim(x.shape(), 3);
     // Refuse rather than silently run over the padding as if it were data.
@@ -90,16 +127,13 @@ Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
     auto& be = backend::for_tensor(x);
     Tensor input = x;
     Tensor mask;
-    if (ctx.training && common_.dropout > 0.0f) {
-        mask = dropout_mask(x);
-        input = be.multiply(x, mask);
-    }
+    const backend::RnnDropoutMasks masks = dropout_for_call(x, ctx.training, input, mask);
     if (common_.stateful) check_stateful_batch(x);
     // Keras's initial_state, when the call has one (rnn_state.cpp), replaces the zeros / kept states.
     const bool given = !ctx.initial_state.empty();
     const Tensor h0 = given ? ctx.initial_state[0] : state_h_;
     const Tensor c0 = given ? (ctx.initial_state.size() > 1 ? ctx.initial_state[1] : Tensor()) : state_c_;
-    backend::RnnForward fwd = be.rnn_forward(spec_, input, weights_view(), h0, c0, ctx.training);
+    backend::RnnForward fwd = be.rnn_forward(spec_, input, weights_view(), h0, c0, ctx.training, masks);
     if (common_.stateful) {
         // Copies: the next call must not see a later call's (or the workspace's) writes.
         state_h_ = fwd.h.clone();
@@ -173,7 +207,7 @@ nlohmann::json RNNBase::get_config() const {
         config[key] = nullptr;
     // The float's shortest text as a double, so 0.2f reads 0.2 as in Keras's config.
     config["dropout"] = std::stod(fmt::format("{}", common_.dropout));
-    config["recurrent_dropout"] = 0.0;
+    config["recurrent_dropout"] = std::stod(fmt::format("{}", common_.recurrent_dropout));
     config["return_sequences"] = common_.return_sequences;
     config["return_state"] = common_.return_state;
     config["go_backwards"] = common_.go_backwards;

@@ -14,6 +14,7 @@ SimpleRNN::SimpleRNN(int64_t units, SimpleRNNOptions options)
                               .recurrent_initializer = options.recurrent_initializer,
                               .bias_initializer = options.bias_initializer,
                               .dropout = options.dropout,
+                              .recurrent_dropout = options.recurrent_dropout,
                               .return_sequences = options.return_sequences,
                               .return_state = options.return_state,
                               .go_backwards = options.go_backwards,

@@ -3,7 +3,7 @@
 // - Dense (cuBLAS) and SimpleRNN / LSTM / GRU (cuDNN) forward and gradients on the GPU against the
 //   double-precision reference (tests/reference) and against the CPU backend, at FMA-math fp32
 //   tolerances (~1e-5 relative; TF32 would miss them by 100x);
-// - the specs cuDNN cannot run take the named CPU fallback and still match;
+// - the specs cuDNN cannot run take the named CPU fallback and still match, and so do dropout masks;
 // - cuDNN's per-sample lengths give each sample's state at its own last step;
 // - stacked SimpleRNN / LSTM / GRU models (return_sequences, go_backwards) predict and train for
 //   three Adam steps on the GPU as on the CPU;
@@ -234,6 +234,40 @@ TEST_CASE("specs cuDNN lacks run on the named CPU fallback and still match") {
     CHECK(cuda().rnn_path(Case{.cell = ref::Cell::gru}.spec()).description == "cuDNN gru");
     CHECK(cuda().rnn_path(Case{.cell = ref::Cell::simple_rnn, .activation = "relu"}.spec()).description ==
           "cuDNN rnn_relu");
+}
+
+TEST_CASE("dropout masks on the GPU run the CPU step loop (host round trip) and match the reference") {
+    for (const Case& c : {Case{.cell = ref::Cell::lstm, .with_states = true}, Case{.cell = ref::Cell::gru},
+                          Case{.cell = ref::Cell::simple_rnn, .go_backwards = true}}) {
+        INFO(c.str());
+        const Inputs in = make_inputs(c, 23);
+        auto mask = [&](int width, unsigned seed) {
+            ref::Vec m = ref::random_vec(static_cast<size_t>(c.N) * c.G() * width, seed, 0.0, 1.0);
+            for (double& v : m) v = v < 0.3 ? 0.0 : static_cast<float>(1.0 / 0.7);
+            return m;
+        };
+        auto cfg = c.config(true);
+        cfg.recurrent_mask = mask(c.H, 31);
+        if (c.cell != ref::Cell::simple_rnn) cfg.input_mask = mask(c.C, 37);
+        const be::RnnDropoutMasks masks{
+            .input = cfg.input_mask.empty() ? Tensor() : floats(cfg.input_mask, {c.N, c.G() * c.C}).to(gpu),
+            .recurrent = floats(cfg.recurrent_mask, {c.N, c.G() * c.H}).to(gpu)};
+        const auto w = weights_on(c, in, gpu);
+        be::RnnForward f = cuda().rnn_forward(c.spec(), floats(in.x, {c.N, c.T, c.C}).to(gpu), w,
+                                              maybe(in.h0, {c.N, c.H}, gpu), maybe(in.c0, {c.N, c.H}, gpu), true, masks);
+        CHECK(f.sequences.device() == gpu);
+        const auto g = cuda().rnn_backward(c.spec(), w, f, floats(in.dseq, {c.N, c.T, c.H}).to(gpu), Tensor(), Tensor());
+        const auto expected = ref::rnn_forward(cfg, in.x, in.kernel, in.recurrent, in.bias, in.h0, in.c0);
+        const auto grads = ref::rnn_backward(cfg, in.x, in.kernel, in.recurrent, in.bias, in.h0, in.c0, in.dseq);
+        check_close(host_values(f.sequences), expected.y, "sequences");
+        check_close(host_values(g.dx), grads.dx, "dx", 1e-5, 1e-4);
+        check_close(host_values(g.dweights.kernel), grads.dkernel, "dkernel", 1e-5, 1e-4);
+        check_close(host_values(g.dweights.recurrent_kernel), grads.drecurrent, "drecurrent", 1e-5, 1e-4);
+    }
+    be::RnnSpec spec = Case{.cell = ref::Cell::lstm}.spec();
+    spec.recurrent_dropout = 0.25f;
+    CHECK(cuda().rnn_path(spec).description ==
+          "cuDNN lstm; training with recurrent_dropout=0.25: CPU fallback loop (host round trip)");
 }
 
 TEST_CASE("the GPU RNN names bad inputs and a reused forward pass") {

@@ -24,6 +24,9 @@ struct RnnSpec {
     bool use_bias = true;
     bool reset_after = true;      // GRU only
     bool go_backwards = false;    // process time reversed; outputs in processing order (Keras)
+    // The layer's recurrent_dropout rate: only for rnn_path's description (training with it runs the
+    // step loop); the mask itself comes with rnn_forward.
+    float recurrent_dropout = 0.0f;
     std::string layer_name;       // for error messages and logs
 };
 
@@ -31,6 +34,15 @@ struct RnnSpec {
 // bias (G*H), or (2, 3*H) for GRU reset_after; bias undefined when use_bias is false.
 struct RnnWeights {
     Tensor kernel, recurrent_kernel, bias;
+};
+
+// Keras's dropout masks where the step loop applies them. LSTM / GRU with recurrent_dropout run
+// Keras's cell "implementation 1", which draws one mask per gate (SimpleRNN: G = 1). Kept entries
+// are 1 / (1 - rate); each mask is the same at every step. Undefined = no mask.
+struct RnnDropoutMasks {
+    Tensor input = {};       // (N, G*C): gate g's mask on x_t in columns g*C .. g*C + C - 1
+    Tensor recurrent = {};   // (N, G*H): gate g's mask on h_{t-1} before its recurrent product
+    bool any() const { return input.defined() || recurrent.defined(); }
 };
 
 struct RnnForward {
@@ -98,8 +110,15 @@ public:
 
     // ---- Recurrent layers. x (N, T, C); h0 / c0 (N, H) or undefined for zeros.
     virtual RnnPath rnn_path(const RnnSpec& spec) = 0;
+    RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
+                           const Tensor& c0, bool training) {
+        return rnn_forward(spec, x, w, h0, c0, training, RnnDropoutMasks{});
+    }
+    // With dropout masks (no library primitive can apply them per gate and step, so a backend runs
+    // its step loop); the backward sees the same masks.
     virtual RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w,
-                                   const Tensor& h0, const Tensor& c0, bool training) = 0;
+                                   const Tensor& h0, const Tensor& c0, bool training,
+                                   const RnnDropoutMasks& masks) = 0;
     // d_sequences (N, T, H) or undefined; dh / dc (N, H) or undefined (gradient of the final states).
     virtual RnnGradients rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
                                       const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) = 0;

@@ -142,6 +142,29 @@ void check_rnn_inputs(const RnnConfig& cfg, const Vec& x, const Vec& kernel, con
     check_size(bias, bias_size(cfg), "bias");
     check_size_or_empty(h0, N * H, "h0");
     check_size_or_empty(c0, N * H, "c0");
+    check_size_or_empty(cfg.recurrent_mask, N * G * H, "recurrent_mask");
+    check_size_or_empty(cfg.input_mask, N * G * C, "input_mask");
+}
+
+// Dropout masks as per-sample weight matrices: gate g reads (h * m_g) R_g = h (diag(m_g) R_g), so
+// sample n runs with row k of gate block g of R scaled by m[n][g*H + k] (the GRU reset_before
+// candidate's (r * h * m_h) R_h included); likewise the kernel with the input mask. M has `rows`
+// rows and G*H columns; the mask N x (G*rows); an empty mask gives M back.
+Vec masked_for_sample(const RnnConfig& cfg, const Vec& M, int rows, const Vec& mask, int n) {
+    if (mask.empty()) return M;
+    const int H = cfg.H, G = gates(cfg.cell), GH = G * H;
+    Vec out = M;
+    for (int k = 0; k < rows; ++k)
+        for (int col = 0; col < GH; ++col)
+            out[static_cast<std::size_t>(k) * GH + col] *=
+                mask[static_cast<std::size_t>(n) * G * rows + (col / H) * rows + k];
+    return out;
+}
+
+// The chain rule back through masked_for_sample: dM += diag(m_g) d(M_n)_g per gate block.
+void add_masked_gradient(const RnnConfig& cfg, const Vec& d_sample, int rows, const Vec& mask, int n, Vec& dM) {
+    const Vec folded = masked_for_sample(cfg, d_sample, rows, mask, n);
+    for (std::size_t i = 0; i < dM.size(); ++i) dM[i] += folded[i];
 }
 
 // out[j] += sum_r v[r] * M[r][col0 + j]   for j in [0, width), M has `cols` columns.
@@ -426,7 +449,8 @@ RnnResult rnn_forward(const RnnConfig& cfg, const Vec& x, const Vec& kernel, con
         std::vector<StepCache> caches;
         std::vector<Vec> hs;
         Vec hf, cf;
-        run_sample(cfg, n, x, kernel, recurrent, bias, h0, c0, caches, hf, cf, hs);
+        run_sample(cfg, n, x, masked_for_sample(cfg, kernel, cfg.C, cfg.input_mask, n),
+                   masked_for_sample(cfg, recurrent, cfg.H, cfg.recurrent_mask, n), bias, h0, c0, caches, hf, cf, hs);
         for (int j = 0; j < H; ++j) {
             res.h[static_cast<std::size_t>(n) * H + j] = hf[j];
             if (cfg.cell == Cell::lstm) res.c[static_cast<std::size_t>(n) * H + j] = cf[j];
@@ -462,7 +486,10 @@ RnnGrads rnn_backward(const RnnConfig& cfg, const Vec& x, const Vec& kernel, con
         std::vector<StepCache> caches;
         std::vector<Vec> hs;
         Vec hf, cf;
-        run_sample(cfg, n, x, kernel, recurrent, bias, h0, c0, caches, hf, cf, hs);
+        const Vec kernel_n = masked_for_sample(cfg, kernel, C, cfg.input_mask, n);
+        const Vec recurrent_n = masked_for_sample(cfg, recurrent, H, cfg.recurrent_mask, n);
+        Vec dkernel_n(kernel.size(), 0.0), drecurrent_n(recurrent.size(), 0.0);
+        run_sample(cfg, n, x, kernel_n, recurrent_n, bias, h0, c0, caches, hf, cf, hs);
 
         // Gradients flowing into the state after the last processing step.
         Vec dh_next(H, 0.0), dc_next(H, 0.0);
@@ -480,11 +507,13 @@ RnnGrads rnn_backward(const RnnConfig& cfg, const Vec& x, const Vec& kernel, con
             const double* xt = &x[(static_cast<std::size_t>(n) * T + t) * C];
             double* dxt = &g.dx[(static_cast<std::size_t>(n) * T + t) * C];
             Vec dh_prev, dc_prev;
-            step_backward(cfg, xt, kernel, recurrent, caches[s], dh_next, dc_next, g.dkernel,
-                          g.drecurrent, g.dbias, dxt, dh_prev, dc_prev);
+            step_backward(cfg, xt, kernel_n, recurrent_n, caches[s], dh_next, dc_next, dkernel_n,
+                          drecurrent_n, g.dbias, dxt, dh_prev, dc_prev);
             dh_next = dh_prev;
             dc_next = dc_prev;
         }
+        add_masked_gradient(cfg, dkernel_n, C, cfg.input_mask, n, g.dkernel);
+        add_masked_gradient(cfg, drecurrent_n, H, cfg.recurrent_mask, n, g.drecurrent);
         for (int j = 0; j < H; ++j) {
             g.dh0[static_cast<std::size_t>(n) * H + j] = dh_next[j];
             if (cfg.cell == Cell::lstm) g.dc0[static_cast<std::size_t>(n) * H + j] = dc_next[j];

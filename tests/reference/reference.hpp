@@ -48,6 +48,12 @@ struct RnnConfig {
     bool reset_after = true;  // GRU only
     bool go_backwards = false;
     bool return_sequences = false;
+    // Recurrent dropout (Keras's rec_dp_mask): N x (G*H), one H-vector per sample and gate block in
+    // Keras's gate order, multiplying h_{t-1} where that gate reads it at every step; empty = none.
+    Vec recurrent_mask = {};
+    // Per-gate input dropout (Keras 3's LSTM / GRU cell implementation 1): N x (G*C), one C-vector
+    // per sample and gate multiplying x_t for that gate's kernel product at every step; empty = none.
+    Vec input_mask = {};
 };
 
 // Number of gate blocks of H columns in the kernels: simple_rnn 1, lstm 4, gru 3.

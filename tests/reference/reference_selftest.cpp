@@ -584,3 +584,117 @@ TEST_CASE("the gradient check detects wrong gradients") {
         CHECK_FALSE(grad_close(dx_truncated, numeric));
     }
 }
+
+// ===========================================================================
+// Recurrent dropout (RnnConfig::recurrent_mask)
+// ===========================================================================
+TEST_CASE("rnn_forward with a recurrent mask: hand-computed single steps, Keras's formulas") {
+    // One step from h0 with distinct per-gate masks: each gate reads h0 * m_gate where it multiplies
+    // the recurrent kernel; GRU's z * h0 keeps the unmasked h0.
+    ref::RnnConfig cfg;
+    cfg.N = cfg.T = cfg.C = cfg.H = 1;
+    const double x = 0.7, h0 = 0.4, c0 = -0.2;
+    auto sig = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+    SUBCASE("simple_rnn") {
+        cfg.recurrent_mask = {2.0};
+        const ref::RnnResult r = ref::rnn_forward(cfg, {x}, {0.5}, {-0.3}, {0.1}, {h0});
+        CHECK(r.h[0] == doctest::Approx(std::tanh(x * 0.5 + 2.0 * h0 * -0.3 + 0.1)).epsilon(1e-15));
+    }
+    SUBCASE("lstm") {
+        cfg.cell = ref::Cell::lstm;
+        cfg.recurrent_mask = {1.25, 0.0, 2.5, 0.5};
+        const Vec K = {0.1, 0.2, 0.3, 0.4}, R = {-0.1, 0.5, -0.6, 0.7}, B = {0.0, 1.0, -0.5, 0.2};
+        double z[4];
+        for (int j = 0; j < 4; ++j) z[j] = x * K[j] + h0 * cfg.recurrent_mask[j] * R[j] + B[j];
+        const double c = sig(z[1]) * c0 + sig(z[0]) * std::tanh(z[2]);
+        const ref::RnnResult r = ref::rnn_forward(cfg, {x}, K, R, B, {h0}, {c0});
+        CHECK(r.c[0] == doctest::Approx(c).epsilon(1e-14));
+        CHECK(r.h[0] == doctest::Approx(sig(z[3]) * std::tanh(c)).epsilon(1e-14));
+    }
+    SUBCASE("lstm with per-gate input masks") {
+        cfg.cell = ref::Cell::lstm;
+        cfg.recurrent_mask = {1.25, 0.0, 2.5, 0.5};
+        cfg.input_mask = {0.0, 3.0, 1.0, 2.0};
+        const Vec K = {0.1, 0.2, 0.3, 0.4}, R = {-0.1, 0.5, -0.6, 0.7}, B = {0.0, 1.0, -0.5, 0.2};
+        double z[4];
+        for (int j = 0; j < 4; ++j)
+            z[j] = x * cfg.input_mask[j] * K[j] + h0 * cfg.recurrent_mask[j] * R[j] + B[j];
+        const double c = sig(z[1]) * c0 + sig(z[0]) * std::tanh(z[2]);
+        const ref::RnnResult r = ref::rnn_forward(cfg, {x}, K, R, B, {h0}, {c0});
+        CHECK(r.h[0] == doctest::Approx(sig(z[3]) * std::tanh(c)).epsilon(1e-14));
+    }
+    SUBCASE("gru reset_after") {
+        cfg.cell = ref::Cell::gru;
+        const Vec m = {0.0, 2.0, 1.5};
+        cfg.recurrent_mask = m;
+        const Vec K = {0.1, 0.2, 0.3}, R = {-0.1, 0.5, -0.6}, B = {0.05, -0.1, 0.2, 0.3, 0.4, -0.5};
+        const double z = sig(x * K[0] + B[0] + h0 * m[0] * R[0] + B[3]);
+        const double r = sig(x * K[1] + B[1] + h0 * m[1] * R[1] + B[4]);
+        const double hh = std::tanh(x * K[2] + B[2] + r * (h0 * m[2] * R[2] + B[5]));
+        const ref::RnnResult res = ref::rnn_forward(cfg, {x}, K, R, B, {h0});
+        CHECK(res.h[0] == doctest::Approx(z * h0 + (1 - z) * hh).epsilon(1e-14));
+    }
+    SUBCASE("gru reset_before") {
+        cfg.cell = ref::Cell::gru;
+        cfg.reset_after = false;
+        const Vec m = {2.0, 0.5, 0.0};
+        cfg.recurrent_mask = m;
+        const Vec K = {0.1, 0.2, 0.3}, R = {-0.1, 0.5, -0.6}, B = {0.05, -0.1, 0.2};
+        const double z = sig(x * K[0] + h0 * m[0] * R[0] + B[0]);
+        const double r = sig(x * K[1] + h0 * m[1] * R[1] + B[1]);
+        const double hh = std::tanh(x * K[2] + (r * h0 * m[2]) * R[2] + B[2]);
+        const ref::RnnResult res = ref::rnn_forward(cfg, {x}, K, R, B, {h0});
+        CHECK(res.h[0] == doctest::Approx(z * h0 + (1 - z) * hh).epsilon(1e-14));
+    }
+}
+
+TEST_CASE("rnn_forward with a recurrent mask of ones equals no mask; a wrong-size mask throws") {
+    for (ref::Cell cell : {ref::Cell::simple_rnn, ref::Cell::lstm, ref::Cell::gru}) {
+        ref::RnnConfig cfg;
+        cfg.cell = cell;
+        cfg.N = 2;
+        cfg.T = 3;
+        cfg.C = 2;
+        cfg.H = 3;
+        cfg.return_sequences = true;
+        const std::size_t G = ref::gates(cell);
+        const Vec x = ref::random_vec(2 * 3 * 2, 1), k = ref::random_vec(2 * G * 3, 2), r = ref::random_vec(3 * G * 3, 3);
+        const Vec b = ref::random_vec(ref::bias_size(cfg), 4);
+        const Vec plain = ref::rnn_forward(cfg, x, k, r, b).y;
+        cfg.recurrent_mask = Vec(2 * G * 3, 1.0);
+        CHECK(ref::rnn_forward(cfg, x, k, r, b).y == plain);
+        cfg.recurrent_mask = Vec(2 * G * 3 - 1, 1.0);
+        CHECK_THROWS_AS(ref::rnn_forward(cfg, x, k, r, b), std::invalid_argument);
+    }
+}
+
+TEST_CASE("rnn_backward with a recurrent mask matches finite differences") {
+    unsigned seed = 900;
+    for (ref::Cell cell : {ref::Cell::simple_rnn, ref::Cell::lstm, ref::Cell::gru})
+        for (bool ra : {true, false})
+            for (bool gb : {false, true})
+                for (bool rs : {false, true}) {
+                    if (cell != ref::Cell::gru && !ra) continue;
+                    ref::RnnConfig cfg;
+                    cfg.cell = cell;
+                    cfg.N = 2;
+                    cfg.T = 3;
+                    cfg.C = 2;
+                    cfg.H = 3;
+                    cfg.reset_after = ra;
+                    cfg.go_backwards = gb;
+                    cfg.return_sequences = rs;
+                    // Dropout-like values: zeros and 1 / (1 - 0.4), plus one odd value per row.
+                    Vec m = ref::random_vec(2 * ref::gates(cell) * 3, seed, 0.0, 1.0);
+                    for (std::size_t i = 0; i < m.size(); ++i) m[i] = i % 7 == 3 ? 0.3 : (m[i] < 0.4 ? 0.0 : 1 / 0.6);
+                    cfg.recurrent_mask = m;
+                    // Keras's LSTM / GRU with recurrent dropout also mask the input per gate.
+                    if (cell != ref::Cell::simple_rnn && rs) {
+                        Vec mi = ref::random_vec(2 * ref::gates(cell) * 2, seed + 1, 0.0, 1.0);
+                        for (double& v : mi) v = v < 0.3 ? 0.0 : 1 / 0.7;
+                        cfg.input_mask = mi;
+                    }
+                    check_rnn_grads(cfg, seed % 2 == 0, cell == ref::Cell::lstm, seed % 3 == 0, seed);
+                    seed += 13;
+                }
+}

@@ -58,8 +58,9 @@ public:
     Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) override;
 
     RnnPath rnn_path(const RnnSpec& spec) override;
+    using Backend::rnn_forward;   // the overload without a recurrent mask
     RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                           const Tensor& c0, bool training) override;
+                           const Tensor& c0, bool training, const RnnDropoutMasks& masks) override;
     RnnGradients rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
                               const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) override;
     // rnn_forward with per-sample sequence lengths (each in [1, T]; empty = all T): cuDNN's padded

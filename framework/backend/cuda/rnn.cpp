@@ -12,7 +12,8 @@
 //   in Keras's processing order; dx is reversed back.
 // - cuDNN's weight gradients ADD into dweightSpace (the only mode): it starts zeroed every step.
 // - Specs cuDNN cannot express (hard_sigmoid or other activations, GRU reset_after=False) run on the
-//   CPU backend through a host round trip, named as such by rnn_path().
+//   CPU backend through a host round trip, named as such by rnn_path(). So does a forward with
+//   dropout masks (cuDNN cannot mask h_{t-1} or x_t per gate and step): the CPU step loop applies them.
 // - Descriptors, weight-space offsets and space sizes are cached by shape; the per-call buffers
 //   (packed weights, workspace, reserve space) come from the caching allocator.
 #include <map>
@@ -262,16 +263,39 @@ RnnWeights weights_to(const RnnWeights& w, Device d) {
     return {to_device(w.kernel, d), to_device(w.recurrent_kernel, d), to_device(w.bias, d)};
 }
 
+// The CPU backend runs the spec on host copies; the results come back to the device.
+RnnForward host_round_trip_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
+                                   const Tensor& c0, bool training, const RnnDropoutMasks& masks, Device device) {
+    auto saved = std::make_shared<HostSaved>();
+    saved->cpu_weights = weights_to(w, Device::cpu());
+    saved->cpu = get(Device::cpu()).rnn_forward(spec, x.to(Device::cpu()), saved->cpu_weights, to_host(h0),
+                                                spec.cell == RnnCell::lstm ? to_host(c0) : Tensor(), training,
+                                                RnnDropoutMasks{to_host(masks.input), to_host(masks.recurrent)});
+    RnnForward out{.sequences = saved->cpu.sequences.to(device), .h = saved->cpu.h.to(device),
+                   .c = to_device(saved->cpu.c, device), .saved = {}};
+    if (training) out.saved = saved;
+    return out;
+}
+
 }  // namespace
 
 RnnPath CudaBackend::rnn_path(const RnnSpec& spec) {
     const std::string reason = cudnn_layout::unsupported_reason(spec);
     if (!reason.empty()) return {.fused = false, .description = "CPU fallback (host round trip): " + reason};
-    return {.fused = true, .description = fmt::format("cuDNN {}", mode_name(cell_mode(spec)))};
+    std::string description = fmt::format("cuDNN {}", mode_name(cell_mode(spec)));
+    // cuDNN has no per-step mask on h_{t-1} either: training with one goes to the CPU step loop.
+    if (spec.recurrent_dropout > 0.0f)
+        description += fmt::format("; training with recurrent_dropout={}: CPU fallback loop (host round trip)",
+                                   spec.recurrent_dropout);
+    return {.fused = true, .description = description};
 }
 
 RnnForward CudaBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                    const Tensor& c0, bool training) {
+                                    const Tensor& c0, bool training, const RnnDropoutMasks& masks) {
+    if (masks.any()) {
+        check_rnn_inputs(spec, x, w, h0, c0, device());
+        return host_round_trip_forward(spec, x, w, h0, c0, training, masks, device());
+    }
     return rnn_forward_with_lengths(spec, x, w, h0, c0, training, {});
 }
 
@@ -284,14 +308,7 @@ RnnForward CudaBackend::rnn_forward_with_lengths(const RnnSpec& spec, const Tens
         if (!lengths.empty())
             runtime_error("Layer \"{}\": per-sample lengths need cuDNN, but {}", spec.layer_name,
                           rnn_path(spec).description);
-        auto saved = std::make_shared<HostSaved>();
-        saved->cpu_weights = weights_to(w, Device::cpu());
-        saved->cpu = get(Device::cpu()).rnn_forward(spec, x.to(Device::cpu()), saved->cpu_weights, to_host(h0),
-                                                    lstm ? to_host(c0) : Tensor(), training);
-        RnnForward out{.sequences = saved->cpu.sequences.to(device()), .h = saved->cpu.h.to(device()),
-                       .c = to_device(saved->cpu.c, device()), .saved = {}};
-        if (training) out.saved = saved;
-        return out;
+        return host_round_trip_forward(spec, x, w, h0, c0, training, {}, device());
     }
 
     const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;

@@ -33,8 +33,9 @@ public:
     Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) override;
 
     RnnPath rnn_path(const RnnSpec& spec) override;
+    using Backend::rnn_forward;   // the overload without a recurrent mask
     RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                           const Tensor& c0, bool training) override;
+                           const Tensor& c0, bool training, const RnnDropoutMasks& masks) override;
     RnnGradients rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
                               const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) override;
 
@@ -75,8 +76,9 @@ private:
 };
 
 // Step-by-step RNN used when a spec cannot run on a oneDNN primitive (rnn_fallback.cpp).
+// masks: Keras's per-gate dropout masks (see RnnDropoutMasks), applied at every step.
 RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                const Tensor& c0);
+                                const Tensor& c0, const RnnDropoutMasks& masks = {});
 RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
                                    const Tensor& d_sequences, const Tensor& dh, const Tensor& dc);
 // Throws ValueError (naming the layer) when x, the weights or the initial states do not fit the spec.

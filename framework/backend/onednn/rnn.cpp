@@ -350,13 +350,17 @@ RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec) {
     if (!reason.empty()) return {.fused = false, .description = "fallback loop: " + reason};
     std::string description = fmt::format("oneDNN {}", kind_name(kind_of(spec)));
     if (spec.cell == RnnCell::simple_rnn) description += fmt::format(" ({})", to_string(spec.activation));
+    // The primitive has no hook to mask h_{t-1} before each step's recurrent product.
+    if (spec.recurrent_dropout > 0.0f)
+        description += fmt::format("; training with recurrent_dropout={}: fallback loop (the primitive cannot "
+                                   "mask the recurrent state per step)", spec.recurrent_dropout);
     return {.fused = true, .description = description};
 }
 
 RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                      const Tensor& c0, bool training) {
+                                      const Tensor& c0, bool training, const RnnDropoutMasks& masks) {
     check_rnn_inputs(spec, x, w, h0, c0);
-    if (!rnn_path(spec).fused) return rnn_fallback_forward(spec, x, w, h0, c0);
+    if (masks.any() || !rnn_path(spec).fused) return rnn_fallback_forward(spec, x, w, h0, c0, masks);
 
     const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;
     const bool lstm = spec.cell == RnnCell::lstm;

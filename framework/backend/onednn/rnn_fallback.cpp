@@ -8,6 +8,12 @@
 //              x K_h + b_in,h + r (h U_h + b_rec,h) (reset_after) or x K_h + (r h) U_h + b_h.
 // The matrix products over the batch go through oneDNN's sgemm (row-major); the input projection
 // x K of all steps is one product before the loop and the weight gradients one product after it.
+//
+// Dropout masks (Keras 3's cells, implementation 1): with a recurrent mask m (N, G*H), gate g's
+// recurrent product uses h_prev * m_g instead of h_prev (GRU reset_before: r * (h_prev * m_h)), the
+// same m at every step; the GRU's z * h_prev term keeps the unmasked state. With an input mask
+// (N, G*C), gate g's input projection is (x_t * mi_g) K_g. Only the recurrent_product and
+// input_projection functions and the GRU reset_before candidate see the masks.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -38,11 +44,21 @@ int64_t gate_count(RnnCell cell) {
 float act(Activation a, float x) { return activations::apply(a, x); }
 float act_grad(Activation a, float x) { return activations::derivative(a, x, activations::apply(a, x)); }
 
+// A (N, H) state with row stride ld.
+struct StateView {
+    const float* p;
+    int64_t ld;
+};
+
 // Sizes and the pieces of the spec the loops read.
 struct Dims {
     int64_t N, T, C, H, G, GH;
     Activation a, ra;
     bool go_backwards;
+    const float* recurrent_mask = nullptr;   // (N, GH) or null: recurrent dropout
+    float mask_at(int64_t n, int64_t gate, int64_t j) const {
+        return recurrent_mask ? recurrent_mask[n * GH + gate * H + j] : 1.0f;
+    }
     int64_t time(int64_t step) const { return go_backwards ? T - 1 - step : step; }
 };
 
@@ -52,19 +68,108 @@ Dims dims_of(const RnnSpec& spec, const Tensor& x) {
                 spec.go_backwards};
 }
 
+// out (N, ldo) += the recurrent product of gates [g0, g1): h_prev U[:, g0 H : g1 H], or, with a
+// recurrent-dropout mask, (h_prev * m_g) U_g for each gate g. out points at gate g0's columns.
+void add_recurrent_product(const Dims& d, const float* U, StateView hp, int64_t g0, int64_t g1, float* out,
+                           int64_t ldo) {
+    const int64_t N = d.N, H = d.H;
+    if (!d.recurrent_mask) {
+        gemm('N', 'N', N, (g1 - g0) * H, H, hp.p, hp.ld, U + g0 * H, d.GH, 1.0f, out, ldo);
+        return;
+    }
+    std::vector<float> masked(static_cast<size_t>(N * H));
+    for (int64_t g = g0; g < g1; ++g) {
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t j = 0; j < H; ++j) masked[n * H + j] = hp.p[n * hp.ld + j] * d.mask_at(n, g, j);
+        gemm('N', 'N', N, H, H, masked.data(), H, U + g * H, d.GH, 1.0f, out + (g - g0) * H, ldo);
+    }
+}
+
+// The backward of add_recurrent_product for its output gradient dout (N, ldo), from gate g0's
+// columns: dU[:, gates] += (h_prev * m_g)^T dout_g; dh_prev (N, H) = beta dh_prev + sum over the
+// gates of (dout_g U_g^T) * m_g.
+void recurrent_product_backward(const Dims& d, const float* U, StateView hp, int64_t g0, int64_t g1,
+                                const float* dout, int64_t ldo, float* dU, float beta, float* dh_prev) {
+    const int64_t N = d.N, H = d.H;
+    if (!d.recurrent_mask) {
+        gemm('T', 'N', H, (g1 - g0) * H, N, hp.p, hp.ld, dout, ldo, 1.0f, dU + g0 * H, d.GH);
+        gemm('N', 'T', N, H, (g1 - g0) * H, dout, ldo, U + g0 * H, d.GH, beta, dh_prev, H);
+        return;
+    }
+    if (beta == 0.0f) std::fill_n(dh_prev, N * H, 0.0f);
+    std::vector<float> masked(static_cast<size_t>(N * H)), dh_gate(masked.size());
+    for (int64_t g = g0; g < g1; ++g) {
+        const float* dg = dout + (g - g0) * H;
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t j = 0; j < H; ++j) masked[n * H + j] = hp.p[n * hp.ld + j] * d.mask_at(n, g, j);
+        gemm('T', 'N', H, H, N, masked.data(), H, dg, ldo, 1.0f, dU + g * H, d.GH);
+        gemm('N', 'T', N, H, H, dg, ldo, U + g * H, d.GH, 0.0f, dh_gate.data(), H);
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t j = 0; j < H; ++j) dh_prev[n * H + j] += dh_gate[n * H + j] * d.mask_at(n, g, j);
+    }
+}
+
+// xk (N*T, GH) = x (N*T, C) K, or with an input dropout mask (N, G*C): gate g's columns are
+// (x * mi_g) K_g, mi_g the same at every step.
+void input_projection(const Dims& d, const float* x, const float* K, const float* mask, float* xk) {
+    const int64_t NT = d.N * d.T, C = d.C, H = d.H, GC = d.G * C;
+    if (!mask) {
+        gemm('N', 'N', NT, d.GH, C, x, C, K, d.GH, 0.0f, xk, d.GH);
+        return;
+    }
+    std::vector<float> masked(static_cast<size_t>(NT * C));
+    for (int64_t g = 0; g < d.G; ++g) {
+        for (int64_t r = 0; r < NT; ++r)
+            for (int64_t k = 0; k < C; ++k) masked[r * C + k] = x[r * C + k] * mask[(r / d.T) * GC + g * C + k];
+        gemm('N', 'N', NT, H, C, masked.data(), C, K + g * H, d.GH, 0.0f, xk + g * H, d.GH);
+    }
+}
+
+// The backward of input_projection for dpre (N*T, GH): dK (C, GH) and dx (N*T, C), both overwritten.
+void input_projection_backward(const Dims& d, const float* x, const float* K, const float* mask, const float* dpre,
+                               float* dK, float* dx) {
+    const int64_t NT = d.N * d.T, C = d.C, H = d.H, GC = d.G * C;
+    if (!mask) {
+        gemm('T', 'N', C, d.GH, NT, x, C, dpre, d.GH, 0.0f, dK, d.GH);
+        gemm('N', 'T', NT, C, d.GH, dpre, d.GH, K, d.GH, 0.0f, dx, C);
+        return;
+    }
+    std::fill_n(dx, NT * C, 0.0f);
+    std::vector<float> masked(static_cast<size_t>(NT * C)), dx_gate(masked.size());
+    for (int64_t g = 0; g < d.G; ++g) {
+        for (int64_t r = 0; r < NT; ++r)
+            for (int64_t k = 0; k < C; ++k) masked[r * C + k] = x[r * C + k] * mask[(r / d.T) * GC + g * C + k];
+        gemm('T', 'N', C, H, NT, masked.data(), C, dpre + g * H, d.GH, 0.0f, dK + g * H, d.GH);
+        gemm('N', 'T', NT, C, H, dpre + g * H, d.GH, K + g * H, d.GH, 0.0f, dx_gate.data(), C);
+        for (int64_t r = 0; r < NT; ++r)
+            for (int64_t k = 0; k < C; ++k) dx[r * C + k] += dx_gate[r * C + k] * mask[(r / d.T) * GC + g * C + k];
+    }
+}
+
+// Throws ValueError unless each defined mask is float32 (N, G * width).
+void check_dropout_masks(const RnnSpec& spec, const Tensor& x, const RnnDropoutMasks& masks) {
+    const int64_t G = gate_count(spec.cell);
+    auto check = [&](const Tensor& mask, int64_t width, const char* what, const char* axis) {
+        const Shape expected{x.dim(0), G * width};
+        if (mask.defined() && (mask.dtype() != DType::float32 || mask.shape() != expected))
+            value_error("Layer \"{}\": the {} dropout mask must be float32 of shape {} (batch, gates * {}), got {} {}",
+                        spec.layer_name, what, shape_str(expected), axis, to_string(mask.dtype()),
+                        shape_str(mask.shape()));
+    };
+    check(masks.input, x.dim(2), "input", "features");
+    check(masks.recurrent, spec.units, "recurrent", "units");
+}
+
 // What the backward pass needs, per processing step s (arrays laid out (T, N, ...)).
 struct FallbackSaved {
     Tensor x, h0, c0;          // h0 / c0 materialised (zeros when not given)
+    RnnDropoutMasks masks;     // per-gate dropout masks (undefined = none)
     std::vector<float> pre;    // (T, N, GH): pre-activations; GRU reset_after: the input part x K + b_in
     std::vector<float> rec;    // (T, N, GH): GRU reset_after only: h U + b_rec
     std::vector<float> cells;  // (T, N, H): LSTM cell state after each step
 };
 
 // The state before processing step s: h0 or the previous output in `sequences` (N, T, H).
-struct StateView {
-    const float* p;
-    int64_t ld;
-};
 StateView h_before(const Dims& d, const FallbackSaved& s, const Tensor& sequences, int64_t step) {
     if (step == 0) return {s.h0.data<float>(), d.H};
     return {sequences.data<float>() + (step - 1) * d.H, d.T * d.H};
@@ -76,14 +181,14 @@ Tensor zeros_if_undefined(const Tensor& t, int64_t N, int64_t H) {
 
 // ---- Forward: one step per cell. pre (N, GH) holds x K + b on entry; h_out has row stride ld_out.
 void simple_step(const Dims& d, const float* U, StateView hp, float* pre, float* h_out, int64_t ld_out) {
-    gemm('N', 'N', d.N, d.GH, d.H, hp.p, hp.ld, U, d.GH, 1.0f, pre, d.GH);
+    add_recurrent_product(d, U, hp, 0, d.G, pre, d.GH);
     for (int64_t n = 0; n < d.N; ++n)
         for (int64_t j = 0; j < d.H; ++j) h_out[n * ld_out + j] = act(d.a, pre[n * d.GH + j]);
 }
 
 void lstm_step(const Dims& d, const float* U, StateView hp, const float* c_prev, float* pre, float* c_out,
                float* h_out, int64_t ld_out) {
-    gemm('N', 'N', d.N, d.GH, d.H, hp.p, hp.ld, U, d.GH, 1.0f, pre, d.GH);
+    add_recurrent_product(d, U, hp, 0, d.G, pre, d.GH);
     const int64_t H = d.H;
     for (int64_t n = 0; n < d.N; ++n) {
         const float* z = pre + n * d.GH;
@@ -102,7 +207,7 @@ void gru_after_step(const Dims& d, const float* U, const float* b_rec, StateView
                     float* h_out, int64_t ld_out) {
     const int64_t H = d.H;
     for (int64_t n = 0; n < d.N; ++n) std::copy(b_rec, b_rec + d.GH, rec + n * d.GH);
-    gemm('N', 'N', d.N, d.GH, H, hp.p, hp.ld, U, d.GH, 1.0f, rec, d.GH);
+    add_recurrent_product(d, U, hp, 0, d.G, rec, d.GH);
     for (int64_t n = 0; n < d.N; ++n) {
         const float* xz = pre + n * d.GH;
         const float* hz = rec + n * d.GH;
@@ -119,9 +224,10 @@ void gru_after_step(const Dims& d, const float* U, const float* b_rec, StateView
 void gru_before_step(const Dims& d, const float* U, StateView hp, float* pre, float* rh, float* h_out,
                      int64_t ld_out) {
     const int64_t H = d.H;
-    gemm('N', 'N', d.N, 2 * H, H, hp.p, hp.ld, U, d.GH, 1.0f, pre, d.GH);
+    add_recurrent_product(d, U, hp, 0, 2, pre, d.GH);
     for (int64_t n = 0; n < d.N; ++n)
-        for (int64_t j = 0; j < H; ++j) rh[n * H + j] = act(d.ra, pre[n * d.GH + H + j]) * hp.p[n * hp.ld + j];
+        for (int64_t j = 0; j < H; ++j)
+            rh[n * H + j] = act(d.ra, pre[n * d.GH + H + j]) * hp.p[n * hp.ld + j] * d.mask_at(n, 2, j);
     gemm('N', 'N', d.N, H, H, rh, H, U + 2 * H, d.GH, 1.0f, pre + 2 * H, d.GH);
     for (int64_t n = 0; n < d.N; ++n)
         for (int64_t j = 0; j < H; ++j) {
@@ -134,15 +240,18 @@ void gru_before_step(const Dims& d, const float* U, StateView hp, float* pre, fl
 }  // namespace
 
 RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                const Tensor& c0) {
+                                const Tensor& c0, const RnnDropoutMasks& masks) {
     check_rnn_inputs(spec, x, w, h0, c0);
-    const Dims d = dims_of(spec, x);
+    check_dropout_masks(spec, x, masks);
+    Dims d = dims_of(spec, x);
+    d.recurrent_mask = masks.recurrent.defined() ? masks.recurrent.data<float>() : nullptr;
     const int64_t N = d.N, T = d.T, H = d.H, GH = d.GH;
     const bool lstm = spec.cell == RnnCell::lstm;
     const bool gru_after = spec.cell == RnnCell::gru && spec.reset_after;
 
     auto saved = std::make_shared<FallbackSaved>();
     saved->x = x;
+    saved->masks = masks;
     saved->h0 = zeros_if_undefined(h0, N, H);
     if (lstm) saved->c0 = zeros_if_undefined(c0, N, H);
     saved->pre.resize(static_cast<size_t>(T * N * GH));
@@ -151,7 +260,8 @@ RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnW
 
     // The input projection of every step at once: xk (N*T, GH) = x (N*T, C) K.
     std::vector<float> xk(static_cast<size_t>(N * T * GH));
-    gemm('N', 'N', N * T, GH, d.C, x.data<float>(), d.C, w.kernel.data<float>(), GH, 0.0f, xk.data(), GH);
+    input_projection(d, x.data<float>(), w.kernel.data<float>(),
+                     masks.input.defined() ? masks.input.data<float>() : nullptr, xk.data());
 
     std::vector<float> zero_bias(static_cast<size_t>(2 * GH), 0.0f);
     const float* b_in = spec.use_bias ? w.bias.data<float>() : zero_bias.data();
@@ -203,8 +313,7 @@ void simple_step_back(const Dims& d, const float* U, StateView hp, const float* 
                       int64_t ldp, float* dh_prev, float* dU) {
     for (int64_t n = 0; n < d.N; ++n)
         for (int64_t j = 0; j < d.H; ++j) dp[n * ldp + j] = dh[n * d.H + j] * act_grad(d.a, pre[n * d.GH + j]);
-    gemm('T', 'N', d.H, d.GH, d.N, hp.p, hp.ld, dp, ldp, 1.0f, dU, d.GH);
-    gemm('N', 'T', d.N, d.H, d.GH, dp, ldp, U, d.GH, 0.0f, dh_prev, d.H);
+    recurrent_product_backward(d, U, hp, 0, d.G, dp, ldp, dU, 0.0f, dh_prev);
 }
 
 // dc holds the gradient on this step's cell state on entry and on the previous one on exit.
@@ -229,8 +338,7 @@ void lstm_step_back(const Dims& d, const float* U, StateView hp, const float* pr
             dc[n * H + j] = dct * f;
         }
     }
-    gemm('T', 'N', H, d.GH, d.N, hp.p, hp.ld, dp, ldp, 1.0f, dU, d.GH);
-    gemm('N', 'T', d.N, H, d.GH, dp, ldp, U, d.GH, 0.0f, dh_prev, H);
+    recurrent_product_backward(d, U, hp, 0, d.G, dp, ldp, dU, 0.0f, dh_prev);
 }
 
 // reset_after: the input side gets (dz, dr, dcand), the recurrent side (dz, dr, dcand * r), which
@@ -259,8 +367,7 @@ void gru_after_step_back(const Dims& d, const float* U, StateView hp, const floa
         }
         for (int64_t k = 0; k < GH; ++k) db_rec[k] += drec[n * GH + k];
     }
-    gemm('T', 'N', H, GH, d.N, hp.p, hp.ld, drec, GH, 1.0f, dU, GH);
-    gemm('N', 'T', d.N, H, GH, drec, GH, U, GH, 1.0f, dh_prev, H);
+    recurrent_product_backward(d, U, hp, 0, d.G, drec, GH, dU, 1.0f, dh_prev);
 }
 
 // reset_before: the candidate's recurrent input is r * h_prev. rh, drh are (N, H) scratch.
@@ -275,7 +382,7 @@ void gru_before_step_back(const Dims& d, const float* U, StateView hp, const flo
             dp[n * ldp + j] = dhj * (hp.p[n * hp.ld + j] - hh) * activations::derivative(d.ra, p[j], z);
             dp[n * ldp + 2 * H + j] = dhj * (1.0f - z) * activations::derivative(d.a, p[2 * H + j], hh);
             dh_prev[n * H + j] = dhj * z;
-            rh[n * H + j] = act(d.ra, p[H + j]) * hp.p[n * hp.ld + j];
+            rh[n * H + j] = act(d.ra, p[H + j]) * hp.p[n * hp.ld + j] * d.mask_at(n, 2, j);
         }
     }
     // Candidate block: pre_h = ... + (r h) U_h.
@@ -285,13 +392,12 @@ void gru_before_step_back(const Dims& d, const float* U, StateView hp, const flo
         for (int64_t j = 0; j < H; ++j) {
             const float pr = pre[n * GH + H + j];
             const float r = act(d.ra, pr);
-            const float hpj = hp.p[n * hp.ld + j];
-            dh_prev[n * H + j] += drh[n * H + j] * r;
+            const float hpj = hp.p[n * hp.ld + j] * d.mask_at(n, 2, j);   // the candidate's h_prev
+            dh_prev[n * H + j] += drh[n * H + j] * r * d.mask_at(n, 2, j);
             dp[n * ldp + H + j] = drh[n * H + j] * hpj * activations::derivative(d.ra, pr, r);
         }
     // Update and reset blocks: pre_zr = ... + h U_zr.
-    gemm('T', 'N', H, 2 * H, d.N, hp.p, hp.ld, dp, ldp, 1.0f, dU, GH);
-    gemm('N', 'T', d.N, H, 2 * H, dp, ldp, U, GH, 1.0f, dh_prev, H);
+    recurrent_product_backward(d, U, hp, 0, 2, dp, ldp, dU, 1.0f, dh_prev);
 }
 
 void check_gradient_shape(const RnnSpec& spec, const Tensor& t, const Shape& shape, const char* what) {
@@ -308,7 +414,8 @@ RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, Rnn
     if (!saved_ptr) runtime_error("Layer \"{}\": rnn_fallback_backward needs rnn_fallback_forward's result",
                                   spec.layer_name);
     const FallbackSaved& saved = **saved_ptr;
-    const Dims d = dims_of(spec, saved.x);
+    Dims d = dims_of(spec, saved.x);
+    d.recurrent_mask = saved.masks.recurrent.defined() ? saved.masks.recurrent.data<float>() : nullptr;
     const int64_t N = d.N, T = d.T, C = d.C, H = d.H, GH = d.GH;
     const bool lstm = spec.cell == RnnCell::lstm;
     const bool gru_after = spec.cell == RnnCell::gru && spec.reset_after;
@@ -357,10 +464,10 @@ RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, Rnn
     }
 
     g.dweights.kernel = Tensor({C, GH}, DType::float32);
-    gemm('T', 'N', C, GH, N * T, saved.x.data<float>(), C, dpre.data(), GH, 0.0f, g.dweights.kernel.data<float>(),
-         GH);
     g.dx = Tensor({N, T, C}, DType::float32);
-    gemm('N', 'T', N * T, C, GH, dpre.data(), GH, w.kernel.data<float>(), GH, 0.0f, g.dx.data<float>(), C);
+    input_projection_backward(d, saved.x.data<float>(), w.kernel.data<float>(),
+                              saved.masks.input.defined() ? saved.masks.input.data<float>() : nullptr, dpre.data(),
+                              g.dweights.kernel.data<float>(), g.dx.data<float>());
     if (spec.use_bias) {
         g.dweights.bias = Tensor::zeros(w.bias.shape());
         float* db = g.dweights.bias.data<float>();

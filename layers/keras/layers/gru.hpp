@@ -12,6 +12,9 @@ struct GRUOptions {
     std::string recurrent_initializer = "orthogonal";
     std::string bias_initializer = "zeros";
     float dropout = 0.0f;
+    // Keras's recurrent dropout: drops h_{t-1} before the recurrent products while training (one
+    // mask per sequence and gate); forces the step loop while training (docs/recurrent.md).
+    float recurrent_dropout = 0.0f;
     bool return_sequences = false;
     // Also return the final states: outputs [output, h] ([output, h, c] for LSTM); call the layer with
     // call_all(x) (or call_with_state(x, initial_state)) in the functional API.

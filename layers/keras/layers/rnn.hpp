@@ -1,5 +1,5 @@
-// What SimpleRNN, LSTM and GRU share: weights in Keras's layout, input dropout, the loop over time
-// delegated to the backend (a fused library primitive where it can, a step loop where it cannot).
+// What SimpleRNN, LSTM and GRU share: weights in Keras's layout, input and recurrent dropout, the
+// loop over time delegated to the backend (a fused library primitive where it can, a step loop where it cannot).
 #pragma once
 
 #include <string>
@@ -16,7 +16,9 @@ struct RecurrentCommon {
     std::string kernel_initializer = "glorot_uniform";
     std::string recurrent_initializer = "orthogonal";
     std::string bias_initializer = "zeros";
-    float dropout = 0.0f;             // input dropout: one mask per sequence, shared by all steps
+    float dropout = 0.0f;             // input dropout: one mask per sequence, shared by all steps (per gate
+                                      // for LSTM / GRU with recurrent_dropout, as Keras 3)
+    float recurrent_dropout = 0.0f;   // on h_{t-1}: one (N, units) mask per sequence and gate
     bool return_sequences = false;
     bool return_state = false;        // outputs [output, h] or [output, h, c] (LSTM)
     bool go_backwards = false;
@@ -75,6 +77,20 @@ private:
     // Keras's input dropout mask for x (N, T, C): one (N, C) draw repeated over time, kept entries
     // scaled by 1 / (1 - rate).
     Tensor dropout_mask(const Tensor& x) const;
+    // Whether this call draws a recurrent-dropout mask: training with a rate in (0, 1) (SimpleRNN
+    // also at 1, which zeroes h_{t-1}; Keras's LSTM / GRU skip rate 1 altogether).
+    bool uses_recurrent_dropout(bool training) const;
+    // Keras 3's LSTM / GRU switch to the cell's implementation 1 when recurrent_dropout != 0, which
+    // draws the INPUT dropout mask per gate too.
+    bool per_gate_input_dropout() const;
+    // Keras's per-gate dropout masks (N, gates * width): an independent (N, width) draw per gate
+    // block, kept entries scaled by 1 / (1 - rate); the backend applies them at every step.
+    Tensor gate_dropout_masks(int64_t batch, int64_t width, float rate, Device device) const;
+    // A call's dropout: either the shared input mask, applied to x here (input = x * shared_mask,
+    // kept for the backward), or per-gate input masks; plus the recurrent masks. The per-gate ones
+    // are returned for the backend's step loop.
+    backend::RnnDropoutMasks dropout_for_call(const Tensor& x, bool training, Tensor& input,
+                                              Tensor& shared_mask) const;
 
     // The stateful layer's initial states for a batch: the kept ones (undefined = zeros), after
     // checking the batch size.
