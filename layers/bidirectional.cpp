@@ -29,8 +29,8 @@ LayerPtr copy_of(const Layer& layer, const std::string& prefix, bool flip_direct
     return layer_from_config(layer.class_name(), config, {.keras_major = 3, .file = "(Bidirectional copy)"});
 }
 
-const RNNBase& as_rnn(const LayerPtr& layer, const char* what) {
-    const auto* rnn = dynamic_cast<const RNNBase*>(layer.get());
+RNNBase& as_rnn(const LayerPtr& layer, const char* what) {
+    auto* rnn = dynamic_cast<RNNBase*>(layer.get());
     if (!rnn)
         value_error("`Bidirectional` needs a recurrent layer (SimpleRNN, LSTM or GRU) as `{}`. Received: {} "
                     "(class {})", what, layer ? layer->name() : "None", layer ? layer->class_name() : "None");
@@ -109,6 +109,10 @@ Bidirectional::Bidirectional(const LayerPtr& layer, BidirectionalOptions options
     same("stateful", f.stateful, b.stateful);
     same("return_sequences", f.return_sequences, b.return_sequences);
     return_sequences_ = f.return_sequences;
+    // Keras forces this on both directions: with return_sequences, a masked step outputs zeros.
+    as_rnn(forward_, "layer").set_zero_output_for_mask(return_sequences_);
+    as_rnn(backward_, "backward_layer").set_zero_output_for_mask(return_sequences_);
+    supports_masking = true;
 }
 
 void Bidirectional::build(const Shape& input_shape) {
@@ -138,6 +142,7 @@ Shape Bidirectional::compute_output_shape(const Shape& input_shape) const {
 Tensor Bidirectional::call(const Tensor& x, CallContext& ctx) {
     BidirectionalCall c{std::make_shared<CallContext>(), std::make_shared<CallContext>()};
     c.forward->training = c.backward->training = ctx.training;
+    c.forward->mask = c.backward->mask = ctx.mask;   // the backward layer reverses it with the steps
     const Tensor yf = forward_->call(x, *c.forward);
     c.forward_width = yf.shape().back();
     Tensor yb = backward_->call(x, *c.backward);
@@ -171,6 +176,10 @@ Tensor Bidirectional::backward(const Tensor& dy, CallContext& ctx) {
     const Tensor dxf = forward_->backward(dyf, *c.forward);
     const Tensor dxb = backward_->backward(dyb, *c.backward);
     return be.add(dxf, dxb);
+}
+
+Tensor Bidirectional::compute_mask(const Tensor&, const Tensor& mask) const {
+    return return_sequences_ ? mask : Tensor();
 }
 
 nlohmann::json Bidirectional::get_config() const {

@@ -16,6 +16,7 @@ SimpleRNN::SimpleRNN(int64_t units, SimpleRNNOptions options)
                               .dropout = options.dropout,
                               .return_sequences = options.return_sequences,
                               .go_backwards = options.go_backwards,
-                              .stateful = options.stateful}) {}
+                              .stateful = options.stateful,
+                              .zero_output_for_mask = options.zero_output_for_mask}) {}
 
 }  // namespace keras::layers

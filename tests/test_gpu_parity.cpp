@@ -263,7 +263,7 @@ TEST_CASE("per-sample lengths: each sample's states are those at its own last st
         INFO(c.str());
         const Inputs in = make_inputs(c, 5);
         const std::vector<int32_t> lengths{6, 2, 4};
-        const auto f = backend.rnn_forward_with_lengths(c.spec(), floats(in.x, {c.N, c.T, c.C}).to(gpu),
+        const auto f = backend.rnn_forward(c.spec(), floats(in.x, {c.N, c.T, c.C}).to(gpu),
                                                         weights_on(c, in, gpu), {}, {}, false, lengths);
         const auto h = host_values(f.h), cs = host_values(f.c);
         for (int n = 0; n < c.N; ++n) {
@@ -277,11 +277,11 @@ TEST_CASE("per-sample lengths: each sample's states are those at its own last st
             check_close(ref::Vec(cs.begin() + n * c.H, cs.begin() + (n + 1) * c.H), e.c, "c of sample " + std::to_string(n));
         }
         CHECK(message_of([&] {
-                  backend.rnn_forward_with_lengths(c.spec(), floats(in.x, {c.N, c.T, c.C}).to(gpu),
-                                                   weights_on(c, in, gpu), {}, {}, false, {6, 0, 4});
-              }) == "Layer \"gpu_rnn\": sequence length 0 of sample 1 is outside [1, 6]");
+                  backend.rnn_forward(c.spec(), floats(in.x, {c.N, c.T, c.C}).to(gpu),
+                                                   weights_on(c, in, gpu), {}, {}, false, {6, -1, 4});
+              }) == "Layer \"gpu_rnn\": sequence length -1 of sample 1 is outside [0, 6]");
         CHECK(message_of([&] {
-                  backend.rnn_forward_with_lengths(c.spec(), floats(in.x, {c.N, c.T, c.C}).to(gpu),
+                  backend.rnn_forward(c.spec(), floats(in.x, {c.N, c.T, c.C}).to(gpu),
                                                    weights_on(c, in, gpu), {}, {}, false, {6, 6});
               }) == "Layer \"gpu_rnn\": 2 sequence lengths given for a batch of 3");
     }

@@ -8,6 +8,8 @@
 //              x K_h + b_in,h + r (h U_h + b_rec,h) (reset_after) or x K_h + (r h) U_h + b_h.
 // The matrix products over the batch go through oneDNN's sgemm (row-major); the input projection
 // x K of all steps is one product before the loop and the weight gradients one product after it.
+// Per-sample lengths (right-packed input) as in the fused path (rnn_lengths.cpp): all T steps run,
+// the states are read at len - 1 and the gradients past len are zero; c at len - 1 is exact here.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -46,10 +48,10 @@ struct Dims {
     int64_t time(int64_t step) const { return go_backwards ? T - 1 - step : step; }
 };
 
-Dims dims_of(const RnnSpec& spec, const Tensor& x) {
+Dims dims_of(const RnnSpec& spec, const Tensor& x, bool go_backwards) {
     const int64_t H = spec.units, G = gate_count(spec.cell);
     return Dims{x.dim(0), x.dim(1), x.dim(2), H, G, G * H, spec.activation, spec.recurrent_activation,
-                spec.go_backwards};
+                go_backwards};
 }
 
 // What the backward pass needs, per processing step s (arrays laid out (T, N, ...)).
@@ -58,6 +60,8 @@ struct FallbackSaved {
     std::vector<float> pre;    // (T, N, GH): pre-activations; GRU reset_after: the input part x K + b_in
     std::vector<float> rec;    // (T, N, GH): GRU reset_after only: h U + b_rec
     std::vector<float> cells;  // (T, N, H): LSTM cell state after each step
+    std::vector<int32_t> lengths;   // empty: all T
+    bool go_backwards = false;      // the loop's own order (lengths: x was reversed per sample instead)
 };
 
 // The state before processing step s: h0 or the previous output in `sequences` (N, T, H).
@@ -134,15 +138,20 @@ void gru_before_step(const Dims& d, const float* U, StateView hp, float* pre, fl
 }  // namespace
 
 RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                const Tensor& c0) {
+                                const Tensor& c0, const std::vector<int32_t>& lengths) {
     check_rnn_inputs(spec, x, w, h0, c0);
-    const Dims d = dims_of(spec, x);
+    check_rnn_lengths(spec, lengths, x.dim(0), x.dim(1));
+    // go_backwards with lengths: each sample's real steps reversed, then run forwards.
+    const bool reverse_valid = spec.go_backwards && !lengths.empty();
+    const Dims d = dims_of(spec, x, spec.go_backwards && !reverse_valid);
     const int64_t N = d.N, T = d.T, H = d.H, GH = d.GH;
     const bool lstm = spec.cell == RnnCell::lstm;
     const bool gru_after = spec.cell == RnnCell::gru && spec.reset_after;
 
     auto saved = std::make_shared<FallbackSaved>();
-    saved->x = x;
+    saved->x = reverse_valid ? reverse_valid_steps(x, lengths) : x;
+    saved->lengths = lengths;
+    saved->go_backwards = d.go_backwards;
     saved->h0 = zeros_if_undefined(h0, N, H);
     if (lstm) saved->c0 = zeros_if_undefined(c0, N, H);
     saved->pre.resize(static_cast<size_t>(T * N * GH));
@@ -151,7 +160,7 @@ RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnW
 
     // The input projection of every step at once: xk (N*T, GH) = x (N*T, C) K.
     std::vector<float> xk(static_cast<size_t>(N * T * GH));
-    gemm('N', 'N', N * T, GH, d.C, x.data<float>(), d.C, w.kernel.data<float>(), GH, 0.0f, xk.data(), GH);
+    gemm('N', 'N', N * T, GH, d.C, saved->x.data<float>(), d.C, w.kernel.data<float>(), GH, 0.0f, xk.data(), GH);
 
     std::vector<float> zero_bias(static_cast<size_t>(2 * GH), 0.0f);
     const float* b_in = spec.use_bias ? w.bias.data<float>() : zero_bias.data();
@@ -185,6 +194,12 @@ RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnW
         }
     }
 
+    if (!lengths.empty()) {   // the states after each sample's step len - 1
+        out.h = states_at_lengths(seq, H, T * H, h0, lengths, H);
+        if (lstm) out.c = states_at_lengths(saved->cells.data(), N * H, H, c0, lengths, H);
+        out.saved = saved;
+        return out;
+    }
     // Final states: the last processing step.
     out.h = Tensor({N, H}, DType::float32);
     for (int64_t n = 0; n < N; ++n)
@@ -308,7 +323,7 @@ RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, Rnn
     if (!saved_ptr) runtime_error("Layer \"{}\": rnn_fallback_backward needs rnn_fallback_forward's result",
                                   spec.layer_name);
     const FallbackSaved& saved = **saved_ptr;
-    const Dims d = dims_of(spec, saved.x);
+    const Dims d = dims_of(spec, saved.x, saved.go_backwards);
     const int64_t N = d.N, T = d.T, C = d.C, H = d.H, GH = d.GH;
     const bool lstm = spec.cell == RnnCell::lstm;
     const bool gru_after = spec.cell == RnnCell::gru && spec.reset_after;
@@ -329,12 +344,19 @@ RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, Rnn
     std::vector<float> db_rec(gru_after ? GH : 0, 0.0f);
     std::vector<float> drec(gru_after ? static_cast<size_t>(N * GH) : 0);
     std::vector<float> rh(spec.cell == RnnCell::gru ? dh_next.size() : 0), drh(rh.size());
-    if (dh.defined()) std::copy(dh.data<float>(), dh.data<float>() + N * H, dh_next.begin());
-    if (lstm && dc.defined()) std::copy(dc.data<float>(), dc.data<float>() + N * H, dc_state.begin());
+    // With lengths, dh enters through the sequences' gradient at len - 1 and dc in the loop below.
+    const bool packed = !saved.lengths.empty();
+    const Tensor d_seq = packed ? sequences_gradient_at_lengths(d_sequences, dh, saved.lengths, T, H) : d_sequences;
+    if (dh.defined() && !packed) std::copy(dh.data<float>(), dh.data<float>() + N * H, dh_next.begin());
+    if (lstm && dc.defined() && !packed) std::copy(dc.data<float>(), dc.data<float>() + N * H, dc_state.begin());
 
-    const float* dseq = d_sequences.defined() ? d_sequences.data<float>() : nullptr;
+    const float* dseq = d_seq.defined() ? d_seq.data<float>() : nullptr;
     for (int64_t s = T - 1; s >= 0; --s) {
         const int64_t t = d.time(s);
+        if (packed && lstm && dc.defined())
+            for (int64_t n = 0; n < N; ++n)
+                if (saved.lengths[n] - 1 == s)
+                    for (int64_t j = 0; j < H; ++j) dc_state[n * H + j] += dc.data<float>()[n * H + j];
         for (int64_t n = 0; n < N; ++n)
             for (int64_t j = 0; j < H; ++j)
                 dh_cur[n * H + j] = dh_next[n * H + j] + (dseq ? dseq[(n * T + s) * H + j] : 0.0f);
@@ -370,6 +392,11 @@ RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, Rnn
     }
     g.dh0 = Tensor(dh_next.data(), {N, H});
     if (lstm) g.dc0 = Tensor(dc_state.data(), {N, H});
+    if (packed) {
+        add_rows_of_empty_samples(g.dh0, dh, saved.lengths);
+        if (lstm) add_rows_of_empty_samples(g.dc0, dc, saved.lengths);
+        if (spec.go_backwards) g.dx = reverse_valid_steps(g.dx, saved.lengths);
+    }
     return g;
 }
 

@@ -7,6 +7,7 @@
 
 #include "keras/backend.hpp"
 #include "keras/layer.hpp"
+#include "keras/layers/masked_steps.hpp"
 
 namespace keras::layers {
 
@@ -20,6 +21,7 @@ struct RecurrentCommon {
     bool return_sequences = false;
     bool go_backwards = false;
     bool stateful = false;
+    bool zero_output_for_mask = false;   // masked steps output zeros rather than the previous output
 };
 
 class RNNBase : public Layer {
@@ -27,6 +29,8 @@ public:
     Shape compute_output_shape(const Shape& input_shape) const override;
     Tensor call(const Tensor& x, CallContext& ctx) override;
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    // Keras: the output keeps the input's mask with return_sequences, and has none otherwise.
+    Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
     nlohmann::json get_config() const override;
     std::string implementation_note() const override;
 
@@ -41,6 +45,8 @@ public:
     std::vector<Tensor> states() const;
     // The batch size a stateful layer was fixed to by its first call, or -1 before that.
     int64_t stateful_batch_size() const { return stateful_batch_size_; }
+    // Bidirectional sets it on its two layers to return_sequences, as Keras does.
+    void set_zero_output_for_mask(bool zero) { common_.zero_output_for_mask = zero; }
 
 protected:
     RNNBase(const std::string& class_name, const std::string& name, backend::RnnSpec spec,
@@ -64,6 +70,15 @@ private:
     // The stateful layer's initial states for a batch: the kept ones (undefined = zeros), after
     // checking the batch size.
     void check_stateful_batch(const Tensor& x);
+    // Stateful layers keep the call's final states (copies) for the next batch.
+    void keep_states(const backend::RnnForward& fwd);
+
+    // Masked calls (a mask with some step masked): the real steps packed to the front, run with
+    // per-sample lengths, the outputs spread back by Keras's rules (masked_steps.hpp).
+    // masked_steps_of checks the mask's shape against x (ValueError naming the layer).
+    MaskedSteps masked_steps_of(const Tensor& x, const Tensor& mask) const;
+    Tensor call_masked(const Tensor& input, const Tensor& dropout, MaskedSteps steps, CallContext& ctx);
+    Tensor backward_masked(const Tensor& dy, CallContext& ctx);
 
     VariablePtr kernel_, recurrent_kernel_, bias_;
     Tensor state_h_, state_c_;          // stateful: the last batch's final states
