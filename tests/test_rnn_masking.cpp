@@ -466,3 +466,61 @@ TEST_CASE("gather_steps / scatter_add_steps on the CPU: rows moved, -1 zeros, sc
     CHECK(values_of(cpu.gather_steps(x, {2, -1, 0, 0}, 4)) == std::vector<double>{5, 6, 0, 0, 1, 2, 1, 2});
     CHECK(values_of(cpu.scatter_add_steps(x, {1, -1, 1}, 2)) == std::vector<double>{0, 0, 6, 8});
 }
+
+TEST_CASE("backend lengths: states at len - 1, dh / dc injected there, length 0 passes them to h0 / c0") {
+    // The contract return_state / initial_state callers rely on, on the primitive and the step loop.
+    auto& cpu = be::get(Device::cpu());
+    const std::vector<int32_t> lengths = {3, 1, 0, 5};
+    const int N = 4, T = 5;
+    for (Case c : {Case{.cell = ref::Cell::lstm}, Case{.cell = ref::Cell::lstm, .recurrent_activation = "hard_sigmoid"},
+                   Case{.cell = ref::Cell::gru}, Case{.cell = ref::Cell::simple_rnn, .activation = "selu"}})
+        for (bool go_backwards : {false, true}) {
+            c.go_backwards = go_backwards;
+            INFO(c.str());
+            const bool lstm = c.cell == ref::Cell::lstm;
+            be::RnnSpec spec = c.make()->spec();
+            spec.uses_final_c = lstm;   // LSTM: the step loop, which gives c at len - 1
+            const Weights w = random_weights(c, 71);
+            const int GH = c.gates() * c.H;
+            const be::RnnWeights bw{floats(w.kernel, {c.C, GH}), floats(w.recurrent, {c.H, GH}),
+                                    floats(w.bias, c.cell == ref::Cell::gru ? Shape{2, GH} : Shape{GH})};
+            const ref::Vec x = ref::random_vec(static_cast<size_t>(N * T * c.C), 73);
+            const ref::Vec h0 = ref::random_vec(static_cast<size_t>(N * c.H), 75), c0 = ref::random_vec(h0.size(), 77);
+            const ref::Vec dseq = ref::random_vec(static_cast<size_t>(N * T * c.H), 79);
+            const ref::Vec dh = ref::random_vec(h0.size(), 81), dc = ref::random_vec(h0.size(), 83);
+            auto fwd = cpu.rnn_forward(spec, floats(x, {N, T, c.C}), bw, floats(h0, {N, c.H}),
+                                       lstm ? floats(c0, {N, c.H}) : Tensor(), true, lengths);
+            const auto g = cpu.rnn_backward(spec, bw, fwd, floats(dseq, {N, T, c.H}), floats(dh, {N, c.H}),
+                                            lstm ? floats(dc, {N, c.H}) : Tensor());
+            const ref::Vec h = values_of(fwd.h), dx = values_of(g.dx), dh0 = values_of(g.dh0);
+            ref::Vec dk(w.kernel.size(), 0.0);
+            for (int n = 0; n < N; ++n) {
+                const int L = lengths[n], H = c.H;
+                auto row = [&](const ref::Vec& v, int i, int width) {
+                    return ref::Vec(v.begin() + i * width, v.begin() + (i + 1) * width);
+                };
+                if (L == 0) {
+                    check_close(row(h, n, H), row(h0, n, H), "h of an empty sample = h0");
+                    check_close(row(dh0, n, H), row(dh, n, H), "dh0 of an empty sample = dh");
+                    if (lstm) check_close(row(values_of(g.dc0), n, H), row(dc, n, H), "dc0 of an empty sample = dc");
+                    check_close(row(dx, n, T * c.C), ref::Vec(static_cast<size_t>(T * c.C), 0.0), "dx of an empty sample");
+                    continue;
+                }
+                const ref::RnnConfig cfg = c.config(1, L, true);
+                const ref::Vec xn(x.begin() + n * T * c.C, x.begin() + (n * T + L) * c.C);
+                const ref::Vec dyn(dseq.begin() + n * T * H, dseq.begin() + (n * T + L) * H);
+                const ref::Vec c0n = lstm ? row(c0, n, H) : ref::Vec{};
+                const auto e = ref::rnn_forward(cfg, xn, w.kernel, w.recurrent, w.bias, row(h0, n, H), c0n);
+                check_close(row(h, n, H), e.h, fmt::format("h of sample {}", n));
+                if (lstm) check_close(row(values_of(fwd.c), n, H), e.c, fmt::format("c of sample {}", n));
+                const auto eg = ref::rnn_backward(cfg, xn, w.kernel, w.recurrent, w.bias, row(h0, n, H), c0n, dyn,
+                                                  row(dh, n, H), lstm ? row(dc, n, H) : ref::Vec{});
+                ref::Vec dxn(static_cast<size_t>(T * c.C), 0.0);
+                std::copy(eg.dx.begin(), eg.dx.end(), dxn.begin());
+                check_close(row(dx, n, T * c.C), dxn, fmt::format("dx of sample {} (zeros past its length)", n));
+                check_close(row(dh0, n, H), eg.dh0, fmt::format("dh0 of sample {}", n));
+                for (size_t i = 0; i < dk.size(); ++i) dk[i] += eg.dkernel[i];
+            }
+            check_close(values_of(g.dweights.kernel), dk, "dkernel");
+        }
+}
