@@ -81,7 +81,7 @@ Tensor RNNBase::dropout_mask(const Tensor& x) const {
 }
 
 // Saved: ctx.saved = {dropout mask or undefined}; ctx.state = the backend's RnnForward (or, for a
-// masked call, a MaskedCall).
+// masked call, rnn_masked.cpp's MaskedCall).
 Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
     if (x.ndim() != 3) check_ndim(x.shape(), 3);
     if (!built()) build_for({-1, x.dim(1), x.dim(2)});

@@ -1,5 +1,7 @@
 // gather_steps / scatter_add_steps on the GPU (kernels in time_steps.cu): the index tables are
 // computed on the host by the caller, checked here, and uploaded.
+#include <algorithm>
+
 #include "cuda_backend.hpp"
 #include "cuda_check.hpp"
 #include "kernels.hpp"
