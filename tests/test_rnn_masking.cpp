@@ -12,6 +12,7 @@
 // - real Keras 3 (tests/fixtures/masking_keras.json by gen_masking_fixtures.py): Embedding(mask_zero)
 //   -> LSTM / GRU / SimpleRNN / Bidirectional on pre-padded, post-padded and holed ids, every step;
 // - the index tables (masked_steps) by hand, and the errors.
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
@@ -27,6 +28,7 @@
 #include "keras/layers/gru.hpp"
 #include "keras/layers/lstm.hpp"
 #include "keras/layers/masked_steps.hpp"
+#include "keras/layers/masking.hpp"
 #include "keras/layers/simple_rnn.hpp"
 #include "keras/models.hpp"
 #include "reference/reference.hpp"
@@ -523,4 +525,24 @@ TEST_CASE("backend lengths: states at len - 1, dh / dc injected there, length 0 
             }
             check_close(values_of(g.dweights.kernel), dk, "dkernel");
         }
+}
+
+TEST_CASE("zero_output_for_mask is in get_config and comes back from a saved model file") {
+    Sequential model;
+    model.add(layers::Input({3, 2}));
+    model.add(layers::Masking());
+    model.add(layers::GRU(2, {.return_sequences = true, .zero_output_for_mask = true}));
+    CHECK(model.layers().back()->get_config()["zero_output_for_mask"] == true);
+    const std::string path = (std::filesystem::temp_directory_path() / "kerascpp_zero_output_for_mask.h5").string();
+    model.save(path);
+    auto loaded = models::load_model(path, {.compile = false});
+    std::filesystem::remove(path);
+    CHECK(loaded->layers().back()->get_config()["zero_output_for_mask"] == true);
+    // The loaded layer acts on it: the masked middle step outputs zeros.
+    const Tensor x = floats({1, 2, 0, 0, 3, 4}, {1, 3, 2});
+    const auto y = values_of(loaded->predict(x, {.verbose = 0}));
+    CHECK(y[2] == 0.0);
+    CHECK(y[3] == 0.0);
+    CHECK(y[0] != 0.0);
+    CHECK(values_of(model.predict(x, {.verbose = 0})) == y);
 }
