@@ -12,6 +12,7 @@
 // - real Keras 3 (tests/fixtures/masking_keras.json by gen_masking_fixtures.py): Embedding(mask_zero)
 //   -> LSTM / GRU / SimpleRNN / Bidirectional on pre-padded, post-padded and holed ids, every step;
 // - the index tables (masked_steps) by hand, and the errors.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -545,4 +546,34 @@ TEST_CASE("zero_output_for_mask is in get_config and comes back from a saved mod
     CHECK(y[3] == 0.0);
     CHECK(y[0] != 0.0);
     CHECK(values_of(model.predict(x, {.verbose = 0})) == y);
+}
+
+TEST_CASE("input dropout still applies with a mask (one draw per sample, before packing)") {
+    Case c{.cell = ref::Cell::gru, .return_sequences = true};
+    auto layer = std::make_shared<layers::GRU>(c.H, layers::GRUOptions{.dropout = 0.4f, .return_sequences = true});
+    Weights w = random_weights(c, 91);
+    set_weights(*layer, c, w, kT);
+    ref::Vec x = ref::random_vec(static_cast<size_t>(kN * kT * c.C), 93);
+    CallContext ctx;
+    ctx.training = true;
+    ctx.mask = floats(as_doubles(kMask), {kN, kT});
+    const Tensor y = layer->call(floats(x, {kN, kT, c.C}), ctx);
+    const ref::Vec drop = values_of(ctx.saved.at(0));   // RNNBase keeps its dropout mask there
+    REQUIRE(drop.size() == x.size());
+    CHECK(std::count(drop.begin(), drop.end(), 0.0) > 0);
+    auto dropped = [&] {
+        ref::Vec xd = x;
+        for (size_t i = 0; i < xd.size(); ++i) xd[i] *= drop[i];
+        return xd;
+    };
+    const auto e = ref::rnn_forward_masked(c.config(kN, kT, true), dropped(), w.kernel, w.recurrent, w.bias, kMask, false);
+    check_close(values_of(y), e.y, "outputs on the dropped-out input");
+    const ref::Vec dy = ref::random_vec(e.y.size(), 95);
+    const Tensor dx = layer->backward(floats(dy, y.shape()), ctx);
+    auto loss = [&] {
+        return ref::dot(
+            ref::rnn_forward_masked(c.config(kN, kT, true), dropped(), w.kernel, w.recurrent, w.bias, kMask, false).y,
+            dy);
+    };
+    check_close(values_of(dx), ref::numeric_grad(loss, x), "dx through dropout and the mask", 1e-4, 1e-3);
 }
