@@ -29,8 +29,8 @@ LayerPtr copy_of(const Layer& layer, const std::string& prefix, bool flip_direct
     return layer_from_config(layer.class_name(), config, {.keras_major = 3, .file = "(Bidirectional copy)"});
 }
 
-const RNNBase& as_rnn(const LayerPtr& layer, const char* what) {
-    const auto* rnn = dynamic_cast<const RNNBase*>(layer.get());
+RNNBase& as_rnn(const LayerPtr& layer, const char* what) {
+    auto* rnn = dynamic_cast<RNNBase*>(layer.get());
     if (!rnn)
         value_error("`Bidirectional` needs a recurrent layer (SimpleRNN, LSTM or GRU) as `{}`. Received: {} "
                     "(class {})", what, layer ? layer->name() : "None", layer ? layer->class_name() : "None");
@@ -111,6 +111,10 @@ Bidirectional::Bidirectional(const LayerPtr& layer, BidirectionalOptions options
     same("return_state", f.return_state, b.return_state);
     return_sequences_ = f.return_sequences;
     return_state_ = f.return_state;
+    // Keras forces this on both directions: with return_sequences, a masked step outputs zeros.
+    as_rnn(forward_, "layer").set_zero_output_for_mask(return_sequences_);
+    as_rnn(backward_, "backward_layer").set_zero_output_for_mask(return_sequences_);
+    supports_masking = true;
 }
 
 void Bidirectional::build(const Shape& input_shape) {
@@ -181,6 +185,7 @@ std::vector<Tensor> Bidirectional::call_outputs(const Tensor& x, const std::vect
     const size_t half = initial_state.size() / 2;
     BidirectionalCall c{std::make_shared<CallContext>(), std::make_shared<CallContext>()};
     c.forward->training = c.backward->training = ctx.training;
+    c.forward->mask = c.backward->mask = ctx.mask;   // the backward layer reverses it with the steps
     const std::vector<Tensor> f = forward_->call_outputs(x, {initial_state.begin(), initial_state.begin() + half}, *c.forward);
     const std::vector<Tensor> b = backward_->call_outputs(x, {initial_state.begin() + half, initial_state.end()}, *c.backward);
     const Tensor& yf = f[0];
@@ -252,6 +257,10 @@ std::vector<Tensor> Bidirectional::backward_outputs(const std::vector<Tensor>& d
     grads.insert(grads.end(), gf.begin() + 1, gf.end());
     grads.insert(grads.end(), gb.begin() + 1, gb.end());
     return grads;
+}
+
+Tensor Bidirectional::compute_mask(const Tensor&, const Tensor& mask) const {
+    return return_sequences_ ? mask : Tensor();
 }
 
 nlohmann::json Bidirectional::get_config() const {

@@ -21,7 +21,8 @@ GRU::GRU(int64_t units, GRUOptions options)
                               .return_sequences = options.return_sequences,
                               .return_state = options.return_state,
                               .go_backwards = options.go_backwards,
-                              .stateful = options.stateful}) {}
+                              .stateful = options.stateful,
+                              .zero_output_for_mask = options.zero_output_for_mask}) {}
 
 Shape GRU::bias_shape() const {
     if (spec_.reset_after) return {2, 3 * units()};

@@ -203,6 +203,7 @@ Options recurrent_options(const Fields& f) {
     options.return_state = f.boolean("return_state", false);
     options.go_backwards = f.boolean("go_backwards", false);
     options.stateful = f.boolean("stateful", false);
+    options.zero_output_for_mask = f.boolean("zero_output_for_mask", false);
     options.name = f.name();
     return options;
 }

@@ -21,7 +21,8 @@ LSTM::LSTM(int64_t units, LSTMOptions options)
                               .return_sequences = options.return_sequences,
                               .return_state = options.return_state,
                               .go_backwards = options.go_backwards,
-                              .stateful = options.stateful}),
+                              .stateful = options.stateful,
+                              .zero_output_for_mask = options.zero_output_for_mask}),
       unit_forget_bias(options.unit_forget_bias) {}
 
 // Keras: bias = [bias_initializer(H), ones(H), bias_initializer(2H)] when unit_forget_bias.

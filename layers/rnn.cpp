@@ -16,6 +16,7 @@ namespace keras::layers {
 RNNBase::RNNBase(const std::string& class_name, const std::string& name, backend::RnnSpec spec,
                  RecurrentCommon common)
     : Layer(class_name, name), spec_(std::move(spec)), common_(std::move(common)) {
+    supports_masking = true;
     if (spec_.units <= 0)
         value_error("Received an invalid value for argument `units`, expected a positive integer, got {}.",
                     spec_.units);
@@ -116,13 +117,10 @@ backend::RnnDropoutMasks RNNBase::dropout_for_call(const Tensor& x, bool trainin
 }
 
 // Saved: ctx.saved = {shared input dropout mask or undefined}; ctx.state = the backend's RnnForward
-// (which keeps the per-gate dropout masks for the backward).
+// (which keeps the per-gate dropout masks for the backward), or, for a masked call, rnn_masked.cpp's
+// MaskedCall.
 Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
     if (x.ndim() != 3) check_ndim(x.shape(), 3);
-    // Refuse rather than silently run over the padding as if it were data.
-    if (ctx.mask.defined())
-        runtime_error("Layer \"{}\" ({}) received a mask (from Embedding(mask_zero=true) or Masking), but masked "
-                      "recurrent layers are not implemented yet", name(), class_name());
     if (!built()) build_for({-1, x.dim(1), x.dim(2)});
     auto& be = backend::for_tensor(x);
     Tensor input = x;
@@ -133,16 +131,23 @@ Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
     const bool given = !ctx.initial_state.empty();
     const Tensor h0 = given ? ctx.initial_state[0] : state_h_;
     const Tensor c0 = given ? (ctx.initial_state.size() > 1 ? ctx.initial_state[1] : Tensor()) : state_c_;
-    backend::RnnForward fwd = be.rnn_forward(spec_, input, weights_view(), h0, c0, ctx.training, masks);
-    if (common_.stateful) {
-        // Copies: the next call must not see a later call's (or the workspace's) writes.
-        state_h_ = fwd.h.clone();
-        if (fwd.c.defined()) state_c_ = fwd.c.clone();
+    if (ctx.mask.defined()) {
+        MaskedSteps steps = masked_steps_of(x, ctx.mask);
+        if (!steps.all_real) return call_masked(input, mask, masks, h0, c0, std::move(steps), ctx);   // else: as if unmasked
     }
+    backend::RnnForward fwd = be.rnn_forward(spec_, input, weights_view(), h0, c0, ctx.training, masks);
+    keep_states(fwd);
     Tensor y = common_.return_sequences ? fwd.sequences : fwd.h;
     ctx.saved = {mask};
     ctx.state = std::move(fwd);
     return y;
+}
+
+void RNNBase::keep_states(const backend::RnnForward& fwd) {
+    if (!common_.stateful) return;
+    // Copies: the next call must not see a later call's (or the workspace's) writes.
+    state_h_ = fwd.h.clone();
+    if (fwd.c.defined()) state_c_ = fwd.c.clone();
 }
 
 void RNNBase::check_stateful_batch(const Tensor& x) {
@@ -172,6 +177,7 @@ std::vector<Tensor> RNNBase::states() const {
 // Keras, where the kept states are variables, not part of the graph): dh0 / dc0 are dropped.
 Tensor RNNBase::backward(const Tensor& dy, CallContext& ctx) {
     auto* fwd = std::any_cast<backend::RnnForward>(&ctx.state);
+    if (!fwd && ctx.state.has_value()) return apply_gradients(backward_masked(dy, Tensor(), Tensor(), ctx), ctx);
     if (!fwd) runtime_error("Layer \"{}\": backward() called without a forward pass", name());
     const Shape expected = common_.return_sequences ? fwd->sequences.shape() : fwd->h.shape();
     if (dy.shape() != expected)
@@ -190,6 +196,10 @@ Tensor RNNBase::apply_gradients(const backend::RnnGradients& g, const CallContex
     if (bias_) accumulate_gradient(*bias_, g.dweights.bias);
     const Tensor& mask = ctx.saved.at(0);
     return mask.defined() ? backend::for_tensor(g.dx).multiply(g.dx, mask) : g.dx;
+}
+
+Tensor RNNBase::compute_mask(const Tensor&, const Tensor& mask) const {
+    return common_.return_sequences ? mask : Tensor();
 }
 
 nlohmann::json RNNBase::get_config() const {
@@ -213,7 +223,7 @@ nlohmann::json RNNBase::get_config() const {
     config["go_backwards"] = common_.go_backwards;
     config["stateful"] = common_.stateful;
     config["unroll"] = false;
-    config["zero_output_for_mask"] = false;
+    config["zero_output_for_mask"] = common_.zero_output_for_mask;
     if (spec_.cell != backend::RnnCell::simple_rnn) config["seed"] = nullptr;   // Keras 3: LSTM and GRU only
     return config;
 }

@@ -59,12 +59,9 @@ std::vector<Tensor> RNNBase::call_outputs(const Tensor& x, const std::vector<Ten
         check_initial_state(x.shape(), shapes);
     }
     ctx.initial_state = initial_state;
-    // TODO(issue 5, masks): when RNNs consume masks, the final c must come from each sequence's last
-    // real step; set backend::RnnSpec's "caller uses the final c" flag here when return_state is on
-    // (oneDNN cannot give c at len-1, see FIELD_NOTES).
     const Tensor y = call(x, ctx);
     if (!common_.return_state) return {y};
-    const auto& fwd = std::any_cast<const backend::RnnForward&>(ctx.state);
+    const backend::RnnForward& fwd = forward_of(ctx);   // masked calls: the states at the last real step
     std::vector<Tensor> outputs = {y, fwd.h};
     if (state_count() == 2) outputs.push_back(fwd.c);
     return outputs;
@@ -73,23 +70,29 @@ std::vector<Tensor> RNNBase::call_outputs(const Tensor& x, const std::vector<Ten
 // dys: {d output, d h, d c} (undefined = no gradient). Without return_sequences the output IS h,
 // so both gradients reach the final h.
 std::vector<Tensor> RNNBase::backward_outputs(const std::vector<Tensor>& dys, CallContext& ctx) {
-    auto* fwd = std::any_cast<backend::RnnForward>(&ctx.state);
-    if (!fwd) runtime_error("Layer \"{}\": backward() called without a forward pass", name());
     if (static_cast<int>(dys.size()) != output_count())
         runtime_error("Layer \"{}\": backward got {} output gradients, expected {}", name(), dys.size(), output_count());
-    Tensor d_sequences, dh, dc;
-    if (common_.return_sequences) d_sequences = dys[0];
-    else dh = dys[0];
-    if (common_.return_state) {
-        dh = add_defined(dh, dys[1]);
-        if (state_count() == 2) dc = dys[2];
-    }
-    const Tensor& any = dys[0].defined() ? dys[0] : (dh.defined() ? dh : dc);
-    backend::RnnGradients g = backend::for_tensor(any).rnn_backward(spec_, weights_view(), *fwd, d_sequences, dh, dc);
+    const Tensor dh_state = common_.return_state ? dys[1] : Tensor();
+    const Tensor dc_state = common_.return_state && state_count() == 2 ? dys[2] : Tensor();
+    backend::RnnGradients g = std::any_cast<backend::RnnForward>(&ctx.state)
+                                  ? unmasked_backward(dys[0], dh_state, dc_state, ctx)
+                                  : backward_masked(dys[0], dh_state, dc_state, ctx);
     std::vector<Tensor> grads = {apply_gradients(g, ctx)};
     if (!ctx.initial_state.empty()) grads.push_back(g.dh0);
     if (ctx.initial_state.size() > 1) grads.push_back(g.dc0);
     return grads;
+}
+
+// dy: the output's gradient; without return_sequences the output IS the final h, so its gradient
+// joins the returned h's.
+backend::RnnGradients RNNBase::unmasked_backward(const Tensor& dy, const Tensor& dh, const Tensor& dc,
+                                                 CallContext& ctx) {
+    auto* fwd = std::any_cast<backend::RnnForward>(&ctx.state);
+    if (!fwd) runtime_error("Layer \"{}\": backward() called without a forward pass", name());
+    const Tensor d_sequences = common_.return_sequences ? dy : Tensor();
+    const Tensor d_h = common_.return_sequences ? dh : add_defined(dy, dh);
+    const Tensor& any = dy.defined() ? dy : (d_h.defined() ? d_h : dc);
+    return backend::for_tensor(any).rnn_backward(spec_, weights_view(), *fwd, d_sequences, d_h, dc);
 }
 
 }  // namespace keras::layers

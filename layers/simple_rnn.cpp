@@ -18,6 +18,7 @@ SimpleRNN::SimpleRNN(int64_t units, SimpleRNNOptions options)
                               .return_sequences = options.return_sequences,
                               .return_state = options.return_state,
                               .go_backwards = options.go_backwards,
-                              .stateful = options.stateful}) {}
+                              .stateful = options.stateful,
+                              .zero_output_for_mask = options.zero_output_for_mask}) {}
 
 }  // namespace keras::layers

@@ -5,6 +5,7 @@
 //   tolerances (~1e-5 relative; TF32 would miss them by 100x);
 // - the specs cuDNN cannot run take the named CPU fallback and still match, and so do dropout masks;
 // - cuDNN's per-sample lengths give each sample's state at its own last step;
+// - masked models (Embedding(mask_zero) -> LSTM / GRU / Bidirectional) predict and train as on the CPU;
 // - stacked SimpleRNN / LSTM / GRU models (return_sequences, go_backwards) predict and train for
 //   three Adam steps on the GPU as on the CPU;
 // - one epoch of the IMDb SimpleRNN model (Embedding(6000,100)-SimpleRNN(16)-Dense(1,sigmoid),
@@ -297,8 +298,8 @@ TEST_CASE("per-sample lengths: each sample's states are those at its own last st
         INFO(c.str());
         const Inputs in = make_inputs(c, 5);
         const std::vector<int32_t> lengths{6, 2, 4};
-        const auto f = backend.rnn_forward_with_lengths(c.spec(), floats(in.x, {c.N, c.T, c.C}).to(gpu),
-                                                        weights_on(c, in, gpu), {}, {}, false, lengths);
+        const auto f = backend.rnn_forward(c.spec(), floats(in.x, {c.N, c.T, c.C}).to(gpu),
+                                                        weights_on(c, in, gpu), {}, {}, false, {}, lengths);
         const auto h = host_values(f.h), cs = host_values(f.c);
         for (int n = 0; n < c.N; ++n) {
             // The reference on this sample's first lengths[n] steps alone.
@@ -311,12 +312,12 @@ TEST_CASE("per-sample lengths: each sample's states are those at its own last st
             check_close(ref::Vec(cs.begin() + n * c.H, cs.begin() + (n + 1) * c.H), e.c, "c of sample " + std::to_string(n));
         }
         CHECK(message_of([&] {
-                  backend.rnn_forward_with_lengths(c.spec(), floats(in.x, {c.N, c.T, c.C}).to(gpu),
-                                                   weights_on(c, in, gpu), {}, {}, false, {6, 0, 4});
-              }) == "Layer \"gpu_rnn\": sequence length 0 of sample 1 is outside [1, 6]");
+                  backend.rnn_forward(c.spec(), floats(in.x, {c.N, c.T, c.C}).to(gpu),
+                                                   weights_on(c, in, gpu), {}, {}, false, {}, {6, -1, 4});
+              }) == "Layer \"gpu_rnn\": sequence length -1 of sample 1 is outside [0, 6]");
         CHECK(message_of([&] {
-                  backend.rnn_forward_with_lengths(c.spec(), floats(in.x, {c.N, c.T, c.C}).to(gpu),
-                                                   weights_on(c, in, gpu), {}, {}, false, {6, 6});
+                  backend.rnn_forward(c.spec(), floats(in.x, {c.N, c.T, c.C}).to(gpu),
+                                                   weights_on(c, in, gpu), {}, {}, false, {}, {6, 6});
               }) == "Layer \"gpu_rnn\": 2 sequence lengths given for a batch of 3");
     }
 }
@@ -372,6 +373,56 @@ TEST_CASE("models of every recurrent layer: predict and training steps on the GP
         keras::Sequential on_cpu = recurrent_model(cell);
         keras::set_default_device(gpu);
         keras::Sequential on_gpu = recurrent_model(cell);
+        keras::set_default_device(Device::cpu());
+        on_gpu.set_weights(on_cpu.get_weights());
+        check_close(host_values(on_gpu.predict(x, {.verbose = 0})), host_values(on_cpu.predict(x, {.verbose = 0})),
+                    "predict");
+        for (int step = 0; step < 3; ++step) {
+            const double cpu_loss = on_cpu.train_on_batch(x, y).at("loss");
+            const double gpu_loss = on_gpu.train_on_batch(x, y).at("loss");
+            CHECK(std::abs(cpu_loss - gpu_loss) < 1e-5);
+        }
+        check_close(flat(on_gpu.get_weights()), flat(on_cpu.get_weights()), "weights after 3 Adam steps", 1e-5, 1e-4);
+    }
+}
+
+namespace {
+// Embedding(mask_zero) -> masked recurrent layers (cuDNN with lengths, the CPU round trip, Bidirectional).
+keras::Sequential masked_model(const std::string& kind) {
+    namespace kl = keras::layers;
+    keras::Sequential model;
+    model.add(kl::Input({8}));
+    model.add(kl::Embedding(20, 4, {.mask_zero = true}));
+    if (kind == "LSTM") {
+        model.add(kl::LSTM(5, {.return_sequences = true}));
+        model.add(kl::LSTM(3, {.go_backwards = true}));
+    } else if (kind == "GRU") {
+        model.add(kl::GRU(5, {.return_sequences = true, .go_backwards = true}));
+        model.add(kl::GRU(3, {.reset_after = false}));   // cuDNN lacks it: the CPU round trip, with lengths
+    } else {
+        model.add(kl::Bidirectional(kl::SimpleRNN(5, {.activation = "relu", .return_sequences = true}),
+                                    {.merge_mode = "mul"}));
+        model.add(kl::Bidirectional(kl::LSTM(3)));
+    }
+    model.add(kl::Dense(3, "softmax"));
+    model.compile(keras::optimizers::Adam(0.01f), "sparse_categorical_crossentropy");
+    model.build({-1, 8});
+    return model;
+}
+}  // namespace
+
+TEST_CASE("masked recurrent models (pre / post padding, holes, empty rows) on the GPU match the CPU") {
+    const std::vector<std::vector<int32_t>> rows = {{0, 0, 0, 3, 4, 5, 6, 7}, {1, 2, 3, 0, 0, 0, 0, 0},
+                                                    {0, 0, 0, 0, 0, 0, 0, 0}, {5, 0, 6, 0, 7, 0, 8, 9},
+                                                    {0, 0, 0, 0, 0, 0, 0, 11}, {1, 2, 3, 4, 5, 6, 7, 8}};
+    const Tensor x = Tensor::from_rows(rows), y = Tensor::from_rows(std::vector<std::vector<float>>{
+                                                   {0}, {1}, {2}, {1}, {0}, {2}});
+    for (const std::string kind : {"LSTM", "GRU", "Bidirectional"}) {
+        INFO(kind);
+        keras::utils::set_random_seed(5);
+        keras::Sequential on_cpu = masked_model(kind);
+        keras::set_default_device(gpu);
+        keras::Sequential on_gpu = masked_model(kind);
         keras::set_default_device(Device::cpu());
         on_gpu.set_weights(on_cpu.get_weights());
         check_close(host_values(on_gpu.predict(x, {.verbose = 0})), host_values(on_cpu.predict(x, {.verbose = 0})),

@@ -116,15 +116,7 @@ TEST_CASE("a functional graph carries the mask from Masking to the layers that r
 }
 
 TEST_CASE("layers that cannot honour a mask yet refuse it, naming themselves") {
-    Sequential rnn;
-    rnn.add(layers::Input({4}, {.dtype = DType::int32}));
-    rnn.add(std::make_shared<layers::Embedding>(6, 3, layers::EmbeddingOptions{.mask_zero = true}));
-    auto lstm = std::make_shared<layers::LSTM>(2);
-    rnn.add(lstm);
-    CHECK(message_of<RuntimeError>([&] { rnn.predict(Tensor::from_rows(kIds), {.verbose = 0}); }) ==
-          "Layer \"" + lstm->name() + "\" (LSTM) received a mask (from Embedding(mask_zero=true) or Masking), but "
-          "masked recurrent layers are not implemented yet");
-
+    // (Recurrent layers consume masks: tests/test_rnn_masking.cpp.)
     const auto a = Input({3, 2}), b = Input({3, 2});
     auto add = share(layers::Add());
     Model merged({a, b}, {(*add)(std::vector<KerasTensor>{(*share(layers::Masking()))(a), b})});

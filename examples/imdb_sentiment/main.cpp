@@ -6,6 +6,8 @@
 //   Embedding(20000, 128) -> LSTM(128) -> Dense(1, sigmoid), same training settings plus
 //   EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True).
 // --model gru is the seed model with GRU(16) in place of SimpleRNN(16).
+// --mask-zero builds the Embedding with mask_zero=True: the recurrent layer skips the padding
+// (exactly, as Keras does) instead of reading it as data.
 //
 // The data comes from --data PATH (imdb.npz, an aclImdb folder or aclImdb_v1.tar.gz), else Keras's
 // cache ($KERAS_HOME or ~/.keras, datasets/imdb.npz), else a download from Keras's URL. When none of
@@ -16,7 +18,7 @@
 // (architecture, weights and optimizer state) instead of a new model, and --epochs 0 only evaluates it.
 //
 // Usage: imdb_sentiment [--model simplernn|lstm|gru] [--epochs N] [--data PATH] [--num-words N]
-//                       [--maxlen N] [--verbose 0|1|2] [--save PATH] [--load PATH]
+//                       [--maxlen N] [--verbose 0|1|2] [--save PATH] [--load PATH] [--mask-zero]
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
@@ -36,6 +38,7 @@ struct Args {
     std::optional<int> num_words, maxlen;
     int verbose = 2;
     std::string save, load;             // model files; empty: none
+    bool mask_zero = false;             // Embedding(mask_zero=True)
 };
 
 Args parse(int argc, char** argv) {
@@ -66,9 +69,10 @@ Args parse(int argc, char** argv) {
         else if (flag == "--verbose") args.verbose = integer();
         else if (flag == "--save") args.save = value();
         else if (flag == "--load") args.load = value();
+        else if (flag == "--mask-zero") args.mask_zero = true;
         else throw keras::ValueError(fmt::format("unknown flag {} (flags: --model simplernn|lstm|gru, --epochs N, "
                                                  "--data PATH, --num-words N, --maxlen N, --verbose 0|1|2, "
-                                                 "--save PATH, --load PATH)", flag));
+                                                 "--save PATH, --load PATH, --mask-zero)", flag));
     }
     if (args.model != "simplernn" && args.model != "lstm" && args.model != "gru")
         throw keras::ValueError(fmt::format("--model must be simplernn, lstm or gru, not '{}'", args.model));
@@ -97,15 +101,16 @@ std::pair<keras::datasets::imdb::Split, keras::datasets::imdb::Split> load(const
     return {{std::move(train.x), std::move(train.y)}, {std::move(test.x), std::move(test.y)}};
 }
 // The seed program's model (or its LSTM / GRU variant), compiled.
-std::shared_ptr<keras::Sequential> build_model(const std::string& kind, int64_t num_words, int64_t maxlen) {
+std::shared_ptr<keras::Sequential> build_model(const std::string& kind, int64_t num_words, int64_t maxlen,
+                                               bool mask_zero) {
     using namespace keras;
     auto model = std::make_shared<Sequential>();
     model->add(layers::Input({maxlen}));
     if (kind == "lstm") {
-        model->add(layers::Embedding(num_words, 128));
+        model->add(layers::Embedding(num_words, 128, {.mask_zero = mask_zero}));
         model->add(layers::LSTM(128));
     } else {
-        model->add(layers::Embedding(num_words, 100));
+        model->add(layers::Embedding(num_words, 100, {.mask_zero = mask_zero}));
         if (kind == "gru") model->add(layers::GRU(16));
         else model->add(layers::SimpleRNN(16));
     }
@@ -137,7 +142,7 @@ int main(int argc, char** argv) try {
     utils::set_random_seed(42);
     std::shared_ptr<Model> model;
     if (args.load.empty()) {
-        model = build_model(args.model, num_words, maxlen);
+        model = build_model(args.model, num_words, maxlen, args.mask_zero);
     } else {
         model = models::load_model(args.load);
         std::tie(num_words, maxlen) = vocabulary_and_length(*model);

@@ -28,6 +28,11 @@ struct RnnSpec {
     // step loop); the mask itself comes with rnn_forward.
     float recurrent_dropout = 0.0f;
     std::string layer_name;       // for error messages and logs
+    // With per-sample lengths, whether the caller reads the final LSTM cell state c. oneDNN's
+    // primitive exposes c only after the last of the T steps, not at each sample's length - 1, so
+    // the oneDNN backend runs its step loop when this is set (rnn_path says so); otherwise the
+    // returned c is undefined when lengths are given.
+    bool uses_final_c = false;
 };
 
 // Weights in Keras's layout: kernel (C, G*H), recurrent_kernel (H, G*H),
@@ -109,19 +114,29 @@ public:
     virtual Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) = 0;
 
     // ---- Recurrent layers. x (N, T, C); h0 / c0 (N, H) or undefined for zeros.
-    virtual RnnPath rnn_path(const RnnSpec& spec) = 0;
-    RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                           const Tensor& c0, bool training) {
-        return rnn_forward(spec, x, w, h0, c0, training, RnnDropoutMasks{});
-    }
-    // With dropout masks (no library primitive can apply them per gate and step, so a backend runs
-    // its step loop); the backward sees the same masks.
+    // `masked`: whether the call gets per-sample lengths (the path may differ, see uses_final_c).
+    virtual RnnPath rnn_path(const RnnSpec& spec, bool masked = false) = 0;
+    // masks: Keras's dropout masks (see RnnDropoutMasks); no library primitive can apply them per
+    // gate and step, so a backend runs its step loop; the backward sees the same masks.
+    // lengths: empty, or N per-sample lengths in [0, T] for RIGHT-PACKED input (packed sequences):
+    // sample n's real steps are x[n, 0:len[n]]. Outputs at t >= len[n] are unspecified (never read
+    // them); h / c are the states after step len[n] - 1, or h0 / c0 when len[n] == 0. Lengths need
+    // go_backwards false (the caller orders the steps). The backward pass then ignores d_sequences
+    // at t >= len[n], injects dh / dc at step len[n] - 1, and gives dx = 0 at t >= len[n].
     virtual RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w,
                                    const Tensor& h0, const Tensor& c0, bool training,
-                                   const RnnDropoutMasks& masks) = 0;
+                                   const RnnDropoutMasks& masks = {}, const std::vector<int32_t>& lengths = {}) = 0;
     // d_sequences (N, T, H) or undefined; dh / dc (N, H) or undefined (gradient of the final states).
     virtual RnnGradients rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
                                       const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) = 0;
+
+    // ---- Moving whole time steps (masked RNNs pack and unpack their sequences with these).
+    // x (N, S, F), idx N*steps entries (row-major (N, steps)), each in [-1, S):
+    // out (N, steps, F) with out[n, s] = x[n, idx[n, s]], or zeros where idx[n, s] == -1.
+    virtual Tensor gather_steps(const Tensor& x, const std::vector<int32_t>& idx, int64_t steps) = 0;
+    // The adjoint: y (N, S, F), idx N*S entries in [-1, steps): out (N, steps, F) starts at zero and
+    // out[n, idx[n, s]] += y[n, s] (entries -1 are dropped).
+    virtual Tensor scatter_add_steps(const Tensor& y, const std::vector<int32_t>& idx, int64_t steps) = 0;
 
     // ---- (N, T, C) -> (N, C) mean over the steps axis, and its backward (dy / T at every step).
     virtual Tensor mean_over_steps(const Tensor& x) = 0;

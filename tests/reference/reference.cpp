@@ -694,4 +694,51 @@ double dot(const Vec& a, const Vec& b) {
     return s;
 }
 
+RnnResult rnn_forward_masked(const RnnConfig& cfg, const Vec& x, const Vec& kernel, const Vec& recurrent,
+                             const Vec& bias, const std::vector<int>& mask, bool zero_output_for_mask, const Vec& h0,
+                             const Vec& c0) {
+    const int N = cfg.N, T = cfg.T, C = cfg.C, H = cfg.H;
+    const bool lstm = cfg.cell == Cell::lstm;
+    // One step of one sample is the unmasked reference over a single time step.
+    RnnConfig one = cfg;
+    one.N = 1;
+    one.T = 1;
+    one.go_backwards = false;
+    one.return_sequences = false;
+    RnnResult out;
+    out.h.assign(static_cast<std::size_t>(N * H), 0.0);
+    if (lstm) out.c.assign(out.h.size(), 0.0);
+    Vec seq(static_cast<std::size_t>(N * T * H), 0.0);
+    for (int n = 0; n < N; ++n) {
+        Vec h(H, 0.0), c(H, 0.0), prev_out(H, 0.0);
+        if (!h0.empty()) std::copy(h0.begin() + n * H, h0.begin() + (n + 1) * H, h.begin());
+        if (lstm && !c0.empty()) std::copy(c0.begin() + n * H, c0.begin() + (n + 1) * H, c.begin());
+        for (int s = 0; s < T; ++s) {
+            const int t = cfg.go_backwards ? T - 1 - s : s;
+            Vec step_out;
+            if (mask[n * T + t] != 0) {
+                const Vec xt(x.begin() + (n * T + t) * C, x.begin() + (n * T + t + 1) * C);
+                const RnnResult r = rnn_forward(one, xt, kernel, recurrent, bias, h, lstm ? c : Vec{});
+                h = r.h;
+                if (lstm) c = r.c;
+                step_out = r.h;
+            } else {
+                step_out = zero_output_for_mask ? Vec(H, 0.0) : prev_out;
+            }
+            prev_out = step_out;
+            std::copy(step_out.begin(), step_out.end(), seq.begin() + (n * T + s) * H);
+        }
+        std::copy(h.begin(), h.end(), out.h.begin() + n * H);
+        if (lstm) std::copy(c.begin(), c.end(), out.c.begin() + n * H);
+    }
+    if (cfg.return_sequences) {
+        out.y = seq;
+    } else {
+        out.y.assign(static_cast<std::size_t>(N * H), 0.0);
+        for (int n = 0; n < N; ++n)
+            std::copy(seq.begin() + (n * T + T - 1) * H, seq.begin() + (n * T + T) * H, out.y.begin() + n * H);
+    }
+    return out;
+}
+
 }  // namespace ref

@@ -84,6 +84,15 @@ RnnGrads rnn_backward(const RnnConfig& cfg, const Vec& x, const Vec& kernel, con
                       const Vec& bias, const Vec& h0, const Vec& c0, const Vec& dy,
                       const Vec& dh = {}, const Vec& dc = {});
 
+// Keras's masked RNN, written as Keras's loop is: mask is N*T (nonzero = real step, in input time
+// order). Steps run in processing order (reversed when go_backwards, mask with them); at a masked
+// step the states stay as they are and the output is the previous step's output (zeros before the
+// first real step), or zeros when zero_output_for_mask. y is N*T*H in processing order when
+// return_sequences, else the output of the LAST processing step (N*H). h / c: the final states.
+RnnResult rnn_forward_masked(const RnnConfig& cfg, const Vec& x, const Vec& kernel, const Vec& recurrent,
+                             const Vec& bias, const std::vector<int>& mask, bool zero_output_for_mask,
+                             const Vec& h0 = {}, const Vec& c0 = {});
+
 // ---------------------------------------------------------------------------
 // Dense: x (M x C), kernel (C x U), bias (U) or empty; y = act(x @ kernel + bias).
 // activation may be any name accepted by act(), or "softmax" (over each row).

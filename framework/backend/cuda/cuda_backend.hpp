@@ -57,16 +57,17 @@ public:
     Tensor embedding(const Tensor& ids, const Tensor& table, const std::string& layer_name) override;
     Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) override;
 
-    RnnPath rnn_path(const RnnSpec& spec) override;
-    using Backend::rnn_forward;   // the overload without a recurrent mask
+    RnnPath rnn_path(const RnnSpec& spec, bool masked = false) override;
+    // Per-sample lengths are cuDNN's padded I/O (rnn.cpp): h / c at each sample's last valid step.
+    // Dropout masks run through the CPU backend's step loop (host round trip).
     RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                           const Tensor& c0, bool training, const RnnDropoutMasks& masks) override;
+                           const Tensor& c0, bool training, const RnnDropoutMasks& masks = {},
+                           const std::vector<int32_t>& lengths = {}) override;
     RnnGradients rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
                               const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) override;
-    // rnn_forward with per-sample sequence lengths (each in [1, T]; empty = all T): cuDNN's padded
-    // I/O, so h / c are the states at each sample's last valid step (rnn.cpp).
-    RnnForward rnn_forward_with_lengths(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                        const Tensor& c0, bool training, const std::vector<int32_t>& lengths);
+
+    Tensor gather_steps(const Tensor& x, const std::vector<int32_t>& idx, int64_t steps) override;
+    Tensor scatter_add_steps(const Tensor& y, const std::vector<int32_t>& idx, int64_t steps) override;
 
     Tensor mean_over_steps(const Tensor& x) override;
     Tensor mean_over_steps_backward(const Tensor& dy, int64_t steps) override;

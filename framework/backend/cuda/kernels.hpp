@@ -30,6 +30,14 @@ cudaError_t sum_squares(const float* x, int64_t n, double* result, cudaStream_t 
 cudaError_t mean_over_steps(const float* x, float* y, int64_t n, int64_t t, int64_t c, cudaStream_t stream);
 cudaError_t mean_over_steps_backward(const float* dy, float* dx, int64_t n, int64_t t, int64_t c, cudaStream_t stream);
 
+// ---- whole time steps (time_steps.cu). x (N, S, F) -> out (N, steps, F): out[n, s] = x[n, idx[n, s]],
+// zeros where idx is -1. scatter_add_steps: out (N, steps, F), already zeroed, gets
+// out[n, idx[n, s]] += y[n, s] for y (N, S, F). idx is a device array, checked by the caller.
+cudaError_t gather_steps(const float* x, const int32_t* idx, float* out, int64_t N, int64_t S, int64_t steps,
+                         int64_t F, cudaStream_t stream);
+cudaError_t scatter_add_steps(const float* y, const int32_t* idx, float* out, int64_t N, int64_t S, int64_t steps,
+                              int64_t F, cudaStream_t stream);
+
 // ---- embedding (embedding.cu). out (count, width) = table[ids]; an id outside [0, vocab) gives a
 // row of zeros and lowers *first_bad (device memory, preset above any position) to its flat position.
 cudaError_t embedding_gather(const int32_t* ids, const float* table, float* out, int64_t count, int64_t vocab,

@@ -6,8 +6,9 @@
 //   blocks per linLayerID, transposed, GRU z/r swap, LSTM single bias in the W slot) in one kernel
 //   every forward, and the weight-space gradients copied back the same way.
 // - CUDNN_FMA_MATH: strict fp32 (the default may use TF32, ~1e-3 relative error).
-// - Padded I/O, BATCH_MAJOR_UNPACKED: Keras's (N, T, C) as is, with per-sample lengths (all T for
-//   now; the masking work passes real ones through rnn_forward_with_lengths).
+// - Padded I/O, BATCH_MAJOR_UNPACKED: Keras's (N, T, C) as is, with per-sample lengths (all T
+//   unless the caller gives them: masked layers). cuDNN needs every length >= 1: a sample of length
+//   0 runs one step and its states and their gradients are then taken from / given to h0 / c0.
 // - go_backwards: each sample's valid steps are reversed and run forward, which leaves the outputs
 //   in Keras's processing order; dx is reversed back.
 // - cuDNN's weight gradients ADD into dweightSpace (the only mode): it starts zeroed every step.
@@ -240,6 +241,7 @@ std::vector<cuda_kernels::PackBlock> pack_blocks(const std::vector<cudnn_layout:
 // What the backward pass needs from its forward (kept in RnnForward::saved).
 struct CudnnSaved {
     std::shared_ptr<CudnnRnn> rnn;
+    std::vector<int64_t> empty_samples;   // samples of length 0 (run as length 1 for cuDNN)
     std::shared_ptr<CudnnSeqDescs> seq;
     std::vector<cuda_kernels::PackBlock> plan;
     Tensor x;               // the input as cuDNN saw it (valid steps reversed for go_backwards)
@@ -265,21 +267,45 @@ RnnWeights weights_to(const RnnWeights& w, Device d) {
 
 // The CPU backend runs the spec on host copies; the results come back to the device.
 RnnForward host_round_trip_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                   const Tensor& c0, bool training, const RnnDropoutMasks& masks, Device device) {
+                                   const Tensor& c0, bool training, const RnnDropoutMasks& masks,
+                                   const std::vector<int32_t>& lengths, Device device) {
     auto saved = std::make_shared<HostSaved>();
     saved->cpu_weights = weights_to(w, Device::cpu());
     saved->cpu = get(Device::cpu()).rnn_forward(spec, x.to(Device::cpu()), saved->cpu_weights, to_host(h0),
                                                 spec.cell == RnnCell::lstm ? to_host(c0) : Tensor(), training,
-                                                RnnDropoutMasks{to_host(masks.input), to_host(masks.recurrent)});
+                                                RnnDropoutMasks{to_host(masks.input), to_host(masks.recurrent)}, lengths);
     RnnForward out{.sequences = saved->cpu.sequences.to(device), .h = saved->cpu.h.to(device),
                    .c = to_device(saved->cpu.c, device), .saved = {}};
     if (training) out.saved = saved;
     return out;
 }
 
+// Row n of the (N, H) tensor dst := row n of src (undefined src: zeros), for each n in rows.
+void set_rows(DeviceMemory& memory, Tensor& dst, const Tensor& src, const std::vector<int64_t>& rows) {
+    const size_t row_bytes = sizeof(float) * static_cast<size_t>(dst.dim(-1));
+    for (const int64_t n : rows) {
+        char* to = static_cast<char*>(dst.raw()) + n * row_bytes;
+        if (src.defined()) memory.copy_on_device(to, static_cast<const char*>(src.raw()) + n * row_bytes, row_bytes);
+        else memory.set_zero(to, row_bytes);
+    }
+}
+
+// A copy of t ((N, H) or (N, T, H), undefined stays undefined) with sample n's first row zeroed for
+// each n in rows: for length-0 samples, whose one cuDNN step must receive no gradient.
+Tensor without_rows(DeviceMemory& memory, const Tensor& t, const std::vector<int64_t>& rows) {
+    if (!t.defined() || rows.empty()) return t;
+    Tensor out = t.clone();
+    const size_t sample_bytes = sizeof(float) * static_cast<size_t>(t.numel() / t.dim(0));
+    const size_t row_bytes = sizeof(float) * static_cast<size_t>(t.dim(-1));
+    for (const int64_t n : rows) memory.set_zero(static_cast<char*>(out.raw()) + n * sample_bytes, row_bytes);
+    return out;
+}
+
 }  // namespace
 
-RnnPath CudaBackend::rnn_path(const RnnSpec& spec) {
+// Lengths do not change the path: cuDNN's padded I/O gives exact states at every length.
+RnnPath CudaBackend::rnn_path(const RnnSpec& spec, bool masked) {
+    (void)masked;
     const std::string reason = cudnn_layout::unsupported_reason(spec);
     if (!reason.empty()) return {.fused = false, .description = "CPU fallback (host round trip): " + reason};
     std::string description = fmt::format("cuDNN {}", mode_name(cell_mode(spec)));
@@ -291,35 +317,30 @@ RnnPath CudaBackend::rnn_path(const RnnSpec& spec) {
 }
 
 RnnForward CudaBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                    const Tensor& c0, bool training, const RnnDropoutMasks& masks) {
-    if (masks.any()) {
-        check_rnn_inputs(spec, x, w, h0, c0, device());
-        return host_round_trip_forward(spec, x, w, h0, c0, training, masks, device());
-    }
-    return rnn_forward_with_lengths(spec, x, w, h0, c0, training, {});
-}
-
-RnnForward CudaBackend::rnn_forward_with_lengths(const RnnSpec& spec, const Tensor& x, const RnnWeights& w,
-                                                 const Tensor& h0, const Tensor& c0, bool training,
-                                                 const std::vector<int32_t>& lengths) {
+                                    const Tensor& c0, bool training, const RnnDropoutMasks& masks,
+                                    const std::vector<int32_t>& lengths) {
     check_rnn_inputs(spec, x, w, h0, c0, device());
     const bool lstm = spec.cell == RnnCell::lstm;
-    if (!rnn_path(spec).fused) {
-        if (!lengths.empty())
-            runtime_error("Layer \"{}\": per-sample lengths need cuDNN, but {}", spec.layer_name,
-                          rnn_path(spec).description);
-        return host_round_trip_forward(spec, x, w, h0, c0, training, {}, device());
+    if (masks.any() || !rnn_path(spec).fused)
+        return host_round_trip_forward(spec, x, w, h0, c0, training, masks, lengths, device());
     }
 
     const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;
     const int G = cudnn_layout::gate_count(spec.cell);
+    std::vector<int32_t> cudnn_lengths = lengths;
+    std::vector<int64_t> empty_samples;
     if (!lengths.empty()) {
         if (static_cast<int64_t>(lengths.size()) != N)
             value_error("Layer \"{}\": {} sequence lengths given for a batch of {}", spec.layer_name, lengths.size(), N);
-        for (size_t n = 0; n < lengths.size(); ++n)
-            if (lengths[n] < 1 || lengths[n] > T)
-                value_error("Layer \"{}\": sequence length {} of sample {} is outside [1, {}]", spec.layer_name,
+        for (size_t n = 0; n < lengths.size(); ++n) {
+            if (lengths[n] < 0 || lengths[n] > T)
+                value_error("Layer \"{}\": sequence length {} of sample {} is outside [0, {}]", spec.layer_name,
                             lengths[n], n, T);
+            if (lengths[n] == 0) {
+                cudnn_lengths[n] = 1;
+                empty_samples.push_back(static_cast<int64_t>(n));
+            }
+        }
     }
     make_current();
     if (!rnn_cache_) rnn_cache_ = std::make_shared<RnnCache>();
@@ -335,7 +356,8 @@ RnnForward CudaBackend::rnn_forward_with_lengths(const RnnSpec& spec, const Tens
 
     auto saved = std::make_shared<CudnnSaved>();
     saved->rnn = slot;
-    saved->seq = lengths.empty() ? rnn.full_lengths : make_seq_descs(key, lengths, device());
+    saved->seq = lengths.empty() ? rnn.full_lengths : make_seq_descs(key, cudnn_lengths, device());
+    saved->empty_samples = empty_samples;
     saved->plan = pack_blocks(cudnn_layout::pack_plan(spec, C, rnn.offsets));
     saved->h0 = h0;
     saved->c0 = lstm ? c0 : Tensor();
@@ -364,6 +386,9 @@ RnnForward CudaBackend::rnn_forward_with_lengths(const RnnSpec& spec, const Tens
                                 rnn.state, lstm ? f32(c0) : nullptr, lstm ? f32(out.c) : nullptr, rnn.weight_bytes,
                                 f32(saved->weight_space), work_bytes, f32(work),
                                 training ? rnn.reserve_bytes : 0, training ? f32(saved->reserve) : nullptr));
+    // Length-0 samples: their final states are the initial ones.
+    set_rows(*this, out.h, h0, empty_samples);
+    if (lstm) set_rows(*this, out.c, c0, empty_samples);
     if (training) out.saved = saved;
     return out;
 }
@@ -391,7 +416,10 @@ RnnGradients CudaBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& w,
     const bool lstm = k.mode == CUDNN_LSTM;
     if (!d_sequences.defined() && !rnn.zero_sequences.defined())
         rnn.zero_sequences = Tensor::zeros({k.N, k.T, k.H}, DType::float32, device());
-    const Tensor& dy = d_sequences.defined() ? d_sequences : rnn.zero_sequences;
+    // Length-0 samples ran one step for cuDNN: it gets no gradient; dh / dc go straight to dh0 / dc0.
+    const std::vector<int64_t>& empty = saved.empty_samples;
+    const Tensor dy = d_sequences.defined() ? without_rows(*this, d_sequences, empty) : rnn.zero_sequences;
+    const Tensor dh_run = without_rows(*this, dh, empty), dc_run = without_rows(*this, dc, empty);
     const int32_t* lengths = static_cast<const int32_t*>(saved.seq->device_lengths.raw());
 
     RnnGradients g;
@@ -403,8 +431,8 @@ RnnGradients CudaBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& w,
     if (lstm) g.dc0 = Tensor({k.N, k.H}, DType::float32, device());
     Tensor work = device_bytes(rnn.work_bytes_training, device());
     CUDNN_CHECK(cudnnRNNBackwardData_v8(cudnn_, rnn.rnn, lengths, saved.seq->y, f32(fwd.sequences), f32(dy),
-                                        saved.seq->x, f32(g.dx), rnn.state, f32(saved.h0), f32(dh), f32(g.dh0),
-                                        rnn.state, lstm ? f32(saved.c0) : nullptr, lstm ? f32(dc) : nullptr,
+                                        saved.seq->x, f32(g.dx), rnn.state, f32(saved.h0), f32(dh_run), f32(g.dh0),
+                                        rnn.state, lstm ? f32(saved.c0) : nullptr, lstm ? f32(dc_run) : nullptr,
                                         lstm ? f32(g.dc0) : nullptr, rnn.weight_bytes, f32(saved.weight_space),
                                         rnn.work_bytes_training, f32(work), rnn.reserve_bytes, f32(saved.reserve)));
     // ADD is cuDNN's only mode: the gradient space starts at zero.
@@ -414,6 +442,8 @@ RnnGradients CudaBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& w,
                                            rnn.weight_bytes, f32(dweight_space), rnn.work_bytes_training, f32(work),
                                            rnn.reserve_bytes, f32(saved.reserve)));
     saved.reserve = Tensor();   // spent: one backward per forward
+    set_rows(*this, g.dh0, dh, empty);
+    if (lstm) set_rows(*this, g.dc0, dc, empty);
 
     g.dweights.kernel = Tensor(w.kernel.shape(), DType::float32, device());
     g.dweights.recurrent_kernel = Tensor(w.recurrent_kernel.shape(), DType::float32, device());

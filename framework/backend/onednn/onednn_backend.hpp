@@ -32,12 +32,15 @@ public:
     Tensor embedding(const Tensor& ids, const Tensor& table, const std::string& layer_name) override;
     Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) override;
 
-    RnnPath rnn_path(const RnnSpec& spec) override;
-    using Backend::rnn_forward;   // the overload without a recurrent mask
+    RnnPath rnn_path(const RnnSpec& spec, bool masked = false) override;
     RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                           const Tensor& c0, bool training, const RnnDropoutMasks& masks) override;
+                           const Tensor& c0, bool training, const RnnDropoutMasks& masks = {},
+                           const std::vector<int32_t>& lengths = {}) override;
     RnnGradients rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
                               const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) override;
+
+    Tensor gather_steps(const Tensor& x, const std::vector<int32_t>& idx, int64_t steps) override;
+    Tensor scatter_add_steps(const Tensor& y, const std::vector<int32_t>& idx, int64_t steps) override;
 
     Tensor mean_over_steps(const Tensor& x) override;
     Tensor mean_over_steps_backward(const Tensor& dy, int64_t steps) override;
@@ -76,13 +79,33 @@ private:
 };
 
 // Step-by-step RNN used when a spec cannot run on a oneDNN primitive (rnn_fallback.cpp).
-// masks: Keras's per-gate dropout masks (see RnnDropoutMasks), applied at every step.
+// masks: Keras's per-gate dropout masks (see RnnDropoutMasks), applied at every step; lengths as in
+// Backend::rnn_forward (empty: every sample T steps).
 RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                const Tensor& c0, const RnnDropoutMasks& masks = {});
+                                const Tensor& c0, const RnnDropoutMasks& masks = {},
+                                const std::vector<int32_t>& lengths = {});
 RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
                                    const Tensor& d_sequences, const Tensor& dh, const Tensor& dc);
 // Throws ValueError (naming the layer) when x, the weights or the initial states do not fit the spec.
 void check_rnn_inputs(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
                       const Tensor& c0);
+
+
+// ---- Per-sample lengths on the CPU (rnn_lengths.cpp), shared by the primitive and the step loop.
+// ValueError naming the layer unless lengths is empty or N values in [0, T].
+void check_rnn_lengths(const RnnSpec& spec, const std::vector<int32_t>& lengths, int64_t N, int64_t T);
+// x (N, T, C) with each sample's first lengths[n] steps reversed (all T when lengths is empty);
+// padding steps stay put. Its own inverse.
+Tensor reverse_valid_steps(const Tensor& x, const std::vector<int32_t>& lengths);
+// (N, H): row n = per_step[(len - 1) * step_stride + n * row_stride ...], or initial's row (zeros
+// when undefined) for len == 0.
+Tensor states_at_lengths(const float* per_step, int64_t step_stride, int64_t row_stride, const Tensor& initial,
+                         const std::vector<int32_t>& lengths, int64_t H);
+// (N, T, H): d_sequences (undefined = zeros) at t < len, zeros after, plus dh (undefined = none)
+// at step len - 1.
+Tensor sequences_gradient_at_lengths(const Tensor& d_sequences, const Tensor& dh, const std::vector<int32_t>& lengths,
+                                     int64_t T, int64_t H);
+// d_initial[n] += d_final[n] for the samples of length 0 (their final state IS the initial one).
+void add_rows_of_empty_samples(Tensor& d_initial, const Tensor& d_final, const std::vector<int32_t>& lengths);
 
 }  // namespace keras::backend

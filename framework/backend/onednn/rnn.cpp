@@ -9,6 +9,9 @@
 //   (lbr_gru) takes 4 bias rows where Keras has (2, 3H): mapped on the way in and back.
 // - go_backwards: x is reversed along time and run left to right, which leaves the outputs in
 //   Keras's processing order; dx is reversed back.
+// - Per-sample lengths (masked layers): no such thing in oneDNN 2.6, so the primitive runs all T
+//   steps over the right-packed batch and rnn_lengths.cpp reads the states at len - 1 and zeroes
+//   the gradients past len. LSTM's c at len - 1 is not exposed: uses_final_c takes the step loop.
 // - Primitives, reorders, scratchpads and workspaces are cached by (cell, activation, N, T, C, H,
 //   training) so the training loop only executes them.
 #include <algorithm>
@@ -96,27 +99,6 @@ memory wrap(const dnnl::engine& engine, const memory::desc& desc, const void* pt
     return memory(desc, engine, const_cast<void*>(ptr));
 }
 
-// Copy of x (N, T, C) with the time axis reversed.
-Tensor reversed_in_time(const Tensor& x) {
-    const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2);
-    Tensor out(x.shape(), DType::float32);
-    const float* src = x.data<float>();
-    float* dst = out.data<float>();
-    for (int64_t n = 0; n < N; ++n)
-        for (int64_t t = 0; t < T; ++t)
-            std::memcpy(dst + (n * T + (T - 1 - t)) * C, src + (n * T + t) * C, sizeof(float) * C);
-    return out;
-}
-
-// Reverses the time axis of x (N, T, C) in place.
-void reverse_in_time_(Tensor& x) {
-    const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2);
-    float* p = x.data<float>();
-    for (int64_t n = 0; n < N; ++n)
-        for (int64_t t = 0; t < T / 2; ++t)
-            std::swap_ranges(p + (n * T + t) * C, p + (n * T + t + 1) * C, p + (n * T + (T - 1 - t)) * C);
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -162,6 +144,8 @@ struct FusedSaved {
     std::shared_ptr<FusedRnn> rnn;
     Tensor x;            // the input as the primitive saw it (time reversed for go_backwards)
     Tensor h0, c0;       // undefined: zeros
+    Tensor dst_h, dst_c;                // the primitive's own final states (after step T - 1)
+    std::vector<int32_t> lengths;       // empty: all T
     memory workspace;    // consumed by the backward pass
 };
 using FusedSavedPtr = std::shared_ptr<FusedSaved>;
@@ -345,9 +329,13 @@ void check_rnn_inputs(const RnnSpec& spec, const Tensor& x, const RnnWeights& w,
 // ---------------------------------------------------------------------------------------------
 // Backend methods.
 // ---------------------------------------------------------------------------------------------
-RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec) {
+RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec, bool masked) {
     const std::string reason = unsupported_reason(spec);
     if (!reason.empty()) return {.fused = false, .description = "fallback loop: " + reason};
+    if (masked && spec.cell == RnnCell::lstm && spec.uses_final_c)
+        return {.fused = false,
+                .description = "fallback loop: a masked LSTM whose final cell state is used (stateful): oneDNN's "
+                               "lstm primitive does not expose c at each sample's last real step"};
     std::string description = fmt::format("oneDNN {}", kind_name(kind_of(spec)));
     if (spec.cell == RnnCell::simple_rnn) description += fmt::format(" ({})", to_string(spec.activation));
     // The primitive has no hook to mask h_{t-1} before each step's recurrent product.
@@ -358,9 +346,12 @@ RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec) {
 }
 
 RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                      const Tensor& c0, bool training, const RnnDropoutMasks& masks) {
+                                      const Tensor& c0, bool training, const RnnDropoutMasks& masks,
+                                      const std::vector<int32_t>& lengths) {
     check_rnn_inputs(spec, x, w, h0, c0);
-    if (masks.any() || !rnn_path(spec).fused) return rnn_fallback_forward(spec, x, w, h0, c0, masks);
+    check_rnn_lengths(spec, lengths, x.dim(0), x.dim(1));
+    if (masks.any() || !rnn_path(spec, !lengths.empty()).fused)
+        return rnn_fallback_forward(spec, x, w, h0, c0, masks, lengths);
 
     const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;
     const bool lstm = spec.cell == RnnCell::lstm;
@@ -379,9 +370,10 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
 
     auto saved = std::make_shared<FusedSaved>();
     saved->rnn = slot;
-    saved->x = spec.go_backwards ? reversed_in_time(x) : x;
+    saved->x = spec.go_backwards ? reverse_valid_steps(x, lengths) : x;
     saved->h0 = h0;
     saved->c0 = lstm ? c0 : Tensor();
+    saved->lengths = lengths;
 
     RnnForward out;
     out.sequences = Tensor({N, T, H}, DType::float32);
@@ -415,6 +407,13 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
     rnn.fwd.execute(stream_, args);
     stream_.wait();
 
+    saved->dst_h = out.h;
+    saved->dst_c = out.c;
+    if (!lengths.empty()) {
+        // dst_layer (N, T, H) holds h after every step: sample n's state is its row at len - 1.
+        out.h = states_at_lengths(out.sequences.data<float>(), H, T * H, h0, lengths, H);
+        out.c = Tensor();   // c at len - 1 is not exposed (uses_final_c takes the step loop)
+    }
     if (training) out.saved = saved;
     return out;
 }
@@ -445,6 +444,14 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
 
     if (!d_sequences.defined() && rnn.zero_sequences.empty())
         rnn.zero_sequences.assign(static_cast<size_t>(N * T * H), 0.0f);
+    // With lengths, the final states' gradient enters through dst_layer at len - 1 (zeros past it)
+    // and dst_iter's gradient is zero: the primitive's own final state is past every sample's end.
+    const bool packed = !saved.lengths.empty();
+    if (packed && lstm && dc.defined())
+        runtime_error("Layer \"{}\": a gradient for the final cell state of a masked LSTM needs uses_final_c "
+                      "(the step loop)", spec.layer_name);
+    const Tensor d_layer = packed ? sequences_gradient_at_lengths(d_sequences, dh, saved.lengths, T, H) : d_sequences;
+    const Tensor d_iter = packed ? Tensor() : dh;
 
     RnnGradients g;
     g.dx = Tensor({N, T, C}, DType::float32);
@@ -468,11 +475,11 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
         {DNNL_ARG_WEIGHTS_ITER, rnn.bwd_weights_iter},
         {DNNL_ARG_BIAS, wrap(engine_, d.bias, onednn_bias(rnn, spec, w.bias))},
         {DNNL_ARG_DST_LAYER, wrap(engine_, d.dst_layer, fwd.sequences.raw())},
-        {DNNL_ARG_DST_ITER, wrap(engine_, d.state, fwd.h.raw())},
+        {DNNL_ARG_DST_ITER, wrap(engine_, d.state, saved.dst_h.raw())},
         {DNNL_ARG_WORKSPACE, saved.workspace},
         {DNNL_ARG_DIFF_DST_LAYER,
-         wrap(engine_, d.dst_layer, d_sequences.defined() ? d_sequences.raw() : rnn.zero_sequences.data())},
-        {DNNL_ARG_DIFF_DST_ITER, wrap(engine_, d.state, state_or_zeros(dh, rnn))},
+         wrap(engine_, d.dst_layer, d_layer.defined() ? d_layer.raw() : rnn.zero_sequences.data())},
+        {DNNL_ARG_DIFF_DST_ITER, wrap(engine_, d.state, state_or_zeros(d_iter, rnn))},
         {DNNL_ARG_DIFF_SRC_LAYER, wrap(engine_, d.src_layer, g.dx.raw())},
         {DNNL_ARG_DIFF_SRC_ITER, wrap(engine_, d.state, g.dh0.raw())},
         {DNNL_ARG_DIFF_WEIGHTS_LAYER, wrap(engine_, d.weights_layer, g.dweights.kernel.raw())},
@@ -482,7 +489,7 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
     };
     if (lstm) {
         args.emplace(DNNL_ARG_SRC_ITER_C, wrap(engine_, d.state, state_or_zeros(saved.c0, rnn)));
-        args.emplace(DNNL_ARG_DST_ITER_C, wrap(engine_, d.state, fwd.c.raw()));
+        args.emplace(DNNL_ARG_DST_ITER_C, wrap(engine_, d.state, saved.dst_c.raw()));
         args.emplace(DNNL_ARG_DIFF_DST_ITER_C, wrap(engine_, d.state, state_or_zeros(dc, rnn)));
         args.emplace(DNNL_ARG_DIFF_SRC_ITER_C, wrap(engine_, d.state, g.dc0.raw()));
     }
@@ -494,7 +501,8 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
     saved.workspace = memory();
 
     if (spec.use_bias && key.kind == Kind::lbr_gru) g.dweights.bias = keras_lbr_bias_gradient(rnn.diff_bias, H);
-    if (spec.go_backwards) reverse_in_time_(g.dx);
+    if (spec.go_backwards) g.dx = reverse_valid_steps(g.dx, saved.lengths);
+    if (packed) add_rows_of_empty_samples(g.dh0, dh, saved.lengths);
     return g;
 }
 

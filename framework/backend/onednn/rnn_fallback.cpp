@@ -14,6 +14,9 @@
 // same m at every step; the GRU's z * h_prev term keeps the unmasked state. With an input mask
 // (N, G*C), gate g's input projection is (x_t * mi_g) K_g. Only the recurrent_product and
 // input_projection functions and the GRU reset_before candidate see the masks.
+//
+// Per-sample lengths (right-packed input) as in the fused path (rnn_lengths.cpp): all T steps run,
+// the states are read at len - 1 and the gradients past len are zero; c at len - 1 is exact here.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -62,10 +65,10 @@ struct Dims {
     int64_t time(int64_t step) const { return go_backwards ? T - 1 - step : step; }
 };
 
-Dims dims_of(const RnnSpec& spec, const Tensor& x) {
+Dims dims_of(const RnnSpec& spec, const Tensor& x, bool go_backwards) {
     const int64_t H = spec.units, G = gate_count(spec.cell);
     return Dims{x.dim(0), x.dim(1), x.dim(2), H, G, G * H, spec.activation, spec.recurrent_activation,
-                spec.go_backwards};
+                go_backwards};
 }
 
 // out (N, ldo) += the recurrent product of gates [g0, g1): h_prev U[:, g0 H : g1 H], or, with a
@@ -167,6 +170,8 @@ struct FallbackSaved {
     std::vector<float> pre;    // (T, N, GH): pre-activations; GRU reset_after: the input part x K + b_in
     std::vector<float> rec;    // (T, N, GH): GRU reset_after only: h U + b_rec
     std::vector<float> cells;  // (T, N, H): LSTM cell state after each step
+    std::vector<int32_t> lengths;   // empty: all T
+    bool go_backwards = false;      // the loop's own order (lengths: x was reversed per sample instead)
 };
 
 // The state before processing step s: h0 or the previous output in `sequences` (N, T, H).
@@ -240,18 +245,23 @@ void gru_before_step(const Dims& d, const float* U, StateView hp, float* pre, fl
 }  // namespace
 
 RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                const Tensor& c0, const RnnDropoutMasks& masks) {
+                                const Tensor& c0, const RnnDropoutMasks& masks, const std::vector<int32_t>& lengths) {
     check_rnn_inputs(spec, x, w, h0, c0);
     check_dropout_masks(spec, x, masks);
-    Dims d = dims_of(spec, x);
+    check_rnn_lengths(spec, lengths, x.dim(0), x.dim(1));
+    // go_backwards with lengths: each sample's real steps reversed, then run forwards.
+    const bool reverse_valid = spec.go_backwards && !lengths.empty();
+    Dims d = dims_of(spec, x, spec.go_backwards && !reverse_valid);
     d.recurrent_mask = masks.recurrent.defined() ? masks.recurrent.data<float>() : nullptr;
     const int64_t N = d.N, T = d.T, H = d.H, GH = d.GH;
     const bool lstm = spec.cell == RnnCell::lstm;
     const bool gru_after = spec.cell == RnnCell::gru && spec.reset_after;
 
     auto saved = std::make_shared<FallbackSaved>();
-    saved->x = x;
+    saved->x = reverse_valid ? reverse_valid_steps(x, lengths) : x;
     saved->masks = masks;
+    saved->lengths = lengths;
+    saved->go_backwards = d.go_backwards;
     saved->h0 = zeros_if_undefined(h0, N, H);
     if (lstm) saved->c0 = zeros_if_undefined(c0, N, H);
     saved->pre.resize(static_cast<size_t>(T * N * GH));
@@ -260,7 +270,7 @@ RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnW
 
     // The input projection of every step at once: xk (N*T, GH) = x (N*T, C) K.
     std::vector<float> xk(static_cast<size_t>(N * T * GH));
-    input_projection(d, x.data<float>(), w.kernel.data<float>(),
+    input_projection(d, saved->x.data<float>(), w.kernel.data<float>(),
                      masks.input.defined() ? masks.input.data<float>() : nullptr, xk.data());
 
     std::vector<float> zero_bias(static_cast<size_t>(2 * GH), 0.0f);
@@ -295,6 +305,12 @@ RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnW
         }
     }
 
+    if (!lengths.empty()) {   // the states after each sample's step len - 1
+        out.h = states_at_lengths(seq, H, T * H, h0, lengths, H);
+        if (lstm) out.c = states_at_lengths(saved->cells.data(), N * H, H, c0, lengths, H);
+        out.saved = saved;
+        return out;
+    }
     // Final states: the last processing step.
     out.h = Tensor({N, H}, DType::float32);
     for (int64_t n = 0; n < N; ++n)
@@ -414,7 +430,7 @@ RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, Rnn
     if (!saved_ptr) runtime_error("Layer \"{}\": rnn_fallback_backward needs rnn_fallback_forward's result",
                                   spec.layer_name);
     const FallbackSaved& saved = **saved_ptr;
-    Dims d = dims_of(spec, saved.x);
+    Dims d = dims_of(spec, saved.x, saved.go_backwards);
     d.recurrent_mask = saved.masks.recurrent.defined() ? saved.masks.recurrent.data<float>() : nullptr;
     const int64_t N = d.N, T = d.T, C = d.C, H = d.H, GH = d.GH;
     const bool lstm = spec.cell == RnnCell::lstm;
@@ -436,12 +452,19 @@ RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, Rnn
     std::vector<float> db_rec(gru_after ? GH : 0, 0.0f);
     std::vector<float> drec(gru_after ? static_cast<size_t>(N * GH) : 0);
     std::vector<float> rh(spec.cell == RnnCell::gru ? dh_next.size() : 0), drh(rh.size());
-    if (dh.defined()) std::copy(dh.data<float>(), dh.data<float>() + N * H, dh_next.begin());
-    if (lstm && dc.defined()) std::copy(dc.data<float>(), dc.data<float>() + N * H, dc_state.begin());
+    // With lengths, dh enters through the sequences' gradient at len - 1 and dc in the loop below.
+    const bool packed = !saved.lengths.empty();
+    const Tensor d_seq = packed ? sequences_gradient_at_lengths(d_sequences, dh, saved.lengths, T, H) : d_sequences;
+    if (dh.defined() && !packed) std::copy(dh.data<float>(), dh.data<float>() + N * H, dh_next.begin());
+    if (lstm && dc.defined() && !packed) std::copy(dc.data<float>(), dc.data<float>() + N * H, dc_state.begin());
 
-    const float* dseq = d_sequences.defined() ? d_sequences.data<float>() : nullptr;
+    const float* dseq = d_seq.defined() ? d_seq.data<float>() : nullptr;
     for (int64_t s = T - 1; s >= 0; --s) {
         const int64_t t = d.time(s);
+        if (packed && lstm && dc.defined())
+            for (int64_t n = 0; n < N; ++n)
+                if (saved.lengths[n] - 1 == s)
+                    for (int64_t j = 0; j < H; ++j) dc_state[n * H + j] += dc.data<float>()[n * H + j];
         for (int64_t n = 0; n < N; ++n)
             for (int64_t j = 0; j < H; ++j)
                 dh_cur[n * H + j] = dh_next[n * H + j] + (dseq ? dseq[(n * T + s) * H + j] : 0.0f);
@@ -477,6 +500,11 @@ RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, Rnn
     }
     g.dh0 = Tensor(dh_next.data(), {N, H});
     if (lstm) g.dc0 = Tensor(dc_state.data(), {N, H});
+    if (packed) {
+        add_rows_of_empty_samples(g.dh0, dh, saved.lengths);
+        if (lstm) add_rows_of_empty_samples(g.dc0, dc, saved.lengths);
+        if (spec.go_backwards) g.dx = reverse_valid_steps(g.dx, saved.lengths);
+    }
     return g;
 }
 

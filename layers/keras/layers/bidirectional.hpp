@@ -21,6 +21,7 @@ struct BidirectionalOptions {
 // As in Keras: the forward layer is a fresh copy of `layer` (from its config) named
 // "forward_<name>"; the backward layer's outputs are flipped back in time when return_sequences,
 // so step t of both halves describes input step t. Weights: the forward layer's, then the backward's.
+// A mask goes to both layers; as in Keras, both get zero_output_for_mask = return_sequences.
 class Bidirectional : public Layer {
 public:
     explicit Bidirectional(const LayerPtr& layer, BidirectionalOptions options = {});
@@ -31,6 +32,8 @@ public:
     Shape compute_output_shape(const Shape& input_shape) const override;
     Tensor call(const Tensor& x, CallContext& ctx) override;
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    // The input's mask with return_sequences (both halves keep Keras's step alignment), else none.
+    Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
     nlohmann::json get_config() const override;
 
     // Several outputs, in Keras's order: [merged output] or [forward, backward] (merge_mode None),

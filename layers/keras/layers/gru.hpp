@@ -24,6 +24,8 @@ struct GRUOptions {
     // continues sample i of batch b); the batch size is then fixed. reset_states() zeroes them.
     bool stateful = false;
     bool reset_after = true;   // Keras 2+/cuDNN convention; false = the original GRU (Cho 2014)
+    // With a mask and return_sequences: zeros at masked steps instead of the previous output.
+    bool zero_output_for_mask = false;
     std::string name = {};   // empty: an automatic unique name
 };
 

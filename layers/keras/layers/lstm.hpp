@@ -24,6 +24,8 @@ struct LSTMOptions {
     // Keep each sample's final states as the next batch's initial states (sample i of batch b+1
     // continues sample i of batch b); the batch size is then fixed. reset_states() zeroes them.
     bool stateful = false;
+    // With a mask and return_sequences: zeros at masked steps instead of the previous output.
+    bool zero_output_for_mask = false;
     std::string name = {};   // empty: an automatic unique name
 };
 

@@ -7,6 +7,7 @@
 
 #include "keras/backend.hpp"
 #include "keras/layer.hpp"
+#include "keras/layers/masked_steps.hpp"
 
 namespace keras::layers {
 
@@ -23,6 +24,7 @@ struct RecurrentCommon {
     bool return_state = false;        // outputs [output, h] or [output, h, c] (LSTM)
     bool go_backwards = false;
     bool stateful = false;
+    bool zero_output_for_mask = false;   // masked steps output zeros rather than the previous output
 };
 
 class RNNBase : public Layer {
@@ -30,6 +32,8 @@ public:
     Shape compute_output_shape(const Shape& input_shape) const override;
     Tensor call(const Tensor& x, CallContext& ctx) override;
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    // Keras: the output keeps the input's mask with return_sequences, and has none otherwise.
+    Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
     nlohmann::json get_config() const override;
     std::string implementation_note() const override;
 
@@ -58,6 +62,8 @@ public:
     std::vector<Tensor> states() const;
     // The batch size a stateful layer was fixed to by its first call, or -1 before that.
     int64_t stateful_batch_size() const { return stateful_batch_size_; }
+    // Bidirectional sets it on its two layers to return_sequences, as Keras does.
+    void set_zero_output_for_mask(bool zero) { common_.zero_output_for_mask = zero; }
 
 protected:
     RNNBase(const std::string& class_name, const std::string& name, backend::RnnSpec spec,
@@ -97,6 +103,22 @@ private:
     void check_stateful_batch(const Tensor& x);
     // Adds the weight gradients and returns dx (through the input dropout mask).
     Tensor apply_gradients(const backend::RnnGradients& g, const CallContext& ctx);
+    // Stateful layers keep the call's final states (copies) for the next batch.
+    void keep_states(const backend::RnnForward& fwd);
+
+    // Masked calls (a mask with some step masked): the real steps packed to the front, run with
+    // per-sample lengths, the outputs spread back by Keras's rules (masked_steps.hpp).
+    // masked_steps_of checks the mask's shape against x (ValueError naming the layer).
+    MaskedSteps masked_steps_of(const Tensor& x, const Tensor& mask) const;
+    Tensor call_masked(const Tensor& input, const Tensor& dropout, const backend::RnnDropoutMasks& masks,
+                       const Tensor& h0, const Tensor& c0, MaskedSteps steps, CallContext& ctx);
+    // The masked call's backward: dy is the output's gradient, dh / dc the returned states'
+    // (return_state); each may be undefined. dx comes back at the input's steps (zeros at masked ones).
+    backend::RnnGradients backward_masked(const Tensor& dy, const Tensor& dh, const Tensor& dc, CallContext& ctx);
+    // The backend's forward result of a call, masked or not: its final states are return_state's.
+    const backend::RnnForward& forward_of(const CallContext& ctx) const;
+    // The unmasked call's backward, same arguments as backward_masked (rnn_state.cpp).
+    backend::RnnGradients unmasked_backward(const Tensor& dy, const Tensor& dh, const Tensor& dc, CallContext& ctx);
 
     VariablePtr kernel_, recurrent_kernel_, bias_;
     Tensor state_h_, state_c_;          // stateful: the last batch's final states
