@@ -74,12 +74,12 @@ std::vector<TensorRef> parse_endpoints(const json& list, const char* key, const 
     return refs;
 }
 
-Shape input_shape(const json& config, const ConfigSource& source) {
+// With the batch axis: a fixed batch size (stateful models) loads as one.
+Shape input_batch_shape(const json& config, const ConfigSource& source) {
     for (const char* key : {"batch_shape", "batch_input_shape"})
         if (config.contains(key) && config[key].is_array() && !config[key].empty()) {
             Shape shape;
-            for (size_t i = 1; i < config[key].size(); ++i)
-                shape.push_back(config[key][i].is_null() ? -1 : config[key][i].get<int64_t>());
+            for (const json& d : config[key]) shape.push_back(d.is_null() ? -1 : d.get<int64_t>());
             return shape;
         }
     value_error("File '{}': InputLayer \"{}\" has no batch_shape", source.file, config.value("name", std::string("?")));
@@ -114,7 +114,8 @@ std::shared_ptr<Model> functional_from_config(const json& model_config, const Co
         const json layer_config = item.value("config", json::object());
         if (class_name == "InputLayer") {
             const std::string name = item.value("name", layer_config.value("name", std::string()));
-            produced[name].push_back(Input(input_shape(layer_config, source), {input_dtype(layer_config), name}));
+            produced[name].push_back(Input({}, {.dtype = input_dtype(layer_config), .batch_shape = input_batch_shape(layer_config, source),
+                                                  .name = name}));
             continue;
         }
         Entry entry{layer_from_config(class_name, layer_config, source), class_name, {}};

@@ -72,6 +72,11 @@ public:
     bool supports_masking = false;
     virtual Tensor compute_mask(const Tensor& x, const Tensor& mask) const;
 
+    // Checks what only a symbolic input (keras::Input, or a Sequential's InputLayer) must give: a
+    // stateful RNN needs a fixed batch size there, as in Keras 3. Built from data instead, a layer
+    // takes the data's batch. Default: nothing to check.
+    virtual void check_symbolic_input(const Shape& input_shape) const { (void)input_shape; }
+
     // Checks a whole input array before fit / evaluate / predict splits it into batches, so errors
     // name positions in the user's data (e.g. Embedding's id range). Default: nothing to check.
     virtual void check_data(const Tensor& x) const { (void)x; }

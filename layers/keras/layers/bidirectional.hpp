@@ -31,6 +31,7 @@ public:
     Tensor call(const Tensor& x, CallContext& ctx) override;
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
     nlohmann::json get_config() const override;
+    void check_symbolic_input(const Shape& input_shape) const override { forward_->check_symbolic_input(input_shape); }
 
     const LayerPtr& forward_layer() const { return forward_; }
     const LayerPtr& backward_layer() const { return backward_; }
