@@ -124,14 +124,6 @@ TEST_CASE("layers that cannot honour a mask yet refuse it, naming themselves") {
     CHECK(message_of<RuntimeError>([&] { rnn.predict(Tensor::from_rows(kIds), {.verbose = 0}); }) ==
           "Layer \"" + lstm->name() + "\" (LSTM) received a mask (from Embedding(mask_zero=true) or Masking), but "
           "masked recurrent layers are not implemented yet");
-
-    const auto a = Input({3, 2}), b = Input({3, 2});
-    auto add = share(layers::Add());
-    Model merged({a, b}, {(*add)(std::vector<KerasTensor>{(*share(layers::Masking()))(a), b})});
-    const Tensor x = floats({1, 0, 0, 0, 2, 2}, {1, 3, 2});
-    CHECK(message_of<RuntimeError>([&] { merged.predict({x, x}, {.verbose = 0}); }) ==
-          "Layer \"" + add->name() + "\" (Add) received a masked input, but masks into layers of several inputs are "
-          "not supported yet");
 }
 
 TEST_CASE("GlobalAveragePooling1D with a mask averages the real steps only; gradients reach only them") {

@@ -25,6 +25,8 @@ struct CallContext {
     // Keras's mask of the input: (batch, steps) float32 on the host, 1 = a real step, 0 = padding;
     // undefined = no mask. The model sets it before call(); see Layer::compute_mask.
     Tensor mask{};
+    // Layers of several inputs (merge layers): one mask per input, undefined where an input has none.
+    std::vector<Tensor> input_masks{};
 };
 
 // Layers are shared: a functional graph's nodes hold the layers they call, so a layer used in a
@@ -71,6 +73,9 @@ public:
     // host, 1 = real step, 0 = padding; an undefined tensor means no mask.
     bool supports_masking = false;
     virtual Tensor compute_mask(const Tensor& x, const Tensor& mask) const;
+    // Several inputs (merge layers, Keras's compute_mask(inputs, mask) with lists): one mask per input,
+    // undefined where an input has none. Default: a list of one is compute_mask; merge layers override.
+    virtual Tensor compute_mask_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& masks) const;
 
     // Checks what only a symbolic input (keras::Input, or a Sequential's InputLayer) must give: a
     // stateful RNN needs a fixed batch size there, as in Keras 3. Built from data instead, a layer

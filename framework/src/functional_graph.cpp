@@ -136,14 +136,18 @@ std::vector<Tensor> FunctionalGraph::forward(const std::vector<Tensor>& xs, std:
         const Node& node = *nodes[n];
         if (is_input_node(node)) continue;
         contexts[n].training = training;
-        std::vector<Tensor> args;
-        for (const auto& in : node.inputs) args.push_back(values[position(in.node.get())]);
+        std::vector<Tensor> args, in_masks;
+        for (const auto& in : node.inputs) {
+            args.push_back(values[position(in.node.get())]);
+            in_masks.push_back(masks[position(in.node.get())]);
+        }
         if (node.list_input) {
-            for (const auto& in : node.inputs)
-                if (masks[position(in.node.get())].defined())
-                    runtime_error("Layer \"{}\" ({}) received a masked input, but masks into layers of several inputs "
-                                  "are not supported yet", node.layer->name(), node.layer->class_name());
+            // Keras 3: Add, Average and Concatenate compute the same with or without masks; Multiply
+            // reads them (ctx.input_masks). The output mask follows each layer's compute_mask.
+            if (args.size() == 1) contexts[n].mask = in_masks[0];
+            contexts[n].input_masks = in_masks;
             values[n] = node.layer->call_multi(args, contexts[n]);
+            masks[n] = node.layer->compute_mask_multi(args, in_masks);
             continue;
         }
         const Tensor& mask = masks[position(node.inputs[0].node.get())];

@@ -15,6 +15,7 @@ struct TimeDistributedOptions {
 // (Dense, Activation, Dropout, Flatten, ...). The wrapped layer's weights are the wrapper's.
 class TimeDistributed : public Layer {
 public:
+    // Passes its input mask on unchanged (Keras 3: supports_masking); the wrapped layer runs unmasked.
     explicit TimeDistributed(LayerPtr layer, TimeDistributedOptions options = {});
     template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>
     explicit TimeDistributed(L layer, TimeDistributedOptions options = {})
