@@ -29,6 +29,9 @@ struct CallContext {
     std::vector<Tensor> input_masks{};
 };
 
+class Layer;
+using LayerPtr = std::shared_ptr<Layer>;
+
 // Layers are shared: a functional graph's nodes hold the layers they call, so a layer used in a
 // functional model must be owned by a std::shared_ptr (as Sequential::add already arranges).
 class Layer : public std::enable_shared_from_this<Layer> {
@@ -89,6 +92,11 @@ public:
     // Keras's get_config(): name, trainable, dtype and the layer's own arguments.
     virtual nlohmann::json get_config() const;
 
+    // Layers held inside this one (wrappers), each with the attribute name Keras 3 saves it under in
+    // .weights.h5 files: Bidirectional's "forward_layer" and "backward_layer", TimeDistributed's "layer".
+    // A layer with nested layers has no weights of its own (weights() lists theirs). Default: none.
+    virtual std::vector<std::pair<std::string, LayerPtr>> nested_layers() const { return {}; }
+
     const std::vector<VariablePtr>& weights() const { return weights_; }
     std::vector<VariablePtr> trainable_weights() const;
     int64_t count_params() const;
@@ -126,8 +134,6 @@ private:
     int node_count_ = 0;
     mutable bool warned_mask_dropped_ = false;
 };
-
-using LayerPtr = std::shared_ptr<Layer>;
 
 // Moves a layer value into shared ownership, for one-line functional calls:
 // `auto x = (*keras::share(layers::Dense(4)))(inp);` or, more readably, `keras::share(...)->operator()(inp)`.

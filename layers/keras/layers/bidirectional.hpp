@@ -32,6 +32,9 @@ public:
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
     nlohmann::json get_config() const override;
     void check_symbolic_input(const Shape& input_shape) const override { forward_->check_symbolic_input(input_shape); }
+    std::vector<std::pair<std::string, LayerPtr>> nested_layers() const override {
+        return {{"forward_layer", forward_}, {"backward_layer", backward_}};
+    }
 
     const LayerPtr& forward_layer() const { return forward_; }
     const LayerPtr& backward_layer() const { return backward_; }

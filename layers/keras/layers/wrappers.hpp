@@ -26,6 +26,7 @@ public:
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
     nlohmann::json get_config() const override;
     const LayerPtr& layer() const { return layer_; }
+    std::vector<std::pair<std::string, LayerPtr>> nested_layers() const override { return {{"layer", layer_}}; }
 
 protected:
     void check_input_shape(const Shape& input_shape) const override;
