@@ -1,6 +1,7 @@
 #include "functional_loader.hpp"
 
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -92,6 +93,29 @@ DType input_dtype(const json& config) {
     return DType::float32;
 }
 
+// The layers the outputs are computed from, following the tensors each call takes as arguments. Keras 3
+// also writes the layers that only compute masks (NotEqual, LogicalOr, Any, Concatenate of masks, ...,
+// passed on as `mask=` keyword arguments); kerascpp computes masks itself, so those are left out.
+std::set<std::string> layers_reaching_outputs(const json& layer_list, const json& output_layers,
+                                              const ConfigSource& source) {
+    std::map<std::string, const json*> by_name;
+    for (const json& item : layer_list)
+        if (item.is_object()) by_name[item.value("name", item.value("config", json::object()).value("name", std::string()))] = &item;
+    std::set<std::string> reached;
+    std::vector<std::string> todo;
+    for (const auto& ref : parse_endpoints(output_layers, "output_layers", source)) todo.push_back(ref.layer);
+    while (!todo.empty()) {
+        const std::string name = todo.back();
+        todo.pop_back();
+        auto it = by_name.find(name);
+        if (!reached.insert(name).second || it == by_name.end()) continue;
+        const std::string class_name = it->second->value("class_name", std::string());
+        for (const json& node : it->second->value("inbound_nodes", json::array()))
+            for (const auto& ref : parse_call(node, class_name, source).inputs) todo.push_back(ref.layer);
+    }
+    return reached;
+}
+
 struct Entry {
     LayerPtr layer;
     std::string class_name;
@@ -106,12 +130,15 @@ std::shared_ptr<Model> functional_from_config(const json& model_config, const Co
     if (!layer_list.is_array()) value_error("File '{}': model_config has no list of layers (config.layers)", source.file);
     std::map<std::string, std::vector<KerasTensor>> produced;   // layer name -> outputs by node index
     std::vector<Entry> pending;
+    const auto needed = layers_reaching_outputs(layer_list, config.value("output_layers", json()), source);
     for (size_t i = 0; i < layer_list.size(); ++i) {
         const json& item = layer_list[i];
         if (!item.is_object() || !item.contains("class_name") || !item["class_name"].is_string())
             value_error("File '{}': layer #{} of model_config has no class_name", source.file, i);
         const std::string class_name = item["class_name"].get<std::string>();
         const json layer_config = item.value("config", json::object());
+        if (class_name != "InputLayer" && !needed.contains(item.value("name", layer_config.value("name", std::string()))))
+            continue;   // computes masks only
         if (class_name == "InputLayer") {
             const std::string name = item.value("name", layer_config.value("name", std::string()));
             produced[name].push_back(Input({}, {.dtype = input_dtype(layer_config), .batch_shape = input_batch_shape(layer_config, source),
