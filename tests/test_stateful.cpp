@@ -354,9 +354,10 @@ TEST_CASE("stateful: Keras's errors for a missing fixed batch size and for bad I
           "Input: the batch axis of batch_shape must be positive or -1 (None), got (0, 4, 3)");
 }
 
-TEST_CASE("stateful: REAL Keras 3 files with batch_shape load with their batch size, predict the same and round-trip") {
+TEST_CASE("stateful: REAL Keras 3 and tf_keras files with a batch size load with it, predict the same and round-trip") {
     // tests/fixtures/gen_stateful_h5_fixtures.py: LSTM(5, stateful, return_sequences) -> GRU(3, stateful) -> Dense(2)
-    // on Input(batch_shape=(2, 4, 3)), as a Sequential and as a functional model; predict(batch_size=2).
+    // on Input(batch_shape=(2, 4, 3)), as a Keras 3 Sequential and functional model and a tf_keras Sequential
+    // (batch_input_shape); predict(batch_size=2).
     const std::string dir = std::string(KERASCPP_TESTS_DIR) + "/fixtures/h5/";
     std::ifstream in(dir + "stateful_fixtures.json");
     REQUIRE(in.good());
