@@ -1,6 +1,7 @@
 #include "functional_loader.hpp"
 
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -92,12 +93,12 @@ std::vector<TensorRef> parse_endpoints(const json& list, const char* key, const 
     return refs;
 }
 
-Shape input_shape(const json& config, const ConfigSource& source) {
+// With the batch axis: a fixed batch size (stateful models) loads as one.
+Shape input_batch_shape(const json& config, const ConfigSource& source) {
     for (const char* key : {"batch_shape", "batch_input_shape"})
         if (config.contains(key) && config[key].is_array() && !config[key].empty()) {
             Shape shape;
-            for (size_t i = 1; i < config[key].size(); ++i)
-                shape.push_back(config[key][i].is_null() ? -1 : config[key][i].get<int64_t>());
+            for (const json& d : config[key]) shape.push_back(d.is_null() ? -1 : d.get<int64_t>());
             return shape;
         }
     value_error("File '{}': InputLayer \"{}\" has no batch_shape", source.file, config.value("name", std::string("?")));
@@ -108,6 +109,29 @@ DType input_dtype(const json& config) {
     if (dtype.is_string() && dtype.get<std::string>() == "int32") return DType::int32;
     if (dtype.is_string() && dtype.get<std::string>() == "int64") return DType::int64;
     return DType::float32;
+}
+
+// The layers the outputs are computed from, following the tensors each call takes as arguments. Keras 3
+// also writes the layers that only compute masks (NotEqual, LogicalOr, Any, Concatenate of masks, ...,
+// passed on as `mask=` keyword arguments); kerascpp computes masks itself, so those are left out.
+std::set<std::string> layers_reaching_outputs(const json& layer_list, const json& output_layers,
+                                              const ConfigSource& source) {
+    std::map<std::string, const json*> by_name;
+    for (const json& item : layer_list)
+        if (item.is_object()) by_name[item.value("name", item.value("config", json::object()).value("name", std::string()))] = &item;
+    std::set<std::string> reached;
+    std::vector<std::string> todo;
+    for (const auto& ref : parse_endpoints(output_layers, "output_layers", source)) todo.push_back(ref.layer);
+    while (!todo.empty()) {
+        const std::string name = todo.back();
+        todo.pop_back();
+        auto it = by_name.find(name);
+        if (!reached.insert(name).second || it == by_name.end()) continue;
+        const std::string class_name = it->second->value("class_name", std::string());
+        for (const json& node : it->second->value("inbound_nodes", json::array()))
+            for (const auto& ref : parse_call(node, class_name, source).inputs) todo.push_back(ref.layer);
+    }
+    return reached;
 }
 
 struct Entry {
@@ -125,15 +149,19 @@ std::shared_ptr<Model> functional_from_config(const json& model_config, const Co
     // layer name -> the outputs of each of its calls, by node index (one tensor for most layers)
     std::map<std::string, std::vector<std::vector<KerasTensor>>> produced;
     std::vector<Entry> pending;
+    const auto needed = layers_reaching_outputs(layer_list, config.value("output_layers", json()), source);
     for (size_t i = 0; i < layer_list.size(); ++i) {
         const json& item = layer_list[i];
         if (!item.is_object() || !item.contains("class_name") || !item["class_name"].is_string())
             value_error("File '{}': layer #{} of model_config has no class_name", source.file, i);
         const std::string class_name = item["class_name"].get<std::string>();
         const json layer_config = item.value("config", json::object());
+        if (class_name != "InputLayer" && !needed.contains(item.value("name", layer_config.value("name", std::string()))))
+            continue;   // computes masks only
         if (class_name == "InputLayer") {
             const std::string name = item.value("name", layer_config.value("name", std::string()));
-            produced[name].push_back({Input(input_shape(layer_config, source), {input_dtype(layer_config), name})});
+            produced[name].push_back({Input({}, {.dtype = input_dtype(layer_config),
+                                                 .batch_shape = input_batch_shape(layer_config, source), .name = name})});
             continue;
         }
         Entry entry{layer_from_config(class_name, layer_config, source), class_name, {}};

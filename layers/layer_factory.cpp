@@ -138,10 +138,10 @@ LayerPtr input_layer(const Fields& f) {
     if (!f.has(key)) f.fail("batch_shape", "missing (neither batch_shape nor batch_input_shape is given)");
     const json& dims = f.raw(key);
     if (!dims.is_array() || dims.empty()) f.fail(key, "expected a list [None, ...], got " + dims.dump());
-    Shape shape;
-    for (size_t i = 1; i < dims.size(); ++i) {
-        if (dims[i].is_null()) shape.push_back(-1);
-        else if (dims[i].is_number_integer() && dims[i].get<int64_t>() > 0) shape.push_back(dims[i].get<int64_t>());
+    Shape batch_shape;   // a fixed batch size (stateful models) loads as one
+    for (const json& d : dims) {
+        if (d.is_null()) batch_shape.push_back(-1);
+        else if (d.is_number_integer() && d.get<int64_t>() > 0) batch_shape.push_back(d.get<int64_t>());
         else f.fail(key, "expected positive dimensions or None, got " + dims.dump());
     }
     DType dtype = DType::float32;
@@ -153,7 +153,7 @@ LayerPtr input_layer(const Fields& f) {
     }
     f.require("sparse", false);
     f.require("ragged", false);
-    return std::make_shared<InputLayer>(shape, InputOptions{.dtype = dtype, .name = f.name()});
+    return std::make_shared<InputLayer>(Shape{}, InputOptions{.dtype = dtype, .batch_shape = batch_shape, .name = f.name()});
 }
 
 LayerPtr embedding(const Fields& f) {

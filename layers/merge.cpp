@@ -93,21 +93,29 @@ std::vector<Tensor> Add::backward_multi(const Tensor& dy, CallContext& ctx) {
     return grads;
 }
 
+// Saved: ctx.saved = the factors; ctx.state = the inputs' broadcast masks (see masked_factors).
 Tensor Multiply::call_multi(const std::vector<Tensor>& xs, CallContext& ctx) {
-    ctx.saved = xs;
-    Tensor product = xs[0].clone();
-    for (size_t i = 1; i < xs.size(); ++i) product = backend::for_tensor(product).multiply(product, xs[i]);
+    Factors f = masked_factors(xs, ctx.input_masks);
+    Tensor product = f.factors[0].clone();
+    auto& be = backend::for_tensor(product);
+    for (size_t i = 1; i < f.factors.size(); ++i) product = be.multiply(product, f.factors[i]);
+    if (f.output_keep.defined()) product = be.multiply(product, f.output_keep);
+    ctx.saved = std::move(f.factors);
+    ctx.state = std::move(f.keeps);
     return product;
 }
 
 std::vector<Tensor> Multiply::backward_multi(const Tensor& dy, CallContext& ctx) {
-    // d(x_0 * ... * x_n)/dx_i = the product of the other inputs.
+    // d(f_0 * ... * f_n)/dx_i = the product of the other factors, where input i is real (a padded
+    // step's factor is the constant 1; the output's zeroed steps are padding for every input).
+    const auto& keeps = std::any_cast<const std::vector<Tensor>&>(ctx.state);
     std::vector<Tensor> grads;
     auto& be = backend::for_tensor(dy);
     for (size_t i = 0; i < ctx.saved.size(); ++i) {
         Tensor g = dy.clone();
         for (size_t j = 0; j < ctx.saved.size(); ++j)
             if (j != i) g = be.multiply(g, ctx.saved[j]);
+        if (keeps[i].defined()) g = be.multiply(g, keeps[i]);
         grads.push_back(g);
     }
     return grads;

@@ -49,7 +49,19 @@ void RNNBase::check_input_shape(const Shape& input_shape) const {
     if (input_shape[2] < 0) input_error("the last axis of the input (features) must be defined", input_shape);
 }
 
+void RNNBase::check_symbolic_input(const Shape& input_shape) const {
+    if (common_.stateful && !input_shape.empty() && input_shape[0] < 0)
+        value_error("Layer \"{}\": When using `stateful=True` in a RNN, the batch size must be static. Found dynamic "
+                    "batch size: sequence.shape={}. Give the input a fixed batch size: keras::Input(shape, "
+                    "{{.batch_size = N}}) or {{.batch_shape = {{N, ...}}}}", name(), shape_str(input_shape));
+}
+
 void RNNBase::build(const Shape& input_shape) {
+    // The input's fixed batch size (Keras creates the state variables here); else the first call fixes it.
+    if (common_.stateful && input_shape[0] >= 0) {
+        stateful_batch_size_ = input_shape[0];
+        batch_size_from_input_ = true;
+    }
     const int64_t features = input_shape[2], width = gates() * spec_.units;
     kernel_ = add_weight("kernel", {features, width}, common_.kernel_initializer);
     recurrent_kernel_ = add_weight("recurrent_kernel", {spec_.units, width}, common_.recurrent_initializer);
@@ -154,10 +166,12 @@ void RNNBase::check_stateful_batch(const Tensor& x) {
     if (stateful_batch_size_ < 0) stateful_batch_size_ = x.dim(0);
     if (x.dim(0) != stateful_batch_size_)
         value_error("Layer \"{}\": if an RNN is stateful, the batch size of the input sequences must be the same "
-                    "as the batch size of the initial state. Expected batch size: {} (fixed by the layer's first "
-                    "call). Received batch size: {} (input shape {}). With fit / evaluate / predict, choose a "
-                    "batch_size that divides the number of samples.",
-                    name(), stateful_batch_size_, x.dim(0), shape_str(x.shape()));
+                    "as the batch size of the initial state. Expected batch size: {} ({}). Received batch size: "
+                    "{} (input shape {}). With fit / evaluate / predict, choose a batch_size that divides the "
+                    "number of samples.",
+                    name(), stateful_batch_size_,
+                    batch_size_from_input_ ? "the batch size of the model's input" : "fixed by the layer's first call",
+                    x.dim(0), shape_str(x.shape()));
 }
 
 void RNNBase::reset_states() {

@@ -36,6 +36,9 @@ TimeDistributed::TimeDistributed(LayerPtr layer, TimeDistributedOptions options)
     : Layer("TimeDistributed", options.name), layer_(std::move(layer)) {
     if (!layer_)
         value_error("Please initialize `TimeDistributed` layer with a `keras.layers.Layer` instance. Received: None");
+    // Keras hands the wrapped layer mask[:, t] only when its call() takes a mask; none of the layers
+    // wrapped here does (a (batch,) mask per step fits none of them), so the mask just passes through.
+    supports_masking = true;
 }
 
 void TimeDistributed::check_input_shape(const Shape& input_shape) const {

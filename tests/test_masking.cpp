@@ -115,17 +115,6 @@ TEST_CASE("a functional graph carries the mask from Masking to the layers that r
     CHECK(values_of((*seen)[0]) == std::vector<double>{0, 1, 0, 1, 0, 1});
 }
 
-TEST_CASE("layers that cannot honour a mask yet refuse it, naming themselves") {
-    // (Recurrent layers consume masks: tests/test_rnn_masking.cpp.)
-    const auto a = Input({3, 2}), b = Input({3, 2});
-    auto add = share(layers::Add());
-    Model merged({a, b}, {(*add)(std::vector<KerasTensor>{(*share(layers::Masking()))(a), b})});
-    const Tensor x = floats({1, 0, 0, 0, 2, 2}, {1, 3, 2});
-    CHECK(message_of<RuntimeError>([&] { merged.predict({x, x}, {.verbose = 0}); }) ==
-          "Layer \"" + add->name() + "\" (Add) received a masked input, but masks into layers of several inputs are "
-          "not supported yet");
-}
-
 TEST_CASE("GlobalAveragePooling1D with a mask averages the real steps only; gradients reach only them") {
     // Left-padded, right-padded and unpadded samples; expectations by a naive loop.
     const std::vector<double> m = {0, 1, 1, 1, 1, 0, 1, 1, 1};

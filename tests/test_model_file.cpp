@@ -528,12 +528,20 @@ TEST_CASE("bad files: a clear error naming what is wrong") {
                  "Layer \"lstm\" (LSTM) in file");
     expect_error(with_config("activation2.h5", [](json& l) { l[2]["config"]["activation"] = "mish"; }),
                  "field `activation`: unknown activation 'mish'");
-    {   // stateful is read back (the batch size is then fixed by the first call)
-        auto model = models::load_model(with_config("stateful.h5", [](json& l) { l[3]["config"]["stateful"] = true; }),
+    {   // stateful is read back, with the batch size of the InputLayer's batch_shape
+        auto model = models::load_model(with_config("stateful.h5", [](json& l) {
+                                            l[0]["config"]["batch_shape"][0] = 3;
+                                            l[3]["config"]["stateful"] = true;
+                                        }),
                                         {.compile = false});
         CHECK(model->get_layer("gru")->get_config()["stateful"] == true);
         CHECK(model->get_layer("lstm")->get_config()["stateful"] == false);
+        CHECK(std::dynamic_pointer_cast<keras::layers::RNNBase>(model->get_layer("gru"))->stateful_batch_size() == 3);
     }
+    // As in Keras 3, a stateful layer after an input of unknown batch size cannot be built.
+    expect_error(with_config("stateful_no_batch.h5", [](json& l) { l[3]["config"]["stateful"] = true; }),
+                 "Layer \"gru\": When using `stateful=True` in a RNN, the batch size must be static. Found dynamic batch "
+                 "size: sequence.shape=(None, 6, 4)");
     {   // mask_zero is read back
         auto model = models::load_model(with_config("mask_zero.h5", [](json& l) { l[1]["config"]["mask_zero"] = true; }),
                                         {.compile = false});

@@ -348,3 +348,94 @@ TEST_CASE("save_weights: file name rules, overwrite=false, unbuilt models") {
     CHECK(message_of<ValueError>([&] { unbuilt.load_weights(dir.file("w.h5")); }).find("it is not built yet") !=
           std::string::npos);
 }
+
+// ---------------------------------------------------------------- Keras 3 layout: wrappers and functional models
+
+namespace {
+
+// tests/fixtures/gen_keras3_wrapper_weights.py's two models.
+std::shared_ptr<Model> wrapper_weights_model(const std::string& name) {
+    if (name == "keras3_wrappers") {
+        auto model = std::make_shared<Sequential>();
+        model->add(layers::Input({5, 3}));
+        model->add(layers::Bidirectional(layers::LSTM(4, {.return_sequences = true})));
+        model->add(layers::TimeDistributed(layers::Dense(2)));
+        model->add(layers::Bidirectional(layers::GRU(3), {.merge_mode = "sum"}));
+        model->add(layers::Dense(1));
+        return model;
+    }
+    const auto a = Input({4}, {.dtype = DType::int32}), b = Input({4, 3});
+    auto call = [](auto layer, const auto& x) { return (*share(std::move(layer)))(x); };
+    const auto joined = call(layers::Concatenate(), std::vector<KerasTensor>{call(layers::Embedding(7, 3), a), b});
+    const auto out1 = call(layers::Dense(1), call(layers::LSTM(2), joined));
+    const auto out2 = call(layers::Dense(2), call(layers::Bidirectional(layers::SimpleRNN(2)),
+                                                  call(layers::TimeDistributed(layers::Dense(2)), b)));
+    return std::make_shared<Model>(std::vector<KerasTensor>{a, b}, std::vector<KerasTensor>{out1, out2});
+}
+
+std::vector<Tensor> wrapper_weights_inputs(const nlohmann::json& c) {
+    std::vector<Tensor> xs;
+    for (const auto& x : c["inputs"]) {
+        const auto shape = x["shape"].get<Shape>();
+        if (c["name"] == "keras3_functional" && xs.empty()) {   // token ids
+            const auto v = x["values"].get<std::vector<int32_t>>();
+            xs.emplace_back(v, shape);
+        } else {
+            xs.push_back(test_helpers::floats(x["values"].get<std::vector<double>>(), shape));
+        }
+    }
+    return xs;
+}
+
+}  // namespace
+
+TEST_CASE("Keras 3 .weights.h5 with Bidirectional, TimeDistributed and functional models: both ways, Keras's paths") {
+    std::ifstream in(kFixtures / "keras3_wrapper_weights.json");
+    REQUIRE(in.good());
+    const auto fixture = nlohmann::json::parse(in);
+    for (const auto& c : fixture["cases"]) {
+        const std::string name = c["name"];
+        INFO(name);
+        // Real Keras's file loads and predicts what Keras predicted.
+        auto model = wrapper_weights_model(name);
+        model->load_weights((kFixtures / (name + ".weights.h5")).string());
+        const auto xs = wrapper_weights_inputs(c);
+        const auto predictions = model->predict(xs, {.verbose = 0});
+        REQUIRE(predictions.size() == c["predictions"].size());
+        for (size_t i = 0; i < predictions.size(); ++i)
+            check_close(predictions[i].to_vector<float>(), c["predictions"][i].get<std::vector<double>>(), 1e-5);
+
+        // Ours has every dataset of Keras's file at the same path, with the same shape and values.
+        TempDir dir;
+        model->save_weights(dir.file("ours.weights.h5"));
+        const auto ours = saving::H5File::open(dir.file("ours.weights.h5"));
+        const auto keras_file = saving::H5File::open((kFixtures / (name + ".weights.h5")).string());
+        for (const auto& [path, shape] : c["datasets"].items()) {
+            INFO(path);
+            REQUIRE(ours.has_dataset(path));
+            CHECK(ours.dataset_shape(path) == shape.get<std::vector<int64_t>>());
+            CHECK(ours.read_dataset(path).values == keras_file.read_dataset(path).values);
+        }
+        // ... and nothing else: each vars group holds only the datasets Keras's does.
+        for (const auto& [path, shape] : c["datasets"].items()) {
+            const std::string group = path.substr(0, path.rfind('/'));
+            const size_t next = std::stoul(path.substr(path.rfind('/') + 1)) + 1;
+            if (!c["datasets"].contains(group + "/" + std::to_string(next)))
+                CHECK_FALSE(ours.has_dataset(group + "/" + std::to_string(next)));
+        }
+        CHECK(ours.has_group(name == "keras3_wrappers" ? "layers/bidirectional/forward_layer/vars"
+                                                       : "layers/input_layer_1/vars"));
+
+        if (const char* export_dir = std::getenv("KERASCPP_EXPORT_DIR")) {
+            // For `gen_keras3_wrapper_weights.py <folder>`, run by hand: real Keras loads our file.
+            model->save_weights(std::string(export_dir) + "/" + name + ".weights.h5");
+            nlohmann::json out = {{"inputs", nlohmann::json::array()}, {"predictions", nlohmann::json::array()}};
+            for (const auto& x : xs)
+                out["inputs"].push_back({{"shape", x.shape()}, {"dtype", x.dtype() == DType::int32 ? "int32" : "float32"},
+                                         {"values", x.dtype() == DType::int32 ? nlohmann::json(x.to_vector<int32_t>())
+                                                                              : nlohmann::json(x.to_vector<float>())}});
+            for (const auto& p : predictions) out["predictions"].push_back(p.to_vector<float>());
+            std::ofstream(std::string(export_dir) + "/" + name + ".json") << out.dump();
+        }
+    }
+}

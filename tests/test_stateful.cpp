@@ -5,20 +5,26 @@
 // (tests/fixtures/stateful_keras.json), and the errors.
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include "keras/errors.hpp"
 #include "keras/input_layer.hpp"
+#include "keras/layers/bidirectional.hpp"
 #include "keras/layers/dense.hpp"
 #include "keras/layers/gru.hpp"
 #include "keras/layers/lstm.hpp"
 #include "keras/layers/simple_rnn.hpp"
 #include "keras/model.hpp"
+#include "keras/models.hpp"
 #include "keras/optimizers.hpp"
 #include "keras/random.hpp"
 #include "reference/reference.hpp"
@@ -178,7 +184,7 @@ TEST_CASE("fit(shuffle=false) over chunks with a stateful SimpleRNN equals a nai
 
     keras::utils::set_random_seed(3);
     keras::Sequential model;
-    model.add(kl::Input({CHUNK, C}));
+    model.add(kl::Input({CHUNK, C}, {.batch_size = N}));
     model.add(kl::SimpleRNN(H, {.stateful = true}));
     model.add(kl::Dense(1));
     model.compile(keras::optimizers::SGD(static_cast<float>(lr)), "mse");
@@ -238,7 +244,7 @@ TEST_CASE("fit and predict over chunks with stateful LSTM / GRU / SimpleRNN equa
         const std::string name = c["name"];
         INFO(name << " (Keras " << fixture["keras_version"].get<std::string>() << ")");
         keras::Sequential model;
-        model.add(kl::Input({4, 3}));
+        model.add(kl::Input({}, {.batch_shape = {2, 4, 3}}));
         if (name == "LSTM") model.add(kl::LSTM(5, {.stateful = true}));
         else if (name == "GRU") model.add(kl::GRU(5, {.stateful = true}));
         else model.add(kl::SimpleRNN(5, {.stateful = true}));
@@ -279,11 +285,110 @@ TEST_CASE("stateful: a different batch size and reset_states() on a plain layer 
 
     // fit over 5 samples in batches of 2: the short last batch is refused, naming the layer.
     keras::Sequential model;
-    model.add(kl::Input({2, 1}));
+    model.add(kl::Input({2, 1}, {.batch_size = 2}));
     model.add(kl::SimpleRNN(2, {.stateful = true, .name = "srnn"}));
     model.compile("sgd", "mse");
     const std::string msg = message_of<keras::ValueError>(
         [&] { model.fit(Tensor::zeros({5, 2, 1}), Tensor::zeros({5, 2}), {.batch_size = 2, .shuffle = false, .verbose = 0}); });
     CHECK(msg.find("Layer \"srnn\": if an RNN is stateful") == 0);
-    CHECK(msg.find("Expected batch size: 2 (fixed by the layer's first call). Received batch size: 1") != std::string::npos);
+    CHECK(msg.find("Expected batch size: 2 (the batch size of the model's input). Received batch size: 1") !=
+          std::string::npos);
+}
+
+// ---------------------------------------------------------------- the batch size from the Input
+
+TEST_CASE("stateful: the fixed batch size of keras::Input / InputLayer is the layer's from the start") {
+    auto inp = keras::Input({4, 3}, {.batch_size = 2});
+    CHECK(inp.shape == Shape{2, 4, 3});
+    auto lstm = keras::share(kl::LSTM(5, {.return_sequences = true, .stateful = true, .name = "fixed"}));
+    const auto y = (*lstm)(inp);
+    CHECK(y.shape == Shape{2, 4, 5});
+    CHECK(lstm->stateful_batch_size() == 2);   // before any call
+    CallContext ctx;
+    CHECK(message_of<keras::ValueError>([&] { lstm->call(Tensor::zeros({3, 4, 3}), ctx); }) ==
+          "Layer \"fixed\": if an RNN is stateful, the batch size of the input sequences must be the same as the "
+          "batch size of the initial state. Expected batch size: 2 (the batch size of the model's input). Received "
+          "batch size: 3 (input shape (3, 4, 3)). With fit / evaluate / predict, choose a batch_size that divides the "
+          "number of samples.");
+
+    // Keras's batch_shape form, in a Sequential model; summary() shows the fixed batch size.
+    keras::Sequential model;
+    model.add(kl::Input({}, {.batch_shape = {2, 4, 3}}));
+    model.add(kl::GRU(3, {.stateful = true, .name = "gru"}));
+    CHECK(std::dynamic_pointer_cast<kl::RNNBase>(model.get_layer("gru"))->stateful_batch_size() == 2);
+    CHECK(model.layers()[0]->get_config()["batch_shape"] == nlohmann::json::parse("[2, 4, 3]"));
+    std::ostringstream os;
+    model.summary(&os);
+    CHECK(os.str().find("(2, 3)") != std::string::npos);
+
+    // Built from data (no Input, as Keras builds a Sequential from its first batch): the first call fixes it.
+    keras::Sequential from_data;
+    from_data.add(kl::SimpleRNN(2, {.stateful = true, .name = "lazy"}));
+    from_data.predict(Tensor::zeros({4, 2, 1}), {.batch_size = 2, .verbose = 0});
+    CHECK(std::dynamic_pointer_cast<kl::RNNBase>(from_data.get_layer("lazy"))->stateful_batch_size() == 2);
+}
+
+TEST_CASE("stateful: Keras's errors for a missing fixed batch size and for bad Input arguments") {
+    const std::string dynamic = "When using `stateful=True` in a RNN, the batch size must be static. Found dynamic "
+                                "batch size: sequence.shape=(None, 4, 3). Give the input a fixed batch size: "
+                                "keras::Input(shape, {.batch_size = N}) or {.batch_shape = {N, ...}}";
+    auto inp = keras::Input({4, 3});
+    auto lstm = keras::share(kl::LSTM(5, {.stateful = true, .name = "s"}));
+    CHECK(message_of<keras::ValueError>([&] { (*lstm)(inp); }) == "Layer \"s\": " + dynamic);
+    keras::Sequential model;
+    model.add(kl::Input({4, 3}));
+    CHECK(message_of<keras::ValueError>([&] { model.add(kl::GRU(2, {.stateful = true, .name = "g"})); }) ==
+          "Layer \"g\": " + dynamic);
+    auto bi = keras::share(kl::Bidirectional(kl::SimpleRNN(2, {.stateful = true, .name = "r"})));
+    CHECK(message_of<keras::ValueError>([&] { (*bi)(inp); }) == "Layer \"forward_r\": " + dynamic);
+    // Not stateful: any batch size.
+    CHECK((*keras::share(kl::LSTM(5)))(inp).shape == Shape{-1, 5});
+
+    CHECK(message_of<keras::ValueError>([] { keras::Input({4, 3}, {.batch_shape = {2, 4, 3}}); }) ==
+          "You cannot pass both `shape` and `batch_shape` at the same time.");
+    CHECK(message_of<keras::ValueError>([] { keras::Input({}, {.batch_size = 2, .batch_shape = {2, 4, 3}}); }) ==
+          "You cannot pass both `batch_size` and `batch_shape` at the same time.");
+    CHECK(message_of<keras::ValueError>([] { kl::Input({4, 3}, {.batch_size = 0}); }) ==
+          "Input: batch_size must be a positive integer, got 0");
+    CHECK(message_of<keras::ValueError>([] { kl::Input({}, {.batch_shape = {0, 4, 3}}); }) ==
+          "Input: the batch axis of batch_shape must be positive or -1 (None), got (0, 4, 3)");
+}
+
+TEST_CASE("stateful: REAL Keras 3 and tf_keras files with a batch size load with it, predict the same and round-trip") {
+    // tests/fixtures/gen_stateful_h5_fixtures.py: LSTM(5, stateful, return_sequences) -> GRU(3, stateful) -> Dense(2)
+    // on Input(batch_shape=(2, 4, 3)), as a Keras 3 Sequential and functional model and a tf_keras Sequential
+    // (batch_input_shape); predict(batch_size=2).
+    const std::string dir = std::string(KERASCPP_TESTS_DIR) + "/fixtures/h5/";
+    std::ifstream in(dir + "stateful_fixtures.json");
+    REQUIRE(in.good());
+    const auto fixture = nlohmann::json::parse(in);
+    for (const auto& c : fixture["cases"]) {
+        const std::string file = c["file"];
+        INFO(file);
+        auto model = keras::models::load_model(dir + file, {.compile = false});
+        for (const char* name : {"lstm", "gru"})
+            CHECK(std::dynamic_pointer_cast<kl::RNNBase>(model->get_layer(name))->stateful_batch_size() == 2);
+        const Tensor x = tensor_of(c["x"].get<ref::Vec>(), {6, 4, 3});
+        check_close(vec_of(model->predict(x, {.batch_size = 2, .verbose = 0})), c["predict"].get<ref::Vec>(),
+                    "predict over three batches, the states carried");
+        std::ostringstream os;
+        model->summary(&os);
+        for (const auto& shape : c["output_shapes"]) CHECK(os.str().find(shape.get<std::string>()) != std::string::npos);
+        CHECK_THROWS_WITH_AS(model->predict(x, {.batch_size = 3, .verbose = 0}),
+                             doctest::Contains("Expected batch size: 2 (the batch size of the model's input)"),
+                             keras::ValueError);
+
+        // Our file keeps batch_shape (2, 4, 3): the reloaded model is fixed to 2 as well.
+        const std::string path = (std::filesystem::temp_directory_path() /
+                                  ("stateful_roundtrip_" + std::to_string(::getpid()) + ".h5")).string();
+        model->save(path);
+        auto again = keras::models::load_model(path, {.compile = false});
+        std::filesystem::remove(path);
+        CHECK(again->layers()[0]->class_name() == "InputLayer");
+        CHECK(again->layers()[0]->get_config()["batch_shape"] == c["batch_shape"]);
+        for (const char* name : {"lstm", "gru"})
+            CHECK(std::dynamic_pointer_cast<kl::RNNBase>(again->get_layer(name))->stateful_batch_size() == 2);
+        check_close(vec_of(again->predict(x, {.batch_size = 2, .verbose = 0})), c["predict"].get<ref::Vec>(),
+                    "predict after our save / load");
+    }
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,11 +45,16 @@ struct Node {
     bool runs_call_outputs() const { return initial_states > 0 || output_shapes.size() > 1; }
 };
 
+// Keras's arguments in Keras's order (see layers::InputOptions): keras::Input({10, 8}, {.batch_size = 4})
+// or keras::Input({}, {.batch_shape = {4, 10, 8}}) fix the batch size, as stateful RNNs need.
 struct InputArgs {
+    std::optional<int64_t> batch_size{};
     DType dtype = DType::float32;
+    Shape batch_shape{};
     std::string name{};
 };
-// keras.Input: a symbolic tensor of one sample's shape (no batch axis), produced by a new InputLayer.
+// keras.Input: a symbolic tensor of one sample's shape (no batch axis), produced by a new InputLayer;
+// its batch axis is the fixed batch size when one is given, else -1 (None).
 KerasTensor Input(Shape shape, InputArgs args = {});
 
 }  // namespace keras

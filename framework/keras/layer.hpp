@@ -28,7 +28,12 @@ struct CallContext {
     // Keras's initial_state argument of a recurrent layer's call ({h0} or {h0, c0}, each (batch, units));
     // empty = zeros (or a stateful layer's kept states). Set by RNNBase::call_outputs.
     std::vector<Tensor> initial_state{};
+    // Layers of several inputs (merge layers): one mask per input, undefined where an input has none.
+    std::vector<Tensor> input_masks{};
 };
+
+class Layer;
+using LayerPtr = std::shared_ptr<Layer>;
 
 // Layers are shared: a functional graph's nodes hold the layers they call, so a layer used in a
 // functional model must be owned by a std::shared_ptr (as Sequential::add already arranges).
@@ -94,6 +99,14 @@ public:
     // host, 1 = real step, 0 = padding; an undefined tensor means no mask.
     bool supports_masking = false;
     virtual Tensor compute_mask(const Tensor& x, const Tensor& mask) const;
+    // Several inputs (merge layers, Keras's compute_mask(inputs, mask) with lists): one mask per input,
+    // undefined where an input has none. Default: a list of one is compute_mask; merge layers override.
+    virtual Tensor compute_mask_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& masks) const;
+
+    // Checks what only a symbolic input (keras::Input, or a Sequential's InputLayer) must give: a
+    // stateful RNN needs a fixed batch size there, as in Keras 3. Built from data instead, a layer
+    // takes the data's batch. Default: nothing to check.
+    virtual void check_symbolic_input(const Shape& input_shape) const { (void)input_shape; }
 
     // Checks a whole input array before fit / evaluate / predict splits it into batches, so errors
     // name positions in the user's data (e.g. Embedding's id range). Default: nothing to check.
@@ -101,6 +114,11 @@ public:
 
     // Keras's get_config(): name, trainable, dtype and the layer's own arguments.
     virtual nlohmann::json get_config() const;
+
+    // Layers held inside this one (wrappers), each with the attribute name Keras 3 saves it under in
+    // .weights.h5 files: Bidirectional's "forward_layer" and "backward_layer", TimeDistributed's "layer".
+    // A layer with nested layers has no weights of its own (weights() lists theirs). Default: none.
+    virtual std::vector<std::pair<std::string, LayerPtr>> nested_layers() const { return {}; }
 
     const std::vector<VariablePtr>& weights() const { return weights_; }
     std::vector<VariablePtr> trainable_weights() const;
@@ -139,8 +157,6 @@ private:
     int node_count_ = 0;
     mutable bool warned_mask_dropped_ = false;
 };
-
-using LayerPtr = std::shared_ptr<Layer>;
 
 // Moves a layer value into shared ownership, for one-line functional calls:
 // `auto x = (*keras::share(layers::Dense(4)))(inp);` or, more readably, `keras::share(...)->operator()(inp)`.

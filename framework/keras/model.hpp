@@ -190,7 +190,7 @@ protected:
     explicit Model(std::string name) : name_(std::move(name)) {}
     std::vector<LayerPtr> layers_;
     bool built_ = false;
-    Shape input_shape_;    // batch axis -1
+    Shape input_shape_;    // batch axis -1, or the InputLayer's fixed batch size
     Shape output_shape_;   // batch axis -1
 
 private:

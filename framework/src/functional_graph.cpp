@@ -141,20 +141,24 @@ std::vector<Tensor> FunctionalGraph::forward(const std::vector<Tensor>& xs, std:
         const Node& node = *nodes[n];
         if (is_input_node(node)) continue;
         contexts[n].training = training;
-        std::vector<Tensor> args;
-        for (const auto& in : node.inputs) args.push_back(value_of(in));
+        std::vector<Tensor> args, in_masks;
+        for (const auto& in : node.inputs) {
+            args.push_back(value_of(in));
+            in_masks.push_back(mask_of(in));
+        }
         if (node.runs_call_outputs()) {
-            contexts[n].mask = mask_of(node.inputs[0]);
+            contexts[n].mask = in_masks[0];
             values[n] = node.layer->call_outputs(args[0], {args.begin() + 1, args.end()}, contexts[n]);
             masks[n] = node.layer->compute_mask(args[0], contexts[n].mask);
             continue;
         }
         if (node.list_input) {
-            for (const auto& in : node.inputs)
-                if (mask_of(in).defined())
-                    runtime_error("Layer \"{}\" ({}) received a masked input, but masks into layers of several inputs "
-                                  "are not supported yet", node.layer->name(), node.layer->class_name());
+            // Keras 3: Add, Average and Concatenate compute the same with or without masks; Multiply
+            // reads them (ctx.input_masks). The output mask follows each layer's compute_mask.
+            if (args.size() == 1) contexts[n].mask = in_masks[0];
+            contexts[n].input_masks = in_masks;
             values[n][0] = node.layer->call_multi(args, contexts[n]);
+            masks[n] = node.layer->compute_mask_multi(args, in_masks);
             continue;
         }
         const Tensor mask = mask_of(node.inputs[0]);

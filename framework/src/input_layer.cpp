@@ -4,15 +4,41 @@
 
 namespace keras::layers {
 
-InputLayer::InputLayer(Shape shape, InputOptions options)
-    : Layer("InputLayer", options.name), shape(std::move(shape)), dtype(options.dtype) {
+namespace {
+// Keras's rules for shape / batch_size / batch_shape; returns (shape without batch axis, batch size).
+std::pair<Shape, int64_t> resolve_shape(Shape shape, const InputOptions& options) {
+    if (options.batch_shape.empty()) {
+        const int64_t batch = options.batch_size.value_or(-1);
+        if (options.batch_size && batch <= 0)
+            value_error("Input: batch_size must be a positive integer, got {}", batch);
+        return {std::move(shape), batch};
+    }
+    if (!shape.empty()) value_error("You cannot pass both `shape` and `batch_shape` at the same time.");
+    if (options.batch_size) value_error("You cannot pass both `batch_size` and `batch_shape` at the same time.");
+    const int64_t batch = options.batch_shape[0];
+    if (batch == 0 || batch < -1)
+        value_error("Input: the batch axis of batch_shape must be positive or -1 (None), got {}",
+                    shape_str(options.batch_shape));
+    return {Shape(options.batch_shape.begin() + 1, options.batch_shape.end()), batch};
+}
+}  // namespace
+
+InputLayer::InputLayer(Shape shape, InputOptions options) : Layer("InputLayer", options.name), dtype(options.dtype) {
+    std::tie(this->shape, batch_size) = resolve_shape(std::move(shape), options);
     for (int64_t d : this->shape)
         if (d == 0 || d < -1) value_error("Input: every dimension must be positive or -1 (None), got {}", shape_str(this->shape));
 }
 
+Shape InputLayer::batch_shape() const {
+    Shape out = {batch_size};
+    out.insert(out.end(), shape.begin(), shape.end());
+    return out;
+}
+
+// The batch axis is not checked here: a fixed batch size matters to the layers that keep states
+// (stateful RNNs check it, with Keras's message), and data may come in any batch size elsewhere.
 void InputLayer::check_input_shape(const Shape& input_shape) const {
-    Shape expected = {-1};
-    expected.insert(expected.end(), shape.begin(), shape.end());
+    const Shape expected = batch_shape();
     bool ok = input_shape.size() == expected.size();
     for (size_t i = 1; ok && i < expected.size(); ++i)
         ok = expected[i] < 0 || input_shape[i] < 0 || expected[i] == input_shape[i];
@@ -20,16 +46,14 @@ void InputLayer::check_input_shape(const Shape& input_shape) const {
 }
 
 Shape InputLayer::compute_output_shape(const Shape& input_shape) const {
-    Shape out = {input_shape.empty() ? -1 : input_shape[0]};
-    out.insert(out.end(), shape.begin(), shape.end());
+    Shape out = batch_shape();
+    if (batch_size < 0 && !input_shape.empty()) out[0] = input_shape[0];
     return out;
 }
 
 nlohmann::json InputLayer::get_config() const {
-    Shape batch_shape = {-1};
-    batch_shape.insert(batch_shape.end(), shape.begin(), shape.end());
     nlohmann::json dims = nlohmann::json::array();
-    for (int64_t d : batch_shape) dims.push_back(d < 0 ? nlohmann::json(nullptr) : nlohmann::json(d));
+    for (int64_t d : batch_shape()) dims.push_back(d < 0 ? nlohmann::json(nullptr) : nlohmann::json(d));
     return {{"name", name()}, {"batch_shape", dims}, {"dtype", to_string(dtype)}, {"sparse", false},
             {"ragged", false}, {"optional", false}};
 }

@@ -20,9 +20,10 @@ std::string KerasTensor::str() const {
 }
 
 KerasTensor Input(Shape shape, InputArgs args) {
-    auto layer = std::make_shared<layers::InputLayer>(std::move(shape), layers::InputOptions{args.dtype, args.name});
-    Shape batch_shape = {-1};
-    batch_shape.insert(batch_shape.end(), layer->shape.begin(), layer->shape.end());
+    auto layer = std::make_shared<layers::InputLayer>(
+        std::move(shape), layers::InputOptions{.batch_size = args.batch_size, .dtype = args.dtype,
+                                               .batch_shape = args.batch_shape, .name = args.name});
+    const Shape batch_shape = layer->batch_shape();
     layer->build_for(batch_shape);
     auto node = std::make_shared<Node>(Node{.layer = layer, .inputs = {}, .output_shape = batch_shape,
                                             .output_dtype = args.dtype, .index = 0, .list_input = false});
@@ -56,6 +57,7 @@ KerasTensor Layer::operator()(const KerasTensor& x) {
     check_one_output(*this);
     check_history(x, *this);
     auto owner = owner_of(*this);
+    check_symbolic_input(x.shape);
     const Shape out = build_for(x.shape);
     auto node = std::make_shared<Node>(Node{.layer = owner, .inputs = {x}, .output_shape = out,
                                             .output_dtype = DType::float32, .index = node_count_++, .list_input = false});

@@ -123,6 +123,11 @@ Tensor Layer::compute_mask(const Tensor&, const Tensor& mask) const {
     return {};
 }
 
+Tensor Layer::compute_mask_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& masks) const {
+    check_one_input(name_, xs.size());
+    return compute_mask(xs[0], masks.at(0));
+}
+
 nlohmann::json Layer::get_config() const {
     // Keras 3 writes the dtype as a DTypePolicy object.
     const nlohmann::json policy = {{"module", "keras"}, {"class_name", "DTypePolicy"},

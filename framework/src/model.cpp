@@ -208,11 +208,17 @@ void Model::build(const Shape& input_shape) {
     }
     if (layers_.empty()) value_error("Model \"{}\" has no layers: add() some before building or training it", name_);
     if (input_shape.empty()) value_error("Model \"{}\": cannot build for a scalar input shape", name_);
+    // Built from an InputLayer, the layers see its batch axis (a fixed batch size or None) and check it
+    // as a symbolic input; built from data, the batch axis is None and stateful layers take the data's.
+    const auto input = std::dynamic_pointer_cast<layers::InputLayer>(layers_.front());
     Shape shape = input_shape;
-    shape[0] = -1;
-    const Shape batchless_input = shape;
-    for (const auto& layer : layers_) shape = layer->build_for(shape);
-    input_shape_ = batchless_input;
+    shape[0] = input ? input->batch_size : -1;
+    const Shape model_input = shape;
+    for (const auto& layer : layers_) {
+        if (input) layer->check_symbolic_input(shape);
+        shape = layer->build_for(shape);
+    }
+    input_shape_ = model_input;
     output_shape_ = shape;
     built_ = true;
     if (!device_) device_ = default_device();

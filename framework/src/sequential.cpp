@@ -25,15 +25,14 @@ void Sequential::add(LayerPtr layer) {
     if (auto input = std::dynamic_pointer_cast<layers::InputLayer>(layer)) {
         if (!layers_.empty())
             value_error("Sequential.add(): an InputLayer (\"{}\") can only be the first layer of a model", layer->name());
-        Shape shape = {-1};
-        shape.insert(shape.end(), input->shape.begin(), input->shape.end());
         layers_.push_back(layer);
-        build(shape);
+        build(input->batch_shape());
         return;
     }
     layers_.push_back(layer);
     if (!built_) return;
     try {
+        if (std::dynamic_pointer_cast<layers::InputLayer>(layers_.front())) layer->check_symbolic_input(output_shape_);
         output_shape_ = layer->build_for(output_shape_);
     } catch (...) {
         layers_.pop_back();

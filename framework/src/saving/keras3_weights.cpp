@@ -97,20 +97,11 @@ void check_shape(const Tensor& value, const Variable& target, const std::string&
 }  // namespace
 
 void write_keras3_weights(const H5File& file, const Model& model) {
-    const auto layers = saved_layers(model);
-    const auto paths = keras3_vars_paths(model);
     file.create_group("layers");
-    for (size_t k = 0; k < layers.size(); ++k) {
-        const bool in_cell = paths[k].ends_with("/cell/vars");
-        if (in_cell) {   // the layer's own (empty) vars, then its cell's
-            const std::string layer_path = paths[k].substr(0, paths[k].size() - std::string("/cell/vars").size());
-            ensure_group(file, layer_path + "/vars").write_string_attr("name", layers[k]->name());
-        }
-        const H5Group vars = ensure_group(file, paths[k]);
-        vars.write_string_attr("name", in_cell ? utils::to_snake_case(layers[k]->class_name()) + "_cell"
-                                               : layers[k]->name());
-        for (size_t i = 0; i < layers[k]->weights().size(); ++i)
-            write_tensor(vars, std::to_string(i), layers[k]->weights()[i]->value);
+    for (const auto& vars : keras3_vars(model)) {
+        const H5Group group = ensure_group(file, vars.path);
+        group.write_string_attr("name", vars.name);
+        for (size_t i = 0; i < vars.variables.size(); ++i) write_tensor(group, std::to_string(i), vars.variables[i]->value);
     }
     file.create_group("vars").write_string_attr("name", model.name());
     if (model.compiled()) write_optimizer(file, model);
@@ -120,17 +111,15 @@ void read_keras3_weights(const H5File& file, Model& model) {
     if (!model.built())
         value_error("Cannot load weights into model \"{}\": it is not built yet. Build it first (add an Input, or "
                     "call build())", model.name());
-    const auto layers = saved_layers(model);
-    const auto paths = keras3_vars_paths(model);
     std::vector<std::pair<VariablePtr, Tensor>> assignments;
-    for (size_t k = 0; k < layers.size(); ++k) {
-        const auto& weights = layers[k]->weights();
+    for (const auto& expected : keras3_vars(model)) {
+        const auto& weights = expected.variables;
         if (weights.empty()) continue;
-        const std::string owner = fmt::format("Layer '{}'", layers[k]->name());
-        if (!file.has_group(paths[k]))
+        const std::string owner = fmt::format("Layer '{}'", expected.layer);
+        if (!file.has_group(expected.path))
             value_error("Cannot load weights from '{}': {} has {} weights, but the file has no group '{}'", file.file(),
-                        owner, weights.size(), paths[k]);
-        const H5Group vars = file.group(paths[k]);
+                        owner, weights.size(), expected.path);
+        const H5Group vars = file.group(expected.path);
         auto values = read_vars(vars, weights.size(), owner);
         for (size_t i = 0; i < values.size(); ++i) {
             check_shape(values[i], *weights[i], owner, vars, i);

@@ -1,5 +1,7 @@
 #include "saving/legacy_weights.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "keras/errors.hpp"
@@ -56,6 +58,21 @@ Tensor read_weight(const H5Group& layer_group, const std::string& weight_name) {
     return Tensor(array.values, Shape(array.shape.begin(), array.shape.end()));
 }
 
+// Keras pairs the model's layers with the file's by position. A model built from the file's own config
+// (load_model) has the file's layer names, and is paired by name instead: Keras 3 orders a functional
+// model's layers counting the mask-only op layers it writes (NotEqual, LogicalOr, ...), which the
+// loader leaves out, so the positions can differ while the names cannot.
+void pair_by_name_when_all_match(std::vector<LayerPtr>& layers, const std::vector<SavedLayer>& saved) {
+    if (layers.size() != saved.size()) return;
+    std::vector<LayerPtr> by_name;
+    for (const auto& s : saved) {
+        auto it = std::find_if(layers.begin(), layers.end(), [&](const LayerPtr& l) { return l->name() == s.name; });
+        if (it == layers.end()) return;
+        by_name.push_back(*it);
+    }
+    layers = std::move(by_name);
+}
+
 }  // namespace
 
 void read_legacy_weights(const H5Group& group, Model& model) {
@@ -66,6 +83,7 @@ void read_legacy_weights(const H5Group& group, Model& model) {
     for (const auto& layer : saved_layers(model))
         if (!layer->weights().empty()) layers.push_back(layer);
     const auto saved = saved_layers_with_weights(group);
+    pair_by_name_when_all_match(layers, saved);
     if (saved.size() != layers.size())
         value_error("Layer count mismatch when loading weights from file {}. Model expected {} layers, found {} saved "
                     "layers.", group.file(), layers.size(), saved.size());

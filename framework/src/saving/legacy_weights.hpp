@@ -27,7 +27,8 @@ struct LegacyWeightsNaming {
 
 void write_legacy_weights(const H5Group& group, const Model& model, const LegacyWeightsNaming& naming = {});
 
-// Loads the weights into `model` as Keras does: layers with weights matched by position, weights in
+// Loads the weights into `model` as Keras does: layers with weights matched by position (by name when
+// the model has exactly the file's layer names, as a model built by load_model does), weights in
 // weight_names order (never by iterating groups). Everything is read and checked before anything is
 // assigned, so a bad file leaves the model as it was. ValueError naming the file, layer and shapes.
 void read_legacy_weights(const H5Group& group, Model& model);

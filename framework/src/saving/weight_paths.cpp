@@ -26,16 +26,30 @@ std::string keras3_weight_path(const Model& model, const Layer& layer, const Var
     return model.name() + "/" + layer.name() + "/" + cell + weight.name;
 }
 
-std::vector<std::string> keras3_vars_paths(const Model& model) {
-    std::vector<std::string> paths;
+namespace {
+
+void add_vars(const Layer& layer, const std::string& path, const std::string& owner, std::vector<Keras3Vars>& out) {
+    const auto nested = layer.nested_layers();
+    const bool cell = has_cell(layer);
+    out.push_back({path + "/vars", layer.name(), nested.empty() && !cell ? layer.weights() : std::vector<VariablePtr>{},
+                   owner});
+    if (cell) out.push_back({path + "/cell/vars", utils::to_snake_case(layer.class_name()) + "_cell", layer.weights(), owner});
+    for (const auto& [attribute, inner] : nested) add_vars(*inner, path + "/" + attribute, owner, out);
+}
+
+}  // namespace
+
+std::vector<Keras3Vars> keras3_vars(const Model& model) {
+    std::vector<Keras3Vars> out;
     std::map<std::string, int> seen;   // class -> how many came before
-    for (const auto& layer : saved_layers(model)) {
+    // A Sequential's layers leave out its InputLayer (as Keras's Sequential.layers); a functional model's do not.
+    const auto layers = model.functional_graph() ? model.layers() : saved_layers(model);
+    for (const auto& layer : layers) {
         const std::string base = utils::to_snake_case(layer->class_name());
         const int k = seen[base]++;
-        const std::string group = "layers/" + (k == 0 ? base : base + "_" + std::to_string(k));
-        paths.push_back(group + (has_cell(*layer) ? "/cell/vars" : "/vars"));
+        add_vars(*layer, "layers/" + (k == 0 ? base : base + "_" + std::to_string(k)), layer->name(), out);
     }
-    return paths;
+    return out;
 }
 
 }  // namespace keras::saving

@@ -24,9 +24,18 @@ std::string legacy_weight_name(const Layer& layer, const Variable& weight);
 // ("sequential/lstm/lstm_cell/kernel").
 std::string keras3_weight_path(const Model& model, const Layer& layer, const Variable& weight);
 
-// Keras 3 layout: each layer's vars group, "layers/<snake case class>[_k]/vars", with "/cell/vars"
-// for recurrent layers; _k counts earlier layers of the same class (Keras names them by class, not by
-// layer name, so the paths do not depend on automatic names). One entry per saved_layers() layer.
-std::vector<std::string> keras3_vars_paths(const Model& model);
+// Keras 3 layout: one "vars" group per layer, "layers/<snake case class>[_k]/vars"; _k counts earlier
+// layers of the same class (Keras names them by class, not by layer name, so the paths do not depend on
+// automatic names). A recurrent layer's weights sit in its cell's group ".../cell/vars" (its own vars
+// stays empty); a wrapper's in its nested layers' groups, under their attribute names
+// (".../forward_layer/cell/vars", ".../layer/vars"). Functional models list their InputLayers too (empty).
+struct Keras3Vars {
+    std::string path;                    // "layers/bidirectional/forward_layer/cell/vars"
+    std::string name;                    // the `name` attribute Keras writes on it
+    std::vector<VariablePtr> variables;  // what "0", "1", ... hold
+    std::string layer;                   // the model's layer they belong to, for error messages
+};
+// Every vars group of the model's layers, in Keras's order (a layer's own, then its nested ones).
+std::vector<Keras3Vars> keras3_vars(const Model& model);
 
 }  // namespace keras::saving

@@ -35,6 +35,10 @@ public:
     // The input's mask with return_sequences (both halves keep Keras's step alignment), else none.
     Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
     nlohmann::json get_config() const override;
+    void check_symbolic_input(const Shape& input_shape) const override { forward_->check_symbolic_input(input_shape); }
+    std::vector<std::pair<std::string, LayerPtr>> nested_layers() const override {
+        return {{"forward_layer", forward_}, {"backward_layer", backward_}};
+    }
 
     // Several outputs, in Keras's order: [merged output] or [forward, backward] (merge_mode None),
     // then with return_state the forward layer's states, then the backward layer's. initial_state:

@@ -23,6 +23,9 @@ public:
     Shape compute_output_shape(const Shape& input_shape) const override;
     Tensor call(const Tensor& x, CallContext& ctx) override;
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    // Keras 3: the logical OR of the input masks, undefined as soon as one input has none
+    // (tf_keras / Keras 2 took the AND of the masks present instead).
+    Tensor compute_mask_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& masks) const override;
 protected:
     using Layer::Layer;
 };
@@ -34,11 +37,22 @@ public:
     std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
 };
 
+// Keras 3 with masks (ctx.input_masks): a masked input counts as 1 at its padded steps, and when every
+// input has a mask, the steps that none of them marks as real are 0.
 class Multiply : public Merge {
 public:
     explicit Multiply(MergeOptions options = {}) : Merge("Multiply", options.name) {}
     Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
     std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
+
+private:
+    // The factors of the product (x_i, or x_i with 1 at its padding), each input's mask broadcast to its
+    // shape (undefined without one), and the output's mask broadcast (defined when every input has one).
+    struct Factors {
+        std::vector<Tensor> factors, keeps;
+        Tensor output_keep;
+    };
+    Factors masked_factors(const std::vector<Tensor>& xs, const std::vector<Tensor>& masks) const;
 };
 
 class Average : public Merge {
@@ -60,6 +74,9 @@ public:
     Shape compute_output_shape_multi(const std::vector<Shape>& input_shapes) const override;
     Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
     std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
+    // Keras 3: an input without a mask counts as all ones; along the time axis the masks are
+    // concatenated, along the features they are OR-ed; undefined only when no input has a mask.
+    Tensor compute_mask_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& masks) const override;
     Shape compute_output_shape(const Shape& input_shape) const override;
     Tensor call(const Tensor& x, CallContext& ctx) override;
     Tensor backward(const Tensor& dy, CallContext& ctx) override;

@@ -60,10 +60,13 @@ public:
     // The kept states ({h} or {h, c}, each (batch, units)); empty before the first call or after
     // reset_states(), meaning zeros. Always empty when the layer is not stateful.
     std::vector<Tensor> states() const;
-    // The batch size a stateful layer was fixed to by its first call, or -1 before that.
+    // The batch size a stateful layer is fixed to: the input's fixed batch size when it was built for
+    // one (keras::Input(..., {.batch_size = 4})), else its first call's; -1 before either.
     int64_t stateful_batch_size() const { return stateful_batch_size_; }
     // Bidirectional sets it on its two layers to return_sequences, as Keras does.
     void set_zero_output_for_mask(bool zero) { common_.zero_output_for_mask = zero; }
+    // Keras 3: a stateful RNN called on a symbolic input needs a fixed batch size.
+    void check_symbolic_input(const Shape& input_shape) const override;
 
 protected:
     RNNBase(const std::string& class_name, const std::string& name, backend::RnnSpec spec,
@@ -123,6 +126,7 @@ private:
     VariablePtr kernel_, recurrent_kernel_, bias_;
     Tensor state_h_, state_c_;          // stateful: the last batch's final states
     int64_t stateful_batch_size_ = -1;
+    bool batch_size_from_input_ = false;   // fixed by build() (the input's batch size), not by a call
 };
 
 }  // namespace keras::layers

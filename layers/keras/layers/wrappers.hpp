@@ -15,6 +15,7 @@ struct TimeDistributedOptions {
 // (Dense, Activation, Dropout, Flatten, ...). The wrapped layer's weights are the wrapper's.
 class TimeDistributed : public Layer {
 public:
+    // Passes its input mask on unchanged (Keras 3: supports_masking); the wrapped layer runs unmasked.
     explicit TimeDistributed(LayerPtr layer, TimeDistributedOptions options = {});
     template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>
     explicit TimeDistributed(L layer, TimeDistributedOptions options = {})
@@ -25,6 +26,7 @@ public:
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
     nlohmann::json get_config() const override;
     const LayerPtr& layer() const { return layer_; }
+    std::vector<std::pair<std::string, LayerPtr>> nested_layers() const override { return {{"layer", layer_}}; }
 
 protected:
     void check_input_shape(const Shape& input_shape) const override;
