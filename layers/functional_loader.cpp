@@ -128,8 +128,11 @@ std::set<std::string> layers_reaching_outputs(const json& layer_list, const json
         auto it = by_name.find(name);
         if (!reached.insert(name).second || it == by_name.end()) continue;
         const std::string class_name = it->second->value("class_name", std::string());
-        for (const json& node : it->second->value("inbound_nodes", json::array()))
-            for (const auto& ref : parse_call(node, class_name, source).inputs) todo.push_back(ref.layer);
+        for (const json& node : it->second->value("inbound_nodes", json::array())) {
+            const Call call = parse_call(node, class_name, source);
+            for (const auto& ref : call.inputs) todo.push_back(ref.layer);
+            for (const auto& ref : call.initial_state) todo.push_back(ref.layer);   // an RNN's initial_state
+        }
     }
     return reached;
 }
