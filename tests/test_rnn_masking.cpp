@@ -577,3 +577,95 @@ TEST_CASE("input dropout still applies with a mask (one draw per sample, before 
     };
     check_close(values_of(dx), ref::numeric_grad(loss, x), "dx through dropout and the mask", 1e-4, 1e-3);
 }
+
+// return_state and initial_state with a mask (the layer's call_outputs / backward_outputs): the
+// returned states are those after each sample's last real step (the initial states for a fully
+// masked row), and the gradients of the returned states reach the weights, the real steps and the
+// initial states exactly as for each sequence run alone from its own initial state. For the fused
+// LSTM this is the path where oneDNN cannot give c at the last real step (uses_final_c).
+TEST_CASE("masked return_state with initial_state: states at the last real step, gradients into h0 / c0") {
+    for (Case c : cell_variants())
+        for (bool go_backwards : {false, true}) {
+            c.go_backwards = go_backwards;
+            INFO(c.str());
+            const bool lstm = c.cell == ref::Cell::lstm;
+            const Weights w = random_weights(c, 21);
+            const ref::Vec x = ref::random_vec(static_cast<size_t>(kN * kT * c.C), 23);
+            const ref::Vec h0 = ref::random_vec(static_cast<size_t>(kN * c.H), 25);
+            const ref::Vec c0 = ref::random_vec(static_cast<size_t>(kN * c.H), 27);
+            const ref::Vec dh = ref::random_vec(h0.size(), 29), dc = ref::random_vec(h0.size(), 31);
+
+            std::shared_ptr<layers::RNNBase> layer;
+            switch (c.cell) {
+                case ref::Cell::simple_rnn:
+                    layer = std::make_shared<layers::SimpleRNN>(
+                        c.H, layers::SimpleRNNOptions{.activation = c.activation, .return_state = true,
+                                                      .go_backwards = go_backwards});
+                    break;
+                case ref::Cell::lstm:
+                    layer = std::make_shared<layers::LSTM>(
+                        c.H, layers::LSTMOptions{.activation = c.activation, .recurrent_activation = c.recurrent_activation,
+                                                 .return_state = true, .go_backwards = go_backwards});
+                    break;
+                case ref::Cell::gru:
+                    layer = std::make_shared<layers::GRU>(
+                        c.H, layers::GRUOptions{.activation = c.activation, .recurrent_activation = c.recurrent_activation,
+                                                .return_state = true, .go_backwards = go_backwards,
+                                                .reset_after = c.reset_after});
+                    break;
+            }
+            set_weights(*layer, c, w, kT);
+            CallContext ctx;
+            ctx.training = true;
+            ctx.mask = floats(as_doubles(kMask), {kN, kT});
+            std::vector<Tensor> init = {floats(h0, {kN, c.H})};
+            if (lstm) init.push_back(floats(c0, {kN, c.H}));
+            const std::vector<Tensor> outs = layer->call_outputs(floats(x, {kN, kT, c.C}), init, ctx);
+            REQUIRE(outs.size() == (lstm ? 3u : 2u));
+            std::vector<Tensor> dys = {Tensor(), floats(dh, {kN, c.H})};
+            if (lstm) dys.push_back(floats(dc, {kN, c.H}));
+            const std::vector<Tensor> grads = layer->backward_outputs(dys, ctx);
+            REQUIRE(grads.size() == (lstm ? 3u : 2u));
+            const ref::Vec h = values_of(outs[1]), cs = lstm ? values_of(outs[2]) : ref::Vec{};
+            const ref::Vec dx = values_of(grads[0]), dh0 = values_of(grads[1]);
+            const ref::Vec dc0 = lstm ? values_of(grads[2]) : ref::Vec{};
+
+            ref::Vec e_dkernel(w.kernel.size(), 0.0), e_drecurrent(w.recurrent.size(), 0.0), e_dbias(w.bias.size(), 0.0);
+            ref::Vec e_dx(x.size(), 0.0);
+            for (int n = 0; n < kN; ++n) {
+                auto row = [&](const ref::Vec& v) { return ref::Vec(v.begin() + n * c.H, v.begin() + (n + 1) * c.H); };
+                const std::vector<int> steps = real_steps(n);
+                const int L = static_cast<int>(steps.size());
+                const std::string sample = fmt::format("sample {}", n);
+                if (L == 0) {   // nothing runs: the states pass through, and so do their gradients
+                    check_close(row(h), row(h0), "h of the fully masked " + sample);
+                    check_close(row(dh0), row(dh), "dh0 of the fully masked " + sample);
+                    if (lstm) check_close(row(cs), row(c0), "c of the fully masked " + sample);
+                    if (lstm) check_close(row(dc0), row(dc), "dc0 of the fully masked " + sample);
+                    continue;
+                }
+                ref::Vec xn;
+                for (int t : steps) xn.insert(xn.end(), x.begin() + (n * kT + t) * c.C, x.begin() + (n * kT + t + 1) * c.C);
+                const ref::RnnConfig cfg = c.config(1, L, false);
+                const ref::Vec c0n = lstm ? row(c0) : ref::Vec{};
+                const ref::RnnResult e = ref::rnn_forward(cfg, xn, w.kernel, w.recurrent, w.bias, row(h0), c0n);
+                check_close(row(h), e.h, "returned h of " + sample);
+                if (lstm) check_close(row(cs), e.c, "returned c of " + sample);
+                const ref::RnnGrads g = ref::rnn_backward(cfg, xn, w.kernel, w.recurrent, w.bias, row(h0), c0n,
+                                                          ref::Vec(static_cast<size_t>(c.H), 0.0), row(dh),
+                                                          lstm ? row(dc) : ref::Vec{});
+                check_close(row(dh0), g.dh0, "dh0 of " + sample);
+                if (lstm) check_close(row(dc0), g.dc0, "dc0 of " + sample);
+                for (size_t i = 0; i < e_dkernel.size(); ++i) e_dkernel[i] += g.dkernel[i];
+                for (size_t i = 0; i < e_drecurrent.size(); ++i) e_drecurrent[i] += g.drecurrent[i];
+                for (size_t i = 0; i < e_dbias.size(); ++i) e_dbias[i] += g.dbias[i];
+                for (int k = 0; k < L; ++k)
+                    std::copy(g.dx.begin() + k * c.C, g.dx.begin() + (k + 1) * c.C, e_dx.begin() + (n * kT + steps[k]) * c.C);
+            }
+            const auto& ws = layer->weights();
+            check_close(dx, e_dx, "dx (zeros at masked steps)");
+            check_close(values_of(ws[0]->grad), e_dkernel, "dkernel");
+            check_close(values_of(ws[1]->grad), e_drecurrent, "drecurrent_kernel");
+            check_close(values_of(ws[2]->grad), e_dbias, "dbias");
+        }
+}
