@@ -119,7 +119,8 @@ backend::RnnDropoutMasks RNNBase::dropout_for_call(const Tensor& x, bool trainin
     if (training && per_gate_input_dropout()) {
         // Keras's cell checks 0 < dropout < 1 here.
         if (rate > 0.0f && rate < 1.0f) masks.input = gate_dropout_masks(x.dim(0), x.dim(2), rate, x.device());
-    } else if (training && rate > 0.0f) {
+    } else if (training && rate > 0.0f && (rate < 1.0f || spec_.cell == backend::RnnCell::simple_rnn)) {
+        // Keras 3's LSTMCell / GRUCell also skip input dropout at rate 1; SimpleRNNCell zeroes the input.
         shared_mask = dropout_mask(x);
         input = backend::for_tensor(x).multiply(x, shared_mask);
     }

@@ -433,6 +433,28 @@ TEST_CASE("layer: rates are clipped to [0, 1] as in Keras; SimpleRNN at 1 zeroes
     CHECK(one->implementation_note() == "oneDNN lstm");
 }
 
+TEST_CASE("layer: input dropout at rate 1 is skipped by LSTM / GRU and zeroes SimpleRNN's input, as in Keras 3") {
+    // Checked with real Keras 3.15 (TF, CPU): LSTM(dropout=1.0) and GRU(dropout=1.0) give their
+    // inference output while training; SimpleRNN(dropout=1.0) sees zeros.
+    for (const ref::Cell cell : {ref::Cell::simple_rnn, ref::Cell::lstm, ref::Cell::gru}) {
+        const Case c{.cell = cell};
+        INFO(name_of(c));
+        auto one = make_layer(c, 0.0f, 1.0f), none = make_layer(c, 0.0f, 0.0f);
+        for (auto* l : {one.get(), none.get()}) {
+            l->build_for({-1, c.T, c.C});
+            set_weights(*l, c, make_inputs(c, 610));
+        }
+        CallContext a, b, z;
+        a.training = b.training = z.training = true;
+        const Tensor x = floats(make_inputs(c, 610).x, {c.N, c.T, c.C});
+        const auto trained = one->call(x, a).to_vector<float>();
+        if (cell == ref::Cell::simple_rnn)
+            CHECK(trained == none->call(Tensor::zeros(x.shape(), keras::DType::float32), z).to_vector<float>());
+        else
+            CHECK(trained == none->call(x, b).to_vector<float>());
+    }
+}
+
 TEST_CASE("layer: inference runs the fused primitive and equals the dropout-free layer bit for bit") {
     for (const Case& c : all_cases()) {
         INFO(name_of(c));
