@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -354,6 +355,26 @@ std::vector<double> flat(const std::vector<Tensor>& tensors) {
     }
     return out;
 }
+
+// The model `make` builds, once on the CPU and once on the GPU with the same weights: predictions,
+// the losses of three Adam steps and the weights after them agree.
+void check_training_matches_cpu(const std::function<keras::Sequential()>& make, const Tensor& x, const Tensor& y,
+                                unsigned seed) {
+    keras::utils::set_random_seed(seed);
+    keras::Sequential on_cpu = make();
+    keras::set_default_device(gpu);
+    keras::Sequential on_gpu = make();
+    keras::set_default_device(Device::cpu());
+    on_gpu.set_weights(on_cpu.get_weights());
+    check_close(host_values(on_gpu.predict(x, {.verbose = 0})), host_values(on_cpu.predict(x, {.verbose = 0})),
+                "predict");
+    for (int step = 0; step < 3; ++step) {
+        const double cpu_loss = on_cpu.train_on_batch(x, y).at("loss");
+        const double gpu_loss = on_gpu.train_on_batch(x, y).at("loss");
+        CHECK(std::abs(cpu_loss - gpu_loss) < 1e-5);
+    }
+    check_close(flat(on_gpu.get_weights()), flat(on_cpu.get_weights()), "weights after 3 Adam steps", 1e-5, 1e-4);
+}
 }  // namespace
 
 TEST_CASE("models of every recurrent layer: predict and training steps on the GPU match the CPU") {
@@ -369,20 +390,7 @@ TEST_CASE("models of every recurrent layer: predict and training steps on the GP
     const Tensor x = Tensor::from_rows(rows), y = Tensor::from_rows(labels);
     for (const std::string cell : {"SimpleRNN", "LSTM", "GRU"}) {
         INFO(cell);
-        keras::utils::set_random_seed(3);
-        keras::Sequential on_cpu = recurrent_model(cell);
-        keras::set_default_device(gpu);
-        keras::Sequential on_gpu = recurrent_model(cell);
-        keras::set_default_device(Device::cpu());
-        on_gpu.set_weights(on_cpu.get_weights());
-        check_close(host_values(on_gpu.predict(x, {.verbose = 0})), host_values(on_cpu.predict(x, {.verbose = 0})),
-                    "predict");
-        for (int step = 0; step < 3; ++step) {
-            const double cpu_loss = on_cpu.train_on_batch(x, y).at("loss");
-            const double gpu_loss = on_gpu.train_on_batch(x, y).at("loss");
-            CHECK(std::abs(cpu_loss - gpu_loss) < 1e-5);
-        }
-        check_close(flat(on_gpu.get_weights()), flat(on_cpu.get_weights()), "weights after 3 Adam steps", 1e-5, 1e-4);
+        check_training_matches_cpu([&] { return recurrent_model(cell); }, x, y, 3);
     }
 }
 
@@ -419,20 +427,7 @@ TEST_CASE("masked recurrent models (pre / post padding, holes, empty rows) on th
                                                    {0}, {1}, {2}, {1}, {0}, {2}});
     for (const std::string kind : {"LSTM", "GRU", "Bidirectional"}) {
         INFO(kind);
-        keras::utils::set_random_seed(5);
-        keras::Sequential on_cpu = masked_model(kind);
-        keras::set_default_device(gpu);
-        keras::Sequential on_gpu = masked_model(kind);
-        keras::set_default_device(Device::cpu());
-        on_gpu.set_weights(on_cpu.get_weights());
-        check_close(host_values(on_gpu.predict(x, {.verbose = 0})), host_values(on_cpu.predict(x, {.verbose = 0})),
-                    "predict");
-        for (int step = 0; step < 3; ++step) {
-            const double cpu_loss = on_cpu.train_on_batch(x, y).at("loss");
-            const double gpu_loss = on_gpu.train_on_batch(x, y).at("loss");
-            CHECK(std::abs(cpu_loss - gpu_loss) < 1e-5);
-        }
-        check_close(flat(on_gpu.get_weights()), flat(on_cpu.get_weights()), "weights after 3 Adam steps", 1e-5, 1e-4);
+        check_training_matches_cpu([&] { return masked_model(kind); }, x, y, 5);
     }
 }
 

@@ -323,7 +323,6 @@ RnnForward CudaBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, const 
     const bool lstm = spec.cell == RnnCell::lstm;
     if (masks.any() || !rnn_path(spec).fused)
         return host_round_trip_forward(spec, x, w, h0, c0, training, masks, lengths, device());
-    }
 
     const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;
     const int G = cudnn_layout::gate_count(spec.cell);
