@@ -133,7 +133,7 @@ std::shared_ptr<Model> seq2seq_model() {
     auto encoder = make_rnn(ref::Cell::lstm, 4, false, true, "encoder");
     const auto e = encoder->call_all(enc);
     auto decoder = make_rnn(ref::Cell::lstm, 4, true, false, "decoder");
-    const auto seq = decoder->call_with_state(dec, {e[1], e[2]});
+    const auto seq = decoder->call_all(dec, {e[1], e[2]});
     const auto out = share(layers::Dense(2, {.name = "out"}))->operator()(seq[0]);
     return std::make_shared<Model>(std::vector<KerasTensor>{enc, dec}, std::vector<KerasTensor>{out, e[1], e[2]},
                                    "seq2seq");
@@ -143,7 +143,7 @@ std::shared_ptr<Model> seq2seq_model() {
 std::shared_ptr<Model> water_model() {
     const auto x = Input({6, 3}, {.name = "x"}), w = Input({2}, {.name = "w"});
     const auto h0 = share(layers::Dense(5, {.activation = "tanh", .name = "h0"}))->operator()(w);
-    const auto gru = make_rnn(ref::Cell::gru, 5, true, true, "gru")->call_with_state(x, {h0});
+    const auto gru = make_rnn(ref::Cell::gru, 5, true, true, "gru")->call_all(x, {h0});
     const auto out = share(layers::Dense(1, {.name = "out"}))->operator()(gru[0]);
     return std::make_shared<Model>(std::vector<KerasTensor>{x, w}, std::vector<KerasTensor>{out, gru[1]}, "water");
 }
@@ -487,15 +487,15 @@ TEST_CASE("multi-output and initial_state errors name the layer and say what is 
     const auto h6 = Input({6}, {.name = "h6"}), h7 = Input({7}, {.name = "h7"});
     auto lstm = make_rnn(ref::Cell::lstm, 6, false, false, "lstm");
     // tf_keras's message (Keras 3 fails only inside the loop), with the layer named.
-    CHECK(message_of<ValueError>([&] { lstm->call_with_state(x, {h6}); }) ==
+    CHECK(message_of<ValueError>([&] { lstm->call_all(x, {h6}); }) ==
           "Layer \"lstm\" (LSTM): An `initial_state` was passed that is not compatible with `cell.state_size`. "
           "Received `state_spec`=[InputSpec(shape=(None, 6), ndim=2)]; however `cell.state_size` is [6, 6]");
-    CHECK(message_of<ValueError>([&] { lstm->call_with_state(x, {h7, h6}); }) ==
+    CHECK(message_of<ValueError>([&] { lstm->call_all(x, {h7, h6}); }) ==
           "Layer \"lstm\" (LSTM): An `initial_state` was passed that is not compatible with `cell.state_size`. "
           "Received `state_spec`=[InputSpec(shape=(None, 7), ndim=2), InputSpec(shape=(None, 6), ndim=2)]; however "
           "`cell.state_size` is [6, 6]");
     auto gru = make_rnn(ref::Cell::gru, 6, false, false, "gru");
-    CHECK(message_of<ValueError>([&] { gru->call_with_state(x, {h6, h6}); }).find("`cell.state_size` is [6]") !=
+    CHECK(message_of<ValueError>([&] { gru->call_all(x, {h6, h6}); }).find("`cell.state_size` is [6]") !=
           std::string::npos);
     // The same check on concrete tensors (eager calls): the batch must match too.
     CallContext ctx;

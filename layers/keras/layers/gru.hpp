@@ -17,7 +17,7 @@ struct GRUOptions {
     float recurrent_dropout = 0.0f;
     bool return_sequences = false;
     // Also return the final states: outputs [output, h] ([output, h, c] for LSTM); call the layer with
-    // call_all(x) (or call_with_state(x, initial_state)) in the functional API.
+    // call_all(x) / call_all(x, initial_state) in the functional API.
     bool return_state = false;
     bool go_backwards = false;
     // Keep each sample's final states as the next batch's initial states (sample i of batch b+1

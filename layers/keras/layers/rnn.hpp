@@ -44,10 +44,6 @@ public:
     void check_initial_state(const Shape& input_shape, const std::vector<Shape>& states) const override;
     std::vector<Tensor> call_outputs(const Tensor& x, const std::vector<Tensor>& initial_state, CallContext& ctx) override;
     std::vector<Tensor> backward_outputs(const std::vector<Tensor>& dys, CallContext& ctx) override;
-    // Keras's `lstm(x, initial_state=[h0, c0])` in the functional API: every output of the call.
-    std::vector<KerasTensor> call_with_state(const KerasTensor& x, const std::vector<KerasTensor>& initial_state) {
-        return call_all(x, initial_state);
-    }
     // How many states the cell carries: 2 for LSTM (h, c), 1 otherwise.
     int state_count() const { return spec_.cell == backend::RnnCell::lstm ? 2 : 1; }
 
