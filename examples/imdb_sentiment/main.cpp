@@ -39,7 +39,15 @@ struct Args {
     int verbose = 2;
     std::string save, load;             // model files; empty: none
     bool mask_zero = false;             // Embedding(mask_zero=True)
+    bool help = false;
 };
+
+constexpr const char* kUsage =
+    "usage: imdb_sentiment [--model simplernn|lstm|gru] [--epochs N] [--data PATH] [--num-words N]\n"
+    "                      [--maxlen N] [--verbose 0|1|2] [--save PATH] [--load PATH] [--mask-zero]\n"
+    "Trains Keras's IMDb sentiment model (Embedding -> recurrent layer -> Dense) on the real reviews\n"
+    "(--data: imdb.npz, an aclImdb folder or aclImdb_v1.tar.gz; else Keras's cache, then a download)\n"
+    "and prints the test accuracy. --load PATH continues training a saved model (--epochs 0: evaluate only).\n";
 
 Args parse(int argc, char** argv) {
     Args args;
@@ -70,9 +78,10 @@ Args parse(int argc, char** argv) {
         else if (flag == "--save") args.save = value();
         else if (flag == "--load") args.load = value();
         else if (flag == "--mask-zero") args.mask_zero = true;
+        else if (flag == "--help" || flag == "-h") args.help = true;
         else throw keras::ValueError(fmt::format("unknown flag {} (flags: --model simplernn|lstm|gru, --epochs N, "
                                                  "--data PATH, --num-words N, --maxlen N, --verbose 0|1|2, "
-                                                 "--save PATH, --load PATH, --mask-zero)", flag));
+                                                 "--save PATH, --load PATH, --mask-zero, --help)", flag));
     }
     if (args.model != "simplernn" && args.model != "lstm" && args.model != "gru")
         throw keras::ValueError(fmt::format("--model must be simplernn, lstm or gru, not '{}'", args.model));
@@ -135,6 +144,10 @@ std::pair<int64_t, int64_t> vocabulary_and_length(const keras::Model& model) {
 int main(int argc, char** argv) try {
     using namespace keras;
     const Args args = parse(argc, argv);
+    if (args.help) {
+        fmt::print("{}", kUsage);
+        return 0;
+    }
     const bool lstm = args.model == "lstm";
     int64_t num_words = args.num_words.value_or(lstm ? 20000 : 6000);
     int64_t maxlen = args.maxlen.value_or(lstm ? 200 : 130);
