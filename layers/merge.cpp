@@ -142,7 +142,7 @@ std::vector<Tensor> Average::backward_multi(const Tensor& dy, CallContext& ctx) 
 
 // ---------------------------------------------------------------- Concatenate
 
-Concatenate::Concatenate(ConcatenateOptions options) : Layer("Concatenate", options.name), axis(options.axis) {}
+Concatenate::Concatenate(ConcatenateOptions options) : Merge("Concatenate", options.name), axis(options.axis) {}
 
 nlohmann::json Concatenate::get_config() const {
     auto config = Layer::get_config();
@@ -156,12 +156,6 @@ size_t Concatenate::positive_axis(size_t rank) const {
         value_error("Layer \"{}\": `axis`={} is out of range for inputs of rank {} (the batch axis 0 cannot be "
                     "concatenated)", name(), axis, rank);
     return static_cast<size_t>(a);
-}
-
-Shape Concatenate::compute_output_shape(const Shape& input_shape) const { not_a_list(input_shape); }
-Tensor Concatenate::call(const Tensor& x, CallContext&) { not_a_list(x.shape()); }
-Tensor Concatenate::backward(const Tensor&, CallContext&) {
-    runtime_error("Layer \"{}\": backward() of a merge layer takes the list form (backward_multi)", name());
 }
 
 Shape Concatenate::compute_output_shape_multi(const std::vector<Shape>& shapes) const {
@@ -183,12 +177,6 @@ Shape Concatenate::compute_output_shape_multi(const std::vector<Shape>& shapes) 
                     "Received: input_shape={}", shapes_str(shapes));
     out[a] = 0;
     for (const Shape& s : shapes) out[a] = (out[a] < 0 || s[a] < 0) ? -1 : out[a] + s[a];
-    return out;
-}
-
-Shape Concatenate::build_for_multi(const std::vector<Shape>& shapes) {
-    Shape out = compute_output_shape_multi(shapes);
-    mark_built(shapes[0]);
     return out;
 }
 

@@ -13,8 +13,9 @@ struct MergeOptions {
     std::string name{};
 };
 
-// The element-wise merges. Unlike Keras, which broadcasts size-1 axes, inputs must have equal
-// shapes (None matches anything); other shapes are Keras's "Inputs have incompatible shapes" error.
+// The merge layers' base (Keras's Merge): list inputs only, built from their shapes. For the
+// element-wise merges, unlike Keras, which broadcasts size-1 axes, inputs must have equal shapes (None
+// matches anything); other shapes are Keras's "Inputs have incompatible shapes" error.
 class Merge : public Layer {
 public:
     Shape build_for_multi(const std::vector<Shape>& input_shapes) override;
@@ -67,19 +68,15 @@ struct ConcatenateOptions {
     std::string name{};
 };
 // Joins its inputs along `axis`; every other axis must match.
-class Concatenate : public Layer {
+class Concatenate : public Merge {
 public:
     explicit Concatenate(ConcatenateOptions options = {});
-    Shape build_for_multi(const std::vector<Shape>& input_shapes) override;
     Shape compute_output_shape_multi(const std::vector<Shape>& input_shapes) const override;
     Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
     std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
     // Keras 3: an input without a mask counts as all ones; along the time axis the masks are
     // concatenated, along the features they are OR-ed; undefined only when no input has a mask.
     Tensor compute_mask_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& masks) const override;
-    Shape compute_output_shape(const Shape& input_shape) const override;
-    Tensor call(const Tensor& x, CallContext& ctx) override;
-    Tensor backward(const Tensor& dy, CallContext& ctx) override;
     nlohmann::json get_config() const override;
     int axis;
 private:
