@@ -1,6 +1,7 @@
 // Small helpers the test suites share.
 #pragma once
 
+#include <cmath>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -49,6 +50,17 @@ inline std::vector<double> values_of(const keras::Tensor& t) {
     std::vector<double> out(static_cast<size_t>(t.numel()));
     for (size_t i = 0; i < out.size(); ++i) out[i] = t.item(static_cast<int64_t>(i));
     return out;
+}
+
+// Deterministic, irregular float values, amplitude * sin(frequency * i + phase) (no RNG needed to
+// reproduce a failure).
+inline keras::Tensor wavy(const keras::Shape& shape, double phase, double frequency, double amplitude) {
+    int64_t n = 1;
+    for (auto d : shape) n *= d;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i)
+        v[static_cast<size_t>(i)] = static_cast<float>(std::sin(frequency * static_cast<double>(i) + phase) * amplitude);
+    return keras::Tensor(v, shape);
 }
 
 }  // namespace test_helpers

@@ -21,14 +21,7 @@ using namespace keras;
 
 namespace {
 
-// Deterministic, irregular float values (no RNG needed to reproduce a failure).
-Tensor wavy(const Shape& shape, double phase) {
-    int64_t n = 1;
-    for (auto d : shape) n *= d;
-    std::vector<float> v(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<float>(std::sin(0.37 * i + phase) * 1.3);
-    return Tensor(v, shape);
-}
+Tensor wavy(const Shape& shape, double phase) { return test_helpers::wavy(shape, phase, 0.37, 1.3); }
 
 void check_close(const std::vector<double>& got, const std::vector<double>& want, double tol) {
     REQUIRE(got.size() == want.size());
