@@ -191,18 +191,30 @@ std::vector<Tensor> RNNBase::states() const {
 // The gradient stops at the batch's initial states (truncated backpropagation through time, as in
 // Keras, where the kept states are variables, not part of the graph): dh0 / dc0 are dropped.
 Tensor RNNBase::backward(const Tensor& dy, CallContext& ctx) {
+    return apply_gradients(call_gradients(dy, Tensor(), Tensor(), ctx), ctx);
+}
+
+namespace {
+Tensor add_defined(const Tensor& a, const Tensor& b) {
+    if (!a.defined()) return b;
+    if (!b.defined()) return a;
+    return backend::for_tensor(a).add(a, b);
+}
+}  // namespace
+
+backend::RnnGradients RNNBase::call_gradients(const Tensor& dy, const Tensor& dh, const Tensor& dc, CallContext& ctx) {
     auto* fwd = std::any_cast<backend::RnnForward>(&ctx.state);
-    if (!fwd && ctx.state.has_value()) return apply_gradients(backward_masked(dy, Tensor(), Tensor(), ctx), ctx);
+    if (!fwd && ctx.state.has_value()) return backward_masked(dy, dh, dc, ctx);
     if (!fwd) runtime_error("Layer \"{}\": backward() called without a forward pass", name());
     const Shape expected = common_.return_sequences ? fwd->sequences.shape() : fwd->h.shape();
-    if (dy.shape() != expected)
+    if (dy.defined() && dy.shape() != expected)
         value_error("Layer \"{}\": the output gradient has shape {}, expected {}", name(), shape_str(dy.shape()),
                     shape_str(expected));
-    auto& be = backend::for_tensor(dy);
-    const backend::RnnWeights w = weights_view();
-    backend::RnnGradients g = common_.return_sequences ? be.rnn_backward(spec_, w, *fwd, dy, Tensor(), Tensor())
-                                                       : be.rnn_backward(spec_, w, *fwd, Tensor(), dy, Tensor());
-    return apply_gradients(g, ctx);
+    // Without return_sequences the output IS the final h, so its gradient joins the returned h's.
+    const Tensor d_sequences = common_.return_sequences ? dy : Tensor();
+    const Tensor d_h = common_.return_sequences ? dh : add_defined(dy, dh);
+    const Tensor& any = dy.defined() ? dy : (d_h.defined() ? d_h : dc);
+    return backend::for_tensor(any).rnn_backward(spec_, weights_view(), *fwd, d_sequences, d_h, dc);
 }
 
 Tensor RNNBase::apply_gradients(const backend::RnnGradients& g, const CallContext& ctx) {

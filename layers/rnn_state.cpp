@@ -19,12 +19,6 @@ std::string state_specs(const std::vector<Shape>& states) {
     return "[" + out + "]";
 }
 
-Tensor add_defined(const Tensor& a, const Tensor& b) {
-    if (!a.defined()) return b;
-    if (!b.defined()) return a;
-    return backend::for_tensor(a).add(a, b);
-}
-
 }  // namespace
 
 int RNNBase::output_count() const { return common_.return_state ? 1 + state_count() : 1; }
@@ -74,25 +68,11 @@ std::vector<Tensor> RNNBase::backward_outputs(const std::vector<Tensor>& dys, Ca
         runtime_error("Layer \"{}\": backward got {} output gradients, expected {}", name(), dys.size(), output_count());
     const Tensor dh_state = common_.return_state ? dys[1] : Tensor();
     const Tensor dc_state = common_.return_state && state_count() == 2 ? dys[2] : Tensor();
-    backend::RnnGradients g = std::any_cast<backend::RnnForward>(&ctx.state)
-                                  ? unmasked_backward(dys[0], dh_state, dc_state, ctx)
-                                  : backward_masked(dys[0], dh_state, dc_state, ctx);
+    backend::RnnGradients g = call_gradients(dys[0], dh_state, dc_state, ctx);
     std::vector<Tensor> grads = {apply_gradients(g, ctx)};
     if (!ctx.initial_state.empty()) grads.push_back(g.dh0);
     if (ctx.initial_state.size() > 1) grads.push_back(g.dc0);
     return grads;
-}
-
-// dy: the output's gradient; without return_sequences the output IS the final h, so its gradient
-// joins the returned h's.
-backend::RnnGradients RNNBase::unmasked_backward(const Tensor& dy, const Tensor& dh, const Tensor& dc,
-                                                 CallContext& ctx) {
-    auto* fwd = std::any_cast<backend::RnnForward>(&ctx.state);
-    if (!fwd) runtime_error("Layer \"{}\": backward() called without a forward pass", name());
-    const Tensor d_sequences = common_.return_sequences ? dy : Tensor();
-    const Tensor d_h = common_.return_sequences ? dh : add_defined(dy, dh);
-    const Tensor& any = dy.defined() ? dy : (d_h.defined() ? d_h : dc);
-    return backend::for_tensor(any).rnn_backward(spec_, weights_view(), *fwd, d_sequences, d_h, dc);
 }
 
 }  // namespace keras::layers

@@ -116,8 +116,9 @@ private:
     backend::RnnGradients backward_masked(const Tensor& dy, const Tensor& dh, const Tensor& dc, CallContext& ctx);
     // The backend's forward result of a call, masked or not: its final states are return_state's.
     const backend::RnnForward& forward_of(const CallContext& ctx) const;
-    // The unmasked call's backward, same arguments as backward_masked (rnn_state.cpp).
-    backend::RnnGradients unmasked_backward(const Tensor& dy, const Tensor& dh, const Tensor& dc, CallContext& ctx);
+    // The backend's gradients of a call, masked or not: dy is the output's gradient, dh / dc the
+    // returned states' (return_state); each may be undefined. backward() and backward_outputs() use it.
+    backend::RnnGradients call_gradients(const Tensor& dy, const Tensor& dh, const Tensor& dc, CallContext& ctx);
 
     VariablePtr kernel_, recurrent_kernel_, bias_;
     Tensor state_h_, state_c_;          // stateful: the last batch's final states
