@@ -91,6 +91,15 @@ struct MetricSpec {
     float threshold = 0.5f;   // binary_accuracy only
 };
 
+// The generic tensor ops keras::ops runs on (float32 unless said; see keras/ops.hpp for the meaning).
+enum class UnaryOp { negative, exp, log, tanh, sigmoid, relu, sqrt, square, abs, sign, reciprocal };
+// Comparisons give float32 1 / 0.
+enum class BinaryOp {
+    add, subtract, multiply, divide, maximum, minimum, power,
+    greater, greater_equal, less, less_equal, equal, not_equal
+};
+enum class ReduceOp { sum, mean, max, min };
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -176,6 +185,34 @@ public:
     // With a mask: the sum over the real steps of each step's value (binary_accuracy: the mean of the
     // step's elements); Metric::add_masked_position_sum turns it into the running mean.
     virtual Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) = 0;
+
+    // ---- Generic tensor ops, for keras::ops (which checks shapes and axes before calling these).
+    // A backend overrides what it has kernels for; the defaults copy to the host, run the CPU
+    // backend's, and copy the result back (correct everywhere, fast only on the CPU).
+    virtual Tensor unary(UnaryOp op, const Tensor& x);
+    // NumPy broadcasting: shapes aligned at the right, sizes equal or 1.
+    virtual Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
+    // Reduces the given axes (sorted, distinct, in [0, ndim)) to size 1; the rank stays.
+    virtual Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes);
+    // softmax (or log_softmax) along `axis` in [0, ndim).
+    virtual Tensor softmax(const Tensor& x, int axis, bool log);
+    // (..., M, K) @ (..., K, N) -> (..., M, N); both have the same rank >= 2 and the batch axes
+    // broadcast (sizes equal or 1).
+    virtual Tensor matmul(const Tensor& a, const Tensor& b);
+    // out.shape[i] = x.shape[perm[i]].
+    virtual Tensor transpose(const Tensor& x, const std::vector<int>& perm);
+    // Same rank, same sizes except along `axis`.
+    virtual Tensor concatenate(const std::vector<Tensor>& xs, int axis);
+    // The block of `shape` starting at `start`, and its adjoint: dy placed at `start` in zeros of `full`.
+    virtual Tensor slice(const Tensor& x, const std::vector<int64_t>& start, const Shape& shape);
+    virtual Tensor slice_backward(const Tensor& dy, const Shape& full, const std::vector<int64_t>& start);
+    // cond (float32, nonzero = true), a and b broadcast to one shape.
+    virtual Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+    // x's entries at `indices` (int32 / int64, in range: checked by the caller) along `axis`:
+    // out.shape = x.shape[:axis] + indices.shape + x.shape[axis+1:]; and its adjoint (a scatter-add).
+    virtual Tensor take(const Tensor& x, const Tensor& indices, int axis);
+    virtual Tensor take_backward(const Tensor& dy, const Tensor& indices, int axis, const Shape& x_shape);
+    virtual Tensor clip(const Tensor& x, float lo, float hi);
 };
 
 // Raw storage on a device other than the host: Tensor allocates through it and Tensor::to copies

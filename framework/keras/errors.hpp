@@ -14,6 +14,10 @@ struct ValueError : std::invalid_argument {
 struct RuntimeError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+// Python's NotImplementedError: a method a subclass must provide was not.
+struct NotImplementedError : RuntimeError {
+    using RuntimeError::RuntimeError;
+};
 
 template <typename... Args>
 [[noreturn]] void value_error(fmt::format_string<Args...> format, Args&&... args) {

@@ -1,11 +1,17 @@
 // The Layer base class, laid out like Keras's: the constructor takes the public arguments,
 // build() creates weights from the input shape, call() computes, get_config() describes.
-// Unlike Keras there is no autodiff tape: each layer also writes its backward(), and whatever the
-// backward pass needs from the forward pass lives in a CallContext owned by the caller, so one
-// layer can be called several times (shared layers) without the calls overwriting each other.
+//
+// A layer written with keras::ops overrides build(input_shape) and call(inputs) (or
+// call(inputs, training)) and nothing else: its backward pass is automatic (the ops are recorded while
+// it runs, keras/autodiff.hpp), and its output shape is found by running it. Built-in layers whose
+// kernels are fused override call(x, ctx) and backward(dy, ctx) instead, with a hand-written
+// backward. Whatever the backward pass needs from the forward pass lives in a CallContext owned by
+// the caller, so one layer can be called several times (shared layers) without the calls
+// overwriting each other.
 #pragma once
 
 #include <any>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,13 +56,21 @@ public:
     // Checks the input shape against what the layer accepts (ValueError naming the layer and both
     // shapes), creates the weights once, and returns the output shape. Shapes use -1 for None.
     Shape build_for(const Shape& input_shape);
-    virtual Shape compute_output_shape(const Shape& input_shape) const = 0;
+    // The output shape for an input shape (-1 = None). Default: found by running call() on zeros
+    // (None axes tried at two sizes, so the output's None axes are found too).
+    virtual Shape compute_output_shape(const Shape& input_shape) const;
 
-    // Forward pass. Inputs carry a batch axis. ctx.training selects dropout etc.
-    virtual Tensor call(const Tensor& x, CallContext& ctx) = 0;
+    // ---- Layers written with ops override one of these two (Keras's call(inputs, training=None)).
+    virtual Tensor call(const Tensor& inputs, bool training);   // default: call(inputs)
+    virtual Tensor call(const Tensor& inputs);                  // default: NotImplementedError
+
+    // Forward pass as the model runs it. Inputs carry a batch axis. ctx.training selects dropout etc.
+    // Default: call(inputs, training) recorded for the automatic backward.
+    virtual Tensor call(const Tensor& x, CallContext& ctx);
     // Backward pass: gradient with respect to the input, and ADDS weight gradients into
     // each Variable::grad. Integer inputs (token ids) return an undefined tensor.
-    virtual Tensor backward(const Tensor& dy, CallContext& ctx) = 0;
+    // Default: the automatic gradient of what call(x, ctx) recorded.
+    virtual Tensor backward(const Tensor& dy, CallContext& ctx);
 
     // Several inputs (merge layers). A layer of one input takes a list of exactly one; merge layers
     // override these. backward_multi returns one gradient per input (undefined for integer inputs).
@@ -136,6 +150,14 @@ protected:
     // Once built, a layer with weights must keep its input's last axis (what Keras's InputSpec pins).
     virtual void check_built_shape(const Shape& input_shape) const;
     virtual void build(const Shape& input_shape) { (void)input_shape; }
+    // The automatic call and backward, for layers that override call(x, ctx) to reach more of the
+    // context (masks, initial states, several outputs) but still compute with ops: record_call runs
+    // body(input, initial_state) recorded, and recorded_backward sends gradients of its outputs
+    // (one per output, undefined = none) back, returning {dx, one per initial state}.
+    using RecordedBody = std::function<std::vector<Tensor>(const Tensor&, const std::vector<Tensor>&)>;
+    std::vector<Tensor> record_call(const Tensor& x, const std::vector<Tensor>& initial_state, CallContext& ctx,
+                                    const RecordedBody& body);
+    std::vector<Tensor> recorded_backward(const std::vector<Tensor>& dys, CallContext& ctx);
     // For layers that build themselves from several shapes (merge layers).
     void mark_built(const Shape& first_input_shape);
     // Wrappers (TimeDistributed): the wrapped layer's weights become this layer's too, same Variables,

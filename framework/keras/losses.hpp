@@ -2,6 +2,7 @@
 // when asked, the gradient of that mean with respect to y_pred. Tensors are on the CPU.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -113,6 +114,33 @@ public:
     std::optional<backend::LossSpec> device_spec() const override {
         return backend::LossSpec{backend::LossKind::mean_absolute_error};
     }
+};
+
+// A loss written as a function of ops (Keras's LossFunctionWrapper, what compile() makes of a Python
+// function): fn(y_true, y_pred) returns the loss per sample, or per step (y_pred's shape without its
+// last axis, which a mask then weighs); the batch value is their mean and the gradient is automatic.
+//
+//     auto huber = losses::LossFunctionWrapper([](const Tensor& y, const Tensor& p) {
+//         Tensor e = ops::abs(ops::subtract(y, p));
+//         return ops::mean(ops::where(ops::less(e, 1.0f), ops::multiply(ops::square(e), 0.5f),
+//                                     ops::subtract(e, 0.5f)), -1);
+//     }, "huber");
+//     model.compile(optimizers::Adam(), huber);
+class LossFunctionWrapper : public Loss {
+public:
+    using Function = std::function<Tensor(const Tensor& y_true, const Tensor& y_pred)>;
+    explicit LossFunctionWrapper(Function fn, std::string name = "loss_function_wrapper");
+    std::string name() const override { return name_; }
+    double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override {
+        return compute_masked(y_true, y_pred, Tensor(), grad);
+    }
+    double compute_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask, Tensor* grad) const override;
+    void check_shapes(const Tensor& y_true, const Shape& y_pred_shape) const override;
+    nlohmann::json get_config() const override;
+
+private:
+    Function fn_;
+    std::string name_;
 };
 
 // Keras's shape rule for element-wise losses and metrics: y_true must have y_pred's shape, except that

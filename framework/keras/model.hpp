@@ -64,6 +64,11 @@ struct PredictOptions {
     std::vector<callbacks::CallbackPtr> callbacks{};
 };
 
+// Model::operator()'s keyword arguments (Keras's model(x, training=False)).
+struct CallOptions {
+    bool training = false;
+};
+
 // evaluate()'s result: the loss and each compiled metric by name. `auto [loss, acc] = evaluate(...)`
 // binds the loss and the first metric.
 struct EvaluateResult : Logs {
@@ -128,6 +133,10 @@ public:
 
     callbacks::History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
     EvaluateResult evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
+    // Keras's model(x, training=...): one batch's output on the model's device. While a GradientTape
+    // records, the call is recorded too, so tape.gradient(loss, model.trainable_weights()) reaches
+    // the weights (custom training loops; the backward is the layers' own). Single-output models.
+    Tensor operator()(const Tensor& x, const CallOptions& options = {});
     Tensor predict(const Tensor& x, const PredictOptions& options = {});
     // One gradient step on one batch; returns the loss and metrics of that batch (metrics reset first).
     Logs train_on_batch(const Tensor& x, const Tensor& y);

@@ -35,6 +35,9 @@ public:
     // update of every trainable variable with a defined grad (step = iterations). Creates slots on
     // first sight of a variable. Does nothing when no variable has a gradient.
     void apply_gradients(const std::vector<VariablePtr>& variables);
+    // Keras 3's optimizer.apply(grads, trainable_variables): the gradients given (one per variable,
+    // e.g. from GradientTape::gradient; undefined = none) instead of the variables' grad fields.
+    void apply(const std::vector<Tensor>& grads, const std::vector<VariablePtr>& variables);
     int64_t iterations = 0;
     float learning_rate;
     Clipping clipping;

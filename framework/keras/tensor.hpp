@@ -13,6 +13,10 @@
 
 namespace keras {
 
+namespace autodiff {
+struct Node;
+}
+
 enum class DType { float32, int32, int64 };
 
 using Shape = std::vector<int64_t>;
@@ -89,6 +93,14 @@ public:
     void fill(float value);
     void copy_from(const Tensor& other);   // same numel and dtype, from any device
 
+    // Automatic differentiation (keras/autodiff.hpp): the recorded op that produced this tensor, or
+    // null for a constant. Copies share it; the raw operations above (reshape, clone, ...) do not
+    // carry it: keras::ops are the recorded ones.
+    const std::shared_ptr<autodiff::Node>& grad_node() const { return grad_node_; }
+    void set_grad_node(std::shared_ptr<autodiff::Node> node) { grad_node_ = std::move(node); }
+    // This tensor's values without its recorded history (TensorFlow's stop_gradient).
+    Tensor detached() const { Tensor t = *this; t.grad_node_.reset(); return t; }
+
 private:
     struct Storage {
         void* ptr = nullptr;
@@ -103,6 +115,7 @@ private:
     Shape shape_;
     DType dtype_ = DType::float32;
     Device device_;
+    std::shared_ptr<autodiff::Node> grad_node_;
 };
 
 }  // namespace keras

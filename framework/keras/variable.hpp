@@ -8,11 +8,22 @@
 
 namespace keras {
 
+struct Variable;
+namespace autodiff {
+// The variable's value, recorded as a read of the variable when a GradientTape is recording (so
+// tape.gradient(loss, {variable}) reaches it); the plain value otherwise.
+Tensor read(const Variable& variable);
+}  // namespace autodiff
+
 struct Variable {
     std::string name;    // Keras weight name, e.g. "kernel", "recurrent_kernel", "bias", "embeddings"
     Tensor value;
     Tensor grad;         // same shape as value; zeroed by the model before each backward pass
     bool trainable = true;
+
+    // Ops take a variable where they take a tensor, as Keras's ops.matmul(x, self.kernel):
+    // `ops::matmul(x, *kernel)`. Reading through here is what gradients follow.
+    operator Tensor() const { return autodiff::read(*this); }
 };
 using VariablePtr = std::shared_ptr<Variable>;
 

@@ -95,6 +95,14 @@ void Optimizer::clip_gradients(std::vector<Tensor>& grads) const {
     }
 }
 
+void Optimizer::apply(const std::vector<Tensor>& grads, const std::vector<VariablePtr>& variables) {
+    if (grads.size() != variables.size())
+        value_error("optimizer.apply(): {} gradients for {} variables", grads.size(), variables.size());
+    for (size_t i = 0; i < variables.size(); ++i)
+        if (variables[i]) variables[i]->grad = grads[i];
+    apply_gradients(variables);
+}
+
 void Optimizer::apply_gradients(const std::vector<VariablePtr>& variables) {
     std::vector<VariablePtr> targets;
     std::vector<Tensor> grads;

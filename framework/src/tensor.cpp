@@ -174,7 +174,7 @@ Tensor Tensor::reshape(Shape shape) const {
     const bool all_known = std::all_of(shape.begin(), shape.end(), [](int64_t d) { return d >= 0; });
     if (!all_known || num_elements(shape) != numel())
         value_error("Cannot reshape a tensor of shape {} into shape {}", shape_str(shape_), shape_str(shape));
-    Tensor t = *this;
+    Tensor t = detached();   // ops::reshape is the recorded one
     t.shape_ = std::move(shape);
     return t;
 }

@@ -66,6 +66,20 @@ public:
     Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred,
                       const Tensor& mask) override;
 
+    Tensor unary(UnaryOp op, const Tensor& x) override;
+    Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) override;
+    Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) override;
+    Tensor softmax(const Tensor& x, int axis, bool log) override;
+    Tensor matmul(const Tensor& a, const Tensor& b) override;
+    Tensor transpose(const Tensor& x, const std::vector<int>& perm) override;
+    Tensor concatenate(const std::vector<Tensor>& xs, int axis) override;
+    Tensor slice(const Tensor& x, const std::vector<int64_t>& start, const Shape& shape) override;
+    Tensor slice_backward(const Tensor& dy, const Shape& full, const std::vector<int64_t>& start) override;
+    Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) override;
+    Tensor take(const Tensor& x, const Tensor& indices, int axis) override;
+    Tensor take_backward(const Tensor& dy, const Tensor& indices, int axis, const Shape& x_shape) override;
+    Tensor clip(const Tensor& x, float lo, float hi) override;
+
 private:
     // matmul primitives by "m,k,n,transposes,bias": built once per shape, executed many times.
     dnnl::matmul& matmul_for(int64_t m, int64_t k, int64_t n, bool transpose_a, bool transpose_b, bool bias);

@@ -1,0 +1,309 @@
+#include "host_ops.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+
+#include "keras/errors.hpp"
+
+namespace keras::backend::host {
+
+namespace {
+std::vector<int64_t> strides_of(const Shape& shape) {
+    std::vector<int64_t> s(shape.size(), 1);
+    for (int i = static_cast<int>(shape.size()) - 2; i >= 0; --i) s[i] = s[i + 1] * shape[i + 1];
+    return s;
+}
+
+// Strides of `shape` read as `out` (right-aligned), 0 along the axes it broadcasts over.
+std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& out) {
+    const auto own = strides_of(shape);
+    std::vector<int64_t> s(out.size(), 0);
+    const size_t offset = out.size() - shape.size();
+    for (size_t i = 0; i < shape.size(); ++i) s[offset + i] = shape[i] == 1 ? 0 : own[i];
+    return s;
+}
+
+// Calls f(flat output index, offsets...) for every element of `out`, with one offset per stride set.
+template <size_t N, typename F>
+void for_each_index(const Shape& out, const std::array<std::vector<int64_t>, N>& strides, F&& f) {
+    const int64_t total = num_elements(out);
+    const int nd = static_cast<int>(out.size());
+    std::vector<int64_t> idx(nd, 0);
+    std::array<int64_t, N> off{};
+    for (int64_t i = 0; i < total; ++i) {
+        f(i, off);
+        for (int d = nd - 1; d >= 0; --d) {   // odometer step, keeping the offsets in step
+            if (++idx[d] < out[d]) {
+                for (size_t k = 0; k < N; ++k) off[k] += strides[k][d];
+                break;
+            }
+            for (size_t k = 0; k < N; ++k) off[k] -= strides[k][d] * (out[d] - 1);
+            idx[d] = 0;
+        }
+    }
+}
+
+int64_t index_at(const Tensor& ids, int64_t i) {
+    return ids.dtype() == DType::int64 ? ids.data<int64_t>()[i] : ids.data<int32_t>()[i];
+}
+}  // namespace
+
+Shape broadcast_shapes(const Shape& a, const Shape& b) {
+    Shape out(std::max(a.size(), b.size()), 1);
+    for (size_t i = 0; i < out.size(); ++i) {
+        const int64_t da = i < out.size() - a.size() ? 1 : a[i - (out.size() - a.size())];
+        const int64_t db = i < out.size() - b.size() ? 1 : b[i - (out.size() - b.size())];
+        if (da != db && da != 1 && db != 1)
+            value_error("Cannot broadcast shapes {} and {}: axis {} has sizes {} and {}", shape_str(a), shape_str(b),
+                        i, da, db);
+        out[i] = da == 1 ? db : da;
+    }
+    return out;
+}
+
+float unary(UnaryOp op, float x) {
+    switch (op) {
+        case UnaryOp::negative: return -x;
+        case UnaryOp::exp: return std::exp(x);
+        case UnaryOp::log: return std::log(x);
+        case UnaryOp::tanh: return std::tanh(x);
+        case UnaryOp::sigmoid: return 1.0f / (1.0f + std::exp(-x));
+        case UnaryOp::relu: return x > 0.0f ? x : 0.0f;
+        case UnaryOp::sqrt: return std::sqrt(x);
+        case UnaryOp::square: return x * x;
+        case UnaryOp::abs: return std::fabs(x);
+        case UnaryOp::sign: return static_cast<float>((x > 0.0f) - (x < 0.0f));
+        case UnaryOp::reciprocal: return 1.0f / x;
+    }
+    return x;
+}
+
+float binary(BinaryOp op, float a, float b) {
+    switch (op) {
+        case BinaryOp::add: return a + b;
+        case BinaryOp::subtract: return a - b;
+        case BinaryOp::multiply: return a * b;
+        case BinaryOp::divide: return a / b;
+        case BinaryOp::maximum: return std::max(a, b);
+        case BinaryOp::minimum: return std::min(a, b);
+        case BinaryOp::power: return std::pow(a, b);
+        case BinaryOp::greater: return a > b;
+        case BinaryOp::greater_equal: return a >= b;
+        case BinaryOp::less: return a < b;
+        case BinaryOp::less_equal: return a <= b;
+        case BinaryOp::equal: return a == b;
+        case BinaryOp::not_equal: return a != b;
+    }
+    return a;
+}
+
+Tensor unary(UnaryOp op, const Tensor& x) {
+    Tensor y(x.shape(), DType::float32);
+    const float* px = x.data<float>();
+    float* py = y.data<float>();
+    for (int64_t i = 0; i < x.numel(); ++i) py[i] = unary(op, px[i]);
+    return y;
+}
+
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
+    const Shape out = broadcast_shapes(a.shape(), b.shape());
+    Tensor y(out, DType::float32);
+    const float* pa = a.data<float>();
+    const float* pb = b.data<float>();
+    float* py = y.data<float>();
+    for_each_index<2>(out, {broadcast_strides(a.shape(), out), broadcast_strides(b.shape(), out)},
+                      [&](int64_t i, const std::array<int64_t, 2>& off) { py[i] = binary(op, pa[off[0]], pb[off[1]]); });
+    return y;
+}
+
+Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) {
+    Shape out = x.shape();
+    for (int a : axes) out[a] = 1;
+    const int64_t count = out.empty() ? 1 : x.numel() / std::max<int64_t>(num_elements(out), 1);
+    const double init = op == ReduceOp::max ? -std::numeric_limits<double>::infinity()
+                        : op == ReduceOp::min ? std::numeric_limits<double>::infinity() : 0.0;
+    std::vector<double> acc(num_elements(out), init);
+    const float* px = x.data<float>();
+    // Walk x; its offset in `out` drops the reduced axes (stride 0 there).
+    for_each_index<1>(x.shape(), {broadcast_strides(out, x.shape())}, [&](int64_t i, const std::array<int64_t, 1>& off) {
+        double& a = acc[off[0]];
+        const double v = px[i];
+        if (op == ReduceOp::max) a = std::max(a, v);
+        else if (op == ReduceOp::min) a = std::min(a, v);
+        else a += v;
+    });
+    Tensor y(out, DType::float32);
+    float* py = y.data<float>();
+    for (size_t i = 0; i < acc.size(); ++i)
+        py[i] = static_cast<float>(op == ReduceOp::mean ? acc[i] / static_cast<double>(count) : acc[i]);
+    return y;
+}
+
+Tensor softmax(const Tensor& x, int axis, bool log) {
+    Tensor y(x.shape(), DType::float32);
+    const int64_t n = x.shape()[axis], inner = strides_of(x.shape())[axis], outer = x.numel() / std::max<int64_t>(n * inner, 1);
+    const float* px = x.data<float>();
+    float* py = y.data<float>();
+    for (int64_t o = 0; o < outer; ++o)
+        for (int64_t in = 0; in < inner; ++in) {
+            const int64_t base = o * n * inner + in;
+            float mx = -std::numeric_limits<float>::infinity();
+            for (int64_t k = 0; k < n; ++k) mx = std::max(mx, px[base + k * inner]);
+            double sum = 0;
+            for (int64_t k = 0; k < n; ++k) sum += std::exp(double(px[base + k * inner]) - mx);
+            for (int64_t k = 0; k < n; ++k) {
+                const double z = double(px[base + k * inner]) - mx;
+                py[base + k * inner] = static_cast<float>(log ? z - std::log(sum) : std::exp(z) / sum);
+            }
+        }
+    return y;
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+    const int nd = a.ndim();
+    const int64_t m = a.dim(-2), k = a.dim(-1), n = b.dim(-1);
+    Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
+    const Shape batch = broadcast_shapes(batch_a, batch_b);
+    Shape out = batch;
+    out.push_back(m);
+    out.push_back(n);
+    Tensor y = Tensor::zeros(out, DType::float32);
+    const float* pa = a.data<float>();
+    const float* pb = b.data<float>();
+    float* py = y.data<float>();
+    auto sa = broadcast_strides(batch_a, batch), sb = broadcast_strides(batch_b, batch);
+    for (auto& s : sa) s *= m * k;
+    for (auto& s : sb) s *= k * n;
+    (void)nd;
+    for_each_index<2>(batch, {sa, sb}, [&](int64_t i, const std::array<int64_t, 2>& off) {
+        const float* A = pa + off[0];
+        const float* B = pb + off[1];
+        float* Y = py + i * m * n;
+        for (int64_t r = 0; r < m; ++r)
+            for (int64_t c = 0; c < k; ++c) {
+                const float av = A[r * k + c];
+                for (int64_t j = 0; j < n; ++j) Y[r * n + j] += av * B[c * n + j];
+            }
+    });
+    return y;
+}
+
+Tensor transpose(const Tensor& x, const std::vector<int>& perm) {
+    Shape out(perm.size());
+    const auto own = strides_of(x.shape());
+    std::vector<int64_t> s(perm.size());
+    for (size_t i = 0; i < perm.size(); ++i) out[i] = x.shape()[perm[i]], s[i] = own[perm[i]];
+    Tensor y(out, x.dtype());
+    const size_t es = dtype_size(x.dtype());
+    const char* px = static_cast<const char*>(x.raw());
+    char* py = static_cast<char*>(y.raw());
+    for_each_index<1>(out, {s}, [&](int64_t i, const std::array<int64_t, 1>& off) {
+        std::copy_n(px + off[0] * es, es, py + i * es);
+    });
+    return y;
+}
+
+Tensor concatenate(const std::vector<Tensor>& xs, int axis) {
+    Shape out = xs.at(0).shape();
+    out[axis] = 0;
+    for (const auto& x : xs) out[axis] += x.shape()[axis];
+    Tensor y(out, xs[0].dtype());
+    const size_t es = dtype_size(xs[0].dtype());
+    const int64_t outer = num_elements(Shape(out.begin(), out.begin() + axis));
+    const int64_t inner = num_elements(Shape(out.begin() + axis + 1, out.end()));
+    char* py = static_cast<char*>(y.raw());
+    int64_t col = 0;   // where this input's block starts along `axis`
+    for (const auto& x : xs) {
+        const int64_t block = x.shape()[axis] * inner;
+        const char* px = static_cast<const char*>(x.raw());
+        for (int64_t o = 0; o < outer; ++o)
+            std::copy_n(px + o * block * es, block * es, py + (o * out[axis] * inner + col * inner) * es);
+        col += x.shape()[axis];
+    }
+    return y;
+}
+
+Tensor slice(const Tensor& x, const std::vector<int64_t>& start, const Shape& shape) {
+    Tensor y(shape, x.dtype());
+    const size_t es = dtype_size(x.dtype());
+    const auto s = strides_of(x.shape());
+    int64_t base = 0;
+    for (size_t i = 0; i < start.size(); ++i) base += start[i] * s[i];
+    const char* px = static_cast<const char*>(x.raw()) + base * es;
+    char* py = static_cast<char*>(y.raw());
+    for_each_index<1>(shape, {s}, [&](int64_t i, const std::array<int64_t, 1>& off) {
+        std::copy_n(px + off[0] * es, es, py + i * es);
+    });
+    return y;
+}
+
+Tensor slice_backward(const Tensor& dy, const Shape& full, const std::vector<int64_t>& start) {
+    Tensor dx = Tensor::zeros(full, DType::float32);
+    const auto s = strides_of(full);
+    int64_t base = 0;
+    for (size_t i = 0; i < start.size(); ++i) base += start[i] * s[i];
+    float* px = dx.data<float>() + base;
+    const float* pg = dy.data<float>();
+    for_each_index<1>(dy.shape(), {s}, [&](int64_t i, const std::array<int64_t, 1>& off) { px[off[0]] = pg[i]; });
+    return dx;
+}
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+    const Shape out = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape()), b.shape());
+    Tensor y(out, DType::float32);
+    const float* pc = cond.data<float>();
+    const float* pa = a.data<float>();
+    const float* pb = b.data<float>();
+    float* py = y.data<float>();
+    for_each_index<3>(out, {broadcast_strides(cond.shape(), out), broadcast_strides(a.shape(), out),
+                            broadcast_strides(b.shape(), out)},
+                      [&](int64_t i, const std::array<int64_t, 3>& off) {
+                          py[i] = pc[off[0]] != 0.0f ? pa[off[1]] : pb[off[2]];
+                      });
+    return y;
+}
+
+Tensor take(const Tensor& x, const Tensor& indices, int axis) {
+    Shape out(x.shape().begin(), x.shape().begin() + axis);
+    out.insert(out.end(), indices.shape().begin(), indices.shape().end());
+    out.insert(out.end(), x.shape().begin() + axis + 1, x.shape().end());
+    Tensor y(out, x.dtype());
+    const size_t es = dtype_size(x.dtype());
+    const int64_t outer = num_elements(Shape(x.shape().begin(), x.shape().begin() + axis));
+    const int64_t inner = num_elements(Shape(x.shape().begin() + axis + 1, x.shape().end()));
+    const int64_t n = x.shape()[axis], k = indices.numel();
+    const char* px = static_cast<const char*>(x.raw());
+    char* py = static_cast<char*>(y.raw());
+    for (int64_t o = 0; o < outer; ++o)
+        for (int64_t j = 0; j < k; ++j)
+            std::copy_n(px + (o * n + index_at(indices, j)) * inner * es, inner * es, py + (o * k + j) * inner * es);
+    return y;
+}
+
+Tensor take_backward(const Tensor& dy, const Tensor& indices, int axis, const Shape& x_shape) {
+    Tensor dx = Tensor::zeros(x_shape, DType::float32);
+    const int64_t outer = num_elements(Shape(x_shape.begin(), x_shape.begin() + axis));
+    const int64_t inner = num_elements(Shape(x_shape.begin() + axis + 1, x_shape.end()));
+    const int64_t n = x_shape[axis], k = indices.numel();
+    const float* pg = dy.data<float>();
+    float* px = dx.data<float>();
+    for (int64_t o = 0; o < outer; ++o)
+        for (int64_t j = 0; j < k; ++j) {
+            float* row = px + (o * n + index_at(indices, j)) * inner;
+            const float* g = pg + (o * k + j) * inner;
+            for (int64_t c = 0; c < inner; ++c) row[c] += g[c];
+        }
+    return dx;
+}
+
+Tensor clip(const Tensor& x, float lo, float hi) {
+    Tensor y(x.shape(), DType::float32);
+    const float* px = x.data<float>();
+    float* py = y.data<float>();
+    for (int64_t i = 0; i < x.numel(); ++i) py[i] = std::min(std::max(px[i], lo), hi);
+    return y;
+}
+
+}  // namespace keras::backend::host

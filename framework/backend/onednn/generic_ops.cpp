@@ -1,0 +1,231 @@
+// The generic tensor ops (keras::ops) on the CPU: oneDNN's eltwise, binary, reduction, softmax,
+// matmul, concat and reorder primitives where they apply, the loops of host/host_ops.cpp otherwise
+// (integer tensors, functions oneDNN lacks, broadcasts its binary primitive cannot express).
+#include <numeric>
+#include <optional>
+
+#include "backend/host/host_ops.hpp"
+#include "onednn_backend.hpp"
+
+namespace keras::backend {
+
+using dnnl::algorithm;
+using dnnl::memory;
+
+namespace {
+// oneDNN has no 0-d memory: a scalar is viewed as (1,).
+memory::dims dims_of(const Shape& shape) { return shape.empty() ? memory::dims{1} : memory::dims(shape.begin(), shape.end()); }
+
+memory::dims dense_strides(const memory::dims& dims) {
+    memory::dims s(dims.size(), 1);
+    for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i) s[i] = s[i + 1] * dims[i + 1];
+    return s;
+}
+
+memory::desc plain_desc(const Shape& shape) {
+    const auto d = dims_of(shape);
+    return memory::desc(d, memory::data_type::f32, dense_strides(d));
+}
+
+memory wrap(const dnnl::engine& engine, const memory::desc& md, const Tensor& t) {
+    return memory(md, engine, const_cast<void*>(t.raw()));
+}
+
+bool all_f32(std::initializer_list<const Tensor*> ts) {
+    for (const Tensor* t : ts)
+        if (t->dtype() != DType::float32 || t->numel() == 0) return false;
+    return true;
+}
+
+// eltwise algorithm with its alpha / beta for the unary ops oneDNN has.
+struct Eltwise {
+    algorithm alg;
+    float alpha = 0.0f, beta = 0.0f;
+};
+std::optional<Eltwise> eltwise_of(UnaryOp op) {
+    switch (op) {
+        case UnaryOp::negative: return Eltwise{algorithm::eltwise_linear, -1.0f, 0.0f};
+        case UnaryOp::exp: return Eltwise{algorithm::eltwise_exp};
+        case UnaryOp::log: return Eltwise{algorithm::eltwise_log};
+        case UnaryOp::tanh: return Eltwise{algorithm::eltwise_tanh};
+        case UnaryOp::sigmoid: return Eltwise{algorithm::eltwise_logistic};
+        case UnaryOp::relu: return Eltwise{algorithm::eltwise_relu};
+        case UnaryOp::sqrt: return Eltwise{algorithm::eltwise_sqrt};
+        case UnaryOp::square: return Eltwise{algorithm::eltwise_square};
+        case UnaryOp::abs: return Eltwise{algorithm::eltwise_abs};
+        case UnaryOp::reciprocal: return Eltwise{algorithm::eltwise_pow, 1.0f, -1.0f};
+        case UnaryOp::sign: return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+std::optional<algorithm> binary_of(BinaryOp op) {
+    switch (op) {
+        case BinaryOp::add: return algorithm::binary_add;
+        case BinaryOp::subtract: return algorithm::binary_sub;
+        case BinaryOp::multiply: return algorithm::binary_mul;
+        case BinaryOp::divide: return algorithm::binary_div;
+        case BinaryOp::maximum: return algorithm::binary_max;
+        case BinaryOp::minimum: return algorithm::binary_min;
+        case BinaryOp::greater: return algorithm::binary_gt;
+        case BinaryOp::greater_equal: return algorithm::binary_ge;
+        case BinaryOp::less: return algorithm::binary_lt;
+        case BinaryOp::less_equal: return algorithm::binary_le;
+        case BinaryOp::equal: return algorithm::binary_eq;
+        case BinaryOp::not_equal: return algorithm::binary_ne;
+        case BinaryOp::power: return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+bool commutes(BinaryOp op) {
+    return op == BinaryOp::add || op == BinaryOp::multiply || op == BinaryOp::maximum || op == BinaryOp::minimum ||
+           op == BinaryOp::equal || op == BinaryOp::not_equal;
+}
+
+// `shape` padded with leading 1s to `rank` axes.
+Shape with_rank(const Shape& shape, size_t rank) {
+    Shape out(rank - shape.size(), 1);
+    out.insert(out.end(), shape.begin(), shape.end());
+    return out;
+}
+}  // namespace
+
+Tensor OneDnnBackend::unary(UnaryOp op, const Tensor& x) {
+    const auto e = eltwise_of(op);
+    if (!e || !all_f32({&x})) return host::unary(op, x);
+    Tensor y(x.shape(), DType::float32);
+    const auto md = plain_desc(x.shape());
+    dnnl::eltwise_forward prim(dnnl::eltwise_forward::primitive_desc(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, e->alg, md, e->alpha, e->beta), engine_));
+    prim.execute(stream_, {{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}});
+    stream_.wait();
+    return y;
+}
+
+Tensor OneDnnBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b) {
+    const auto alg = binary_of(op);
+    const Shape out = host::broadcast_shapes(a.shape(), b.shape());
+    // oneDNN broadcasts only its second input: the first must already have the output's shape.
+    const bool swap = a.shape() != out && b.shape() == out && commutes(op);
+    const Tensor& s0 = swap ? b : a;
+    const Tensor& s1 = swap ? a : b;
+    if (!alg || !all_f32({&a, &b}) || s0.shape() != out || out.size() > DNNL_MAX_NDIMS) return host::binary(op, a, b);
+    Tensor y(out, DType::float32);
+    const auto md0 = plain_desc(out), md1 = plain_desc(with_rank(s1.shape(), out.size()));
+    dnnl::binary prim(dnnl::binary::primitive_desc(dnnl::binary::desc(*alg, md0, md1, md0), engine_));
+    prim.execute(stream_, {{DNNL_ARG_SRC_0, wrap(engine_, md0, s0)},
+                           {DNNL_ARG_SRC_1, wrap(engine_, md1, s1)},
+                           {DNNL_ARG_DST, wrap(engine_, md0, y)}});
+    stream_.wait();
+    return y;
+}
+
+Tensor OneDnnBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) {
+    Shape out = x.shape();
+    for (int a : axes) out[a] = 1;
+    if (out == x.shape()) return x.clone();   // only size-1 axes: oneDNN refuses a reduction that reduces nothing
+    if (!all_f32({&x}) || x.ndim() > DNNL_MAX_NDIMS) return host::reduce(op, x, axes);
+    const algorithm alg = op == ReduceOp::sum    ? algorithm::reduction_sum
+                          : op == ReduceOp::mean ? algorithm::reduction_mean
+                          : op == ReduceOp::max  ? algorithm::reduction_max
+                                                 : algorithm::reduction_min;
+    Tensor y(out, DType::float32);
+    const auto src = plain_desc(x.shape()), dst = plain_desc(out);
+    dnnl::reduction prim(dnnl::reduction::primitive_desc(dnnl::reduction::desc(alg, src, dst, 0.0f, 0.0f), engine_));
+    prim.execute(stream_, {{DNNL_ARG_SRC, wrap(engine_, src, x)}, {DNNL_ARG_DST, wrap(engine_, dst, y)}});
+    stream_.wait();
+    return y;
+}
+
+Tensor OneDnnBackend::softmax(const Tensor& x, int axis, bool log) {
+    if (!all_f32({&x})) return host::softmax(x, axis, log);
+    Tensor y(x.shape(), DType::float32);
+    const auto md = plain_desc(x.shape());
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}};
+    const auto kind = dnnl::prop_kind::forward_inference;
+    if (log)
+        dnnl::logsoftmax_forward(dnnl::logsoftmax_forward::primitive_desc({kind, md, axis}, engine_)).execute(stream_, args);
+    else
+        dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc({kind, md, axis}, engine_)).execute(stream_, args);
+    stream_.wait();
+    return y;
+}
+
+Tensor OneDnnBackend::matmul(const Tensor& a, const Tensor& b) {
+    if (!all_f32({&a, &b}) || a.ndim() > DNNL_MAX_NDIMS) return host::matmul(a, b);
+    Shape out = host::broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
+                                       Shape(b.shape().begin(), b.shape().end() - 2));
+    out.push_back(a.dim(-2));
+    out.push_back(b.dim(-1));
+    Tensor y(out, DType::float32);
+    const auto ma = plain_desc(a.shape()), mb = plain_desc(b.shape()), my = plain_desc(out);
+    dnnl::matmul prim(dnnl::matmul::primitive_desc(dnnl::matmul::desc(ma, mb, my), engine_));
+    prim.execute(stream_, {{DNNL_ARG_SRC, wrap(engine_, ma, a)},
+                           {DNNL_ARG_WEIGHTS, wrap(engine_, mb, b)},
+                           {DNNL_ARG_DST, wrap(engine_, my, y)}});
+    stream_.wait();
+    return y;
+}
+
+Tensor OneDnnBackend::transpose(const Tensor& x, const std::vector<int>& perm) {
+    if (!all_f32({&x}) || x.ndim() == 0 || x.ndim() > DNNL_MAX_NDIMS) return host::transpose(x, perm);
+    // A reorder from x read through permuted strides into a dense output.
+    const auto own = dense_strides(dims_of(x.shape()));
+    memory::dims dims(perm.size()), strides(perm.size());
+    Shape out(perm.size());
+    for (size_t i = 0; i < perm.size(); ++i) dims[i] = out[i] = x.shape()[perm[i]], strides[i] = own[perm[i]];
+    Tensor y(out, DType::float32);
+    memory src(memory::desc(dims, memory::data_type::f32, strides), engine_, const_cast<void*>(x.raw()));
+    memory dst = wrap(engine_, plain_desc(out), y);
+    dnnl::reorder(src, dst).execute(stream_, src, dst);
+    stream_.wait();
+    return y;
+}
+
+Tensor OneDnnBackend::concatenate(const std::vector<Tensor>& xs, int axis) {
+    bool f32 = !xs.empty() && xs[0].ndim() > 0 && xs[0].ndim() <= DNNL_MAX_NDIMS;
+    for (const auto& x : xs) f32 = f32 && all_f32({&x});
+    if (!f32) return host::concatenate(xs, axis);
+    std::vector<memory::desc> mds;
+    std::unordered_map<int, memory> args;
+    Shape out = xs[0].shape();
+    out[axis] = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+        mds.push_back(plain_desc(xs[i].shape()));
+        args.emplace(DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i), wrap(engine_, mds.back(), xs[i]));
+        out[axis] += xs[i].shape()[axis];
+    }
+    Tensor y(out, DType::float32);
+    const auto dst = plain_desc(out);
+    args.emplace(DNNL_ARG_DST, wrap(engine_, dst, y));
+    dnnl::concat(dnnl::concat::primitive_desc(dst, axis, mds, engine_)).execute(stream_, args);
+    stream_.wait();
+    return y;
+}
+
+// Slicing, selection and gathers move little data per element: plain loops.
+Tensor OneDnnBackend::slice(const Tensor& x, const std::vector<int64_t>& start, const Shape& shape) {
+    return host::slice(x, start, shape);
+}
+Tensor OneDnnBackend::slice_backward(const Tensor& dy, const Shape& full, const std::vector<int64_t>& start) {
+    return host::slice_backward(dy, full, start);
+}
+Tensor OneDnnBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b) { return host::where(cond, a, b); }
+Tensor OneDnnBackend::take(const Tensor& x, const Tensor& indices, int axis) { return host::take(x, indices, axis); }
+Tensor OneDnnBackend::take_backward(const Tensor& dy, const Tensor& indices, int axis, const Shape& x_shape) {
+    return host::take_backward(dy, indices, axis, x_shape);
+}
+
+Tensor OneDnnBackend::clip(const Tensor& x, float lo, float hi) {
+    if (!all_f32({&x})) return host::clip(x, lo, hi);
+    Tensor y(x.shape(), DType::float32);
+    const auto md = plain_desc(x.shape());
+    dnnl::eltwise_forward prim(dnnl::eltwise_forward::primitive_desc(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, algorithm::eltwise_clip, md, lo, hi), engine_));
+    prim.execute(stream_, {{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}});
+    stream_.wait();
+    return y;
+}
+
+}  // namespace keras::backend

@@ -1,0 +1,134 @@
+// Reverse-mode automatic differentiation, TensorFlow-style: while a GradientTape is recording, every
+// keras::ops call that reads a recorded tensor or a variable records itself (its inputs and how to
+// send a gradient back to them) on the tensor it returns. tape.gradient(target, sources) then walks
+// those records from the target back to the sources. No graph compiler: the records are the
+// ordinary C++ objects the ops leave behind, freed with the last tensor that refers to them.
+//
+//     keras::GradientTape tape;
+//     Tensor y_pred = model(x, {.training = true});
+//     Tensor loss = my_loss(y, y_pred);
+//     std::vector<Tensor> grads = tape.gradient(loss, model.trainable_weights());
+//     optimizer.apply_gradients(grads, model.trainable_weights());
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "keras/tensor.hpp"
+#include "keras/variable.hpp"
+
+namespace keras {
+
+namespace autodiff {
+
+// How an op sends the gradient of its output back: one gradient per input, in the order the inputs
+// were recorded (an undefined tensor where an input gets none, e.g. integer ids).
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& dy)>;
+
+// One recorded op. Leaves are reads of a Variable or tensors a tape watches.
+struct Node {
+    std::string op;                                  // for error messages: "matmul", "layer dense", ...
+    std::vector<std::shared_ptr<Node>> inputs;       // null where an input is a constant
+    BackwardFn backward;                             // empty for leaves
+    const Variable* variable = nullptr;              // set on a variable's leaf
+    Shape shape;                                     // the output's shape
+    DType dtype = DType::float32;
+};
+
+// Whether ops record now: some GradientTape is recording on this thread and no stop_recording is open.
+bool recording();
+
+// Records an op: when recording and some input is recorded, `out` gets a node with these inputs and
+// this backward. Returns `out`. This is how every op (and custom_gradient) joins the tape.
+Tensor record(const std::string& op, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward);
+
+// Gradients of `targets` (seeded with `seeds`, ones where a seed is undefined) with respect to the
+// nodes `sources`, walking no further back than a source. One result per source, undefined where
+// the targets do not depend on it. Variable leaves met on the way are summed per Variable into
+// *variable_grads when given (for layers whose weights get their gradient this way).
+std::vector<Tensor> gradients(const std::vector<Tensor>& targets, const std::vector<Tensor>& seeds,
+                              const std::vector<std::shared_ptr<Node>>& sources,
+                              std::vector<std::pair<const Variable*, Tensor>>* variable_grads = nullptr);
+
+// A fresh leaf for x (same values, new identity): gradients can then be asked with respect to it.
+Tensor watch_leaf(const Tensor& x);
+
+// Records in its scope even without a GradientTape: layers whose backward is automatic record their
+// call() this way, so the model's backward pass can run it.
+class RecordingScope {
+public:
+    RecordingScope();
+    ~RecordingScope();
+    RecordingScope(const RecordingScope&) = delete;
+    RecordingScope& operator=(const RecordingScope&) = delete;
+
+private:
+    int saved_pause_;
+};
+
+// Pauses recording in its scope (TensorFlow's tape.stop_recording()).
+class StopRecording {
+public:
+    StopRecording();
+    ~StopRecording();
+    StopRecording(const StopRecording&) = delete;
+    StopRecording& operator=(const StopRecording&) = delete;
+
+private:
+    int saved_;
+};
+
+}  // namespace autodiff
+
+struct GradientTapeOptions {
+    // A persistent tape may be asked for gradients more than once (TensorFlow's persistent=True).
+    bool persistent = false;
+};
+
+// TensorFlow's tf.GradientTape: records ops from construction until it is destroyed (or
+// stop_recording), then gives gradients. Variables need no watch(): every read of a Variable is recorded.
+class GradientTape {
+public:
+    explicit GradientTape(GradientTapeOptions options = {});
+    ~GradientTape();
+    GradientTape(const GradientTape&) = delete;
+    GradientTape& operator=(const GradientTape&) = delete;
+
+    // Makes x a source: gradient(target, {x}) then reaches it. x is changed in place (new identity).
+    void watch(Tensor& x);
+
+    // d(sum of target) / d(each source). Undefined tensors for sources the target does not depend on
+    // (TensorFlow's None); unconnected_zeros = true gives zeros instead.
+    std::vector<Tensor> gradient(const Tensor& target, const std::vector<VariablePtr>& sources,
+                                 bool unconnected_zeros = false);
+    std::vector<Tensor> gradient(const Tensor& target, const std::vector<Tensor>& sources,
+                                 bool unconnected_zeros = false);
+    Tensor gradient(const Tensor& target, const Tensor& source, bool unconnected_zeros = false);
+
+    // Stops recording until the returned guard ends (or the tape is destroyed).
+    autodiff::StopRecording stop_recording() { return {}; }
+
+private:
+    void check_usable();
+    bool persistent_;
+    bool used_ = false;
+    bool active_ = true;
+};
+
+// An op with a gradient the caller writes (TensorFlow's tf.custom_gradient, PyTorch's
+// autograd::Function): `fn` computes the output from the inputs with anything (a fused kernel, host
+// code; nothing inside is recorded) and returns it with its backward, which maps the output's
+// gradient to one gradient per input and may capture what the forward computed:
+//
+//     Tensor y = custom_gradient("my_square", {x}, [](const std::vector<Tensor>& in) {
+//         Tensor x = in[0];
+//         return std::pair{ops::multiply(x, x), autodiff::BackwardFn([x](const Tensor& dy) {
+//             return std::vector<Tensor>{ops::multiply(dy, ops::multiply(x, 2.0f))};
+//         })};
+//     });
+using ForwardWithGradient = std::function<std::pair<Tensor, autodiff::BackwardFn>(const std::vector<Tensor>&)>;
+Tensor custom_gradient(const std::string& name, const std::vector<Tensor>& inputs, const ForwardWithGradient& fn);
+
+}  // namespace keras

@@ -1,0 +1,103 @@
+// The automatic half of Layer: layers written with keras::ops get their forward pass recorded, their
+// backward pass from autodiff, and their output shape from a trial run.
+#include <algorithm>
+
+#include "keras/autodiff.hpp"
+#include "keras/errors.hpp"
+#include "keras/layer.hpp"
+
+namespace keras {
+
+namespace {
+// What an automatic call keeps for its backward: the tensors gradients are sent back to (the input,
+// then any initial states) as recorded, and the outputs they led to.
+struct RecordedCall {
+    std::vector<Tensor> sources, outputs;
+};
+
+// A zero batch for a trial run of call(): None axes (-1) become `none_size`.
+Tensor trial_input(const Shape& input_shape, int64_t none_size) {
+    Shape s = input_shape;
+    for (auto& d : s)
+        if (d < 0) d = none_size;
+    return Tensor::zeros(s);
+}
+
+// Gradients stop at a call's inputs: each becomes a fresh leaf, unless an outer tape already
+// records its history (then the tape goes on through this layer and backward() stops there).
+Tensor as_source(const Tensor& x) {
+    return x.grad_node() || x.dtype() != DType::float32 ? x : autodiff::watch_leaf(x);
+}
+}  // namespace
+
+Tensor Layer::call(const Tensor& inputs, bool training) {
+    (void)training;
+    return call(inputs);
+}
+
+Tensor Layer::call(const Tensor&) {
+    throw NotImplementedError(fmt::format("Layer {} ({}) does not have a `call()` method implemented.", name_,
+                                          class_name_));
+}
+
+Tensor Layer::call(const Tensor& x, CallContext& ctx) {
+    return record_call(x, {}, ctx, [&](const Tensor& in, const std::vector<Tensor>&) {
+        return std::vector<Tensor>{call(in, ctx.training)};
+    })[0];
+}
+
+std::vector<Tensor> Layer::record_call(const Tensor& x, const std::vector<Tensor>& initial_state, CallContext& ctx,
+                                       const RecordedBody& body) {
+    if (!ctx.training && !autodiff::recording()) {   // inference: nothing to record
+        ctx.state.reset();
+        return body(x, initial_state);
+    }
+    autodiff::RecordingScope record;
+    RecordedCall recorded;
+    recorded.sources.push_back(as_source(x));
+    for (const auto& s : initial_state) recorded.sources.push_back(as_source(s));
+    recorded.outputs = body(recorded.sources[0], {recorded.sources.begin() + 1, recorded.sources.end()});
+    ctx.state = recorded;
+    return recorded.outputs;
+}
+
+std::vector<Tensor> Layer::recorded_backward(const std::vector<Tensor>& dys, CallContext& ctx) {
+    const auto* recorded = std::any_cast<RecordedCall>(&ctx.state);
+    if (!recorded)
+        runtime_error("Layer \"{}\" ({}): no recorded call to run backward on (a layer either writes call(x, ctx) and "
+                      "backward(dy, ctx) both, or lets both be automatic by overriding call(inputs))", name_, class_name_);
+    std::vector<Tensor> targets, seeds;
+    for (size_t k = 0; k < dys.size() && k < recorded->outputs.size(); ++k)
+        if (dys[k].defined()) targets.push_back(recorded->outputs[k]), seeds.push_back(dys[k]);
+    std::vector<std::shared_ptr<autodiff::Node>> sources;
+    for (const auto& s : recorded->sources) sources.push_back(s.dtype() == DType::float32 ? s.grad_node() : nullptr);
+    std::vector<std::pair<const Variable*, Tensor>> variable_grads;
+    auto grads = autodiff::gradients(targets, seeds, sources, &variable_grads);
+    for (auto& [variable, g] : variable_grads) accumulate_gradient(const_cast<Variable&>(*variable), g);
+    // A float source the outputs do not depend on gets zeros, as a hand-written backward gives;
+    // integer inputs (token ids) get none.
+    for (size_t i = 0; i < grads.size(); ++i)
+        if (!grads[i].defined() && recorded->sources[i].dtype() == DType::float32)
+            grads[i] = Tensor::zeros(recorded->sources[i].shape(), DType::float32, recorded->sources[i].device());
+    return grads;
+}
+
+Tensor Layer::backward(const Tensor& dy, CallContext& ctx) { return recorded_backward({dy}, ctx)[0]; }
+
+Shape Layer::compute_output_shape(const Shape& input_shape) const {
+    // call() is not const (it may create state): trial runs go through a non-const self, record
+    // nothing and leave no trace but the shapes.
+    auto* self = const_cast<Layer*>(this);
+    autodiff::StopRecording no_tape;
+    const bool has_none = std::any_of(input_shape.begin(), input_shape.end(), [](int64_t d) { return d < 0; });
+    const Shape a = self->call(trial_input(input_shape, 1), false).shape();
+    if (!has_none) return a;
+    const Shape b = self->call(trial_input(input_shape, 2), false).shape();
+    if (a.size() != b.size()) return a;
+    Shape out = a;
+    for (size_t i = 0; i < out.size(); ++i)
+        if (a[i] != b[i]) out[i] = -1;   // follows a None axis of the input
+    return out;
+}
+
+}  // namespace keras

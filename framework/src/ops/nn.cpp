@@ -1,0 +1,74 @@
+// matmul, embedding lookup and dropout, and their gradients.
+#include <numeric>
+
+#include "keras/errors.hpp"
+#include "keras/random.hpp"
+#include "ops_internal.hpp"
+
+namespace keras::ops {
+
+using detail::backend_of;
+
+namespace {
+// x with its last two axes swapped (no recording: for gradients).
+Tensor swap_last(const Tensor& x) {
+    std::vector<int> perm(x.ndim());
+    std::iota(perm.begin(), perm.end(), 0);
+    std::swap(perm[x.ndim() - 1], perm[x.ndim() - 2]);
+    return backend_of(x).transpose(x, perm);
+}
+
+Shape padded(const Shape& shape, int rank) {
+    Shape s(rank - shape.size(), 1);
+    s.insert(s.end(), shape.begin(), shape.end());
+    return s;
+}
+
+Tensor with_rank(const Tensor& x, int rank) { return x.reshape(padded(x.shape(), rank)); }
+}  // namespace
+
+Tensor matmul(const Operand& x1, const Operand& x2) {
+    const Device d = detail::common_device("matmul", {&x1, &x2});
+    Tensor a = x1.tensor.to(d), b = x2.tensor.to(d);
+    detail::check_float("matmul", a);
+    detail::check_float("matmul", b);
+    if (a.ndim() == 0 || b.ndim() == 0) value_error("ops.matmul: operands must have rank >= 1 (use ops.multiply for scalars)");
+    // NumPy: a 1-D first operand is a row (that axis is dropped after), a 1-D second one a column.
+    if (a.ndim() == 1) return squeeze(matmul(expand_dims(a, 0), b), -2);
+    if (b.ndim() == 1) return squeeze(matmul(a, expand_dims(b, 1)), -1);
+    if (a.dim(-1) != b.dim(-2))
+        value_error("ops.matmul: the last axis of x1 {} and the second-to-last of x2 {} differ ({} vs {})",
+                    shape_str(a.shape()), shape_str(b.shape()), a.dim(-1), b.dim(-2));
+    const int rank = std::max(a.ndim(), b.ndim());
+    const Tensor ar = with_rank(a, rank), br = with_rank(b, rank);
+    Tensor y = backend_of(ar).matmul(ar, br);
+    return autodiff::record("matmul", y, {a, b}, [ar = ar.detached(), br = br.detached(), as = a.shape(), bs = b.shape()](const Tensor& dy) {
+        // dA = dY @ B^T and dB = A^T @ dY, summed over the batch axes each operand was broadcast along.
+        const Tensor da = backend_of(dy).matmul(dy, swap_last(br));
+        const Tensor db = backend_of(dy).matmul(swap_last(ar), dy);
+        return std::vector<Tensor>{detail::sum_to(da, padded(as, da.ndim())).reshape(as),
+                                   detail::sum_to(db, padded(bs, db.ndim())).reshape(bs)};
+    });
+}
+
+Tensor embedding(const Tensor& ids, const Operand& embeddings) {
+    const Tensor& table = embeddings.tensor;
+    if (table.ndim() != 2)
+        value_error("ops.embedding: the table must be (input_dim, output_dim); received shape {}", shape_str(table.shape()));
+    return take(table, ids, 0);
+}
+
+Tensor dropout(const Tensor& x, float rate) {
+    if (!(rate >= 0.0f && rate < 1.0f))
+        value_error("ops.dropout: Invalid value received for argument `rate`. Expected a float value between 0 and 1. "
+                    "Received: rate={}", rate);
+    if (rate == 0.0f) return x;
+    // Kept entries scaled by 1 / (1 - rate), drawn on the host from keras::random as the Dropout layer does.
+    Tensor mask(x.shape(), DType::float32);
+    float* m = mask.data<float>();
+    const float scale = 1.0f / (1.0f - rate);
+    for (int64_t i = 0; i < mask.numel(); ++i) m[i] = random::uniform01() >= rate ? scale : 0.0f;
+    return multiply(x, mask.to(x.device()));
+}
+
+}  // namespace keras::ops
