@@ -16,6 +16,7 @@
 #include "keras/layers/embedding.hpp"
 #include "keras/layers/lambda_layer.hpp"
 #include "keras/layers/masking.hpp"
+#include "keras/layers/global_max_pooling1d.hpp"
 #include "keras/layers/gru.hpp"
 #include "keras/layers/lstm.hpp"
 #include "keras/layers/merge.hpp"
