@@ -1,6 +1,6 @@
 // The training loop's pieces: callbacks::CallbackList (the order of hooks), the data adapter's
-// batches / shuffle / validation_split, compile()'s argument forms, and a Model subclass overriding
-// train_step / test_step / predict_step as in Keras.
+// batches / shuffle / validation_split, compile()'s argument forms, a Model subclass overriding
+// train_step / test_step / predict_step as in Keras, and Sequential running as a graph.
 #include <string>
 #include <vector>
 
@@ -8,11 +8,13 @@
 
 #include "keras/callbacks.hpp"
 #include "keras/errors.hpp"
+#include "keras/input_layer.hpp"
 #include "keras/layers/dense.hpp"
 #include "keras/model.hpp"
 #include "keras/optimizers.hpp"
 #include "keras/random.hpp"
 #include "data_adapter.hpp"
+#include "functional_graph.hpp"
 #include "test_helpers.hpp"
 
 using namespace keras;
@@ -217,4 +219,33 @@ TEST_CASE("a subclass's train_step / test_step / predict_step are the ones fit /
     const Logs one = model->train_on_batch(pairs(2), column(2));
     CHECK(model->train_steps == 5);
     CHECK(one.at("rows") == 2);
+}
+
+TEST_CASE("Sequential runs as a chain graph once built; add / pop rebuild it; its InputLayer is the input node") {
+    Sequential model;
+    model.add(layers::Dense(3));
+    CHECK(model.functional_graph() == nullptr);   // no input shape yet
+    model.build({-1, 2});
+    REQUIRE(model.functional_graph() != nullptr);
+    CHECK_FALSE(model.is_functional());           // saved and summarized as a Sequential all the same
+    CHECK(model.functional_graph()->nodes.size() == 2);   // an input node standing for the data, then Dense
+    CHECK(model.outputs()[0].shape == Shape{-1, 3});
+    model.add(layers::Dense(1));
+    CHECK(model.functional_graph()->nodes.size() == 3);
+    CHECK(model.outputs()[0].node->layer == model.layers().back());
+    CHECK(model.outputs()[0].shape == Shape{-1, 1});
+    model.pop();
+    CHECK(model.functional_graph()->nodes.size() == 2);
+    CHECK(model.layers().size() == 1);   // the stand-in input is not one of the model's layers
+    model.pop();
+    CHECK(model.functional_graph() == nullptr);
+    CHECK_FALSE(model.built());
+
+    Sequential with_input;
+    with_input.add(layers::Input({4}));
+    with_input.add(layers::Dense(2));
+    REQUIRE(with_input.functional_graph() != nullptr);
+    CHECK(with_input.functional_graph()->nodes.size() == 2);
+    CHECK(with_input.inputs()[0].node->layer == with_input.layers().front());
+    CHECK(with_input.predict(floats({1, 2, 3, 4}, {1, 4}), {.verbose = 0}).shape() == Shape{1, 2});
 }

@@ -129,8 +129,11 @@ public:
     // output must be computable from the inputs alone ("Graph disconnected" ValueError otherwise).
     Model(const std::vector<KerasTensor>& inputs, const std::vector<KerasTensor>& outputs, const std::string& name = "");
     Model(const KerasTensor& input, const KerasTensor& output, const std::string& name = "");
-    bool is_functional() const { return graph_ != nullptr; }
-    // The graph of a functional model (null for Sequential); for saving and summary code.
+    // Built from inputs and outputs (Keras's Functional); a Sequential is not, though it runs on a
+    // graph too. Saving (the config's class) and summary() (its columns) tell the two apart.
+    virtual bool is_functional() const { return true; }
+    // The graph the model runs: a functional model's, or a built Sequential's chain of its layers
+    // (null before it is built).
     const FunctionalGraph* functional_graph() const { return graph_.get(); }
     const std::vector<KerasTensor>& inputs() const;
     const std::vector<KerasTensor>& outputs() const;
@@ -161,7 +164,7 @@ public:
     std::vector<Tensor> predict(const std::vector<Tensor>& x, const PredictOptions& options = {});
 
     // Builds every layer for inputs of this shape (batch axis -1 or any size).
-    void build(const Shape& input_shape);
+    virtual void build(const Shape& input_shape);
     bool built() const { return built_; }
     // Keras's table: Layer (type), Output Shape, Param #, then totals; functional models add
     // Keras 2's "Connected to" column.
@@ -227,6 +230,13 @@ protected:
     bool built_ = false;
     Shape input_shape_;    // batch axis -1, or the InputLayer's fixed batch size
     Shape output_shape_;   // batch axis -1
+    // The graph forward() / backward() run, and the input and output shapes it gives.
+    void set_graph(std::shared_ptr<const FunctionalGraph> graph);
+    // Once built: fixes the device (keras::default_device() unless to() chose one) and moves the weights there.
+    void place_weights();
+    // Checks one batch per input against the model before it runs, building what needs the data
+    // first (a Sequential without an InputLayer builds on its first data).
+    virtual void build_for_data(const std::vector<Tensor>& x);
 
     using Arrays = std::vector<Tensor>;
     // The outputs, and into *masks (when given) each output's mask (undefined where it has none).
@@ -244,8 +254,9 @@ private:
     void check_targets(const Arrays& y) const;   // y against the output shapes, via the losses
     // compile()d? x / y consistent, the model built for x, y matching its output, metrics resolved.
     void prepare_data(const Arrays& x, const Arrays& y, const char* what);
+    // A model not yet built (a Sequential) has one output.
     size_t n_outputs() const { return graph_ ? output_shapes_.size() : 1; }
-    const Shape& output_shape(size_t k) const { return graph_ ? output_shapes_[k] : output_shape_; }
+    const Shape& output_shape(size_t k) const { return output_shapes_.at(k); }
     void move_weights_to_device();
 
     std::string name_;
@@ -255,7 +266,7 @@ private:
     // The compiled losses, loss weights and metrics (Keras's CompileLoss / CompileMetrics).
     std::shared_ptr<LossAndMetrics> compiled_;
     std::shared_ptr<const FunctionalGraph> graph_;
-    std::vector<Shape> input_shapes_, output_shapes_;   // functional models (batch axis -1)
+    std::vector<Shape> input_shapes_, output_shapes_;   // the graph's (batch axis -1)
 };
 
 class Sequential : public Model {
@@ -267,6 +278,16 @@ public:
     template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>
     void add(L layer) { add(std::make_shared<L>(std::move(layer))); }
     void pop();
+    // Builds every layer for inputs of this shape (batch axis -1 or any size), and the chain they run as.
+    void build(const Shape& input_shape) override;
+    bool is_functional() const override { return false; }
+
+protected:
+    void build_for_data(const std::vector<Tensor>& x) override;
+
+private:
+    // The graph of the layers in order, from an input of input_shape_; run by Model's forward().
+    void rebuild_graph();
 };
 
 }  // namespace keras

@@ -78,6 +78,11 @@ Model& Model::to(Device device) {
 
 Device Model::device() const { return device_ ? *device_ : default_device(); }
 
+void Model::place_weights() {
+    if (!device_) device_ = default_device();
+    move_weights_to_device();
+}
+
 void Model::move_weights_to_device() {
     const Device d = device();
     for (const auto& v : weights()) {

@@ -1,10 +1,9 @@
-// Model: building the layers for the data, running them forwards and backwards, and checking
-// fit / evaluate's arrays against the model.
+// Model: checking data against the model's graph (building what waits for data), running the graph
+// forwards and backwards, and checking fit / evaluate's arrays. Sequential's building is sequential.cpp.
 #include <algorithm>
 
 #include "keras/backend.hpp"
 #include "keras/errors.hpp"
-#include "keras/input_layer.hpp"
 #include "keras/model.hpp"
 
 #include "functional_graph.hpp"
@@ -14,86 +13,39 @@ namespace keras {
 
 // ---------------------------------------------------------------- building
 
+// A functional model was built from its inputs' shapes: only check this one against its first input.
 void Model::build(const Shape& input_shape) {
-    if (graph_) {   // built from its inputs' shapes already: only check this one
-        Shape shape = input_shape;
-        if (!shape.empty()) shape[0] = -1;
-        graph_->inputs[0].node->layer->build_for(shape);
-        return;
-    }
-    if (layers_.empty()) value_error("Model \"{}\" has no layers: add() some before building or training it", name_);
-    if (input_shape.empty()) value_error("Model \"{}\": cannot build for a scalar input shape", name_);
-    // Built from an InputLayer, the layers see its batch axis (a fixed batch size or None) and check it
-    // as a symbolic input; built from data, the batch axis is None and stateful layers take the data's.
-    const auto input = std::dynamic_pointer_cast<layers::InputLayer>(layers_.front());
     Shape shape = input_shape;
-    shape[0] = input ? input->batch_size : -1;
-    const Shape model_input = shape;
-    for (const auto& layer : layers_) {
-        if (input) layer->check_symbolic_input(shape);
-        shape = layer->build_for(shape);
-    }
-    input_shape_ = model_input;
-    output_shape_ = shape;
-    built_ = true;
-    if (!device_) device_ = default_device();
-    move_weights_to_device();
+    if (!shape.empty()) shape[0] = -1;
+    graph_->inputs[0].node->layer->build_for(shape);
 }
 
 void Model::ensure_built(const Arrays& xs) {
     check_counts(xs, nullptr, "call");
     for (const auto& x : xs)
         if (!x.defined()) value_error("Model \"{}\" received an undefined input tensor", name_);
-    if (graph_) {
-        // Each input layer checks its array's shape and the first layers reading it check the values.
-        for (size_t i = 0; i < xs.size(); ++i) {
-            Shape shape = xs[i].shape();
-            if (!shape.empty()) shape[0] = -1;
-            graph_->inputs[i].node->layer->build_for(shape);
-            for (const auto& node : graph_->nodes)
-                for (const auto& in : node->inputs)
-                    if (in.node == graph_->inputs[i].node) node->layer->check_data(xs[i]);
-        }
-        return;
-    }
-    const Tensor& x = xs[0];
-    if (!built_) build(x.shape());
-    Shape shape = x.shape();
-    shape[0] = -1;
-    // Every layer checks the new shape against the one it was built for.
-    for (const auto& layer : layers_) shape = layer->build_for(shape);
-    // The layer that first sees the data checks its values (InputLayer passes x through).
-    for (const auto& layer : layers_) {
-        layer->check_data(x);
-        if (!std::dynamic_pointer_cast<layers::InputLayer>(layer)) break;
+    build_for_data(xs);
+}
+
+// Each input layer checks its array's shape and the first layers reading it check the values.
+void Model::build_for_data(const Arrays& xs) {
+    for (size_t i = 0; i < xs.size(); ++i) {
+        Shape shape = xs[i].shape();
+        if (!shape.empty()) shape[0] = -1;
+        graph_->inputs[i].node->layer->build_for(shape);
+        for (const auto& node : graph_->nodes)
+            for (const auto& in : node->inputs)
+                if (in.node == graph_->inputs[i].node) node->layer->check_data(xs[i]);
     }
 }
 
 // ---------------------------------------------------------------- forward / backward
 
 Model::Arrays Model::forward(const Arrays& xs, std::vector<CallContext>& contexts, bool training, Arrays* masks) {
-    if (graph_) return graph_->forward(xs, contexts, training, masks);
-    contexts.assign(layers_.size(), CallContext{});
-    Tensor h = xs[0], mask;
-    for (size_t i = 0; i < layers_.size(); ++i) {
-        contexts[i].training = training;
-        contexts[i].mask = mask;
-        Tensor y = layers_[i]->call(h, contexts[i]);
-        mask = layers_[i]->compute_mask(h, mask);
-        h = std::move(y);
-    }
-    if (masks) *masks = {mask};
-    return {h};
+    return graph_->forward(xs, contexts, training, masks);
 }
 
-void Model::backward(const Arrays& dys, std::vector<CallContext>& contexts) {
-    if (graph_) return graph_->backward(dys, contexts);
-    Tensor g = dys[0];
-    for (size_t i = layers_.size(); i-- > 0;) {
-        g = layers_[i]->backward(g, contexts[i]);
-        if (!g.defined()) break;   // reached integer inputs (Embedding): nothing further back
-    }
-}
+void Model::backward(const Arrays& dys, std::vector<CallContext>& contexts) { graph_->backward(dys, contexts); }
 
 // ---------------------------------------------------------------- data checks
 
