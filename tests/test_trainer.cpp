@@ -165,6 +165,27 @@ TEST_CASE("compile(): names, optimizer values and pointers, loss values and list
               "`loss` must be one loss or a list of one loss per output") != std::string::npos);
 }
 
+TEST_CASE("compile() on two outputs: a braced list of names, a list of LossPtrs, one loss value for both") {
+    auto in = keras::Input({2});
+    auto a = (*keras::share(layers::Dense(1, {.name = "a"})))(in);
+    auto b = (*keras::share(layers::Dense(2, {.name = "b"})))(in);
+    Model model(std::vector<KerasTensor>{in}, {a, b});
+    model.compile("adam", {"mse", "mae"}, {"mae"});
+    REQUIRE(model.output_losses().size() == 2);
+    CHECK(model.output_losses()[1]->name() == "mean_absolute_error");
+    model.compile(optimizers::SGD(0.1f), {losses::get("mae"), losses::get("mse")},
+                  {.per_output_metrics = {{"mae"}, {}}, .loss_weights = {0.5, 2.0}});
+    CHECK(model.output_losses()[0]->name() == "mean_absolute_error");
+    CHECK(model.loss_weights() == std::vector<double>{0.5, 2.0});
+    model.compile("sgd", losses::MeanSquaredError());   // one loss, applied to each output
+    CHECK(model.output_losses().size() == 2);
+    CHECK(model.output_losses()[0] == model.output_losses()[1]);
+    const auto history = model.fit({pairs(4)}, {column(4), pairs(4)}, {.batch_size = 2, .verbose = 0});
+    CHECK(history["loss"].size() == 1);
+    CHECK(history["a_loss"].size() == 1);   // Keras 2's per-output names
+    CHECK(history["b_loss"].size() == 1);
+}
+
 namespace {
 // Keras's documented pattern: a subclass customising the per-batch steps fit / evaluate / predict call.
 class CountingModel : public Sequential {
