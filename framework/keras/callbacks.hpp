@@ -102,6 +102,47 @@ private:
     int64_t seen_ = 0;      // batches done in the current bar
 };
 
+// Keras's CallbackList: the callbacks of one fit() / evaluate() / predict() call, and each hook
+// forwarded to them in order, so the training loop calls each hook once. Keras's order: the
+// progress bar first (add_progbar), the given callbacks (null entries skipped), History last
+// (add_history).
+struct CallbackListOptions {
+    bool add_history = false;
+    bool add_progbar = false;
+    Model* model = nullptr;   // given to every callback (set_model), with the params
+    Params params{};
+};
+class CallbackList : public Callback {
+public:
+    explicit CallbackList(const std::vector<CallbackPtr>& callbacks = {}, const CallbackListOptions& options = {});
+    // Attaches every callback to the model and tells them the params (set_model / set_params).
+    void attach(Model* model, const Params& params);
+    const std::vector<CallbackPtr>& callbacks() const { return callbacks_; }
+    // The History that add_history appended (null without one).
+    const std::shared_ptr<History>& history() const { return history_; }
+
+    void on_train_begin(Logs& logs) override;
+    void on_train_end(Logs& logs) override;
+    void on_epoch_begin(int epoch, Logs& logs) override;
+    void on_epoch_end(int epoch, Logs& logs) override;
+    void on_batch_begin(int64_t batch, Logs& logs) override;
+    void on_batch_end(int64_t batch, Logs& logs) override;
+    void on_train_batch_begin(int64_t batch, Logs& logs) override;
+    void on_train_batch_end(int64_t batch, Logs& logs) override;
+    void on_test_begin(Logs& logs) override;
+    void on_test_end(Logs& logs) override;
+    void on_test_batch_begin(int64_t batch, Logs& logs) override;
+    void on_test_batch_end(int64_t batch, Logs& logs) override;
+    void on_predict_begin(Logs& logs) override;
+    void on_predict_end(Logs& logs) override;
+    void on_predict_batch_begin(int64_t batch, Logs& logs) override;
+    void on_predict_batch_end(int64_t batch, Logs& logs) override;
+
+private:
+    std::vector<CallbackPtr> callbacks_;
+    std::shared_ptr<History> history_;
+};
+
 struct EarlyStoppingOptions {
     std::string monitor = "val_loss";
     double min_delta = 0.0;

@@ -1,12 +1,17 @@
-// Model: compile / fit / evaluate / predict over a chain of layers. Sequential builds the chain
-// with add(); the functional Model (inputs -> outputs graphs) extends the same training loop.
+// Model: compile / fit / evaluate / predict over a graph of layers (Keras's Model and Trainer).
+// Sequential builds a chain with add(); the functional Model runs an inputs -> outputs graph.
+// The pieces: compile() resolves losses and metrics into a LossAndMetrics (loss_and_metrics.cpp),
+// fit / evaluate / predict (trainer.cpp) walk an EpochIterator (data_adapter.cpp) and call
+// train_step / test_step / predict_step per batch, and a callbacks::CallbackList per hook.
 #pragma once
 
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -44,6 +49,41 @@ struct CompileOptions {
     std::map<std::string, std::vector<std::string>> metrics_by_output{};    // by output name (others: none)
     std::vector<double> loss_weights{};                                     // one per output, in order
     std::map<std::string, double> loss_weights_by_output{};                 // every output by name
+};
+
+// compile()'s `optimizer` as Keras takes it: a name ("adam"), an optimizer value
+// (optimizers::Adam(0.001)) or a shared optimizer (optimizers::OptimizerPtr).
+struct OptimizerArg {
+    OptimizerArg(const char* name);
+    OptimizerArg(const std::string& name);
+    template <typename P, std::enable_if_t<std::is_convertible_v<P, optimizers::OptimizerPtr>, int> = 0>
+    OptimizerArg(P optimizer) : optimizer(std::move(optimizer)) {}
+    template <typename O, std::enable_if_t<std::is_base_of_v<optimizers::Optimizer, O>, int> = 0>
+    OptimizerArg(O optimizer) : optimizer(std::make_shared<O>(std::move(optimizer))) {}
+    optimizers::OptimizerPtr optimizer;
+};
+
+// compile()'s `loss` as Keras takes it: one loss for every output (a name, a loss value or a
+// losses::LossPtr), or a list of one loss per output (names or LossPtrs).
+struct LossArg {
+    LossArg(const char* name);
+    LossArg(const std::string& name);
+    template <typename P, std::enable_if_t<std::is_convertible_v<P, losses::LossPtr>, int> = 0>
+    LossArg(P loss) : losses{std::move(loss)}, one_for_all(true) {}
+    template <typename L, std::enable_if_t<std::is_base_of_v<losses::Loss, L>, int> = 0>
+    LossArg(L loss) : losses{std::make_shared<L>(std::move(loss))}, one_for_all(true) {}
+    LossArg(const std::vector<std::string>& names);
+    LossArg(std::initializer_list<std::string> names) : LossArg(std::vector<std::string>(names)) {}
+    LossArg(std::vector<losses::LossPtr> per_output) : losses(std::move(per_output)) {}
+    LossArg(std::initializer_list<losses::LossPtr> per_output) : losses(per_output) {}
+    std::vector<losses::LossPtr> losses;
+    bool one_for_all = false;   // a single loss, applied to each output
+};
+
+// One batch as fit() / evaluate() hand it to train_step() / test_step(): one host array per model
+// input (x) and per output (y), in order.
+struct Batch {
+    std::vector<Tensor> x, y;
 };
 
 // save()'s keyword arguments (Keras's model.save(filepath, overwrite, include_optimizer)).
@@ -84,6 +124,7 @@ private:
 };
 
 struct FunctionalGraph;   // framework/src/functional_graph.hpp
+class LossAndMetrics;     // framework/src/loss_and_metrics.hpp
 
 class Model {
 public:
@@ -93,42 +134,25 @@ public:
     // output must be computable from the inputs alone ("Graph disconnected" ValueError otherwise).
     Model(const std::vector<KerasTensor>& inputs, const std::vector<KerasTensor>& outputs, const std::string& name = "");
     Model(const KerasTensor& input, const KerasTensor& output, const std::string& name = "");
-    bool is_functional() const { return graph_ != nullptr; }
-    // The graph of a functional model (null for Sequential); for saving and summary code.
+    // Built from inputs and outputs (Keras's Functional); a Sequential is not, though it runs on a
+    // graph too. Saving (the config's class) and summary() (its columns) tell the two apart.
+    virtual bool is_functional() const { return true; }
+    // The graph the model runs: a functional model's, or a built Sequential's chain of its layers
+    // (null before it is built).
     const FunctionalGraph* functional_graph() const { return graph_.get(); }
     const std::vector<KerasTensor>& inputs() const;
     const std::vector<KerasTensor>& outputs() const;
     // The names of the output layers, in order (the prefixes of the per-output log names).
     std::vector<std::string> output_names() const;
 
-    template <typename Opt, typename = std::enable_if_t<std::is_base_of_v<optimizers::Optimizer, Opt>>>
-    void compile(Opt optimizer, const std::string& loss, const std::vector<std::string>& metrics = {}) {
-        compile(std::make_shared<Opt>(std::move(optimizer)), losses::get(loss), metrics);
-    }
-    template <typename Opt, typename L,
-              typename = std::enable_if_t<std::is_base_of_v<optimizers::Optimizer, Opt> &&
-                                          std::is_base_of_v<losses::Loss, L>>>
-    void compile(Opt optimizer, L loss, const std::vector<std::string>& metrics = {}) {
-        compile(std::make_shared<Opt>(std::move(optimizer)), std::make_shared<L>(std::move(loss)), metrics);
-    }
-    void compile(const std::string& optimizer, const std::string& loss, const std::vector<std::string>& metrics = {});
-    void compile(optimizers::OptimizerPtr optimizer, losses::LossPtr loss, const std::vector<std::string>& metrics = {});
-    // One loss per output (a multi-output model); the total loss is their sum. The metrics apply to
-    // every output and are logged as "<output layer>_<metric>", as in Keras 2.
-    void compile(const std::string& optimizer, const std::vector<std::string>& losses,
-                 const std::vector<std::string>& metrics = {});
-    void compile(optimizers::OptimizerPtr optimizer, std::vector<losses::LossPtr> losses,
-                 const std::vector<std::string>& metrics = {});
-    // The keyword form (CompileOptions): one loss for every output, or one per output.
-    void compile(const std::string& optimizer, const std::string& loss, const CompileOptions& options);
-    void compile(const std::string& optimizer, const std::vector<std::string>& losses, const CompileOptions& options);
-    void compile(optimizers::OptimizerPtr optimizer, losses::LossPtr loss, const CompileOptions& options);
-    void compile(optimizers::OptimizerPtr optimizer, std::vector<losses::LossPtr> losses, const CompileOptions& options);
-    template <typename Opt, typename = std::enable_if_t<std::is_base_of_v<optimizers::Optimizer, Opt>>>
-    void compile(Opt optimizer, const std::vector<std::string>& losses, const CompileOptions& options) {
-        std::vector<losses::LossPtr> resolved;
-        for (const auto& l : losses) resolved.push_back(losses::get(l));
-        compile(std::make_shared<Opt>(std::move(optimizer)), std::move(resolved), options);
+    // Keras's model.compile(optimizer, loss, metrics, loss_weights): compile("adam", "mse"),
+    // compile(optimizers::Adam(0.001), "binary_crossentropy", {"accuracy"}), or for several outputs
+    // compile("adam", {"mse", "sparse_categorical_crossentropy"}, {.per_output_metrics = ...}). A
+    // single loss applies to every output; the total loss is the loss_weights-weighted sum.
+    void compile(OptimizerArg optimizer, LossArg loss, const CompileOptions& options = {});
+    // The metrics list alone, Keras's compile(..., metrics=[...]).
+    void compile(OptimizerArg optimizer, LossArg loss, const std::vector<std::string>& metrics) {
+        compile(std::move(optimizer), std::move(loss), CompileOptions{.metrics = metrics});
     }
 
     callbacks::History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
@@ -149,7 +173,7 @@ public:
     std::vector<Tensor> predict(const std::vector<Tensor>& x, const PredictOptions& options = {});
 
     // Builds every layer for inputs of this shape (batch axis -1 or any size).
-    void build(const Shape& input_shape);
+    virtual void build(const Shape& input_shape);
     bool built() const { return built_; }
     // Keras's table: Layer (type), Output Shape, Param #, then totals; functional models add
     // Keras 2's "Connected to" column.
@@ -182,18 +206,32 @@ public:
     bool compiled() const { return optimizer_ != nullptr; }
     optimizers::Optimizer& optimizer() const;
     const losses::Loss& loss() const;   // the first output's
-    const std::vector<losses::LossPtr>& output_losses() const { return losses_; }
+    const std::vector<losses::LossPtr>& output_losses() const;
     // The metrics given to compile(), as given ("accuracy"): those for every output.
-    const std::vector<std::string>& metric_names() const { return metric_names_; }
+    const std::vector<std::string>& metric_names() const { return compile_options_.metrics; }
     // compile()'s keyword arguments as given (for the saved training_config).
     const CompileOptions& compile_options() const { return compile_options_; }
     // Each output's weight in the total loss (1 unless compile() set loss_weights).
-    const std::vector<double>& loss_weights() const { return loss_weights_; }
+    const std::vector<double>& loss_weights() const;
 
     bool stop_training = false;   // set by callbacks (EarlyStopping, TerminateOnNaN)
     // Set in on_train_begin by a callback that restores a run (BackupAndRestore): fit() then starts
     // at this epoch instead of FitOptions::initial_epoch. fit() clears it when it returns.
     std::optional<int> initial_epoch_override;
+
+    // Keras's Model.train_step(data), which fit() and train_on_batch() call once per batch: override
+    // it to train differently. The default runs the model forwards, the compiled losses and metrics,
+    // the gradients backwards and one optimizer step, and returns the logs ("loss" and each metric,
+    // running means since the last reset_metrics(), as get_metrics_result() gives them). fit() passes the returned logs to the callbacks.
+    virtual Logs train_step(const Batch& batch);
+    // Keras's Model.test_step(data) for evaluate(), validation and test_on_batch(): the default
+    // updates the compiled losses and metrics without training and returns their logs.
+    virtual Logs test_step(const Batch& batch);
+    // Keras's Model.predict_step(x) for predict(): the outputs of one batch (on any device).
+    virtual std::vector<Tensor> predict_step(const std::vector<Tensor>& x);
+    // The compiled losses' and metrics' running values ("loss", per-output losses, metrics).
+    Logs get_metrics_result() const;
+    void reset_metrics();
 
 protected:
     explicit Model(std::string name) : name_(std::move(name)) {}
@@ -201,67 +239,43 @@ protected:
     bool built_ = false;
     Shape input_shape_;    // batch axis -1, or the InputLayer's fixed batch size
     Shape output_shape_;   // batch axis -1
+    // The graph forward() / backward() run, and the input and output shapes it gives.
+    void set_graph(std::shared_ptr<const FunctionalGraph> graph);
+    // Once built: fixes the device (keras::default_device() unless to() chose one) and moves the weights there.
+    void place_weights();
+    // Checks one batch per input against the model before it runs, building what needs the data
+    // first (a Sequential without an InputLayer builds on its first data).
+    virtual void build_for_data(const std::vector<Tensor>& x);
 
-private:
     using Arrays = std::vector<Tensor>;
     // The outputs, and into *masks (when given) each output's mask (undefined where it has none).
     Arrays forward(const Arrays& x, std::vector<CallContext>& contexts, bool training, Arrays* masks = nullptr);
+    // Accumulates every trainable weight's gradient (Variable::grad) from the outputs' gradients.
     void backward(const Arrays& dy, std::vector<CallContext>& contexts);
-    double train_step(const Arrays& x, const Arrays& y);
-    double test_step(const Arrays& x, const Arrays& y);
-    // One batch's loss and metric values: (1,) tensors on the model's device when the loss / metric
-    // has a device form (loss first, then one per metric; undefined where the host computed it).
-    struct BatchValues {
-        std::vector<Tensor> on_device;
-        double host_loss = 0.0;
-        Shape y_shape, y_pred_shape;
-        Tensor mask;   // the output's mask (host), undefined without one
-    };
-    // Queues the loss (and its gradient into *grad, on y_pred's device) and the metric updates.
-    // A defined mask makes the loss and metrics skip the masked steps (Keras's masked losses).
-    BatchValues queue_loss_and_metrics(size_t output, const Tensor& y, const Tensor& y_pred, const Tensor& mask,
-                                       Tensor* grad);
-    // Reads each output's device values in one copy into the running means; returns the total loss.
-    double record_batch(const std::vector<BatchValues>& values, int64_t batch_size);
-    double record_output(size_t output, const BatchValues& values);
-    Logs run_evaluation(const Arrays& x, const Arrays& y, int64_t batch_size,
-                        std::vector<callbacks::CallbackPtr>& callbacks, int verbose);
+
+private:
+    Logs run_evaluation(const Arrays& x, const Arrays& y, int64_t batch_size, callbacks::CallbackList& callbacks,
+                        int verbose);
     void ensure_built(const Arrays& x);
     void ensure_compiled(const char* what) const;
     void check_counts(const Arrays& x, const Arrays* y, const char* what) const;
     void check_xy(const Arrays& x, const Arrays& y, const char* what) const;
-    void check_xy_pair(const Tensor& x, const Tensor& y, const char* what) const;
     void check_targets(const Arrays& y) const;   // y against the output shapes, via the losses
     // compile()d? x / y consistent, the model built for x, y matching its output, metrics resolved.
     void prepare_data(const Arrays& x, const Arrays& y, const char* what);
+    // A model not yet built (a Sequential) has one output.
     size_t n_outputs() const { return graph_ ? output_shapes_.size() : 1; }
-    void resolve_metrics();
-    // compile()'s options checked against the outputs: each output's metric names and loss weight.
-    std::vector<std::vector<std::string>> metrics_per_output(const CompileOptions& options) const;
-    std::vector<double> loss_weights_per_output(const CompileOptions& options) const;
-    void reset_metrics();
-    Logs metric_logs(const std::string& prefix) const;
+    const Shape& output_shape(size_t k) const { return output_shapes_.at(k); }
     void move_weights_to_device();
 
     std::string name_;
     std::optional<Device> device_;
     optimizers::OptimizerPtr optimizer_;
-    losses::LossPtr loss_;                  // the first output's
-    std::vector<losses::LossPtr> losses_;   // one per output
-    std::vector<std::string> metric_names_;
     CompileOptions compile_options_;
-    std::vector<std::vector<std::string>> output_metric_names_;   // resolved from compile(): one list per output
-    std::vector<double> loss_weights_;                            // one per output
-    struct OutputMetric {
-        size_t output;
-        metrics::MetricPtr metric;
-        std::string log_name;
-    };
-    std::vector<OutputMetric> metrics_;
-    metrics::Mean loss_tracker_{"loss"};
-    std::vector<metrics::Mean> output_loss_trackers_;   // several outputs: "<output layer>_loss"
+    // The compiled losses, loss weights and metrics (Keras's CompileLoss / CompileMetrics).
+    std::shared_ptr<LossAndMetrics> compiled_;
     std::shared_ptr<const FunctionalGraph> graph_;
-    std::vector<Shape> input_shapes_, output_shapes_;   // functional models (batch axis -1)
+    std::vector<Shape> input_shapes_, output_shapes_;   // the graph's (batch axis -1)
 };
 
 class Sequential : public Model {
@@ -273,6 +287,16 @@ public:
     template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>
     void add(L layer) { add(std::make_shared<L>(std::move(layer))); }
     void pop();
+    // Builds every layer for inputs of this shape (batch axis -1 or any size), and the chain they run as.
+    void build(const Shape& input_shape) override;
+    bool is_functional() const override { return false; }
+
+protected:
+    void build_for_data(const std::vector<Tensor>& x) override;
+
+private:
+    // The graph of the layers in order, from an input of input_shape_; run by Model's forward().
+    void rebuild_graph();
 };
 
 }  // namespace keras

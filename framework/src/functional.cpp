@@ -14,28 +14,34 @@ namespace keras {
 
 Model::Model(const std::vector<KerasTensor>& inputs, const std::vector<KerasTensor>& outputs, const std::string& name)
     : name_(name.empty() ? utils::unique_name("model") : name) {
-    graph_ = FunctionalGraph::make(inputs, outputs, name_);
+    set_graph(FunctionalGraph::make(inputs, outputs, name_));
     layers_ = graph_->layers;
-    for (const auto& in : inputs) input_shapes_.push_back(in.shape);
-    for (const auto& out : outputs) output_shapes_.push_back(out.shape);
-    // Single-array views for code that knows one input / output (saving, Sequential-style checks).
+    // Single-array views for code that knows one input / output.
     input_shape_ = input_shapes_[0];
     output_shape_ = output_shapes_[0];
     built_ = true;   // every layer was built when it was called on the symbolic tensors
-    if (!device_) device_ = default_device();
-    move_weights_to_device();
+    place_weights();
+}
+
+void Model::set_graph(std::shared_ptr<const FunctionalGraph> graph) {
+    graph_ = std::move(graph);
+    input_shapes_.clear();
+    output_shapes_.clear();
+    if (!graph_) return;
+    for (const auto& in : graph_->inputs) input_shapes_.push_back(in.shape);
+    for (const auto& out : graph_->outputs) output_shapes_.push_back(out.shape);
 }
 
 Model::Model(const KerasTensor& input, const KerasTensor& output, const std::string& name)
     : Model(std::vector<KerasTensor>{input}, std::vector<KerasTensor>{output}, name) {}
 
 const std::vector<KerasTensor>& Model::inputs() const {
-    if (!graph_) value_error("Model \"{}\" is not a functional model: it has no symbolic `inputs`", name_);
+    if (!graph_) value_error("Model \"{}\" has not been built yet: it has no symbolic `inputs`", name_);
     return graph_->inputs;
 }
 
 const std::vector<KerasTensor>& Model::outputs() const {
-    if (!graph_) value_error("Model \"{}\" is not a functional model: it has no symbolic `outputs`", name_);
+    if (!graph_) value_error("Model \"{}\" has not been built yet: it has no symbolic `outputs`", name_);
     return graph_->outputs;
 }
 

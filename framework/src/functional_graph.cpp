@@ -121,6 +121,31 @@ std::shared_ptr<FunctionalGraph> FunctionalGraph::make(const std::vector<KerasTe
     return graph;
 }
 
+std::shared_ptr<FunctionalGraph> FunctionalGraph::chain(const std::vector<LayerPtr>& layers, const Shape& input_shape) {
+    auto graph = std::make_shared<FunctionalGraph>();
+    const bool has_input = !layers.empty() && std::dynamic_pointer_cast<layers::InputLayer>(layers.front());
+    // Named outright so that standing in for the data takes no name from the "input_layer" counter.
+    LayerPtr input = has_input ? layers.front()
+                               : std::make_shared<layers::InputLayer>(Shape(input_shape.begin() + 1, input_shape.end()),
+                                                                      layers::InputOptions{.name = "input_layer"});
+    auto node = std::make_shared<Node>(Node{.layer = input, .inputs = {}, .output_shape = input_shape});
+    node->output_shapes = {input_shape};
+    KerasTensor tensor{.shape = input_shape, .dtype = DType::float32, .node = node, .index = 0};
+    graph->inputs = {tensor};
+    graph->nodes = {node};
+    graph->layers = {input};
+    for (size_t i = has_input ? 1 : 0; i < layers.size(); ++i) {
+        const Shape shape = layers[i]->compute_output_shape(tensor.shape);
+        node = std::make_shared<Node>(Node{.layer = layers[i], .inputs = {tensor}, .output_shape = shape});
+        node->output_shapes = {shape};
+        tensor = KerasTensor{.shape = shape, .dtype = DType::float32, .node = node, .index = 0};
+        graph->nodes.push_back(node);
+        graph->layers.push_back(layers[i]);
+    }
+    graph->outputs = {tensor};
+    return graph;
+}
+
 size_t FunctionalGraph::position(const Node* node) const {
     for (size_t i = 0; i < nodes.size(); ++i)
         if (nodes[i].get() == node) return i;

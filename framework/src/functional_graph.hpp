@@ -19,6 +19,10 @@ struct FunctionalGraph {
     // Walks back from the outputs; ValueError when an output needs a tensor the inputs cannot give.
     static std::shared_ptr<FunctionalGraph> make(const std::vector<KerasTensor>& inputs,
                                                  const std::vector<KerasTensor>& outputs, const std::string& model);
+    // A Sequential's graph: one node per layer, each reading the one before, from an input node of
+    // this shape (the first layer's own when it is an InputLayer). The layers must be built; they
+    // are not called, so they gain no nodes of their own.
+    static std::shared_ptr<FunctionalGraph> chain(const std::vector<LayerPtr>& layers, const Shape& input_shape);
     // One CallContext per node. xs: one batch per input, on the model's device. output_masks (when
     // given) receives each output's mask (undefined where it has none), for the masked losses.
     std::vector<Tensor> forward(const std::vector<Tensor>& xs, std::vector<CallContext>& contexts, bool training,

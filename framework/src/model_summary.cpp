@@ -135,7 +135,7 @@ void print_totals(std::ostream& os, const std::vector<LayerPtr>& layers, int wid
 
 void Model::summary(std::ostream* out) const {
     std::ostream& os = out ? *out : std::cout;
-    if (graph_) {
+    if (is_functional()) {
         const std::string rule(kFunctionalWidth, '_'), double_rule(kFunctionalWidth, '=');
         fmt::print(os, "Model: \"{}\"\n{}\n{}\n{}\n", name_, rule,
                    functional_row("Layer (type)", "Output Shape", "Param #", "Connected to"), double_rule);

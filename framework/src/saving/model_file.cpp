@@ -39,7 +39,7 @@ nlohmann::json loss_config(const losses::Loss& loss) {
 namespace saving {
 
 nlohmann::json model_config(const Model& model) {
-    if (const FunctionalGraph* graph = model.functional_graph()) return functional_config(model, *graph);
+    if (model.is_functional()) return functional_config(model, *model.functional_graph());
     const auto& model_layers = model.layers();
     const nlohmann::json input_shape = shape_json(model_layers.empty() ? Shape{} : model_layers[0]->input_shape());
     nlohmann::json layers = nlohmann::json::array();

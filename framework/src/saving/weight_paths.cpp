@@ -43,7 +43,7 @@ std::vector<Keras3Vars> keras3_vars(const Model& model) {
     std::vector<Keras3Vars> out;
     std::map<std::string, int> seen;   // class -> how many came before
     // A Sequential's layers leave out its InputLayer (as Keras's Sequential.layers); a functional model's do not.
-    const auto layers = model.functional_graph() ? model.layers() : saved_layers(model);
+    const auto layers = model.is_functional() ? model.layers() : saved_layers(model);
     for (const auto& layer : layers) {
         const std::string base = utils::to_snake_case(layer->class_name());
         const int k = seen[base]++;
