@@ -160,7 +160,7 @@ void RNNBase::keep_states(const backend::RnnForward& fwd) {
     if (!common_.stateful) return;
     // Copies: the next call must not see a later call's (or the workspace's) writes.
     state_h_ = fwd.h.clone();
-    if (fwd.c.defined()) state_c_ = fwd.c.clone();
+    if (fwd.final_c().defined()) state_c_ = fwd.final_c().clone();
 }
 
 void RNNBase::check_stateful_batch(const Tensor& x) {

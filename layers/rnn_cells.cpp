@@ -97,7 +97,7 @@ CellOutput RNNCell::step(const Tensor& x, const std::vector<Tensor>& states, Cal
     backend::RnnForward fwd = be.rnn_forward(spec_, x.reshape({N, 1, C}), weights_view(), states[0],
                                              lstm ? states[1] : Tensor(), ctx.training);
     CellOutput out{fwd.h, {fwd.h}};
-    if (lstm) out.states.push_back(fwd.c);
+    if (lstm) out.states.push_back(fwd.final_c());
     ctx.state = std::move(fwd);
     return out;
 }
