@@ -1,6 +1,8 @@
 // RNNBase: what SimpleRNN, LSTM and GRU share. The layer owns the weights (Keras layout), the
 // input dropout and the Keras config; the loop over time is the backend's (rnn_forward /
 // rnn_backward), which picks a fused library primitive or its step loop.
+#include "keras/backend.hpp"
+#include "keras/layers/masked_steps.hpp"
 #include "keras/layers/rnn.hpp"
 
 #include <algorithm>

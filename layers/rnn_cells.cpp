@@ -1,6 +1,7 @@
 // SimpleRNNCell, LSTMCell, GRUCell: one time step through the backend's RNN entry point (T = 1,
 // the states as h0 / c0), so a cell and the full layer share one implementation of the maths and
 // the same weight layout; the backward pass is the backend's too.
+#include "keras/backend.hpp"
 #include "keras/layers/rnn_cells.hpp"
 
 #include <algorithm>

@@ -7,7 +7,9 @@
 // the same moves' adjoints (scatter-adds), so steps Keras skips get exactly no gradient.
 #include <fmt/format.h>
 
+#include "keras/backend.hpp"
 #include "keras/errors.hpp"
+#include "keras/layers/masked_steps.hpp"
 #include "keras/layers/rnn.hpp"
 
 namespace keras::layers {

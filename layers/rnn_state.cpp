@@ -5,6 +5,7 @@
 
 #include "keras/backend.hpp"
 #include "keras/errors.hpp"
+#include "keras/layers/masked_steps.hpp"
 #include "keras/layers/rnn.hpp"
 
 namespace keras::layers {

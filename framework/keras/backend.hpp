@@ -1,4 +1,5 @@
 // The backend interface: what a device must compute for the layers, losses and optimizers.
+// Internal: not installed (the layers, losses and metrics call it; programs use the public headers).
 // Layers call these with tensors in Keras's canonical layouts (kernels (in, units), RNN gates in
 // Keras order); each backend converts to its library's layouts inside. Adding a device means
 // implementing this interface, not touching the layers.
@@ -11,25 +12,10 @@
 #include <vector>
 
 #include "keras/activations.hpp"
+#include "keras/backend_types.hpp"
 #include "keras/tensor.hpp"
 
 namespace keras::backend {
-
-enum class RnnCell { simple_rnn, lstm, gru };
-
-struct RnnSpec {
-    RnnCell cell = RnnCell::simple_rnn;
-    int64_t units = 0;
-    Activation activation = Activation::tanh;
-    Activation recurrent_activation = Activation::sigmoid;   // unused by simple_rnn
-    bool use_bias = true;
-    bool reset_after = true;      // GRU only
-    bool go_backwards = false;    // process time reversed; outputs in processing order (Keras)
-    // The layer's recurrent_dropout rate: only for rnn_path's description (training with it runs the
-    // step loop); the mask itself comes with rnn_forward.
-    float recurrent_dropout = 0.0f;
-    std::string layer_name;       // for error messages and logs
-};
 
 // Weights in Keras's layout: kernel (C, G*H), recurrent_kernel (H, G*H),
 // bias (G*H), or (2, 3*H) for GRU reset_after; bias undefined when use_bias is false.
@@ -106,27 +92,6 @@ void check_rnn_inputs(const RnnSpec& spec, const Tensor& x, const RnnWeights& w,
 // ValueError naming the layer unless lengths is empty or N values in [0, T].
 void check_rnn_lengths(const RnnSpec& spec, const std::vector<int32_t>& lengths, int64_t N, int64_t T);
 
-// Losses the backends compute where y_pred lives (Model uses them off the CPU so a training step
-// needs no host wait); the formulas are those of keras/losses.hpp.
-enum class LossKind {
-    binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy,
-    mean_squared_error, mean_absolute_error
-};
-struct LossSpec {
-    LossKind kind = LossKind::mean_squared_error;
-    bool from_logits = false;
-    float label_smoothing = 0.0f;
-};
-
-// Metrics likewise (keras/metrics.hpp). Their per-position values: binary_accuracy one per element,
-// categorical / sparse accuracy one per row, mse / mae the mean over the last axis, one per row.
-enum class MetricKind {
-    binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, mean_squared_error, mean_absolute_error
-};
-struct MetricSpec {
-    MetricKind kind = MetricKind::binary_accuracy;
-    float threshold = 0.5f;   // binary_accuracy only
-};
 
 class Backend {
 public:

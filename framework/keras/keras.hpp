@@ -2,7 +2,6 @@
 #pragma once
 
 #include "keras/activations.hpp"
-#include "keras/backend.hpp"
 #include "keras/callbacks.hpp"
 #include "keras/datasets/imdb.hpp"
 #include "keras/datasets/synthetic_sentiment.hpp"

@@ -2,6 +2,8 @@
 // with add(); the functional Model (inputs -> outputs graphs) extends the same training loop.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <map>
 #include <memory>
 #include <optional>
@@ -23,7 +25,7 @@ namespace keras {
 
 // fit()'s keyword arguments. The order allows the common call
 // {.batch_size, .epochs, .validation_split, .shuffle, .verbose} with C++20 designated initializers.
-struct FitOptions {
+struct KERAS_API FitOptions {
     int64_t batch_size = 32;
     int epochs = 1;
     double validation_split = 0.0;            // the LAST fraction of x / y, taken before shuffling
@@ -38,7 +40,7 @@ struct FitOptions {
 // outputs: model.compile(opt, losses, {.per_output_metrics = {{"accuracy"}, {"mae"}}, .loss_weights = {0.3, 2.0}}).
 // Give metrics in one form and loss weights in one form. Per-output logs keep Keras 2's names
 // ("<output>_loss", unweighted, and "<output>_<metric>"); "loss" is the weighted sum.
-struct CompileOptions {
+struct KERAS_API CompileOptions {
     std::vector<std::string> metrics{};                                     // for every output
     std::vector<std::vector<std::string>> per_output_metrics{};             // one list per output, in order
     std::map<std::string, std::vector<std::string>> metrics_by_output{};    // by output name (others: none)
@@ -47,18 +49,18 @@ struct CompileOptions {
 };
 
 // save()'s keyword arguments (Keras's model.save(filepath, overwrite, include_optimizer)).
-struct SaveOptions {
+struct KERAS_API SaveOptions {
     bool overwrite = true;
     bool include_optimizer = true;
 };
 
-struct EvaluateOptions {
+struct KERAS_API EvaluateOptions {
     int64_t batch_size = 32;
     int verbose = 1;
     std::vector<callbacks::CallbackPtr> callbacks{};
 };
 
-struct PredictOptions {
+struct KERAS_API PredictOptions {
     int64_t batch_size = 32;
     int verbose = 1;
     std::vector<callbacks::CallbackPtr> callbacks{};
@@ -66,7 +68,7 @@ struct PredictOptions {
 
 // evaluate()'s result: the loss and each compiled metric by name. `auto [loss, acc] = evaluate(...)`
 // binds the loss and the first metric.
-struct EvaluateResult : Logs {
+struct KERAS_API EvaluateResult : Logs {
     double loss() const { return at("loss"); }
     double operator[](const std::string& key) const { return at(key); }
     template <size_t I> double get() const {
@@ -80,7 +82,7 @@ private:
 
 struct FunctionalGraph;   // framework/src/functional_graph.hpp
 
-class Model {
+class KERAS_API Model {
 public:
     virtual ~Model() = default;
 
@@ -255,7 +257,7 @@ private:
     std::vector<Shape> input_shapes_, output_shapes_;   // functional models (batch axis -1)
 };
 
-class Sequential : public Model {
+class KERAS_API Sequential : public Model {
 public:
     explicit Sequential(const std::string& name = "");
     Sequential(std::initializer_list<LayerPtr> layers, const std::string& name = "");

@@ -1,6 +1,8 @@
 // A trainable weight: its value and the gradient the last backward pass accumulated into it.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <memory>
 #include <string>
 
@@ -8,7 +10,7 @@
 
 namespace keras {
 
-struct Variable {
+struct KERAS_API Variable {
     std::string name;    // Keras weight name, e.g. "kernel", "recurrent_kernel", "bias", "embeddings"
     Tensor value;
     Tensor grad;         // same shape as value; zeroed by the model before each backward pass
