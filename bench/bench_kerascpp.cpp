@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <keras/backend.hpp>   // internal: the bench links the internal archive
 #include <keras/keras.hpp>
 
 namespace {

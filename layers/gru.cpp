@@ -1,5 +1,6 @@
 // GRU: gates z, r, h in Keras's order. reset_after (the default) applies the reset gate after the
 // recurrent product and keeps separate input and recurrent biases: bias shape (2, 3 * units).
+#include "keras/backend.hpp"
 #include "keras/layers/gru.hpp"
 
 namespace keras::layers {

@@ -1,4 +1,5 @@
 // LSTM: gates i, f, c, o in Keras's order; unit_forget_bias starts the forget gate's bias at 1.
+#include "keras/backend.hpp"
 #include "keras/layers/lstm.hpp"
 
 #include <algorithm>

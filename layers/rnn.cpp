@@ -1,6 +1,8 @@
 // RNNBase: what SimpleRNN, LSTM and GRU share. The layer owns the weights (Keras layout), the
 // input dropout and the Keras config; the loop over time is the backend's (rnn_forward /
 // rnn_backward), which picks a fused library primitive or its step loop.
+#include "keras/backend.hpp"
+#include "keras/layers/masked_steps.hpp"
 #include "keras/layers/rnn.hpp"
 
 #include <algorithm>
@@ -160,7 +162,7 @@ void RNNBase::keep_states(const backend::RnnForward& fwd) {
     if (!common_.stateful) return;
     // Copies: the next call must not see a later call's (or the workspace's) writes.
     state_h_ = fwd.h.clone();
-    if (fwd.c.defined()) state_c_ = fwd.c.clone();
+    if (fwd.final_c().defined()) state_c_ = fwd.final_c().clone();
 }
 
 void RNNBase::check_stateful_batch(const Tensor& x) {

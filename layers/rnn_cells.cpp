@@ -1,6 +1,7 @@
 // SimpleRNNCell, LSTMCell, GRUCell: one time step through the backend's RNN entry point (T = 1,
 // the states as h0 / c0), so a cell and the full layer share one implementation of the maths and
 // the same weight layout; the backward pass is the backend's too.
+#include "keras/backend.hpp"
 #include "keras/layers/rnn_cells.hpp"
 
 #include <algorithm>
@@ -97,7 +98,7 @@ CellOutput RNNCell::step(const Tensor& x, const std::vector<Tensor>& states, Cal
     backend::RnnForward fwd = be.rnn_forward(spec_, x.reshape({N, 1, C}), weights_view(), states[0],
                                              lstm ? states[1] : Tensor(), ctx.training);
     CellOutput out{fwd.h, {fwd.h}};
-    if (lstm) out.states.push_back(fwd.c);
+    if (lstm) out.states.push_back(fwd.final_c());
     ctx.state = std::move(fwd);
     return out;
 }

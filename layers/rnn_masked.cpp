@@ -7,7 +7,9 @@
 // the same moves' adjoints (scatter-adds), so steps Keras skips get exactly no gradient.
 #include <fmt/format.h>
 
+#include "keras/backend.hpp"
 #include "keras/errors.hpp"
+#include "keras/layers/masked_steps.hpp"
 #include "keras/layers/rnn.hpp"
 
 namespace keras::layers {
@@ -36,8 +38,6 @@ Tensor RNNBase::call_masked(const Tensor& input, const Tensor& dropout, const ba
     const int64_t N = input.dim(0), T = input.dim(1);
     MaskedCall c{.spec = spec_, .steps = std::move(steps), .fwd = {}};
     c.spec.go_backwards = false;   // folded into pack_idx
-    // The kept (stateful) or returned (return_state) c must be the one at the last real step.
-    c.spec.uses_final_c = common_.stateful || common_.return_state;
     // The dropout masks are per sample, so packing the steps does not move them.
     const Tensor packed = be.gather_steps(input, c.steps.pack_idx, T);
     c.fwd = be.rnn_forward(c.spec, packed, weights_view(), h0, c0, ctx.training, masks, c.steps.lengths);

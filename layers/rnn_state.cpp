@@ -5,6 +5,7 @@
 
 #include "keras/backend.hpp"
 #include "keras/errors.hpp"
+#include "keras/layers/masked_steps.hpp"
 #include "keras/layers/rnn.hpp"
 
 namespace keras::layers {
@@ -57,7 +58,7 @@ std::vector<Tensor> RNNBase::call_outputs(const Tensor& x, const std::vector<Ten
     if (!common_.return_state) return {y};
     const backend::RnnForward& fwd = forward_of(ctx);   // masked calls: the states at the last real step
     std::vector<Tensor> outputs = {y, fwd.h};
-    if (state_count() == 2) outputs.push_back(fwd.c);
+    if (state_count() == 2) outputs.push_back(fwd.final_c());
     return outputs;
 }
 

@@ -1,4 +1,5 @@
 // SimpleRNN: h_t = activation(x_t W + h_{t-1} U + b); everything but the spec is RNNBase's.
+#include "keras/backend.hpp"
 #include "keras/layers/simple_rnn.hpp"
 
 namespace keras::layers {

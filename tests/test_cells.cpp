@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "keras/backend.hpp"
 #include "keras/errors.hpp"
 #include "keras/layers/gru.hpp"
 #include "keras/layers/lstm.hpp"

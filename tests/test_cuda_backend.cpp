@@ -20,6 +20,7 @@
 
 #include <keras/keras.hpp>
 
+#include "keras/backend.hpp"
 #include "test_helpers.hpp"
 
 using keras::Activation;

@@ -15,6 +15,7 @@
 
 #include "backend/cuda/rnn_index.hpp"
 #include "backend/cuda/rnn_weight_layout.hpp"
+#include "keras/backend.hpp"
 #include "keras/errors.hpp"
 #include "reference/reference.hpp"
 #include "test_helpers.hpp"

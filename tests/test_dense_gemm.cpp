@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backend/cuda/dense_gemm.hpp"
+#include "keras/backend.hpp"
 #include "reference/reference.hpp"
 
 namespace dg = keras::backend::dense_gemm;

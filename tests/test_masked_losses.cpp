@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "keras/backend.hpp"
 #include "keras/errors.hpp"
 #include "keras/keras.hpp"
 #include "test_helpers.hpp"

@@ -326,6 +326,25 @@ TEST_CASE("rnn_path names the primitive or says why the fallback runs") {
 // ---------------------------------------------------------------------------------------------
 // Backend: forward and backward against the reference, finite differences, fused vs fallback.
 // ---------------------------------------------------------------------------------------------
+TEST_CASE("rnn_path_for: the one fused-vs-step-loop rule every backend's rnn_path uses") {
+    be::RnnSpec spec;
+    spec.recurrent_dropout = 0.25f;
+    const be::RnnLibrary library{.fused = "lib lstm", .unsupported = "", .step_loop = "loop",
+                                 .dropout_step_loop = "loop (no per-step mask)"};
+    const be::RnnPath fused = be::rnn_path_for(spec, library);
+    CHECK(fused.fused);
+    CHECK(fused.description == "lib lstm; training with recurrent_dropout=0.25: loop (no per-step mask)");
+    be::RnnLibrary lacking = library;
+    lacking.unsupported = "activation='selu' is not supported";
+    const be::RnnPath loop = be::rnn_path_for(spec, lacking);
+    CHECK_FALSE(loop.fused);
+    CHECK(loop.description == "loop: activation='selu' is not supported");
+    // Dropout masks always take the step loop; without them the path decides.
+    CHECK_FALSE(be::runs_step_loop(fused, {}));
+    CHECK(be::runs_step_loop(loop, {}));
+    CHECK(be::runs_step_loop(fused, {.input = Tensor::zeros({1, 1}), .recurrent = {}}));
+}
+
 TEST_CASE("rnn_forward equals the double-precision reference") {
     for (const Family& f : families())
         for (const Case& c : grid(f.base))
@@ -467,6 +486,24 @@ TEST_CASE("backend errors") {
                              "Layer \"test_rnn\": the RNN input must be a float32 tensor (batch, timesteps, "
                              "features), got float32 (6, 3)",
                              keras::ValueError);
+    }
+    // The CPU's copy of the checks had drifted from the CUDA one, which alone reported a missing
+    // input as such (and checked devices). Both backends now share one check (rnn_contract.cpp).
+    SUBCASE("no input at all") {
+        CHECK_THROWS_WITH_AS(cpu().rnn_forward(spec, Tensor(), weights_of(c, in), Tensor(), Tensor(), true),
+                             "Layer \"test_rnn\": the RNN input must be a float32 tensor (batch, timesteps, "
+                             "features), got nothing",
+                             keras::ValueError);
+        CHECK_THROWS_WITH_AS(be::rnn_fallback_forward(spec, Tensor(), weights_of(c, in), Tensor(), Tensor()),
+                             "Layer \"test_rnn\": the RNN input must be a float32 tensor (batch, timesteps, "
+                             "features), got nothing",
+                             keras::ValueError);
+    }
+    SUBCASE("lengths that do not fit the batch") {
+        CHECK_THROWS_WITH_AS(cpu().rnn_forward(spec, x, weights_of(c, in), Tensor(), Tensor(), true, {}, {1, 2, 3}),
+                             "Layer \"test_rnn\": 3 sequence lengths given for a batch of 2", keras::ValueError);
+        CHECK_THROWS_WITH_AS(cpu().rnn_forward(spec, x, weights_of(c, in), Tensor(), Tensor(), true, {}, {1, 4}),
+                             "Layer \"test_rnn\": sequence length 4 of sample 1 is outside [0, 3]", keras::ValueError);
     }
     SUBCASE("initial state of the wrong shape") {
         CHECK_THROWS_WITH_AS(cpu().rnn_forward(spec, x, weights_of(c, in), Tensor::zeros({3, 4}), Tensor(), true),

@@ -362,7 +362,8 @@ TEST_CASE("Bidirectional with a mask: concat / sum / mul / ave against Keras's m
 }
 
 TEST_CASE("stateful + mask: the kept states are those of each sample's last real step") {
-    // LSTM needs c at the last real step: oneDNN's primitive does not expose it, the step loop runs.
+    // LSTM needs c at the last real step: oneDNN's primitive does not expose it, its backend replays
+    // the forward with the step loop when c is read (the layer does not know).
     for (const Case& c : {Case{.cell = ref::Cell::lstm}, Case{.cell = ref::Cell::gru}, Case{.cell = ref::Cell::lstm,
                                                                                            .go_backwards = true}}) {
         INFO(c.str());
@@ -384,14 +385,9 @@ TEST_CASE("stateful + mask: the kept states are those of each sample's last real
         check_close(values_of(layer->states().at(0)), e2.h, "h after chunk 2");
         check_close(values_of(y2), e2.y, "output of chunk 2");
     }
+    // Lengths never change the path: the stateful LSTM above ran oneDNN's primitive.
     Case lstm{.cell = ref::Cell::lstm};
-    auto stateful = lstm.make(true);
-    be::RnnSpec spec = stateful->spec();
-    spec.uses_final_c = true;
-    CHECK(be::get(Device::cpu()).rnn_path(spec, true).description ==
-          "fallback loop: a masked LSTM whose final cell state is used (stateful): oneDNN's lstm primitive does not "
-          "expose c at each sample's last real step");
-    CHECK(be::get(Device::cpu()).rnn_path(spec, false).description == "oneDNN lstm");
+    CHECK(be::get(Device::cpu()).rnn_path(lstm.make(true)->spec()).description == "oneDNN lstm");
 }
 
 TEST_CASE("RNNs pass the mask on with return_sequences only") {
@@ -482,7 +478,8 @@ TEST_CASE("backend lengths: states at len - 1, dh / dc injected there, length 0 
             INFO(c.str());
             const bool lstm = c.cell == ref::Cell::lstm;
             be::RnnSpec spec = c.make()->spec();
-            spec.uses_final_c = lstm;   // LSTM: the step loop, which gives c at len - 1
+            // Plain LSTM: the primitive, whose c at len - 1 and dc there come from the backend's
+            // step-loop replay; hard_sigmoid: the step loop itself.
             const Weights w = random_weights(c, 71);
             const int GH = c.gates() * c.H;
             const be::RnnWeights bw{floats(w.kernel, {c.C, GH}), floats(w.recurrent, {c.H, GH}),
@@ -515,7 +512,7 @@ TEST_CASE("backend lengths: states at len - 1, dh / dc injected there, length 0 
                 const ref::Vec c0n = lstm ? row(c0, n, H) : ref::Vec{};
                 const auto e = ref::rnn_forward(cfg, xn, w.kernel, w.recurrent, w.bias, row(h0, n, H), c0n);
                 check_close(row(h, n, H), e.h, fmt::format("h of sample {}", n));
-                if (lstm) check_close(row(values_of(fwd.c), n, H), e.c, fmt::format("c of sample {}", n));
+                if (lstm) check_close(row(values_of(fwd.final_c()), n, H), e.c, fmt::format("c of sample {}", n));
                 const auto eg = ref::rnn_backward(cfg, xn, w.kernel, w.recurrent, w.bias, row(h0, n, H), c0n, dyn,
                                                   row(dh, n, H), lstm ? row(dc, n, H) : ref::Vec{});
                 ref::Vec dxn(static_cast<size_t>(T * c.C), 0.0);
@@ -582,7 +579,7 @@ TEST_CASE("input dropout still applies with a mask (one draw per sample, before 
 // returned states are those after each sample's last real step (the initial states for a fully
 // masked row), and the gradients of the returned states reach the weights, the real steps and the
 // initial states exactly as for each sequence run alone from its own initial state. For the fused
-// LSTM this is the path where oneDNN cannot give c at the last real step (uses_final_c).
+// LSTM this is the path where oneDNN cannot give c at the last real step (its backend's replay).
 TEST_CASE("masked return_state with initial_state: states at the last real step, gradients into h0 / c0") {
     for (Case c : cell_variants())
         for (bool go_backwards : {false, true}) {

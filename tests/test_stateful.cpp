@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "keras/backend.hpp"
 #include "keras/errors.hpp"
 #include "keras/input_layer.hpp"
 #include "keras/layers/bidirectional.hpp"

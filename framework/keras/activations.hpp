@@ -1,6 +1,8 @@
 // Keras activation names and their element-wise math.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <string>
 
 namespace keras {
@@ -12,15 +14,15 @@ enum class Activation {
 
 // Parses a Keras activation string ("linear", "relu", "tanh", ..., "silu" = "swish").
 // Empty string and "linear" both mean no activation. Unknown names throw ValueError.
-Activation activation_from_string(const std::string& name);
-std::string to_string(Activation activation);
+KERAS_API Activation activation_from_string(const std::string& name);
+KERAS_API std::string to_string(Activation activation);
 
 namespace activations {
 // Scalar forms, used by the backends' element-wise loops and the RNN fallback path.
 // softmax is not element-wise and is not handled here.
-float apply(Activation a, float x);
+KERAS_API float apply(Activation a, float x);
 // Derivative expressed through the input x and the output y = apply(a, x).
-float derivative(Activation a, float x, float y);
+KERAS_API float derivative(Activation a, float x, float y);
 }  // namespace activations
 
 }  // namespace keras

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "keras/export.hpp"
 #include "keras/tensor.hpp"
 #include "keras/variable.hpp"
 
@@ -28,7 +29,7 @@ namespace autodiff {
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& dy)>;
 
 // One recorded op. Leaves are reads of a Variable or tensors a tape watches.
-struct Node {
+struct KERAS_API Node {
     std::string op;                                  // for error messages: "matmul", "layer dense", ...
     std::vector<std::shared_ptr<Node>> inputs;       // null where an input is a constant
     BackwardFn backward;                             // empty for leaves
@@ -38,26 +39,26 @@ struct Node {
 };
 
 // Whether ops record now: some GradientTape is recording on this thread and no stop_recording is open.
-bool recording();
+KERAS_API bool recording();
 
 // Records an op: when recording and some input is recorded, `out` gets a node with these inputs and
 // this backward. Returns `out`. This is how every op (and custom_gradient) joins the tape.
-Tensor record(const std::string& op, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward);
+KERAS_API Tensor record(const std::string& op, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward);
 
 // Gradients of `targets` (seeded with `seeds`, ones where a seed is undefined) with respect to the
 // nodes `sources`, walking no further back than a source. One result per source, undefined where
 // the targets do not depend on it. Variable leaves met on the way are summed per Variable into
 // *variable_grads when given (for layers whose weights get their gradient this way).
-std::vector<Tensor> gradients(const std::vector<Tensor>& targets, const std::vector<Tensor>& seeds,
+KERAS_API std::vector<Tensor> gradients(const std::vector<Tensor>& targets, const std::vector<Tensor>& seeds,
                               const std::vector<std::shared_ptr<Node>>& sources,
                               std::vector<std::pair<const Variable*, Tensor>>* variable_grads = nullptr);
 
 // A fresh leaf for x (same values, new identity): gradients can then be asked with respect to it.
-Tensor watch_leaf(const Tensor& x);
+KERAS_API Tensor watch_leaf(const Tensor& x);
 
 // Records in its scope even without a GradientTape: layers whose backward is automatic record their
 // call() this way, so the model's backward pass can run it.
-class RecordingScope {
+class KERAS_API RecordingScope {
 public:
     RecordingScope();
     ~RecordingScope();
@@ -69,7 +70,7 @@ private:
 };
 
 // Pauses recording in its scope (TensorFlow's tape.stop_recording()).
-class StopRecording {
+class KERAS_API StopRecording {
 public:
     StopRecording();
     ~StopRecording();
@@ -82,14 +83,14 @@ private:
 
 }  // namespace autodiff
 
-struct GradientTapeOptions {
+struct KERAS_API GradientTapeOptions {
     // A persistent tape may be asked for gradients more than once (TensorFlow's persistent=True).
     bool persistent = false;
 };
 
 // TensorFlow's tf.GradientTape: records ops from construction until it is destroyed (or
 // stop_recording), then gives gradients. Variables need no watch(): every read of a Variable is recorded.
-class GradientTape {
+class KERAS_API GradientTape {
 public:
     explicit GradientTape(GradientTapeOptions options = {});
     ~GradientTape();
@@ -129,6 +130,6 @@ private:
 //         })};
 //     });
 using ForwardWithGradient = std::function<std::pair<Tensor, autodiff::BackwardFn>(const std::vector<Tensor>&)>;
-Tensor custom_gradient(const std::string& name, const std::vector<Tensor>& inputs, const ForwardWithGradient& fn);
+KERAS_API Tensor custom_gradient(const std::string& name, const std::vector<Tensor>& inputs, const ForwardWithGradient& fn);
 
 }  // namespace keras

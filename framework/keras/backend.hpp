@@ -1,39 +1,21 @@
 // The backend interface: what a device must compute for the layers, losses and optimizers.
+// Internal: not installed (the layers, losses and metrics call it; programs use the public headers).
 // Layers call these with tensors in Keras's canonical layouts (kernels (in, units), RNN gates in
 // Keras order); each backend converts to its library's layouts inside. Adding a device means
 // implementing this interface, not touching the layers.
 #pragma once
 
 #include <any>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "keras/activations.hpp"
+#include "keras/backend_types.hpp"
 #include "keras/tensor.hpp"
 
 namespace keras::backend {
-
-enum class RnnCell { simple_rnn, lstm, gru };
-
-struct RnnSpec {
-    RnnCell cell = RnnCell::simple_rnn;
-    int64_t units = 0;
-    Activation activation = Activation::tanh;
-    Activation recurrent_activation = Activation::sigmoid;   // unused by simple_rnn
-    bool use_bias = true;
-    bool reset_after = true;      // GRU only
-    bool go_backwards = false;    // process time reversed; outputs in processing order (Keras)
-    // The layer's recurrent_dropout rate: only for rnn_path's description (training with it runs the
-    // step loop); the mask itself comes with rnn_forward.
-    float recurrent_dropout = 0.0f;
-    std::string layer_name;       // for error messages and logs
-    // With per-sample lengths, whether the caller reads the final LSTM cell state c. oneDNN's
-    // primitive exposes c only after the last of the T steps, not at each sample's length - 1, so
-    // the oneDNN backend runs its step loop when this is set (rnn_path says so); otherwise the
-    // returned c is undefined when lengths are given.
-    bool uses_final_c = false;
-};
 
 // Weights in Keras's layout: kernel (C, G*H), recurrent_kernel (H, G*H),
 // bias (G*H), or (2, 3*H) for GRU reset_after; bias undefined when use_bias is false.
@@ -53,8 +35,20 @@ struct RnnDropoutMasks {
 struct RnnForward {
     Tensor sequences;     // (N, T, H): the output at every step, in processing order
     Tensor h;             // (N, H): final hidden state
-    Tensor c;             // (N, H): final cell state (LSTM only)
+    // (N, H): final cell state (LSTM only). Read it through final_c(): where producing it costs a
+    // backend extra work (oneDNN with lengths: its primitive has no c at each sample's last real
+    // step), the backend leaves c undefined and sets compute_c, so callers that never read c never
+    // pay for it. compute_c reads the forward's inputs, as the backward pass does.
+    mutable Tensor c;
     std::any saved;       // whatever the backward pass needs (workspace, inputs)
+    mutable std::function<Tensor()> compute_c = {};
+    const Tensor& final_c() const {
+        if (compute_c) {
+            c = compute_c();
+            compute_c = nullptr;
+        }
+        return c;
+    }
 };
 
 struct RnnGradients {
@@ -69,27 +63,35 @@ struct RnnPath {
     std::string description;   // e.g. "oneDNN lstm" or "fallback loop (activation='relu' unsupported by oneDNN lstm)"
 };
 
-// Losses the backends compute where y_pred lives (Model uses them off the CPU so a training step
-// needs no host wait); the formulas are those of keras/losses.hpp.
-enum class LossKind {
-    binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy,
-    mean_squared_error, mean_absolute_error
+// ---- Shared by every backend (framework/backend/rnn_contract.cpp), so the backends cannot drift.
+//
+// The fused-vs-step-loop rule. A backend describes what its library can do; rnn_path_for decides:
+// - the library's fused RNN runs every spec it supports (`unsupported` empty), with or without
+//   per-sample lengths: a backend whose library lacks something for lengths (oneDNN: c at each
+//   sample's last real step) makes up for it inside, never by asking the layer;
+// - a spec it does not support runs the step loop, described as step_loop + ": " + the reason;
+// - dropout masks (training with dropout / recurrent_dropout) run the step loop whatever the spec:
+//   no library primitive masks x_t and h_{t-1} per gate and step. rnn_path notes it for a layer with
+//   recurrent_dropout, whose training always has such masks.
+struct RnnLibrary {
+    std::string fused;               // the fused path's description, e.g. "oneDNN lstm" or "cuDNN gru"
+    std::string unsupported;         // why the library cannot run the spec; empty when it can
+    std::string step_loop;           // how this backend's step loop is named, e.g. "fallback loop"
+    std::string dropout_step_loop;   // the same for training with recurrent_dropout, with its reason
 };
-struct LossSpec {
-    LossKind kind = LossKind::mean_squared_error;
-    bool from_logits = false;
-    float label_smoothing = 0.0f;
-};
+RnnPath rnn_path_for(const RnnSpec& spec, const RnnLibrary& library);
+// Whether a forward runs the step loop: the spec's path is not fused, or dropout masks are given.
+inline bool runs_step_loop(const RnnPath& path, const RnnDropoutMasks& masks) { return !path.fused || masks.any(); }
 
-// Metrics likewise (keras/metrics.hpp). Their per-position values: binary_accuracy one per element,
-// categorical / sparse accuracy one per row, mse / mae the mean over the last axis, one per row.
-enum class MetricKind {
-    binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, mean_squared_error, mean_absolute_error
-};
-struct MetricSpec {
-    MetricKind kind = MetricKind::binary_accuracy;
-    float threshold = 0.5f;   // binary_accuracy only
-};
+// Gates per cell in Keras's layout: 1 (SimpleRNN), 4 (LSTM), 3 (GRU).
+int64_t rnn_gate_count(RnnCell cell);
+// ValueError naming the layer unless x is float32 (N, T >= 1, C), the weights have Keras's shapes
+// for the spec (see RnnWeights), h0 / c0 are undefined or float32 (N, H), all on `device`.
+void check_rnn_inputs(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
+                      Device device);
+// ValueError naming the layer unless lengths is empty or N values in [0, T].
+void check_rnn_lengths(const RnnSpec& spec, const std::vector<int32_t>& lengths, int64_t N, int64_t T);
+
 
 // The generic tensor ops keras::ops runs on (float32 unless said; see keras/ops.hpp for the meaning).
 enum class UnaryOp { negative, exp, log, tanh, sigmoid, relu, sqrt, square, abs, sign, reciprocal };
@@ -122,14 +124,15 @@ public:
     // d_table (V, D) = scatter-add of dy rows at ids.
     virtual Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) = 0;
 
-    // ---- Recurrent layers. x (N, T, C); h0 / c0 (N, H) or undefined for zeros.
-    // `masked`: whether the call gets per-sample lengths (the path may differ, see uses_final_c).
-    virtual RnnPath rnn_path(const RnnSpec& spec, bool masked = false) = 0;
+    // ---- Recurrent layers. x (N, T, C); h0 / c0 (N, H) or undefined for zeros. Every backend
+    // checks its inputs with check_rnn_inputs / check_rnn_lengths and picks its path with
+    // rnn_path_for / runs_step_loop (above); per-sample lengths never change the path.
+    virtual RnnPath rnn_path(const RnnSpec& spec) = 0;
     // masks: Keras's dropout masks (see RnnDropoutMasks); no library primitive can apply them per
     // gate and step, so a backend runs its step loop; the backward sees the same masks.
     // lengths: empty, or N per-sample lengths in [0, T] for RIGHT-PACKED input (packed sequences):
     // sample n's real steps are x[n, 0:len[n]]. Outputs at t >= len[n] are unspecified (never read
-    // them); h / c are the states after step len[n] - 1, or h0 / c0 when len[n] == 0. Lengths need
+    // them); h / final_c() are the states after step len[n] - 1, or h0 / c0 when len[n] == 0. Lengths need
     // go_backwards false (the caller orders the steps). The backward pass then ignores d_sequences
     // at t >= len[n], injects dh / dc at step len[n] - 1, and gives dx = 0 at t >= len[n].
     virtual RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w,

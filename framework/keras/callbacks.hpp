@@ -1,6 +1,8 @@
 // Keras callbacks: hooks the training loop calls, and the standard ones.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -20,13 +22,13 @@ class Model;
 namespace keras::callbacks {
 
 // What fit() / evaluate() / predict() tell the callbacks before they start.
-struct Params {
+struct KERAS_API Params {
     int epochs = 1;
     int64_t steps = 0;     // batches per epoch
     int verbose = 1;
 };
 
-class Callback {
+class KERAS_API Callback {
 public:
     virtual ~Callback() = default;
     void set_model(Model* model) { model_ = model; }
@@ -61,7 +63,7 @@ private:
 using CallbackPtr = std::shared_ptr<Callback>;
 
 // Records every epoch's logs; fit() returns it.
-class History : public Callback {
+class KERAS_API History : public Callback {
 public:
     void on_train_begin(Logs&) override;   // clears `epoch` (Keras keeps `history`)
     void on_epoch_end(int epoch, Logs& logs) override;
@@ -74,7 +76,7 @@ public:
 // Keras 2's progress bar. verbose 1: a live bar with ETA, redrawn in place with '\r' at most every
 // 0.05 s; verbose 2: one line per epoch. It counts batches ("157/157"), as fit and evaluate do.
 // Values are shown as the logs give them: the model already passes running means.
-class ProgbarLogger : public Callback {
+class KERAS_API ProgbarLogger : public Callback {
 public:
     explicit ProgbarLogger(std::ostream* out = nullptr);   // default std::cout
     // Seconds from any fixed origin; a steady clock unless a test puts a fake one here.
@@ -106,13 +108,13 @@ private:
 // forwarded to them in order, so the training loop calls each hook once. Keras's order: the
 // progress bar first (add_progbar), the given callbacks (null entries skipped), History last
 // (add_history).
-struct CallbackListOptions {
+struct KERAS_API CallbackListOptions {
     bool add_history = false;
     bool add_progbar = false;
     Model* model = nullptr;   // given to every callback (set_model), with the params
     Params params{};
 };
-class CallbackList : public Callback {
+class KERAS_API CallbackList : public Callback {
 public:
     explicit CallbackList(const std::vector<CallbackPtr>& callbacks = {}, const CallbackListOptions& options = {});
     // Attaches every callback to the model and tells them the params (set_model / set_params).
@@ -143,7 +145,7 @@ private:
     std::shared_ptr<History> history_;
 };
 
-struct EarlyStoppingOptions {
+struct KERAS_API EarlyStoppingOptions {
     std::string monitor = "val_loss";
     double min_delta = 0.0;
     int patience = 0;
@@ -156,7 +158,7 @@ struct EarlyStoppingOptions {
 // Keras 2.15's EarlyStopping: stops when `monitor` has not improved by more than |min_delta| for
 // `patience` epochs; with restore_best_weights it restores the best epoch's weights when it stops
 // (not when training ends without stopping). A missing monitor only warns on std::cerr.
-class EarlyStopping : public Callback {
+class KERAS_API EarlyStopping : public Callback {
 public:
     explicit EarlyStopping(EarlyStoppingOptions options = {});
     void on_train_begin(Logs&) override;
@@ -174,18 +176,18 @@ private:
 };
 
 // Stops training as soon as a batch loss is NaN or infinite.
-class TerminateOnNaN : public Callback {
+class KERAS_API TerminateOnNaN : public Callback {
 public:
     void on_train_batch_end(int64_t batch, Logs& logs) override;
 };
 
-struct CSVLoggerOptions {
+struct KERAS_API CSVLoggerOptions {
     std::string separator = ",";
     bool append = false;
 };
 // Writes "epoch,<metrics in sorted order>" and one row per epoch, as Keras's csv writer does
 // (excel dialect: "\r\n" line ends, Python's repr for numbers, "NA" for a missing value).
-class CSVLogger : public Callback {
+class KERAS_API CSVLogger : public Callback {
 public:
     explicit CSVLogger(std::string filename, CSVLoggerOptions options = {});
     void on_train_begin(Logs&) override;
@@ -201,12 +203,12 @@ private:
 };
 
 // A callback made of functions (any left empty does nothing).
-struct LambdaCallbackOptions {
+struct KERAS_API LambdaCallbackOptions {
     std::function<void(int, Logs&)> on_epoch_begin = {}, on_epoch_end = {};
     std::function<void(int64_t, Logs&)> on_batch_begin = {}, on_batch_end = {};
     std::function<void(Logs&)> on_train_begin = {}, on_train_end = {};
 };
-class LambdaCallback : public Callback {
+class KERAS_API LambdaCallback : public Callback {
 public:
     explicit LambdaCallback(LambdaCallbackOptions functions) : f_(std::move(functions)) {}
     void on_epoch_begin(int epoch, Logs& logs) override { if (f_.on_epoch_begin) f_.on_epoch_begin(epoch, logs); }
@@ -219,7 +221,7 @@ private:
     LambdaCallbackOptions f_;
 };
 
-struct ReduceLROnPlateauOptions {
+struct KERAS_API ReduceLROnPlateauOptions {
     std::string monitor = "val_loss";
     double factor = 0.1;
     int patience = 10;
@@ -231,7 +233,7 @@ struct ReduceLROnPlateauOptions {
 };
 // Multiplies the learning rate by `factor` (< 1) after `patience` epochs without improvement;
 // puts the rate of the epoch into the logs as "lr", as Keras 2.15 does.
-class ReduceLROnPlateau : public Callback {
+class KERAS_API ReduceLROnPlateau : public Callback {
 public:
     explicit ReduceLROnPlateau(ReduceLROnPlateauOptions options = {});
     void on_train_begin(Logs&) override;
@@ -245,7 +247,7 @@ private:
 
 // Sets the learning rate at the start of each epoch from schedule(epoch, current_lr); puts it into
 // the epoch-end logs as "lr".
-class LearningRateScheduler : public Callback {
+class KERAS_API LearningRateScheduler : public Callback {
 public:
     explicit LearningRateScheduler(std::function<double(int, double)> schedule, int verbose = 0)
         : schedule_(std::move(schedule)), verbose_(verbose) {}
@@ -259,7 +261,7 @@ private:
 // How often a checkpointing callback saves: "epoch" (at every epoch's end) or every N batches.
 using SaveFreq = std::variant<std::string, int64_t>;
 
-struct ModelCheckpointOptions {
+struct KERAS_API ModelCheckpointOptions {
     std::string monitor = "val_loss";
     int verbose = 0;
     bool save_best_only = false;
@@ -274,7 +276,7 @@ struct ModelCheckpointOptions {
 // With save_best_only it saves only when `monitor` improves on the best value so far. verbose 1
 // prints Keras's lines ("Epoch 1: val_loss improved from inf to 0.69315, saving model to ...").
 // Missing directories are created; the files are written atomically.
-class ModelCheckpoint : public Callback {
+class KERAS_API ModelCheckpoint : public Callback {
 public:
     // ValueError for a malformed template, a save_freq that is neither "epoch" nor a positive
     // integer, or a filepath not ending in ".h5" (".weights.h5" selects Keras 3's weights layout).
@@ -293,7 +295,7 @@ private:
     int64_t batches_since_save_ = 0;
 };
 
-struct BackupAndRestoreOptions {
+struct KERAS_API BackupAndRestoreOptions {
     SaveFreq save_freq = std::string("epoch");
     bool delete_checkpoint = true;
 };
@@ -303,7 +305,7 @@ struct BackupAndRestoreOptions {
 // that epoch, so an interrupted fit continues where it stopped and, with the same seed, ends with
 // the weights of an unbroken run (epoch-level saves). A fit that completes deletes backup_dir
 // (unless delete_checkpoint is false). A batch-level backup resumes at the start of its epoch.
-class BackupAndRestore : public Callback {
+class KERAS_API BackupAndRestore : public Callback {
 public:
     // ValueError for an empty backup_dir or a save_freq that is neither "epoch" nor a positive integer.
     explicit BackupAndRestore(std::string backup_dir, BackupAndRestoreOptions options = {});

@@ -3,13 +3,15 @@
 // variable KERASCPP_DEVICE (cpu | cuda | cuda:N, read once), else the CPU.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace keras {
 
-class Device {
+class KERAS_API Device {
 public:
     enum class Type { cpu, cuda };
 
@@ -32,22 +34,22 @@ private:
 };
 
 // "cpu" or "cuda:0".
-std::string to_string(Device device);
+KERAS_API std::string to_string(Device device);
 
 // The device new models and their weights use. Setting a CUDA device checks that it can be used
 // (RuntimeError saying whether the build lacks CUDA or the machine lacks a GPU).
-void set_default_device(Device device);
-Device default_device();
+KERAS_API void set_default_device(Device device);
+KERAS_API Device default_device();
 
 namespace cuda {
-bool is_built();          // this kerascpp was compiled with the CUDA backend
-int device_count();       // usable GPUs: 0 when not built or none is present
-bool is_available();      // is_built() and device_count() > 0
+KERAS_API bool is_built();          // this kerascpp was compiled with the CUDA backend
+KERAS_API int device_count();       // usable GPUs: 0 when not built or none is present
+KERAS_API bool is_available();      // is_built() and device_count() > 0
 // Why CUDA device `index` cannot be used ("" when it can): names the missing build or missing GPU.
-std::string unavailable_reason(int index = 0);
+KERAS_API std::string unavailable_reason(int index = 0);
 
 // What the caching allocator and the stream of one GPU have done so far (for benchmarks and tests).
-struct MemoryStats {
+struct KERAS_API MemoryStats {
     size_t driver_allocations = 0;   // cudaMalloc calls: stop growing once a training loop is warm
     size_t bytes_in_use = 0;         // held by live tensors (rounded up to the allocator's size classes)
     size_t peak_bytes_in_use = 0;
@@ -55,7 +57,7 @@ struct MemoryStats {
     size_t host_synchronizations = 0;  // times the host waited for the GPU (copies to the host)
 };
 // RuntimeError (saying why) when CUDA device `index` cannot be used.
-MemoryStats memory_stats(int index = 0);
+KERAS_API MemoryStats memory_stats(int index = 0);
 }  // namespace cuda
 
 }  // namespace keras

@@ -1,6 +1,8 @@
 // Exceptions named after the Python ones Keras raises, so messages read the same.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <stdexcept>
 #include <string>
 
@@ -8,10 +10,10 @@
 
 namespace keras {
 
-struct ValueError : std::invalid_argument {
+struct KERAS_API ValueError : std::invalid_argument {
     using std::invalid_argument::invalid_argument;
 };
-struct RuntimeError : std::runtime_error {
+struct KERAS_API RuntimeError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 // Python's NotImplementedError: a method a subclass must provide was not.

@@ -2,6 +2,8 @@
 // not in layers/, because Sequential and Model build themselves from it.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <optional>
 #include <string>
 
@@ -12,14 +14,14 @@ namespace keras::layers {
 // Keras's arguments, in Keras's order. batch_size fixes the batch axis (stateful RNNs need it);
 // batch_shape gives the whole shape with the batch axis (-1 = None) instead of `shape`, which is
 // then left empty: Input({}, {.batch_shape = {4, 10, 8}}) is Keras's Input(batch_shape=(4, 10, 8)).
-struct InputOptions {
+struct KERAS_API InputOptions {
     std::optional<int64_t> batch_size{};
     DType dtype = DType::float32;
     Shape batch_shape{};
     std::string name{};
 };
 // Declares the shape of one sample (and, optionally, a fixed batch size) at the start of a model.
-class InputLayer : public Layer {
+class KERAS_API InputLayer : public Layer {
 public:
     explicit InputLayer(Shape shape, InputOptions options = {});
     // The shape with its batch axis: (batch_size, *shape), -1 for None.

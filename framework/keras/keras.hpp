@@ -3,7 +3,6 @@
 
 #include "keras/activations.hpp"
 #include "keras/autodiff.hpp"
-#include "keras/backend.hpp"
 #include "keras/callbacks.hpp"
 #include "keras/datasets/imdb.hpp"
 #include "keras/datasets/synthetic_sentiment.hpp"

@@ -2,6 +2,8 @@
 // KerasTensors adds a Node, and keras::Model(inputs, outputs) walks the Nodes back from the outputs.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,7 +19,7 @@ struct Node;
 // What Keras's KerasTensor holds: the shape (batch axis -1 = None), the dtype, and its history
 // (Keras's keras_history: the node that produced it and which of the node's outputs it is).
 // Copies share the node.
-struct KerasTensor {
+struct KERAS_API KerasTensor {
     Shape shape;
     DType dtype = DType::float32;
     std::shared_ptr<Node> node;
@@ -29,7 +31,7 @@ struct KerasTensor {
 };
 
 // One call of a layer: its inputs (empty for an InputLayer) and the outputs it produced.
-struct Node {
+struct KERAS_API Node {
     std::shared_ptr<Layer> layer;
     std::vector<KerasTensor> inputs;
     Shape output_shape;       // the first output's (the only one of most layers)
@@ -47,7 +49,7 @@ struct Node {
 
 // Keras's arguments in Keras's order (see layers::InputOptions): keras::Input({10, 8}, {.batch_size = 4})
 // or keras::Input({}, {.batch_shape = {4, 10, 8}}) fix the batch size, as stateful RNNs need.
-struct InputArgs {
+struct KERAS_API InputArgs {
     std::optional<int64_t> batch_size{};
     DType dtype = DType::float32;
     Shape batch_shape{};
@@ -55,6 +57,6 @@ struct InputArgs {
 };
 // keras.Input: a symbolic tensor of one sample's shape (no batch axis), produced by a new InputLayer;
 // its batch axis is the fixed batch size when one is given, else -1 (None).
-KerasTensor Input(Shape shape, InputArgs args = {});
+KERAS_API KerasTensor Input(Shape shape, InputArgs args = {});
 
 }  // namespace keras

@@ -10,6 +10,8 @@
 // overwriting each other.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <any>
 #include <functional>
 #include <memory>
@@ -24,7 +26,7 @@
 
 namespace keras {
 
-struct CallContext {
+struct KERAS_API CallContext {
     bool training = false;
     std::vector<Tensor> saved{};   // tensors kept for the backward pass
     std::any state{};            // anything else (e.g. a backend's RNN workspace)
@@ -43,7 +45,7 @@ using LayerPtr = std::shared_ptr<Layer>;
 
 // Layers are shared: a functional graph's nodes hold the layers they call, so a layer used in a
 // functional model must be owned by a std::shared_ptr (as Sequential::add already arranges).
-class Layer : public std::enable_shared_from_this<Layer> {
+class KERAS_API Layer : public std::enable_shared_from_this<Layer> {
 public:
     virtual ~Layer() = default;
 
@@ -186,15 +188,15 @@ template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>
 std::shared_ptr<L> share(L layer) { return std::make_shared<L>(std::move(layer)); }
 
 // Adds g into v.grad (allocating it when undefined): layers call this in backward().
-void accumulate_gradient(Variable& v, const Tensor& g);
+KERAS_API void accumulate_gradient(Variable& v, const Tensor& g);
 
 namespace utils {
 // Lower snake case of a Keras class name, as Keras names layers: "SimpleRNN" -> "simple_rnn".
-std::string to_snake_case(const std::string& class_name);
+KERAS_API std::string to_snake_case(const std::string& class_name);
 // "base" the first time, then "base_1", "base_2", ... (Keras's automatic names for layers and models).
-std::string unique_name(const std::string& base);
+KERAS_API std::string unique_name(const std::string& base);
 // Forgets the automatic name counters (Keras's clear_session).
-void clear_session();
+KERAS_API void clear_session();
 }  // namespace utils
 
 }  // namespace keras

@@ -2,13 +2,15 @@
 // progress lines read "loss, accuracy, val_loss, val_accuracy" as in Keras.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace keras {
 
-class Logs {
+class KERAS_API Logs {
 public:
     void set(const std::string& key, double value);
     bool contains(const std::string& key) const;

@@ -10,12 +10,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "keras/backend.hpp"
+#include "keras/backend_types.hpp"
+#include "keras/export.hpp"
 #include "keras/tensor.hpp"
 
 namespace keras::losses {
 
-class Loss {
+class KERAS_API Loss {
 public:
     virtual ~Loss() = default;
     // Keras's function name, e.g. "binary_crossentropy".
@@ -38,12 +39,12 @@ public:
 };
 using LossPtr = std::shared_ptr<Loss>;
 
-struct CrossentropyOptions {
+struct KERAS_API CrossentropyOptions {
     bool from_logits = false;
     float label_smoothing = 0.0f;   // binary / categorical only
 };
 
-class BinaryCrossentropy : public Loss {
+class KERAS_API BinaryCrossentropy : public Loss {
 public:
     explicit BinaryCrossentropy(CrossentropyOptions options = {}) : options(options) {}
     std::string name() const override { return "binary_crossentropy"; }
@@ -58,7 +59,7 @@ public:
     CrossentropyOptions options;
 };
 
-class CategoricalCrossentropy : public Loss {
+class KERAS_API CategoricalCrossentropy : public Loss {
 public:
     explicit CategoricalCrossentropy(CrossentropyOptions options = {}) : options(options) {}
     std::string name() const override { return "categorical_crossentropy"; }
@@ -76,7 +77,7 @@ public:
 // y_true holds class ids (int32, int64 or integral floats) of shape (N,) or (N, 1) against y_pred (N, K).
 // check_shapes() also checks host ids against [0, K), so a model checks all its targets up front.
 // Keras's SparseCategoricalCrossentropy has no label smoothing: a nonzero label_smoothing is a ValueError.
-class SparseCategoricalCrossentropy : public Loss {
+class KERAS_API SparseCategoricalCrossentropy : public Loss {
 public:
     explicit SparseCategoricalCrossentropy(CrossentropyOptions options = {});
     std::string name() const override { return "sparse_categorical_crossentropy"; }
@@ -92,7 +93,7 @@ public:
     CrossentropyOptions options;
 };
 
-class MeanSquaredError : public Loss {
+class KERAS_API MeanSquaredError : public Loss {
 public:
     std::string name() const override { return "mean_squared_error"; }
     double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override {
@@ -104,7 +105,7 @@ public:
     }
 };
 
-class MeanAbsoluteError : public Loss {
+class KERAS_API MeanAbsoluteError : public Loss {
 public:
     std::string name() const override { return "mean_absolute_error"; }
     double compute(const Tensor& y_true, const Tensor& y_pred, Tensor* grad) const override {
@@ -126,7 +127,7 @@ public:
 //                                     ops::subtract(e, 0.5f)), -1);
 //     }, "huber");
 //     model.compile(optimizers::Adam(), huber);
-class LossFunctionWrapper : public Loss {
+class KERAS_API LossFunctionWrapper : public Loss {
 public:
     using Function = std::function<Tensor(const Tensor& y_true, const Tensor& y_pred)>;
     explicit LossFunctionWrapper(Function fn, std::string name = "loss_function_wrapper");
@@ -147,17 +148,17 @@ private:
 // a trailing axis of size 1 may be missing on either side ((N,) against (N, 1) is accepted, as Keras's
 // squeeze_or_expand_to_same_rank does). Returns the common shape after that alignment; otherwise
 // throws ValueError naming both shapes.
-Shape check_same_shape(const Shape& y_true_shape, const Shape& y_pred_shape);
+KERAS_API Shape check_same_shape(const Shape& y_true_shape, const Shape& y_pred_shape);
 
 // Each position's weight in a loss's batch value, the positions being y_pred's shape without its
 // last axis: 1/positions each without a mask (the plain mean); with one, Keras's masked mean:
 // 1/valid for a real step (mask != 0), 0 for a masked one, all 0 when every step is masked.
 // A mask of another shape is a ValueError naming both shapes.
-std::vector<double> position_weights(const Tensor& mask, const Shape& y_pred_shape);
+KERAS_API std::vector<double> position_weights(const Tensor& mask, const Shape& y_pred_shape);
 
 // Keras strings (case-sensitive, as in Keras): "binary_crossentropy" / "bce" / "BCE",
 // "categorical_crossentropy", "sparse_categorical_crossentropy", "mean_squared_error" / "mse" / "MSE", "mean_absolute_error" / "mae" / "MAE", and the class names
 // ("BinaryCrossentropy", ...). Unknown strings throw ValueError.
-LossPtr get(const std::string& name);
+KERAS_API LossPtr get(const std::string& name);
 
 }  // namespace keras::losses

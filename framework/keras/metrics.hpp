@@ -1,17 +1,19 @@
 // Keras metrics: stateful accumulators over an epoch (reset_state / update_state / result).
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "keras/backend.hpp"
+#include "keras/backend_types.hpp"
 #include "keras/tensor.hpp"
 
 namespace keras::metrics {
 
-class Metric {
+class KERAS_API Metric {
 public:
     virtual ~Metric() = default;
     // The name shown in logs and History ("accuracy" even when it resolved to binary_accuracy).
@@ -50,7 +52,7 @@ private:
 };
 using MetricPtr = std::shared_ptr<Metric>;
 
-class BinaryAccuracy : public Metric {
+class KERAS_API BinaryAccuracy : public Metric {
 public:
     explicit BinaryAccuracy(std::string name = "binary_accuracy", float threshold = 0.5f)
         : Metric(std::move(name)), threshold(threshold) {}
@@ -61,7 +63,7 @@ public:
     }
     float threshold;
 };
-class CategoricalAccuracy : public Metric {
+class KERAS_API CategoricalAccuracy : public Metric {
 public:
     explicit CategoricalAccuracy(std::string name = "categorical_accuracy") : Metric(std::move(name)) {}
     void update_state(const Tensor& y_true, const Tensor& y_pred) override { update_state_masked(y_true, y_pred, {}); }
@@ -70,7 +72,7 @@ public:
         return backend::MetricSpec{backend::MetricKind::categorical_accuracy};
     }
 };
-class SparseCategoricalAccuracy : public Metric {
+class KERAS_API SparseCategoricalAccuracy : public Metric {
 public:
     explicit SparseCategoricalAccuracy(std::string name = "sparse_categorical_accuracy")
         : Metric(std::move(name)) {}
@@ -81,7 +83,7 @@ public:
     }
 };
 // Mean of per-sample values of a loss function ("mse", "mae" as metrics).
-class MeanSquaredError : public Metric {
+class KERAS_API MeanSquaredError : public Metric {
 public:
     explicit MeanSquaredError(std::string name = "mean_squared_error") : Metric(std::move(name)) {}
     void update_state(const Tensor& y_true, const Tensor& y_pred) override { update_state_masked(y_true, y_pred, {}); }
@@ -90,7 +92,7 @@ public:
         return backend::MetricSpec{backend::MetricKind::mean_squared_error};
     }
 };
-class MeanAbsoluteError : public Metric {
+class KERAS_API MeanAbsoluteError : public Metric {
 public:
     explicit MeanAbsoluteError(std::string name = "mean_absolute_error") : Metric(std::move(name)) {}
     void update_state(const Tensor& y_true, const Tensor& y_pred) override { update_state_masked(y_true, y_pred, {}); }
@@ -100,7 +102,7 @@ public:
     }
 };
 // Weighted mean of scalar values (the running loss).
-class Mean : public Metric {
+class KERAS_API Mean : public Metric {
 public:
     explicit Mean(std::string name) : Metric(std::move(name)) {}
     void update_state(const Tensor&, const Tensor&) override {}
@@ -114,6 +116,6 @@ public:
 // "categorical_accuracy", "sparse_categorical_accuracy", "mse" / "MSE" / "mean_squared_error",
 // "mae" / "MAE" / "mean_absolute_error" and the class names ("BinaryAccuracy", ...).
 // Unknown strings throw ValueError.
-MetricPtr get(const std::string& name, const std::string& loss_name, int64_t output_units);
+KERAS_API MetricPtr get(const std::string& name, const std::string& loss_name, int64_t output_units);
 
 }  // namespace keras::metrics

@@ -22,13 +22,14 @@
 #include "keras/losses.hpp"
 #include "keras/metrics.hpp"
 #include "keras/optimizers.hpp"
+#include "keras/export.hpp"
 #include "keras/tensor.hpp"
 
 namespace keras {
 
 // fit()'s keyword arguments. The order allows the common call
 // {.batch_size, .epochs, .validation_split, .shuffle, .verbose} with C++20 designated initializers.
-struct FitOptions {
+struct KERAS_API FitOptions {
     int64_t batch_size = 32;
     int epochs = 1;
     double validation_split = 0.0;            // the LAST fraction of x / y, taken before shuffling
@@ -43,7 +44,7 @@ struct FitOptions {
 // outputs: model.compile(opt, losses, {.per_output_metrics = {{"accuracy"}, {"mae"}}, .loss_weights = {0.3, 2.0}}).
 // Give metrics in one form and loss weights in one form. Per-output logs keep Keras 2's names
 // ("<output>_loss", unweighted, and "<output>_<metric>"); "loss" is the weighted sum.
-struct CompileOptions {
+struct KERAS_API CompileOptions {
     std::vector<std::string> metrics{};                                     // for every output
     std::vector<std::vector<std::string>> per_output_metrics{};             // one list per output, in order
     std::map<std::string, std::vector<std::string>> metrics_by_output{};    // by output name (others: none)
@@ -53,7 +54,7 @@ struct CompileOptions {
 
 // compile()'s `optimizer` as Keras takes it: a name ("adam"), an optimizer value
 // (optimizers::Adam(0.001)) or a shared optimizer (optimizers::OptimizerPtr).
-struct OptimizerArg {
+struct KERAS_API OptimizerArg {
     OptimizerArg(const char* name);
     OptimizerArg(const std::string& name);
     template <typename P, std::enable_if_t<std::is_convertible_v<P, optimizers::OptimizerPtr>, int> = 0>
@@ -65,7 +66,7 @@ struct OptimizerArg {
 
 // compile()'s `loss` as Keras takes it: one loss for every output (a name, a loss value or a
 // losses::LossPtr), or a list of one loss per output (names or LossPtrs).
-struct LossArg {
+struct KERAS_API LossArg {
     LossArg(const char* name);
     LossArg(const std::string& name);
     template <typename P, std::enable_if_t<std::is_convertible_v<P, losses::LossPtr>, int> = 0>
@@ -82,36 +83,36 @@ struct LossArg {
 
 // One batch as fit() / evaluate() hand it to train_step() / test_step(): one host array per model
 // input (x) and per output (y), in order.
-struct Batch {
+struct KERAS_API Batch {
     std::vector<Tensor> x, y;
 };
 
 // save()'s keyword arguments (Keras's model.save(filepath, overwrite, include_optimizer)).
-struct SaveOptions {
+struct KERAS_API SaveOptions {
     bool overwrite = true;
     bool include_optimizer = true;
 };
 
-struct EvaluateOptions {
+struct KERAS_API EvaluateOptions {
     int64_t batch_size = 32;
     int verbose = 1;
     std::vector<callbacks::CallbackPtr> callbacks{};
 };
 
-struct PredictOptions {
+struct KERAS_API PredictOptions {
     int64_t batch_size = 32;
     int verbose = 1;
     std::vector<callbacks::CallbackPtr> callbacks{};
 };
 
 // Model::operator()'s keyword arguments (Keras's model(x, training=False)).
-struct CallOptions {
+struct KERAS_API CallOptions {
     bool training = false;
 };
 
 // evaluate()'s result: the loss and each compiled metric by name. `auto [loss, acc] = evaluate(...)`
 // binds the loss and the first metric.
-struct EvaluateResult : Logs {
+struct KERAS_API EvaluateResult : Logs {
     double loss() const { return at("loss"); }
     double operator[](const std::string& key) const { return at(key); }
     template <size_t I> double get() const {
@@ -126,7 +127,7 @@ private:
 struct FunctionalGraph;   // framework/src/functional_graph.hpp
 class LossAndMetrics;     // framework/src/loss_and_metrics.hpp
 
-class Model {
+class KERAS_API Model {
 public:
     virtual ~Model() = default;
 
@@ -278,7 +279,7 @@ private:
     std::vector<Shape> input_shapes_, output_shapes_;   // the graph's (batch axis -1)
 };
 
-class Sequential : public Model {
+class KERAS_API Sequential : public Model {
 public:
     explicit Sequential(const std::string& name = "");
     Sequential(std::initializer_list<LayerPtr> layers, const std::string& name = "");

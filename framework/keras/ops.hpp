@@ -16,6 +16,7 @@
 #include <optional>
 #include <vector>
 
+#include "keras/export.hpp"
 #include "keras/tensor.hpp"
 #include "keras/variable.hpp"
 
@@ -23,7 +24,7 @@ namespace keras::ops {
 
 // An op's tensor argument: a Tensor, a Variable (its value, read for gradients) or a number (a 0-d
 // tensor, on the other argument's device).
-struct Operand {
+struct KERAS_API Operand {
     Operand(const Tensor& t) : tensor(t) {}
     Operand(const Variable& v) : tensor(v) {}
     Operand(const VariablePtr& v);
@@ -35,7 +36,7 @@ struct Operand {
 };
 
 // Keras's `axis` argument: None (every axis), one axis, or a list.
-struct Axes {
+struct KERAS_API Axes {
     Axes() = default;   // None
     Axes(int axis) : list{axis}, all(false) {}
     Axes(std::initializer_list<int> axes) : list(axes), all(false) {}
@@ -45,100 +46,100 @@ struct Axes {
 };
 
 // ---- Creation
-Tensor convert_to_tensor(const Operand& x);
-Tensor zeros(const Shape& shape, Device device = Device::cpu());
-Tensor ones(const Shape& shape, Device device = Device::cpu());
-Tensor zeros_like(const Tensor& x);
-Tensor ones_like(const Tensor& x);
-Tensor cast(const Tensor& x, DType dtype);
+KERAS_API Tensor convert_to_tensor(const Operand& x);
+KERAS_API Tensor zeros(const Shape& shape, Device device = Device::cpu());
+KERAS_API Tensor ones(const Shape& shape, Device device = Device::cpu());
+KERAS_API Tensor zeros_like(const Tensor& x);
+KERAS_API Tensor ones_like(const Tensor& x);
+KERAS_API Tensor cast(const Tensor& x, DType dtype);
 // The value without its gradient (TensorFlow's tf.stop_gradient).
-Tensor stop_gradient(const Tensor& x);
+KERAS_API Tensor stop_gradient(const Tensor& x);
 
 // ---- Element-wise
-Tensor add(const Operand& x1, const Operand& x2);
-Tensor subtract(const Operand& x1, const Operand& x2);
-Tensor multiply(const Operand& x1, const Operand& x2);
-Tensor divide(const Operand& x1, const Operand& x2);
-Tensor maximum(const Operand& x1, const Operand& x2);
-Tensor minimum(const Operand& x1, const Operand& x2);
-Tensor power(const Operand& x1, const Operand& x2);
+KERAS_API Tensor add(const Operand& x1, const Operand& x2);
+KERAS_API Tensor subtract(const Operand& x1, const Operand& x2);
+KERAS_API Tensor multiply(const Operand& x1, const Operand& x2);
+KERAS_API Tensor divide(const Operand& x1, const Operand& x2);
+KERAS_API Tensor maximum(const Operand& x1, const Operand& x2);
+KERAS_API Tensor minimum(const Operand& x1, const Operand& x2);
+KERAS_API Tensor power(const Operand& x1, const Operand& x2);
 // Comparisons give float32 1 / 0 and no gradient.
-Tensor greater(const Operand& x1, const Operand& x2);
-Tensor greater_equal(const Operand& x1, const Operand& x2);
-Tensor less(const Operand& x1, const Operand& x2);
-Tensor less_equal(const Operand& x1, const Operand& x2);
-Tensor equal(const Operand& x1, const Operand& x2);
-Tensor not_equal(const Operand& x1, const Operand& x2);
+KERAS_API Tensor greater(const Operand& x1, const Operand& x2);
+KERAS_API Tensor greater_equal(const Operand& x1, const Operand& x2);
+KERAS_API Tensor less(const Operand& x1, const Operand& x2);
+KERAS_API Tensor less_equal(const Operand& x1, const Operand& x2);
+KERAS_API Tensor equal(const Operand& x1, const Operand& x2);
+KERAS_API Tensor not_equal(const Operand& x1, const Operand& x2);
 
-Tensor negative(const Operand& x);
-Tensor exp(const Operand& x);
-Tensor log(const Operand& x);
-Tensor tanh(const Operand& x);
-Tensor sigmoid(const Operand& x);
-Tensor relu(const Operand& x);
-Tensor sqrt(const Operand& x);
-Tensor square(const Operand& x);
-Tensor abs(const Operand& x);
-Tensor sign(const Operand& x);
-Tensor reciprocal(const Operand& x);
-Tensor softplus(const Operand& x);   // log(1 + exp(x)), computed stably
-Tensor clip(const Operand& x, float x_min, float x_max);
+KERAS_API Tensor negative(const Operand& x);
+KERAS_API Tensor exp(const Operand& x);
+KERAS_API Tensor log(const Operand& x);
+KERAS_API Tensor tanh(const Operand& x);
+KERAS_API Tensor sigmoid(const Operand& x);
+KERAS_API Tensor relu(const Operand& x);
+KERAS_API Tensor sqrt(const Operand& x);
+KERAS_API Tensor square(const Operand& x);
+KERAS_API Tensor abs(const Operand& x);
+KERAS_API Tensor sign(const Operand& x);
+KERAS_API Tensor reciprocal(const Operand& x);
+KERAS_API Tensor softplus(const Operand& x);   // log(1 + exp(x)), computed stably
+KERAS_API Tensor clip(const Operand& x, float x_min, float x_max);
 // condition (nonzero = true) ? x1 : x2, all three broadcast.
-Tensor where(const Operand& condition, const Operand& x1, const Operand& x2);
+KERAS_API Tensor where(const Operand& condition, const Operand& x1, const Operand& x2);
 
 // ---- Reductions (keepdims keeps the reduced axes with size 1)
-Tensor sum(const Tensor& x, const Axes& axis = {}, bool keepdims = false);
-Tensor mean(const Tensor& x, const Axes& axis = {}, bool keepdims = false);
-Tensor max(const Tensor& x, const Axes& axis = {}, bool keepdims = false);
-Tensor min(const Tensor& x, const Axes& axis = {}, bool keepdims = false);
-Tensor softmax(const Tensor& x, int axis = -1);
-Tensor log_softmax(const Tensor& x, int axis = -1);
+KERAS_API Tensor sum(const Tensor& x, const Axes& axis = {}, bool keepdims = false);
+KERAS_API Tensor mean(const Tensor& x, const Axes& axis = {}, bool keepdims = false);
+KERAS_API Tensor max(const Tensor& x, const Axes& axis = {}, bool keepdims = false);
+KERAS_API Tensor min(const Tensor& x, const Axes& axis = {}, bool keepdims = false);
+KERAS_API Tensor softmax(const Tensor& x, int axis = -1);
+KERAS_API Tensor log_softmax(const Tensor& x, int axis = -1);
 
 // ---- Linear algebra. matmul: NumPy's rules (1-D operands become a row / column and lose that axis
 // again; batch axes broadcast).
-Tensor matmul(const Operand& x1, const Operand& x2);
+KERAS_API Tensor matmul(const Operand& x1, const Operand& x2);
 
 // ---- Shapes
-Tensor reshape(const Tensor& x, const Shape& newshape);   // one -1 is inferred
-Tensor transpose(const Tensor& x, const std::vector<int>& axes = {});   // empty: reversed axes
-Tensor expand_dims(const Tensor& x, int axis);
-Tensor squeeze(const Tensor& x, const Axes& axis = {});
-Tensor broadcast_to(const Tensor& x, const Shape& shape);
-Tensor concatenate(const std::vector<Tensor>& xs, int axis = 0);
-Tensor stack(const std::vector<Tensor>& xs, int axis = 0);
+KERAS_API Tensor reshape(const Tensor& x, const Shape& newshape);   // one -1 is inferred
+KERAS_API Tensor transpose(const Tensor& x, const std::vector<int>& axes = {});   // empty: reversed axes
+KERAS_API Tensor expand_dims(const Tensor& x, int axis);
+KERAS_API Tensor squeeze(const Tensor& x, const Axes& axis = {});
+KERAS_API Tensor broadcast_to(const Tensor& x, const Shape& shape);
+KERAS_API Tensor concatenate(const std::vector<Tensor>& xs, int axis = 0);
+KERAS_API Tensor stack(const std::vector<Tensor>& xs, int axis = 0);
 // Into `sections` equal parts along axis (ValueError when it does not divide).
-std::vector<Tensor> split(const Tensor& x, int sections, int axis = 0);
+KERAS_API std::vector<Tensor> split(const Tensor& x, int sections, int axis = 0);
 // Into parts at the given indices along axis: {2, 5} gives [:2], [2:5], [5:].
-std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& indices, int axis = 0);
+KERAS_API std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& indices, int axis = 0);
 // The block of `shape` at `start_indices` (Keras's ops.slice).
-Tensor slice(const Tensor& inputs, const std::vector<int64_t>& start_indices, const Shape& shape);
+KERAS_API Tensor slice(const Tensor& inputs, const std::vector<int64_t>& start_indices, const Shape& shape);
 // Entries at integer `indices` along `axis`; no axis = the flattened x (Keras's ops.take).
-Tensor take(const Tensor& x, const Tensor& indices, std::optional<int> axis = std::nullopt);
-Tensor one_hot(const Tensor& x, int64_t num_classes, int axis = -1);
+KERAS_API Tensor take(const Tensor& x, const Tensor& indices, std::optional<int> axis = std::nullopt);
+KERAS_API Tensor one_hot(const Tensor& x, int64_t num_classes, int axis = -1);
 
 // ---- Neural-network pieces
 // Rows of `embeddings` (V, D) at the ids: (..., D). Ids out of [0, V) are a ValueError naming the
 // value and its position.
-Tensor embedding(const Tensor& ids, const Operand& embeddings);
+KERAS_API Tensor embedding(const Tensor& ids, const Operand& embeddings);
 // Keras's keras.random.dropout: each entry kept with probability 1 - rate and scaled by 1 / (1 - rate).
 // Uses keras::utils::set_random_seed's generator.
-Tensor dropout(const Tensor& x, float rate);
+KERAS_API Tensor dropout(const Tensor& x, float rate);
 
 }  // namespace keras::ops
 
 namespace keras {
 // Arithmetic operators on tensors, as ops::add etc.
-Tensor operator+(const Tensor& a, const Tensor& b);
-Tensor operator-(const Tensor& a, const Tensor& b);
-Tensor operator*(const Tensor& a, const Tensor& b);
-Tensor operator/(const Tensor& a, const Tensor& b);
-Tensor operator+(const Tensor& a, float b);
-Tensor operator-(const Tensor& a, float b);
-Tensor operator*(const Tensor& a, float b);
-Tensor operator/(const Tensor& a, float b);
-Tensor operator+(float a, const Tensor& b);
-Tensor operator-(float a, const Tensor& b);
-Tensor operator*(float a, const Tensor& b);
-Tensor operator/(float a, const Tensor& b);
-Tensor operator-(const Tensor& a);
+KERAS_API Tensor operator+(const Tensor& a, const Tensor& b);
+KERAS_API Tensor operator-(const Tensor& a, const Tensor& b);
+KERAS_API Tensor operator*(const Tensor& a, const Tensor& b);
+KERAS_API Tensor operator/(const Tensor& a, const Tensor& b);
+KERAS_API Tensor operator+(const Tensor& a, float b);
+KERAS_API Tensor operator-(const Tensor& a, float b);
+KERAS_API Tensor operator*(const Tensor& a, float b);
+KERAS_API Tensor operator/(const Tensor& a, float b);
+KERAS_API Tensor operator+(float a, const Tensor& b);
+KERAS_API Tensor operator-(float a, const Tensor& b);
+KERAS_API Tensor operator*(float a, const Tensor& b);
+KERAS_API Tensor operator/(float a, const Tensor& b);
+KERAS_API Tensor operator-(const Tensor& a);
 }  // namespace keras

@@ -3,6 +3,8 @@
 // The arithmetic runs on the variables' device through backend::Backend.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <map>
 #include <memory>
 #include <optional>
@@ -15,18 +17,18 @@
 
 namespace keras::optimizers {
 
-struct Clipping {
+struct KERAS_API Clipping {
     std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
 };
 
 // One optimizer slot per variable (Adam's "momentum", Adagrad's "accumulator"), created with the
 // variable's shape and device and filled with initial_value.
-struct SlotSpec {
+struct KERAS_API SlotSpec {
     std::string name;
     float initial_value = 0.0f;
 };
 
-class Optimizer {
+class KERAS_API Optimizer {
 public:
     virtual ~Optimizer() = default;
     virtual std::string name() const = 0;   // Keras class name, "Adam"
@@ -70,13 +72,13 @@ private:
 };
 using OptimizerPtr = std::shared_ptr<Optimizer>;
 
-struct SGDOptions {
+struct KERAS_API SGDOptions {
     float learning_rate = 0.01f;
     float momentum = 0.0f;
     bool nesterov = false;
     std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
 };
-class SGD : public Optimizer {
+class KERAS_API SGD : public Optimizer {
 public:
     explicit SGD(float learning_rate) : SGD(SGDOptions{.learning_rate = learning_rate}) {}
     // Throws ValueError unless 0 <= momentum <= 1 (Keras's check).
@@ -90,7 +92,7 @@ protected:
     void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) override;
 };
 
-struct AdamOptions {
+struct KERAS_API AdamOptions {
     float learning_rate = 0.001f;
     float beta_1 = 0.9f;
     float beta_2 = 0.999f;
@@ -98,7 +100,7 @@ struct AdamOptions {
     bool amsgrad = false;
     std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
 };
-class Adam : public Optimizer {
+class KERAS_API Adam : public Optimizer {
 public:
     explicit Adam(float learning_rate) : Adam(AdamOptions{.learning_rate = learning_rate}) {}
     explicit Adam(AdamOptions options = {});
@@ -111,7 +113,7 @@ protected:
     void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) override;
 };
 
-struct RMSpropOptions {
+struct KERAS_API RMSpropOptions {
     float learning_rate = 0.001f;
     float rho = 0.9f;
     float momentum = 0.0f;
@@ -119,7 +121,7 @@ struct RMSpropOptions {
     bool centered = false;
     std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
 };
-class RMSprop : public Optimizer {
+class KERAS_API RMSprop : public Optimizer {
 public:
     explicit RMSprop(float learning_rate) : RMSprop(RMSpropOptions{.learning_rate = learning_rate}) {}
     explicit RMSprop(RMSpropOptions options = {});
@@ -132,13 +134,13 @@ protected:
     void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) override;
 };
 
-struct AdagradOptions {
+struct KERAS_API AdagradOptions {
     float learning_rate = 0.001f;
     float initial_accumulator_value = 0.1f;
     float epsilon = 1e-7f;
     std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
 };
-class Adagrad : public Optimizer {
+class KERAS_API Adagrad : public Optimizer {
 public:
     explicit Adagrad(float learning_rate) : Adagrad(AdagradOptions{.learning_rate = learning_rate}) {}
     explicit Adagrad(AdagradOptions options = {});
@@ -151,6 +153,6 @@ protected:
 };
 
 // Keras strings with default arguments: "sgd", "adam", "rmsprop", "adagrad" (any case).
-OptimizerPtr get(const std::string& name);
+KERAS_API OptimizerPtr get(const std::string& name);
 
 }  // namespace keras::optimizers

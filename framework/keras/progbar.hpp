@@ -2,6 +2,8 @@
 // for fit / evaluate / predict, and get_file's download bar.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -12,7 +14,7 @@
 
 namespace keras::utils {
 
-struct ProgbarOptions {
+struct KERAS_API ProgbarOptions {
     int verbose = 1;                 // 1: a live bar redrawn in place with '\r'; 2: one line at the end; 0: silent
     std::ostream* out = nullptr;     // default std::cout
     std::function<double()> clock;   // seconds from any fixed origin; default a steady clock
@@ -20,7 +22,7 @@ struct ProgbarOptions {
 
 using ProgbarValues = std::vector<std::pair<std::string, double>>;
 
-class Progbar {
+class KERAS_API Progbar {
 public:
     // target: the number of steps, or <= 0 when unknown ("     37/Unknown").
     explicit Progbar(int64_t target, ProgbarOptions options = {});

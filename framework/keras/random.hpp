@@ -2,6 +2,8 @@
 // initialisation, dropout masks and shuffling, so one seed reproduces a whole run.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -10,25 +12,25 @@ namespace keras {
 
 namespace utils {
 // Seeds every random choice kerascpp makes (initialisers, dropout, shuffling).
-void set_random_seed(uint64_t seed);
+KERAS_API void set_random_seed(uint64_t seed);
 }  // namespace utils
 
 namespace random {
-std::mt19937_64& generator();
+KERAS_API std::mt19937_64& generator();
 // The seed utils::set_random_seed last set (1337 until it is called).
-uint64_t seed();
+KERAS_API uint64_t seed();
 // Reseeds the generator from (seed(), epoch). fit() calls it at the start of every epoch, so an
 // epoch's shuffle order and dropout masks depend only on the seed and the epoch number, never on
 // how many epochs ran before in this process: a run resumed from a checkpoint at epoch k draws
 // exactly what an unbroken run drew.
-void seed_for_epoch(int epoch);
+KERAS_API void seed_for_epoch(int epoch);
 // Uniform in [0, 1), built from the generator's bits so results do not depend on the standard library.
-double uniform01();
-double uniform(double lo, double hi);
+KERAS_API double uniform01();
+KERAS_API double uniform(double lo, double hi);
 // Standard normal (Box-Muller on uniform01).
-double normal();
+KERAS_API double normal();
 // Fisher-Yates shuffle of 0..n-1.
-std::vector<int64_t> permutation(int64_t n);
+KERAS_API std::vector<int64_t> permutation(int64_t n);
 }  // namespace random
 
 }  // namespace keras

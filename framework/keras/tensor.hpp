@@ -3,6 +3,8 @@
 // deep copy on the same device; to() is the only way between host and device.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -21,20 +23,20 @@ enum class DType { float32, int32, int64 };
 
 using Shape = std::vector<int64_t>;
 
-std::string to_string(DType dtype);
+KERAS_API std::string to_string(DType dtype);
 // Keras-style shape text: "(None, 130, 100)" where -1 stands for None.
-std::string shape_str(const Shape& shape);
-int64_t num_elements(const Shape& shape);
+KERAS_API std::string shape_str(const Shape& shape);
+KERAS_API int64_t num_elements(const Shape& shape);
 // The multi-index of flat element i in a row-major tensor of this shape, as "[3, 17]".
-std::string index_str(const Shape& shape, int64_t i);
-size_t dtype_size(DType dtype);
+KERAS_API std::string index_str(const Shape& shape, int64_t i);
+KERAS_API size_t dtype_size(DType dtype);
 
 template <typename T> constexpr DType dtype_of();
 template <> constexpr DType dtype_of<float>() { return DType::float32; }
 template <> constexpr DType dtype_of<int32_t>() { return DType::int32; }
 template <> constexpr DType dtype_of<int64_t>() { return DType::int64; }
 
-class Tensor {
+class KERAS_API Tensor {
 public:
     Tensor() = default;
     // Uninitialised storage of the given shape (zeros(), full() for filled ones).

@@ -1,6 +1,8 @@
 // A trainable weight: its value and the gradient the last backward pass accumulated into it.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <memory>
 #include <string>
 
@@ -12,10 +14,10 @@ struct Variable;
 namespace autodiff {
 // The variable's value, recorded as a read of the variable when a GradientTape is recording (so
 // tape.gradient(loss, {variable}) reaches it); the plain value otherwise.
-Tensor read(const Variable& variable);
+KERAS_API Tensor read(const Variable& variable);
 }  // namespace autodiff
 
-struct Variable {
+struct KERAS_API Variable {
     std::string name;    // Keras weight name, e.g. "kernel", "recurrent_kernel", "bias", "embeddings"
     Tensor value;
     Tensor grad;         // same shape as value; zeroed by the model before each backward pass

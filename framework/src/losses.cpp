@@ -1,6 +1,7 @@
 // Keras losses with their exact gradients. Values are accumulated in double; the batch mean follows
 // Keras's "sum_over_batch_size": element-wise losses average every element, crossentropies average
 // the per-row losses (a row is the last axis).
+#include "keras/backend.hpp"
 #include "keras/losses.hpp"
 
 #include <algorithm>

@@ -1,6 +1,7 @@
 // Keras metrics as running means. Each update turns a batch into per-position values the way the
 // Keras 3 metric function does (binary_accuracy per element, mse per row, ...); Keras's Mean then
 // averages them per sample and counts samples (the first axis; 1 when the values are a scalar).
+#include "keras/backend.hpp"
 #include "keras/metrics.hpp"
 
 #include <algorithm>

@@ -3,6 +3,8 @@
 // layer class.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <memory>
 #include <string>
 
@@ -10,7 +12,7 @@
 
 namespace keras::models {
 
-struct LoadModelOptions {
+struct KERAS_API LoadModelOptions {
     // Rebuild the optimizer (with its saved state), loss and metrics from training_config when the
     // file has one, so fit() continues where the saved run stopped.
     bool compile = true;
@@ -20,6 +22,6 @@ struct LoadModelOptions {
 // optimizer state from optimizer_weights. The file's keras_version decides what "hard_sigmoid" means
 // (Keras 2: clip(0.2x + 0.5); Keras 3: clip(x/6 + 0.5)). Everything is read and checked before the model
 // is returned: ValueError naming the file, layer, field or weight and the expected vs found value.
-std::shared_ptr<Model> load_model(const std::string& filepath, const LoadModelOptions& options = {});
+KERAS_API std::shared_ptr<Model> load_model(const std::string& filepath, const LoadModelOptions& options = {});
 
 }  // namespace keras::models

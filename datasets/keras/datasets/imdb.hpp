@@ -11,6 +11,8 @@
 //   3. a download of Keras's imdb.npz into that cache (keras::utils::get_file).
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,7 +29,7 @@ inline constexpr const char* kOriginFolder = "https://storage.googleapis.com/ten
 // The md5 Keras's get_word_index() checks for imdb_word_index.json.
 inline constexpr const char* kWordIndexMd5 = "bfafd718b763782e994055a2d397834f";
 
-struct LoadDataOptions {
+struct KERAS_API LoadDataOptions {
     std::string path = "imdb.npz";
     std::optional<int64_t> num_words{};   // unset: every word (Keras's quirk: the single highest id becomes oov_char)
     int64_t skip_top = 0;
@@ -39,22 +41,22 @@ struct LoadDataOptions {
 };
 
 // Same element types as synthetic_sentiment::Split, so the two loaders are interchangeable.
-struct Split {
+struct KERAS_API Split {
     std::vector<std::vector<int32_t>> x;   // ragged id sequences
     Tensor y;                              // (n,) float32 labels, 1 = positive
 };
 
 // ((x_train, y_train), (x_test, y_test)).
-std::pair<Split, Split> load_data(const LoadDataOptions& options = {});
+KERAS_API std::pair<Split, Split> load_data(const LoadDataOptions& options = {});
 
 using WordIndex = std::unordered_map<std::string, int64_t>;   // word -> frequency rank (1 = most frequent)
 
 // Keras's get_word_index: `path` if it is an existing file, else the cache, else a download
 // (checked against kWordIndexMd5).
-WordIndex get_word_index(const std::string& path = "imdb_word_index.json");
+KERAS_API WordIndex get_word_index(const std::string& path = "imdb_word_index.json");
 
 // Back to words, Keras's idiom: id -> word_index^-1[id - index_from], "?" when there is none
 // (start, oov and padding ids). Words are joined with single spaces.
-std::string decode_review(const std::vector<int32_t>& ids, const WordIndex& word_index, int64_t index_from = 3);
+KERAS_API std::string decode_review(const std::vector<int32_t>& ids, const WordIndex& word_index, int64_t index_from = 3);
 
 }  // namespace keras::datasets::imdb

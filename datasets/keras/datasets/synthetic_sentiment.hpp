@@ -3,6 +3,8 @@
 // neutral ones. For machines with no real data, and for tests that must train fast.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <cstdint>
 #include <vector>
 
@@ -10,7 +12,7 @@
 
 namespace keras::datasets::synthetic_sentiment {
 
-struct Options {
+struct KERAS_API Options {
     int64_t num_train = 20000;
     int64_t num_test = 5000;
     int64_t num_words = 6000;      // ids are < num_words
@@ -20,12 +22,12 @@ struct Options {
     uint64_t seed = 113;
 };
 
-struct Split {
+struct KERAS_API Split {
     std::vector<std::vector<int32_t>> x;   // ragged id sequences
     Tensor y;                              // (n,) float32 labels 0 / 1
 };
 
 // ((x_train, y_train), (x_test, y_test)), deterministic for a given seed.
-std::pair<Split, Split> load_data(const Options& options = {});
+KERAS_API std::pair<Split, Split> load_data(const Options& options = {});
 
 }  // namespace keras::datasets::synthetic_sentiment

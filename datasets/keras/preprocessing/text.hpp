@@ -3,6 +3,8 @@
 // Text that is not valid UTF-8 is a keras::ValueError.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -14,7 +16,7 @@
 
 namespace keras::preprocessing::text {
 
-struct TextToWordSequenceOptions {
+struct KERAS_API TextToWordSequenceOptions {
     std::string filters = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n";   // each character becomes `split`
     bool lower = true;
     std::string split = " ";   // the separator (may be several characters); must not be empty
@@ -22,9 +24,9 @@ struct TextToWordSequenceOptions {
 
 // Lower-cases (if asked), turns every filter character into `split`, splits on `split` and drops
 // empty tokens: "Hello, world!" -> {"hello", "world"}.
-std::vector<std::string> text_to_word_sequence(std::string_view text, const TextToWordSequenceOptions& options = {});
+KERAS_API std::vector<std::string> text_to_word_sequence(std::string_view text, const TextToWordSequenceOptions& options = {});
 
-struct TokenizerOptions {
+struct KERAS_API TokenizerOptions {
     std::optional<int64_t> num_words{};   // texts_to_sequences keeps indices < num_words (unset or 0: all)
     std::string filters = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n";
     bool lower = true;
@@ -35,7 +37,7 @@ struct TokenizerOptions {
 
 // keras.preprocessing.text.Tokenizer. Index 0 is never assigned; words are indexed by count,
 // most frequent first, ties in first-seen order.
-class Tokenizer {
+class KERAS_API Tokenizer {
 public:
     explicit Tokenizer(TokenizerOptions options = {});
 

@@ -8,6 +8,8 @@
 // probabilities over the vocabulary, (1, L, V) with return_sequences or (1, V); the last step is used.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,7 +18,7 @@
 
 namespace keras::text {
 
-struct GenerateOptions {
+struct KERAS_API GenerateOptions {
     int64_t n_words = 50;        // how many words to append
     // 0: greedy (the most probable word; the lowest id on ties). > 0: sample from the probabilities
     // raised to 1 / temperature and renormalised (softmax(log p / temperature)): below 1 sharper,
@@ -30,14 +32,14 @@ struct GenerateOptions {
 // vocabulary, where a word's index is its id). ValueError for an empty seed, a word not in the
 // vocabulary, a negative n_words / temperature / max_context, or a model whose output does not end
 // in vocabulary.size() probabilities.
-std::vector<std::string> generate(Model& model, const std::vector<std::string>& vocabulary,
+KERAS_API std::vector<std::string> generate(Model& model, const std::vector<std::string>& vocabulary,
                                   const std::string& seed_text, const GenerateOptions& options = {});
 
 // The index of the word chosen from one row of probabilities (what generate() does at each step);
 // `uniform` is a draw in [0, 1), used only when temperature > 0.
-int64_t choose_word(const float* probabilities, int64_t vocabulary_size, double temperature, double uniform);
+KERAS_API int64_t choose_word(const float* probabilities, int64_t vocabulary_size, double temperature, double uniform);
 
 // Words joined by single spaces ("three , four ,").
-std::string join_words(const std::vector<std::string>& words);
+KERAS_API std::string join_words(const std::vector<std::string>& words);
 
 }  // namespace keras::text

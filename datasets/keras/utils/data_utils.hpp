@@ -1,15 +1,17 @@
 // keras.utils.get_file: download a file once into Keras's cache (~/.keras/datasets) and reuse it.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <filesystem>
 #include <string>
 
 namespace keras::utils {
 
 // $KERAS_HOME when set, else ~/.keras; /tmp/.keras when the home folder is not writable (as Keras).
-std::filesystem::path keras_home();
+KERAS_API std::filesystem::path keras_home();
 
-struct GetFileOptions {
+struct KERAS_API GetFileOptions {
     std::string file_hash = "";          // expected md5 or sha256 hex digest; empty: not checked
     std::string cache_subdir = "datasets";
     std::string hash_algorithm = "auto";   // "auto" (sha256 for a 64-digit hash, else md5), "sha256", "md5"
@@ -23,9 +25,9 @@ struct GetFileOptions {
 // cut connection, wrong hash, no network) leaves nothing behind and throws a keras::RuntimeError
 // naming the URL, the cause and where the file can be put by hand. An empty fname takes the last
 // component of the URL's path.
-std::filesystem::path get_file(const std::string& fname, const std::string& origin, const GetFileOptions& options = {});
+KERAS_API std::filesystem::path get_file(const std::string& fname, const std::string& origin, const GetFileOptions& options = {});
 
 // Hex digest of a file: algorithm "sha256" or "md5" (Keras's hash_file).
-std::string hash_file(const std::filesystem::path& path, const std::string& algorithm = "sha256");
+KERAS_API std::string hash_file(const std::filesystem::path& path, const std::string& algorithm = "sha256");
 
 }  // namespace keras::utils

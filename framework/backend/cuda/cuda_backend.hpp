@@ -57,7 +57,7 @@ public:
     Tensor embedding(const Tensor& ids, const Tensor& table, const std::string& layer_name) override;
     Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) override;
 
-    RnnPath rnn_path(const RnnSpec& spec, bool masked = false) override;
+    RnnPath rnn_path(const RnnSpec& spec) override;
     // Per-sample lengths are cuDNN's padded I/O (rnn.cpp): h / c at each sample's last valid step.
     // Dropout masks run through the CPU backend's step loop (host round trip).
     RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,

@@ -59,33 +59,6 @@ Tensor device_bytes(size_t bytes, Device device) {
     return Tensor({static_cast<int64_t>((bytes + 3) / 4)}, DType::float32, device);
 }
 
-// Shapes, dtypes and devices of the inputs; ValueError naming the layer otherwise.
-void check_rnn_inputs(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
-                      Device device) {
-    const std::string& layer = spec.layer_name;
-    if (!x.defined() || x.ndim() != 3 || x.dtype() != DType::float32)
-        value_error("Layer \"{}\": the RNN input must be a float32 tensor (batch, timesteps, features), got {}", layer,
-                    x.defined() ? to_string(x.dtype()) + " " + shape_str(x.shape()) : std::string("nothing"));
-    const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;
-    const int64_t GH = cudnn_layout::gate_count(spec.cell) * H;
-    if (T < 1)
-        value_error("Layer \"{}\": the RNN input needs at least one timestep, got shape {}", layer, shape_str(x.shape()));
-    auto expect = [&](const Tensor& t, const Shape& shape, const char* what) {
-        if (!t.defined() || t.shape() != shape || t.dtype() != DType::float32)
-            value_error("Layer \"{}\": {} must be float32 of shape {}, got {}", layer, what, shape_str(shape),
-                        t.defined() ? shape_str(t.shape()) : std::string("nothing"));
-        if (t.device() != device)
-            value_error("Layer \"{}\": {} is on {}, expected {} (move it with .to())", layer, what,
-                        to_string(t.device()), to_string(device));
-    };
-    expect(x, x.shape(), "the input");
-    expect(w.kernel, {C, GH}, "kernel");
-    expect(w.recurrent_kernel, {H, GH}, "recurrent_kernel");
-    if (spec.use_bias) expect(w.bias, spec.cell == RnnCell::gru && spec.reset_after ? Shape{2, GH} : Shape{GH}, "bias");
-    if (h0.defined()) expect(h0, {N, H}, "initial state h");
-    if (c0.defined() && spec.cell == RnnCell::lstm) expect(c0, {N, H}, "initial state c");
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -275,7 +248,7 @@ RnnForward host_round_trip_forward(const RnnSpec& spec, const Tensor& x, const R
                                                 spec.cell == RnnCell::lstm ? to_host(c0) : Tensor(), training,
                                                 RnnDropoutMasks{to_host(masks.input), to_host(masks.recurrent)}, lengths);
     RnnForward out{.sequences = saved->cpu.sequences.to(device), .h = saved->cpu.h.to(device),
-                   .c = to_device(saved->cpu.c, device), .saved = {}};
+                   .c = to_device(saved->cpu.final_c(), device), .saved = {}};
     if (training) out.saved = saved;
     return out;
 }
@@ -303,44 +276,34 @@ Tensor without_rows(DeviceMemory& memory, const Tensor& t, const std::vector<int
 
 }  // namespace
 
-// Lengths do not change the path: cuDNN's padded I/O gives exact states at every length.
-RnnPath CudaBackend::rnn_path(const RnnSpec& spec, bool masked) {
-    (void)masked;
+// cuDNN's padded I/O gives exact states at every length; the step loop is the CPU backend's,
+// through a host round trip.
+RnnPath CudaBackend::rnn_path(const RnnSpec& spec) {
     const std::string reason = cudnn_layout::unsupported_reason(spec);
-    if (!reason.empty()) return {.fused = false, .description = "CPU fallback (host round trip): " + reason};
-    std::string description = fmt::format("cuDNN {}", mode_name(cell_mode(spec)));
-    // cuDNN has no per-step mask on h_{t-1} either: training with one goes to the CPU step loop.
-    if (spec.recurrent_dropout > 0.0f)
-        description += fmt::format("; training with recurrent_dropout={}: CPU fallback loop (host round trip)",
-                                   spec.recurrent_dropout);
-    return {.fused = true, .description = description};
+    return rnn_path_for(spec, {.fused = reason.empty() ? fmt::format("cuDNN {}", mode_name(cell_mode(spec))) : "",
+                               .unsupported = reason,
+                               .step_loop = "CPU fallback (host round trip)",
+                               .dropout_step_loop = "CPU fallback loop (host round trip)"});
 }
 
 RnnForward CudaBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
                                     const Tensor& c0, bool training, const RnnDropoutMasks& masks,
                                     const std::vector<int32_t>& lengths) {
     check_rnn_inputs(spec, x, w, h0, c0, device());
+    check_rnn_lengths(spec, lengths, x.dim(0), x.dim(1));
     const bool lstm = spec.cell == RnnCell::lstm;
-    if (masks.any() || !rnn_path(spec).fused)
+    if (runs_step_loop(rnn_path(spec), masks))
         return host_round_trip_forward(spec, x, w, h0, c0, training, masks, lengths, device());
 
     const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;
     const int G = cudnn_layout::gate_count(spec.cell);
     std::vector<int32_t> cudnn_lengths = lengths;
     std::vector<int64_t> empty_samples;
-    if (!lengths.empty()) {
-        if (static_cast<int64_t>(lengths.size()) != N)
-            value_error("Layer \"{}\": {} sequence lengths given for a batch of {}", spec.layer_name, lengths.size(), N);
-        for (size_t n = 0; n < lengths.size(); ++n) {
-            if (lengths[n] < 0 || lengths[n] > T)
-                value_error("Layer \"{}\": sequence length {} of sample {} is outside [0, {}]", spec.layer_name,
-                            lengths[n], n, T);
-            if (lengths[n] == 0) {
-                cudnn_lengths[n] = 1;
-                empty_samples.push_back(static_cast<int64_t>(n));
-            }
+    for (size_t n = 0; n < lengths.size(); ++n)
+        if (lengths[n] == 0) {
+            cudnn_lengths[n] = 1;
+            empty_samples.push_back(static_cast<int64_t>(n));
         }
-    }
     make_current();
     if (!rnn_cache_) rnn_cache_ = std::make_shared<RnnCache>();
     std::lock_guard lock(rnn_cache_->mutex);

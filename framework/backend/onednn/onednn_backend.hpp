@@ -32,7 +32,7 @@ public:
     Tensor embedding(const Tensor& ids, const Tensor& table, const std::string& layer_name) override;
     Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) override;
 
-    RnnPath rnn_path(const RnnSpec& spec, bool masked = false) override;
+    RnnPath rnn_path(const RnnSpec& spec) override;
     RnnForward rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
                            const Tensor& c0, bool training, const RnnDropoutMasks& masks = {},
                            const std::vector<int32_t>& lengths = {}) override;
@@ -100,14 +100,9 @@ RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnW
                                 const std::vector<int32_t>& lengths = {});
 RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
                                    const Tensor& d_sequences, const Tensor& dh, const Tensor& dc);
-// Throws ValueError (naming the layer) when x, the weights or the initial states do not fit the spec.
-void check_rnn_inputs(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                      const Tensor& c0);
-
+// The input checks are the contract's (check_rnn_inputs / check_rnn_lengths in keras/backend.hpp).
 
 // ---- Per-sample lengths on the CPU (rnn_lengths.cpp), shared by the primitive and the step loop.
-// ValueError naming the layer unless lengths is empty or N values in [0, T].
-void check_rnn_lengths(const RnnSpec& spec, const std::vector<int32_t>& lengths, int64_t N, int64_t T);
 // x (N, T, C) with each sample's first lengths[n] steps reversed (all T when lengths is empty);
 // padding steps stay put. Its own inverse.
 Tensor reverse_valid_steps(const Tensor& x, const std::vector<int32_t>& lengths);

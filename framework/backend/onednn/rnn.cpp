@@ -11,13 +11,16 @@
 //   Keras's processing order; dx is reversed back.
 // - Per-sample lengths (masked layers): no such thing in oneDNN 2.6, so the primitive runs all T
 //   steps over the right-packed batch and rnn_lengths.cpp reads the states at len - 1 and zeroes
-//   the gradients past len. LSTM's c at len - 1 is not exposed: uses_final_c takes the step loop.
+//   the gradients past len. LSTM's c at len - 1 is not exposed either, nor can dc enter there: on
+//   the first read of final_c(), or a backward with dc, the step loop replays that forward (once)
+//   and gives them, so the primitive keeps every masked call that needs neither.
 // - Primitives, reorders, scratchpads and workspaces are cached by (cell, activation, N, T, C, H,
 //   training) so the training loop only executes them.
 #include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -52,15 +55,6 @@ const char* kind_name(Kind kind) {
         case Kind::lbr_gru: return "lbr_gru";
     }
     return "?";
-}
-
-int64_t gate_count(RnnCell cell) {
-    switch (cell) {
-        case RnnCell::simple_rnn: return 1;
-        case RnnCell::lstm: return 4;
-        case RnnCell::gru: return 3;
-    }
-    return 1;
 }
 
 // The eltwise algorithm vanilla_rnn uses for a Keras activation; undef when it has none.
@@ -139,9 +133,24 @@ struct OneDnnBackend::RnnCache {
 
 namespace {
 
+// The step loop's run of a fused LSTM forward with lengths: what the primitive cannot give (c at
+// each sample's last real step, dc entering there) comes from it, computed on first need only.
+struct StepLoopReplay {
+    RnnSpec spec;                 // go_backwards false: x is in processing order already
+    Tensor x, h0, c0;
+    RnnWeights w;                 // copies: the optimizer updates the layer's weights in place
+    std::vector<int32_t> lengths;
+    std::optional<RnnForward> fwd;
+    RnnForward& forward() {
+        if (!fwd) fwd = rnn_fallback_forward(spec, x, w, h0, c0, {}, lengths);
+        return *fwd;
+    }
+};
+
 // What the fused backward needs from its forward pass (kept alive in RnnForward::saved).
 struct FusedSaved {
     std::shared_ptr<FusedRnn> rnn;
+    std::shared_ptr<StepLoopReplay> replay;   // LSTM with lengths only
     Tensor x;            // the input as the primitive saw it (time reversed for go_backwards)
     Tensor h0, c0;       // undefined: zeros
     Tensor dst_h, dst_c;                // the primitive's own final states (after step T - 1)
@@ -300,57 +309,24 @@ const float* state_or_zeros(const Tensor& t, const FusedRnn& rnn) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// Input checks shared with the fallback (declared in onednn_backend.hpp).
-// ---------------------------------------------------------------------------------------------
-void check_rnn_inputs(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                      const Tensor& c0) {
-    const std::string& layer = spec.layer_name;
-    if (x.ndim() != 3 || x.dtype() != DType::float32)
-        value_error("Layer \"{}\": the RNN input must be a float32 tensor (batch, timesteps, features), got {} {}",
-                    layer, to_string(x.dtype()), shape_str(x.shape()));
-    const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units, GH = gate_count(spec.cell) * H;
-    if (T < 1) value_error("Layer \"{}\": the RNN input needs at least one timestep, got shape {}", layer,
-                           shape_str(x.shape()));
-    auto expect = [&](const Tensor& t, const Shape& shape, const char* what) {
-        if (!t.defined() || t.shape() != shape || t.dtype() != DType::float32)
-            value_error("Layer \"{}\": {} must be float32 of shape {}, got {}", layer, what, shape_str(shape),
-                        t.defined() ? shape_str(t.shape()) : std::string("nothing"));
-    };
-    expect(w.kernel, {C, GH}, "kernel");
-    expect(w.recurrent_kernel, {H, GH}, "recurrent_kernel");
-    if (spec.use_bias) {
-        const bool two_rows = spec.cell == RnnCell::gru && spec.reset_after;
-        expect(w.bias, two_rows ? Shape{2, GH} : Shape{GH}, "bias");
-    }
-    if (h0.defined()) expect(h0, {N, H}, "initial state h");
-    if (c0.defined() && spec.cell == RnnCell::lstm) expect(c0, {N, H}, "initial state c");
-}
-
-// ---------------------------------------------------------------------------------------------
 // Backend methods.
 // ---------------------------------------------------------------------------------------------
-RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec, bool masked) {
-    const std::string reason = unsupported_reason(spec);
-    if (!reason.empty()) return {.fused = false, .description = "fallback loop: " + reason};
-    if (masked && spec.cell == RnnCell::lstm && spec.uses_final_c)
-        return {.fused = false,
-                .description = "fallback loop: a masked LSTM whose final cell state is used (stateful): oneDNN's "
-                               "lstm primitive does not expose c at each sample's last real step"};
-    std::string description = fmt::format("oneDNN {}", kind_name(kind_of(spec)));
-    if (spec.cell == RnnCell::simple_rnn) description += fmt::format(" ({})", to_string(spec.activation));
-    // The primitive has no hook to mask h_{t-1} before each step's recurrent product.
-    if (spec.recurrent_dropout > 0.0f)
-        description += fmt::format("; training with recurrent_dropout={}: fallback loop (the primitive cannot "
-                                   "mask the recurrent state per step)", spec.recurrent_dropout);
-    return {.fused = true, .description = description};
+RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec) {
+    std::string fused = fmt::format("oneDNN {}", kind_name(kind_of(spec)));
+    if (spec.cell == RnnCell::simple_rnn) fused += fmt::format(" ({})", to_string(spec.activation));
+    return rnn_path_for(spec, {.fused = fused,
+                               .unsupported = unsupported_reason(spec),
+                               .step_loop = "fallback loop",
+                               .dropout_step_loop = "fallback loop (the primitive cannot mask the recurrent state "
+                                                    "per step)"});
 }
 
 RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
                                       const Tensor& c0, bool training, const RnnDropoutMasks& masks,
                                       const std::vector<int32_t>& lengths) {
-    check_rnn_inputs(spec, x, w, h0, c0);
+    check_rnn_inputs(spec, x, w, h0, c0, device());
     check_rnn_lengths(spec, lengths, x.dim(0), x.dim(1));
-    if (masks.any() || !rnn_path(spec, !lengths.empty()).fused)
+    if (runs_step_loop(rnn_path(spec), masks))
         return rnn_fallback_forward(spec, x, w, h0, c0, masks, lengths);
 
     const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;
@@ -365,7 +341,7 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
     if (rnn_cache_->entries.size() >= kMaxCachedShapes && !rnn_cache_->entries.contains(key))
         rnn_cache_->entries.clear();
     auto& slot = rnn_cache_->entries[key];
-    if (!slot) slot = build_fused(engine_, key, gate_count(spec.cell));
+    if (!slot) slot = build_fused(engine_, key, rnn_gate_count(spec.cell));
     FusedRnn& rnn = *slot;
 
     auto saved = std::make_shared<FusedSaved>();
@@ -412,7 +388,17 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
     if (!lengths.empty()) {
         // dst_layer (N, T, H) holds h after every step: sample n's state is its row at len - 1.
         out.h = states_at_lengths(out.sequences.data<float>(), H, T * H, h0, lengths, H);
-        out.c = Tensor();   // c at len - 1 is not exposed (uses_final_c takes the step loop)
+        if (lstm) {
+            // c at len - 1 is not exposed: the step loop replays this forward if c is ever read.
+            RnnSpec forwards = spec;
+            forwards.go_backwards = false;   // saved->x is in processing order
+            const RnnWeights copies{w.kernel.clone(), w.recurrent_kernel.clone(),
+                                    w.bias.defined() ? w.bias.clone() : Tensor()};
+            saved->replay = std::make_shared<StepLoopReplay>(StepLoopReplay{
+                .spec = forwards, .x = saved->x, .h0 = h0, .c0 = c0, .w = copies, .lengths = lengths, .fwd = {}});
+            out.c = Tensor();
+            out.compute_c = [replay = saved->replay] { return replay->forward().c; };
+        }
     }
     if (training) out.saved = saved;
     return out;
@@ -447,9 +433,15 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
     // With lengths, the final states' gradient enters through dst_layer at len - 1 (zeros past it)
     // and dst_iter's gradient is zero: the primitive's own final state is past every sample's end.
     const bool packed = !saved.lengths.empty();
-    if (packed && lstm && dc.defined())
-        runtime_error("Layer \"{}\": a gradient for the final cell state of a masked LSTM needs uses_final_c "
-                      "(the step loop)", spec.layer_name);
+    if (packed && lstm && dc.defined()) {
+        // The primitive takes dc only after step T - 1, not at each sample's last real step: the step
+        // loop's replay of this forward (already run if final_c() was read) gives the gradients.
+        rnn.spare_workspaces.push_back(std::move(saved.workspace));
+        saved.workspace = memory();
+        RnnGradients g = rnn_fallback_backward(saved.replay->spec, w, saved.replay->forward(), d_sequences, dh, dc);
+        if (spec.go_backwards) g.dx = reverse_valid_steps(g.dx, saved.lengths);
+        return g;
+    }
     const Tensor d_layer = packed ? sequences_gradient_at_lengths(d_sequences, dh, saved.lengths, T, H) : d_sequences;
     const Tensor d_iter = packed ? Tensor() : dh;
 

@@ -246,7 +246,7 @@ void gru_before_step(const Dims& d, const float* U, StateView hp, float* pre, fl
 
 RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
                                 const Tensor& c0, const RnnDropoutMasks& masks, const std::vector<int32_t>& lengths) {
-    check_rnn_inputs(spec, x, w, h0, c0);
+    check_rnn_inputs(spec, x, w, h0, c0, Device::cpu());
     check_dropout_masks(spec, x, masks);
     check_rnn_lengths(spec, lengths, x.dim(0), x.dim(1));
     // go_backwards with lengths: each sample's real steps reversed, then run forwards.

@@ -14,16 +14,6 @@
 
 namespace keras::backend {
 
-void check_rnn_lengths(const RnnSpec& spec, const std::vector<int32_t>& lengths, int64_t N, int64_t T) {
-    if (lengths.empty()) return;
-    if (static_cast<int64_t>(lengths.size()) != N)
-        value_error("Layer \"{}\": {} sequence lengths given for a batch of {}", spec.layer_name, lengths.size(), N);
-    for (size_t n = 0; n < lengths.size(); ++n)
-        if (lengths[n] < 0 || lengths[n] > T)
-            value_error("Layer \"{}\": sequence length {} of sample {} is outside [0, {}]", spec.layer_name,
-                        lengths[n], n, T);
-}
-
 Tensor reverse_valid_steps(const Tensor& x, const std::vector<int32_t>& lengths) {
     const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2);
     Tensor out(x.shape(), DType::float32);

@@ -1,6 +1,8 @@
 // Bidirectional: a recurrent layer run over the sequence both ways, the two outputs merged.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <optional>
 #include <string>
 
@@ -8,7 +10,7 @@
 
 namespace keras::layers {
 
-struct BidirectionalOptions {
+struct KERAS_API BidirectionalOptions {
     // "concat" (last axis), "sum", "mul" or "ave"; std::nullopt is Keras's None: the two directions'
     // outputs are returned separately, [forward, backward] (use call_all in the functional API).
     std::optional<std::string> merge_mode = "concat";
@@ -22,7 +24,7 @@ struct BidirectionalOptions {
 // "forward_<name>"; the backward layer's outputs are flipped back in time when return_sequences,
 // so step t of both halves describes input step t. Weights: the forward layer's, then the backward's.
 // A mask goes to both layers; as in Keras, both get zero_output_for_mask = return_sequences.
-class Bidirectional : public Layer {
+class KERAS_API Bidirectional : public Layer {
 public:
     explicit Bidirectional(const LayerPtr& layer, BidirectionalOptions options = {});
     template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>

@@ -2,6 +2,8 @@
 // which lives in the framework because models need it).
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <string>
 
 #include "keras/activations.hpp"
@@ -10,11 +12,11 @@
 
 namespace keras::layers {
 
-struct DropoutOptions {
+struct KERAS_API DropoutOptions {
     std::string name{};
 };
 // Zeroes a fraction `rate` of inputs while training and scales the rest by 1/(1-rate).
-class Dropout : public Layer {
+class KERAS_API Dropout : public Layer {
 public:
     explicit Dropout(float rate, DropoutOptions options = {});
     Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
@@ -24,10 +26,10 @@ public:
     float rate;
 };
 
-struct ActivationOptions {
+struct KERAS_API ActivationOptions {
     std::string name{};
 };
-class Activation : public Layer {
+class KERAS_API Activation : public Layer {
 public:
     explicit Activation(const std::string& activation, ActivationOptions options = {});
     Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
@@ -37,11 +39,11 @@ public:
     keras::Activation activation;
 };
 
-struct FlattenOptions {
+struct KERAS_API FlattenOptions {
     std::string name{};
 };
 // (batch, d1, d2, ...) -> (batch, d1*d2*...).
-class Flatten : public Layer {
+class KERAS_API Flatten : public Layer {
 public:
     explicit Flatten(FlattenOptions options = {});
     Shape compute_output_shape(const Shape& input_shape) const override;
@@ -52,12 +54,12 @@ protected:
     void check_input_shape(const Shape& input_shape) const override;
 };
 
-struct GlobalAveragePooling1DOptions {
+struct KERAS_API GlobalAveragePooling1DOptions {
     std::string name{};
 };
 // (batch, steps, features) -> (batch, features), the mean over steps; with a mask, the mean over the
 // real steps only (Keras: a sample with no real step gives NaN, 0/0).
-class GlobalAveragePooling1D : public Layer {
+class KERAS_API GlobalAveragePooling1D : public Layer {
 public:
     explicit GlobalAveragePooling1D(GlobalAveragePooling1DOptions options = {});
     Shape compute_output_shape(const Shape& input_shape) const override;
@@ -70,12 +72,12 @@ protected:
     void check_input_shape(const Shape& input_shape) const override;
 };
 
-struct RepeatVectorOptions {
+struct KERAS_API RepeatVectorOptions {
     std::string name{};
 };
 // (batch, features) -> (batch, n, features): the input repeated n times along a new time axis
 // (the bridge from an encoder's final state to a decoder's steps).
-class RepeatVector : public Layer {
+class KERAS_API RepeatVector : public Layer {
 public:
     explicit RepeatVector(int64_t n, RepeatVectorOptions options = {});
     Shape compute_output_shape(const Shape& input_shape) const override;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <string>
 
 #include "keras/activations.hpp"
@@ -7,7 +9,7 @@
 
 namespace keras::layers {
 
-struct DenseOptions {
+struct KERAS_API DenseOptions {
     std::string activation{};   // empty = linear
     bool use_bias = true;
     std::string kernel_initializer = "glorot_uniform";
@@ -16,7 +18,7 @@ struct DenseOptions {
 };
 
 // y = activation(x W + b) over the last axis; input (batch, ..., features).
-class Dense : public Layer {
+class KERAS_API Dense : public Layer {
 public:
     explicit Dense(int64_t units, DenseOptions options = {});
     // Dense(1, "sigmoid"); with a std::string use Dense(1, {.activation = s}).

@@ -1,12 +1,14 @@
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <string>
 
 #include "keras/layer.hpp"
 
 namespace keras::layers {
 
-struct EmbeddingOptions {
+struct KERAS_API EmbeddingOptions {
     std::string embeddings_initializer = "uniform";   // uniform(-0.05, 0.05)
     // Id 0 is padding: the layer's mask is ids != 0 (Keras's mask_zero).
     bool mask_zero = false;
@@ -15,7 +17,7 @@ struct EmbeddingOptions {
 
 // Turns token ids (int32 / int64, any shape) into dense vectors: (batch, T) -> (batch, T, output_dim).
 // An id outside [0, input_dim) is an error that names the id and where it was.
-class Embedding : public Layer {
+class KERAS_API Embedding : public Layer {
 public:
     Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions options = {});
     Shape compute_output_shape(const Shape& input_shape) const override;

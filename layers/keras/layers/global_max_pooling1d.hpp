@@ -4,17 +4,18 @@
 
 #include <string>
 
+#include "keras/export.hpp"
 #include "keras/layer.hpp"
 
 namespace keras::layers {
 
-struct GlobalMaxPooling1DOptions {
+struct KERAS_API GlobalMaxPooling1DOptions {
     std::string data_format = "channels_last";   // or "channels_first": (batch, features, steps)
     bool keepdims = false;
     std::string name = {};
 };
 
-class GlobalMaxPooling1D : public Layer {
+class KERAS_API GlobalMaxPooling1D : public Layer {
 public:
     explicit GlobalMaxPooling1D(GlobalMaxPooling1DOptions options = {});
     Tensor call(const Tensor& inputs) override;

@@ -1,10 +1,12 @@
 #pragma once
 
+#include "keras/export.hpp"
+
 #include "keras/layers/rnn.hpp"
 
 namespace keras::layers {
 
-struct GRUOptions {
+struct KERAS_API GRUOptions {
     std::string activation = "tanh";
     std::string recurrent_activation = "sigmoid";
     bool use_bias = true;
@@ -30,7 +32,7 @@ struct GRUOptions {
 };
 
 // Gated Recurrent Unit; gates in Keras's order z (update), r (reset), h (candidate).
-class GRU : public RNNBase {
+class KERAS_API GRU : public RNNBase {
 public:
     explicit GRU(int64_t units, GRUOptions options = {});
     nlohmann::json get_config() const override;

@@ -7,18 +7,19 @@
 #include <optional>
 #include <string>
 
+#include "keras/export.hpp"
 #include "keras/layer.hpp"
 
 namespace keras::layers {
 
-struct LambdaOptions {
+struct KERAS_API LambdaOptions {
     // The output shape without the batch axis; unset = found by running the function.
     std::optional<Shape> output_shape = std::nullopt;
     bool supports_masking = false;   // pass the input's mask on unchanged
     std::string name = {};
 };
 
-class Lambda : public Layer {
+class KERAS_API Lambda : public Layer {
 public:
     using Function = std::function<Tensor(const Tensor&)>;
     explicit Lambda(Function function, LambdaOptions options = {});

@@ -1,10 +1,12 @@
 #pragma once
 
+#include "keras/export.hpp"
+
 #include "keras/layers/rnn.hpp"
 
 namespace keras::layers {
 
-struct LSTMOptions {
+struct KERAS_API LSTMOptions {
     std::string activation = "tanh";
     std::string recurrent_activation = "sigmoid";
     bool use_bias = true;
@@ -30,7 +32,7 @@ struct LSTMOptions {
 };
 
 // Long Short-Term Memory (Hochreiter 1997); gates in Keras's order i, f, c, o.
-class LSTM : public RNNBase {
+class KERAS_API LSTM : public RNNBase {
 public:
     explicit LSTM(int64_t units, LSTMOptions options = {});
     nlohmann::json get_config() const override;

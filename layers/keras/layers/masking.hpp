@@ -1,19 +1,21 @@
 // Keras's Masking layer: marks the steps whose features all equal mask_value as padding.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <string>
 
 #include "keras/layer.hpp"
 
 namespace keras::layers {
 
-struct MaskingOptions {
+struct KERAS_API MaskingOptions {
     std::string name{};
 };
 
 // (batch, steps, features) -> the same shape. A step whose features all equal mask_value is padding:
 // its output is zeroed and its mask entry is 0, so later layers (RNNs, pooling, losses) skip it.
-class Masking : public Layer {
+class KERAS_API Masking : public Layer {
 public:
     explicit Masking(float mask_value = 0.0f, MaskingOptions options = {});
     Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }

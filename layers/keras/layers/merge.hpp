@@ -2,6 +2,8 @@
 // and Concatenate. They take a list of inputs: `(*add)({a, b})`.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <string>
 #include <vector>
 
@@ -9,14 +11,14 @@
 
 namespace keras::layers {
 
-struct MergeOptions {
+struct KERAS_API MergeOptions {
     std::string name{};
 };
 
 // The merge layers' base (Keras's Merge): list inputs only, built from their shapes. For the
 // element-wise merges, unlike Keras, which broadcasts size-1 axes, inputs must have equal shapes (None
 // matches anything); other shapes are Keras's "Inputs have incompatible shapes" error.
-class Merge : public Layer {
+class KERAS_API Merge : public Layer {
 public:
     Shape build_for_multi(const std::vector<Shape>& input_shapes) override;
     Shape compute_output_shape_multi(const std::vector<Shape>& input_shapes) const override;
@@ -31,7 +33,7 @@ protected:
     using Layer::Layer;
 };
 
-class Add : public Merge {
+class KERAS_API Add : public Merge {
 public:
     explicit Add(MergeOptions options = {}) : Merge("Add", options.name) {}
     Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
@@ -40,7 +42,7 @@ public:
 
 // Keras 3 with masks (ctx.input_masks): a masked input counts as 1 at its padded steps, and when every
 // input has a mask, the steps that none of them marks as real are 0.
-class Multiply : public Merge {
+class KERAS_API Multiply : public Merge {
 public:
     explicit Multiply(MergeOptions options = {}) : Merge("Multiply", options.name) {}
     Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
@@ -56,19 +58,19 @@ private:
     Factors masked_factors(const std::vector<Tensor>& xs, const std::vector<Tensor>& masks) const;
 };
 
-class Average : public Merge {
+class KERAS_API Average : public Merge {
 public:
     explicit Average(MergeOptions options = {}) : Merge("Average", options.name) {}
     Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
     std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
 };
 
-struct ConcatenateOptions {
+struct KERAS_API ConcatenateOptions {
     int axis = -1;
     std::string name{};
 };
 // Joins its inputs along `axis`; every other axis must match.
-class Concatenate : public Merge {
+class KERAS_API Concatenate : public Merge {
 public:
     explicit Concatenate(ConcatenateOptions options = {});
     Shape compute_output_shape_multi(const std::vector<Shape>& input_shapes) const override;

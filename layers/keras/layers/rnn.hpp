@@ -2,17 +2,20 @@
 // loop over time delegated to the backend (a fused library primitive where it can, a step loop where it cannot).
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <string>
 #include <vector>
 
-#include "keras/backend.hpp"
+#include "keras/backend_types.hpp"
 #include "keras/layer.hpp"
-#include "keras/layers/masked_steps.hpp"
 
 namespace keras::layers {
 
+struct MaskedSteps;   // masked_steps.hpp (internal)
+
 // The recurrent arguments every Keras RNN layer takes.
-struct RecurrentCommon {
+struct KERAS_API RecurrentCommon {
     bool use_bias = true;
     std::string kernel_initializer = "glorot_uniform";
     std::string recurrent_initializer = "orthogonal";
@@ -27,7 +30,7 @@ struct RecurrentCommon {
     bool zero_output_for_mask = false;   // masked steps output zeros rather than the previous output
 };
 
-class RNNBase : public Layer {
+class KERAS_API RNNBase : public Layer {
 public:
     Shape compute_output_shape(const Shape& input_shape) const override;
     Tensor call(const Tensor& x, CallContext& ctx) override;

@@ -10,27 +10,29 @@
 // so it also has a backward pass: step() with a CallContext, then step_backward() in reverse order.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <string>
 #include <vector>
 
-#include "keras/backend.hpp"
+#include "keras/backend_types.hpp"
 #include "keras/layer.hpp"
 
 namespace keras::layers {
 
 // What a step returns: the output (N, units) and the new states ({h} or {h, c} for LSTM).
-struct CellOutput {
+struct KERAS_API CellOutput {
     Tensor output;
     std::vector<Tensor> states;
 };
 
 // The gradients a step's backward returns: w.r.t. x_t (N, input_dim) and the incoming states.
-struct CellGradients {
+struct KERAS_API CellGradients {
     Tensor dx;
     std::vector<Tensor> dstates;
 };
 
-class RNNCell : public Layer {
+class KERAS_API RNNCell : public Layer {
 public:
     // Keras's cell.units and cell.state_size ({units}, or {units, units} for LSTMCell).
     int64_t units() const { return spec_.units; }
@@ -74,7 +76,7 @@ private:
     VariablePtr kernel_, recurrent_kernel_, bias_;
 };
 
-struct SimpleRNNCellOptions {
+struct KERAS_API SimpleRNNCellOptions {
     std::string activation = "tanh";
     bool use_bias = true;
     std::string kernel_initializer = "glorot_uniform";
@@ -83,12 +85,12 @@ struct SimpleRNNCellOptions {
     std::string name = {};   // empty: an automatic unique name
 };
 // h_t = activation(x_t W + h_{t-1} U + b); output = new state = h_t.
-class SimpleRNNCell : public RNNCell {
+class KERAS_API SimpleRNNCell : public RNNCell {
 public:
     explicit SimpleRNNCell(int64_t units, SimpleRNNCellOptions options = {});
 };
 
-struct LSTMCellOptions {
+struct KERAS_API LSTMCellOptions {
     std::string activation = "tanh";
     std::string recurrent_activation = "sigmoid";
     bool use_bias = true;
@@ -99,7 +101,7 @@ struct LSTMCellOptions {
     std::string name = {};
 };
 // Gates i, f, c, o (Keras's order); states {h, c}; output = h.
-class LSTMCell : public RNNCell {
+class KERAS_API LSTMCell : public RNNCell {
 public:
     explicit LSTMCell(int64_t units, LSTMCellOptions options = {});
     nlohmann::json get_config() const override;
@@ -109,7 +111,7 @@ protected:
     void init_bias(Tensor& bias) const override;
 };
 
-struct GRUCellOptions {
+struct KERAS_API GRUCellOptions {
     std::string activation = "tanh";
     std::string recurrent_activation = "sigmoid";
     bool use_bias = true;
@@ -120,7 +122,7 @@ struct GRUCellOptions {
     std::string name = {};
 };
 // Gates z, r, h (Keras's order); states {h}; output = h.
-class GRUCell : public RNNCell {
+class KERAS_API GRUCell : public RNNCell {
 public:
     explicit GRUCell(int64_t units, GRUCellOptions options = {});
     nlohmann::json get_config() const override;

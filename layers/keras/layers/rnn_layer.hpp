@@ -18,19 +18,20 @@
 #include <string>
 #include <vector>
 
+#include "keras/export.hpp"
 #include "keras/layer.hpp"
 
 namespace keras::layers {
 
 // One step's result: the output (batch, output_size) and the new states, one per state_size entry.
-struct StepOutput {
+struct KERAS_API StepOutput {
     Tensor output;
     std::vector<Tensor> states;
 };
 
 // A recurrent cell written with ops (Keras 2's AbstractRNNCell; in Keras 3 any layer with
 // state_size and call(inputs, states)). build() receives the step's input shape (batch, features).
-class AbstractRNNCell : public Layer {
+class KERAS_API AbstractRNNCell : public Layer {
 public:
     // Sizes of the states the cell carries, e.g. {units} or {units, units} for an LSTM-like cell.
     virtual std::vector<int64_t> state_size() const = 0;
@@ -47,7 +48,7 @@ protected:
     AbstractRNNCell(std::string class_name, const std::string& name) : Layer(std::move(class_name), name) {}
 };
 
-struct RNNOptions {
+struct KERAS_API RNNOptions {
     bool return_sequences = false;
     bool return_state = false;     // outputs [output, state_0, state_1, ...]
     bool go_backwards = false;
@@ -57,7 +58,7 @@ struct RNNOptions {
     std::string name = {};
 };
 
-class RNN : public Layer {
+class KERAS_API RNN : public Layer {
 public:
     explicit RNN(std::shared_ptr<AbstractRNNCell> cell, RNNOptions options = {});
 

@@ -1,10 +1,12 @@
 #pragma once
 
+#include "keras/export.hpp"
+
 #include "keras/layers/rnn.hpp"
 
 namespace keras::layers {
 
-struct SimpleRNNOptions {
+struct KERAS_API SimpleRNNOptions {
     std::string activation = "tanh";
     bool use_bias = true;
     std::string kernel_initializer = "glorot_uniform";
@@ -28,7 +30,7 @@ struct SimpleRNNOptions {
 };
 
 // Fully-connected RNN: h_t = activation(x_t W + h_{t-1} U + b).
-class SimpleRNN : public RNNBase {
+class KERAS_API SimpleRNN : public RNNBase {
 public:
     explicit SimpleRNN(int64_t units, SimpleRNNOptions options = {});
 };

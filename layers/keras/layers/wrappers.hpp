@@ -1,19 +1,21 @@
 // Layers that wrap another layer: TimeDistributed applies it to every time step.
 #pragma once
 
+#include "keras/export.hpp"
+
 #include <string>
 
 #include "keras/layer.hpp"
 
 namespace keras::layers {
 
-struct TimeDistributedOptions {
+struct KERAS_API TimeDistributedOptions {
     std::string name{};
 };
 // Applies `layer` to every slice x[:, t] of a (batch, steps, ...) input, with the same weights for
 // all steps: the steps are folded into the batch axis, so any layer that works per sample works here
 // (Dense, Activation, Dropout, Flatten, ...). The wrapped layer's weights are the wrapper's.
-class TimeDistributed : public Layer {
+class KERAS_API TimeDistributed : public Layer {
 public:
     // Passes its input mask on unchanged (Keras 3: supports_masking); the wrapped layer runs unmasked.
     explicit TimeDistributed(LayerPtr layer, TimeDistributedOptions options = {});
