@@ -12,17 +12,8 @@ GRU::GRU(int64_t units, GRUOptions options)
                                .recurrent_activation = activation_from_string(options.recurrent_activation),
                                .reset_after = options.reset_after,
                                .layer_name = options.name},
-              RecurrentCommon{.use_bias = options.use_bias,
-                              .kernel_initializer = options.kernel_initializer,
-                              .recurrent_initializer = options.recurrent_initializer,
-                              .bias_initializer = options.bias_initializer,
-                              .dropout = options.dropout,
-                              .recurrent_dropout = options.recurrent_dropout,
-                              .return_sequences = options.return_sequences,
-                              .return_state = options.return_state,
-                              .go_backwards = options.go_backwards,
-                              .stateful = options.stateful,
-                              .zero_output_for_mask = options.zero_output_for_mask}) {}
+              convert_fields(RecurrentCommon{}, options)),
+      options_(options) {}
 
 Shape GRU::bias_shape() const {
     if (spec_.reset_after) return {2, 3 * units()};
@@ -31,7 +22,7 @@ Shape GRU::bias_shape() const {
 
 nlohmann::json GRU::get_config() const {
     auto config = RNNBase::get_config();
-    config["reset_after"] = spec_.reset_after;
+    write_fields(config, convert_fields(options_, common()));
     return config;
 }
 

@@ -12,18 +12,8 @@ LSTM::LSTM(int64_t units, LSTMOptions options)
                                .activation = activation_from_string(options.activation),
                                .recurrent_activation = activation_from_string(options.recurrent_activation),
                                .layer_name = options.name},
-              RecurrentCommon{.use_bias = options.use_bias,
-                              .kernel_initializer = options.kernel_initializer,
-                              .recurrent_initializer = options.recurrent_initializer,
-                              .bias_initializer = options.bias_initializer,
-                              .dropout = options.dropout,
-                              .recurrent_dropout = options.recurrent_dropout,
-                              .return_sequences = options.return_sequences,
-                              .return_state = options.return_state,
-                              .go_backwards = options.go_backwards,
-                              .stateful = options.stateful,
-                              .zero_output_for_mask = options.zero_output_for_mask}),
-      unit_forget_bias(options.unit_forget_bias) {}
+              convert_fields(RecurrentCommon{}, options)),
+      unit_forget_bias(options.unit_forget_bias), options_(options) {}
 
 // Keras: bias = [bias_initializer(H), ones(H), bias_initializer(2H)] when unit_forget_bias.
 void LSTM::init_bias(Tensor& bias) const {
@@ -34,7 +24,7 @@ void LSTM::init_bias(Tensor& bias) const {
 
 nlohmann::json LSTM::get_config() const {
     auto config = RNNBase::get_config();
-    config["unit_forget_bias"] = unit_forget_bias;
+    write_fields(config, convert_fields(options_, common()));
     return config;
 }
 

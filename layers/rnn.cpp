@@ -232,26 +232,6 @@ Tensor RNNBase::compute_mask(const Tensor&, const Tensor& mask) const {
 nlohmann::json RNNBase::get_config() const {
     auto config = Layer::get_config();
     config["units"] = spec_.units;
-    config["activation"] = to_string(spec_.activation);
-    if (spec_.cell != backend::RnnCell::simple_rnn)
-        config["recurrent_activation"] = to_string(spec_.recurrent_activation);
-    config["use_bias"] = common_.use_bias;
-    config["kernel_initializer"] = initializers::get_config(common_.kernel_initializer);
-    config["recurrent_initializer"] = initializers::get_config(common_.recurrent_initializer);
-    config["bias_initializer"] = initializers::get_config(common_.bias_initializer);
-    for (const char* key : {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
-                            "activity_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint"})
-        config[key] = nullptr;
-    // The float's shortest text as a double, so 0.2f reads 0.2 as in Keras's config.
-    config["dropout"] = std::stod(fmt::format("{}", common_.dropout));
-    config["recurrent_dropout"] = std::stod(fmt::format("{}", common_.recurrent_dropout));
-    config["return_sequences"] = common_.return_sequences;
-    config["return_state"] = common_.return_state;
-    config["go_backwards"] = common_.go_backwards;
-    config["stateful"] = common_.stateful;
-    config["unroll"] = false;
-    config["zero_output_for_mask"] = common_.zero_output_for_mask;
-    if (spec_.cell != backend::RnnCell::simple_rnn) config["seed"] = nullptr;   // Keras 3: LSTM and GRU only
     return config;
 }
 

@@ -9,16 +9,14 @@ SimpleRNN::SimpleRNN(int64_t units, SimpleRNNOptions options)
                                .units = units,
                                .activation = activation_from_string(options.activation),
                                .layer_name = options.name},
-              RecurrentCommon{.use_bias = options.use_bias,
-                              .kernel_initializer = options.kernel_initializer,
-                              .recurrent_initializer = options.recurrent_initializer,
-                              .bias_initializer = options.bias_initializer,
-                              .dropout = options.dropout,
-                              .recurrent_dropout = options.recurrent_dropout,
-                              .return_sequences = options.return_sequences,
-                              .return_state = options.return_state,
-                              .go_backwards = options.go_backwards,
-                              .stateful = options.stateful,
-                              .zero_output_for_mask = options.zero_output_for_mask}) {}
+              convert_fields(RecurrentCommon{}, options)),
+      options_(options) {}
+
+// The sequence's fields from common(): Keras's clipped dropout rates, Bidirectional's zero_output_for_mask.
+nlohmann::json SimpleRNN::get_config() const {
+    auto config = RNNBase::get_config();
+    write_fields(config, convert_fields(options_, common()));
+    return config;
+}
 
 }  // namespace keras::layers

@@ -7,16 +7,35 @@
 
 #include "keras/backend.hpp"
 #include "keras/layer.hpp"
+#include "keras/layers/fields.hpp"
 #include "keras/layers/masked_steps.hpp"
+#include "keras/layers/rnn_cells.hpp"
 
 namespace keras::layers {
 
-// The recurrent arguments every Keras RNN layer takes.
+// The Keras config fields about the sequence that SimpleRNN, LSTM and GRU share (Keras's RNN
+// arguments and the layers' dropout), for any options struct with these members.
+template <typename O>
+void recurrent_sequence_fields(FieldTable<O>& t) {
+    t.fixed("time_major", "false", false, true)   // Keras 2's; only false loads
+        .nulls({"activity_regularizer"})
+        .fixed("unroll", "false", true, false)     // written as Keras does; ignored when loading, as before
+        .number("dropout", &O::dropout)
+        .number("recurrent_dropout", &O::recurrent_dropout)
+        .boolean("return_sequences", &O::return_sequences)
+        .boolean("return_state", &O::return_state)
+        .boolean("go_backwards", &O::go_backwards)
+        .boolean("stateful", &O::stateful)
+        .boolean("zero_output_for_mask", &O::zero_output_for_mask);
+}
+
+// The recurrent arguments every Keras RNN layer takes, copied from the layer's options by key
+// (convert_fields).
 struct RecurrentCommon {
     bool use_bias = true;
-    std::string kernel_initializer = "glorot_uniform";
-    std::string recurrent_initializer = "orthogonal";
-    std::string bias_initializer = "zeros";
+    std::string kernel_initializer = recurrent_defaults::kernel_initializer;
+    std::string recurrent_initializer = recurrent_defaults::recurrent_initializer;
+    std::string bias_initializer = recurrent_defaults::bias_initializer;
     float dropout = 0.0f;             // input dropout: one mask per sequence, shared by all steps (per gate
                                       // for LSTM / GRU with recurrent_dropout, as Keras 3)
     float recurrent_dropout = 0.0f;   // on h_{t-1}: one (N, units) mask per sequence and gate
@@ -25,7 +44,19 @@ struct RecurrentCommon {
     bool go_backwards = false;
     bool stateful = false;
     bool zero_output_for_mask = false;   // masked steps output zeros rather than the previous output
+    std::string name = {};   // unused: the layer's
+    static const FieldTable<RecurrentCommon>& fields();
 };
+inline const FieldTable<RecurrentCommon>& RecurrentCommon::fields() {
+    using O = RecurrentCommon;
+    static const auto table = FieldTable<O>()
+        .boolean("use_bias", &O::use_bias)
+        .initializer("kernel_initializer", &O::kernel_initializer)
+        .initializer("recurrent_initializer", &O::recurrent_initializer)
+        .initializer("bias_initializer", &O::bias_initializer)
+        .with(recurrent_sequence_fields<O>);
+    return table;
+}
 
 class RNNBase : public Layer {
 public:
@@ -34,6 +65,7 @@ public:
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
     // Keras: the output keeps the input's mask with return_sequences, and has none otherwise.
     Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
+    // The Layer's keys and units; each layer adds its options' fields.
     nlohmann::json get_config() const override;
     std::string implementation_note() const override;
 
