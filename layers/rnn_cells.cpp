@@ -67,6 +67,12 @@ backend::RnnWeights RNNCell::weights_view() const {
     return {kernel_->value, recurrent_kernel_->value, bias_ ? bias_->value : Tensor()};
 }
 
+void RNNCell::add_weight_gradients(const backend::RnnWeights& gradients) {
+    accumulate_gradient(*kernel_, gradients.kernel);
+    accumulate_gradient(*recurrent_kernel_, gradients.recurrent_kernel);
+    if (bias_) accumulate_gradient(*bias_, gradients.bias);
+}
+
 void RNNCell::check_states(const Tensor& x, const std::vector<Tensor>& states) const {
     const std::vector<int64_t> sizes = state_size();
     if (states.size() != sizes.size())
@@ -123,9 +129,7 @@ CellGradients RNNCell::step_backward(const Tensor& d_output, const std::vector<T
     const Tensor dc = d_states.size() > 1 ? d_states[1] : Tensor();
     backend::RnnGradients g = be.rnn_backward(spec_, weights_view(), *fwd, Tensor(), dh, dc);
     ctx.state.reset();   // the backend's workspace is consumed: one backward per step
-    accumulate_gradient(*kernel_, g.dweights.kernel);
-    accumulate_gradient(*recurrent_kernel_, g.dweights.recurrent_kernel);
-    if (bias_) accumulate_gradient(*bias_, g.dweights.bias);
+    add_weight_gradients(g.dweights);
     CellGradients out{g.dx.reshape({g.dx.dim(0), g.dx.dim(2)}), {g.dh0}};
     if (spec_.cell == backend::RnnCell::lstm) out.dstates.push_back(g.dc0);
     return out;

@@ -1,21 +1,18 @@
-// SimpleRNN: h_t = activation(x_t W + h_{t-1} U + b); everything but the spec is RNNBase's.
+// SimpleRNN: the recurrent layer over a SimpleRNNCell, h_t = activation(x_t W + h_{t-1} U + b).
 #include "keras/layers/simple_rnn.hpp"
 
 namespace keras::layers {
 
 SimpleRNN::SimpleRNN(int64_t units, SimpleRNNOptions options)
-    : RNNBase("SimpleRNN", options.name,
-              backend::RnnSpec{.cell = backend::RnnCell::simple_rnn,
-                               .units = units,
-                               .activation = activation_from_string(options.activation),
-                               .layer_name = options.name},
-              convert_fields(RecurrentCommon{}, options)),
-      options_(options) {}
+    : RNNBase("SimpleRNN", options.name, convert_fields(RecurrentCommon{}, options)) {
+    set_cell(std::make_shared<SimpleRNNCell>(units, convert_fields(SimpleRNNCellOptions{.name = name()}, options)));
+}
 
-// The sequence's fields from common(): Keras's clipped dropout rates, Bidirectional's zero_output_for_mask.
+const SimpleRNNCell& SimpleRNN::cell() const { return static_cast<const SimpleRNNCell&>(RNNBase::cell()); }
+
 nlohmann::json SimpleRNN::get_config() const {
     auto config = RNNBase::get_config();
-    write_fields(config, convert_fields(options_, common()));
+    write_fields(config, convert_fields(SimpleRNNOptions{}, cell().options(), common()));
     return config;
 }
 

@@ -262,3 +262,39 @@ TEST_CASE("an option added to a table appears in get_config() and loads") {
     CHECK(message_of([] { read_toy({{"name", "t"}, {"mode", 3}}); }) ==
           "Layer \"t\" (Toy) in file 'toy.keras', field `mode`: expected a string or null, got 3");
 }
+
+TEST_CASE("a recurrent layer holds its cell: the cell's options, validation and weights are the layer's") {
+    kl::LSTM lstm(3, {.recurrent_activation = "hard_sigmoid", .unit_forget_bias = false, .dropout = 0.5f,
+                      .return_sequences = true, .name = "held"});
+    CHECK(lstm.cell().class_name() == "LSTMCell");
+    CHECK(lstm.cell().name() == "held");   // the cell's errors name the layer
+    CHECK(lstm.cell().options().recurrent_activation == "hard_sigmoid");
+    CHECK(lstm.cell().options().unit_forget_bias == false);
+    CHECK(lstm.cell().spec().units == 3);
+    lstm.build_for({-1, 5, 2});
+    // The layer's weights are the cell's Variables, in Keras's order and names.
+    REQUIRE(lstm.weights().size() == 3);
+    REQUIRE(lstm.cell().weights().size() == 3);
+    for (size_t i = 0; i < 3; ++i) CHECK(lstm.weights()[i] == lstm.cell().weights()[i]);
+    CHECK(lstm.weights()[0]->name == "kernel");
+    CHECK(lstm.weights()[1]->name == "recurrent_kernel");
+    CHECK(lstm.weights()[2]->name == "bias");
+    CHECK(lstm.weights()[0]->value.shape() == keras::Shape{2, 12});
+    CHECK(lstm.weights()[2]->value.shape() == keras::Shape{12});
+    // A GRU's reset_after bias comes from its cell.
+    kl::GRU gru(4, {.name = "g"});
+    gru.build_for({-1, 2, 3});
+    CHECK(gru.weights()[2]->value.shape() == keras::Shape{2, 12});
+    // The cell validates the options once, with the layer's name.
+    CHECK(message_of([] { kl::LSTM(2, {.activation = "softmax", .name = "soft"}); }) ==
+          "Layer \"soft\": softmax is not supported as a recurrent activation");
+    CHECK(message_of([] { kl::SimpleRNN(0); }) ==
+          "Received an invalid value for argument `units`, expected a positive integer, got 0.");
+    // A copy of an unbuilt layer gets its own cell, so the two build their own weights.
+    kl::SimpleRNN a(2, {.name = "a"});
+    kl::SimpleRNN b = a;
+    CHECK(&a.cell() != &b.cell());
+    a.build_for({-1, 3, 4});
+    b.build_for({-1, 3, 4});
+    CHECK(a.weights()[0] != b.weights()[0]);
+}

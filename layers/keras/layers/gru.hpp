@@ -42,12 +42,8 @@ class GRU : public RNNBase {
 public:
     explicit GRU(int64_t units, GRUOptions options = {});
     nlohmann::json get_config() const override;
-
-protected:
-    Shape bias_shape() const override;
-
-private:
-    GRUOptions options_;   // as constructed; get_config() takes the sequence's from common()
+    // The cell it runs over the sequence: its options and weights (Keras's GRU.cell).
+    const GRUCell& cell() const;
 };
 
 }  // namespace keras::layers

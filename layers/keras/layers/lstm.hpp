@@ -42,13 +42,8 @@ class LSTM : public RNNBase {
 public:
     explicit LSTM(int64_t units, LSTMOptions options = {});
     nlohmann::json get_config() const override;
-    bool unit_forget_bias;
-
-protected:
-    void init_bias(Tensor& bias) const override;
-
-private:
-    LSTMOptions options_;   // as constructed; get_config() takes the sequence's from common()
+    // The cell it runs over the sequence: its options and weights (Keras's LSTM.cell).
+    const LSTMCell& cell() const;
 };
 
 }  // namespace keras::layers

@@ -1,5 +1,9 @@
-// What SimpleRNN, LSTM and GRU share: weights in Keras's layout, input and recurrent dropout, the
-// loop over time delegated to the backend (a fused library primitive where it can, a step loop where it cannot).
+// What SimpleRNN, LSTM and GRU share: as in Keras, each is a recurrent layer over its cell (LSTM over
+// LSTMCell, ...). The cell validates the cell's options and owns the weights (Keras's layout, created
+// by the cell's build); the layer keeps what is about the sequence: return_sequences / return_state,
+// go_backwards, stateful states, masks, input and recurrent dropout, and the loop over time, delegated
+// to the backend with the cell's spec and weights (a fused library primitive where it can, a step loop
+// where it cannot).
 #pragma once
 
 #include <string>
@@ -29,13 +33,9 @@ void recurrent_sequence_fields(FieldTable<O>& t) {
         .boolean("zero_output_for_mask", &O::zero_output_for_mask);
 }
 
-// The recurrent arguments every Keras RNN layer takes, copied from the layer's options by key
-// (convert_fields).
+// The sequence's arguments every Keras RNN layer takes (the cell's are the cell's), copied from the
+// layer's options by key (convert_fields).
 struct RecurrentCommon {
-    bool use_bias = true;
-    std::string kernel_initializer = recurrent_defaults::kernel_initializer;
-    std::string recurrent_initializer = recurrent_defaults::recurrent_initializer;
-    std::string bias_initializer = recurrent_defaults::bias_initializer;
     float dropout = 0.0f;             // input dropout: one mask per sequence, shared by all steps (per gate
                                       // for LSTM / GRU with recurrent_dropout, as Keras 3)
     float recurrent_dropout = 0.0f;   // on h_{t-1}: one (N, units) mask per sequence and gate
@@ -44,17 +44,10 @@ struct RecurrentCommon {
     bool go_backwards = false;
     bool stateful = false;
     bool zero_output_for_mask = false;   // masked steps output zeros rather than the previous output
-    std::string name = {};   // unused: the layer's
     static const FieldTable<RecurrentCommon>& fields();
 };
 inline const FieldTable<RecurrentCommon>& RecurrentCommon::fields() {
-    using O = RecurrentCommon;
-    static const auto table = FieldTable<O>()
-        .boolean("use_bias", &O::use_bias)
-        .initializer("kernel_initializer", &O::kernel_initializer)
-        .initializer("recurrent_initializer", &O::recurrent_initializer)
-        .initializer("bias_initializer", &O::bias_initializer)
-        .with(recurrent_sequence_fields<O>);
+    static const auto table = FieldTable<RecurrentCommon>().with(recurrent_sequence_fields<RecurrentCommon>);
     return table;
 }
 
@@ -80,8 +73,11 @@ public:
     int state_count() const { return spec_.cell == backend::RnnCell::lstm ? 2 : 1; }
 
     int64_t units() const { return spec_.units; }
+    // The fused call's spec: the cell's, with the sequence's go_backwards and recurrent dropout.
     const backend::RnnSpec& spec() const { return spec_; }
     const RecurrentCommon& common() const { return common_; }
+    // The cell the layer runs over the sequence; its weights are the layer's.
+    const RNNCell& cell() const { return *cell_.ptr; }
 
     // Stateful layers: zeroes the kept states (Keras's reset_states()); the batch size stays fixed.
     void reset_states();
@@ -97,15 +93,15 @@ public:
     void check_symbolic_input(const Shape& input_shape) const override;
 
 protected:
-    RNNBase(const std::string& class_name, const std::string& name, backend::RnnSpec spec,
-            RecurrentCommon common);
+    // Then the derived constructor gives the layer its cell (set_cell), named as the layer so that the
+    // cell's errors name the layer the user made (and no automatic "lstm_cell" name is used up).
+    RNNBase(const std::string& class_name, const std::string& name, RecurrentCommon common);
+    void set_cell(std::shared_ptr<RNNCell> cell);
     void check_input_shape(const Shape& input_shape) const override;
+    // The cell creates the weights; they become the layer's (same Variables, same names and order).
     void build(const Shape& input_shape) override;
-    // Bias shape and initial value differ by cell (LSTM unit_forget_bias, GRU reset_after).
-    virtual Shape bias_shape() const;
-    virtual void init_bias(Tensor& bias) const { (void)bias; }
-    int gates() const;
-    backend::RnnWeights weights_view() const;
+    int gates() const { return cell_.ptr->gates(); }
+    backend::RnnWeights weights_view() const { return cell_.ptr->weights_view(); }
 
     backend::RnnSpec spec_;
     RecurrentCommon common_;
@@ -152,7 +148,20 @@ private:
     // returned states' (return_state); each may be undefined. backward() and backward_outputs() use it.
     backend::RnnGradients call_gradients(const Tensor& dy, const Tensor& dh, const Tensor& dc, CallContext& ctx);
 
-    VariablePtr kernel_, recurrent_kernel_, bias_;
+    // A copied layer gets a copy of the cell, so copies built apart have their own weights (as before
+    // the layer held a cell); moves keep the same cell.
+    struct CellHolder {
+        std::shared_ptr<RNNCell> ptr;
+        CellHolder() = default;
+        CellHolder(const CellHolder& other) : ptr(other.ptr ? other.ptr->clone() : nullptr) {}
+        CellHolder(CellHolder&&) = default;
+        CellHolder& operator=(const CellHolder& other) {
+            ptr = other.ptr ? other.ptr->clone() : nullptr;
+            return *this;
+        }
+        CellHolder& operator=(CellHolder&&) = default;
+    };
+    CellHolder cell_;
     Tensor state_h_, state_c_;          // stateful: the last batch's final states
     int64_t stateful_batch_size_ = -1;
     bool batch_size_from_input_ = false;   // fixed by build() (the input's batch size), not by a call

@@ -96,7 +96,19 @@ public:
     // The Layer's keys and units; each cell adds its options' fields.
     nlohmann::json get_config() const override;
 
+    // ---- What a recurrent layer (SimpleRNN / LSTM / GRU, RNNBase) uses of the cell it holds: the cell
+    // validates its options and creates the weights (build_for({-1, features})); the layer runs the whole
+    // sequence through the backend's fused entry point with the cell's spec and weights, and hands the
+    // weight gradients back.
     const backend::RnnSpec& spec() const { return spec_; }
+    // kernel (features, gates * units), recurrent_kernel (units, gates * units), bias (or undefined).
+    backend::RnnWeights weights_view() const;
+    // Adds a backward pass's weight gradients (shaped as weights_view()) into each Variable::grad.
+    void add_weight_gradients(const backend::RnnWeights& gradients);
+    // 1 (SimpleRNNCell), 4 (LSTMCell: i, f, c, o) or 3 (GRUCell: z, r, h).
+    int gates() const;
+    // A copy of this cell (sharing its weights once built): a copied layer holds its own cell.
+    virtual std::shared_ptr<RNNCell> clone() const = 0;
 
 protected:
     struct Initializers {
@@ -107,14 +119,12 @@ protected:
     void build(const Shape& input_shape) override;
     virtual Shape bias_shape() const;
     virtual void init_bias(Tensor& bias) const { (void)bias; }
-    int gates() const;
 
     backend::RnnSpec spec_;
     Initializers init_;
 
 private:
     void check_states(const Tensor& x, const std::vector<Tensor>& states) const;
-    backend::RnnWeights weights_view() const;
     VariablePtr kernel_, recurrent_kernel_, bias_;
 };
 
@@ -138,6 +148,7 @@ public:
     explicit SimpleRNNCell(int64_t units, SimpleRNNCellOptions options = {});
     nlohmann::json get_config() const override;
     const SimpleRNNCellOptions& options() const { return options_; }
+    std::shared_ptr<RNNCell> clone() const override { return std::make_shared<SimpleRNNCell>(*this); }
 
 private:
     SimpleRNNCellOptions options_;
@@ -165,6 +176,7 @@ public:
     explicit LSTMCell(int64_t units, LSTMCellOptions options = {});
     nlohmann::json get_config() const override;
     const LSTMCellOptions& options() const { return options_; }
+    std::shared_ptr<RNNCell> clone() const override { return std::make_shared<LSTMCell>(*this); }
     bool unit_forget_bias;
 
 protected:
@@ -196,6 +208,7 @@ public:
     explicit GRUCell(int64_t units, GRUCellOptions options = {});
     nlohmann::json get_config() const override;
     const GRUCellOptions& options() const { return options_; }
+    std::shared_ptr<RNNCell> clone() const override { return std::make_shared<GRUCell>(*this); }
 
 protected:
     Shape bias_shape() const override;

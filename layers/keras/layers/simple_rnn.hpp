@@ -39,9 +39,8 @@ class SimpleRNN : public RNNBase {
 public:
     explicit SimpleRNN(int64_t units, SimpleRNNOptions options = {});
     nlohmann::json get_config() const override;
-
-private:
-    SimpleRNNOptions options_;   // as constructed; get_config() takes the sequence's from common()
+    // The cell it runs over the sequence: its options and weights (Keras's SimpleRNN.cell).
+    const SimpleRNNCell& cell() const;
 };
 
 }  // namespace keras::layers
