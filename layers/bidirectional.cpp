@@ -85,11 +85,11 @@ struct BidirectionalCall {
 }  // namespace
 
 Bidirectional::Bidirectional(const LayerPtr& layer, BidirectionalOptions options)
-    : Layer("Bidirectional", options.name), merge_mode_(options.merge_mode) {
+    : Layer("Bidirectional", options.name), options_(options) {
     const std::vector<std::string> modes = {"sum", "mul", "ave", "concat"};
-    if (merge_mode_ && std::find(modes.begin(), modes.end(), *merge_mode_) == modes.end())
+    if (options_.merge_mode && std::find(modes.begin(), modes.end(), *options_.merge_mode) == modes.end())
         value_error("Invalid merge mode. Received: {}. Merge mode should be one of {{\"sum\", \"mul\", \"ave\", "
-                    "\"concat\", None}}", *merge_mode_);
+                    "\"concat\", None}}", *options_.merge_mode);
     as_rnn(layer, "layer");
     if (options.backward_layer) as_rnn(options.backward_layer, "backward_layer");
     forward_ = copy_of(*layer, "forward_", false);
@@ -122,9 +122,9 @@ void Bidirectional::build(const Shape& input_shape) {
     backward_->build_for(input_shape);
     const int64_t fu = forward_->compute_output_shape(input_shape).back();
     const int64_t bu = backward_->compute_output_shape(input_shape).back();
-    if (merge_mode_ && *merge_mode_ != "concat" && fu != bu)
+    if (options_.merge_mode && *options_.merge_mode != "concat" && fu != bu)
         value_error("Layer \"{}\": merge_mode \"{}\" needs the forward and backward layers to have the same "
-                    "number of units, got {} ({}) and {} ({})", name(), *merge_mode_, fu, forward_->name(), bu,
+                    "number of units, got {} ({}) and {} ({})", name(), *options_.merge_mode, fu, forward_->name(), bu,
                     backward_->name());
     // Keras's weight paths ("bidirectional/forward_lstm/lstm_cell/kernel"): the saved names of the two
     // directions must differ, and these are the names Keras gives them.
@@ -143,17 +143,17 @@ int Bidirectional::states_per_direction() const {
     return return_state_ ? static_cast<const RNNBase&>(*forward_).state_count() : 0;
 }
 
-int Bidirectional::output_count() const { return (merge_mode_ ? 1 : 2) + 2 * states_per_direction(); }
+int Bidirectional::output_count() const { return (options_.merge_mode ? 1 : 2) + 2 * states_per_direction(); }
 
 std::vector<Shape> Bidirectional::compute_output_shapes(const Shape& input_shape) const {
     const std::vector<Shape> f = forward_->compute_output_shapes(input_shape);
     const std::vector<Shape> b = backward_->compute_output_shapes(input_shape);
     std::vector<Shape> shapes;
-    if (!merge_mode_) {
+    if (!options_.merge_mode) {
         shapes = {f[0], b[0]};
     } else {
         shapes = {f[0]};
-        if (*merge_mode_ == "concat") shapes[0].back() += b[0].back();
+        if (*options_.merge_mode == "concat") shapes[0].back() += b[0].back();
     }
     shapes.insert(shapes.end(), f.begin() + 1, f.end());
     shapes.insert(shapes.end(), b.begin() + 1, b.end());
@@ -192,19 +192,19 @@ std::vector<Tensor> Bidirectional::call_outputs(const Tensor& x, const std::vect
     c.forward_width = yf.shape().back();
     // Step t of both halves describes input step t.
     const Tensor yb = return_sequences_ ? flip_time(b[0]) : b[0];
-    ctx.saved = merge_mode_ == "mul" ? std::vector<Tensor>{yf, yb} : std::vector<Tensor>{};
+    ctx.saved = options_.merge_mode == "mul" ? std::vector<Tensor>{yf, yb} : std::vector<Tensor>{};
     ctx.state = c;
     std::vector<Tensor> outputs;
     auto& be = backend::for_tensor(x);
-    if (!merge_mode_) {
+    if (!options_.merge_mode) {
         outputs = {yf, yb};
-    } else if (*merge_mode_ == "concat") {
+    } else if (*options_.merge_mode == "concat") {
         outputs = {concat_last(yf, yb)};
-    } else if (*merge_mode_ == "mul") {
+    } else if (*options_.merge_mode == "mul") {
         outputs = {be.multiply(yf, yb)};
     } else {
         Tensor y = be.add(yf, yb);
-        if (*merge_mode_ == "ave") be.scale_(y, 0.5f);
+        if (*options_.merge_mode == "ave") be.scale_(y, 0.5f);
         outputs = {y};
     }
     outputs.insert(outputs.end(), f.begin() + 1, f.end());
@@ -216,11 +216,11 @@ std::pair<Tensor, Tensor> Bidirectional::split_gradient(const Tensor& dy, const 
     if (!dy.defined()) return {};
     const auto& c = std::any_cast<const BidirectionalCall&>(ctx.state);
     auto& be = backend::for_tensor(dy);
-    if (*merge_mode_ == "concat")
+    if (*options_.merge_mode == "concat")
         return {slice_last(dy, 0, c.forward_width), slice_last(dy, c.forward_width, dy.shape().back() - c.forward_width)};
-    if (*merge_mode_ == "mul") return {be.multiply(dy, ctx.saved.at(1)), be.multiply(dy, ctx.saved.at(0))};
+    if (*options_.merge_mode == "mul") return {be.multiply(dy, ctx.saved.at(1)), be.multiply(dy, ctx.saved.at(0))};
     Tensor d = dy.clone();
-    if (*merge_mode_ == "ave") be.scale_(d, 0.5f);
+    if (*options_.merge_mode == "ave") be.scale_(d, 0.5f);
     return {d, d};
 }
 
@@ -240,10 +240,10 @@ std::vector<Tensor> direction_backward(Layer& layer, const std::vector<Tensor>& 
 
 std::vector<Tensor> Bidirectional::backward_outputs(const std::vector<Tensor>& dys, CallContext& ctx) {
     const auto& c = std::any_cast<const BidirectionalCall&>(ctx.state);
-    const size_t merged = merge_mode_ ? 1 : 2, S = static_cast<size_t>(states_per_direction());
+    const size_t merged = options_.merge_mode ? 1 : 2, S = static_cast<size_t>(states_per_direction());
     if (dys.size() != merged + 2 * S)
         runtime_error("Layer \"{}\": backward got {} output gradients, expected {}", name(), dys.size(), merged + 2 * S);
-    auto [dyf, dyb] = merge_mode_ ? split_gradient(dys[0], ctx) : std::pair<Tensor, Tensor>{dys[0], dys[1]};
+    auto [dyf, dyb] = options_.merge_mode ? split_gradient(dys[0], ctx) : std::pair<Tensor, Tensor>{dys[0], dys[1]};
     if (return_sequences_ && dyb.defined()) dyb = flip_time(dyb);
     std::vector<Tensor> df = {dyf}, db = {dyb};
     df.insert(df.end(), dys.begin() + merged, dys.begin() + merged + S);
@@ -269,7 +269,7 @@ nlohmann::json Bidirectional::get_config() const {
                               {"registered_name", nullptr}};
     };
     auto config = Layer::get_config();
-    config["merge_mode"] = merge_mode_ ? nlohmann::json(*merge_mode_) : nlohmann::json(nullptr);
+    write_fields(config, options_);
     config["layer"] = serialize(*forward_);
     config["backward_layer"] = serialize(*backward_);
     return config;

@@ -13,7 +13,8 @@ namespace keras::layers {
 
 // ---- Dropout
 
-Dropout::Dropout(float rate, DropoutOptions options) : Layer("Dropout", options.name), rate(rate) {
+Dropout::Dropout(float rate, DropoutOptions options)
+    : Layer("Dropout", options.name), rate(rate), options(std::move(options)) {
     supports_masking = true;
     if (!(rate >= 0.0f && rate < 1.0f))
         value_error("Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: rate={}", rate);
@@ -39,16 +40,15 @@ Tensor Dropout::backward(const Tensor& dy, CallContext& ctx) {
 
 nlohmann::json Dropout::get_config() const {
     auto config = Layer::get_config();
-    config["rate"] = std::stod(fmt::format("{}", rate));   // 0.2f reads 0.2, as in Keras
-    config["noise_shape"] = nullptr;
-    config["seed"] = nullptr;
+    config["rate"] = fields_detail::number_json(rate);
+    write_fields(config, options);
     return config;
 }
 
 // ---- Activation
 
 Activation::Activation(const std::string& activation, ActivationOptions options)
-    : Layer("Activation", options.name), activation(activation_from_string(activation)) {
+    : Layer("Activation", options.name), activation(activation_from_string(activation)), options(std::move(options)) {
     supports_masking = true;
 }
 
@@ -65,16 +65,17 @@ Tensor Activation::backward(const Tensor& dy, CallContext& ctx) {
 nlohmann::json Activation::get_config() const {
     auto config = Layer::get_config();
     config["activation"] = to_string(activation);
+    write_fields(config, options);
     return config;
 }
 
 // ---- Flatten
 
-Flatten::Flatten(FlattenOptions options) : Layer("Flatten", options.name) {}
+Flatten::Flatten(FlattenOptions options) : Layer("Flatten", options.name), options(std::move(options)) {}
 
 nlohmann::json Flatten::get_config() const {
     auto config = Layer::get_config();
-    config["data_format"] = "channels_last";
+    write_fields(config, options);
     return config;
 }
 
@@ -102,14 +103,13 @@ Tensor Flatten::backward(const Tensor& dy, CallContext& ctx) {
 // ---- GlobalAveragePooling1D
 
 GlobalAveragePooling1D::GlobalAveragePooling1D(GlobalAveragePooling1DOptions options)
-    : Layer("GlobalAveragePooling1D", options.name) {
+    : Layer("GlobalAveragePooling1D", options.name), options(std::move(options)) {
     supports_masking = true;
 }
 
 nlohmann::json GlobalAveragePooling1D::get_config() const {
     auto config = Layer::get_config();
-    config["data_format"] = "channels_last";
-    config["keepdims"] = false;
+    write_fields(config, options);
     return config;
 }
 
@@ -161,13 +161,15 @@ Tensor GlobalAveragePooling1D::backward(const Tensor& dy, CallContext& ctx) {
 
 // ---- RepeatVector
 
-RepeatVector::RepeatVector(int64_t n, RepeatVectorOptions options) : Layer("RepeatVector", options.name), n(n) {
+RepeatVector::RepeatVector(int64_t n, RepeatVectorOptions options)
+    : Layer("RepeatVector", options.name), n(n), options(std::move(options)) {
     if (n <= 0) value_error("Argument `n` should be a positive integer. Received: n={}", n);
 }
 
 nlohmann::json RepeatVector::get_config() const {
     auto config = Layer::get_config();
     config["n"] = n;
+    write_fields(config, options);
     return config;
 }
 

@@ -58,13 +58,7 @@ Tensor Dense::backward(const Tensor& dy, CallContext& ctx) {
 nlohmann::json Dense::get_config() const {
     auto config = Layer::get_config();
     config["units"] = units;
-    config["activation"] = to_string(activation);
-    config["use_bias"] = options.use_bias;
-    config["kernel_initializer"] = initializers::get_config(options.kernel_initializer);
-    config["bias_initializer"] = initializers::get_config(options.bias_initializer);
-    for (const char* key : {"kernel_regularizer", "bias_regularizer", "kernel_constraint", "bias_constraint",
-                            "quantization_config"})
-        config[key] = nullptr;
+    write_fields(config, options);
     return config;
 }
 

@@ -57,11 +57,7 @@ nlohmann::json Embedding::get_config() const {
     auto config = Layer::get_config();
     config["input_dim"] = input_dim;
     config["output_dim"] = output_dim;
-    config["embeddings_initializer"] = initializers::get_config(options.embeddings_initializer);
-    for (const char* key : {"embeddings_regularizer", "activity_regularizer", "embeddings_constraint",
-                            "quantization_config"})
-        config[key] = nullptr;
-    config["mask_zero"] = options.mask_zero;
+    write_fields(config, options);
     return config;
 }
 

@@ -19,4 +19,8 @@ struct ConfigSource {
 // a constraint, mask_zero, ...) or a malformed field is a ValueError naming the layer and field.
 LayerPtr layer_from_config(const std::string& class_name, const nlohmann::json& config, const ConfigSource& source);
 
+// A built-in recurrent cell ("SimpleRNNCell", "LSTMCell", "GRUCell") from its Keras config, as an RNN
+// layer's "cell" entry holds it; errors as layer_from_config's. Not one of the layers a file lists.
+LayerPtr cell_from_config(const std::string& class_name, const nlohmann::json& config, const ConfigSource& source);
+
 }  // namespace keras::layers

@@ -25,7 +25,8 @@ Tensor step_mask(const Tensor& x, float mask_value, bool per_element) {
 }
 }  // namespace
 
-Masking::Masking(float mask_value, MaskingOptions options) : Layer("Masking", options.name), mask_value(mask_value) {
+Masking::Masking(float mask_value, MaskingOptions options)
+    : Layer("Masking", options.name), mask_value(mask_value), options(std::move(options)) {
     supports_masking = true;
 }
 
@@ -46,6 +47,7 @@ Tensor Masking::compute_mask(const Tensor& x, const Tensor&) const { return step
 nlohmann::json Masking::get_config() const {
     auto config = Layer::get_config();
     config["mask_value"] = static_cast<double>(mask_value);
+    write_fields(config, options);
     return config;
 }
 

@@ -140,13 +140,20 @@ std::vector<Tensor> Average::backward_multi(const Tensor& dy, CallContext& ctx) 
     return grads;
 }
 
+nlohmann::json Merge::get_config() const {
+    auto config = Layer::get_config();
+    write_fields(config, options);
+    return config;
+}
+
 // ---------------------------------------------------------------- Concatenate
 
-Concatenate::Concatenate(ConcatenateOptions options) : Merge("Concatenate", options.name), axis(options.axis) {}
+Concatenate::Concatenate(ConcatenateOptions options)
+    : Merge("Concatenate", {.name = options.name}), axis(options.axis), concatenate_options(std::move(options)) {}
 
 nlohmann::json Concatenate::get_config() const {
     auto config = Layer::get_config();
-    config["axis"] = axis;
+    write_fields(config, concatenate_options);
     return config;
 }
 

@@ -15,36 +15,22 @@
 
 namespace keras::layers {
 
-RNNBase::RNNBase(const std::string& class_name, const std::string& name, backend::RnnSpec spec,
-                 RecurrentCommon common)
-    : Layer(class_name, name), spec_(std::move(spec)), common_(std::move(common)) {
+RNNBase::RNNBase(const std::string& class_name, const std::string& name, RecurrentCommon common)
+    : Layer(class_name, name), common_(std::move(common)) {
     supports_masking = true;
-    if (spec_.units <= 0)
-        value_error("Received an invalid value for argument `units`, expected a positive integer, got {}.",
-                    spec_.units);
-    if (spec_.activation == Activation::softmax || spec_.recurrent_activation == Activation::softmax)
-        value_error("Layer \"{}\": softmax is not supported as a recurrent activation", this->name());
-    initializers::check_name(common_.kernel_initializer);
-    initializers::check_name(common_.recurrent_initializer);
-    initializers::check_name(common_.bias_initializer);
     common_.dropout = std::min(1.0f, std::max(0.0f, common_.dropout));   // Keras clips the rate
     common_.recurrent_dropout = std::min(1.0f, std::max(0.0f, common_.recurrent_dropout));
+}
+
+backend::RnnWeights RNNBase::weights_view() const { return cell_.ptr->weights_view(); }
+
+void RNNBase::set_cell(std::shared_ptr<RNNCell> cell) {
+    cell_.ptr = std::move(cell);
+    spec_ = cell_.ptr->spec();
     spec_.recurrent_dropout = uses_recurrent_dropout(true) ? common_.recurrent_dropout : 0.0f;
-    spec_.use_bias = common_.use_bias;
     spec_.go_backwards = common_.go_backwards;
-    spec_.layer_name = this->name();
+    spec_.layer_name = name();
 }
-
-int RNNBase::gates() const {
-    switch (spec_.cell) {
-        case backend::RnnCell::simple_rnn: return 1;
-        case backend::RnnCell::lstm: return 4;
-        case backend::RnnCell::gru: return 3;
-    }
-    return 1;
-}
-
-Shape RNNBase::bias_shape() const { return {gates() * spec_.units}; }
 
 void RNNBase::check_input_shape(const Shape& input_shape) const {
     check_ndim(input_shape, 3);
@@ -64,23 +50,13 @@ void RNNBase::build(const Shape& input_shape) {
         stateful_batch_size_ = input_shape[0];
         batch_size_from_input_ = true;
     }
-    const int64_t features = input_shape[2], width = gates() * spec_.units;
-    kernel_ = add_weight("kernel", {features, width}, common_.kernel_initializer);
-    recurrent_kernel_ = add_weight("recurrent_kernel", {spec_.units, width}, common_.recurrent_initializer);
-    if (common_.use_bias) {
-        bias_ = add_weight("bias", bias_shape(), common_.bias_initializer);
-        init_bias(bias_->value);
-    }
+    cell_.ptr->build_for({-1, input_shape[2]});
+    track_weights_of(*cell_.ptr);
 }
 
 Shape RNNBase::compute_output_shape(const Shape& input_shape) const {
     if (common_.return_sequences) return {input_shape.at(0), input_shape.at(1), spec_.units};
     return {input_shape.at(0), spec_.units};
-}
-
-backend::RnnWeights RNNBase::weights_view() const {
-    if (!kernel_) runtime_error("Layer \"{}\" has not been built yet", name());
-    return {kernel_->value, recurrent_kernel_->value, bias_ ? bias_->value : Tensor()};
 }
 
 Tensor RNNBase::dropout_mask(const Tensor& x) const {
@@ -220,9 +196,7 @@ backend::RnnGradients RNNBase::call_gradients(const Tensor& dy, const Tensor& dh
 }
 
 Tensor RNNBase::apply_gradients(const backend::RnnGradients& g, const CallContext& ctx) {
-    accumulate_gradient(*kernel_, g.dweights.kernel);
-    accumulate_gradient(*recurrent_kernel_, g.dweights.recurrent_kernel);
-    if (bias_) accumulate_gradient(*bias_, g.dweights.bias);
+    cell_.ptr->add_weight_gradients(g.dweights);
     const Tensor& mask = ctx.saved.at(0);
     return mask.defined() ? backend::for_tensor(g.dx).multiply(g.dx, mask) : g.dx;
 }
@@ -234,31 +208,11 @@ Tensor RNNBase::compute_mask(const Tensor&, const Tensor& mask) const {
 nlohmann::json RNNBase::get_config() const {
     auto config = Layer::get_config();
     config["units"] = spec_.units;
-    config["activation"] = to_string(spec_.activation);
-    if (spec_.cell != backend::RnnCell::simple_rnn)
-        config["recurrent_activation"] = to_string(spec_.recurrent_activation);
-    config["use_bias"] = common_.use_bias;
-    config["kernel_initializer"] = initializers::get_config(common_.kernel_initializer);
-    config["recurrent_initializer"] = initializers::get_config(common_.recurrent_initializer);
-    config["bias_initializer"] = initializers::get_config(common_.bias_initializer);
-    for (const char* key : {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
-                            "activity_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint"})
-        config[key] = nullptr;
-    // The float's shortest text as a double, so 0.2f reads 0.2 as in Keras's config.
-    config["dropout"] = std::stod(fmt::format("{}", common_.dropout));
-    config["recurrent_dropout"] = std::stod(fmt::format("{}", common_.recurrent_dropout));
-    config["return_sequences"] = common_.return_sequences;
-    config["return_state"] = common_.return_state;
-    config["go_backwards"] = common_.go_backwards;
-    config["stateful"] = common_.stateful;
-    config["unroll"] = false;
-    config["zero_output_for_mask"] = common_.zero_output_for_mask;
-    if (spec_.cell != backend::RnnCell::simple_rnn) config["seed"] = nullptr;   // Keras 3: LSTM and GRU only
     return config;
 }
 
 std::string RNNBase::implementation_note() const {
-    const Device device = kernel_ ? kernel_->value.device() : Device::cpu();
+    const Device device = weights().empty() ? Device::cpu() : weights()[0]->value.device();
     return backend::get(device).rnn_path(spec_).description;
 }
 

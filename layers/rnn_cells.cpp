@@ -68,6 +68,12 @@ backend::RnnWeights RNNCell::weights_view() const {
     return {kernel_->value, recurrent_kernel_->value, bias_ ? bias_->value : Tensor()};
 }
 
+void RNNCell::add_weight_gradients(const backend::RnnWeights& gradients) {
+    accumulate_gradient(*kernel_, gradients.kernel);
+    accumulate_gradient(*recurrent_kernel_, gradients.recurrent_kernel);
+    if (bias_) accumulate_gradient(*bias_, gradients.bias);
+}
+
 void RNNCell::check_states(const Tensor& x, const std::vector<Tensor>& states) const {
     const std::vector<int64_t> sizes = state_size();
     if (states.size() != sizes.size())
@@ -124,9 +130,7 @@ CellGradients RNNCell::step_backward(const Tensor& d_output, const std::vector<T
     const Tensor dc = d_states.size() > 1 ? d_states[1] : Tensor();
     backend::RnnGradients g = be.rnn_backward(spec_, weights_view(), *fwd, Tensor(), dh, dc);
     ctx.state.reset();   // the backend's workspace is consumed: one backward per step
-    accumulate_gradient(*kernel_, g.dweights.kernel);
-    accumulate_gradient(*recurrent_kernel_, g.dweights.recurrent_kernel);
-    if (bias_) accumulate_gradient(*bias_, g.dweights.bias);
+    add_weight_gradients(g.dweights);
     CellGradients out{g.dx.reshape({g.dx.dim(0), g.dx.dim(2)}), {g.dh0}};
     if (spec_.cell == backend::RnnCell::lstm) out.dstates.push_back(g.dc0);
     return out;
@@ -142,18 +146,6 @@ Tensor RNNCell::backward(const Tensor& dy, CallContext& ctx) { return step_backw
 nlohmann::json RNNCell::get_config() const {
     auto config = Layer::get_config();
     config["units"] = spec_.units;
-    config["activation"] = to_string(spec_.activation);
-    if (spec_.cell != backend::RnnCell::simple_rnn)
-        config["recurrent_activation"] = to_string(spec_.recurrent_activation);
-    config["use_bias"] = spec_.use_bias;
-    config["kernel_initializer"] = initializers::get_config(init_.kernel);
-    config["recurrent_initializer"] = initializers::get_config(init_.recurrent);
-    config["bias_initializer"] = initializers::get_config(init_.bias);
-    for (const char* key : {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "kernel_constraint",
-                            "recurrent_constraint", "bias_constraint", "seed"})
-        config[key] = nullptr;
-    config["dropout"] = 0.0;
-    config["recurrent_dropout"] = 0.0;
     return config;
 }
 
@@ -163,7 +155,14 @@ SimpleRNNCell::SimpleRNNCell(int64_t units, SimpleRNNCellOptions o)
     : RNNCell("SimpleRNNCell", o.name,
               backend::RnnSpec{.cell = backend::RnnCell::simple_rnn, .units = units,
                                .activation = activation_from_string(o.activation), .use_bias = o.use_bias, .layer_name = o.name},
-              {o.kernel_initializer, o.recurrent_initializer, o.bias_initializer}) {}
+              {o.kernel_initializer, o.recurrent_initializer, o.bias_initializer}),
+      options_(o) {}
+
+nlohmann::json SimpleRNNCell::get_config() const {
+    auto config = RNNCell::get_config();
+    write_fields(config, options_);
+    return config;
+}
 
 LSTMCell::LSTMCell(int64_t units, LSTMCellOptions o)
     : RNNCell("LSTMCell", o.name,
@@ -172,7 +171,7 @@ LSTMCell::LSTMCell(int64_t units, LSTMCellOptions o)
                                .recurrent_activation = activation_from_string(o.recurrent_activation),
                                .use_bias = o.use_bias, .layer_name = o.name},
               {o.kernel_initializer, o.recurrent_initializer, o.bias_initializer}),
-      unit_forget_bias(o.unit_forget_bias) {}
+      unit_forget_bias(o.unit_forget_bias), options_(o) {}
 
 // As the LSTM layer: bias = [bias_initializer(H), ones(H), bias_initializer(2H)] when unit_forget_bias.
 void LSTMCell::init_bias(Tensor& bias) const {
@@ -181,7 +180,7 @@ void LSTMCell::init_bias(Tensor& bias) const {
 
 nlohmann::json LSTMCell::get_config() const {
     auto config = RNNCell::get_config();
-    config["unit_forget_bias"] = unit_forget_bias;
+    write_fields(config, options_);
     return config;
 }
 
@@ -191,7 +190,8 @@ GRUCell::GRUCell(int64_t units, GRUCellOptions o)
                                .activation = activation_from_string(o.activation),
                                .recurrent_activation = activation_from_string(o.recurrent_activation),
                                .use_bias = o.use_bias, .reset_after = o.reset_after, .layer_name = o.name},
-              {o.kernel_initializer, o.recurrent_initializer, o.bias_initializer}) {}
+              {o.kernel_initializer, o.recurrent_initializer, o.bias_initializer}),
+      options_(o) {}
 
 Shape GRUCell::bias_shape() const {
     if (spec_.reset_after) return {2, 3 * units()};
@@ -200,7 +200,7 @@ Shape GRUCell::bias_shape() const {
 
 nlohmann::json GRUCell::get_config() const {
     auto config = RNNCell::get_config();
-    config["reset_after"] = spec_.reset_after;
+    write_fields(config, options_);
     return config;
 }
 

@@ -33,7 +33,7 @@ struct TimeDistributedCall {
 }  // namespace
 
 TimeDistributed::TimeDistributed(LayerPtr layer, TimeDistributedOptions options)
-    : Layer("TimeDistributed", options.name), layer_(std::move(layer)) {
+    : Layer("TimeDistributed", options.name), layer_(std::move(layer)), options_(std::move(options)) {
     if (!layer_)
         value_error("Please initialize `TimeDistributed` layer with a `keras.layers.Layer` instance. Received: None");
     // Keras hands the wrapped layer mask[:, t] only when its call() takes a mask; none of the layers
@@ -83,6 +83,7 @@ nlohmann::json TimeDistributed::get_config() const {
     auto config = Layer::get_config();
     config["layer"] = {{"module", "keras.layers"}, {"class_name", layer_->class_name()},
                        {"config", layer_->get_config()}, {"registered_name", nullptr}};
+    write_fields(config, options_);
     return config;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "keras/layer.hpp"
+#include "keras/layers/fields.hpp"
 
 namespace keras::layers {
 
@@ -18,7 +19,15 @@ struct KERAS_API BidirectionalOptions {
     // (named "backward_<name>"), as Keras makes it.
     LayerPtr backward_layer = nullptr;
     std::string name{};
+    static const FieldTable<BidirectionalOptions>& fields();
 };
+// Bidirectional's Keras config besides its layers ("layer" and "backward_layer", written and read as
+// nested layer entries by get_config() and the loader).
+inline const FieldTable<BidirectionalOptions>& BidirectionalOptions::fields() {
+    static const auto table =
+        FieldTable<BidirectionalOptions>().optional_string("merge_mode", &BidirectionalOptions::merge_mode);
+    return table;
+}
 
 // As in Keras: the forward layer is a fresh copy of `layer` (from its config) named
 // "forward_<name>"; the backward layer's outputs are flipped back in time when return_sequences,
@@ -53,7 +62,7 @@ public:
 
     const LayerPtr& forward_layer() const { return forward_; }
     const LayerPtr& backward_layer() const { return backward_; }
-    const std::optional<std::string>& merge_mode() const { return merge_mode_; }
+    const std::optional<std::string>& merge_mode() const { return options_.merge_mode; }
 
 protected:
     void build(const Shape& input_shape) override;
@@ -64,7 +73,7 @@ private:
     std::pair<Tensor, Tensor> split_gradient(const Tensor& dy, const CallContext& ctx) const;
     int states_per_direction() const;
 
-    std::optional<std::string> merge_mode_;
+    BidirectionalOptions options_;   // backward_layer: the user's, if any (backward_ is the one in use)
     bool return_sequences_ = false;
     bool return_state_ = false;
 };

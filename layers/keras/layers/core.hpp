@@ -9,12 +9,21 @@
 #include "keras/activations.hpp"
 #include "keras/input_layer.hpp"
 #include "keras/layer.hpp"
+#include "keras/layers/fields.hpp"
 
 namespace keras::layers {
 
 struct KERAS_API DropoutOptions {
     std::string name{};
+    static const FieldTable<DropoutOptions>& fields();
 };
+// Dropout's Keras config besides rate (the constructor's): seed is written as Keras 3 does and ignored when loading.
+inline const FieldTable<DropoutOptions>& DropoutOptions::fields() {
+    static const auto table = FieldTable<DropoutOptions>()
+        .nulls({"noise_shape"})
+        .fixed("seed", "null", true, false);
+    return table;
+}
 // Zeroes a fraction `rate` of inputs while training and scales the rest by 1/(1-rate).
 class KERAS_API Dropout : public Layer {
 public:
@@ -24,11 +33,18 @@ public:
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
     nlohmann::json get_config() const override;
     float rate;
+    DropoutOptions options;
 };
 
 struct KERAS_API ActivationOptions {
     std::string name{};
+    static const FieldTable<ActivationOptions>& fields();
 };
+// Activation's Keras config is its activation, the constructor's argument.
+inline const FieldTable<ActivationOptions>& ActivationOptions::fields() {
+    static const auto table = FieldTable<ActivationOptions>();
+    return table;
+}
 class KERAS_API Activation : public Layer {
 public:
     explicit Activation(const std::string& activation, ActivationOptions options = {});
@@ -37,11 +53,19 @@ public:
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
     nlohmann::json get_config() const override;
     keras::Activation activation;
+    ActivationOptions options;
 };
 
 struct KERAS_API FlattenOptions {
     std::string name{};
+    static const FieldTable<FlattenOptions>& fields();
 };
+// Flatten's Keras config.
+inline const FieldTable<FlattenOptions>& FlattenOptions::fields() {
+    static const auto table = FieldTable<FlattenOptions>()
+        .fixed("data_format", "\"channels_last\"");
+    return table;
+}
 // (batch, d1, d2, ...) -> (batch, d1*d2*...).
 class KERAS_API Flatten : public Layer {
 public:
@@ -50,13 +74,22 @@ public:
     Tensor call(const Tensor& x, CallContext& ctx) override;
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
     nlohmann::json get_config() const override;
+    FlattenOptions options;
 protected:
     void check_input_shape(const Shape& input_shape) const override;
 };
 
 struct KERAS_API GlobalAveragePooling1DOptions {
     std::string name{};
+    static const FieldTable<GlobalAveragePooling1DOptions>& fields();
 };
+// GlobalAveragePooling1D's Keras config.
+inline const FieldTable<GlobalAveragePooling1DOptions>& GlobalAveragePooling1DOptions::fields() {
+    static const auto table = FieldTable<GlobalAveragePooling1DOptions>()
+        .fixed("data_format", "\"channels_last\"")
+        .fixed("keepdims", "false");
+    return table;
+}
 // (batch, steps, features) -> (batch, features), the mean over steps; with a mask, the mean over the
 // real steps only (Keras: a sample with no real step gives NaN, 0/0).
 class KERAS_API GlobalAveragePooling1D : public Layer {
@@ -68,13 +101,20 @@ public:
     // The steps axis is gone: no mask comes out.
     Tensor compute_mask(const Tensor&, const Tensor&) const override { return {}; }
     nlohmann::json get_config() const override;
+    GlobalAveragePooling1DOptions options;
 protected:
     void check_input_shape(const Shape& input_shape) const override;
 };
 
 struct KERAS_API RepeatVectorOptions {
     std::string name{};
+    static const FieldTable<RepeatVectorOptions>& fields();
 };
+// RepeatVector's Keras config is n, the constructor's argument.
+inline const FieldTable<RepeatVectorOptions>& RepeatVectorOptions::fields() {
+    static const auto table = FieldTable<RepeatVectorOptions>();
+    return table;
+}
 // (batch, features) -> (batch, n, features): the input repeated n times along a new time axis
 // (the bridge from an encoder's final state to a decoder's steps).
 class KERAS_API RepeatVector : public Layer {
@@ -85,6 +125,7 @@ public:
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
     nlohmann::json get_config() const override;
     int64_t n;
+    RepeatVectorOptions options;
 protected:
     void check_input_shape(const Shape& input_shape) const override;
 };

@@ -6,6 +6,7 @@
 
 #include "keras/activations.hpp"
 #include "keras/layer.hpp"
+#include "keras/layers/fields.hpp"
 
 namespace keras::layers {
 
@@ -15,7 +16,20 @@ struct KERAS_API DenseOptions {
     std::string kernel_initializer = "glorot_uniform";
     std::string bias_initializer = "zeros";
     std::string name{};
+    static const FieldTable<DenseOptions>& fields();
 };
+
+// Dense's Keras config (get_config and loading); units is the constructor's.
+inline const FieldTable<DenseOptions>& DenseOptions::fields() {
+    using O = DenseOptions;
+    static const auto table = FieldTable<O>()
+        .nulls({"kernel_regularizer", "bias_regularizer", "kernel_constraint", "bias_constraint", "quantization_config"})
+        .activation("activation", &O::activation)
+        .boolean("use_bias", &O::use_bias)
+        .initializer("kernel_initializer", &O::kernel_initializer)
+        .initializer("bias_initializer", &O::bias_initializer);
+    return table;
+}
 
 // y = activation(x W + b) over the last axis; input (batch, ..., features).
 class KERAS_API Dense : public Layer {

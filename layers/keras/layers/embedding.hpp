@@ -5,6 +5,7 @@
 #include <string>
 
 #include "keras/layer.hpp"
+#include "keras/layers/fields.hpp"
 
 namespace keras::layers {
 
@@ -13,7 +14,19 @@ struct KERAS_API EmbeddingOptions {
     // Id 0 is padding: the layer's mask is ids != 0 (Keras's mask_zero).
     bool mask_zero = false;
     std::string name{};
+    static const FieldTable<EmbeddingOptions>& fields();
 };
+
+// Embedding's Keras config (get_config and loading); input_dim and output_dim are the constructor's.
+inline const FieldTable<EmbeddingOptions>& EmbeddingOptions::fields() {
+    using O = EmbeddingOptions;
+    static const auto table = FieldTable<O>()
+        .nulls({"embeddings_regularizer", "embeddings_constraint", "activity_regularizer"})
+        .fixed("quantization_config", "null", true, false)   // written as Keras 3 does; not checked, as before
+        .initializer("embeddings_initializer", &O::embeddings_initializer)
+        .boolean("mask_zero", &O::mask_zero);
+    return table;
+}
 
 // Turns token ids (int32 / int64, any shape) into dense vectors: (batch, T) -> (batch, T, output_dim).
 // An id outside [0, input_dim) is an error that names the id and where it was.

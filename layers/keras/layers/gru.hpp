@@ -7,12 +7,12 @@
 namespace keras::layers {
 
 struct KERAS_API GRUOptions {
-    std::string activation = "tanh";
-    std::string recurrent_activation = "sigmoid";
+    std::string activation = recurrent_defaults::activation;
+    std::string recurrent_activation = recurrent_defaults::recurrent_activation;
     bool use_bias = true;
-    std::string kernel_initializer = "glorot_uniform";
-    std::string recurrent_initializer = "orthogonal";
-    std::string bias_initializer = "zeros";
+    std::string kernel_initializer = recurrent_defaults::kernel_initializer;
+    std::string recurrent_initializer = recurrent_defaults::recurrent_initializer;
+    std::string bias_initializer = recurrent_defaults::bias_initializer;
     float dropout = 0.0f;
     // Keras's recurrent dropout: drops h_{t-1} before the recurrent products while training (one
     // mask per sequence and gate); forces the step loop while training (docs/recurrent.md).
@@ -29,16 +29,23 @@ struct KERAS_API GRUOptions {
     // With a mask and return_sequences: zeros at masked steps instead of the previous output.
     bool zero_output_for_mask = false;
     std::string name = {};   // empty: an automatic unique name
+    static const FieldTable<GRUOptions>& fields();
 };
+// GRU's Keras config: its cell's arguments, then the sequence's; units is the constructor's.
+inline const FieldTable<GRUOptions>& GRUOptions::fields() {
+    using O = GRUOptions;
+    static const auto table = FieldTable<O>().with(gru_cell_fields<O>).with(recurrent_sequence_fields<O>)
+        .fixed("seed", "null", true, false);   // Keras 3 writes it for LSTM and GRU; ignored when loading
+    return table;
+}
 
 // Gated Recurrent Unit; gates in Keras's order z (update), r (reset), h (candidate).
 class KERAS_API GRU : public RNNBase {
 public:
     explicit GRU(int64_t units, GRUOptions options = {});
     nlohmann::json get_config() const override;
-
-protected:
-    Shape bias_shape() const override;
+    // The cell it runs over the sequence: its options and weights (Keras's GRU.cell).
+    const GRUCell& cell() const;
 };
 
 }  // namespace keras::layers

@@ -7,12 +7,12 @@
 namespace keras::layers {
 
 struct KERAS_API LSTMOptions {
-    std::string activation = "tanh";
-    std::string recurrent_activation = "sigmoid";
+    std::string activation = recurrent_defaults::activation;
+    std::string recurrent_activation = recurrent_defaults::recurrent_activation;
     bool use_bias = true;
-    std::string kernel_initializer = "glorot_uniform";
-    std::string recurrent_initializer = "orthogonal";
-    std::string bias_initializer = "zeros";
+    std::string kernel_initializer = recurrent_defaults::kernel_initializer;
+    std::string recurrent_initializer = recurrent_defaults::recurrent_initializer;
+    std::string bias_initializer = recurrent_defaults::bias_initializer;
     bool unit_forget_bias = true;   // forget-gate bias starts at 1
     float dropout = 0.0f;
     // Keras's recurrent dropout: drops h_{t-1} before the recurrent products while training (one
@@ -29,17 +29,23 @@ struct KERAS_API LSTMOptions {
     // With a mask and return_sequences: zeros at masked steps instead of the previous output.
     bool zero_output_for_mask = false;
     std::string name = {};   // empty: an automatic unique name
+    static const FieldTable<LSTMOptions>& fields();
 };
+// LSTM's Keras config: its cell's arguments, then the sequence's; units is the constructor's.
+inline const FieldTable<LSTMOptions>& LSTMOptions::fields() {
+    using O = LSTMOptions;
+    static const auto table = FieldTable<O>().with(lstm_cell_fields<O>).with(recurrent_sequence_fields<O>)
+        .fixed("seed", "null", true, false);   // Keras 3 writes it for LSTM and GRU; ignored when loading
+    return table;
+}
 
 // Long Short-Term Memory (Hochreiter 1997); gates in Keras's order i, f, c, o.
 class KERAS_API LSTM : public RNNBase {
 public:
     explicit LSTM(int64_t units, LSTMOptions options = {});
     nlohmann::json get_config() const override;
-    bool unit_forget_bias;
-
-protected:
-    void init_bias(Tensor& bias) const override;
+    // The cell it runs over the sequence: its options and weights (Keras's LSTM.cell).
+    const LSTMCell& cell() const;
 };
 
 }  // namespace keras::layers

@@ -6,12 +6,19 @@
 #include <string>
 
 #include "keras/layer.hpp"
+#include "keras/layers/fields.hpp"
 
 namespace keras::layers {
 
 struct KERAS_API MaskingOptions {
     std::string name{};
+    static const FieldTable<MaskingOptions>& fields();
 };
+// Masking's Keras config is mask_value, the constructor's argument.
+inline const FieldTable<MaskingOptions>& MaskingOptions::fields() {
+    static const auto table = FieldTable<MaskingOptions>();
+    return table;
+}
 
 // (batch, steps, features) -> the same shape. A step whose features all equal mask_value is padding:
 // its output is zeroed and its mask entry is 0, so later layers (RNNs, pooling, losses) skip it.
@@ -26,6 +33,7 @@ public:
     nlohmann::json get_config() const override;
 
     float mask_value;
+    MaskingOptions options;
 
 protected:
     void check_input_shape(const Shape& input_shape) const override { check_min_ndim(input_shape, 2); }

@@ -8,12 +8,19 @@
 #include <vector>
 
 #include "keras/layer.hpp"
+#include "keras/layers/fields.hpp"
 
 namespace keras::layers {
 
 struct KERAS_API MergeOptions {
     std::string name{};
+    static const FieldTable<MergeOptions>& fields();
 };
+// Add's, Multiply's and Average's Keras config: nothing besides the name.
+inline const FieldTable<MergeOptions>& MergeOptions::fields() {
+    static const auto table = FieldTable<MergeOptions>();
+    return table;
+}
 
 // The merge layers' base (Keras's Merge): list inputs only, built from their shapes. For the
 // element-wise merges, unlike Keras, which broadcasts size-1 axes, inputs must have equal shapes (None
@@ -29,13 +36,16 @@ public:
     // Keras 3: the logical OR of the input masks, undefined as soon as one input has none
     // (tf_keras / Keras 2 took the AND of the masks present instead).
     Tensor compute_mask_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& masks) const override;
+    nlohmann::json get_config() const override;
+    MergeOptions options;
 protected:
-    using Layer::Layer;
+    Merge(const std::string& class_name, MergeOptions options)
+        : Layer(class_name, options.name), options(std::move(options)) {}
 };
 
 class KERAS_API Add : public Merge {
 public:
-    explicit Add(MergeOptions options = {}) : Merge("Add", options.name) {}
+    explicit Add(MergeOptions options = {}) : Merge("Add", std::move(options)) {}
     Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
     std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
 };
@@ -44,7 +54,7 @@ public:
 // input has a mask, the steps that none of them marks as real are 0.
 class KERAS_API Multiply : public Merge {
 public:
-    explicit Multiply(MergeOptions options = {}) : Merge("Multiply", options.name) {}
+    explicit Multiply(MergeOptions options = {}) : Merge("Multiply", std::move(options)) {}
     Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
     std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
 
@@ -60,7 +70,7 @@ private:
 
 class KERAS_API Average : public Merge {
 public:
-    explicit Average(MergeOptions options = {}) : Merge("Average", options.name) {}
+    explicit Average(MergeOptions options = {}) : Merge("Average", std::move(options)) {}
     Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
     std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
 };
@@ -68,7 +78,12 @@ public:
 struct KERAS_API ConcatenateOptions {
     int axis = -1;
     std::string name{};
+    static const FieldTable<ConcatenateOptions>& fields();
 };
+inline const FieldTable<ConcatenateOptions>& ConcatenateOptions::fields() {
+    static const auto table = FieldTable<ConcatenateOptions>().integer("axis", &ConcatenateOptions::axis);
+    return table;
+}
 // Joins its inputs along `axis`; every other axis must match.
 class KERAS_API Concatenate : public Merge {
 public:
@@ -81,6 +96,7 @@ public:
     Tensor compute_mask_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& masks) const override;
     nlohmann::json get_config() const override;
     int axis;
+    ConcatenateOptions concatenate_options;
 private:
     size_t positive_axis(size_t rank) const;
 };

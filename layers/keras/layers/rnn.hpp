@@ -1,5 +1,9 @@
-// What SimpleRNN, LSTM and GRU share: weights in Keras's layout, input and recurrent dropout, the
-// loop over time delegated to the backend (a fused library primitive where it can, a step loop where it cannot).
+// What SimpleRNN, LSTM and GRU share: as in Keras, each is a recurrent layer over its cell (LSTM over
+// LSTMCell, ...). The cell validates the cell's options and owns the weights (Keras's layout, created
+// by the cell's build); the layer keeps what is about the sequence: return_sequences / return_state,
+// go_backwards, stateful states, masks, input and recurrent dropout, and the loop over time, delegated
+// to the backend with the cell's spec and weights (a fused library primitive where it can, a step loop
+// where it cannot).
 #pragma once
 
 #include "keras/export.hpp"
@@ -9,17 +13,32 @@
 
 #include "keras/backend_types.hpp"
 #include "keras/layer.hpp"
+#include "keras/layers/fields.hpp"
+#include "keras/layers/rnn_cells.hpp"
 
 namespace keras::layers {
 
 struct MaskedSteps;   // masked_steps.hpp (internal)
 
-// The recurrent arguments every Keras RNN layer takes.
+// The Keras config fields about the sequence that SimpleRNN, LSTM and GRU share (Keras's RNN
+// arguments and the layers' dropout), for any options struct with these members.
+template <typename O>
+void recurrent_sequence_fields(FieldTable<O>& t) {
+    t.fixed("time_major", "false", false, true)   // Keras 2's; only false loads
+        .nulls({"activity_regularizer"})
+        .fixed("unroll", "false", true, false)     // written as Keras does; ignored when loading, as before
+        .number("dropout", &O::dropout)
+        .number("recurrent_dropout", &O::recurrent_dropout)
+        .boolean("return_sequences", &O::return_sequences)
+        .boolean("return_state", &O::return_state)
+        .boolean("go_backwards", &O::go_backwards)
+        .boolean("stateful", &O::stateful)
+        .boolean("zero_output_for_mask", &O::zero_output_for_mask);
+}
+
+// The sequence's arguments every Keras RNN layer takes (the cell's are the cell's), copied from the
+// layer's options by key (convert_fields).
 struct KERAS_API RecurrentCommon {
-    bool use_bias = true;
-    std::string kernel_initializer = "glorot_uniform";
-    std::string recurrent_initializer = "orthogonal";
-    std::string bias_initializer = "zeros";
     float dropout = 0.0f;             // input dropout: one mask per sequence, shared by all steps (per gate
                                       // for LSTM / GRU with recurrent_dropout, as Keras 3)
     float recurrent_dropout = 0.0f;   // on h_{t-1}: one (N, units) mask per sequence and gate
@@ -28,7 +47,12 @@ struct KERAS_API RecurrentCommon {
     bool go_backwards = false;
     bool stateful = false;
     bool zero_output_for_mask = false;   // masked steps output zeros rather than the previous output
+    static const FieldTable<RecurrentCommon>& fields();
 };
+inline const FieldTable<RecurrentCommon>& RecurrentCommon::fields() {
+    static const auto table = FieldTable<RecurrentCommon>().with(recurrent_sequence_fields<RecurrentCommon>);
+    return table;
+}
 
 class KERAS_API RNNBase : public Layer {
 public:
@@ -37,6 +61,7 @@ public:
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
     // Keras: the output keeps the input's mask with return_sequences, and has none otherwise.
     Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
+    // The Layer's keys and units; each layer adds its options' fields.
     nlohmann::json get_config() const override;
     std::string implementation_note() const override;
 
@@ -51,8 +76,11 @@ public:
     int state_count() const { return spec_.cell == backend::RnnCell::lstm ? 2 : 1; }
 
     int64_t units() const { return spec_.units; }
+    // The fused call's spec: the cell's, with the sequence's go_backwards and recurrent dropout.
     const backend::RnnSpec& spec() const { return spec_; }
     const RecurrentCommon& common() const { return common_; }
+    // The cell the layer runs over the sequence; its weights are the layer's.
+    const RNNCell& cell() const { return *cell_.ptr; }
 
     // Stateful layers: zeroes the kept states (Keras's reset_states()); the batch size stays fixed.
     void reset_states();
@@ -68,14 +96,14 @@ public:
     void check_symbolic_input(const Shape& input_shape) const override;
 
 protected:
-    RNNBase(const std::string& class_name, const std::string& name, backend::RnnSpec spec,
-            RecurrentCommon common);
+    // Then the derived constructor gives the layer its cell (set_cell), named as the layer so that the
+    // cell's errors name the layer the user made (and no automatic "lstm_cell" name is used up).
+    RNNBase(const std::string& class_name, const std::string& name, RecurrentCommon common);
+    void set_cell(std::shared_ptr<RNNCell> cell);
     void check_input_shape(const Shape& input_shape) const override;
+    // The cell creates the weights; they become the layer's (same Variables, same names and order).
     void build(const Shape& input_shape) override;
-    // Bias shape and initial value differ by cell (LSTM unit_forget_bias, GRU reset_after).
-    virtual Shape bias_shape() const;
-    virtual void init_bias(Tensor& bias) const { (void)bias; }
-    int gates() const;
+    int gates() const { return cell_.ptr->gates(); }
     backend::RnnWeights weights_view() const;
 
     backend::RnnSpec spec_;
@@ -123,7 +151,20 @@ private:
     // returned states' (return_state); each may be undefined. backward() and backward_outputs() use it.
     backend::RnnGradients call_gradients(const Tensor& dy, const Tensor& dh, const Tensor& dc, CallContext& ctx);
 
-    VariablePtr kernel_, recurrent_kernel_, bias_;
+    // A copied layer gets a copy of the cell, so copies built apart have their own weights (as before
+    // the layer held a cell); moves keep the same cell.
+    struct CellHolder {
+        std::shared_ptr<RNNCell> ptr;
+        CellHolder() = default;
+        CellHolder(const CellHolder& other) : ptr(other.ptr ? other.ptr->clone() : nullptr) {}
+        CellHolder(CellHolder&&) = default;
+        CellHolder& operator=(const CellHolder& other) {
+            ptr = other.ptr ? other.ptr->clone() : nullptr;
+            return *this;
+        }
+        CellHolder& operator=(CellHolder&&) = default;
+    };
+    CellHolder cell_;
     Tensor state_h_, state_c_;          // stateful: the last batch's final states
     int64_t stateful_batch_size_ = -1;
     bool batch_size_from_input_ = false;   // fixed by build() (the input's batch size), not by a call

@@ -17,8 +17,51 @@
 
 #include "keras/backend_types.hpp"
 #include "keras/layer.hpp"
+#include "keras/layers/fields.hpp"
 
 namespace keras::layers {
+
+// Keras's defaults of the recurrent cells' and layers' arguments, spelled once for the options structs
+// of SimpleRNN, LSTM, GRU and their cells (and the loader, which takes a struct's defaults).
+namespace recurrent_defaults {
+inline constexpr const char* activation = "tanh";
+inline constexpr const char* recurrent_activation = "sigmoid";
+inline constexpr const char* kernel_initializer = "glorot_uniform";
+inline constexpr const char* recurrent_initializer = "orthogonal";
+inline constexpr const char* bias_initializer = "zeros";
+}  // namespace recurrent_defaults
+
+// The Keras config fields of every recurrent cell, shared by the cells' and the layers' tables (an
+// LSTM's config holds its cell's arguments, as Keras's does), for any options struct with these members.
+template <typename O>
+void recurrent_cell_fields(FieldTable<O>& t) {
+    t.nulls({"kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "kernel_constraint",
+             "recurrent_constraint", "bias_constraint"})
+        .activation("activation", &O::activation)
+        .boolean("use_bias", &O::use_bias)
+        .initializer("kernel_initializer", &O::kernel_initializer)
+        .initializer("recurrent_initializer", &O::recurrent_initializer)
+        .initializer("bias_initializer", &O::bias_initializer);
+}
+template <typename O>
+void lstm_cell_fields(FieldTable<O>& t) {
+    t.with(recurrent_cell_fields<O>)
+        .activation("recurrent_activation", &O::recurrent_activation)
+        .boolean("unit_forget_bias", &O::unit_forget_bias);
+}
+template <typename O>
+void gru_cell_fields(FieldTable<O>& t) {
+    t.with(recurrent_cell_fields<O>)
+        .activation("recurrent_activation", &O::recurrent_activation)
+        // Keras before 2.3 had no reset_after and computed the original GRU: an absent key is false.
+        .boolean("reset_after", &O::reset_after, "false");
+}
+// What only a cell's config has: Keras 3's seed (ignored when loading), and the dropout arguments,
+// which kerascpp's cells keep at 0 (the layers take them).
+template <typename O>
+void cell_only_fields(FieldTable<O>& t) {
+    t.fixed("seed", "null", true, false).fixed("dropout", "0.0").fixed("recurrent_dropout", "0.0");
+}
 
 // What a step returns: the output (N, units) and the new states ({h} or {h, c} for LSTM).
 struct KERAS_API CellOutput {
@@ -52,9 +95,22 @@ public:
     Shape compute_output_shape(const Shape& input_shape) const override;
     Tensor call(const Tensor& x, CallContext& ctx) override;
     Tensor backward(const Tensor& dy, CallContext& ctx) override;
+    // The Layer's keys and units; each cell adds its options' fields.
     nlohmann::json get_config() const override;
 
+    // ---- What a recurrent layer (SimpleRNN / LSTM / GRU, RNNBase) uses of the cell it holds: the cell
+    // validates its options and creates the weights (build_for({-1, features})); the layer runs the whole
+    // sequence through the backend's fused entry point with the cell's spec and weights, and hands the
+    // weight gradients back.
     const backend::RnnSpec& spec() const { return spec_; }
+    // kernel (features, gates * units), recurrent_kernel (units, gates * units), bias (or undefined).
+    backend::RnnWeights weights_view() const;
+    // Adds a backward pass's weight gradients (shaped as weights_view()) into each Variable::grad.
+    void add_weight_gradients(const backend::RnnWeights& gradients);
+    // 1 (SimpleRNNCell), 4 (LSTMCell: i, f, c, o) or 3 (GRUCell: z, r, h).
+    int gates() const;
+    // A copy of this cell (sharing its weights once built): a copied layer holds its own cell.
+    virtual std::shared_ptr<RNNCell> clone() const = 0;
 
 protected:
     struct Initializers {
@@ -65,70 +121,102 @@ protected:
     void build(const Shape& input_shape) override;
     virtual Shape bias_shape() const;
     virtual void init_bias(Tensor& bias) const { (void)bias; }
-    int gates() const;
 
     backend::RnnSpec spec_;
     Initializers init_;
 
 private:
     void check_states(const Tensor& x, const std::vector<Tensor>& states) const;
-    backend::RnnWeights weights_view() const;
     VariablePtr kernel_, recurrent_kernel_, bias_;
 };
 
 struct KERAS_API SimpleRNNCellOptions {
-    std::string activation = "tanh";
+    std::string activation = recurrent_defaults::activation;
     bool use_bias = true;
-    std::string kernel_initializer = "glorot_uniform";
-    std::string recurrent_initializer = "orthogonal";
-    std::string bias_initializer = "zeros";
+    std::string kernel_initializer = recurrent_defaults::kernel_initializer;
+    std::string recurrent_initializer = recurrent_defaults::recurrent_initializer;
+    std::string bias_initializer = recurrent_defaults::bias_initializer;
     std::string name = {};   // empty: an automatic unique name
+    static const FieldTable<SimpleRNNCellOptions>& fields();
 };
+inline const FieldTable<SimpleRNNCellOptions>& SimpleRNNCellOptions::fields() {
+    using O = SimpleRNNCellOptions;
+    static const auto table = FieldTable<O>().with(recurrent_cell_fields<O>).with(cell_only_fields<O>);
+    return table;
+}
 // h_t = activation(x_t W + h_{t-1} U + b); output = new state = h_t.
 class KERAS_API SimpleRNNCell : public RNNCell {
 public:
     explicit SimpleRNNCell(int64_t units, SimpleRNNCellOptions options = {});
+    nlohmann::json get_config() const override;
+    const SimpleRNNCellOptions& options() const { return options_; }
+    std::shared_ptr<RNNCell> clone() const override { return std::make_shared<SimpleRNNCell>(*this); }
+
+private:
+    SimpleRNNCellOptions options_;
 };
 
 struct KERAS_API LSTMCellOptions {
-    std::string activation = "tanh";
-    std::string recurrent_activation = "sigmoid";
+    std::string activation = recurrent_defaults::activation;
+    std::string recurrent_activation = recurrent_defaults::recurrent_activation;
     bool use_bias = true;
-    std::string kernel_initializer = "glorot_uniform";
-    std::string recurrent_initializer = "orthogonal";
-    std::string bias_initializer = "zeros";
+    std::string kernel_initializer = recurrent_defaults::kernel_initializer;
+    std::string recurrent_initializer = recurrent_defaults::recurrent_initializer;
+    std::string bias_initializer = recurrent_defaults::bias_initializer;
     bool unit_forget_bias = true;   // forget-gate bias starts at 1
     std::string name = {};
+    static const FieldTable<LSTMCellOptions>& fields();
 };
+inline const FieldTable<LSTMCellOptions>& LSTMCellOptions::fields() {
+    using O = LSTMCellOptions;
+    static const auto table = FieldTable<O>().with(lstm_cell_fields<O>).with(cell_only_fields<O>);
+    return table;
+}
 // Gates i, f, c, o (Keras's order); states {h, c}; output = h.
 class KERAS_API LSTMCell : public RNNCell {
 public:
     explicit LSTMCell(int64_t units, LSTMCellOptions options = {});
     nlohmann::json get_config() const override;
+    const LSTMCellOptions& options() const { return options_; }
+    std::shared_ptr<RNNCell> clone() const override { return std::make_shared<LSTMCell>(*this); }
     bool unit_forget_bias;
 
 protected:
     void init_bias(Tensor& bias) const override;
+
+private:
+    LSTMCellOptions options_;
 };
 
 struct KERAS_API GRUCellOptions {
-    std::string activation = "tanh";
-    std::string recurrent_activation = "sigmoid";
+    std::string activation = recurrent_defaults::activation;
+    std::string recurrent_activation = recurrent_defaults::recurrent_activation;
     bool use_bias = true;
-    std::string kernel_initializer = "glorot_uniform";
-    std::string recurrent_initializer = "orthogonal";
-    std::string bias_initializer = "zeros";
+    std::string kernel_initializer = recurrent_defaults::kernel_initializer;
+    std::string recurrent_initializer = recurrent_defaults::recurrent_initializer;
+    std::string bias_initializer = recurrent_defaults::bias_initializer;
     bool reset_after = true;   // bias (2, 3 * units) as the GRU layer's
     std::string name = {};
+    static const FieldTable<GRUCellOptions>& fields();
 };
+inline const FieldTable<GRUCellOptions>& GRUCellOptions::fields() {
+    using O = GRUCellOptions;
+    static const auto table = FieldTable<O>().with(gru_cell_fields<O>).with(cell_only_fields<O>);
+    return table;
+}
 // Gates z, r, h (Keras's order); states {h}; output = h.
 class KERAS_API GRUCell : public RNNCell {
 public:
     explicit GRUCell(int64_t units, GRUCellOptions options = {});
     nlohmann::json get_config() const override;
+    const GRUCellOptions& options() const { return options_; }
+    std::shared_ptr<RNNCell> clone() const override { return std::make_shared<GRUCell>(*this); }
 
 protected:
     Shape bias_shape() const override;
+
+private:
+    GRUCellOptions options_;
 };
 
 }  // namespace keras::layers

@@ -6,12 +6,12 @@
 
 namespace keras::layers {
 
-struct KERAS_API SimpleRNNOptions {
-    std::string activation = "tanh";
+struct SimpleRNNOptions {
+    std::string activation = recurrent_defaults::activation;
     bool use_bias = true;
-    std::string kernel_initializer = "glorot_uniform";
-    std::string recurrent_initializer = "orthogonal";
-    std::string bias_initializer = "zeros";
+    std::string kernel_initializer = recurrent_defaults::kernel_initializer;
+    std::string recurrent_initializer = recurrent_defaults::recurrent_initializer;
+    std::string bias_initializer = recurrent_defaults::bias_initializer;
     float dropout = 0.0f;
     // Keras's recurrent dropout: drops h_{t-1} before the recurrent products while training (one
     // mask per sequence and gate); forces the step loop while training (docs/recurrent.md).
@@ -27,12 +27,22 @@ struct KERAS_API SimpleRNNOptions {
     // With a mask and return_sequences: zeros at masked steps instead of the previous output.
     bool zero_output_for_mask = false;
     std::string name = {};   // empty: an automatic unique name
+    static const FieldTable<SimpleRNNOptions>& fields();
 };
+// SimpleRNN's Keras config: its cell's arguments, then the sequence's; units is the constructor's.
+inline const FieldTable<SimpleRNNOptions>& SimpleRNNOptions::fields() {
+    using O = SimpleRNNOptions;
+    static const auto table = FieldTable<O>().with(recurrent_cell_fields<O>).with(recurrent_sequence_fields<O>);
+    return table;
+}
 
 // Fully-connected RNN: h_t = activation(x_t W + h_{t-1} U + b).
 class KERAS_API SimpleRNN : public RNNBase {
 public:
     explicit SimpleRNN(int64_t units, SimpleRNNOptions options = {});
+    nlohmann::json get_config() const override;
+    // The cell it runs over the sequence: its options and weights (Keras's SimpleRNN.cell).
+    const SimpleRNNCell& cell() const;
 };
 
 }  // namespace keras::layers

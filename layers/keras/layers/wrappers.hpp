@@ -6,12 +6,19 @@
 #include <string>
 
 #include "keras/layer.hpp"
+#include "keras/layers/fields.hpp"
 
 namespace keras::layers {
 
 struct KERAS_API TimeDistributedOptions {
     std::string name{};
+    static const FieldTable<TimeDistributedOptions>& fields();
 };
+// TimeDistributed's Keras config besides its "layer" (a nested layer entry, the constructor's).
+inline const FieldTable<TimeDistributedOptions>& TimeDistributedOptions::fields() {
+    static const auto table = FieldTable<TimeDistributedOptions>();
+    return table;
+}
 // Applies `layer` to every slice x[:, t] of a (batch, steps, ...) input, with the same weights for
 // all steps: the steps are folded into the batch axis, so any layer that works per sample works here
 // (Dense, Activation, Dropout, Flatten, ...). The wrapped layer's weights are the wrapper's.
@@ -36,6 +43,7 @@ protected:
 
 private:
     LayerPtr layer_;
+    TimeDistributedOptions options_;
 };
 
 }  // namespace keras::layers
