@@ -14,6 +14,7 @@
 #include "keras/layers/core.hpp"
 #include "keras/layers/dense.hpp"
 #include "keras/layers/embedding.hpp"
+#include "keras/layers/global_max_pooling1d.hpp"
 #include "keras/layers/gru.hpp"
 #include "keras/layers/lstm.hpp"
 #include "keras/layers/masking.hpp"
@@ -142,6 +143,7 @@ const std::map<std::string, std::function<LayerPtr(const ConfigReader&)>>& facto
         {"GRU", recurrent<GRU, GRUOptions>}, {"Dropout", dropout}, {"Masking", masking}, {"Activation", activation},
         {"Flatten", options_only<Flatten, FlattenOptions>},
         {"GlobalAveragePooling1D", options_only<GlobalAveragePooling1D, GlobalAveragePooling1DOptions>},
+        {"GlobalMaxPooling1D", options_only<GlobalMaxPooling1D, GlobalMaxPooling1DOptions>},
         {"Add", options_only<Add, MergeOptions>}, {"Multiply", options_only<Multiply, MergeOptions>},
         {"Average", options_only<Average, MergeOptions>}, {"Concatenate", options_only<Concatenate, ConcatenateOptions>},
         {"RepeatVector", repeat_vector}, {"TimeDistributed", time_distributed}, {"Bidirectional", bidirectional},

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdio>
 
 #include "keras/keras.hpp"
 #include "test_helpers.hpp"
@@ -29,15 +30,26 @@ TEST_CASE("GlobalMaxPooling1D: the maximum over the steps, as Keras's shapes and
         }
     layers::GlobalMaxPooling1D keep({.keepdims = true});
     CHECK(keep.build_for({-1, 5, 3}) == Shape{-1, 1, 3});
-    layers::GlobalMaxPooling1D first({.data_format = "channels_first"});
-    CHECK(first.build_for({-1, 3, 5}) == Shape{-1, 3});
-    CHECK(message_of<ValueError>([] { layers::GlobalMaxPooling1D({.data_format = "nchw"}); }).find("data_format") !=
-          std::string::npos);
     CHECK(message_of<ValueError>([&] { layers::GlobalMaxPooling1D().build_for({-1, 3}); }).find("expected ndim=3") !=
           std::string::npos);
     const auto config = keep.get_config();
     CHECK(config["keepdims"] == true);
     CHECK(config["data_format"] == "channels_last");
+}
+
+TEST_CASE("GlobalMaxPooling1D saves and loads through a model file") {
+    Sequential model;
+    model.add(layers::Input({5, 3}));
+    model.add(layers::GlobalMaxPooling1D({.keepdims = true, .name = "pool"}));
+    model.add(layers::Flatten());
+    model.add(layers::Dense(2));
+    const std::string path = "test_pooling_model.h5";
+    model.save(path);
+    auto loaded = models::load_model(path);
+    const Tensor x = wavy({4, 5, 3}, 0.1, 0.8, 1.0);
+    CHECK(values_of(loaded->predict(x, {.verbose = 0})) == values_of(model.predict(x, {.verbose = 0})));
+    CHECK(loaded->get_layer("pool")->get_config()["keepdims"] == true);
+    std::remove(path.c_str());
 }
 
 TEST_CASE("GlobalMaxPooling1D: the gradient goes to each feature's maximum step only (finite differences)") {

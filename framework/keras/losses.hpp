@@ -144,6 +144,10 @@ private:
     std::string name_;
 };
 
+// Makes `name` a loss that compile() and load_model() (a saved training config) resolve: Keras's
+// custom_objects. `factory` makes a fresh loss each time.
+KERAS_API void register_loss(const std::string& name, std::function<LossPtr()> factory);
+
 // Keras's shape rule for element-wise losses and metrics: y_true must have y_pred's shape, except that
 // a trailing axis of size 1 may be missing on either side ((N,) against (N, 1) is accepted, as Keras's
 // squeeze_or_expand_to_same_rank does). Returns the common shape after that alignment; otherwise

@@ -3,6 +3,7 @@
 
 #include "keras/export.hpp"
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -108,6 +109,24 @@ public:
     void update_state(const Tensor&, const Tensor&) override {}
     void add(double value, double weight) { total_ += value * weight; count_ += weight; }
 };
+
+// A metric written as a function of ops (Keras's MeanMetricWrapper, what compile() makes of a Python
+// function): fn(y_true, y_pred) returns one value per sample (or per step, which an output mask
+// weighs); the metric is their running mean over the epoch.
+class KERAS_API MeanMetricWrapper : public Metric {
+public:
+    using Function = std::function<Tensor(const Tensor& y_true, const Tensor& y_pred)>;
+    MeanMetricWrapper(Function fn, std::string name);
+    void update_state(const Tensor& y_true, const Tensor& y_pred) override { update_state_masked(y_true, y_pred, {}); }
+    void update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) override;
+
+private:
+    Function fn_;
+};
+
+// Makes `name` a metric that compile() (and load_model(), for a saved training config) resolves:
+// Keras's custom_objects. `factory` makes a fresh metric each time.
+KERAS_API void register_metric(const std::string& name, std::function<MetricPtr()> factory);
 
 // Resolves a Keras metric string. "accuracy"/"acc" (any case) picks binary accuracy when the model
 // has one output unit or the loss is binary crossentropy, sparse categorical accuracy for the sparse

@@ -315,7 +315,20 @@ double MeanAbsoluteError::compute_masked(const Tensor& y_true, const Tensor& y_p
 
 // ---- lookup by Keras identifier
 
+namespace {
+std::map<std::string, std::function<LossPtr()>>& registered_losses() {
+    static std::map<std::string, std::function<LossPtr()>> table;
+    return table;
+}
+}  // namespace
+
+void register_loss(const std::string& name, std::function<LossPtr()> factory) {
+    if (name.empty() || !factory) value_error("register_loss: needs a name and a factory");
+    registered_losses()[name] = std::move(factory);
+}
+
 LossPtr get(const std::string& name) {
+    if (auto it = registered_losses().find(name); it != registered_losses().end()) return it->second();
     using Factory = std::function<LossPtr()>;
     static const std::map<std::string, Factory> table = {
         {"binary_crossentropy", [] { return std::make_shared<BinaryCrossentropy>(); }},

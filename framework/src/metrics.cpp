@@ -189,7 +189,31 @@ bool is_accuracy_alias(std::string name) {
 
 }  // namespace
 
+namespace {
+std::map<std::string, std::function<MetricPtr()>>& registered_metrics() {
+    static std::map<std::string, std::function<MetricPtr()>> table;
+    return table;
+}
+}  // namespace
+
+void register_metric(const std::string& name, std::function<MetricPtr()> factory) {
+    if (name.empty() || !factory) value_error("register_metric: needs a name and a factory");
+    registered_metrics()[name] = std::move(factory);
+}
+
+MeanMetricWrapper::MeanMetricWrapper(Function fn, std::string name) : Metric(std::move(name)), fn_(std::move(fn)) {
+    if (!fn_) value_error("MeanMetricWrapper \"{}\": the function is empty", this->name());
+}
+
+void MeanMetricWrapper::update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) {
+    const Tensor values = fn_(y_true, y_pred).to(Device::cpu());
+    if (!values.defined() || values.dtype() != DType::float32 || values.numel() == 0)
+        value_error("Metric \"{}\" must return a float32 tensor of per-sample (or per-step) values", name());
+    add_values(to_doubles(values), y_pred.ndim() ? y_pred.dim(0) : 1, mask, y_pred.shape());
+}
+
 MetricPtr get(const std::string& name, const std::string& loss_name, int64_t output_units) {
+    if (auto it = registered_metrics().find(name); it != registered_metrics().end()) return it->second();
     if (is_accuracy_alias(name)) {
         const std::string loss = canonical_loss_name(loss_name);
         if (output_units == 1 || loss == "binary_crossentropy") return std::make_shared<BinaryAccuracy>(name);

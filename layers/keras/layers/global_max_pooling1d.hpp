@@ -1,23 +1,31 @@
 // Keras's GlobalMaxPooling1D: the maximum over the steps axis, (batch, steps, features) ->
-// (batch, features), or (batch, 1, features) with keepdims. Written with ops: build + call only.
+// (batch, features), or (batch, 1, features) with keepdims. Written with ops: call only; the
+// backward pass is automatic and the config comes from the options' field table.
 #pragma once
 
 #include <string>
 
 #include "keras/export.hpp"
 #include "keras/layer.hpp"
+#include "keras/layers/fields.hpp"
 
 namespace keras::layers {
 
 struct KERAS_API GlobalMaxPooling1DOptions {
-    std::string data_format = "channels_last";   // or "channels_first": (batch, features, steps)
     bool keepdims = false;
     std::string name = {};
+    static const FieldTable<GlobalMaxPooling1DOptions>& fields() {
+        static const auto table = FieldTable<GlobalMaxPooling1DOptions>()
+            .fixed("data_format", "\"channels_last\"")
+            .boolean("keepdims", &GlobalMaxPooling1DOptions::keepdims);
+        return table;
+    }
 };
 
 class KERAS_API GlobalMaxPooling1D : public Layer {
 public:
-    explicit GlobalMaxPooling1D(GlobalMaxPooling1DOptions options = {});
+    explicit GlobalMaxPooling1D(GlobalMaxPooling1DOptions options = {})
+        : Layer("GlobalMaxPooling1D", options.name), options(std::move(options)) {}
     Tensor call(const Tensor& inputs) override;
     nlohmann::json get_config() const override;
     GlobalMaxPooling1DOptions options;
