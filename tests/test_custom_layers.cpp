@@ -357,3 +357,73 @@ TEST_CASE("a custom metric and a registered custom loss: by name in compile(), a
     CHECK(message_of<ValueError>([] { metrics::get("no_such_metric", "mse", 1); }) ==
           "Could not interpret metric identifier: no_such_metric");
 }
+
+TEST_CASE("GradientTape through fused layers: an Embedding + LSTM model's tape step equals fit()'s step") {
+    Tensor ids({12, 7}, DType::int32);
+    for (int64_t i = 0; i < ids.numel(); ++i) ids.data<int32_t>()[i] = static_cast<int32_t>((i * 7 + 3) % 20);
+    const Tensor y = wavy({12, 1}, 0.4, 0.9, 0.5);
+    auto make = [] {
+        utils::set_random_seed(21);
+        auto m = std::make_shared<Sequential>();
+        m->add(layers::Input({7}));
+        m->add(layers::Embedding(20, 4));
+        m->add(layers::LSTM(5, {.return_sequences = true}));
+        m->add(std::make_shared<AttentionPooling>(3));   // an ops-written layer between fused ones
+        m->add(layers::Dense(1));
+        m->compile(optimizers::SGD(0.2f), "mse");
+        return m;
+    };
+    auto by_fit = make(), by_tape = make();
+    by_fit->fit(ids, y, {.batch_size = 12, .epochs = 1, .shuffle = false, .verbose = 0});
+    optimizers::SGD sgd(0.2f);
+    {
+        GradientTape tape;
+        Tensor loss = ops::mean(ops::square(ops::subtract(y, (*by_tape)(ids, {.training = true}))));
+        sgd.apply(tape.gradient(loss, by_tape->trainable_weights()), by_tape->trainable_weights());
+    }
+    const auto a = by_fit->get_weights(), b = by_tape->get_weights();
+    REQUIRE(a.size() == b.size());
+    for (size_t k = 0; k < a.size(); ++k) {
+        const auto va = values_of(a[k]), vb = values_of(b[k]);
+        for (size_t i = 0; i < va.size(); ++i) CHECK(va[i] == doctest::Approx(vb[i]).epsilon(1e-5).scale(1.0));
+    }
+}
+
+TEST_CASE("train_step overridden with a GradientTape: fit() runs it, and it takes the default step") {
+    // Keras's "customizing what happens in fit()": the loss computed with ops under a tape.
+    struct TapeModel : Sequential {
+        Logs train_step(const Batch& batch) override {
+            GradientTape tape;
+            Tensor pred = (*this)(batch.x[0], {.training = true});
+            Tensor loss = ops::mean(ops::square(ops::subtract(batch.y[0].to(pred.device()), pred)));
+            optimizer().apply(tape.gradient(loss, trainable_weights()), trainable_weights());
+            Logs logs;
+            logs.set("loss", loss.to(Device::cpu()).item());
+            ++steps;
+            return logs;
+        }
+        int steps = 0;
+    };
+    const Tensor x = wavy({24, 3}, 0.2, 0.7, 1.0);
+    const Tensor y = wavy({24, 2}, 0.9, 0.4, 1.0);
+    auto build = [](Sequential& m) {
+        utils::set_random_seed(13);
+        m.add(layers::Input({3}));
+        m.add(layers::Dense(4, "tanh"));
+        m.add(std::make_shared<MyDense>(2));
+        m.compile(optimizers::SGD(0.1f), "mse");
+    };
+    TapeModel custom;
+    Sequential plain;
+    build(custom);
+    build(plain);
+    auto history = custom.fit(x, y, {.batch_size = 8, .epochs = 2, .shuffle = false, .verbose = 0});
+    plain.fit(x, y, {.batch_size = 8, .epochs = 2, .shuffle = false, .verbose = 0});
+    CHECK(custom.steps == 6);
+    CHECK(history["loss"].size() == 2);
+    const auto a = custom.get_weights(), b = plain.get_weights();
+    for (size_t k = 0; k < a.size(); ++k) {
+        const auto va = values_of(a[k]), vb = values_of(b[k]);
+        for (size_t i = 0; i < va.size(); ++i) CHECK(va[i] == doctest::Approx(vb[i]).epsilon(1e-5).scale(1.0));
+    }
+}
