@@ -427,3 +427,37 @@ TEST_CASE("train_step overridden with a GradientTape: fit() runs it, and it take
         for (size_t i = 0; i < va.size(); ++i) CHECK(va[i] == doctest::Approx(vb[i]).epsilon(1e-5).scale(1.0));
     }
 }
+
+TEST_CASE("layer(x) on a batch: built on first use, recorded on a tape for fused and ops-written layers alike") {
+    utils::set_random_seed(17);
+    layers::Dense dense(3);
+    MyDense mine(2);
+    const Tensor x = wavy({4, 5}, 0.3, 0.9, 1.0);
+    CHECK(dense(x).shape() == Shape{4, 3});
+    auto objective = [&] { return ops::sum(ops::square(mine(ops::tanh(dense(x, true)), true))); };
+    std::vector<Tensor> g_dense, g_mine;
+    {
+        GradientTape tape({.persistent = true});
+        Tensor loss = objective();
+        g_dense = tape.gradient(loss, dense.trainable_weights());
+        g_mine = tape.gradient(loss, mine.trainable_weights());
+    }
+    REQUIRE(g_dense.size() == 2);
+    REQUIRE(g_mine.size() == 2);
+    // Variable::grad is left as it was (the tape hands the gradients back instead).
+    CHECK_FALSE(dense.weights()[0]->grad.defined());
+    // Each weight's gradient against a central difference of the eager objective.
+    for (auto [w, g] : {std::pair{dense.weights()[0], g_dense[0]}, std::pair{dense.weights()[1], g_dense[1]},
+                        std::pair{mine.weights()[0], g_mine[0]}}) {
+        for (int64_t i = 0; i < w->value.numel(); i += 3) {
+            float* p = w->value.data<float>() + i;
+            const float saved = *p;
+            *p = saved + 1e-2f;
+            const double up = objective().item();
+            *p = saved - 1e-2f;
+            const double down = objective().item();
+            *p = saved;
+            CHECK(g.item(i) == doctest::Approx((up - down) / 2e-2).epsilon(5e-3).scale(1.0));
+        }
+    }
+}

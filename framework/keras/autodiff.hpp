@@ -53,6 +53,13 @@ KERAS_API std::vector<Tensor> gradients(const std::vector<Tensor>& targets, cons
                               const std::vector<std::shared_ptr<Node>>& sources,
                               std::vector<std::pair<const Variable*, Tensor>>* variable_grads = nullptr);
 
+// Records a computation whose backward is a layer's hand-written one: run_backward(dy) adds the
+// weights' gradients into their Variable::grad and returns the input's gradient (undefined: none).
+// The recorded backward hands those gradients to the tape and leaves Variable::grad as it was.
+KERAS_API Tensor record_accumulating(const std::string& op, Tensor out, const Tensor& input,
+                                     const std::vector<VariablePtr>& weights,
+                                     std::function<Tensor(const Tensor& dy)> run_backward);
+
 // A fresh leaf for x (same values, new identity): gradients can then be asked with respect to it.
 KERAS_API Tensor watch_leaf(const Tensor& x);
 

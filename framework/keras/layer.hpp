@@ -85,6 +85,11 @@ public:
     // symbolic output, recording the call as a Node. `auto x = (*dense)(inp);` or `dense->operator()(inp)`.
     // The layer must be owned by a std::shared_ptr (keras::share(layers::Dense(4)) makes one).
     KerasTensor operator()(const KerasTensor& x);
+    // Keras's layer(x) on a batch: builds the layer for x on first use and runs it. While a
+    // GradientTape records, the call is recorded (a fused layer as one op whose backward is its own),
+    // so tape.gradient(loss, layer.trainable_weights()) reaches the weights. The layer must outlive
+    // the tape's gradient() call.
+    Tensor operator()(const Tensor& x, bool training = false);
     KerasTensor operator()(const std::vector<KerasTensor>& xs);
     // How many times the layer was called on symbolic tensors (Keras's node index of the next call).
     int node_count() const { return node_count_; }

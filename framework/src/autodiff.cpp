@@ -1,6 +1,7 @@
 #include "keras/autodiff.hpp"
 
 #include <algorithm>
+#include <utility>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -90,6 +91,24 @@ Tensor read(const Variable& variable) {
     Tensor t = variable.value.detached();
     t.set_grad_node(leaf(t, &variable, "read " + variable.name));
     return t;
+}
+
+Tensor record_accumulating(const std::string& op, Tensor out, const Tensor& input,
+                           const std::vector<VariablePtr>& weights, std::function<Tensor(const Tensor& dy)> run_backward) {
+    std::vector<Tensor> inputs{input};
+    for (const auto& w : weights) inputs.push_back(read(*w));
+    auto backward = [weights, run_backward = std::move(run_backward)](const Tensor& dy) {
+        // Keep what the grad fields held (fit()'s own gradients) and hand back only this call's share.
+        std::vector<Tensor> kept;
+        for (const auto& w : weights) kept.push_back(std::exchange(w->grad, Tensor{}));
+        std::vector<Tensor> grads{run_backward(dy)};
+        for (size_t i = 0; i < weights.size(); ++i) {
+            grads.push_back(weights[i]->grad);
+            weights[i]->grad = kept[i];
+        }
+        return grads;
+    };
+    return record(op, out.detached(), inputs, std::move(backward));
 }
 
 Tensor watch_leaf(const Tensor& x) {

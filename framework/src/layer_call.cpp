@@ -84,6 +84,17 @@ std::vector<Tensor> Layer::recorded_backward(const std::vector<Tensor>& dys, Cal
 
 Tensor Layer::backward(const Tensor& dy, CallContext& ctx) { return recorded_backward({dy}, ctx)[0]; }
 
+Tensor Layer::operator()(const Tensor& x, bool training) {
+    if (!built()) build_for(x.shape());
+    auto ctx = std::make_shared<CallContext>();
+    ctx->training = training;
+    Tensor y = call(x, *ctx);
+    // An ops-written layer's output already carries its record; a fused layer's gets one here.
+    if (!autodiff::recording() || y.grad_node() || y.dtype() != DType::float32) return y;
+    return autodiff::record_accumulating("layer " + name_, y, x, trainable_weights(),
+                                         [this, ctx](const Tensor& dy) { return backward(dy, *ctx); });
+}
+
 Shape Layer::compute_output_shape(const Shape& input_shape) const {
     // call() is not const (it may create state): trial runs go through a non-const self, record
     // nothing and leave no trace but the shapes.

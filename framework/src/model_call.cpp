@@ -17,25 +17,12 @@ Tensor Model::operator()(const Tensor& x, const CallOptions& options) {
     Tensor y = forward(xs, *contexts, options.training)[0];
     if (!autodiff::recording()) return y;
 
-    // Inputs of the recorded op: the batch (no gradient is sent to it), then a read of every
-    // trainable weight, whose gradients the layers' backward pass fills in.
-    const std::vector<VariablePtr> weights = trainable_weights();
-    std::vector<Tensor> inputs{x};
-    for (const auto& w : weights) inputs.push_back(autodiff::read(*w));
-    auto backward = [this, contexts, weights](const Tensor& dy) {
-        // The layers add into Variable::grad: keep what the fields held (fit()'s own gradients) and
-        // hand back only this call's share.
-        std::vector<Tensor> kept;
-        for (const auto& w : weights) kept.push_back(std::exchange(w->grad, Tensor{}));
+    // One recorded op whose backward runs the layers' backward passes (hand-written or automatic) on
+    // the contexts of this call; the batch itself gets no gradient.
+    return autodiff::record_accumulating("model " + name_, y, x, trainable_weights(), [this, contexts](const Tensor& dy) {
         this->backward({dy}, *contexts);
-        std::vector<Tensor> grads{Tensor{}};
-        for (size_t i = 0; i < weights.size(); ++i) {
-            grads.push_back(weights[i]->grad.defined() ? weights[i]->grad : Tensor{});
-            weights[i]->grad = kept[i];
-        }
-        return grads;
-    };
-    return autodiff::record("model " + name_, y.detached(), inputs, backward);
+        return Tensor{};
+    });
 }
 
 }  // namespace keras
