@@ -23,12 +23,7 @@ Dropout::Dropout(float rate, DropoutOptions options)
 Tensor Dropout::call(const Tensor& x, CallContext& ctx) {
     ctx.saved.clear();
     if (!ctx.training || rate == 0.0f) return x;
-    // Inverted dropout: kept values are scaled by 1/(1-rate) so inference needs no change.
-    Tensor mask(x.shape(), DType::float32);
-    float* m = mask.data<float>();
-    const float scale = 1.0f / (1.0f - rate);
-    for (int64_t i = 0; i < mask.numel(); ++i) m[i] = random::uniform01() >= rate ? scale : 0.0f;
-    mask = mask.to(x.device());
+    const Tensor mask = random::dropout_mask(x.shape(), rate, x.device());
     ctx.saved = {mask};
     return backend::for_tensor(x).multiply(x, mask);
 }

@@ -461,3 +461,17 @@ TEST_CASE("layer(x) on a batch: built on first use, recorded on a tape for fused
         }
     }
 }
+
+TEST_CASE("an ops-written layer's output shape is found by trial runs once per input shape") {
+    int calls = 0;
+    layers::Lambda counted([&calls](const Tensor& t) {
+        ++calls;
+        return ops::sum(t, -1);
+    });
+    Layer& layer = counted;
+    CHECK(layer.compute_output_shape({-1, 4, 3}) == Shape{-1, 4});
+    CHECK(calls == 2);   // None axis: two trial sizes
+    CHECK(layer.compute_output_shape({-1, 4, 3}) == Shape{-1, 4});
+    CHECK(layer.compute_output_shape({2, 4, 3}) == Shape{2, 4});
+    CHECK(calls == 3);   // the repeated shape ran nothing; a new, fully known one ran once
+}

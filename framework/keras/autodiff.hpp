@@ -35,7 +35,6 @@ struct KERAS_API Node {
     BackwardFn backward;                             // empty for leaves
     const Variable* variable = nullptr;              // set on a variable's leaf
     Shape shape;                                     // the output's shape
-    DType dtype = DType::float32;
 };
 
 // Whether ops record now: some GradientTape is recording on this thread and no stop_recording is open.
@@ -122,7 +121,6 @@ private:
     void check_usable();
     bool persistent_;
     bool used_ = false;
-    bool active_ = true;
 };
 
 // An op with a gradient the caller writes (TensorFlow's tf.custom_gradient, PyTorch's

@@ -14,6 +14,7 @@
 
 #include <any>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -185,6 +186,9 @@ private:
     std::vector<VariablePtr> weights_;
     int node_count_ = 0;
     mutable bool warned_mask_dropped_ = false;
+    // The default compute_output_shape's trial runs, by input shape: a model rebuilds its layers'
+    // shapes on every fit / predict / model(x) call, and a trial run is a forward pass.
+    mutable std::map<Shape, Shape> inferred_output_shapes_;
 };
 
 // Moves a layer value into shared ownership, for one-line functional calls:

@@ -8,6 +8,8 @@
 #include <random>
 #include <vector>
 
+#include "keras/tensor.hpp"
+
 namespace keras {
 
 namespace utils {
@@ -29,6 +31,9 @@ KERAS_API double uniform01();
 KERAS_API double uniform(double lo, double hi);
 // Standard normal (Box-Muller on uniform01).
 KERAS_API double normal();
+// An inverted-dropout mask of `shape` on `device`: each entry kept with probability 1 - rate and
+// then 1 / (1 - rate), else 0 (so inference needs no rescaling). Dropout layers and ops::dropout draw it.
+KERAS_API Tensor dropout_mask(const Shape& shape, float rate, Device device = Device::cpu());
 // Fisher-Yates shuffle of 0..n-1.
 KERAS_API std::vector<int64_t> permutation(int64_t n);
 }  // namespace random

@@ -22,7 +22,6 @@ std::shared_ptr<Node> leaf(const Tensor& x, const Variable* variable, const std:
     node->op = op;
     node->variable = variable;
     node->shape = x.shape();
-    node->dtype = x.dtype();
     return node;
 }
 
@@ -81,7 +80,6 @@ Tensor record(const std::string& op, Tensor out, const std::vector<Tensor>& inpu
     node->inputs = std::move(nodes);
     node->backward = std::move(backward);
     node->shape = out.shape();
-    node->dtype = out.dtype();
     out.set_grad_node(std::move(node));
     return out;
 }
@@ -191,9 +189,7 @@ StopRecording::~StopRecording() { pauses = saved_; }
 
 GradientTape::GradientTape(GradientTapeOptions options) : persistent_(options.persistent) { ++autodiff::open_tapes; }
 
-GradientTape::~GradientTape() {
-    if (active_) --autodiff::open_tapes;
-}
+GradientTape::~GradientTape() { --autodiff::open_tapes; }
 
 void GradientTape::watch(Tensor& x) { x = autodiff::watch_leaf(x); }
 

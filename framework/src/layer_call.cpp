@@ -96,18 +96,20 @@ Tensor Layer::operator()(const Tensor& x, bool training) {
 }
 
 Shape Layer::compute_output_shape(const Shape& input_shape) const {
+    if (auto it = inferred_output_shapes_.find(input_shape); it != inferred_output_shapes_.end()) return it->second;
     // call() is not const (it may create state): trial runs go through a non-const self, record
     // nothing and leave no trace but the shapes.
     auto* self = const_cast<Layer*>(this);
     autodiff::StopRecording no_tape;
     const bool has_none = std::any_of(input_shape.begin(), input_shape.end(), [](int64_t d) { return d < 0; });
-    const Shape a = self->call(trial_input(input_shape, 1), false).shape();
-    if (!has_none) return a;
-    const Shape b = self->call(trial_input(input_shape, 2), false).shape();
-    if (a.size() != b.size()) return a;
-    Shape out = a;
-    for (size_t i = 0; i < out.size(); ++i)
-        if (a[i] != b[i]) out[i] = -1;   // follows a None axis of the input
+    Shape out = self->call(trial_input(input_shape, 1), false).shape();
+    if (has_none) {
+        const Shape b = self->call(trial_input(input_shape, 2), false).shape();
+        if (out.size() == b.size())
+            for (size_t i = 0; i < out.size(); ++i)
+                if (out[i] != b[i]) out[i] = -1;   // follows a None axis of the input
+    }
+    inferred_output_shapes_.emplace(input_shape, out);
     return out;
 }
 

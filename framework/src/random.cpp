@@ -51,6 +51,14 @@ std::vector<int64_t> permutation(int64_t n) {
     }
     return p;
 }
+Tensor dropout_mask(const Shape& shape, float rate, Device device) {
+    Tensor mask(shape, DType::float32);
+    float* m = mask.data<float>();
+    const float scale = 1.0f / (1.0f - rate);
+    for (int64_t i = 0; i < mask.numel(); ++i) m[i] = uniform01() >= rate ? scale : 0.0f;
+    return mask.to(device);
+}
+
 }  // namespace random
 
 namespace utils {

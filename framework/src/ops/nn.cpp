@@ -63,12 +63,7 @@ Tensor dropout(const Tensor& x, float rate) {
         value_error("ops.dropout: Invalid value received for argument `rate`. Expected a float value between 0 and 1. "
                     "Received: rate={}", rate);
     if (rate == 0.0f) return x;
-    // Kept entries scaled by 1 / (1 - rate), drawn on the host from keras::random as the Dropout layer does.
-    Tensor mask(x.shape(), DType::float32);
-    float* m = mask.data<float>();
-    const float scale = 1.0f / (1.0f - rate);
-    for (int64_t i = 0; i < mask.numel(); ++i) m[i] = random::uniform01() >= rate ? scale : 0.0f;
-    return multiply(x, mask.to(x.device()));
+    return multiply(x, random::dropout_mask(x.shape(), rate, x.device()));   // the Dropout layer's draws
 }
 
 }  // namespace keras::ops

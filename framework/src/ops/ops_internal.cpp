@@ -35,6 +35,11 @@ std::vector<int> normalize_axes(const std::string& op, const Axes& axes, int ndi
     return out;
 }
 
+Tensor expand_to(const Tensor& x, const Shape& shape) {
+    // Adding zeros of the target shape lets the backend's broadcasting binary op do the copy.
+    return backend_of(x).binary(backend::BinaryOp::add, Tensor::zeros(shape, DType::float32, x.device()), x);
+}
+
 Tensor sum_to(const Tensor& g, const Shape& shape) {
     if (g.shape() == shape) return g;
     const size_t lead = g.shape().size() - shape.size();

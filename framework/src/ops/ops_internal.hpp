@@ -15,6 +15,8 @@ namespace keras::ops::detail {
 int normalize_axis(const std::string& op, int axis, int ndim);
 // Sorted distinct axes of Axes (every axis for None).
 std::vector<int> normalize_axes(const std::string& op, const Axes& axes, int ndim);
+// x broadcast to `shape` (a copy; nothing recorded): sum_to's adjoint.
+Tensor expand_to(const Tensor& x, const Shape& shape);
 // g summed over the axes along which a tensor of `shape` was broadcast to g's shape.
 Tensor sum_to(const Tensor& g, const Shape& shape);
 // The operands' common device (a scalar follows the other operand); ValueError when they differ.

@@ -28,8 +28,7 @@ Tensor reduction(const std::string& name, ReduceOp op, const Tensor& x, const Ax
     auto backward = [op, x = x.detached(), kept = kept.detached()](const Tensor& dy) {
         // Spread dy back over the reduced axes: every position for sum / mean, the extreme
         // positions (shared equally between ties) for max / min.
-        const Tensor g = backend_of(dy).binary(BinaryOp::add, Tensor::zeros(x.shape(), DType::float32, dy.device()),
-                                               dy.reshape(kept.shape()));
+        const Tensor g = detail::expand_to(dy.reshape(kept.shape()), x.shape());
         if (op == ReduceOp::sum) return std::vector<Tensor>{g};
         if (op == ReduceOp::mean) {
             const double count = static_cast<double>(x.numel()) / std::max<int64_t>(kept.numel(), 1);

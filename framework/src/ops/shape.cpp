@@ -93,7 +93,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
         if (from != to && from != 1)
             value_error("ops.broadcast_to: cannot broadcast shape {} to {}", shape_str(x.shape()), shape_str(shape));
     }
-    Tensor y = backend_of(x).binary(backend::BinaryOp::add, Tensor::zeros(shape, DType::float32, x.device()), x);
+    Tensor y = detail::expand_to(x, shape);
     return autodiff::record("broadcast_to", y, {x}, [xs = x.shape()](const Tensor& dy) {
         return std::vector<Tensor>{detail::sum_to(dy, xs)};
     });

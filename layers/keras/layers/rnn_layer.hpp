@@ -72,7 +72,6 @@ public:
     void check_initial_state(const Shape& input_shape, const std::vector<Shape>& states) const override;
 
     Tensor call(const Tensor& x, CallContext& ctx) override;
-    Tensor backward(const Tensor& dy, CallContext& ctx) override { return recorded_backward({dy}, ctx)[0]; }
     std::vector<Tensor> call_outputs(const Tensor& x, const std::vector<Tensor>& initial_state, CallContext& ctx) override;
     std::vector<Tensor> backward_outputs(const std::vector<Tensor>& dys, CallContext& ctx) override {
         return recorded_backward(dys, ctx);
