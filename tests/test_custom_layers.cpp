@@ -475,3 +475,30 @@ TEST_CASE("an ops-written layer's output shape is found by trial runs once per i
     CHECK(layer.compute_output_shape({2, 4, 3}) == Shape{2, 4});
     CHECK(calls == 3);   // the repeated shape ran nothing; a new, fully known one ran once
 }
+
+TEST_CASE("bad input to the new entry points gets a message naming what is wrong") {
+    // RNN(cell): initial_state of the wrong count / shape.
+    layers::RNN rnn(std::make_shared<MinimalRNNCell>(3), {.name = "my_rnn"});
+    CHECK(message_of<ValueError>([&] { rnn.check_initial_state({-1, 4, 2}, {{-1, 3}, {-1, 3}}); }) ==
+          "Layer \"my_rnn\" expects 1 state(s) in `initial_state`, but it received 2");
+    CHECK(message_of<ValueError>([&] { rnn.check_initial_state({-1, 4, 2}, {{-1, 5}}); }) ==
+          "Layer \"my_rnn\": initial state 0 has shape (None, 5), expected (batch, 3)");
+    CHECK(message_of<ValueError>([] { layers::RNN(nullptr); }) == "RNN: the cell is null");
+    // A loss returning one value per sample while the output's mask asks for one per step.
+    losses::LossFunctionWrapper per_sample([](const Tensor& y, const Tensor& p) { return ops::mean(ops::subtract(y, p), {1, 2}); },
+                                           "per_sample");
+    const Tensor y = wavy({2, 3, 4}, 0.1, 1.0, 1.0);
+    CHECK(message_of<ValueError>([&] { per_sample.compute_masked(y, y, Tensor::full({2, 3}, 1.0f), nullptr); })
+              .find("returned 2 values of shape (2,), but the output's mask needs one per step (6 of them)") !=
+          std::string::npos);
+    // A metric returning integers; a null variable given to an op; an unwatched tape source.
+    metrics::MeanMetricWrapper ints([](const Tensor&, const Tensor& p) { return ops::cast(p, DType::int32); }, "ints");
+    CHECK(message_of<ValueError>([&] { ints.update_state(y, y); }) ==
+          "Metric \"ints\" must return a float32 tensor of per-sample (or per-step) values");
+    CHECK(message_of<ValueError>([] { ops::matmul(ops::ones({2, 2}), VariablePtr{}); }) == "ops: a variable argument is null");
+    GradientTape tape;
+    const Tensor plain = ops::ones({2});
+    CHECK(message_of<ValueError>([&] { tape.gradient(ops::sum(plain), plain); }).find("source 0 was not watched") !=
+          std::string::npos);
+    CHECK(message_of<ValueError>([] { metrics::register_metric("", nullptr); }) == "register_metric: needs a name and a factory");
+}
