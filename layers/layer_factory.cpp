@@ -21,6 +21,7 @@
 #include "keras/layers/merge.hpp"
 #include "keras/layers/simple_rnn.hpp"
 #include "keras/layers/rnn_cells.hpp"
+#include "keras/layers/rnn_layer.hpp"
 #include "keras/layers/wrappers.hpp"
 #include "config_reader.hpp"
 
@@ -135,6 +136,23 @@ LayerPtr bidirectional(const ConfigReader& f) {
     return finish(Bidirectional(nested_layer(f, "layer"), std::move(options)), f);
 }
 
+// Keras's RNN(cell) with one of its own cells; a list of cells (StackedRNNCells) or a custom cell
+// class has no loader.
+LayerPtr rnn(const ConfigReader& f) {
+    common_checks(f);
+    auto options = read_fields<RNNOptions>(f);
+    if (!f.has("cell")) f.fail("cell", "missing");
+    const json& entry = f.raw("cell");
+    if (entry.is_array())
+        f.fail("cell", "a list of cells (StackedRNNCells) is not supported: stack RNN layers instead");
+    if (!entry.is_object() || !entry.contains("class_name") || !entry["class_name"].is_string() ||
+        !entry.contains("config"))
+        f.fail("cell", "expected a cell entry {\"class_name\": ..., \"config\": ...}, got " + entry.dump());
+    auto cell = std::dynamic_pointer_cast<RNNCell>(
+        cell_from_config(entry["class_name"].get<std::string>(), entry["config"], f.source()));
+    return finish(RNN(std::move(cell), std::move(options)), f);
+}
+
 // An explicit table (not self-registration, which a static link would drop).
 const std::map<std::string, std::function<LayerPtr(const ConfigReader&)>>& factories() {
     static const std::map<std::string, std::function<LayerPtr(const ConfigReader&)>> table = {
@@ -147,6 +165,7 @@ const std::map<std::string, std::function<LayerPtr(const ConfigReader&)>>& facto
         {"Add", options_only<Add, MergeOptions>}, {"Multiply", options_only<Multiply, MergeOptions>},
         {"Average", options_only<Average, MergeOptions>}, {"Concatenate", options_only<Concatenate, ConcatenateOptions>},
         {"RepeatVector", repeat_vector}, {"TimeDistributed", time_distributed}, {"Bidirectional", bidirectional},
+        {"RNN", rnn},
     };
     return table;
 }

@@ -1,6 +1,7 @@
 #include "keras/layers/rnn_layer.hpp"
 
 #include "keras/errors.hpp"
+#include "keras/layers/rnn.hpp"
 #include "keras/ops.hpp"
 
 namespace keras::layers {
@@ -11,21 +12,57 @@ std::vector<Tensor> AbstractRNNCell::get_initial_state(int64_t batch_size, Devic
     return states;
 }
 
+namespace {
+// The recurrent layer a built-in cell runs in: what LSTM / GRU / SimpleRNN are, over the given cell
+// (shared with the user, its weights are the RNN's), named as the RNN so errors name the user's layer.
+class CellRNN final : public RNNBase {
+public:
+    CellRNN(const std::string& name, const RNNOptions& o, std::shared_ptr<RNNCell> cell)
+        : RNNBase("RNN", name, RecurrentCommon{.return_sequences = o.return_sequences, .return_state = o.return_state,
+                                               .go_backwards = o.go_backwards, .stateful = o.stateful,
+                                               .zero_output_for_mask = o.zero_output_for_mask}) {
+        set_cell(std::move(cell));
+    }
+};
+}  // namespace
+
 RNN::RNN(std::shared_ptr<AbstractRNNCell> cell, RNNOptions options)
-    : Layer("RNN", options.name), cell_(std::move(cell)), options_(options) {
+    : Layer("RNN", options.name), cell_layer_(cell), cell_(std::move(cell)), options_(options) {
     if (!cell_) value_error("RNN: the cell is null");
     supports_masking = true;
 }
 
+RNN::RNN(std::shared_ptr<RNNCell> cell, RNNOptions options) : Layer("RNN", options.name), cell_layer_(cell), options_(options) {
+    if (!cell) value_error("RNN: the cell is null");
+    fused_ = std::make_shared<CellRNN>(name(), options_, std::move(cell));
+    supports_masking = true;
+}
+
+std::vector<int64_t> RNN::state_sizes() const {
+    if (fused_) return std::vector<int64_t>(static_cast<size_t>(fused_->state_count()), fused_->units());
+    return cell_->state_size();
+}
+
 void RNN::check_input_shape(const Shape& input_shape) const { check_ndim(input_shape, 3); }
 
+void RNN::check_symbolic_input(const Shape& input_shape) const {
+    if (fused_) fused_->check_symbolic_input(input_shape);
+}
+
 void RNN::build(const Shape& input_shape) {
-    // The cell is built for one step's input; its weights are this layer's (one set of Variables).
+    // The cell is built for one step's input (a built-in cell through its recurrent layer, which checks
+    // the input as LSTM / GRU / SimpleRNN do); its weights are this layer's (one set of Variables).
+    if (fused_) {
+        fused_->build_for(input_shape);
+        track_weights_of(*fused_);
+        return;
+    }
     cell_->build_for({input_shape[0], input_shape[2]});
     track_weights_of(*cell_);
 }
 
 Shape RNN::compute_output_shape(const Shape& input_shape) const {
+    if (fused_) return fused_->compute_output_shape(input_shape);
     const int64_t out = cell_->output_size();
     return options_.return_sequences ? Shape{input_shape[0], input_shape[1], out} : Shape{input_shape[0], out};
 }
@@ -33,7 +70,7 @@ Shape RNN::compute_output_shape(const Shape& input_shape) const {
 std::vector<Shape> RNN::compute_output_shapes(const Shape& input_shape) const {
     std::vector<Shape> shapes{compute_output_shape(input_shape)};
     if (options_.return_state)
-        for (int64_t size : cell_->state_size()) shapes.push_back({input_shape[0], size});
+        for (int64_t size : state_sizes()) shapes.push_back({input_shape[0], size});
     return shapes;
 }
 
@@ -42,6 +79,7 @@ Tensor RNN::compute_mask(const Tensor&, const Tensor& mask) const {
 }
 
 void RNN::check_initial_state(const Shape& input_shape, const std::vector<Shape>& states) const {
+    if (fused_) return fused_->check_initial_state(input_shape, states);
     if (states.empty()) return;
     const auto sizes = cell_->state_size();
     if (states.size() != sizes.size())
@@ -54,9 +92,32 @@ void RNN::check_initial_state(const Shape& input_shape, const std::vector<Shape>
                         shape_str(states[i]), sizes[i]);
 }
 
-Tensor RNN::call(const Tensor& x, CallContext& ctx) { return call_outputs(x, {}, ctx)[0]; }
+Tensor RNN::call(const Tensor& x, CallContext& ctx) {
+    if (fused_) return fused_->call(x, ctx);
+    return call_outputs(x, {}, ctx)[0];
+}
+
+Tensor RNN::backward(const Tensor& dy, CallContext& ctx) {
+    return fused_ ? fused_->backward(dy, ctx) : Layer::backward(dy, ctx);
+}
+
+std::vector<Tensor> RNN::backward_outputs(const std::vector<Tensor>& dys, CallContext& ctx) {
+    return fused_ ? fused_->backward_outputs(dys, ctx) : recorded_backward(dys, ctx);
+}
+
+std::string RNN::implementation_note() const {
+    return fused_ ? fused_->implementation_note() : "step loop over " + cell_->class_name() + " (autodiff)";
+}
+
+void RNN::reset_states() {
+    if (fused_) fused_->reset_states();
+    states_.clear();
+}
+
+std::vector<Tensor> RNN::states() const { return fused_ ? fused_->states() : states_; }
 
 std::vector<Tensor> RNN::call_outputs(const Tensor& x, const std::vector<Tensor>& initial_state, CallContext& ctx) {
+    if (fused_) return fused_->call_outputs(x, initial_state, ctx);
     std::vector<Shape> shapes;
     for (const auto& s : initial_state) shapes.push_back(s.shape());
     check_initial_state(x.shape(), shapes);
@@ -111,13 +172,12 @@ std::vector<Tensor> RNN::run(const Tensor& x, const std::vector<Tensor>& initial
 
 nlohmann::json RNN::get_config() const {
     auto config = Layer::get_config();
-    config["return_sequences"] = options_.return_sequences;
-    config["return_state"] = options_.return_state;
-    config["go_backwards"] = options_.go_backwards;
-    config["stateful"] = options_.stateful;
-    config["unroll"] = options_.unroll;
-    config["zero_output_for_mask"] = options_.zero_output_for_mask;
-    config["cell"] = {{"class_name", cell_->class_name()}, {"config", cell_->get_config()}};
+    write_fields(config, options_);
+    config["cell"] = {{"class_name", cell_layer_->class_name()}, {"config", cell_layer_->get_config()}};
+    if (fused_) {   // Keras's own cell classes, as Keras 3 writes them
+        config["cell"]["module"] = "keras.layers";
+        config["cell"]["registered_name"] = nullptr;
+    }
     return config;
 }
 

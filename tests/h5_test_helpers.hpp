@@ -9,6 +9,24 @@
 
 namespace test_helpers {
 
+// An .h5 model file's model_config attribute (a variable-length string), read through the HDF5 C API
+// so tests do not depend on kerascpp's own reader.
+inline std::string read_model_config(const std::string& path) {
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) throw std::runtime_error("read_model_config: cannot open " + path);
+    const hid_t attr = H5Aopen(f, "model_config", H5P_DEFAULT);
+    const hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    char* p = nullptr;
+    H5Aread(attr, type, &p);
+    std::string out = p ? p : "";
+    H5free_memory(p);
+    H5Tclose(type);
+    H5Aclose(attr);
+    H5Fclose(f);
+    return out;
+}
+
 // Replaces an .h5 model file's model_config attribute (a variable-length string, as we write it), to
 // test how load_model reacts to a config it cannot rebuild.
 inline void rewrite_model_config(const std::string& path, const nlohmann::json& config) {

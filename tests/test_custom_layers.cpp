@@ -97,7 +97,8 @@ std::pair<Tensor, Tensor> sequence_task(int64_t n, int64_t steps, int64_t featur
 TEST_CASE("docs/custom_layers.md quotes the example files this test compiles, verbatim") {
     const std::string docs = std::string(KERASCPP_TESTS_DIR) + "/../docs/";
     const std::string page = read_text(docs + "custom_layers.md");
-    for (const char* file : {"my_dense.hpp", "attention_pooling.hpp", "huber_loss.hpp", "minimal_rnn_cell.hpp"}) {
+    for (const char* file : {"my_dense.hpp", "attention_pooling.hpp", "scaled_dot_attention.hpp", "huber_loss.hpp",
+                             "minimal_rnn_cell.hpp"}) {
         INFO(file);
         CHECK(page.find(read_text(docs + "custom_layers/" + file)) != std::string::npos);
     }
@@ -483,7 +484,7 @@ TEST_CASE("bad input to the new entry points gets a message naming what is wrong
           "Layer \"my_rnn\" expects 1 state(s) in `initial_state`, but it received 2");
     CHECK(message_of<ValueError>([&] { rnn.check_initial_state({-1, 4, 2}, {{-1, 5}}); }) ==
           "Layer \"my_rnn\": initial state 0 has shape (None, 5), expected (batch, 3)");
-    CHECK(message_of<ValueError>([] { layers::RNN(nullptr); }) == "RNN: the cell is null");
+    CHECK(message_of<ValueError>([] { layers::RNN(std::shared_ptr<layers::AbstractRNNCell>{}); }) == "RNN: the cell is null");
     // A loss returning one value per sample while the output's mask asks for one per step.
     losses::LossFunctionWrapper per_sample([](const Tensor& y, const Tensor& p) { return ops::mean(ops::subtract(y, p), {1, 2}); },
                                            "per_sample");

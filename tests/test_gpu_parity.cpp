@@ -285,7 +285,7 @@ TEST_CASE("the GPU RNN names bad inputs and a reused forward pass") {
     const Tensor dh = floats(in.dh, {c.N, c.H}).to(gpu);
     cuda().rnn_backward(c.spec(), w, f, {}, dh, {});
     CHECK(message_of([&] { cuda().rnn_backward(c.spec(), w, f, {}, dh, {}); }) ==
-          "Layer \"gpu_rnn\": this forward pass was already used by a backward pass");
+          "Layer \"gpu_rnn\": this forward pass was already used by a backward pass (a fused RNN forward serves one backward: run the layer again, or ask a persistent GradientTape for its gradients in one call)");
     auto inference = cuda().rnn_forward(c.spec(), floats(in.x, {c.N, c.T, c.C}).to(gpu), w, {}, {}, false);
     CHECK(message_of([&] { cuda().rnn_backward(c.spec(), w, inference, {}, dh, {}); }) ==
           "Layer \"gpu_rnn\": rnn_backward needs a forward pass run with training=true");

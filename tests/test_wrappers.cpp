@@ -13,6 +13,7 @@
 
 #include "keras/keras.hpp"
 #include "keras/models.hpp"
+#include "h5_test_helpers.hpp"
 #include "test_helpers.hpp"
 
 using test_helpers::message_of;
@@ -29,38 +30,6 @@ void check_close(const std::vector<double>& got, const std::vector<double>& want
         INFO("element " << i << ": got " << got[i] << ", want " << want[i]);
         CHECK(std::fabs(got[i] - want[i]) <= tol * (1.0 + std::fabs(want[i])));
     }
-}
-
-// The model_config attribute of a saved .h5 file (a variable-length string), read and replaced
-// through the HDF5 C API so the test does not depend on kerascpp's own reader.
-std::string read_model_config(const std::string& path) {
-    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    const hid_t attr = H5Aopen(f, "model_config", H5P_DEFAULT);
-    const hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, H5T_VARIABLE);
-    char* p = nullptr;
-    H5Aread(attr, type, &p);
-    std::string out = p ? p : "";
-    H5free_memory(p);
-    H5Tclose(type);
-    H5Aclose(attr);
-    H5Fclose(f);
-    return out;
-}
-
-void write_model_config(const std::string& path, const std::string& value) {
-    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-    H5Adelete(f, "model_config");
-    const hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, H5T_VARIABLE);
-    const hid_t space = H5Screate(H5S_SCALAR);
-    const hid_t attr = H5Acreate2(f, "model_config", type, space, H5P_DEFAULT, H5P_DEFAULT);
-    const char* p = value.c_str();
-    H5Awrite(attr, type, &p);
-    H5Aclose(attr);
-    H5Sclose(space);
-    H5Tclose(type);
-    H5Fclose(f);
 }
 
 }  // namespace
@@ -201,24 +170,24 @@ TEST_CASE("load_model: a TimeDistributed entry without a valid wrapped layer is 
     model->add(layers::TimeDistributed(layers::Dense(2), {.name = "td"}));
     const auto path = (std::filesystem::temp_directory_path() / "kerascpp_test_wrappers_bad.h5").string();
     model->save(path);
-    auto config = nlohmann::json::parse(read_model_config(path));
+    auto config = nlohmann::json::parse(test_helpers::read_model_config(path));
     auto& td = config["config"]["layers"][1]["config"];
     REQUIRE(td["name"] == "td");
 
     td["layer"] = 7;
-    write_model_config(path, config.dump());
+    test_helpers::rewrite_model_config(path, config);
     CHECK(message_of<ValueError>([&] { models::load_model(path); }) ==
           "Layer \"td\" (TimeDistributed) in file '" + path +
               "', field `layer`: expected a layer entry {\"class_name\": ..., \"config\": ...}, got 7");
 
     td.erase("layer");
-    write_model_config(path, config.dump());
+    test_helpers::rewrite_model_config(path, config);
     CHECK(message_of<ValueError>([&] { models::load_model(path); }) ==
           "Layer \"td\" (TimeDistributed) in file '" + path + "', field `layer`: missing");
 
     // The wrapped layer's own errors name it.
     td["layer"] = {{"class_name", "Dense"}, {"config", {{"name", "inner"}, {"units", 0}}}};
-    write_model_config(path, config.dump());
+    test_helpers::rewrite_model_config(path, config);
     CHECK(message_of<ValueError>([&] { models::load_model(path); }).find(
               "Layer \"inner\" (Dense) in file '" + path + "', field `units`: expected a positive integer, got 0") !=
           std::string::npos);

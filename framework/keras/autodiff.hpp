@@ -27,14 +27,23 @@ namespace autodiff {
 // How an op sends the gradient of its output back: one gradient per input, in the order the inputs
 // were recorded (an undefined tensor where an input gets none, e.g. integer ids).
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& dy)>;
+// The same for an op of several outputs: one gradient per output in (undefined where that output
+// got none), one per input out.
+using MultiBackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& dys)>;
 
 // One recorded op. Leaves are reads of a Variable or tensors a tape watches.
+// An op of several outputs (record_multi) is one node holding backward_multi and the outputs' shapes;
+// each output tensor gets a node of its own whose only input is that op's node and whose
+// output_index says which output it is: the walk collects their gradients into one list.
 struct KERAS_API Node {
     std::string op;                                  // for error messages: "matmul", "layer dense", ...
     std::vector<std::shared_ptr<Node>> inputs;       // null where an input is a constant
-    BackwardFn backward;                             // empty for leaves
+    BackwardFn backward;                             // empty for leaves and several-output ops
     const Variable* variable = nullptr;              // set on a variable's leaf
     Shape shape;                                     // the output's shape
+    MultiBackwardFn backward_multi = {};             // set on a several-output op
+    std::vector<Shape> output_shapes = {};           // a several-output op's outputs
+    int output_index = -1;                           // >= 0: output k of inputs[0], a several-output op
 };
 
 // Whether ops record now: some GradientTape is recording on this thread and no stop_recording is open.
@@ -43,6 +52,11 @@ KERAS_API bool recording();
 // Records an op: when recording and some input is recorded, `out` gets a node with these inputs and
 // this backward. Returns `out`. This is how every op (and custom_gradient) joins the tape.
 KERAS_API Tensor record(const std::string& op, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward);
+
+// Records an op of several outputs (a fused RNN's y, h, c): each output gets a node, and the backward
+// receives one gradient per output (undefined where one got none). Returns the outputs.
+KERAS_API std::vector<Tensor> record_multi(const std::string& op, std::vector<Tensor> outputs,
+                                           const std::vector<Tensor>& inputs, MultiBackwardFn backward);
 
 // Gradients of `targets` (seeded with `seeds`, ones where a seed is undefined) with respect to the
 // nodes `sources`, walking no further back than a source. One result per source, undefined where
@@ -58,6 +72,12 @@ KERAS_API std::vector<Tensor> gradients(const std::vector<Tensor>& targets, cons
 KERAS_API Tensor record_accumulating(const std::string& op, Tensor out, const Tensor& input,
                                      const std::vector<VariablePtr>& weights,
                                      std::function<Tensor(const Tensor& dy)> run_backward);
+// The same for several inputs and outputs: run_backward(dys) (one per output, undefined = none) adds
+// the weights' gradients into Variable::grad and returns one gradient per input.
+KERAS_API std::vector<Tensor> record_accumulating(
+    const std::string& op, std::vector<Tensor> outputs, const std::vector<Tensor>& inputs,
+    const std::vector<VariablePtr>& weights,
+    std::function<std::vector<Tensor>(const std::vector<Tensor>& dys)> run_backward);
 
 // A fresh leaf for x (same values, new identity): gradients can then be asked with respect to it.
 KERAS_API Tensor watch_leaf(const Tensor& x);
@@ -136,5 +156,11 @@ private:
 //     });
 using ForwardWithGradient = std::function<std::pair<Tensor, autodiff::BackwardFn>(const std::vector<Tensor>&)>;
 KERAS_API Tensor custom_gradient(const std::string& name, const std::vector<Tensor>& inputs, const ForwardWithGradient& fn);
+// Several outputs: the backward receives one gradient per output (undefined where an output got
+// none, e.g. a returned state the loss does not use) and returns one per input.
+using ForwardWithGradients =
+    std::function<std::pair<std::vector<Tensor>, autodiff::MultiBackwardFn>(const std::vector<Tensor>&)>;
+KERAS_API std::vector<Tensor> custom_gradient(const std::string& name, const std::vector<Tensor>& inputs,
+                                              const ForwardWithGradients& fn);
 
 }  // namespace keras

@@ -66,6 +66,10 @@ public:
     // ---- Layers written with ops override one of these two (Keras's call(inputs, training=None)).
     virtual Tensor call(const Tensor& inputs, bool training);   // default: call(inputs)
     virtual Tensor call(const Tensor& inputs);                  // default: NotImplementedError
+    // A layer of several inputs written with ops (Keras's call([query, value])) overrides one of these
+    // (and build(input_shapes) if it has weights); its backward gives one gradient per input.
+    virtual Tensor call(const std::vector<Tensor>& inputs, bool training);   // default: call(inputs)
+    virtual Tensor call(const std::vector<Tensor>& inputs);                  // default: ValueError (1 input)
 
     // Forward pass as the model runs it. Inputs carry a batch axis. ctx.training selects dropout etc.
     // Default: call(inputs, training) recorded for the automatic backward.
@@ -91,6 +95,7 @@ public:
     // so tape.gradient(loss, layer.trainable_weights()) reaches the weights. The layer must outlive
     // the tape's gradient() call.
     Tensor operator()(const Tensor& x, bool training = false);
+    Tensor operator()(const std::vector<Tensor>& xs, bool training = false);   // several inputs
     KerasTensor operator()(const std::vector<KerasTensor>& xs);
     // How many times the layer was called on symbolic tensors (Keras's node index of the next call).
     int node_count() const { return node_count_; }
@@ -101,6 +106,9 @@ public:
     // call_all returns every output of the call (one for most layers); operator() refuses a layer of
     // several outputs, so a list is never silently cut to its first entry.
     std::vector<KerasTensor> call_all(const KerasTensor& x, const std::vector<KerasTensor>& initial_state = {});
+    // The same on a batch (Keras's eager `y, h, c = lstm(x, initial_state=[h0, c0])`), recorded on a
+    // GradientTape as one op of several outputs: gradients reach x, the initial states and the weights.
+    std::vector<Tensor> call_all(const Tensor& x, const std::vector<Tensor>& initial_state = {}, bool training = false);
     virtual int output_count() const { return 1; }
     virtual std::vector<Shape> compute_output_shapes(const Shape& input_shape) const {
         return {compute_output_shape(input_shape)};
@@ -158,6 +166,8 @@ protected:
     // Once built, a layer with weights must keep its input's last axis (what Keras's InputSpec pins).
     virtual void check_built_shape(const Shape& input_shape) const;
     virtual void build(const Shape& input_shape) { (void)input_shape; }
+    // A layer of several inputs: their shapes (called only with two or more). Default: nothing.
+    virtual void build(const std::vector<Shape>& input_shapes) { (void)input_shapes; }
     // The automatic call and backward, for layers that override call(x, ctx) to reach more of the
     // context (masks, initial states, several outputs) but still compute with ops: record_call runs
     // body(input, initial_state) recorded, and recorded_backward sends gradients of its outputs
@@ -165,6 +175,11 @@ protected:
     using RecordedBody = std::function<std::vector<Tensor>(const Tensor&, const std::vector<Tensor>&)>;
     std::vector<Tensor> record_call(const Tensor& x, const std::vector<Tensor>& initial_state, CallContext& ctx,
                                     const RecordedBody& body);
+    // The same with any list of inputs: body(inputs) is recorded, recorded_backward returns one
+    // gradient per input.
+    using RecordedInputsBody = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
+    std::vector<Tensor> record_inputs(const std::vector<Tensor>& inputs, CallContext& ctx,
+                                      const RecordedInputsBody& body);
     std::vector<Tensor> recorded_backward(const std::vector<Tensor>& dys, CallContext& ctx);
     // For layers that build themselves from several shapes (merge layers).
     void mark_built(const Shape& first_input_shape);
@@ -189,6 +204,7 @@ private:
     // The default compute_output_shape's trial runs, by input shape: a model rebuilds its layers'
     // shapes on every fit / predict / model(x) call, and a trial run is a forward pass.
     mutable std::map<Shape, Shape> inferred_output_shapes_;
+    mutable std::map<std::vector<Shape>, Shape> inferred_multi_output_shapes_;   // the same for several inputs
 };
 
 // Moves a layer value into shared ownership, for one-line functional calls:

@@ -160,8 +160,11 @@ public:
     EvaluateResult evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
     // Keras's model(x, training=...): one batch's output on the model's device. While a GradientTape
     // records, the call is recorded too, so tape.gradient(loss, model.trainable_weights()) reaches
-    // the weights (custom training loops; the backward is the layers' own). Single-output models.
+    // the weights (custom training loops; the backward is the layers' own). Single-output models;
+    // a model of several inputs takes one tensor per input; call_all gives every output.
     Tensor operator()(const Tensor& x, const CallOptions& options = {});
+    Tensor operator()(const std::vector<Tensor>& xs, const CallOptions& options = {});
+    std::vector<Tensor> call_all(const std::vector<Tensor>& xs, const CallOptions& options = {});
     Tensor predict(const Tensor& x, const PredictOptions& options = {});
     // One gradient step on one batch; returns the loss and metrics of that batch (metrics reset first).
     Logs train_on_batch(const Tensor& x, const Tensor& y);

@@ -62,6 +62,17 @@ void check_gradient(const Node& node, size_t i, const Tensor& g) {
         runtime_error("The gradient of op \"{}\" for its input {} has shape {}, but that input has shape {}", node.op, i,
                       shape_str(g.shape()), shape_str(in.shape));
 }
+// Adds an op's input gradients into what its inputs have received so far.
+void send_back(const Node& node, const std::vector<Tensor>& in, std::unordered_map<Node*, Tensor>& grads) {
+    if (in.size() != node.inputs.size())
+        runtime_error("The backward of op \"{}\" returned {} gradients for {} inputs", node.op, in.size(),
+                      node.inputs.size());
+    for (size_t i = 0; i < in.size(); ++i) {
+        if (!node.inputs[i] || !in[i].defined()) continue;
+        check_gradient(node, i, in[i]);
+        add_into(grads[node.inputs[i].get()], in[i]);
+    }
+}
 }  // namespace
 
 bool recording() { return open_tapes > 0 && pauses == 0; }
@@ -84,6 +95,35 @@ Tensor record(const std::string& op, Tensor out, const std::vector<Tensor>& inpu
     return out;
 }
 
+std::vector<Tensor> record_multi(const std::string& op, std::vector<Tensor> outputs, const std::vector<Tensor>& inputs,
+                                 MultiBackwardFn backward) {
+    if (outputs.size() == 1)   // one output: an ordinary record
+        return {record(op, std::move(outputs[0]), inputs,
+                       [backward = std::move(backward)](const Tensor& dy) { return backward({dy}); })};
+    if (!recording()) return outputs;
+    std::vector<std::shared_ptr<Node>> nodes;
+    bool any = false;
+    for (const auto& x : inputs) {
+        nodes.push_back(x.grad_node());
+        any = any || x.grad_node() != nullptr;
+    }
+    if (!any) return outputs;
+    auto joint = std::make_shared<Node>();
+    joint->op = op;
+    joint->inputs = std::move(nodes);
+    joint->backward_multi = std::move(backward);
+    for (const auto& y : outputs) joint->output_shapes.push_back(y.shape());
+    for (size_t k = 0; k < outputs.size(); ++k) {
+        auto node = std::make_shared<Node>();
+        node->op = op + " output " + std::to_string(k);
+        node->inputs = {joint};
+        node->output_index = static_cast<int>(k);
+        node->shape = outputs[k].shape();
+        outputs[k].set_grad_node(std::move(node));
+    }
+    return outputs;
+}
+
 Tensor read(const Variable& variable) {
     if (!recording()) return variable.value;
     Tensor t = variable.value.detached();
@@ -91,22 +131,35 @@ Tensor read(const Variable& variable) {
     return t;
 }
 
-Tensor record_accumulating(const std::string& op, Tensor out, const Tensor& input,
-                           const std::vector<VariablePtr>& weights, std::function<Tensor(const Tensor& dy)> run_backward) {
-    std::vector<Tensor> inputs{input};
-    for (const auto& w : weights) inputs.push_back(read(*w));
-    auto backward = [weights, run_backward = std::move(run_backward)](const Tensor& dy) {
+std::vector<Tensor> record_accumulating(const std::string& op, std::vector<Tensor> outputs,
+                                        const std::vector<Tensor>& inputs, const std::vector<VariablePtr>& weights,
+                                        std::function<std::vector<Tensor>(const std::vector<Tensor>& dys)> run_backward) {
+    std::vector<Tensor> all_inputs = inputs;
+    for (const auto& w : weights) all_inputs.push_back(read(*w));
+    auto backward = [op, n_inputs = inputs.size(), weights, run_backward = std::move(run_backward)](
+                        const std::vector<Tensor>& dys) {
         // Keep what the grad fields held (fit()'s own gradients) and hand back only this call's share.
         std::vector<Tensor> kept;
         for (const auto& w : weights) kept.push_back(std::exchange(w->grad, Tensor{}));
-        std::vector<Tensor> grads{run_backward(dy)};
+        std::vector<Tensor> grads = run_backward(dys);
+        if (grads.size() != n_inputs)
+            runtime_error("The backward of op \"{}\" returned {} gradients for {} inputs", op, grads.size(), n_inputs);
         for (size_t i = 0; i < weights.size(); ++i) {
             grads.push_back(weights[i]->grad);
             weights[i]->grad = kept[i];
         }
         return grads;
     };
-    return record(op, out.detached(), inputs, std::move(backward));
+    for (auto& y : outputs) y = y.detached();
+    return record_multi(op, std::move(outputs), all_inputs, std::move(backward));
+}
+
+Tensor record_accumulating(const std::string& op, Tensor out, const Tensor& input,
+                           const std::vector<VariablePtr>& weights, std::function<Tensor(const Tensor& dy)> run_backward) {
+    return record_accumulating(op, std::vector<Tensor>{std::move(out)}, {input}, weights,
+                               [run_backward = std::move(run_backward)](const std::vector<Tensor>& dys) {
+                                   return std::vector<Tensor>{run_backward(dys[0])};
+                               })[0];
 }
 
 Tensor watch_leaf(const Tensor& x) {
@@ -125,6 +178,8 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& targets, const std::vec
         if (sources[i]) source_index.emplace(sources[i].get(), i), stop.insert(sources[i].get());
 
     std::unordered_map<Node*, Tensor> grads;
+    // A several-output op's gradients, one slot per output, filled by its outputs' nodes.
+    std::unordered_map<Node*, std::vector<Tensor>> output_grads;
     std::vector<Node*> roots;
     for (size_t k = 0; k < targets.size(); ++k) {
         Node* root = targets[k].grad_node().get();
@@ -142,10 +197,25 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& targets, const std::vec
     std::vector<Tensor> out(sources.size());
     std::unordered_map<const Variable*, size_t> variable_slot;
     for (Node* node : reverse_topological(roots, stop)) {
+        if (node->backward_multi && !source_index.count(node)) {
+            auto it = output_grads.find(node);
+            if (it == output_grads.end()) continue;
+            std::vector<Tensor> dys = std::move(it->second);
+            output_grads.erase(it);
+            send_back(*node, node->backward_multi(dys), grads);
+            continue;
+        }
         auto it = grads.find(node);
         if (it == grads.end()) continue;
         Tensor g = std::move(it->second);
         grads.erase(it);   // a node's gradient is done once its consumers ran: free it
+        if (node->output_index >= 0 && !source_index.count(node)) {
+            Node* op = node->inputs[0].get();
+            auto& slots = output_grads[op];
+            slots.resize(op->output_shapes.size());
+            add_into(slots[static_cast<size_t>(node->output_index)], g);
+            continue;
+        }
         if (auto s = source_index.find(node); s != source_index.end()) {
             add_into(out[s->second], g);
             continue;
@@ -157,16 +227,7 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& targets, const std::vec
             add_into((*variable_grads)[slot->second].second, g);
             continue;
         }
-        if (!node->backward) continue;
-        std::vector<Tensor> in = node->backward(g);
-        if (in.size() != node->inputs.size())
-            runtime_error("The backward of op \"{}\" returned {} gradients for {} inputs", node->op, in.size(),
-                          node->inputs.size());
-        for (size_t i = 0; i < in.size(); ++i) {
-            if (!node->inputs[i] || !in[i].defined()) continue;
-            check_gradient(*node, i, in[i]);
-            add_into(grads[node->inputs[i].get()], in[i]);
-        }
+        if (node->backward) send_back(*node, node->backward(g), grads);
     }
     return out;
 }
@@ -251,6 +312,24 @@ Tensor custom_gradient(const std::string& name, const std::vector<Tensor>& input
         return g;
     };
     return autodiff::record(name, std::move(result.first), inputs, std::move(backward));
+}
+
+std::vector<Tensor> custom_gradient(const std::string& name, const std::vector<Tensor>& inputs,
+                                    const ForwardWithGradients& fn) {
+    std::pair<std::vector<Tensor>, autodiff::MultiBackwardFn> result;
+    {
+        autodiff::StopRecording inside;
+        std::vector<Tensor> plain;
+        for (const auto& x : inputs) plain.push_back(x.detached());
+        result = fn(plain);
+    }
+    auto backward = [name, n = inputs.size(), user = std::move(result.second)](const std::vector<Tensor>& dys) {
+        std::vector<Tensor> g = user(dys);
+        if (g.size() != n)
+            runtime_error("custom_gradient \"{}\": the backward returned {} gradients for {} inputs", name, g.size(), n);
+        return g;
+    };
+    return autodiff::record_multi(name, std::move(result.first), inputs, std::move(backward));
 }
 
 }  // namespace keras

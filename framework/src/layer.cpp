@@ -69,22 +69,17 @@ static void check_one_input(const std::string& name, size_t received) {
         value_error("Layer \"{}\" expects 1 input(s), but it received {} input tensors.", name, received);
 }
 
+// A list of one runs the one-input entry points; longer lists the several-input ones (layer_call.cpp).
 Shape Layer::build_for_multi(const std::vector<Shape>& input_shapes) {
-    check_one_input(name_, input_shapes.size());
-    return build_for(input_shapes[0]);
+    if (input_shapes.empty()) check_one_input(name_, 0);
+    if (input_shapes.size() == 1) return build_for(input_shapes[0]);
+    if (built_) return compute_output_shape_multi(input_shapes);
+    build(input_shapes);
+    // The shape comes from a trial run, which also refuses a layer of one input.
+    const Shape out = compute_output_shape_multi(input_shapes);
+    mark_built(input_shapes[0]);
+    return out;
 }
-
-Shape Layer::compute_output_shape_multi(const std::vector<Shape>& input_shapes) const {
-    check_one_input(name_, input_shapes.size());
-    return compute_output_shape(input_shapes[0]);
-}
-
-Tensor Layer::call_multi(const std::vector<Tensor>& xs, CallContext& ctx) {
-    check_one_input(name_, xs.size());
-    return call(xs[0], ctx);
-}
-
-std::vector<Tensor> Layer::backward_multi(const Tensor& dy, CallContext& ctx) { return {backward(dy, ctx)}; }
 
 void Layer::check_initial_state(const Shape&, const std::vector<Shape>& states) const {
     if (!states.empty())
@@ -124,8 +119,26 @@ Tensor Layer::compute_mask(const Tensor&, const Tensor& mask) const {
 }
 
 Tensor Layer::compute_mask_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& masks) const {
-    check_one_input(name_, xs.size());
-    return compute_mask(xs[0], masks.at(0));
+    if (xs.size() <= 1) {
+        check_one_input(name_, xs.size());
+        return compute_mask(xs[0], masks.at(0));
+    }
+    // Several inputs: a layer with supports_masking passes the first input's mask on (the query's,
+    // as Keras's attention layers do); others drop the masks.
+    Tensor first_defined;
+    for (const auto& m : masks)
+        if (m.defined() && !first_defined.defined()) first_defined = m;
+    return compute_mask(xs[0], supports_masking ? masks.at(0) : first_defined);
+}
+
+Tensor Layer::call(const std::vector<Tensor>& inputs, bool training) {
+    (void)training;
+    return call(inputs);
+}
+
+Tensor Layer::call(const std::vector<Tensor>& inputs) {
+    check_one_input(name_, inputs.size());
+    return call(inputs[0], false);
 }
 
 nlohmann::json Layer::get_config() const {

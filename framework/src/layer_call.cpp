@@ -48,17 +48,38 @@ Tensor Layer::call(const Tensor& x, CallContext& ctx) {
 
 std::vector<Tensor> Layer::record_call(const Tensor& x, const std::vector<Tensor>& initial_state, CallContext& ctx,
                                        const RecordedBody& body) {
+    std::vector<Tensor> inputs{x};
+    inputs.insert(inputs.end(), initial_state.begin(), initial_state.end());
+    return record_inputs(inputs, ctx, [&](const std::vector<Tensor>& in) {
+        return body(in[0], {in.begin() + 1, in.end()});
+    });
+}
+
+std::vector<Tensor> Layer::record_inputs(const std::vector<Tensor>& inputs, CallContext& ctx,
+                                         const RecordedInputsBody& body) {
     if (!ctx.training && !autodiff::recording()) {   // inference: nothing to record
         ctx.state.reset();
-        return body(x, initial_state);
+        return body(inputs);
     }
     autodiff::RecordingScope record;
     RecordedCall recorded;
-    recorded.sources.push_back(as_source(x));
-    for (const auto& s : initial_state) recorded.sources.push_back(as_source(s));
-    recorded.outputs = body(recorded.sources[0], {recorded.sources.begin() + 1, recorded.sources.end()});
+    for (const auto& x : inputs) recorded.sources.push_back(as_source(x));
+    recorded.outputs = body(recorded.sources);
     ctx.state = recorded;
     return recorded.outputs;
+}
+
+Tensor Layer::call_multi(const std::vector<Tensor>& xs, CallContext& ctx) {
+    if (xs.size() == 1) return call(xs[0], ctx);
+    return record_inputs(xs, ctx, [&](const std::vector<Tensor>& in) {
+        return std::vector<Tensor>{call(in, ctx.training)};
+    })[0];
+}
+
+std::vector<Tensor> Layer::backward_multi(const Tensor& dy, CallContext& ctx) {
+    const auto* recorded = std::any_cast<RecordedCall>(&ctx.state);
+    if (recorded && recorded->sources.size() > 1) return recorded_backward({dy}, ctx);
+    return {backward(dy, ctx)};
 }
 
 std::vector<Tensor> Layer::recorded_backward(const std::vector<Tensor>& dys, CallContext& ctx) {
@@ -93,6 +114,54 @@ Tensor Layer::operator()(const Tensor& x, bool training) {
     if (!autodiff::recording() || y.grad_node() || y.dtype() != DType::float32) return y;
     return autodiff::record_accumulating("layer " + name_, y, x, trainable_weights(),
                                          [this, ctx](const Tensor& dy) { return backward(dy, *ctx); });
+}
+
+Tensor Layer::operator()(const std::vector<Tensor>& xs, bool training) {
+    if (xs.size() == 1) return (*this)(xs[0], training);
+    std::vector<Shape> shapes;
+    for (const auto& x : xs) shapes.push_back(x.shape());
+    if (!built()) build_for_multi(shapes);
+    CallContext ctx;
+    ctx.training = training;
+    return call_multi(xs, ctx);   // an ops-written call: its ops carry their records
+}
+
+std::vector<Tensor> Layer::call_all(const Tensor& x, const std::vector<Tensor>& initial_state, bool training) {
+    if (!built()) build_for(x.shape());
+    auto ctx = std::make_shared<CallContext>();
+    ctx->training = training;
+    std::vector<Tensor> ys = call_outputs(x, initial_state, *ctx);
+    const bool recorded = std::any_of(ys.begin(), ys.end(), [](const Tensor& y) { return y.grad_node() != nullptr; });
+    if (!autodiff::recording() || recorded) return ys;
+    // A fused layer (an RNN's primitive) becomes one op of several outputs whose backward is its own.
+    std::vector<Tensor> inputs{x};
+    inputs.insert(inputs.end(), initial_state.begin(), initial_state.end());
+    return autodiff::record_accumulating("layer " + name_, ys, inputs, trainable_weights(),
+                                         [this, ctx, n = inputs.size()](const std::vector<Tensor>& dys) {
+                                             std::vector<Tensor> g = backward_outputs(dys, *ctx);
+                                             g.resize(n);
+                                             return g;
+                                         });
+}
+
+Shape Layer::compute_output_shape_multi(const std::vector<Shape>& input_shapes) const {
+    if (input_shapes.size() == 1) return compute_output_shape(input_shapes[0]);
+    if (auto it = inferred_multi_output_shapes_.find(input_shapes); it != inferred_multi_output_shapes_.end())
+        return it->second;
+    auto* self = const_cast<Layer*>(this);
+    autodiff::StopRecording no_tape;
+    auto trial = [&](int64_t none_size) {
+        std::vector<Tensor> xs;
+        for (const auto& s : input_shapes) xs.push_back(trial_input(s, none_size));
+        return self->call(xs, false).shape();
+    };
+    Shape out = trial(1);
+    const Shape b = trial(2);
+    if (out.size() == b.size())
+        for (size_t i = 0; i < out.size(); ++i)
+            if (out[i] != b[i]) out[i] = -1;   // follows a None axis of an input
+    inferred_multi_output_shapes_.emplace(input_shapes, out);
+    return out;
 }
 
 Shape Layer::compute_output_shape(const Shape& input_shape) const {

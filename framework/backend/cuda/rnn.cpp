@@ -370,7 +370,7 @@ RnnGradients CudaBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& w,
     if (!saved_ptr) runtime_error("Layer \"{}\": this forward pass was not run by the CUDA backend", spec.layer_name);
     CudnnSaved& saved = **saved_ptr;
     if (!saved.reserve.defined())
-        runtime_error("Layer \"{}\": this forward pass was already used by a backward pass", spec.layer_name);
+        runtime_error("Layer \"{}\": this forward pass was already used by a backward pass (a fused RNN forward serves one backward: run the layer again, or ask a persistent GradientTape for its gradients in one call)", spec.layer_name);
     make_current();
     std::lock_guard lock(rnn_cache_->mutex);
     CudnnRnn& rnn = *saved.rnn;

@@ -412,7 +412,7 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
     if (!saved_ptr) return rnn_fallback_backward(spec, w, fwd, d_sequences, dh, dc);
     FusedSaved& saved = **saved_ptr;
     if (!saved.workspace)
-        runtime_error("Layer \"{}\": this forward pass was already used by a backward pass", spec.layer_name);
+        runtime_error("Layer \"{}\": this forward pass was already used by a backward pass (a fused RNN forward serves one backward: run the layer again, or ask a persistent GradientTape for its gradients in one call)", spec.layer_name);
 
     std::lock_guard lock(rnn_cache_->mutex);
     FusedRnn& rnn = *saved.rnn;

@@ -16,14 +16,22 @@ std::vector<LayerPtr> saved_layers(const Model& model) {
     return out;
 }
 
+namespace {
+// The cell's scope in a recurrent layer's weight names: "lstm_cell/" in an LSTM's, the cell's own
+// name in Keras's RNN(cell)'s.
+std::string cell_scope(const Layer& layer) {
+    if (has_cell(layer)) return utils::to_snake_case(layer.class_name()) + "_cell/";
+    if (layer.class_name() == "RNN" && !layer.nested_layers().empty()) return layer.nested_layers()[0].second->name() + "/";
+    return "";
+}
+}  // namespace
+
 std::string legacy_weight_name(const Layer& layer, const Variable& weight) {
-    const std::string cell = has_cell(layer) ? utils::to_snake_case(layer.class_name()) + "_cell/" : "";
-    return layer.name() + "/" + cell + weight.name + ":0";
+    return layer.name() + "/" + cell_scope(layer) + weight.name + ":0";
 }
 
 std::string keras3_weight_path(const Model& model, const Layer& layer, const Variable& weight) {
-    const std::string cell = has_cell(layer) ? utils::to_snake_case(layer.class_name()) + "_cell/" : "";
-    return model.name() + "/" + layer.name() + "/" + cell + weight.name;
+    return model.name() + "/" + layer.name() + "/" + cell_scope(layer) + weight.name;
 }
 
 namespace {

@@ -12,6 +12,11 @@
 //         }
 //     };
 //     auto rnn = layers::RNN(std::make_shared<MinimalRNNCell>(32), {.return_sequences = true});
+//
+// A built-in cell (LSTMCell, GRUCell, SimpleRNNCell) runs as the LSTM / GRU / SimpleRNN layer over it
+// does, on the backend's fused primitive where it can:
+//
+//     auto rnn = layers::RNN(std::make_shared<layers::LSTMCell>(64), {.return_sequences = true});
 #pragma once
 
 #include <memory>
@@ -20,6 +25,7 @@
 
 #include "keras/export.hpp"
 #include "keras/layer.hpp"
+#include "keras/layers/fields.hpp"
 
 namespace keras::layers {
 
@@ -56,33 +62,53 @@ struct KERAS_API RNNOptions {
     bool unroll = false;           // accepted for Keras compatibility: the step loop is the same either way
     bool zero_output_for_mask = false;
     std::string name = {};
+    static const FieldTable<RNNOptions>& fields() {
+        using O = RNNOptions;
+        static const auto table = FieldTable<O>()
+            .boolean("return_sequences", &O::return_sequences)
+            .boolean("return_state", &O::return_state)
+            .boolean("go_backwards", &O::go_backwards)
+            .boolean("stateful", &O::stateful)
+            .boolean("unroll", &O::unroll)
+            .boolean("zero_output_for_mask", &O::zero_output_for_mask)
+            .fixed("time_major", "false", false, true);   // Keras 2's; only false loads
+        return table;
+    }
 };
+
+class RNNCell;   // rnn_cells.hpp: the built-in cells
+class RNNBase;   // rnn.hpp: the recurrent layer a built-in cell runs in
 
 class KERAS_API RNN : public Layer {
 public:
     explicit RNN(std::shared_ptr<AbstractRNNCell> cell, RNNOptions options = {});
+    // A built-in cell: the call runs as LSTM / GRU / SimpleRNN over it do (summary() shows the path).
+    explicit RNN(std::shared_ptr<RNNCell> cell, RNNOptions options = {});
 
+    // The cell, either kind; cell() is the ops-written one (null for a built-in cell).
+    const LayerPtr& cell_layer() const { return cell_layer_; }
     const std::shared_ptr<AbstractRNNCell>& cell() const { return cell_; }
     const RNNOptions& options() const { return options_; }
 
     Shape compute_output_shape(const Shape& input_shape) const override;
     std::vector<Shape> compute_output_shapes(const Shape& input_shape) const override;
-    int output_count() const override { return options_.return_state ? 1 + static_cast<int>(cell_->state_size().size()) : 1; }
+    int output_count() const override { return options_.return_state ? 1 + static_cast<int>(state_sizes().size()) : 1; }
     Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
     void check_initial_state(const Shape& input_shape, const std::vector<Shape>& states) const override;
 
     Tensor call(const Tensor& x, CallContext& ctx) override;
+    Tensor backward(const Tensor& dy, CallContext& ctx) override;
     std::vector<Tensor> call_outputs(const Tensor& x, const std::vector<Tensor>& initial_state, CallContext& ctx) override;
-    std::vector<Tensor> backward_outputs(const std::vector<Tensor>& dys, CallContext& ctx) override {
-        return recorded_backward(dys, ctx);
-    }
+    std::vector<Tensor> backward_outputs(const std::vector<Tensor>& dys, CallContext& ctx) override;
+    void check_symbolic_input(const Shape& input_shape) const override;
     nlohmann::json get_config() const override;
-    std::vector<std::pair<std::string, LayerPtr>> nested_layers() const override { return {{"cell", cell_}}; }
-    std::string implementation_note() const override { return "step loop over " + cell_->class_name() + " (autodiff)"; }
+    std::vector<std::pair<std::string, LayerPtr>> nested_layers() const override { return {{"cell", cell_layer_}}; }
+    std::string implementation_note() const override;
 
     // Stateful layers: forgets the kept states (zeros next call).
-    void reset_states() { states_.clear(); }
-    const std::vector<Tensor>& states() const { return states_; }
+    void reset_states();
+    // The kept states, one per state_size entry; empty before the first call or after reset_states().
+    std::vector<Tensor> states() const;
 
 protected:
     void check_input_shape(const Shape& input_shape) const override;
@@ -91,8 +117,12 @@ protected:
 private:
     // The loop: outputs {output, final states...} for x (batch, steps, features).
     std::vector<Tensor> run(const Tensor& x, const std::vector<Tensor>& initial_state, const Tensor& mask, bool training);
+    // Sizes of the cell's states, either kind of cell.
+    std::vector<int64_t> state_sizes() const;
 
-    std::shared_ptr<AbstractRNNCell> cell_;
+    LayerPtr cell_layer_;
+    std::shared_ptr<AbstractRNNCell> cell_;   // an ops-written cell, run by run() (null for a built-in one)
+    std::shared_ptr<RNNBase> fused_;          // a built-in cell's recurrent layer, which runs every call
     RNNOptions options_;
     std::vector<Tensor> states_;   // stateful: the last call's final states (no history)
 };
