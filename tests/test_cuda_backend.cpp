@@ -430,7 +430,8 @@ TEST_CASE("generic unary ops and clip match the CPU backend at every rank, empty
         for (const Shape& s : shapes) {
             INFO("op " << op << " shape " << shape_str(s));
             const Tensor x = random_tensor(s, positive ? 0.1f : -4.0f, 4.0f, seed++);
-            check_close(cuda().unary(u, x.to(gpu)), cpu().unary(u, x), 1e-5, 1e-6);
+            // atol 1e-5: oneDNN's log is within ~1.5e-6 of the true value near x = 1, the GPU's closer
+            check_close(cuda().unary(u, x.to(gpu)), cpu().unary(u, x), 1e-5, 1e-5);
         }
     }
     for (const Shape& s : shapes) {
@@ -515,7 +516,7 @@ TEST_CASE("generic softmax and log_softmax along every axis match the CPU backen
         for (int axis = 0; axis < static_cast<int>(s.size()); ++axis)
             for (bool log : {false, true}) {
                 INFO(shape_str(s) << " axis " << axis << " log " << log);
-                check_close(cuda().softmax(x.to(gpu), axis, log), cpu().softmax(x, axis, log), 1e-5, 1e-6);
+                check_close(cuda().softmax(x.to(gpu), axis, log), cpu().softmax(x, axis, log), 1e-5, 1e-5);   // as log
             }
     }
 }

@@ -275,8 +275,8 @@ Tensor CudaBackend::concatenate(const std::vector<Tensor>& xs, int axis) {
     out[axis] = 0;
     for (const auto& x : xs) {
         Shape s = x.shape();
-        if (s.size() == out.size()) s[axis] = 0;
-        if (s != out || x.dtype() != xs[0].dtype())
+        if (s.size() == out.size()) s[axis] = xs[0].shape()[axis];
+        if (s != xs[0].shape() || x.dtype() != xs[0].dtype())
             value_error("concatenate: {} ({}) does not match {} ({}) except along axis {}", shape_str(x.shape()),
                         to_string(x.dtype()), shape_str(xs[0].shape()), to_string(xs[0].dtype()), axis);
         out[axis] += x.shape()[axis];
