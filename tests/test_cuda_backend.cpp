@@ -593,6 +593,27 @@ TEST_CASE("generic take gathers and take_backward scatter-adds as the CPU backen
     }
 }
 
+TEST_CASE("generic ops above rank 8 take the host path; bad arguments are ValueErrors naming them") {
+    const Shape s9 = {2, 1, 2, 1, 2, 1, 2, 1, 3}, s9b = {1, 2, 1, 1, 2, 1, 1, 2, 3};
+    const Tensor a = random_tensor(s9, -1, 1, 9100), b = random_tensor(s9b, -1, 1, 9101);
+    check_close(cuda().binary(BinaryOp::multiply, a.to(gpu), b.to(gpu)), cpu().binary(BinaryOp::multiply, a, b), 0, 0);
+    check_close(cuda().reduce(ReduceOp::sum, a.to(gpu), {0, 8}), cpu().reduce(ReduceOp::sum, a, {0, 8}), 1e-6, 1e-6);
+    const std::vector<int> reversed = {8, 7, 6, 5, 4, 3, 2, 1, 0};
+    check_equal(cuda().transpose(a.to(gpu), reversed), cpu().transpose(a, reversed));
+
+    const Tensor x = random_tensor({2, 3}, -1, 1, 9102).to(gpu);
+    CHECK(message_of<keras::ValueError>([&] { cuda().take(x, Tensor::zeros({2}, DType::float32, gpu), 0); }) ==
+          "take: indices must be int32 or int64 on cuda:0");
+    CHECK(message_of<keras::ValueError>([&] { cuda().concatenate({x, random_tensor({3, 3}, -1, 1, 1).to(gpu)}, 1); }) ==
+          "concatenate: (3, 3) (float32) does not match (2, 3) (float32) except along axis 1");
+    CHECK(message_of<keras::ValueError>([&] { cuda().slice(x, {1, 2}, {1, 2}); }) ==
+          "slice: the block at (1, 2) of shape (1, 2) does not fit in (2, 3)");
+    CHECK(message_of<keras::ValueError>([&] { cuda().reduce(ReduceOp::sum, x, {2}); }) ==
+          "reduce: axis 2 is out of range for rank 2");
+    CHECK(message_of<keras::ValueError>([&] { cuda().unary(UnaryOp::exp, x.to(Device::cpu())); }) ==
+          "cuda:0 backend: unary operand is on cpu, expected cuda:0 (move it with .to())");
+}
+
 TEST_CASE("generic ops give the host loops' NaNs: relu, maximum / minimum, clip, reductions, softmax") {
     namespace host = be::host;
     const float nan = std::numeric_limits<float>::quiet_NaN();
