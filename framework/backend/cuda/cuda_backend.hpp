@@ -1,10 +1,11 @@
 // The GPU backend: cuDNN for the recurrent layers, cuBLAS for Dense, our own kernels (*.cu) for
-// the light work (activations, element-wise ops, embedding, dropout, optimizer updates, losses).
+// the light work (activations, element-wise ops, embedding, dropout, optimizer updates, losses) and
+// the generic tensor ops of keras::ops (cuBLAS for their matmul).
 // One CudaBackend per GPU. Everything it does is queued on that GPU's single stream, with the
 // cuBLAS and cuDNN handles bound to it, so kernels never need a host synchronisation between them;
 // only copies to the host (Tensor::to(cpu), reading a loss value) wait for the stream.
 // The definitions are split by topic: cuda_backend.cpp (device, stream, memory), dense.cpp,
-// rnn.cpp, eltwise.cpp, embedding.cpp, optimizer_updates.cpp, losses_metrics.cpp (host side of
+// rnn.cpp, eltwise.cpp, embedding.cpp, optimizer_updates.cpp, losses_metrics.cpp, generic_ops.cpp (host side of
 // the kernels in *.cu).
 #pragma once
 
@@ -93,9 +94,31 @@ public:
     Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred,
                       const Tensor& mask) override;
 
+    // ---- Generic tensor ops for keras::ops (generic_ops.cpp, kernels in generic_ops.cu, matmul on
+    // cuBLAS). Ranks above generic_kernels::kMaxDims (8) go through the host, as Backend's defaults.
+    Tensor unary(UnaryOp op, const Tensor& x) override;
+    Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) override;
+    Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) override;
+    Tensor softmax(const Tensor& x, int axis, bool log) override;
+    Tensor matmul(const Tensor& a, const Tensor& b) override;
+    Tensor transpose(const Tensor& x, const std::vector<int>& perm) override;
+    Tensor concatenate(const std::vector<Tensor>& xs, int axis) override;
+    Tensor slice(const Tensor& x, const std::vector<int64_t>& start, const Shape& shape) override;
+    Tensor slice_backward(const Tensor& dy, const Shape& full, const std::vector<int64_t>& start) override;
+    Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) override;
+    Tensor take(const Tensor& x, const Tensor& indices, int axis) override;
+    Tensor take_backward(const Tensor& dy, const Tensor& indices, int axis, const Shape& x_shape) override;
+    Tensor clip(const Tensor& x, float lo, float hi) override;
+
 private:
     // Throws ValueError naming `what` unless t is a defined float32 tensor on this GPU.
     void check_on_device(const Tensor& t, const char* what) const;
+    // The same for a tensor of any dtype (the ops that only move elements).
+    void check_placed(const Tensor& t, const char* what) const;
+    // dst[dst_strides . index] = src[src_strides . index] for every index of `dims` (any dtype of
+    // `element_size` bytes; at most generic_kernels::kMaxDims axes).
+    void copy_strided(const void* src, void* dst, size_t element_size, const Shape& dims,
+                      const std::vector<int64_t>& src_strides, const std::vector<int64_t>& dst_strides);
     // Out-of-range Embedding ids are found on the device without stopping the host: the kernel
     // records the first bad position and an asynchronous copy brings it back. The check completes
     // at the next embedding() call or host copy, which throw the ValueError the CPU would have.
