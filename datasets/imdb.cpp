@@ -12,6 +12,7 @@
 #include "keras/errors.hpp"
 #include "keras/utils/data_utils.hpp"
 #include "numpy_random_state.hpp"
+#include "saving/keras_errors_only.hpp"
 
 namespace keras::datasets::imdb {
 
@@ -123,7 +124,7 @@ Split to_split(const RawSplit& raw) {
 }  // namespace
 
 std::pair<Split, Split> load_data(const LoadDataOptions& options) {
-    auto [train, test] = read_raw(locate(options.path, "imdb.npz", ""));
+    auto [train, test] = saving::keras_errors_only(options.path, [&] { return read_raw(locate(options.path, "imdb.npz", "")); });
     return apply_load_data_steps(std::move(train), std::move(test), options);
 }
 

@@ -100,7 +100,7 @@ TEST_CASE("strings and datasets written by the wrapper read back through the raw
     CHECK(mw.string_array_attr("empty").empty());
     CHECK(mw.has_dataset("dense/sequential/dense/kernel"));
     CHECK_FALSE(mw.has_dataset("dense/nothing/kernel"));
-    const H5Array a = mw.read_dataset("dense/sequential/dense/kernel");
+    const H5Array a = mw.read_dataset("dense/sequential/dense/kernel", [](const auto&) {});
     CHECK(a.shape == std::vector<int64_t>{2, 3});
     CHECK(a.values == std::vector<float>{1, 2, 3, 4, 5, -6.5f});
 }
@@ -161,7 +161,7 @@ TEST_CASE("bad files give clear errors") {
                          doctest::Contains("Group '/model_weights' in file"), ValueError);
     CHECK_THROWS_WITH_AS(f.string_attr("model_config"),
                          doctest::Contains("Attribute 'model_config' of '/' in file"), ValueError);
-    CHECK_THROWS_WITH_AS(f.read_dataset("nothing/here"),
+    CHECK_THROWS_WITH_AS(f.read_dataset("nothing/here", [](const auto&) {}),
                          doctest::Contains("Dataset '/nothing/here' in file"), ValueError);
 }
 
