@@ -5,6 +5,7 @@
 // meaning by keras_version. Weight paths differ by version too, but weight_names spells them out.
 #include "keras/models.hpp"
 
+#include <filesystem>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -140,6 +141,11 @@ void compile_from_file(Model& model, const saving::H5File& file, int keras_major
 namespace {
 
 std::shared_ptr<Model> load_model_file(const std::string& filepath, const LoadModelOptions& options) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(filepath, ec))   // Keras 3's words for a SavedModel folder
+        value_error("File format not supported: filepath={}. It is a directory, not a file: kerascpp loads Keras's "
+                    "HDF5 model files (`.h5` extension). Note that the legacy SavedModel format (a directory) is not "
+                    "supported by `load_model()`.", filepath);
     const saving::H5File file = saving::H5File::open(filepath);
     if (!file.has_attr("model_config"))
         value_error("No model config found in the file at {} (a weights-only file? use Model::load_weights).",

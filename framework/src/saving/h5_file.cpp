@@ -359,6 +359,8 @@ H5File::H5File(H5Handle handle, std::string filepath) : H5Group(std::move(handle
 H5File H5File::open(const std::string& filepath) {
     silence_hdf5_errors();
     std::error_code ec;
+    if (std::filesystem::is_directory(filepath, ec))
+        value_error("'{}' is a directory, not an HDF5 file.", filepath);
     if (!std::filesystem::is_regular_file(filepath, ec))
         value_error("No file or directory found at {}", filepath);
     const htri_t is_hdf5 = H5Fis_hdf5(filepath.c_str());
