@@ -265,3 +265,74 @@ TEST_CASE("a JSON number above 1e308 in model_config is a ValueError naming the 
     const std::string message = test_helpers::message_of<ValueError>([&] { models::load_model(file); });
     CHECK(message.starts_with(fmt::format("Attribute 'model_config' of file '{}' is not valid JSON:", file)));
 }
+
+namespace {
+
+// The offset of the first HDF5 global heap collection ("GCOL", version 1) in a file's bytes.
+size_t first_collection(const std::string& bytes) {
+    const size_t at = bytes.find(std::string("GCOL\x01\x00\x00\x00", 8));
+    REQUIRE(at != std::string::npos);
+    return at;
+}
+
+std::string read_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void put64_at(std::string& bytes, size_t at, uint64_t v) {
+    for (int i = 0; i < 8; ++i) bytes[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+}  // namespace
+
+TEST_CASE("a damaged HDF5 global heap is refused before libhdf5 reads it (it hangs or overflows on one)") {
+    TempDir dir;
+    const std::string good = dir.file("good.h5");
+    weights_model()->save(good);
+    const std::string bytes = read_bytes(good);
+    const size_t gcol = first_collection(bytes);
+
+    // The collection's size runs past the end of the file (HDF5-hang-H5HG.h5's damage) ...
+    std::string past_end = bytes;
+    put64_at(past_end, gcol + 8, bytes.size());
+    // ... or its first object's size runs past the collection (HDF5-heap-overflow's).
+    std::string overrun = bytes;
+    put64_at(overrun, gcol + 16 + 8, 1 << 20);
+    for (const auto& [name, content] : {std::pair{"past_end.h5", past_end}, std::pair{"overrun.h5", overrun}}) {
+        const std::string path = dir.file(name);
+        std::ofstream(path, std::ios::binary) << content;
+        const Outcome out = run_loader([&] { models::load_model(path); });
+        INFO(out.message);
+        CHECK(out.kind == "keras error");
+        CHECK(out.message.starts_with(fmt::format("File '{}' is corrupt: the HDF5 global heap collection at byte {} "
+                                                  "is damaged", path, gcol)));
+    }
+    CHECK_NOTHROW(models::load_model(good));
+}
+
+TEST_CASE("the HDF5-* reproducers (../shared/data/repro): the ones our heap check guards, and the rest on a fixed HDF5") {
+    const fs::path repro = fs::path(KERASCPP_IMDB_DATA_DIR).parent_path() / "repro";
+    if (!fs::exists(repro / "HDF5-hang-H5HG.h5")) {
+        MESSAGE("skipped: no " << repro.string() << " (the HDF5 reproducers are not committed)");
+        return;
+    }
+    // Refused by check_global_heaps before libhdf5 reads them, whatever its version.
+    for (const char* name : {"HDF5-hang-H5HG.h5", "HDF5-heap-overflow-H5HG_read-stateful_seq_k3+8bytes.h5"}) {
+        const Outcome out = run_loader([&] { models::load_model((repro / name).string()); });
+        INFO(name << ": " << out.message);
+        CHECK(out.kind == "keras error");
+        CHECK(out.seconds < kMaxSeconds);
+    }
+    // A damaged variable-length string reference: libhdf5 1.10.8 (Debian 12) dies with SIGSEGV inside
+    // H5HG_read and nothing before H5Aread can see it; HDF5 2.0.0 reports "bad heap index".
+    unsigned major = 0, minor = 0, release = 0;
+    H5get_libversion(&major, &minor, &release);
+    if (major < 2) {
+        MESSAGE("skipped HDF5-segv-H5HG_read-tfkeras_model+8bytes.h5: libhdf5 " << major << "." << minor << "."
+                << release << " is known to crash on it (see docs/security.md)");
+        return;
+    }
+    const Outcome out = run_loader([&] { models::load_model((repro / "HDF5-segv-H5HG_read-tfkeras_model+8bytes.h5").string()); });
+    CHECK(out.kind == "keras error");
+}

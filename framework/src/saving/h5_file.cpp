@@ -6,6 +6,7 @@
 
 #include "keras/errors.hpp"
 #include "keras/tensor.hpp"
+#include "saving/h5_heap_check.hpp"
 
 namespace keras::saving {
 
@@ -113,12 +114,24 @@ bool H5Group::has_attr(const std::string& name) const { return H5Aexists(id(), n
 
 namespace {
 
-// Reads every string of a string attribute (scalar -> one string).
-std::vector<std::string> read_strings(hid_t attr, const std::string& what) {
+// A variable-length string takes at least this many bytes of the file (its descriptor: length, heap
+// address, index); a fixed-length one its size.
+constexpr uint64_t kVariableStringBytes = 16;
+
+// Reads every string of a string attribute (scalar -> one string). A count of strings the file cannot
+// hold is refused before anything is allocated or read.
+std::vector<std::string> read_strings(hid_t attr, const std::string& what, const std::string& file) {
     H5Handle type(H5Aget_type(attr));
     H5Handle space(H5Aget_space(attr));
     if (!type.valid() || !space.valid()) runtime_error("Cannot read attribute {} ({})", what, hdf5_error_detail());
     const hsize_t n = element_count(space.get());
+    std::error_code ec;
+    const uint64_t file_bytes = std::filesystem::file_size(file, ec);
+    const uint64_t per_string = H5Tis_variable_str(type.get()) > 0 ? kVariableStringBytes
+                                                                   : std::max<size_t>(H5Tget_size(type.get()), 1);
+    if (!ec && n > file_bytes / per_string)
+        value_error("Attribute {} declares {} strings, more than the file ({} bytes) can hold: the file is corrupt.",
+                    what, n, file_bytes);
     if (H5Tget_class(type.get()) != H5T_STRING) {
         if (n == 0) return {};   // Keras writes an empty list as an empty float64 array
         value_error("Attribute {} is not a string (HDF5 type class {}).", what,
@@ -154,7 +167,7 @@ std::string H5Group::string_attr(const std::string& name) const {
     H5Handle attr(H5Aopen(id(), name.c_str(), H5P_DEFAULT));
     const std::string what = fmt::format("'{}' of {}", name, where());
     if (!attr.valid()) runtime_error("Cannot open attribute {} ({})", what, hdf5_error_detail());
-    auto strings = read_strings(attr.get(), what);
+    auto strings = read_strings(attr.get(), what, file_);
     if (strings.size() != 1)
         value_error("Attribute {} should hold one string, found {}.", what, strings.size());
     return strings[0];
@@ -169,7 +182,7 @@ std::vector<std::string> H5Group::string_array_attr(const std::string& name) con
         H5Handle attr(H5Aopen(id(), attr_name.c_str(), H5P_DEFAULT));
         const std::string what = fmt::format("'{}' of {}", attr_name, where());
         if (!attr.valid()) runtime_error("Cannot open attribute {} ({})", what, hdf5_error_detail());
-        return read_strings(attr.get(), what);
+        return read_strings(attr.get(), what, file_);
     };
     if (has_attr(name)) return read_one(name);
     if (!has_attr(name + "0")) value_error("Attribute '{}' of {} is missing.", name, where());
@@ -368,6 +381,7 @@ H5File H5File::open(const std::string& filepath) {
         H5Eclear2(H5E_DEFAULT);
         value_error("File '{}' is not an HDF5 file (no HDF5 signature).", filepath);
     }
+    check_global_heaps(filepath);   // before libhdf5 reads one (docs/security.md)
     const hid_t id = H5Fopen(filepath.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     if (id < 0)
         value_error("Cannot open HDF5 file '{}': {} (is it truncated or corrupt?)", filepath, hdf5_error_detail());
