@@ -12,6 +12,7 @@
 
 #include "http_download.hpp"
 #include "keras/errors.hpp"
+#include "saving/stale_temp_files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -61,7 +62,13 @@ std::string lowercase(std::string s) {
 // reader never sees a partial file.
 fs::path temporary_name(const fs::path& target) {
     std::random_device rd;
-    return target.parent_path() / fmt::format(".{}.{}-{:08x}.download", target.filename().string(), ::getpid(), rd());
+    return target.parent_path() /
+           fmt::format(".{}.{}-{:08x}.download", target.filename().string(), saving::temp_owner_tag(), rd());
+}
+
+// The downloads of `target` a killed process left behind (older versions named them .<name>.<pid>-<hex>.download).
+void remove_stale_downloads(const fs::path& target) {
+    saving::remove_stale_temp_files(target.parent_path(), "." + target.filename().string() + ".", ".download", 2);
 }
 
 fs::path download(const std::string& origin, const fs::path& target, const std::string& file_hash,
@@ -117,6 +124,7 @@ fs::path get_file(const std::string& fname, const std::string& origin, const Get
     fs::create_directories(datadir, ec);
     if (!fs::is_directory(datadir)) runtime_error("get_file: cannot create the cache folder {}: {}", datadir.string(), ec.message());
     const fs::path target = datadir / name;
+    remove_stale_downloads(target);
 
     if (!options.force_download && fs::exists(target)) {
         if (options.file_hash.empty() || hash_file(target, algorithm) == lowercase(options.file_hash)) return target;

@@ -12,6 +12,7 @@
 #include "keras/errors.hpp"
 #include "keras/utils/data_utils.hpp"
 #include "numpy_random_state.hpp"
+#include "saving/keras_errors_only.hpp"
 
 namespace keras::datasets::imdb {
 
@@ -123,7 +124,7 @@ Split to_split(const RawSplit& raw) {
 }  // namespace
 
 std::pair<Split, Split> load_data(const LoadDataOptions& options) {
-    auto [train, test] = read_raw(locate(options.path, "imdb.npz", ""));
+    auto [train, test] = saving::keras_errors_only(options.path, [&] { return read_raw(locate(options.path, "imdb.npz", "")); });
     return apply_load_data_steps(std::move(train), std::move(test), options);
 }
 
@@ -157,7 +158,9 @@ std::pair<Split, Split> apply_load_data_steps(RawSplit train, RawSplit test, con
     return {to_split(train), to_split(test)};
 }
 
-WordIndex get_word_index(const std::string& path) {
+namespace {
+
+WordIndex read_word_index(const std::string& path) {
     const fs::path file = locate(path, "imdb_word_index.json", kWordIndexMd5);
     std::ifstream in(file, std::ios::binary);
     if (!in) runtime_error("Cannot read the word index {}", file.string());
@@ -176,6 +179,12 @@ WordIndex get_word_index(const std::string& path) {
         index.emplace(word, id.get<int64_t>());
     }
     return index;
+}
+
+}  // namespace
+
+WordIndex get_word_index(const std::string& path) {
+    return saving::keras_errors_only(path, [&] { return read_word_index(path); });
 }
 
 std::string decode_review(const std::vector<int32_t>& ids, const WordIndex& word_index, int64_t index_from) {

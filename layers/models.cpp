@@ -5,6 +5,7 @@
 // meaning by keras_version. Weight paths differ by version too, but weight_names spells them out.
 #include "keras/models.hpp"
 
+#include <filesystem>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -14,6 +15,7 @@
 #include "functional_loader.hpp"
 #include "layer_factory.hpp"
 #include "saving/h5_file.hpp"
+#include "saving/keras_errors_only.hpp"
 #include "saving/legacy_weights.hpp"
 #include "saving/optimizer_weights.hpp"
 #include "saving/training_config.hpp"
@@ -40,7 +42,7 @@ json parse_json_attr(const saving::H5Group& root, const std::string& name) {
     const std::string text = root.string_attr(name);
     try {
         return json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {   // parse_error, and out_of_range for a number above 1e308
         value_error("Attribute '{}' of file '{}' is not valid JSON: {}", name, root.file(), e.what());
     }
 }
@@ -136,7 +138,14 @@ void compile_from_file(Model& model, const saving::H5File& file, int keras_major
 
 }  // namespace
 
-std::shared_ptr<Model> load_model(const std::string& filepath, const LoadModelOptions& options) {
+namespace {
+
+std::shared_ptr<Model> load_model_file(const std::string& filepath, const LoadModelOptions& options) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(filepath, ec))   // Keras 3's words for a SavedModel folder
+        value_error("File format not supported: filepath={}. It is a directory, not a file: kerascpp loads Keras's "
+                    "HDF5 model files (`.h5` extension). Note that the legacy SavedModel format (a directory) is not "
+                    "supported by `load_model()`.", filepath);
     const saving::H5File file = saving::H5File::open(filepath);
     if (!file.has_attr("model_config"))
         value_error("No model config found in the file at {} (a weights-only file? use Model::load_weights).",
@@ -151,6 +160,12 @@ std::shared_ptr<Model> load_model(const std::string& filepath, const LoadModelOp
     saving::read_legacy_weights(file.group("model_weights"), *model);
     if (options.compile && file.has_attr("training_config")) compile_from_file(*model, file, source.keras_major);
     return model;
+}
+
+}  // namespace
+
+std::shared_ptr<Model> load_model(const std::string& filepath, const LoadModelOptions& options) {
+    return saving::keras_errors_only(filepath, [&] { return load_model_file(filepath, options); });
 }
 
 }  // namespace keras::models

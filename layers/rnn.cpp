@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "keras/errors.hpp"
 #include "keras/initializers.hpp"
 #include "keras/random.hpp"
@@ -18,7 +20,13 @@ namespace keras::layers {
 RNNBase::RNNBase(const std::string& class_name, const std::string& name, RecurrentCommon common)
     : Layer(class_name, name), common_(std::move(common)) {
     supports_masking = true;
-    common_.dropout = std::min(1.0f, std::max(0.0f, common_.dropout));   // Keras clips the rate
+    // Keras clips the rates to [0, 1], which would turn NaN into 0 without a word: refused instead.
+    for (const auto& [argument, rate] : {std::pair{"dropout", common_.dropout},
+                                         std::pair{"recurrent_dropout", common_.recurrent_dropout}})
+        if (std::isnan(rate))
+            value_error("{}: Invalid value received for argument `{}`. Expected a float value between 0 and 1. "
+                        "Received: {}=nan", class_name, argument, argument);
+    common_.dropout = std::min(1.0f, std::max(0.0f, common_.dropout));
     common_.recurrent_dropout = std::min(1.0f, std::max(0.0f, common_.recurrent_dropout));
 }
 

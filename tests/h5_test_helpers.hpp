@@ -27,9 +27,9 @@ inline std::string read_model_config(const std::string& path) {
     return out;
 }
 
-// Replaces an .h5 model file's model_config attribute (a variable-length string, as we write it), to
-// test how load_model reacts to a config it cannot rebuild.
-inline void rewrite_model_config(const std::string& path, const nlohmann::json& config) {
+// Replaces an .h5 model file's model_config attribute (a variable-length string, as we write it) with
+// raw text (which need not be valid JSON), to test how load_model reacts to a config it cannot rebuild.
+inline void rewrite_model_config_text(const std::string& path, const std::string& text) {
     const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
     if (file < 0) throw std::runtime_error("rewrite_model_config: cannot open " + path);
     H5Adelete(file, "model_config");
@@ -37,13 +37,16 @@ inline void rewrite_model_config(const std::string& path, const nlohmann::json& 
     H5Tset_size(type, H5T_VARIABLE);
     const hid_t space = H5Screate(H5S_SCALAR);
     const hid_t attr = H5Acreate2(file, "model_config", type, space, H5P_DEFAULT, H5P_DEFAULT);
-    const std::string text = config.dump();
     const char* p = text.c_str();
     H5Awrite(attr, type, &p);
     H5Aclose(attr);
     H5Sclose(space);
     H5Tclose(type);
     H5Fclose(file);
+}
+
+inline void rewrite_model_config(const std::string& path, const nlohmann::json& config) {
+    rewrite_model_config_text(path, config.dump());
 }
 
 }  // namespace test_helpers

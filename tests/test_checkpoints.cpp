@@ -233,6 +233,14 @@ TEST_CASE("ModelCheckpoint file names: Python format specs, epoch and batch 1-ba
           "Invalid ModelCheckpoint filepath \"m-{epoch.h5\": expected '}' before end of string");
     CHECK(message_of<ValueError>([&] { callbacks::check_filepath_template("m-}.h5"); }) ==
           "Invalid ModelCheckpoint filepath \"m-}.h5\": single '}' encountered in format string");
+    // A spec no value can take is refused when the callback is made (as the header promises), not at
+    // the first save; a spec only a float can take ({val_loss:.2f}) or only an int ({epoch:03d}) is fine.
+    CHECK(message_of<ValueError>([&] { callbacks::ModelCheckpoint("{epoch:zz}.h5"); }) ==
+          "Invalid ModelCheckpoint filepath \"{epoch:zz}.h5\": 'zz' is not a valid format spec for field 'epoch' "
+          "(e.g. {epoch:02d} or {val_loss:.2f})");
+    CHECK(message_of<ValueError>([&] { callbacks::ModelCheckpoint("{val_loss:.2q}.h5"); }).find(
+              "'.2q' is not a valid format spec for field 'val_loss'") != std::string::npos);
+    CHECK_NOTHROW(callbacks::ModelCheckpoint("m-{epoch:03d}-{val_loss:.2f}-{val_accuracy:%}.h5"));
 }
 
 TEST_CASE("ModelCheckpoint saves every epoch to templated names; each file holds that epoch's weights") {

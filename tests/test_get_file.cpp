@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -323,4 +324,38 @@ TEST_CASE("get_file: bad arguments are Keras's ValueErrors") {
           "`cache_dir` argument. Received: fname=a/b.bin");
     CHECK(message_of<ValueError>([] { get_file("b.bin", "http://127.0.0.1/b.bin", {.hash_algorithm = "sha1"}); }) ==
           "get_file: hash_algorithm must be \"auto\", \"sha256\" or \"md5\", got \"sha1\"");
+}
+
+TEST_CASE("get_file removes the downloads a killed process left in the cache, and only those") {
+    TempKerasHome home;
+    const std::string url = server().url("/blob/1000");
+    captured(std::cout, [&] { get_file("data.bin", url); });
+    // What an interrupted get_file leaves: a hidden .download beside the file. A pid no process has:
+    // a child that has exited and been reaped.
+    const pid_t dead = ::fork();
+    if (dead == 0) ::_exit(0);
+    ::waitpid(dead, nullptr, 0);
+    char raw_host[256] = {};
+    ::gethostname(raw_host, sizeof(raw_host) - 1);
+    std::string host = raw_host;   // as kerascpp writes it: only letters, digits and dots
+    for (char& c : host)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.') c = '_';
+    const fs::path dir = home.datasets();
+    const auto touch = [&](const std::string& name, int hours_old) {
+        std::ofstream(dir / name) << "partial";
+        fs::last_write_time(dir / name, fs::file_time_type::clock::now() - std::chrono::hours(hours_old));
+    };
+    const std::string killed = fmt::format(".data.bin.{}-{}-0badf00d.download", host, dead);
+    const std::string old_version = ".data.bin.4242-0badf00d.download";   // before pids and hosts: age decides
+    const std::string recent_old_version = ".data.bin.4243-0badf00d.download";
+    const std::string live = fmt::format(".data.bin.{}-{}-0badf00d.download", host, ::getpid());
+    touch(killed, 0);
+    touch(old_version, 25);
+    touch(recent_old_version, 0);
+    touch(live, 0);
+    captured(std::cout, [&] { get_file("data.bin", url); });   // cached: nothing downloaded, leftovers cleaned
+    CHECK_FALSE(fs::exists(dir / killed));
+    CHECK_FALSE(fs::exists(dir / old_version));
+    CHECK(fs::exists(dir / recent_old_version));
+    CHECK(fs::exists(dir / live));
 }

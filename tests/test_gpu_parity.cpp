@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "keras/backend.hpp"
 #include <keras/keras.hpp>
 
 #include "reference/reference.hpp"

@@ -3,16 +3,20 @@
 // and bad files give clear errors.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 #include <hdf5.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "keras/errors.hpp"
 #include "saving/atomic_write.hpp"
 #include "saving/h5_file.hpp"
+#include "saving/stale_temp_files.hpp"
 
 using namespace keras;
 using namespace keras::saving;
@@ -100,7 +104,7 @@ TEST_CASE("strings and datasets written by the wrapper read back through the raw
     CHECK(mw.string_array_attr("empty").empty());
     CHECK(mw.has_dataset("dense/sequential/dense/kernel"));
     CHECK_FALSE(mw.has_dataset("dense/nothing/kernel"));
-    const H5Array a = mw.read_dataset("dense/sequential/dense/kernel");
+    const H5Array a = mw.read_dataset("dense/sequential/dense/kernel", [](const auto&) {});
     CHECK(a.shape == std::vector<int64_t>{2, 3});
     CHECK(a.values == std::vector<float>{1, 2, 3, 4, 5, -6.5f});
 }
@@ -161,7 +165,7 @@ TEST_CASE("bad files give clear errors") {
                          doctest::Contains("Group '/model_weights' in file"), ValueError);
     CHECK_THROWS_WITH_AS(f.string_attr("model_config"),
                          doctest::Contains("Attribute 'model_config' of '/' in file"), ValueError);
-    CHECK_THROWS_WITH_AS(f.read_dataset("nothing/here"),
+    CHECK_THROWS_WITH_AS(f.read_dataset("nothing/here", [](const auto&) {}),
                          doctest::Contains("Dataset '/nothing/here' in file"), ValueError);
 }
 
@@ -190,4 +194,51 @@ TEST_CASE("atomic_write gives the saved file the permissions a new file gets, no
     const auto perms = fs::status(path).permissions();
     CHECK((perms & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write |
                                        fs::perms::group_read | fs::perms::others_read));
+}
+
+namespace {
+
+// A pid that no process has: a child that has exited and been reaped.
+pid_t dead_pid() {
+    const pid_t pid = ::fork();
+    if (pid == 0) ::_exit(0);
+    ::waitpid(pid, nullptr, 0);
+    return pid;
+}
+
+void touch(const fs::path& path, std::chrono::hours age = std::chrono::hours(0)) {
+    std::ofstream(path) << "partial";
+    fs::last_write_time(path, fs::file_time_type::clock::now() - age);
+}
+
+}  // namespace
+
+TEST_CASE("atomic_write removes the temporaries of dead savers, and only those") {
+    const fs::path dir = fs::path(temp_path("stale_temps"));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const std::string self = temp_owner_tag();                              // "<host>-<pid>"
+    const std::string host = self.substr(0, self.rfind('-'));
+    const std::vector<std::string> stale = {
+        fmt::format(".m.h5.tmp-{}-{}-AbC123", host, dead_pid()),   // killed on this host
+        ".m.h5.tmp-Xy12Zq",                                        // an older kerascpp's, a day old
+        ".m.h5.tmp-otherhost-12-AbC123",                           // another host's, a day old
+    };
+    const std::vector<std::string> kept = {
+        fmt::format(".m.h5.tmp-{}-AbC123", self),                  // a save in progress in this process
+        fmt::format(".m.h5.tmp-{}-1-AbC123", host),                // pid 1 lives
+        ".m.h5.tmp-otherhost-12-XyZ987",                           // another host's, recent
+        ".m.h5.tmp-Qw34Er",                                        // an older kerascpp's, recent
+        fmt::format(".other.h5.tmp-{}-{}-AbC123", host, dead_pid()),   // another file's
+        "m.h5.tmp-notours",
+    };
+    touch(dir / stale[0]);
+    touch(dir / stale[1], std::chrono::hours(25));
+    touch(dir / stale[2], std::chrono::hours(25));
+    for (const auto& name : kept) touch(dir / name);
+    atomic_write((dir / "m.h5").string(), [](const std::string& tmp) { std::ofstream(tmp) << "model"; });
+    for (const auto& name : stale) CHECK_MESSAGE(!fs::exists(dir / name), name);
+    for (const auto& name : kept) CHECK_MESSAGE(fs::exists(dir / name), name);
+    CHECK(fs::exists(dir / "m.h5"));
+    fs::remove_all(dir);
 }

@@ -448,6 +448,10 @@ TEST_CASE("bad files: a clear error naming what is wrong") {
         CHECK_THROWS_WITH_AS(models::load_model(path), doctest::Contains(message.c_str()), ValueError);
     };
     expect_error(temp_path("missing.h5"), "No file or directory found at");
+    // A folder (e.g. a SavedModel): Keras 3's words, saying it is a directory.
+    const std::string folder = temp_path("saved_model_dir");
+    fs::create_directories(folder);
+    expect_error(folder, fmt::format("File format not supported: filepath={}. It is a directory, not a file", folder));
     const std::string text = temp_path("text.h5");
     std::ofstream(text) << "{\"class_name\": \"Sequential\"}";
     expect_error(text, "is not an HDF5 file");

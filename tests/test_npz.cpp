@@ -62,7 +62,7 @@ std::vector<int64_t> ints_of(const io::pickle::Value& v) {
 
 // The x_train.npy payload of a fixture, the pickle part only.
 std::string fixture_pickle(const std::string& npz) {
-    const std::string npy_file = io::ZipArchive(kFixtures / npz).read("x_train.npy");
+    const std::string npy_file = io::ZipArchive(kFixtures / npz).read("x_train.npy", UINT64_MAX);
     return npy_file.substr(io::npy::parse_header(npy_file, npz).data_offset);
 }
 }  // namespace
@@ -162,7 +162,7 @@ TEST_CASE("pickle and npz: randomly damaged files decode or fail cleanly, nothin
     };
     int decoded = 0, rejected = 0;
     for (const std::string npz : {"tiny_p3.npz", "tiny_p5.npz", "tiny_numpy1.npz"}) {
-        const std::string npy_file = io::ZipArchive(kFixtures / npz).read("x_train.npy");
+        const std::string npy_file = io::ZipArchive(kFixtures / npz).read("x_train.npy", UINT64_MAX);
         for (int i = 0; i < 1500; ++i) {
             try {
                 io::npy::read_int_list_array(mutate(npy_file), "m.npy");
@@ -279,7 +279,7 @@ TEST_CASE("npz: damaged zip files are clear errors") {
     std::ofstream(empty).close();
     CHECK(error(empty).starts_with("Cannot read zip file " + empty.string()));
     fs::remove(empty);
-    CHECK(message_of<RuntimeError>([] { io::ZipArchive(kFixtures / "tiny_p3.npz").read("x_val.npy"); }) ==
+    CHECK(message_of<RuntimeError>([] { io::ZipArchive(kFixtures / "tiny_p3.npz").read("x_val.npy", UINT64_MAX); }) ==
           fmt::format("{}: no member 'x_val.npy' in the zip file (it holds: x_train.npy, y_train.npy, x_test.npy, y_test.npy)",
                       (kFixtures / "tiny_p3.npz").string()));
 }

@@ -543,3 +543,17 @@ TEST_CASE("config: recurrent_dropout round-trips; a real Keras 3 .h5 with it loa
     CHECK(again_rates == rates);
     CHECK(values_of(again->predict(x, {.verbose = 0})) == values_of(model->predict(x, {.verbose = 0})));
 }
+
+TEST_CASE("layer: a NaN dropout or recurrent_dropout is a ValueError (clipping would make it 0 silently)") {
+    const float nan = std::nanf("");
+    for (const Case& c : all_cases()) {
+        INFO(name_of(c));
+        const std::string layer = c.cell == ref::Cell::simple_rnn ? "SimpleRNN" : c.cell == ref::Cell::lstm ? "LSTM" : "GRU";
+        CHECK(message_of<keras::ValueError>([&] { make_layer(c, nan); }) ==
+              layer + ": Invalid value received for argument `recurrent_dropout`. Expected a float value between 0 "
+                      "and 1. Received: recurrent_dropout=nan");
+        CHECK(message_of<keras::ValueError>([&] { make_layer(c, 0.0f, nan); }).find("argument `dropout`") !=
+              std::string::npos);
+    }
+    CHECK(message_of<keras::ValueError>([&] { keras::layers::Dropout layer(nan); }).find("rate=nan") != std::string::npos);
+}

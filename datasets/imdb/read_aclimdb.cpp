@@ -91,6 +91,12 @@ std::pair<RawSplit, RawSplit> read_folder(const fs::path& folder, const WordInde
     return assemble(groups, root);
 }
 
+// libarchive's message for the last error; it may have none (NULL), which fmt must never see.
+std::string archive_error(archive* a) {
+    const char* message = archive_error_string(a);
+    return message != nullptr ? message : fmt::format("libarchive error {} with no message", archive_errno(a));
+}
+
 struct ArchiveCloser {
     void operator()(archive* a) const { archive_read_free(a); }
 };
@@ -100,7 +106,7 @@ std::pair<RawSplit, RawSplit> read_tarball(const fs::path& tarball, const WordIn
     archive_read_support_filter_all(a.get());
     archive_read_support_format_tar(a.get());
     if (archive_read_open_filename(a.get(), tarball.c_str(), 1 << 16) != ARCHIVE_OK)
-        runtime_error("{}: cannot read the archive: {}", tarball.string(), archive_error_string(a.get()));
+        runtime_error("{}: cannot read the archive: {}", tarball.string(), archive_error(a.get()));
 
     std::array<GroupReviews, 4> groups;
     archive_entry* entry = nullptr;
@@ -118,13 +124,13 @@ std::pair<RawSplit, RawSplit> read_tarball(const fs::path& tarball, const WordIn
         while ((r = archive_read_data_block(a.get(), &block, &size, &offset)) == ARCHIVE_OK)
             text.append(static_cast<const char*>(block), size);
         if (r != ARCHIVE_EOF)
-            runtime_error("{}: cannot read {}: {}", tarball.string(), name, archive_error_string(a.get()));
+            runtime_error("{}: cannot read {}: {}", tarball.string(), name, archive_error(a.get()));
         const fs::path path(name);
         groups[static_cast<size_t>(g)][path.filename().string()] =
             tokenize_file(text, tarball.string() + ":" + name, word_index);
     }
     if (status != ARCHIVE_EOF)
-        runtime_error("{}: corrupt archive: {}", tarball.string(), archive_error_string(a.get()));
+        runtime_error("{}: corrupt archive: {}", tarball.string(), archive_error(a.get()));
     return assemble(groups, tarball);
 }
 

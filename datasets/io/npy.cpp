@@ -184,6 +184,19 @@ Header parse_header(std::string_view file, const std::string& where) {
     return header;
 }
 
+std::optional<uint64_t> declared_file_size(const Header& header, const std::string& where) {
+    const std::string& d = header.descr;
+    // '<i8' -> 8: a byte-order mark, one kind letter, then the item size in bytes.
+    if (d.size() < 3 || d.size() > 5 || d[1] == 'O' || d.find_first_not_of("0123456789", 2) != std::string::npos)
+        return std::nullopt;
+    const uint64_t item = std::stoull(d.substr(2));
+    uint64_t data = 0, total = 0;
+    if (__builtin_mul_overflow(static_cast<uint64_t>(element_count(header, where)), item, &data) ||
+        __builtin_add_overflow(data, header.data_offset, &total))
+        runtime_error("{}: .npy shape {} with dtype '{}' is too large", where, shape_string(header.shape), d);
+    return total;
+}
+
 IntArray read_int_array(std::string_view file, const std::string& where) {
     const Header header = parse_header(file, where);
     const std::string& d = header.descr;

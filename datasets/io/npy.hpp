@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,10 @@ struct Header {
 
 // Parses and checks the magic, version and header dict; `where` names the file in errors.
 Header parse_header(std::string_view file, const std::string& where);
+
+// The size of a whole .npy file with this header (header plus data), when its dtype has a fixed item
+// size ('<i8', '|b1', '<f4', ...); nullopt for object arrays, whose pickled size the header does not tell.
+std::optional<uint64_t> declared_file_size(const Header& header, const std::string& where);
 
 // An integer (or bool) array of any byte order, converted to int64 in C order.
 struct IntArray {

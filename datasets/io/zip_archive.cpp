@@ -48,18 +48,47 @@ bool ZipArchive::contains(const std::string& name) const {
     return zip_name_locate(archive_, name.c_str(), 0) >= 0;
 }
 
-std::string ZipArchive::read(const std::string& name) const {
+namespace {
+
+zip_stat_t member_stat(zip* archive, const std::filesystem::path& path, const std::string& name,
+                       const std::vector<std::string>& names) {
     zip_stat_t stat;
     zip_stat_init(&stat);
-    if (zip_stat(archive_, name.c_str(), 0, &stat) != 0)
-        runtime_error("{}: no member '{}' in the zip file (it holds: {})", path_.string(), name,
-                      fmt::join(names(), ", "));
-    if ((stat.valid & ZIP_STAT_SIZE) == 0 || stat.size > kMaxMemberBytes)
-        runtime_error("{}: member '{}' declares an unusable size", path_.string(), name);
+    if (zip_stat(archive, name.c_str(), 0, &stat) != 0)
+        runtime_error("{}: no member '{}' in the zip file (it holds: {})", path.string(), name, fmt::join(names, ", "));
+    if ((stat.valid & ZIP_STAT_SIZE) == 0 || (stat.valid & ZIP_STAT_COMP_SIZE) == 0 || stat.size > kMaxMemberBytes)
+        runtime_error("{}: member '{}' declares an unusable size", path.string(), name);
+    return stat;
+}
 
+}  // namespace
+
+uint64_t ZipArchive::compressed_size(const std::string& name) const {
+    return member_stat(archive_, path_, name, names()).comp_size;
+}
+
+std::string ZipArchive::read_prefix(const std::string& name, size_t n) const {
+    const zip_stat_t stat = member_stat(archive_, path_, name, names());
     zip_file_t* file = zip_fopen(archive_, name.c_str(), 0);
     if (file == nullptr)
         runtime_error("{}: cannot open member '{}': {}", path_.string(), name, zip_strerror(archive_));
+    std::string bytes(static_cast<size_t>(std::min<zip_uint64_t>(n, stat.size)), '\0');
+    const zip_int64_t got = bytes.empty() ? 0 : zip_fread(file, bytes.data(), bytes.size());
+    zip_fclose(file);   // the CRC is checked only when a member is read to its end, by read()
+    if (got < 0) runtime_error("{}: member '{}' is corrupt (cannot inflate its first bytes)", path_.string(), name);
+    bytes.resize(static_cast<size_t>(got));
+    return bytes;
+}
+
+std::string ZipArchive::read(const std::string& name, uint64_t max_bytes) const {
+    const zip_stat_t stat = member_stat(archive_, path_, name, names());
+    if (stat.size > max_bytes)
+        runtime_error("{}: member '{}' declares {} bytes, more than the {} its contents allow", path_.string(), name,
+                      stat.size, max_bytes);
+    zip_file_t* file = zip_fopen(archive_, name.c_str(), 0);
+    if (file == nullptr)
+        runtime_error("{}: cannot open member '{}': {}", path_.string(), name, zip_strerror(archive_));
+    // libzip stops at the declared size, which is checked above: inflating ends there.
     std::string bytes(static_cast<size_t>(stat.size), '\0');
     zip_uint64_t done = 0;
     while (done < stat.size) {

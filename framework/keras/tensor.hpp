@@ -26,6 +26,7 @@ using Shape = std::vector<int64_t>;
 KERAS_API std::string to_string(DType dtype);
 // Keras-style shape text: "(None, 130, 100)" where -1 stands for None.
 KERAS_API std::string shape_str(const Shape& shape);
+// The product of the sizes; ValueError when it overflows int64.
 KERAS_API int64_t num_elements(const Shape& shape);
 // The multi-index of flat element i in a row-major tensor of this shape, as "[3, 17]".
 KERAS_API std::string index_str(const Shape& shape, int64_t i);

@@ -30,7 +30,10 @@ std::string shape_str(const Shape& shape) {
 
 int64_t num_elements(const Shape& shape) {
     int64_t n = 1;
-    for (int64_t d : shape) n *= d;
+    // Shapes can come from files and configs: an overflowing product is an error, not undefined behaviour.
+    for (int64_t d : shape)
+        if (__builtin_mul_overflow(n, d, &n))
+            value_error("Shape {} has too many elements (the count overflows int64)", shape_str(shape));
     return n;
 }
 

@@ -96,7 +96,25 @@ std::string available_keys(std::optional<int64_t> batch, const Logs& logs) {
 
 }  // namespace
 
-void check_filepath_template(const std::string& filepath) { parse(filepath); }
+// A spec that formats neither an int (epoch, batch) nor a float (a logs value) is malformed whatever
+// the field's value will be: refused up front rather than at the first save, epochs later.
+void check_filepath_template(const std::string& filepath) {
+    for (const Piece& piece : parse(filepath)) {
+        if (!piece.is_field || piece.spec.empty()) continue;
+        bool formats_something = false;
+        for (const std::variant<int64_t, double>& sample : {std::variant<int64_t, double>(int64_t{1}),
+                                                           std::variant<int64_t, double>(0.5)}) {
+            try {
+                format_value(sample, piece.spec, piece.text, filepath);
+                formats_something = true;
+            } catch (const ValueError&) {
+            }
+        }
+        if (!formats_something)
+            value_error("Invalid ModelCheckpoint filepath \"{}\": '{}' is not a valid format spec for field '{}' "
+                        "(e.g. {{epoch:02d}} or {{val_loss:.2f}})", filepath, piece.spec, piece.text);
+    }
+}
 
 std::string format_filepath(const std::string& filepath, int epoch, std::optional<int64_t> batch, const Logs& logs) {
     std::string out;

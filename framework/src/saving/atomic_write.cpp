@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "keras/errors.hpp"
+#include "saving/stale_temp_files.hpp"
 
 namespace keras::saving {
 
@@ -44,8 +45,11 @@ void atomic_write(const std::string& filepath, const std::function<void(const st
     const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
     if (!fs::is_directory(dir, ec)) value_error("Cannot save to '{}': directory '{}' does not exist.", filepath, dir.string());
 
+    // A killed save leaves its temporary behind: remove those of dead savers first (stale_temp_files.hpp).
+    const std::string temp_prefix = fmt::format(".{}.tmp-", target.filename().string());
+    remove_stale_temp_files(dir, temp_prefix, "", 1);
     // mkstemp gives a unique name (two savers never share a temporary file); the writer reopens it.
-    std::string temp = (dir / fmt::format(".{}.tmp-XXXXXX", target.filename().string())).string();
+    std::string temp = (dir / fmt::format("{}{}-XXXXXX", temp_prefix, temp_owner_tag())).string();
     const int fd = ::mkstemp(temp.data());
     if (fd < 0) runtime_error("Cannot create a temporary file in '{}': {}", dir.string(), std::strerror(errno));
     const bool permissions_set = set_default_permissions(fd);

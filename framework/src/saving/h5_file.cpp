@@ -6,6 +6,7 @@
 
 #include "keras/errors.hpp"
 #include "keras/tensor.hpp"
+#include "saving/h5_heap_check.hpp"
 
 namespace keras::saving {
 
@@ -113,12 +114,24 @@ bool H5Group::has_attr(const std::string& name) const { return H5Aexists(id(), n
 
 namespace {
 
-// Reads every string of a string attribute (scalar -> one string).
-std::vector<std::string> read_strings(hid_t attr, const std::string& what) {
+// A variable-length string takes at least this many bytes of the file (its descriptor: length, heap
+// address, index); a fixed-length one its size.
+constexpr uint64_t kVariableStringBytes = 16;
+
+// Reads every string of a string attribute (scalar -> one string). A count of strings the file cannot
+// hold is refused before anything is allocated or read.
+std::vector<std::string> read_strings(hid_t attr, const std::string& what, const std::string& file) {
     H5Handle type(H5Aget_type(attr));
     H5Handle space(H5Aget_space(attr));
     if (!type.valid() || !space.valid()) runtime_error("Cannot read attribute {} ({})", what, hdf5_error_detail());
     const hsize_t n = element_count(space.get());
+    std::error_code ec;
+    const uint64_t file_bytes = std::filesystem::file_size(file, ec);
+    const uint64_t per_string = H5Tis_variable_str(type.get()) > 0 ? kVariableStringBytes
+                                                                   : std::max<size_t>(H5Tget_size(type.get()), 1);
+    if (!ec && n > file_bytes / per_string)
+        value_error("Attribute {} declares {} strings, more than the file ({} bytes) can hold: the file is corrupt.",
+                    what, n, file_bytes);
     if (H5Tget_class(type.get()) != H5T_STRING) {
         if (n == 0) return {};   // Keras writes an empty list as an empty float64 array
         value_error("Attribute {} is not a string (HDF5 type class {}).", what,
@@ -154,7 +167,7 @@ std::string H5Group::string_attr(const std::string& name) const {
     H5Handle attr(H5Aopen(id(), name.c_str(), H5P_DEFAULT));
     const std::string what = fmt::format("'{}' of {}", name, where());
     if (!attr.valid()) runtime_error("Cannot open attribute {} ({})", what, hdf5_error_detail());
-    auto strings = read_strings(attr.get(), what);
+    auto strings = read_strings(attr.get(), what, file_);
     if (strings.size() != 1)
         value_error("Attribute {} should hold one string, found {}.", what, strings.size());
     return strings[0];
@@ -169,7 +182,7 @@ std::vector<std::string> H5Group::string_array_attr(const std::string& name) con
         H5Handle attr(H5Aopen(id(), attr_name.c_str(), H5P_DEFAULT));
         const std::string what = fmt::format("'{}' of {}", attr_name, where());
         if (!attr.valid()) runtime_error("Cannot open attribute {} ({})", what, hdf5_error_detail());
-        return read_strings(attr.get(), what);
+        return read_strings(attr.get(), what, file_);
     };
     if (has_attr(name)) return read_one(name);
     if (!has_attr(name + "0")) value_error("Attribute '{}' of {} is missing.", name, where());
@@ -262,18 +275,56 @@ std::vector<int64_t> H5Group::dataset_shape(const std::string& path) const {
     if (rank < 0) runtime_error("Cannot read the shape of dataset {} ({})", where(path), hdf5_error_detail());
     std::vector<hsize_t> dims(static_cast<size_t>(rank));
     if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+    for (hsize_t d : dims)
+        if (d > static_cast<hsize_t>(INT64_MAX)) value_error("Dataset {} declares a dimension of {}.", where(path), d);
     return std::vector<int64_t>(dims.begin(), dims.end());
 }
 
-H5Array H5Group::read_dataset(const std::string& path) const {
+namespace {
+
+// Deflate cannot shrink data by more than about 1032:1, so a compressed dataset claiming more is forged.
+constexpr uint64_t kMaxCompressionRatio = 1032;
+
+// The element count of a declared shape, refused when the product overflows.
+uint64_t declared_elements(const std::vector<int64_t>& shape, const std::string& what) {
+    uint64_t n = 1;
+    for (int64_t d : shape)
+        if (d < 0 || __builtin_mul_overflow(n, static_cast<uint64_t>(d), &n))
+            value_error("Dataset {} declares shape {}, too many elements to be a weight.", what, shape_str(shape));
+    return n;
+}
+
+// A dataset declaring more bytes than its file could hold (uncompressed, or at deflate's best ratio) is
+// corrupt or hostile: refuse it before allocating its buffer.
+void check_fits_in_file(hid_t dset, uint64_t elements, const std::string& file, const std::string& what) {
+    H5Handle type(H5Dget_type(dset));
+    H5Handle plist(H5Dget_create_plist(dset));
+    const uint64_t element_bytes = std::max<uint64_t>(H5Tget_size(type.get()), 1);
+    const int filters = plist.valid() ? H5Pget_nfilters(plist.get()) : 0;
+    std::error_code ec;
+    const uint64_t file_bytes = std::filesystem::file_size(file, ec);
+    if (ec) return;   // not a plain file (HDF5 opened it anyway): HDF5's own checks apply
+    const uint64_t limit = filters > 0 ? file_bytes * kMaxCompressionRatio : file_bytes;
+    uint64_t needed = 0;
+    if (__builtin_mul_overflow(elements, element_bytes, &needed) || needed > limit)
+        value_error("Dataset {} declares {} elements of {} bytes, more than the file ({} bytes) can hold: the file is "
+                    "corrupt or truncated.", what, elements, element_bytes, file_bytes);
+}
+
+}  // namespace
+
+H5Array H5Group::read_dataset(const std::string& path, const ShapeCheck& check_shape) const {
     H5Array array;
     array.shape = dataset_shape(path);
+    check_shape(array.shape);
+    const uint64_t elements = declared_elements(array.shape, where(path));
     H5Handle dset(H5Dopen2(id(), path.c_str(), H5P_DEFAULT));
     H5Handle type(H5Dget_type(dset.get()));
     const H5T_class_t cls = H5Tget_class(type.get());
     if (cls != H5T_FLOAT && cls != H5T_INTEGER)
         value_error("Dataset {} is not numeric (HDF5 type class {}).", where(path), static_cast<int>(cls));
-    array.values.resize(static_cast<size_t>(num_elements(array.shape)));
+    check_fits_in_file(dset.get(), elements, file_, where(path));
+    array.values.resize(static_cast<size_t>(elements));
     if (!array.values.empty())
         check_status(H5Dread(dset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, array.values.data()),
                      fmt::format("Cannot read dataset {} (is the file truncated?)", where(path)));
@@ -306,8 +357,9 @@ void H5Group::write_scalar_int64(const std::string& path, int64_t value) const {
 }
 
 int64_t H5Group::read_scalar_int64(const std::string& path) const {
-    if (num_elements(dataset_shape(path)) != 1)
-        value_error("Dataset {} should hold one number, its shape is {}.", where(path), shape_str(dataset_shape(path)));
+    const std::vector<int64_t> shape = dataset_shape(path);
+    if (declared_elements(shape, where(path)) != 1)
+        value_error("Dataset {} should hold one number, its shape is {}.", where(path), shape_str(shape));
     H5Handle dset(H5Dopen2(id(), path.c_str(), H5P_DEFAULT));
     int64_t value = 0;
     check_status(H5Dread(dset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value),
@@ -320,6 +372,8 @@ H5File::H5File(H5Handle handle, std::string filepath) : H5Group(std::move(handle
 H5File H5File::open(const std::string& filepath) {
     silence_hdf5_errors();
     std::error_code ec;
+    if (std::filesystem::is_directory(filepath, ec))
+        value_error("'{}' is a directory, not an HDF5 file.", filepath);
     if (!std::filesystem::is_regular_file(filepath, ec))
         value_error("No file or directory found at {}", filepath);
     const htri_t is_hdf5 = H5Fis_hdf5(filepath.c_str());
@@ -327,6 +381,7 @@ H5File H5File::open(const std::string& filepath) {
         H5Eclear2(H5E_DEFAULT);
         value_error("File '{}' is not an HDF5 file (no HDF5 signature).", filepath);
     }
+    check_global_heaps(filepath);   // before libhdf5 reads one (docs/security.md)
     const hid_t id = H5Fopen(filepath.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     if (id < 0)
         value_error("Cannot open HDF5 file '{}': {} (is it truncated or corrupt?)", filepath, hdf5_error_detail());

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -65,7 +66,12 @@ public:
     void write_string_array_attr(const std::string& name, const std::vector<std::string>& values) const;
 
     bool has_dataset(const std::string& path) const;        // path may contain '/'
-    H5Array read_dataset(const std::string& path) const;   // converted to float32
+    // Converted to float32. check_shape sees the declared shape before anything is allocated and
+    // throws when it is not the one the caller expects (a hostile file may declare any size); then
+    // the size is checked against what the file can hold, so a forged shape cannot make us allocate
+    // gigabytes either way.
+    using ShapeCheck = std::function<void(const std::vector<int64_t>& declared)>;
+    H5Array read_dataset(const std::string& path, const ShapeCheck& check_shape) const;
     std::vector<int64_t> dataset_shape(const std::string& path) const;
     // Creates intermediate groups of `path` as needed.
     void write_dataset(const std::string& path, const std::vector<int64_t>& shape, const float* values) const;

@@ -73,25 +73,28 @@ size_t count_vars(const H5Group& vars) {
     return count;
 }
 
-// The tensors of one vars group, "0", "1", ... (exactly `expected` of them).
-std::vector<Tensor> read_vars(const H5Group& vars, size_t expected, const std::string& owner) {
+// The tensors of one vars group, "0", "1", ... (exactly `expected` of them). check(i, shape) sees each
+// declared shape before its data is read, and throws when it is not the expected one.
+using VarCheck = std::function<void(size_t i, const Shape& declared)>;
+std::vector<Tensor> read_vars(const H5Group& vars, size_t expected, const std::string& owner, const VarCheck& check) {
     const size_t count = count_vars(vars);
     if (count != expected)
         value_error("Cannot load weights from {}: {} expected {} variables, but received {} variables during loading",
                     vars.where(), owner, expected, count);
     std::vector<Tensor> out;
     for (size_t i = 0; i < count; ++i) {
-        H5Array a = vars.read_dataset(std::to_string(i));
+        H5Array a = vars.read_dataset(std::to_string(i), [&](const Shape& declared) { check(i, declared); });
         out.emplace_back(a.values, Shape(a.shape.begin(), a.shape.end()));
     }
     return out;
 }
 
-void check_shape(const Tensor& value, const Variable& target, const std::string& owner, const H5Group& vars, size_t i) {
-    if (value.shape() != target.value.shape())
+void check_shape(const Shape& declared, const Variable& target, const std::string& owner, const H5Group& vars,
+                 size_t i) {
+    if (declared != target.value.shape())
         value_error("Cannot load weights from {}: {} weight {} ('{}') expects shape {}, but the file has shape {}",
                     vars.where(std::to_string(i)), owner, i, target.name, shape_str(target.value.shape()),
-                    shape_str(value.shape()));
+                    shape_str(declared));
 }
 
 }  // namespace
@@ -120,11 +123,9 @@ void read_keras3_weights(const H5File& file, Model& model) {
             value_error("Cannot load weights from '{}': {} has {} weights, but the file has no group '{}'", file.file(),
                         owner, weights.size(), expected.path);
         const H5Group vars = file.group(expected.path);
-        auto values = read_vars(vars, weights.size(), owner);
-        for (size_t i = 0; i < values.size(); ++i) {
-            check_shape(values[i], *weights[i], owner, vars, i);
-            assignments.emplace_back(weights[i], std::move(values[i]));
-        }
+        auto values = read_vars(vars, weights.size(), owner,
+                                [&](size_t i, const Shape& declared) { check_shape(declared, *weights[i], owner, vars, i); });
+        for (size_t i = 0; i < values.size(); ++i) assignments.emplace_back(weights[i], std::move(values[i]));
     }
     // The optimizer's state, when both the file and the model have one.
     std::vector<std::pair<VariablePtr, std::vector<Tensor>>> slots;
@@ -144,18 +145,20 @@ void read_keras3_weights(const H5File& file, Model& model) {
             for (auto& [weight, value] : assignments) weight->value.copy_from(value);
             return;
         }
-        auto values = read_vars(vars, expected, "Optimizer '" + opt.name() + "'");
-        for (size_t i = 0; i < 2; ++i)
-            if (values[i].numel() != 1)
+        const std::string owner = "Optimizer '" + opt.name() + "'";
+        const auto order = slot_order(opt, trainable.size());
+        // Variables 0 and 1 are the scalars (iterations, learning rate), then the slots in `order`.
+        auto values = read_vars(vars, expected, owner, [&](size_t i, const Shape& declared) {
+            if (i >= 2) return check_shape(declared, *trainable[order[i - 2].first], owner + " slot of", vars, i);
+            if (num_elements(declared) != 1)
                 value_error("Cannot load weights from {}: the optimizer's {} must be a scalar, got shape {}",
-                            vars.where(std::to_string(i)), i == 0 ? "iterations" : "learning rate",
-                            shape_str(values[i].shape()));
+                            vars.where(std::to_string(i)), i == 0 ? "iterations" : "learning rate", shape_str(declared));
+        });
         scalars = {values[0], values[1]};
         for (const auto& v : trainable) slots.emplace_back(v, std::vector<Tensor>(per_variable));
-        size_t index = 2;
-        for (const auto& [v, s] : slot_order(opt, trainable.size())) {
-            check_shape(values[index], *trainable[v], "Optimizer '" + opt.name() + "' slot of", vars, index);
-            slots[v].second[s] = values[index++];
+        for (size_t index = 2; index < values.size(); ++index) {
+            const auto [v, s] = order[index - 2];
+            slots[v].second[s] = values[index];
         }
     }
     for (auto& [weight, value] : assignments) weight->value.copy_from(value);

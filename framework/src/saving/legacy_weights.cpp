@@ -50,11 +50,11 @@ std::vector<SavedLayer> saved_layers_with_weights(const H5Group& group) {
     return out;
 }
 
-Tensor read_weight(const H5Group& layer_group, const std::string& weight_name) {
+Tensor read_weight(const H5Group& layer_group, const std::string& weight_name, const H5Group::ShapeCheck& check) {
     if (!layer_group.has_dataset(weight_name))
         value_error("Cannot load weights: weight '{}' is listed in weight_names but missing from {}", weight_name,
                     layer_group.where());
-    H5Array array = layer_group.read_dataset(weight_name);
+    H5Array array = layer_group.read_dataset(weight_name, check);
     return Tensor(array.values, Shape(array.shape.begin(), array.shape.end()));
 }
 
@@ -99,11 +99,13 @@ void read_legacy_weights(const H5Group& group, Model& model) {
         const H5Group layer_group = group.group(saved[k].name);
         for (size_t i = 0; i < names.size(); ++i) {
             const VariablePtr& weight = layer.weights()[i];
-            Tensor value = read_weight(layer_group, names[i]);
-            if (value.shape() != weight->value.shape())
-                value_error("Shape mismatch in layer #{} (named {}) for weight {} in file {}. Weight expects shape {}. "
-                            "Received saved weight with shape {}", k, layer.name(), names[i], group.file(),
-                            shape_str(weight->value.shape()), shape_str(value.shape()));
+            // The saved shape is compared before the data is read: a file may declare any size.
+            Tensor value = read_weight(layer_group, names[i], [&](const Shape& saved_shape) {
+                if (saved_shape != weight->value.shape())
+                    value_error("Shape mismatch in layer #{} (named {}) for weight {} in file {}. Weight expects shape "
+                                "{}. Received saved weight with shape {}", k, layer.name(), names[i], group.file(),
+                                shape_str(weight->value.shape()), shape_str(saved_shape));
+            });
             assignments.emplace_back(weight, std::move(value));
         }
     }

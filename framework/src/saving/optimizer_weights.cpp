@@ -122,7 +122,11 @@ OptimizerState read_optimizer_weights(const H5Group& root, const optimizers::Opt
             continue;
         }
         if (is_learning_rate(name)) {
-            state.learning_rate = group.read_dataset(name).values.at(0);
+            state.learning_rate = group.read_dataset(name, [&](const Shape& declared) {
+                if (num_elements(declared) != 1)
+                    value_error("Optimizer weight {} should hold one number (the learning rate), its shape is {}.",
+                                group.where(name), shape_str(declared));
+            }).values[0];
             continue;
         }
         const auto slot = slot_of(name, specs);
@@ -141,11 +145,12 @@ OptimizerState read_optimizer_weights(const H5Group& root, const optimizers::Opt
             value_error("{} holds {} '{}' optimizer weights, but the model has {} trainable weights.", group.where(),
                         per_slot[s].size(), specs[s].name, trainable.size());
         for (size_t v = 0; v < trainable.size(); ++v) {
-            const H5Array array = group.read_dataset(per_slot[s][v]);
-            if (array.shape != trainable[v]->value.shape())
-                value_error("Optimizer weight {} has shape {}, but the model's weight '{}' it belongs to has shape {}.",
-                            group.where(per_slot[s][v]), shape_str(array.shape), trainable[v]->name,
-                            shape_str(trainable[v]->value.shape()));
+            const H5Array array = group.read_dataset(per_slot[s][v], [&](const Shape& declared) {
+                if (declared != trainable[v]->value.shape())
+                    value_error("Optimizer weight {} has shape {}, but the model's weight '{}' it belongs to has shape "
+                                "{}.", group.where(per_slot[s][v]), shape_str(declared), trainable[v]->name,
+                                shape_str(trainable[v]->value.shape()));
+            });
             state.slots[v].push_back(Tensor(array.values, array.shape));
         }
     }

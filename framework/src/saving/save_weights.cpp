@@ -7,6 +7,7 @@
 #include "saving/atomic_write.hpp"
 #include "saving/h5_file.hpp"
 #include "saving/keras3_weights.hpp"
+#include "saving/keras_errors_only.hpp"
 #include "saving/legacy_weights.hpp"
 
 namespace keras {
@@ -25,13 +26,15 @@ void Model::save_weights(const std::string& filepath, bool overwrite) const {
 }
 
 void Model::load_weights(const std::string& filepath) {
-    const saving::H5File file = saving::H5File::open(filepath);
-    if (file.has_string_array_attr("layer_names")) saving::read_legacy_weights(file, *this);
-    else if (file.has_group("model_weights")) saving::read_legacy_weights(file.group("model_weights"), *this);
-    else if (file.has_group("layers")) saving::read_keras3_weights(file, *this);
-    else
-        value_error("Cannot load weights from '{}': it is an HDF5 file but not a Keras weights file (no "
-                    "'layer_names' attribute, 'model_weights' group or 'layers' group)", filepath);
+    saving::keras_errors_only(filepath, [&] {
+        const saving::H5File file = saving::H5File::open(filepath);
+        if (file.has_string_array_attr("layer_names")) saving::read_legacy_weights(file, *this);
+        else if (file.has_group("model_weights")) saving::read_legacy_weights(file.group("model_weights"), *this);
+        else if (file.has_group("layers")) saving::read_keras3_weights(file, *this);
+        else
+            value_error("Cannot load weights from '{}': it is an HDF5 file but not a Keras weights file (no "
+                        "'layer_names' attribute, 'model_weights' group or 'layers' group)", filepath);
+    });
 }
 
 }  // namespace keras
