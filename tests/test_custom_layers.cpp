@@ -503,3 +503,60 @@ TEST_CASE("bad input to the new entry points gets a message naming what is wrong
           std::string::npos);
     CHECK(message_of<ValueError>([] { metrics::register_metric("", nullptr); }) == "register_metric: needs a name and a factory");
 }
+
+TEST_CASE("a built-in loss called as a function (Keras's loss_fn(y_true, y_pred)): one op with its own gradient") {
+    const Tensor y = wavy({6, 2}, 0.3, 0.8, 1.0);
+    Tensor labels({6, 2}, DType::float32);
+    for (int64_t i = 0; i < labels.numel(); ++i) labels.data<float>()[i] = y.data<float>()[i] > 0 ? 1.0f : 0.0f;
+    Tensor logits = wavy({6, 2}, 0.9, 0.4, 2.0);
+    const losses::BinaryCrossentropy bce({.from_logits = true});
+    Tensor expected_grad;
+    const double expected = bce.compute(labels, logits, &expected_grad);
+    Tensor g;
+    {
+        GradientTape tape;
+        Tensor p = logits;
+        tape.watch(p);
+        Tensor loss = bce(labels, p);
+        CHECK(loss.shape() == Shape{});
+        CHECK(loss.item() == doctest::Approx(expected).epsilon(1e-6));
+        g = tape.gradient(ops::multiply(loss, 3.0f), p);   // the op's backward scales by what follows it
+    }
+    const auto gv = values_of(g), ev = values_of(expected_grad);
+    for (size_t i = 0; i < gv.size(); ++i) CHECK(gv[i] == doctest::Approx(3.0 * ev[i]).epsilon(1e-6));
+    for (int64_t i = 0; i < logits.numel(); i += 3) {
+        float* p = logits.data<float>() + i;
+        const float saved = *p;
+        *p = saved + 1e-2f;
+        const double up = bce(labels, logits).item();
+        *p = saved - 1e-2f;
+        const double down = bce(labels, logits).item();
+        *p = saved;
+        CHECK(g.item(i) == doctest::Approx(3.0 * (up - down) / 2e-2).epsilon(2e-3).scale(1.0));
+    }
+
+    // A tape step with the loss as a function is fit()'s step with the loss compiled by name.
+    auto make = [] {
+        utils::set_random_seed(41);
+        auto m = std::make_shared<Sequential>();
+        m->add(layers::Input({2}));
+        m->add(layers::Dense(3, "tanh"));
+        m->add(layers::Dense(2));
+        m->compile(optimizers::SGD(0.3f), losses::BinaryCrossentropy({.from_logits = true}));
+        return m;
+    };
+    auto by_fit = make(), by_tape = make();
+    by_fit->fit(y, labels, {.batch_size = 6, .epochs = 1, .shuffle = false, .verbose = 0});
+    optimizers::SGD sgd(0.3f);
+    {
+        GradientTape tape;
+        Tensor loss = bce(labels, (*by_tape)(y, {.training = true}));
+        sgd.apply(tape.gradient(loss, by_tape->trainable_weights()), by_tape->trainable_weights());
+    }
+    const auto a = by_fit->get_weights(), b = by_tape->get_weights();
+    for (size_t k = 0; k < a.size(); ++k) {
+        const auto va = values_of(a[k]), vb = values_of(b[k]);
+        for (size_t i = 0; i < va.size(); ++i) CHECK(va[i] == doctest::Approx(vb[i]).epsilon(1e-6).scale(1.0));
+    }
+    CHECK(message_of([&] { bce(Tensor(), logits); }) == "Loss 'binary_crossentropy': y_true and y_pred must both be defined tensors");
+}

@@ -30,6 +30,10 @@ public:
     // (their y_true is never read into the result). An undefined mask = compute(). The built-in
     // losses implement it; a loss that does not throws ValueError for a defined mask.
     virtual double compute_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask, Tensor* grad) const;
+    // Keras's loss_fn(y_true, y_pred): the batch-mean loss as a scalar (0-d) on y_pred's device, for
+    // custom training loops. Under a GradientTape it is one recorded op whose backward is the loss's
+    // own gradient (the fused kernel on a GPU, the double-precision formulas on the CPU).
+    Tensor operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask = {}) const;
     virtual nlohmann::json get_config() const;
     // Validates y_true against y_pred's shape; throws ValueError naming both shapes.
     virtual void check_shapes(const Tensor& y_true, const Shape& y_pred_shape) const;

@@ -4,6 +4,9 @@
 #include "keras/backend.hpp"
 #include "keras/losses.hpp"
 
+#include "keras/autodiff.hpp"
+#include "keras/ops.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -199,6 +202,29 @@ double Loss::compute_masked(const Tensor& y_true, const Tensor& y_pred, const Te
     if (!mask.defined()) return compute(y_true, y_pred, grad);
     value_error("Loss '{}' cannot skip masked steps: it only implements compute(y_true, y_pred, grad). Override "
                 "compute_masked(), or drop the mask before the output (e.g. no mask_zero / Masking)", name());
+}
+
+Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) const {
+    if (!y_true.defined() || !y_pred.defined())
+        value_error("Loss '{}': y_true and y_pred must both be defined tensors", name());
+    const Device d = y_pred.device();
+    return custom_gradient(name(), {y_pred}, [&](const std::vector<Tensor>& in) {
+        Tensor grad, value;
+        // The device's fused kernel where it has one (the GPU's); the formulas on host copies otherwise.
+        const auto spec = d.is_cpu() ? std::nullopt : device_spec();
+        if (spec) {
+            value = backend::get(d).loss(*spec, y_true.astype(DType::float32).to(d), in[0], mask, &grad);
+        } else {
+            const Tensor host_mask = mask.defined() ? mask.to(Device::cpu()) : mask;
+            const double v = compute_masked(y_true.to(Device::cpu()), in[0].to(Device::cpu()), host_mask, &grad);
+            value = Tensor(std::vector<float>{static_cast<float>(v)}, {1}).to(d);
+            grad = grad.to(d);
+        }
+        autodiff::BackwardFn backward = [grad](const Tensor& dy) {
+            return std::vector<Tensor>{ops::multiply(grad, dy)};
+        };
+        return std::pair{ops::reshape(value, {}), backward};
+    });
 }
 
 nlohmann::json Loss::get_config() const {
