@@ -251,7 +251,9 @@ TEST_CASE("losses with gradients and metric sums on the GPU match the CPU backen
         {{be::MetricKind::mean_squared_error}, {{}, binary, logits}},
         {{be::MetricKind::mean_absolute_error}, {{}, binary, logits}},
     };
-    for (const auto& [spec, c] : metrics) {
+    for (const auto& entry : metrics) {
+        const be::MetricSpec& spec = entry.first;   // not structured bindings: clang 14 cannot capture those in lambdas
+        const Case& c = entry.second;
         CAPTURE(static_cast<int>(spec.kind));
         check_close(cuda().metric_sum(spec, c.y.to(gpu), c.p.to(gpu), Tensor()), cpu().metric_sum(spec, c.y, c.p, Tensor()), 1e-6, 0);
         check_close(cuda().metric_sum(spec, c.y.to(gpu), c.p.to(gpu), mask), cpu().metric_sum(spec, c.y, c.p, mask), 1e-6, 0);

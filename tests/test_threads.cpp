@@ -4,9 +4,11 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "keras/errors.hpp"
 #include "keras/keras.hpp"
 
 using namespace keras;
@@ -93,4 +95,35 @@ TEST_CASE("one model predicts from several threads at once, with several batch s
         });
     for (auto& th : threads) th.join();
     CHECK(mismatches == std::vector<int>(4, 0));
+}
+
+namespace {
+// A callback that calls fit() on its own model: a second fit() of a model that is training.
+struct FitAgain : callbacks::Callback {
+    std::string message;
+    void on_train_batch_end(int64_t, Logs&) override {
+        if (!message.empty()) return;
+        try {
+            Tensor x = Tensor::zeros({2, 3}), y = Tensor::zeros({2, 1});
+            model().fit(x, y, {.verbose = 0});
+            message = "<no exception>";
+        } catch (const RuntimeError& e) {
+            message = e.what();
+        }
+    }
+};
+}  // namespace
+
+TEST_CASE("a second fit() of a model that is training is refused, and the model trains again afterwards") {
+    Sequential model("busy");
+    model.add(layers::Input({3}));
+    model.add(layers::Dense(1));
+    model.compile("sgd", "mse");
+    auto again = std::make_shared<FitAgain>();
+    const Tensor x = Tensor::zeros({4, 3}), y = Tensor::zeros({4, 1});
+    model.fit(x, y, {.batch_size = 2, .verbose = 0, .callbacks = {again}});
+    CHECK(again->message ==
+          "Model \"busy\": fit() is already running for this model (in another thread, or a callback called fit()); "
+          "one model trains in one thread at a time");
+    CHECK_NOTHROW(model.fit(x, y, {.verbose = 0}));
 }
