@@ -117,7 +117,8 @@ Tensor unary(UnaryOp op, const Tensor& x) {
     Tensor y(x.shape(), DType::float32);
     const float* px = x.data<float>();
     float* py = y.data<float>();
-    for (int64_t i = 0; i < x.numel(); ++i) py[i] = unary(op, px[i]);
+    const int64_t n = x.numel();   // hoisted: numel() multiplies the shape out on every call
+    for (int64_t i = 0; i < n; ++i) py[i] = unary(op, px[i]);
     return y;
 }
 
@@ -316,7 +317,8 @@ Tensor clip(const Tensor& x, float lo, float hi) {
     Tensor y(x.shape(), DType::float32);
     const float* px = x.data<float>();
     float* py = y.data<float>();
-    for (int64_t i = 0; i < x.numel(); ++i) py[i] = std::min(std::max(px[i], lo), hi);
+    const int64_t n = x.numel();
+    for (int64_t i = 0; i < n; ++i) py[i] = std::min(std::max(px[i], lo), hi);
     return y;
 }
 

@@ -17,9 +17,8 @@
 // - Primitives, reorders, scratchpads and workspaces are cached by (cell, activation, N, T, C, H,
 //   training) so the training loop only executes them.
 #include <algorithm>
-#include <cmath>
+#include <bit>
 #include <cstring>
-#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -98,9 +97,11 @@ bool relu_cell(const RnnSpec& spec) { return spec.cell == RnnCell::simple_rnn &&
 bool all_finite(const Tensor& t) {
     if (!t.defined()) return true;
     const float* p = t.data<float>();
-    bool finite = true;
-    for (int64_t i = 0; i < t.numel(); ++i) finite &= std::fabs(p[i]) <= std::numeric_limits<float>::max();
-    return finite;
+    const int64_t n = t.numel();
+    // inf and NaN are the floats whose exponent bits are all ones; integer ops vectorise well.
+    uint32_t nonfinite = 0;
+    for (int64_t i = 0; i < n; ++i) nonfinite |= (std::bit_cast<uint32_t>(p[i]) & 0x7f800000u) == 0x7f800000u;
+    return nonfinite == 0;
 }
 
 bool relu_cell_reads_nonfinite(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0) {
