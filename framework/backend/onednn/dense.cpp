@@ -54,14 +54,14 @@ void OneDnnBackend::matmul_bias_backward(const Tensor& x, const Tensor& kernel, 
     dx = Tensor({m, k}, DType::float32);
     run(matmul_for(m, n, k, false, true, false),
         {{DNNL_ARG_SRC, wrap(engine_, matrix_desc(m, n, false), dy)},
-                           {DNNL_ARG_WEIGHTS, wrap(engine_, matrix_desc(n, k, true), kernel)},
-                           {DNNL_ARG_DST, wrap(engine_, matrix_desc(m, k, false), dx)}});
+         {DNNL_ARG_WEIGHTS, wrap(engine_, matrix_desc(n, k, true), kernel)},
+         {DNNL_ARG_DST, wrap(engine_, matrix_desc(m, k, false), dx)}});
     // dkernel (k, n) = x^T (k, m) @ dy (m, n)
     dkernel = Tensor({k, n}, DType::float32);
     run(matmul_for(k, m, n, true, false, false),
         {{DNNL_ARG_SRC, wrap(engine_, matrix_desc(k, m, true), x)},
-                           {DNNL_ARG_WEIGHTS, wrap(engine_, matrix_desc(m, n, false), dy)},
-                           {DNNL_ARG_DST, wrap(engine_, matrix_desc(k, n, false), dkernel)}});
+         {DNNL_ARG_WEIGHTS, wrap(engine_, matrix_desc(m, n, false), dy)},
+         {DNNL_ARG_DST, wrap(engine_, matrix_desc(k, n, false), dkernel)}});
     if (dbias) {
         *dbias = Tensor::zeros({n});
         float* db = dbias->data<float>();

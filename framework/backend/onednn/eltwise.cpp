@@ -75,7 +75,7 @@ Tensor OneDnnBackend::activation(Activation a, const Tensor& x) {
         dnnl::softmax_forward prim(dnnl::softmax_forward::primitive_desc(
             dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, md, 1), user_scratchpad(), engine_));
         run(prim, {{DNNL_ARG_SRC, memory(md, engine_, const_cast<void*>(x.raw()))},
-                               {DNNL_ARG_DST, memory(md, engine_, y.raw())}});
+                   {DNNL_ARG_DST, memory(md, engine_, y.raw())}});
         return y;
     }
     if (auto alg = onednn_algorithm(a); alg && !nan) {
@@ -84,7 +84,7 @@ Tensor OneDnnBackend::activation(Activation a, const Tensor& x) {
             dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, *alg, md, onednn_alpha(a), 0.0f),
             user_scratchpad(), engine_));
         run(prim, {{DNNL_ARG_SRC, memory(md, engine_, const_cast<void*>(x.raw()))},
-                               {DNNL_ARG_DST, memory(md, engine_, y.raw())}});
+                   {DNNL_ARG_DST, memory(md, engine_, y.raw())}});
         return y;
     }
     const float* px = x.data<float>();

@@ -123,8 +123,8 @@ Tensor OneDnnBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b) {
     const auto md0 = plain_desc(out), md1 = plain_desc(with_rank(s1.shape(), out.size()));
     dnnl::binary prim(dnnl::binary::primitive_desc(dnnl::binary::desc(*alg, md0, md1, md0), user_scratchpad(), engine_));
     run(prim, {{DNNL_ARG_SRC_0, wrap(engine_, md0, s0)},
-                           {DNNL_ARG_SRC_1, wrap(engine_, md1, s1)},
-                           {DNNL_ARG_DST, wrap(engine_, md0, y)}});
+               {DNNL_ARG_SRC_1, wrap(engine_, md1, s1)},
+               {DNNL_ARG_DST, wrap(engine_, md0, y)}});
     return y;
 }
 
@@ -171,8 +171,8 @@ Tensor OneDnnBackend::matmul(const Tensor& a, const Tensor& b) {
     const auto ma = plain_desc(a.shape()), mb = plain_desc(b.shape()), my = plain_desc(out);
     dnnl::matmul prim(dnnl::matmul::primitive_desc(dnnl::matmul::desc(ma, mb, my), user_scratchpad(), engine_));
     run(prim, {{DNNL_ARG_SRC, wrap(engine_, ma, a)},
-                           {DNNL_ARG_WEIGHTS, wrap(engine_, mb, b)},
-                           {DNNL_ARG_DST, wrap(engine_, my, y)}});
+               {DNNL_ARG_WEIGHTS, wrap(engine_, mb, b)},
+               {DNNL_ARG_DST, wrap(engine_, my, y)}});
     return y;
 }
 

@@ -453,10 +453,10 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
     const Descs d = descs_for(key, rnn.G, rnn.bias_rows, tag::ldigo);
 
     // Keras's weights into the layouts the backward primitive chose.
-    run(rnn.to_bwd_weights_layer, {{DNNL_ARG_FROM, wrap(engine_, d.weights_layer, w.kernel.raw())},
-                                               {DNNL_ARG_TO, rnn.bwd_weights_layer}});
-    run(rnn.to_bwd_weights_iter, {{DNNL_ARG_FROM, wrap(engine_, d.weights_iter, w.recurrent_kernel.raw())},
-                                              {DNNL_ARG_TO, rnn.bwd_weights_iter}});
+    run(rnn.to_bwd_weights_layer,
+        {{DNNL_ARG_FROM, wrap(engine_, d.weights_layer, w.kernel.raw())}, {DNNL_ARG_TO, rnn.bwd_weights_layer}});
+    run(rnn.to_bwd_weights_iter,
+        {{DNNL_ARG_FROM, wrap(engine_, d.weights_iter, w.recurrent_kernel.raw())}, {DNNL_ARG_TO, rnn.bwd_weights_iter}});
 
     if (!d_sequences.defined() && rnn.zero_sequences.empty())
         rnn.zero_sequences.assign(static_cast<size_t>(N * T * H), 0.0f);
