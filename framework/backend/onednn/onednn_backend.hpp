@@ -26,9 +26,10 @@ class OneDnnBackend final : public Backend {
 public:
     // Capacities of the primitive caches (least recently used entries go first). A Dense layer
     // uses 3 matmul shapes per batch size in training (forward, dx, dkernel), 1 in predict; an RNN
-    // layer one entry per (shape, training); an RNN entry also holds its scratchpads.
+    // layer one entry per (shape, training), e.g. 4 for fit() with validation and a last partial batch;
+    // an RNN entry also holds its scratchpads, which grow with the batch size, hence the small capacity.
     static constexpr size_t kMatmulCacheCapacity = 256;
-    static constexpr size_t kRnnCacheCapacity = 32;
+    static constexpr size_t kRnnCacheCapacity = 16;
 
     OneDnnBackend();
     Device device() const override { return Device::cpu(); }
