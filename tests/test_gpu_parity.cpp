@@ -24,6 +24,7 @@
 #include <keras/keras.hpp>
 
 #include "reference/reference.hpp"
+#include "keras/backend.hpp"   // be::Backend, be::RnnWeights, whether or not CUDA is built
 #include "test_helpers.hpp"
 #ifdef KERASCPP_HAVE_CUDA
 #include "backend/cuda/cuda_backend.hpp"

@@ -351,7 +351,9 @@ TEST_CASE_TEMPLATE("Embedding forward, backward and finite differences", Id, int
         const Vec table = rounded(ref::random_vec(V * D, 31));
         Tensor& weights = emb.weights()[0]->value;
         weights = to_tensor(table, {V, D});
-        const auto [ids, ids_ll] = random_ids<Id>(ids_shape, V, 32);
+        const auto ids_and_values = random_ids<Id>(ids_shape, V, 32);   // not structured bindings: clang 14 cannot capture those in lambdas
+        const Tensor& ids = ids_and_values.first;
+        const std::vector<long long>& ids_ll = ids_and_values.second;
 
         CallContext ctx{.training = true};
         const Tensor y = emb.call(ids, ctx);

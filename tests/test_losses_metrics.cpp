@@ -430,7 +430,8 @@ TEST_CASE("losses::get resolves Keras identifiers and rejects unknown ones") {
         {"mean_absolute_error", "mean_absolute_error"}, {"mae", "mean_absolute_error"},
         {"MAE", "mean_absolute_error"}, {"MeanAbsoluteError", "mean_absolute_error"},
     };
-    for (const auto& [identifier, name] : table) {
+    for (const auto& [id, name] : table) {
+        const std::string& identifier = id;   // CAPTURE's lambda cannot capture a structured binding in clang 14
         CAPTURE(identifier);
         CHECK(losses::get(identifier)->name() == name);
     }

@@ -46,7 +46,8 @@ std::vector<Tensor> tensors_of(const nlohmann::json& list) {
 }
 
 void check_logs(const Logs& ours, const nlohmann::json& keras_logs, double tol) {
-    for (const auto& [key, value] : keras_logs.items()) {
+    for (const auto& [k, value] : keras_logs.items()) {
+        const std::string key = k;   // INFO's lambda cannot capture a structured binding in clang 14
         INFO(key);
         CHECK(ours.at(key) == doctest::Approx(value.get<double>()).epsilon(tol));
     }
@@ -118,7 +119,8 @@ TEST_CASE("masked outputs: train_on_batch, evaluate and fit match real Keras 3 (
         check_logs(model->evaluate(k.x, k.y, {.batch_size = 2, .verbose = 0}), c["evaluate"], 1e-6);
         model = compiled(k);
         const auto history = model->fit(k.x, k.y, {.batch_size = 2, .epochs = 1, .shuffle = false, .verbose = 0});
-        for (const auto& [key, value] : c["fit"].items()) {
+        for (const auto& [k, value] : c["fit"].items()) {
+            const std::string key = k;   // INFO's lambda cannot capture a structured binding in clang 14
             INFO(key);
             CHECK(history[key].at(0) == doctest::Approx(value.get<double>()).epsilon(1e-6));
         }

@@ -93,10 +93,12 @@ TEST_CASE("a model without an Input layer is built by its first data, and checks
     model.add(layers::Dense(3, {.name = "d1"}));
     model.add(layers::Dense(1, {.name = "d2"}));
     model.compile("sgd", "mse");
-    auto [x, y] = regression_data(8, 5);
+    auto xy = regression_data(8, 5);   // not structured bindings: clang 14 cannot capture those in lambdas
+    Tensor& x = xy.first;
+    Tensor& y = xy.second;
     model.fit(x, y, {.epochs = 1, .verbose = 0});
     CHECK(model.built());
-    auto [x2, y2] = regression_data(8, 6);
+    const Tensor x2 = regression_data(8, 6).first;
     CHECK(message_of([&] { model.predict(x2, {.verbose = 0}); }) ==
           "Input 0 of layer \"d1\" is incompatible with the layer: expected axis -1 of input shape to have value 5, "
           "but received input with shape (None, 6). Full shape received: (None, 6)");
@@ -105,7 +107,9 @@ TEST_CASE("a model without an Input layer is built by its first data, and checks
 TEST_CASE("fit / evaluate before compile is an error") {
     Sequential model;
     model.add(layers::Dense(1));
-    auto [x, y] = regression_data(4, 2);
+    auto xy = regression_data(4, 2);   // not structured bindings: clang 14 cannot capture those in lambdas
+    Tensor& x = xy.first;
+    Tensor& y = xy.second;
     CHECK(contains(message_of([&] { model.fit(x, y); }), "You must call `compile()` before using the model: fit()"));
     CHECK(contains(message_of([&] { model.evaluate(x, y); }), "evaluate() was called"));
     CHECK(contains(message_of([&] { model.train_on_batch(x, y); }), "train_on_batch()"));
@@ -128,7 +132,9 @@ TEST_CASE("x and y of different lengths") {
     Sequential model;
     model.add(layers::Dense(1));
     model.compile("sgd", "mse");
-    auto [x, y] = regression_data(10, 2);
+    auto xy = regression_data(10, 2);   // not structured bindings: clang 14 cannot capture those in lambdas
+    Tensor& x = xy.first;
+    Tensor& y = xy.second;
     const auto msg = message_of([&] { model.fit(x, y.slice_rows(0, 9), {.verbose = 0}); });
     CHECK(msg == "Data cardinality is ambiguous:\n  x sizes: 10\n  y sizes: 9\nMake sure all arrays contain the same "
                  "number of samples.");
@@ -138,7 +144,7 @@ TEST_CASE("y of the wrong shape for the model's output") {
     Sequential model;
     model.add(layers::Dense(2));
     model.compile("sgd", "categorical_crossentropy");
-    auto [x, y] = regression_data(6, 3);
+    const Tensor x = regression_data(6, 3).first;
     CHECK(contains(message_of([&] { model.fit(x, Tensor::zeros({6, 3}), {.verbose = 0}); }), "(6, 3)"));
 }
 
@@ -146,7 +152,9 @@ TEST_CASE("batch_size 0, validation_split outside [0, 1) and too little data to 
     Sequential model;
     model.add(layers::Dense(1));
     model.compile("sgd", "mse");
-    auto [x, y] = regression_data(10, 2);
+    auto xy = regression_data(10, 2);   // not structured bindings: clang 14 cannot capture those in lambdas
+    Tensor& x = xy.first;
+    Tensor& y = xy.second;
     CHECK(message_of([&] { model.fit(x, y, {.batch_size = 0}); }) ==
           "Invalid `batch_size`: 0. It must be a positive integer.");
     CHECK(message_of([&] { model.predict(x, {.batch_size = -3}); }) ==
@@ -193,7 +201,9 @@ TEST_CASE("validation_data, History keys and evaluate's named result") {
     Sequential model;
     model.add(layers::Dense(1, "sigmoid"));
     model.compile("adam", "binary_crossentropy", {"accuracy"});
-    auto [x, y] = regression_data(20, 3);
+    auto xy = regression_data(20, 3);   // not structured bindings: clang 14 cannot capture those in lambdas
+    Tensor& x = xy.first;
+    Tensor& y = xy.second;
     std::vector<float> labels(20);
     for (int i = 0; i < 20; ++i) labels[i] = y.data<float>()[i] > 0 ? 1.0f : 0.0f;
     Tensor y01(labels, {20});
@@ -228,7 +238,9 @@ TEST_CASE("train_on_batch takes one step and test_on_batch none") {
     Sequential model;
     model.add(layers::Dense(1));
     model.compile(optimizers::SGD(0.1f), "mse");
-    auto [x, y] = regression_data(16, 4);
+    auto xy = regression_data(16, 4);   // not structured bindings: clang 14 cannot capture those in lambdas
+    Tensor& x = xy.first;
+    Tensor& y = xy.second;
     const auto before = model.test_on_batch(x, y).at("loss");
     CHECK(model.test_on_batch(x, y).at("loss") == before);
     const auto during = model.train_on_batch(x, y).at("loss");
@@ -241,7 +253,9 @@ TEST_CASE("a NaN loss is reported, and TerminateOnNaN stops at the first bad bat
     Sequential model;
     model.add(layers::Dense(1));
     model.compile(optimizers::SGD(1e30f), "mse");
-    auto [x, y] = regression_data(64, 4);
+    auto xy = regression_data(64, 4);   // not structured bindings: clang 14 cannot capture those in lambdas
+    Tensor& x = xy.first;
+    Tensor& y = xy.second;
     auto history = model.fit(x, y, {.batch_size = 8, .epochs = 3, .verbose = 0});
     CHECK(std::isnan(history["loss"].back()));   // diverged, reported on stderr, training went on
 

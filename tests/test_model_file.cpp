@@ -202,7 +202,8 @@ void check_same_model(Model& a, Model& b) {
 
 TEST_CASE("files saved by real Keras 3, tf-keras and Keras 2.0.8 load and predict what Keras predicted") {
     CHECK(fixtures().size() == 10);
-    for (const auto& [file, entry] : fixtures().items()) {
+    for (const auto& [name, entry] : fixtures().items()) {
+        const std::string file = name;   // CAPTURE's lambda cannot capture a structured binding in clang 14
         CAPTURE(file);
         auto model = models::load_model(kFixtures + file, {.compile = false});
         const Tensor x = tensor_from_json(entry["input"], entry["input_dtype"]);
@@ -404,7 +405,8 @@ TEST_CASE("our files have Keras 3's structure (read with the raw HDF5 API)") {
         {"model_weights/out/tokens_model/out/kernel", {4, 3}},
         {"model_weights/out/tokens_model/out/bias", {3}},
     };
-    for (const auto& [dataset, shape] : shapes) CHECK_MESSAGE(raw_dataset_shape(f.id, dataset) == shape, dataset);
+    for (const auto& entry : shapes)   // not a structured binding: CHECK_MESSAGE's lambda captures it (clang 14)
+        CHECK_MESSAGE(raw_dataset_shape(f.id, entry.first) == entry.second, entry.first);
 
     // Keras 3's optimizer layout: iteration, learning_rate, then Adam's momentum and velocity per variable.
     const auto opt = raw_strings(f.id, "optimizer_weights", "weight_names");

@@ -410,7 +410,8 @@ TEST_CASE("Keras 3 .weights.h5 with Bidirectional, TimeDistributed and functiona
         model->save_weights(dir.file("ours.weights.h5"));
         const auto ours = saving::H5File::open(dir.file("ours.weights.h5"));
         const auto keras_file = saving::H5File::open((kFixtures / (name + ".weights.h5")).string());
-        for (const auto& [path, shape] : c["datasets"].items()) {
+        for (const auto& [p, shape] : c["datasets"].items()) {
+            const std::string path = p;   // INFO's lambda cannot capture a structured binding in clang 14
             INFO(path);
             REQUIRE(ours.has_dataset(path));
             CHECK(ours.dataset_shape(path) == shape.get<std::vector<int64_t>>());

@@ -29,7 +29,7 @@ KERASCPP_HOST_DEVICE inline float clamp01(float x) { return x < 0.0f ? 0.0f : (x
 KERASCPP_HOST_DEVICE inline float value(Activation a, float x) {
     switch (a) {
         case Activation::linear: return x;
-        case Activation::relu: return x > 0 ? x : 0.0f;
+        case Activation::relu: return (x > 0 || x != x) ? x : 0.0f;   // relu(NaN) = NaN, as in Keras
         case Activation::sigmoid: return sigmoid(x);
         case Activation::tanh: return tanhf(x);
         case Activation::hard_sigmoid: return clamp01(x / 6.0f + 0.5f);

@@ -124,6 +124,7 @@ CudaBackend& usable_cuda_backend(Device device) {
 Backend& get(Device device) {
     if (device.is_cpu()) {
         static OneDnnBackend cpu;
+        OneDnnBackend::prepare_calling_thread();   // a thread's first call: its float mode as the others'
         return cpu;
     }
 #ifdef KERASCPP_HAVE_CUDA

@@ -5,6 +5,7 @@
 // train_step / test_step / predict_step per batch, and a callbacks::CallbackList per hook.
 #pragma once
 
+#include <atomic>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -280,6 +281,10 @@ private:
     std::shared_ptr<LossAndMetrics> compiled_;
     std::shared_ptr<const FunctionalGraph> graph_;
     std::vector<Shape> input_shapes_, output_shapes_;   // the graph's (batch axis -1)
+    // Set while fit() runs: a second fit() of this model from another thread is refused (its
+    // weights and optimizer state would be updated by both at once). Shared by copies, which share
+    // the layers too.
+    std::shared_ptr<std::atomic<bool>> fitting_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 class KERAS_API Sequential : public Model {

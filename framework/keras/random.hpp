@@ -1,5 +1,10 @@
-// One process-wide random generator, seeded by utils::set_random_seed, used for weight
-// initialisation, dropout masks and shuffling, so one seed reproduces a whole run.
+// The random generator, seeded by utils::set_random_seed, used for weight initialisation, dropout
+// masks and shuffling, so one seed reproduces a whole run.
+//
+// Threads: each thread has its own generator (and seed). A thread starts from the seed
+// set_random_seed last set in any thread, as if it had just called set_random_seed with it; a call
+// in a thread reseeds that thread's generator. So models built and trained in two threads at once
+// get exactly what each would get alone, in one thread.
 #pragma once
 
 #include "keras/export.hpp"
@@ -13,13 +18,14 @@
 namespace keras {
 
 namespace utils {
-// Seeds every random choice kerascpp makes (initialisers, dropout, shuffling).
+// Seeds every random choice kerascpp makes (initialisers, dropout, shuffling) in the calling
+// thread, and in threads that start drawing afterwards.
 KERAS_API void set_random_seed(uint64_t seed);
 }  // namespace utils
 
 namespace random {
 KERAS_API std::mt19937_64& generator();
-// The seed utils::set_random_seed last set (1337 until it is called).
+// This thread's seed: what utils::set_random_seed last set (1337 until it is called).
 KERAS_API uint64_t seed();
 // Reseeds the generator from (seed(), epoch). fit() calls it at the start of every epoch, so an
 // epoch's shuffle order and dropout masks depend only on the seed and the epoch number, never on

@@ -12,6 +12,9 @@
 namespace keras {
 
 namespace {
+// Layer names are numbered process-wide (Keras's "dense", "dense_1", ...); models built in two
+// threads at once take their numbers under this lock.
+std::mutex name_mutex;
 std::map<std::string, int>& name_counters() {
     static std::map<std::string, int> counters;
     return counters;
@@ -32,11 +35,15 @@ std::string to_snake_case(const std::string& class_name) {
 }
 
 std::string unique_name(const std::string& base) {
+    std::lock_guard lock(name_mutex);
     int& n = name_counters()[base];
     return n++ == 0 ? base : base + "_" + std::to_string(n - 1);
 }
 
-void clear_session() { name_counters().clear(); }
+void clear_session() {
+    std::lock_guard lock(name_mutex);
+    name_counters().clear();
+}
 }  // namespace utils
 
 Layer::Layer(std::string class_name, const std::string& name)

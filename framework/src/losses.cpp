@@ -11,6 +11,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <vector>
 
 #include <fmt/format.h>
@@ -342,19 +343,29 @@ double MeanAbsoluteError::compute_masked(const Tensor& y_true, const Tensor& y_p
 // ---- lookup by Keras identifier
 
 namespace {
+// Guards the table: compile() in one thread may look up while another thread registers.
+std::mutex registry_mutex;
 std::map<std::string, std::function<LossPtr()>>& registered_losses() {
     static std::map<std::string, std::function<LossPtr()>> table;
     return table;
+}
+
+// The registered factory for name; empty when none is.
+std::function<LossPtr()> registered_factory(const std::string& name) {
+    std::lock_guard lock(registry_mutex);
+    const auto it = registered_losses().find(name);
+    return it == registered_losses().end() ? nullptr : it->second;
 }
 }  // namespace
 
 void register_loss(const std::string& name, std::function<LossPtr()> factory) {
     if (name.empty() || !factory) value_error("register_loss: needs a name and a factory");
+    std::lock_guard lock(registry_mutex);
     registered_losses()[name] = std::move(factory);
 }
 
 LossPtr get(const std::string& name) {
-    if (auto it = registered_losses().find(name); it != registered_losses().end()) return it->second();
+    if (auto factory = registered_factory(name)) return factory();
     using Factory = std::function<LossPtr()>;
     static const std::map<std::string, Factory> table = {
         {"binary_crossentropy", [] { return std::make_shared<BinaryCrossentropy>(); }},

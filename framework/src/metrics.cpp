@@ -9,6 +9,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <mutex>
 
 #include "keras/errors.hpp"
 #include "keras/losses.hpp"
@@ -190,14 +191,24 @@ bool is_accuracy_alias(std::string name) {
 }  // namespace
 
 namespace {
+// Guards the table: compile() in one thread may look up while another thread registers.
+std::mutex registry_mutex;
 std::map<std::string, std::function<MetricPtr()>>& registered_metrics() {
     static std::map<std::string, std::function<MetricPtr()>> table;
     return table;
+}
+
+// The registered factory for name; empty when none is.
+std::function<MetricPtr()> registered_factory(const std::string& name) {
+    std::lock_guard lock(registry_mutex);
+    const auto it = registered_metrics().find(name);
+    return it == registered_metrics().end() ? nullptr : it->second;
 }
 }  // namespace
 
 void register_metric(const std::string& name, std::function<MetricPtr()> factory) {
     if (name.empty() || !factory) value_error("register_metric: needs a name and a factory");
+    std::lock_guard lock(registry_mutex);
     registered_metrics()[name] = std::move(factory);
 }
 
@@ -213,7 +224,7 @@ void MeanMetricWrapper::update_state_masked(const Tensor& y_true, const Tensor& 
 }
 
 MetricPtr get(const std::string& name, const std::string& loss_name, int64_t output_units) {
-    if (auto it = registered_metrics().find(name); it != registered_metrics().end()) return it->second();
+    if (auto factory = registered_factory(name)) return factory();
     if (is_accuracy_alias(name)) {
         const std::string loss = canonical_loss_name(loss_name);
         if (output_units == 1 || loss == "binary_crossentropy") return std::make_shared<BinaryAccuracy>(name);

@@ -1,5 +1,6 @@
 #include "keras/random.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <numbers>
 
@@ -8,7 +9,19 @@ namespace keras {
 namespace random {
 namespace {
 constexpr uint64_t kDefaultSeed = 1337;
-uint64_t current_seed = kDefaultSeed;
+// The seed utils::set_random_seed last set, in any thread: where a thread's generator starts.
+std::atomic<uint64_t> process_seed{kDefaultSeed};
+
+// Each thread has its own seed and generator: models built or trained in two threads at once neither
+// race on one generator nor take each other's draws, so each gets what it would get alone.
+struct ThreadState {
+    uint64_t seed = process_seed.load();
+    std::mt19937_64 gen{seed};
+};
+ThreadState& state() {
+    thread_local ThreadState s;
+    return s;
+}
 
 // SplitMix64's finaliser: nearby inputs (epoch 3, epoch 4) give unrelated outputs.
 uint64_t mix(uint64_t z) {
@@ -18,15 +31,12 @@ uint64_t mix(uint64_t z) {
 }
 }  // namespace
 
-std::mt19937_64& generator() {
-    static std::mt19937_64 gen(kDefaultSeed);
-    return gen;
-}
+std::mt19937_64& generator() { return state().gen; }
 
-uint64_t seed() { return current_seed; }
+uint64_t seed() { return state().seed; }
 
 void seed_for_epoch(int epoch) {
-    generator().seed(mix(mix(current_seed) + 0x9e3779b97f4a7c15ULL * (static_cast<uint64_t>(epoch) + 1)));
+    generator().seed(mix(mix(seed()) + 0x9e3779b97f4a7c15ULL * (static_cast<uint64_t>(epoch) + 1)));
 }
 
 double uniform01() {
@@ -63,8 +73,9 @@ Tensor dropout_mask(const Shape& shape, float rate, Device device) {
 
 namespace utils {
 void set_random_seed(uint64_t seed) {
-    random::current_seed = seed;
-    random::generator().seed(seed);
+    random::process_seed.store(seed);
+    random::state().seed = seed;
+    random::state().gen.seed(seed);
 }
 }  // namespace utils
 

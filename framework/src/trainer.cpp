@@ -95,6 +95,14 @@ callbacks::History Model::fit(const Tensor& x, const Tensor& y, const FitOptions
 }
 
 callbacks::History Model::fit(const Arrays& x, const Arrays& y, const FitOptions& options) {
+    // Models train in several threads at once, but one model in one thread at a time.
+    if (fitting_->exchange(true))
+        runtime_error("Model \"{}\": fit() is already running for this model (in another thread, or a callback "
+                      "called fit()); one model trains in one thread at a time", name());
+    struct Done {
+        std::atomic<bool>& flag;
+        ~Done() { flag = false; }
+    } done{*fitting_};
     check_fit_options(options);
     prepare_data(x, y, "fit");
     // Validation data: given, or the LAST fraction of x / y taken before any shuffling.

@@ -34,6 +34,12 @@ __device__ void offsets_of(const Walk<N>& walk, int64_t i, int64_t (&off)[N]) {
     }
 }
 
+// max / min that return a NaN operand, as host_ops.cpp's (NaN propagates as in NumPy and Keras).
+template <typename T>
+__device__ T nan_max(T a, T b) { return (a > b || a != a) ? a : b; }
+template <typename T>
+__device__ T nan_min(T a, T b) { return (a < b || a != a) ? a : b; }
+
 __device__ float unary_value(Unary op, float x) {
     switch (op) {
         case Unary::negative: return -x;
@@ -41,11 +47,11 @@ __device__ float unary_value(Unary op, float x) {
         case Unary::log: return logf(x);
         case Unary::tanh: return tanhf(x);
         case Unary::sigmoid: return 1.0f / (1.0f + expf(-x));
-        case Unary::relu: return x > 0.0f ? x : 0.0f;   // NaN -> 0, as on the CPU
+        case Unary::relu: return (x > 0.0f || x != x) ? x : 0.0f;   // relu(NaN) = NaN, as on the CPU
         case Unary::sqrt: return sqrtf(x);
         case Unary::square: return x * x;
         case Unary::abs: return fabsf(x);
-        case Unary::sign: return static_cast<float>((x > 0.0f) - (x < 0.0f));
+        case Unary::sign: return x != x ? x : static_cast<float>((x > 0.0f) - (x < 0.0f));
         case Unary::reciprocal: return 1.0f / x;
     }
     return x;
@@ -57,8 +63,8 @@ __device__ float binary_value(Binary op, float a, float b) {
         case Binary::subtract: return a - b;
         case Binary::multiply: return a * b;
         case Binary::divide: return a / b;
-        case Binary::maximum: return a < b ? b : a;   // std::max: a NaN in b loses, a NaN in a wins
-        case Binary::minimum: return b < a ? b : a;   // std::min
+        case Binary::maximum: return nan_max(a, b);
+        case Binary::minimum: return nan_min(a, b);
         case Binary::power: return powf(a, b);
         case Binary::greater: return a > b ? 1.0f : 0.0f;
         case Binary::greater_equal: return a >= b ? 1.0f : 0.0f;
@@ -113,10 +119,10 @@ __device__ double reduce_init(Reduce op) {
     return op == Reduce::max ? -static_cast<double>(INFINITY) : op == Reduce::min ? static_cast<double>(INFINITY) : 0.0;
 }
 
-// The CPU's accumulation step: std::max / std::min keep the accumulator when v is NaN.
+// The CPU's accumulation step: a NaN anywhere makes max / min NaN.
 __device__ double reduce_step(Reduce op, double acc, double v) {
-    if (op == Reduce::max) return acc < v ? v : acc;
-    if (op == Reduce::min) return v < acc ? v : acc;
+    if (op == Reduce::max) return nan_max(acc, v);
+    if (op == Reduce::min) return nan_min(acc, v);
     return acc + v;
 }
 
@@ -159,10 +165,10 @@ unsigned reduce_threads(int64_t count) {
     return t;
 }
 
-// ---- softmax, as the CPU computes it: the max in float (NaNs skipped), the sum of exp(x - max) in
+// ---- softmax, as the CPU computes it: the max in float (a NaN makes the row NaN), the sum of exp(x - max) in
 // double, then exp(z) / sum or z - log(sum) in double.
 
-__device__ float max_step(float m, float v) { return m < v ? v : m; }
+__device__ float max_step(float m, float v) { return nan_max(m, v); }   // a NaN row gives NaNs
 
 __device__ float softmax_value(double z, double sum, bool log) {
     return static_cast<float>(log ? z - ::log(sum) : ::exp(z) / sum);

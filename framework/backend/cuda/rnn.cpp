@@ -25,6 +25,7 @@
 #include "cuda_backend.hpp"
 #include "cuda_check.hpp"
 #include "keras/errors.hpp"
+#include "lru_cache.hpp"
 #include "rnn_kernels.hpp"
 #include "rnn_weight_layout.hpp"
 
@@ -106,9 +107,14 @@ struct CudnnRnn {
     }
 };
 
+// Capacity of the descriptor cache (least recently used shapes go first): predict over many batch
+// sizes must not keep one entry per size.
+constexpr size_t kRnnCacheCapacity = 32;
+
 struct CudaBackend::RnnCache {
     std::mutex mutex;
-    std::map<CudnnRnnKey, std::shared_ptr<CudnnRnn>> entries;
+    // Forward results hold their own entry (CudnnSaved::rnn), so an evicted one lives until their backward.
+    LruCache<CudnnRnnKey, std::shared_ptr<CudnnRnn>> entries{kRnnCacheCapacity};
 };
 
 namespace {
@@ -128,8 +134,6 @@ std::shared_ptr<CudnnSeqDescs> make_seq_descs(const CudnnRnnKey& k, std::vector<
     s->device_lengths = Tensor(s->lengths, {k.N}).to(device);
     return s;
 }
-
-constexpr size_t kMaxCachedShapes = 64;
 
 // Where cuDNN keeps each linLayerID's matrix and bias, in floats from the weight space start,
 // checking the matrix shapes are the (H, in) the plan assumes.
@@ -308,12 +312,8 @@ RnnForward CudaBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, const 
     if (!rnn_cache_) rnn_cache_ = std::make_shared<RnnCache>();
     std::lock_guard lock(rnn_cache_->mutex);
     const CudnnRnnKey key{cell_mode(spec), spec.use_bias, N, T, C, H};
-    // Many distinct shapes (predict over varying batch sizes): start over rather than grow without
-    // bound. Forward results hold their own entry.
-    if (rnn_cache_->entries.size() >= kMaxCachedShapes && !rnn_cache_->entries.contains(key))
-        rnn_cache_->entries.clear();
-    auto& slot = rnn_cache_->entries[key];
-    if (!slot) slot = build_rnn(cudnn_, key, G, device());
+    const std::shared_ptr<CudnnRnn> slot =
+        rnn_cache_->entries.get_or_create(key, [&] { return build_rnn(cudnn_, key, G, device()); });
     CudnnRnn& rnn = *slot;
 
     auto saved = std::make_shared<CudnnSaved>();

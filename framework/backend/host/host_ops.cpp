@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "activation_formulas.hpp"
 #include "keras/errors.hpp"
 
 namespace keras::backend::host {
@@ -63,6 +64,19 @@ Shape broadcast_shapes(const Shape& a, const Shape& b) {
     return out;
 }
 
+namespace {
+// max / min that return a NaN operand (std::max / std::min return the first operand when either
+// is NaN, so maximum(0, NaN) would be 0): NaN propagates as in numpy and Keras.
+template <typename T>
+T nan_max(T a, T b) {
+    return (a > b || a != a) ? a : b;
+}
+template <typename T>
+T nan_min(T a, T b) {
+    return (a < b || a != a) ? a : b;
+}
+}  // namespace
+
 float unary(UnaryOp op, float x) {
     switch (op) {
         case UnaryOp::negative: return -x;
@@ -70,11 +84,11 @@ float unary(UnaryOp op, float x) {
         case UnaryOp::log: return std::log(x);
         case UnaryOp::tanh: return std::tanh(x);
         case UnaryOp::sigmoid: return 1.0f / (1.0f + std::exp(-x));
-        case UnaryOp::relu: return x > 0.0f ? x : 0.0f;
+        case UnaryOp::relu: return activation_formulas::value(Activation::relu, x);
         case UnaryOp::sqrt: return std::sqrt(x);
         case UnaryOp::square: return x * x;
         case UnaryOp::abs: return std::fabs(x);
-        case UnaryOp::sign: return static_cast<float>((x > 0.0f) - (x < 0.0f));
+        case UnaryOp::sign: return x != x ? x : static_cast<float>((x > 0.0f) - (x < 0.0f));
         case UnaryOp::reciprocal: return 1.0f / x;
     }
     return x;
@@ -86,8 +100,8 @@ float binary(BinaryOp op, float a, float b) {
         case BinaryOp::subtract: return a - b;
         case BinaryOp::multiply: return a * b;
         case BinaryOp::divide: return a / b;
-        case BinaryOp::maximum: return std::max(a, b);
-        case BinaryOp::minimum: return std::min(a, b);
+        case BinaryOp::maximum: return nan_max(a, b);
+        case BinaryOp::minimum: return nan_min(a, b);
         case BinaryOp::power: return std::pow(a, b);
         case BinaryOp::greater: return a > b;
         case BinaryOp::greater_equal: return a >= b;
@@ -103,7 +117,8 @@ Tensor unary(UnaryOp op, const Tensor& x) {
     Tensor y(x.shape(), DType::float32);
     const float* px = x.data<float>();
     float* py = y.data<float>();
-    for (int64_t i = 0; i < x.numel(); ++i) py[i] = unary(op, px[i]);
+    const int64_t n = x.numel();   // hoisted: numel() multiplies the shape out on every call
+    for (int64_t i = 0; i < n; ++i) py[i] = unary(op, px[i]);
     return y;
 }
 
@@ -130,8 +145,8 @@ Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) {
     for_each_index<1>(x.shape(), {broadcast_strides(out, x.shape())}, [&](int64_t i, const std::array<int64_t, 1>& off) {
         double& a = acc[off[0]];
         const double v = px[i];
-        if (op == ReduceOp::max) a = std::max(a, v);
-        else if (op == ReduceOp::min) a = std::min(a, v);
+        if (op == ReduceOp::max) a = nan_max(a, v);
+        else if (op == ReduceOp::min) a = nan_min(a, v);
         else a += v;
     });
     Tensor y(out, DType::float32);
@@ -150,7 +165,7 @@ Tensor softmax(const Tensor& x, int axis, bool log) {
         for (int64_t in = 0; in < inner; ++in) {
             const int64_t base = o * n * inner + in;
             float mx = -std::numeric_limits<float>::infinity();
-            for (int64_t k = 0; k < n; ++k) mx = std::max(mx, px[base + k * inner]);
+            for (int64_t k = 0; k < n; ++k) mx = nan_max(mx, px[base + k * inner]);   // a NaN row: all NaN
             double sum = 0;
             for (int64_t k = 0; k < n; ++k) sum += std::exp(double(px[base + k * inner]) - mx);
             for (int64_t k = 0; k < n; ++k) {
@@ -302,7 +317,8 @@ Tensor clip(const Tensor& x, float lo, float hi) {
     Tensor y(x.shape(), DType::float32);
     const float* px = x.data<float>();
     float* py = y.data<float>();
-    for (int64_t i = 0; i < x.numel(); ++i) py[i] = std::min(std::max(px[i], lo), hi);
+    const int64_t n = x.numel();
+    for (int64_t i = 0; i < n; ++i) py[i] = std::min(std::max(px[i], lo), hi);
     return y;
 }
 

@@ -17,16 +17,16 @@ memory::desc matrix_desc(int64_t rows, int64_t cols, bool transposed) {
 }  // namespace
 
 // C (m, n) = op(A) (m, k) @ op(B) (k, n) [+ bias (1, n)]
-dnnl::matmul& OneDnnBackend::matmul_for(int64_t m, int64_t k, int64_t n, bool transpose_a, bool transpose_b,
-                                        bool bias) {
-    const std::string key = fmt::format("{},{},{},{},{},{}", m, k, n, transpose_a, transpose_b, bias);
-    auto it = matmul_cache_.find(key);
-    if (it != matmul_cache_.end()) return it->second;
-    const auto a = matrix_desc(m, k, transpose_a);
-    const auto b = matrix_desc(k, n, transpose_b);
-    const auto c = matrix_desc(m, n, false);
-    const auto d = bias ? dnnl::matmul::desc(a, b, matrix_desc(1, n, false), c) : dnnl::matmul::desc(a, b, c);
-    return matmul_cache_.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(d, engine_))).first->second;
+dnnl::matmul OneDnnBackend::matmul_for(int64_t m, int64_t k, int64_t n, bool transpose_a, bool transpose_b,
+                                       bool bias) {
+    std::lock_guard lock(matmul_mutex_);
+    return matmul_cache_.get_or_create(MatmulKey{m, k, n, transpose_a, transpose_b, bias}, [&] {
+        const auto a = matrix_desc(m, k, transpose_a);
+        const auto b = matrix_desc(k, n, transpose_b);
+        const auto c = matrix_desc(m, n, false);
+        const auto d = bias ? dnnl::matmul::desc(a, b, matrix_desc(1, n, false), c) : dnnl::matmul::desc(a, b, c);
+        return dnnl::matmul(dnnl::matmul::primitive_desc(d, user_scratchpad(), engine_));
+    });
 }
 
 static memory wrap(const dnnl::engine& engine, const memory::desc& desc, const Tensor& t) {
@@ -43,8 +43,7 @@ Tensor OneDnnBackend::matmul_bias(const Tensor& x, const Tensor& kernel, const T
                                          {DNNL_ARG_WEIGHTS, wrap(engine_, matrix_desc(k, n, false), kernel)},
                                          {DNNL_ARG_DST, wrap(engine_, matrix_desc(m, n, false), y)}};
     if (bias.defined()) args.emplace(DNNL_ARG_BIAS, wrap(engine_, matrix_desc(1, n, false), bias));
-    matmul_for(m, k, n, false, false, bias.defined()).execute(stream_, args);
-    stream_.wait();
+    run(matmul_for(m, k, n, false, false, bias.defined()), std::move(args));
     return y;
 }
 
@@ -53,17 +52,16 @@ void OneDnnBackend::matmul_bias_backward(const Tensor& x, const Tensor& kernel, 
     const int64_t m = x.dim(0), k = x.dim(1), n = kernel.dim(1);
     // dx (m, k) = dy (m, n) @ kernel^T (n, k)
     dx = Tensor({m, k}, DType::float32);
-    matmul_for(m, n, k, false, true, false)
-        .execute(stream_, {{DNNL_ARG_SRC, wrap(engine_, matrix_desc(m, n, false), dy)},
-                           {DNNL_ARG_WEIGHTS, wrap(engine_, matrix_desc(n, k, true), kernel)},
-                           {DNNL_ARG_DST, wrap(engine_, matrix_desc(m, k, false), dx)}});
+    run(matmul_for(m, n, k, false, true, false),
+        {{DNNL_ARG_SRC, wrap(engine_, matrix_desc(m, n, false), dy)},
+         {DNNL_ARG_WEIGHTS, wrap(engine_, matrix_desc(n, k, true), kernel)},
+         {DNNL_ARG_DST, wrap(engine_, matrix_desc(m, k, false), dx)}});
     // dkernel (k, n) = x^T (k, m) @ dy (m, n)
     dkernel = Tensor({k, n}, DType::float32);
-    matmul_for(k, m, n, true, false, false)
-        .execute(stream_, {{DNNL_ARG_SRC, wrap(engine_, matrix_desc(k, m, true), x)},
-                           {DNNL_ARG_WEIGHTS, wrap(engine_, matrix_desc(m, n, false), dy)},
-                           {DNNL_ARG_DST, wrap(engine_, matrix_desc(k, n, false), dkernel)}});
-    stream_.wait();
+    run(matmul_for(k, m, n, true, false, false),
+        {{DNNL_ARG_SRC, wrap(engine_, matrix_desc(k, m, true), x)},
+         {DNNL_ARG_WEIGHTS, wrap(engine_, matrix_desc(m, n, false), dy)},
+         {DNNL_ARG_DST, wrap(engine_, matrix_desc(k, n, false), dkernel)}});
     if (dbias) {
         *dbias = Tensor::zeros({n});
         float* db = dbias->data<float>();

@@ -1,9 +1,18 @@
 // Activations: oneDNN's eltwise and softmax primitives where oneDNN has the function, the scalar
-// formulas of activations.cpp otherwise. Backward passes are plain loops over x and y.
+// formulas of activation_formulas.hpp otherwise. Backward passes are plain loops over x and y.
+//
+// NaN must come out where it went in (relu(NaN) = NaN, as in Keras), or a NaN sample trains the model
+// into garbage while the loss looks fine. oneDNN 2.6 drops it in three places: relu (NaN -> 0),
+// exp (NaN -> inf) and softmax (0 beside the NaN). relu therefore always runs the formula (a loop the
+// compiler vectorises: faster than building the primitive at Dense's sizes, about as fast at 64K
+// elements); exponential and softmax check x for NaN first and take the formulas when it has one.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <optional>
 
+#include "activation_formulas.hpp"
+#include "backend/host/host_ops.hpp"
 #include "keras/errors.hpp"
 #include "onednn_backend.hpp"
 
@@ -15,7 +24,6 @@ using dnnl::memory;
 namespace {
 std::optional<algorithm> onednn_algorithm(Activation a) {
     switch (a) {
-        case Activation::relu: return algorithm::eltwise_relu;
         case Activation::tanh: return algorithm::eltwise_tanh;
         case Activation::sigmoid: return algorithm::eltwise_logistic;
         case Activation::elu: return algorithm::eltwise_elu;
@@ -26,7 +34,7 @@ std::optional<algorithm> onednn_algorithm(Activation a) {
     }
 }
 
-// alpha for the algorithms that take one (elu's alpha, swish's beta); 0 for relu = plain relu.
+// alpha for the algorithms that take one (elu's alpha, swish's beta).
 float onednn_alpha(Activation a) { return (a == Activation::elu || a == Activation::swish) ? 1.0f : 0.0f; }
 
 memory::desc flat_desc(const Tensor& t) { return memory::desc({t.numel()}, memory::data_type::f32, memory::format_tag::a); }
@@ -36,27 +44,47 @@ memory::desc rows_desc(int64_t rows, int64_t cols) {
 }
 }  // namespace
 
+bool has_nan(const Tensor& x) {
+    const float* p = x.data<float>();
+    const int64_t n = x.numel();
+    // NaN: exponent bits all ones, mantissa not zero. Integer ops and no early exit: this vectorises.
+    uint32_t nan = 0;
+    for (int64_t i = 0; i < n; ++i) nan |= (std::bit_cast<uint32_t>(p[i]) & 0x7fffffffu) > 0x7f800000u;
+    return nan != 0;
+}
+
 Tensor OneDnnBackend::activation(Activation a, const Tensor& x) {
     if (a == Activation::linear) return x;
     Tensor y(x.shape(), DType::float32);
     if (x.numel() == 0) return y;
+    if (a == Activation::relu) {
+        const float* px = x.data<float>();
+        float* py = y.data<float>();
+        const int64_t n = x.numel();   // hoisted: a call in the condition would keep the loop from vectorising
+        for (int64_t i = 0; i < n; ++i) {
+            const float v = px[i];
+            py[i] = (v > 0.0f || v != v) ? v : 0.0f;   // activation_formulas' relu, written out to vectorise
+        }
+        return y;
+    }
+    const bool nan = (a == Activation::softmax || a == Activation::exponential) && has_nan(x);
+    if (a == Activation::softmax && nan) return host::softmax(x, x.ndim() - 1, false);
     if (a == Activation::softmax) {
         const int64_t cols = x.dim(-1), rows = x.numel() / cols;
         const auto md = rows_desc(rows, cols);
         dnnl::softmax_forward prim(dnnl::softmax_forward::primitive_desc(
-            dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, md, 1), engine_));
-        prim.execute(stream_, {{DNNL_ARG_SRC, memory(md, engine_, const_cast<void*>(x.raw()))},
-                               {DNNL_ARG_DST, memory(md, engine_, y.raw())}});
-        stream_.wait();
+            dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, md, 1), user_scratchpad(), engine_));
+        run(prim, {{DNNL_ARG_SRC, memory(md, engine_, const_cast<void*>(x.raw()))},
+                   {DNNL_ARG_DST, memory(md, engine_, y.raw())}});
         return y;
     }
-    if (auto alg = onednn_algorithm(a)) {
+    if (auto alg = onednn_algorithm(a); alg && !nan) {
         const auto md = flat_desc(x);
         dnnl::eltwise_forward prim(dnnl::eltwise_forward::primitive_desc(
-            dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, *alg, md, onednn_alpha(a), 0.0f), engine_));
-        prim.execute(stream_, {{DNNL_ARG_SRC, memory(md, engine_, const_cast<void*>(x.raw()))},
-                               {DNNL_ARG_DST, memory(md, engine_, y.raw())}});
-        stream_.wait();
+            dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, *alg, md, onednn_alpha(a), 0.0f),
+            user_scratchpad(), engine_));
+        run(prim, {{DNNL_ARG_SRC, memory(md, engine_, const_cast<void*>(x.raw()))},
+                   {DNNL_ARG_DST, memory(md, engine_, y.raw())}});
         return y;
     }
     const float* px = x.data<float>();

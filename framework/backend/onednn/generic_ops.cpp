@@ -49,7 +49,7 @@ std::optional<Eltwise> eltwise_of(UnaryOp op) {
         case UnaryOp::log: return Eltwise{algorithm::eltwise_log};
         case UnaryOp::tanh: return Eltwise{algorithm::eltwise_tanh};
         case UnaryOp::sigmoid: return Eltwise{algorithm::eltwise_logistic};
-        case UnaryOp::relu: return Eltwise{algorithm::eltwise_relu};
+        case UnaryOp::relu: return std::nullopt;   // oneDNN's relu maps NaN to 0: the host loop keeps it
         case UnaryOp::sqrt: return Eltwise{algorithm::eltwise_sqrt};
         case UnaryOp::square: return Eltwise{algorithm::eltwise_square};
         case UnaryOp::abs: return Eltwise{algorithm::eltwise_abs};
@@ -89,17 +89,23 @@ Shape with_rank(const Shape& shape, size_t rank) {
     out.insert(out.end(), shape.begin(), shape.end());
     return out;
 }
+
+// oneDNN 2.6 drops a NaN in these (exp gives inf, max / min and clip a bound or the other operand,
+// softmax 0 beside it): when an input has one, the host loops run instead, which keep it.
+bool nan_sensitive(UnaryOp op) { return op == UnaryOp::exp; }
+bool nan_sensitive(BinaryOp op) { return op == BinaryOp::maximum || op == BinaryOp::minimum; }
+bool nan_sensitive(ReduceOp op) { return op == ReduceOp::max || op == ReduceOp::min; }
 }  // namespace
 
 Tensor OneDnnBackend::unary(UnaryOp op, const Tensor& x) {
     const auto e = eltwise_of(op);
-    if (!e || !all_f32({&x})) return host::unary(op, x);
+    if (!e || !all_f32({&x}) || (nan_sensitive(op) && has_nan(x))) return host::unary(op, x);
     Tensor y(x.shape(), DType::float32);
     const auto md = plain_desc(x.shape());
     dnnl::eltwise_forward prim(dnnl::eltwise_forward::primitive_desc(
-        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, e->alg, md, e->alpha, e->beta), engine_));
-    prim.execute(stream_, {{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}});
-    stream_.wait();
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, e->alg, md, e->alpha, e->beta), user_scratchpad(),
+        engine_));
+    run(prim, {{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}});
     return y;
 }
 
@@ -110,14 +116,15 @@ Tensor OneDnnBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b) {
     const bool swap = a.shape() != out && b.shape() == out && commutes(op);
     const Tensor& s0 = swap ? b : a;
     const Tensor& s1 = swap ? a : b;
-    if (!alg || !all_f32({&a, &b}) || s0.shape() != out || out.size() > DNNL_MAX_NDIMS) return host::binary(op, a, b);
+    if (!alg || !all_f32({&a, &b}) || s0.shape() != out || out.size() > DNNL_MAX_NDIMS ||
+        (nan_sensitive(op) && (has_nan(a) || has_nan(b))))
+        return host::binary(op, a, b);
     Tensor y(out, DType::float32);
     const auto md0 = plain_desc(out), md1 = plain_desc(with_rank(s1.shape(), out.size()));
-    dnnl::binary prim(dnnl::binary::primitive_desc(dnnl::binary::desc(*alg, md0, md1, md0), engine_));
-    prim.execute(stream_, {{DNNL_ARG_SRC_0, wrap(engine_, md0, s0)},
-                           {DNNL_ARG_SRC_1, wrap(engine_, md1, s1)},
-                           {DNNL_ARG_DST, wrap(engine_, md0, y)}});
-    stream_.wait();
+    dnnl::binary prim(dnnl::binary::primitive_desc(dnnl::binary::desc(*alg, md0, md1, md0), user_scratchpad(), engine_));
+    run(prim, {{DNNL_ARG_SRC_0, wrap(engine_, md0, s0)},
+               {DNNL_ARG_SRC_1, wrap(engine_, md1, s1)},
+               {DNNL_ARG_DST, wrap(engine_, md0, y)}});
     return y;
 }
 
@@ -125,30 +132,32 @@ Tensor OneDnnBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int
     Shape out = x.shape();
     for (int a : axes) out[a] = 1;
     if (out == x.shape()) return x.clone();   // only size-1 axes: oneDNN refuses a reduction that reduces nothing
-    if (!all_f32({&x}) || x.ndim() > DNNL_MAX_NDIMS) return host::reduce(op, x, axes);
+    if (!all_f32({&x}) || x.ndim() > DNNL_MAX_NDIMS || (nan_sensitive(op) && has_nan(x)))
+        return host::reduce(op, x, axes);
     const algorithm alg = op == ReduceOp::sum    ? algorithm::reduction_sum
                           : op == ReduceOp::mean ? algorithm::reduction_mean
                           : op == ReduceOp::max  ? algorithm::reduction_max
                                                  : algorithm::reduction_min;
     Tensor y(out, DType::float32);
     const auto src = plain_desc(x.shape()), dst = plain_desc(out);
-    dnnl::reduction prim(dnnl::reduction::primitive_desc(dnnl::reduction::desc(alg, src, dst, 0.0f, 0.0f), engine_));
-    prim.execute(stream_, {{DNNL_ARG_SRC, wrap(engine_, src, x)}, {DNNL_ARG_DST, wrap(engine_, dst, y)}});
-    stream_.wait();
+    dnnl::reduction prim(
+        dnnl::reduction::primitive_desc(dnnl::reduction::desc(alg, src, dst, 0.0f, 0.0f), user_scratchpad(), engine_));
+    run(prim, {{DNNL_ARG_SRC, wrap(engine_, src, x)}, {DNNL_ARG_DST, wrap(engine_, dst, y)}});
     return y;
 }
 
 Tensor OneDnnBackend::softmax(const Tensor& x, int axis, bool log) {
-    if (!all_f32({&x})) return host::softmax(x, axis, log);
+    if (!all_f32({&x}) || has_nan(x)) return host::softmax(x, axis, log);
     Tensor y(x.shape(), DType::float32);
     const auto md = plain_desc(x.shape());
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}};
     const auto kind = dnnl::prop_kind::forward_inference;
     if (log)
-        dnnl::logsoftmax_forward(dnnl::logsoftmax_forward::primitive_desc({kind, md, axis}, engine_)).execute(stream_, args);
+        run(dnnl::logsoftmax_forward(dnnl::logsoftmax_forward::primitive_desc({kind, md, axis}, user_scratchpad(), engine_)),
+            std::move(args));
     else
-        dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc({kind, md, axis}, engine_)).execute(stream_, args);
-    stream_.wait();
+        run(dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc({kind, md, axis}, user_scratchpad(), engine_)),
+            std::move(args));
     return y;
 }
 
@@ -160,11 +169,10 @@ Tensor OneDnnBackend::matmul(const Tensor& a, const Tensor& b) {
     out.push_back(b.dim(-1));
     Tensor y(out, DType::float32);
     const auto ma = plain_desc(a.shape()), mb = plain_desc(b.shape()), my = plain_desc(out);
-    dnnl::matmul prim(dnnl::matmul::primitive_desc(dnnl::matmul::desc(ma, mb, my), engine_));
-    prim.execute(stream_, {{DNNL_ARG_SRC, wrap(engine_, ma, a)},
-                           {DNNL_ARG_WEIGHTS, wrap(engine_, mb, b)},
-                           {DNNL_ARG_DST, wrap(engine_, my, y)}});
-    stream_.wait();
+    dnnl::matmul prim(dnnl::matmul::primitive_desc(dnnl::matmul::desc(ma, mb, my), user_scratchpad(), engine_));
+    run(prim, {{DNNL_ARG_SRC, wrap(engine_, ma, a)},
+               {DNNL_ARG_WEIGHTS, wrap(engine_, mb, b)},
+               {DNNL_ARG_DST, wrap(engine_, my, y)}});
     return y;
 }
 
@@ -178,8 +186,7 @@ Tensor OneDnnBackend::transpose(const Tensor& x, const std::vector<int>& perm) {
     Tensor y(out, DType::float32);
     memory src(memory::desc(dims, memory::data_type::f32, strides), engine_, const_cast<void*>(x.raw()));
     memory dst = wrap(engine_, plain_desc(out), y);
-    dnnl::reorder(src, dst).execute(stream_, src, dst);
-    stream_.wait();
+    run(dnnl::reorder(dnnl::reorder::primitive_desc(src, dst, user_scratchpad())), {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
     return y;
 }
 
@@ -199,8 +206,7 @@ Tensor OneDnnBackend::concatenate(const std::vector<Tensor>& xs, int axis) {
     Tensor y(out, DType::float32);
     const auto dst = plain_desc(out);
     args.emplace(DNNL_ARG_DST, wrap(engine_, dst, y));
-    dnnl::concat(dnnl::concat::primitive_desc(dst, axis, mds, engine_)).execute(stream_, args);
-    stream_.wait();
+    run(dnnl::concat(dnnl::concat::primitive_desc(dst, axis, mds, engine_, user_scratchpad())), std::move(args));
     return y;
 }
 
@@ -218,13 +224,13 @@ Tensor OneDnnBackend::take_backward(const Tensor& dy, const Tensor& indices, int
 }
 
 Tensor OneDnnBackend::clip(const Tensor& x, float lo, float hi) {
-    if (!all_f32({&x})) return host::clip(x, lo, hi);
+    if (!all_f32({&x}) || has_nan(x)) return host::clip(x, lo, hi);
     Tensor y(x.shape(), DType::float32);
     const auto md = plain_desc(x.shape());
     dnnl::eltwise_forward prim(dnnl::eltwise_forward::primitive_desc(
-        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, algorithm::eltwise_clip, md, lo, hi), engine_));
-    prim.execute(stream_, {{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}});
-    stream_.wait();
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, algorithm::eltwise_clip, md, lo, hi),
+        user_scratchpad(), engine_));
+    run(prim, {{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}});
     return y;
 }
 

@@ -1,5 +1,10 @@
 #include "onednn_backend.hpp"
 
+#include <cstdlib>
+#include <memory>
+
+#include "keras/errors.hpp"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 #endif
@@ -17,6 +22,47 @@ void flush_denormals() {
 }
 }  // namespace
 
-OneDnnBackend::OneDnnBackend() : engine_((flush_denormals(), dnnl::engine::kind::cpu), 0), stream_(engine_) {}
+OneDnnBackend::OneDnnBackend() : engine_((prepare_calling_thread(), dnnl::engine::kind::cpu), 0) {}
+
+void OneDnnBackend::prepare_calling_thread() {
+    thread_local const bool prepared = (flush_denormals(), true);
+    (void)prepared;
+}
+
+// thread_local in a member function: one per thread, not per object, which is right because the
+// process has one OneDnnBackend (backend::get's).
+dnnl::stream& OneDnnBackend::stream() {
+    thread_local dnnl::stream s(engine_);
+    return s;
+}
+
+dnnl::primitive_attr OneDnnBackend::user_scratchpad() {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    return attr;
+}
+
+void OneDnnBackend::run(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> args) {
+    const dnnl_memory_desc_t* md = dnnl_primitive_desc_query_md(p.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
+    const size_t bytes = md ? dnnl_memory_desc_get_size(md) : 0;
+    if (bytes > 0) {
+        // One buffer per thread, grown to the largest request: primitives of one thread run one at a time.
+        thread_local std::unique_ptr<void, decltype(&std::free)> buffer(nullptr, &std::free);
+        thread_local size_t capacity = 0;
+        if (bytes > capacity) {
+            capacity = (bytes + 63) / 64 * 64;
+            buffer.reset(std::aligned_alloc(64, capacity));
+            if (!buffer) runtime_error("out of memory: oneDNN asks for a {}-byte scratchpad", bytes);
+        }
+        args.insert_or_assign(DNNL_ARG_SCRATCHPAD, dnnl::memory(dnnl::memory::desc(*md), engine_, buffer.get()));
+    }
+    p.execute(stream(), args);
+    stream().wait();
+}
+
+CacheStats OneDnnBackend::matmul_cache_stats() {
+    std::lock_guard lock(matmul_mutex_);
+    return stats_of(matmul_cache_);
+}
 
 }  // namespace keras::backend

@@ -4,23 +4,52 @@
 // (step-by-step loop for options the primitives lack), optimizer_updates.cpp.
 #pragma once
 
-#include <map>
+#include <mutex>
 #include <string>
+#include <tuple>
+#include <unordered_map>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "keras/backend.hpp"
+#include "lru_cache.hpp"
 
 namespace keras::backend {
 
+// Threads: one instance serves the whole process (backend::get), and models may train in several
+// threads at once. Each thread executes on its own stream (stream()); the primitive caches are
+// behind mutexes and hand out handles, so an entry evicted by one thread stays valid for another.
+// oneDNN's own scratchpads (library mode) may not be shared by primitives used from several threads,
+// so every primitive is made with user_scratchpad() and executed by run(), which lends it the
+// calling thread's scratchpad.
 class OneDnnBackend final : public Backend {
 public:
+    // Capacities of the primitive caches (least recently used entries go first). A Dense layer
+    // uses 3 matmul shapes per batch size in training (forward, dx, dkernel), 1 in predict; an RNN
+    // layer one entry per (shape, training), e.g. 4 for fit() with validation and a last partial batch;
+    // an RNN entry also holds its scratchpads, which grow with the batch size, hence the small capacity.
+    static constexpr size_t kMatmulCacheCapacity = 256;
+    static constexpr size_t kRnnCacheCapacity = 16;
+
     OneDnnBackend();
     Device device() const override { return Device::cpu(); }
     std::string name() const override { return "oneDNN CPU"; }
 
     dnnl::engine& engine() { return engine_; }
-    dnnl::stream& stream() { return stream_; }
+    // The calling thread's stream (created on its first call).
+    dnnl::stream& stream();
+    // Sets the calling thread's float mode (denormals flushed to zero) once per thread: every
+    // thread computes as the first one does. backend::get calls it.
+    static void prepare_calling_thread();
+
+    // Attributes for every primitive made here: the scratchpad is ours (see run()).
+    static dnnl::primitive_attr user_scratchpad();
+    // Executes p on the calling thread's stream with that thread's scratchpad, and waits.
+    void run(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> args);
+
+    // Entries, capacity and evictions of the primitive caches, for tests.
+    CacheStats matmul_cache_stats();
+    CacheStats rnn_cache_stats();
 
     Tensor matmul_bias(const Tensor& x, const Tensor& kernel, const Tensor& bias) override;
     void matmul_bias_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, Tensor& dx,
@@ -81,16 +110,26 @@ public:
     Tensor clip(const Tensor& x, float lo, float hi) override;
 
 private:
-    // matmul primitives by "m,k,n,transposes,bias": built once per shape, executed many times.
-    dnnl::matmul& matmul_for(int64_t m, int64_t k, int64_t n, bool transpose_a, bool transpose_b, bool bias);
+    // The matmul primitive for a shape: built once, executed many times (a handle: copies share it).
+    dnnl::matmul matmul_for(int64_t m, int64_t k, int64_t n, bool transpose_a, bool transpose_b, bool bias);
+    // The RNN cache, created on first use (rnn.cpp).
+    struct RnnCache;
+    RnnCache& rnn_cache();
 
     dnnl::engine engine_;
-    dnnl::stream stream_;
-    std::map<std::string, dnnl::matmul> matmul_cache_;
-    // RNN primitives, scratchpads and workspaces by shape (rnn.cpp); created on first use.
-    struct RnnCache;
+    // matmul primitives by (m, k, n, transpose_a, transpose_b, bias).
+    using MatmulKey = std::tuple<int64_t, int64_t, int64_t, bool, bool, bool>;
+    std::mutex matmul_mutex_;
+    LruCache<MatmulKey, dnnl::matmul> matmul_cache_{kMatmulCacheCapacity};
+    // RNN primitives, scratchpads and workspaces by shape (rnn.cpp).
+    std::once_flag rnn_cache_once_;
     std::shared_ptr<RnnCache> rnn_cache_;
 };
+
+// Whether a float32 CPU tensor holds a NaN (eltwise.cpp). oneDNN 2.6 drops NaN in some primitives
+// (relu, exp, clip, softmax, binary and reduction max / min): those ops check first and run the host
+// loops, which keep it, when there is one.
+bool has_nan(const Tensor& x);
 
 // Step-by-step RNN used when a spec cannot run on a oneDNN primitive (rnn_fallback.cpp).
 // masks: Keras's per-gate dropout masks (see RnnDropoutMasks), applied at every step; lengths as in

@@ -17,6 +17,7 @@
 // - Primitives, reorders, scratchpads and workspaces are cached by (cell, activation, N, T, C, H,
 //   training) so the training loop only executes them.
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -87,6 +88,27 @@ std::string unsupported_reason(const RnnSpec& spec) {
                        prim);
 }
 
+// oneDNN's vanilla_rnn with relu maps NaN to 0 as its eltwise relu does, so a NaN or inf in what the
+// cell reads (inf times a zero weight is NaN) or an overflow along the sequence would vanish from
+// the outputs. Such calls run the step loop, whose relu keeps NaN. The checks read the inputs and
+// outputs once: little next to the recurrence itself.
+bool relu_cell(const RnnSpec& spec) { return spec.cell == RnnCell::simple_rnn && spec.activation == Activation::relu; }
+
+bool all_finite(const Tensor& t) {
+    if (!t.defined()) return true;
+    const float* p = t.data<float>();
+    const int64_t n = t.numel();
+    // inf and NaN are the floats whose exponent bits are all ones; integer ops vectorise well.
+    uint32_t nonfinite = 0;
+    for (int64_t i = 0; i < n; ++i) nonfinite |= (std::bit_cast<uint32_t>(p[i]) & 0x7f800000u) == 0x7f800000u;
+    return nonfinite == 0;
+}
+
+bool relu_cell_reads_nonfinite(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0) {
+    return relu_cell(spec) && !(all_finite(x) && all_finite(h0) && all_finite(w.kernel) &&
+                                all_finite(w.recurrent_kernel) && all_finite(w.bias));
+}
+
 memory::desc md(const memory::dims& dims, tag t) { return memory::desc(dims, memory::data_type::f32, t); }
 
 memory wrap(const dnnl::engine& engine, const memory::desc& desc, const void* ptr) {
@@ -128,8 +150,20 @@ struct FusedRnn {
 
 struct OneDnnBackend::RnnCache {
     std::mutex mutex;   // the entries' scratch buffers are shared: one RNN call at a time
-    std::map<RnnKey, std::shared_ptr<FusedRnn>> entries;
+    // Forward results hold their own entry (FusedSaved::rnn), so an evicted one lives until their backward.
+    LruCache<RnnKey, std::shared_ptr<FusedRnn>> entries{kRnnCacheCapacity};
 };
+
+OneDnnBackend::RnnCache& OneDnnBackend::rnn_cache() {
+    std::call_once(rnn_cache_once_, [this] { rnn_cache_ = std::make_shared<RnnCache>(); });
+    return *rnn_cache_;
+}
+
+CacheStats OneDnnBackend::rnn_cache_stats() {
+    RnnCache& cache = rnn_cache();
+    std::lock_guard lock(cache.mutex);
+    return stats_of(cache.entries);
+}
 
 namespace {
 
@@ -174,7 +208,6 @@ Descs descs_for(const RnnKey& k, int64_t G, int64_t bias_rows, tag weights_tag) 
     };
 }
 
-constexpr size_t kMaxCachedShapes = 64;
 constexpr auto kDirection = dnnl::rnn_direction::unidirectional_left2right;
 
 dnnl_rnn_desc_t forward_desc(const RnnKey& k, const Descs& d, dnnl::prop_kind prop) {
@@ -257,8 +290,8 @@ std::shared_ptr<FusedRnn> build_fused(dnnl::engine& engine, const RnnKey& key, i
         const auto wi = rnn->bwd_pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WEIGHTS_ITER);
         rnn->bwd_weights_layer = memory(wl, engine);
         rnn->bwd_weights_iter = memory(wi, engine);
-        rnn->to_bwd_weights_layer = dnnl::reorder(dnnl::reorder::primitive_desc(engine, plain.weights_layer, engine, wl));
-        rnn->to_bwd_weights_iter = dnnl::reorder(dnnl::reorder::primitive_desc(engine, plain.weights_iter, engine, wi));
+        rnn->to_bwd_weights_layer = dnnl::reorder(dnnl::reorder::primitive_desc(engine, plain.weights_layer, engine, wl, attr));
+        rnn->to_bwd_weights_iter = dnnl::reorder(dnnl::reorder::primitive_desc(engine, plain.weights_iter, engine, wi, attr));
     }
     rnn->zero_state.assign(static_cast<size_t>(key.N * key.H), 0.0f);
     rnn->bias.assign(static_cast<size_t>(rnn->bias_rows * key.H), 0.0f);
@@ -326,22 +359,17 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
                                       const std::vector<int32_t>& lengths) {
     check_rnn_inputs(spec, x, w, h0, c0, device());
     check_rnn_lengths(spec, lengths, x.dim(0), x.dim(1));
-    if (runs_step_loop(rnn_path(spec), masks))
+    if (runs_step_loop(rnn_path(spec), masks) || relu_cell_reads_nonfinite(spec, x, w, h0))
         return rnn_fallback_forward(spec, x, w, h0, c0, masks, lengths);
 
     const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;
     const bool lstm = spec.cell == RnnCell::lstm;
-    if (!rnn_cache_) rnn_cache_ = std::make_shared<RnnCache>();
-    std::lock_guard lock(rnn_cache_->mutex);
+    std::lock_guard lock(rnn_cache().mutex);
 
     const RnnKey key{kind_of(spec), spec.cell == RnnCell::simple_rnn ? spec.activation : Activation::tanh,
                      N, T, C, H, training};
-    // Many distinct shapes (e.g. predict() over varying batch sizes): start over rather than grow
-    // without bound. Forward results still hold their own entry.
-    if (rnn_cache_->entries.size() >= kMaxCachedShapes && !rnn_cache_->entries.contains(key))
-        rnn_cache_->entries.clear();
-    auto& slot = rnn_cache_->entries[key];
-    if (!slot) slot = build_fused(engine_, key, rnn_gate_count(spec.cell));
+    const std::shared_ptr<FusedRnn> slot = rnn_cache().entries.get_or_create(
+        key, [&] { return build_fused(engine_, key, rnn_gate_count(spec.cell)); });
     FusedRnn& rnn = *slot;
 
     auto saved = std::make_shared<FusedSaved>();
@@ -380,8 +408,10 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
         }
         args.emplace(DNNL_ARG_WORKSPACE, saved->workspace);
     }
-    rnn.fwd.execute(stream_, args);
-    stream_.wait();
+    rnn.fwd.execute(stream(), args);
+    stream().wait();
+    if (relu_cell(spec) && !all_finite(out.sequences))   // an overflow: a NaN after it may have been hidden
+        return rnn_fallback_forward(spec, x, w, h0, c0, masks, lengths);
 
     saved->dst_h = out.h;
     saved->dst_c = out.c;
@@ -414,7 +444,7 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
     if (!saved.workspace)
         runtime_error("Layer \"{}\": this forward pass was already used by a backward pass (a fused RNN forward serves one backward: run the layer again, or ask a persistent GradientTape for its gradients in one call)", spec.layer_name);
 
-    std::lock_guard lock(rnn_cache_->mutex);
+    std::lock_guard lock(rnn_cache().mutex);
     FusedRnn& rnn = *saved.rnn;
     const RnnKey& key = rnn.key;
     const int64_t N = key.N, T = key.T, C = key.C, H = key.H;
@@ -423,10 +453,10 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
     const Descs d = descs_for(key, rnn.G, rnn.bias_rows, tag::ldigo);
 
     // Keras's weights into the layouts the backward primitive chose.
-    rnn.to_bwd_weights_layer.execute(stream_, {{DNNL_ARG_FROM, wrap(engine_, d.weights_layer, w.kernel.raw())},
-                                               {DNNL_ARG_TO, rnn.bwd_weights_layer}});
-    rnn.to_bwd_weights_iter.execute(stream_, {{DNNL_ARG_FROM, wrap(engine_, d.weights_iter, w.recurrent_kernel.raw())},
-                                              {DNNL_ARG_TO, rnn.bwd_weights_iter}});
+    run(rnn.to_bwd_weights_layer,
+        {{DNNL_ARG_FROM, wrap(engine_, d.weights_layer, w.kernel.raw())}, {DNNL_ARG_TO, rnn.bwd_weights_layer}});
+    run(rnn.to_bwd_weights_iter,
+        {{DNNL_ARG_FROM, wrap(engine_, d.weights_iter, w.recurrent_kernel.raw())}, {DNNL_ARG_TO, rnn.bwd_weights_iter}});
 
     if (!d_sequences.defined() && rnn.zero_sequences.empty())
         rnn.zero_sequences.assign(static_cast<size_t>(N * T * H), 0.0f);
@@ -485,8 +515,8 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
         args.emplace(DNNL_ARG_DIFF_DST_ITER_C, wrap(engine_, d.state, state_or_zeros(dc, rnn)));
         args.emplace(DNNL_ARG_DIFF_SRC_ITER_C, wrap(engine_, d.state, g.dc0.raw()));
     }
-    rnn.bwd.execute(stream_, args);
-    stream_.wait();
+    rnn.bwd.execute(stream(), args);
+    stream().wait();
 
     // The workspace is spent; the next forward of this shape reuses its memory.
     rnn.spare_workspaces.push_back(std::move(saved.workspace));
