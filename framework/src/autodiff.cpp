@@ -62,6 +62,18 @@ void check_gradient(const Node& node, size_t i, const Tensor& g) {
         runtime_error("The gradient of op \"{}\" for its input {} has shape {}, but that input has shape {}", node.op, i,
                       shape_str(g.shape()), shape_str(in.shape));
 }
+// The inputs' records (null for a constant), or none at all when no input is recorded.
+std::vector<std::shared_ptr<Node>> recorded_inputs(const std::vector<Tensor>& inputs) {
+    std::vector<std::shared_ptr<Node>> nodes;
+    bool any = false;
+    for (const auto& x : inputs) {
+        nodes.push_back(x.grad_node());
+        any = any || x.grad_node() != nullptr;
+    }
+    if (!any) nodes.clear();
+    return nodes;
+}
+
 // Adds an op's input gradients into what its inputs have received so far.
 void send_back(const Node& node, const std::vector<Tensor>& in, std::unordered_map<Node*, Tensor>& grads) {
     if (in.size() != node.inputs.size())
@@ -79,13 +91,8 @@ bool recording() { return open_tapes > 0 && pauses == 0; }
 
 Tensor record(const std::string& op, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward) {
     if (!recording()) return out;
-    std::vector<std::shared_ptr<Node>> nodes;
-    bool any = false;
-    for (const auto& x : inputs) {
-        nodes.push_back(x.grad_node());
-        any = any || x.grad_node() != nullptr;
-    }
-    if (!any) return out;   // a function of constants is a constant
+    std::vector<std::shared_ptr<Node>> nodes = recorded_inputs(inputs);
+    if (nodes.empty()) return out;   // a function of constants is a constant
     auto node = std::make_shared<Node>();
     node->op = op;
     node->inputs = std::move(nodes);
@@ -101,13 +108,8 @@ std::vector<Tensor> record_multi(const std::string& op, std::vector<Tensor> outp
         return {record(op, std::move(outputs[0]), inputs,
                        [backward = std::move(backward)](const Tensor& dy) { return backward({dy}); })};
     if (!recording()) return outputs;
-    std::vector<std::shared_ptr<Node>> nodes;
-    bool any = false;
-    for (const auto& x : inputs) {
-        nodes.push_back(x.grad_node());
-        any = any || x.grad_node() != nullptr;
-    }
-    if (!any) return outputs;
+    std::vector<std::shared_ptr<Node>> nodes = recorded_inputs(inputs);
+    if (nodes.empty()) return outputs;   // a function of constants is a constant
     auto joint = std::make_shared<Node>();
     joint->op = op;
     joint->inputs = std::move(nodes);

@@ -22,21 +22,8 @@ namespace {
 const float* f32(const Tensor& t) { return static_cast<const float*>(t.raw()); }
 float* f32(Tensor& t) { return static_cast<float*>(t.raw()); }
 
-// Row-major strides of a dense tensor of `shape`.
-std::vector<int64_t> strides_of(const Shape& shape) {
-    std::vector<int64_t> s(shape.size(), 1);
-    for (int i = static_cast<int>(shape.size()) - 2; i >= 0; --i) s[i] = s[i + 1] * shape[i + 1];
-    return s;
-}
-
-// Strides of a dense `shape` read as `out` (aligned at the right), 0 along the axes it broadcasts over.
-std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& out) {
-    const auto own = strides_of(shape);
-    std::vector<int64_t> s(out.size(), 0);
-    const size_t offset = out.size() - shape.size();
-    for (size_t i = 0; i < shape.size(); ++i) s[offset + i] = shape[i] == 1 ? 0 : own[i];
-    return s;
-}
+using host::broadcast_strides;   // the host loops' stride rules, shared
+using host::strides_of;
 
 bool walkable(size_t rank) { return rank <= static_cast<size_t>(gk::kMaxDims); }
 

@@ -10,14 +10,12 @@
 
 namespace keras::backend::host {
 
-namespace {
 std::vector<int64_t> strides_of(const Shape& shape) {
     std::vector<int64_t> s(shape.size(), 1);
     for (int i = static_cast<int>(shape.size()) - 2; i >= 0; --i) s[i] = s[i + 1] * shape[i + 1];
     return s;
 }
 
-// Strides of `shape` read as `out` (right-aligned), 0 along the axes it broadcasts over.
 std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& out) {
     const auto own = strides_of(shape);
     std::vector<int64_t> s(out.size(), 0);
@@ -25,6 +23,8 @@ std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& out) {
     for (size_t i = 0; i < shape.size(); ++i) s[offset + i] = shape[i] == 1 ? 0 : own[i];
     return s;
 }
+
+namespace {
 
 // Calls f(flat output index, offsets...) for every element of `out`, with one offset per stride set.
 template <size_t N, typename F>
