@@ -99,10 +99,12 @@ void History::on_train_begin(Logs&) { epoch.clear(); }
 
 void History::on_epoch_end(int epoch_index, Logs& logs) {
     epoch.push_back(epoch_index);
-    for (const auto& [key, value] : logs.items()) {
+    for (const auto& entry : logs.items()) {
+        // Not a structured binding: clang 14 cannot capture one in a lambda.
+        const std::string& key = entry.first;
         auto it = std::find_if(history.begin(), history.end(), [&](const auto& kv) { return kv.first == key; });
-        if (it == history.end()) history.emplace_back(key, std::vector<double>{value});
-        else it->second.push_back(value);
+        if (it == history.end()) history.emplace_back(key, std::vector<double>{entry.second});
+        else it->second.push_back(entry.second);
     }
 }
 

@@ -53,8 +53,10 @@ Progbar::Progbar(int64_t target, ProgbarOptions options)
 }
 
 void Progbar::record(const ProgbarValues& values) {
-    for (const auto& [key, value] : values) {
-        auto it = std::find_if(values_.begin(), values_.end(), [&](const auto& kv) { return kv.first == key; });
+    for (const auto& entry : values) {
+        const auto& [key, value] = entry;
+        // The lambda reads entry, not the binding: clang 14 cannot capture a structured binding.
+        auto it = std::find_if(values_.begin(), values_.end(), [&](const auto& kv) { return kv.first == entry.first; });
         if (it == values_.end()) values_.emplace_back(key, value);
         else it->second = value;
     }
