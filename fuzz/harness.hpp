@@ -27,6 +27,11 @@ inline const std::filesystem::path& work_dir() {
         // A Keras cache of our own, empty: a loader that falls back to the cache finds nothing there
         // (and a download fails fast, the machine being offline) instead of reading ~/.keras.
         ::setenv("KERAS_HOME", (d / "keras_home").c_str(), 1);
+        // libFuzzer's fork mode starts a process per job: each removes its folder when it exits.
+        std::atexit([] {
+            std::error_code ec;
+            std::filesystem::remove_all(std::filesystem::temp_directory_path() / ("kerascpp_fuzz_" + std::to_string(::getpid())), ec);
+        });
         return d;
     }();
     return dir;
