@@ -16,7 +16,7 @@ namespace {
 
 // The HDF5 file format, "Global Heap": a collection is "GCOL", version 1, three reserved bytes, its
 // size (8 bytes, at least 4096), then objects: index (2 bytes), reference count (2), reserved (4),
-// size (8), data padded to 8 bytes. Index 0 is the free space, the last object. (8-byte lengths:
+// size (8), data padded to 8 bytes. Index 0 is the free space, normally the last object. (8-byte lengths:
 // what every Keras writer uses.)
 constexpr uint64_t kMinCollectionSize = 4096;
 constexpr size_t kObjectHeader = 16;
@@ -60,7 +60,14 @@ std::optional<std::string> collection_problem(FileReader& file, uint64_t at) {
         char h[kObjectHeader];
         if (!file.read(object, h, sizeof(h))) return "an object is cut off by the end of the file";
         const uint64_t index = le(h, 2), length = le(h + 8, 8);
-        if (index == 0) return length <= end - object ? std::nullopt : std::optional<std::string>("its free space overruns it");
+        if (index == 0) {
+            // libhdf5 1.10.8 walks on past the free space by its size (which counts its own header): a
+            // size of 0 makes it loop for ever on the same bytes, so this walk does the same checks.
+            if (length == 0) return "its free space has size 0";
+            if (length > end - object) return "its free space overruns it";
+            object += length;
+            continue;
+        }
         if (!indices.insert(index).second) return "object " + std::to_string(index) + " appears twice";
         const uint64_t padded = (length + 7) / 8 * 8;
         if (length > end - object || padded > end - object - kObjectHeader)
