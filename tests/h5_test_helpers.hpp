@@ -17,6 +17,10 @@ inline std::string read_model_config(const std::string& path) {
     const hid_t attr = H5Aopen(f, "model_config", H5P_DEFAULT);
     const hid_t type = H5Tcopy(H5T_C_S1);
     H5Tset_size(type, H5T_VARIABLE);
+    // The file's character set (UTF-8 as Keras writes it): libhdf5 1.14 refuses to convert UTF-8 to ASCII.
+    const hid_t file_type = H5Aget_type(attr);
+    H5Tset_cset(type, H5Tget_cset(file_type));
+    H5Tclose(file_type);
     char* p = nullptr;
     H5Aread(attr, type, &p);
     std::string out = p ? p : "";

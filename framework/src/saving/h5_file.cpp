@@ -90,11 +90,27 @@ std::string H5Group::where(const std::string& name) const {
     return fmt::format("'{}' in file '{}'", path, file_);
 }
 
+namespace {
+
+// The type of the object at `name` (H5O_INFO_BASIC: nothing else is read). HDF5 1.12 changed the
+// info struct and the call; both forms are here so kerascpp also builds against a newer libhdf5
+// (scripts/build_hdf5.sh), which fixes faults of Debian 12's 1.10.8 (docs/security.md).
+H5O_type_t object_type(hid_t loc, const std::string& name) {
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_info2_t info;
+    if (H5Oget_info_by_name3(loc, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return H5O_TYPE_UNKNOWN;
+#else
+    H5O_info_t info;
+    if (H5Oget_info_by_name2(loc, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return H5O_TYPE_UNKNOWN;
+#endif
+    return info.type;
+}
+
+}  // namespace
+
 bool H5Group::has_group(const std::string& name) const {
     if (H5Lexists(id(), name.c_str(), H5P_DEFAULT) <= 0) return false;
-    H5O_info_t info;
-    if (H5Oget_info_by_name(id(), name.c_str(), &info, H5P_DEFAULT) < 0) return false;
-    return info.type == H5O_TYPE_GROUP;
+    return object_type(id(), name) == H5O_TYPE_GROUP;
 }
 
 H5Group H5Group::group(const std::string& name) const {
@@ -261,9 +277,7 @@ bool H5Group::has_dataset(const std::string& path) const {
         if (H5Lexists(id(), prefix.c_str(), H5P_DEFAULT) <= 0) return false;
     }
     if (prefix.empty()) return false;
-    H5O_info_t info;
-    if (H5Oget_info_by_name(id(), prefix.c_str(), &info, H5P_DEFAULT) < 0) return false;
-    return info.type == H5O_TYPE_DATASET;
+    return object_type(id(), prefix) == H5O_TYPE_DATASET;
 }
 
 std::vector<int64_t> H5Group::dataset_shape(const std::string& path) const {
