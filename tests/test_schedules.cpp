@@ -339,3 +339,23 @@ TEST_CASE("Keras 3 .weights.h5 with a scheduled Adam: iterations but no learning
         check_weights(*m, f["weights_after_next_step"], 1e-5);
     }
 }
+
+TEST_CASE("every optimizer's learning_rate option takes a number or a schedule (docs/optimizers.md's forms)") {
+    auto schedule = std::make_shared<PolynomialDecay>(PolynomialDecayOptions{
+        .initial_learning_rate = 0.05, .decay_steps = 1000, .end_learning_rate = 0.001, .power = 2.0});
+    const std::vector<OptimizerPtr> scheduled = {
+        std::make_shared<Adam>(schedule), std::make_shared<SGD>(SGDOptions{.learning_rate = schedule, .momentum = 0.9}),
+        std::make_shared<RMSprop>(RMSpropOptions{.learning_rate = schedule}),
+        std::make_shared<Adagrad>(AdagradOptions{.learning_rate = schedule})};
+    for (const auto& opt : scheduled) {
+        CAPTURE(opt->name());
+        CHECK(opt->learning_rate_schedule() == schedule);
+        CHECK(opt->learning_rate == 0.05f);
+        CHECK(opt->get_config()["learning_rate"] == serialize(*schedule));
+    }
+    // Numbers as before: no schedule, the rate as given.
+    const Adam plain(0.001);
+    CHECK(!plain.learning_rate_schedule());
+    CHECK(plain.get_config()["learning_rate"] == 0.001);
+    CHECK_NOTHROW(plain.check_learning_rate_settable());
+}
