@@ -259,11 +259,9 @@ TEST_CASE("SGD with a schedule: the weight change of step k is -schedule(k) * gr
     auto model = std::make_shared<Sequential>();
     model->add(layers::Input({1}));
     model->add(layers::Dense(1, {.use_bias = false}));
-    const SchedulePtr schedule = std::make_shared<PiecewiseConstantDecay>(
+    const auto schedule = std::make_shared<PiecewiseConstantDecay>(
         PiecewiseConstantDecayOptions{.boundaries = {1, 3}, .values = {0.1, 0.05, 0.02}});
-    model->compile(SGD(LearningRate(std::make_shared<PiecewiseConstantDecay>(
-                       PiecewiseConstantDecayOptions{.boundaries = {1, 3}, .values = {0.1, 0.05, 0.02}}))),
-                   "mse");
+    model->compile(SGD(schedule), "mse");
     model->set_weights({floats({1.0}, {1, 1})});
     const Tensor x = floats({1.0}, {1, 1}), y = floats({0.0}, {1, 1});
     CHECK(model->optimizer().learning_rate == 0.1f);   // Keras's optimizer.learning_rate: schedule(0)
