@@ -5,6 +5,7 @@
 
 #include "keras/export.hpp"
 
+#include <concepts>
 #include <map>
 #include <memory>
 #include <optional>
@@ -13,9 +14,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include "keras/schedules.hpp"
 #include "keras/variable.hpp"
 
 namespace keras::optimizers {
+
+// An optimizer's learning_rate option: a number, or a schedule evaluated at every step (Keras's
+// `learning_rate=PolynomialDecay(...)`).
+struct KERAS_API LearningRate {
+    LearningRate(double value) : value(value) {}
+    template <std::derived_from<schedules::LearningRateSchedule> S>
+    LearningRate(std::shared_ptr<S> schedule) : schedule(std::move(schedule)) {}
+    double value = 0.0;                   // used when there is no schedule
+    schedules::SchedulePtr schedule;
+};
 
 struct KERAS_API Clipping {
     std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
@@ -41,8 +53,17 @@ public:
     // e.g. from GradientTape::gradient; undefined = none) instead of the variables' grad fields.
     void apply(const std::vector<Tensor>& grads, const std::vector<VariablePtr>& variables);
     int64_t iterations = 0;
+    // The rate of the next step. With a schedule it follows the schedule (its value at `iterations`,
+    // refreshed every step) and may not be set: see learning_rate_schedule.
     float learning_rate;
     Clipping clipping;
+    // The schedule given as learning_rate, or null for a constant rate.
+    schedules::SchedulePtr learning_rate_schedule() const { return schedule_; }
+    // Throws RuntimeError (Keras's message) when the learning rate follows a schedule: for callbacks
+    // and code that would assign learning_rate.
+    void check_learning_rate_settable() const;
+    // Sets learning_rate to the schedule's value at `iterations` (after iterations were loaded).
+    void sync_learning_rate();
 
     // Keras's config: name (Keras's default, e.g. "adam"), learning_rate, the base optimizer's keys
     // (clipnorm / clipvalue / global_clipnorm null when unset) and the subclass's options.
@@ -58,7 +79,7 @@ public:
 
 protected:
     // Throws ValueError when more than one of clipnorm, clipvalue and global_clipnorm is set.
-    Optimizer(float learning_rate, Clipping clipping);
+    Optimizer(const LearningRate& learning_rate, Clipping clipping);
     // The update for one variable with its (clipped) gradient and its slots (slot_specs() order).
     virtual void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) = 0;
 
@@ -69,18 +90,19 @@ private:
         std::vector<Tensor> tensors;
     };
     std::map<const Variable*, SlotEntry> slots_;
+    schedules::SchedulePtr schedule_;
 };
 using OptimizerPtr = std::shared_ptr<Optimizer>;
 
 struct KERAS_API SGDOptions {
-    float learning_rate = 0.01f;
+    LearningRate learning_rate = 0.01f;
     float momentum = 0.0f;
     bool nesterov = false;
     std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
 };
 class KERAS_API SGD : public Optimizer {
 public:
-    explicit SGD(float learning_rate) : SGD(SGDOptions{.learning_rate = learning_rate}) {}
+    explicit SGD(LearningRate learning_rate) : SGD(SGDOptions{.learning_rate = learning_rate}) {}
     // Throws ValueError unless 0 <= momentum <= 1 (Keras's check).
     explicit SGD(SGDOptions options = {});
     std::string name() const override { return "SGD"; }
@@ -93,7 +115,7 @@ protected:
 };
 
 struct KERAS_API AdamOptions {
-    float learning_rate = 0.001f;
+    LearningRate learning_rate = 0.001f;
     float beta_1 = 0.9f;
     float beta_2 = 0.999f;
     float epsilon = 1e-7f;
@@ -102,7 +124,7 @@ struct KERAS_API AdamOptions {
 };
 class KERAS_API Adam : public Optimizer {
 public:
-    explicit Adam(float learning_rate) : Adam(AdamOptions{.learning_rate = learning_rate}) {}
+    explicit Adam(LearningRate learning_rate) : Adam(AdamOptions{.learning_rate = learning_rate}) {}
     explicit Adam(AdamOptions options = {});
     std::string name() const override { return "Adam"; }
     nlohmann::json get_config() const override;
@@ -114,7 +136,7 @@ protected:
 };
 
 struct KERAS_API RMSpropOptions {
-    float learning_rate = 0.001f;
+    LearningRate learning_rate = 0.001f;
     float rho = 0.9f;
     float momentum = 0.0f;
     float epsilon = 1e-7f;
@@ -123,7 +145,7 @@ struct KERAS_API RMSpropOptions {
 };
 class KERAS_API RMSprop : public Optimizer {
 public:
-    explicit RMSprop(float learning_rate) : RMSprop(RMSpropOptions{.learning_rate = learning_rate}) {}
+    explicit RMSprop(LearningRate learning_rate) : RMSprop(RMSpropOptions{.learning_rate = learning_rate}) {}
     explicit RMSprop(RMSpropOptions options = {});
     std::string name() const override { return "RMSprop"; }
     nlohmann::json get_config() const override;
@@ -135,14 +157,14 @@ protected:
 };
 
 struct KERAS_API AdagradOptions {
-    float learning_rate = 0.001f;
+    LearningRate learning_rate = 0.001f;
     float initial_accumulator_value = 0.1f;
     float epsilon = 1e-7f;
     std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
 };
 class KERAS_API Adagrad : public Optimizer {
 public:
-    explicit Adagrad(float learning_rate) : Adagrad(AdagradOptions{.learning_rate = learning_rate}) {}
+    explicit Adagrad(LearningRate learning_rate) : Adagrad(AdagradOptions{.learning_rate = learning_rate}) {}
     explicit Adagrad(AdagradOptions options = {});
     std::string name() const override { return "Adagrad"; }
     nlohmann::json get_config() const override;

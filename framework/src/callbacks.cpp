@@ -282,6 +282,7 @@ void ReduceLROnPlateau::on_epoch_end(int epoch, Logs& logs) {
     const float old_lr = optimizer.learning_rate;
     if (old_lr > static_cast<float>(options.min_lr)) {
         const double new_lr = std::max(static_cast<double>(old_lr) * options.factor, options.min_lr);
+        optimizer.check_learning_rate_settable();
         optimizer.learning_rate = static_cast<float>(new_lr);
         // Keras prints the double product before it is stored back as float32:
         // 0.001 * 0.1 reads "0.00010000000474974513".
@@ -298,6 +299,7 @@ void ReduceLROnPlateau::on_epoch_end(int epoch, Logs& logs) {
 void LearningRateScheduler::on_epoch_begin(int epoch, Logs&) {
     auto& optimizer = model().optimizer();
     const double lr = schedule_(epoch, optimizer.learning_rate);
+    optimizer.check_learning_rate_settable();
     optimizer.learning_rate = static_cast<float>(lr);
     if (verbose_ > 0)
         print_message(fmt::format("\nEpoch {}: LearningRateScheduler setting learning rate to {}.", epoch + 1,

@@ -52,13 +52,26 @@ Tensor undefined_tensor() { return Tensor(); }
 
 // ---- base optimizer
 
-Optimizer::Optimizer(float learning_rate, Clipping clipping) : learning_rate(learning_rate), clipping(clipping) {
+Optimizer::Optimizer(const LearningRate& learning_rate, Clipping clipping)
+    : learning_rate(static_cast<float>(learning_rate.value)), clipping(clipping), schedule_(learning_rate.schedule) {
+    sync_learning_rate();
     const int set = clipping.clipnorm.has_value() + clipping.clipvalue.has_value() +
                     clipping.global_clipnorm.has_value();
     if (set > 1)
         value_error("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: clipnorm={}, "
                     "clipvalue={}, global_clipnorm={}", python_repr(clipping.clipnorm),
                     python_repr(clipping.clipvalue), python_repr(clipping.global_clipnorm));
+}
+
+void Optimizer::sync_learning_rate() {
+    if (schedule_) learning_rate = static_cast<float>((*schedule_)(static_cast<double>(iterations)));
+}
+
+void Optimizer::check_learning_rate_settable() const {
+    if (schedule_)
+        runtime_error("This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` "
+                      "constructor argument, hence its learning rate is not settable. If you need the learning rate "
+                      "to be settable, you should instantiate the optimizer with a float `learning_rate` argument.");
 }
 
 void Optimizer::clip_gradients(std::vector<Tensor>& grads) const {
@@ -116,6 +129,9 @@ void Optimizer::apply_gradients(const std::vector<VariablePtr>& variables) {
     }
     if (targets.empty()) return;
     clip_gradients(grads);
+    // Keras evaluates the schedule at the step count before the update; learning_rate then shows the
+    // next step's rate, as Keras's optimizer.learning_rate does.
+    sync_learning_rate();
     ++iterations;
     const std::vector<SlotSpec> specs = slot_specs();
     for (size_t i = 0; i < targets.size(); ++i) {
@@ -135,6 +151,7 @@ void Optimizer::apply_gradients(const std::vector<VariablePtr>& variables) {
                           "options need {})", name(), var.name, slots.size(), specs.size());
         update(var, grads[i], slots);
     }
+    sync_learning_rate();
 }
 
 std::vector<Tensor> Optimizer::slots(const Variable& v) const {
@@ -161,7 +178,7 @@ void Optimizer::set_slots(const VariablePtr& v, const std::vector<Tensor>& value
 nlohmann::json Optimizer::get_config() const {
     return {
         {"name", to_snake_case(name())},
-        {"learning_rate", config_float(learning_rate)},
+        {"learning_rate", schedule_ ? schedules::serialize(*schedule_) : nlohmann::json(config_float(learning_rate))},
         {"weight_decay", nullptr},
         {"clipnorm", optional_float(clipping.clipnorm)},
         {"global_clipnorm", optional_float(clipping.global_clipnorm)},

@@ -31,7 +31,7 @@ std::string lower(std::string s) {
     return s;
 }
 
-// The order of the slot variables after iterations and learning_rate, as (variable, slot) pairs.
+// The order of the slot variables after iterations (and learning_rate), as (variable, slot) pairs.
 // Keras 3's Adam creates momentum and velocity together, variable by variable, then velocity_hat
 // for every variable; the other optimizers create one slot for every variable, then the next slot.
 std::vector<std::pair<size_t, size_t>> slot_order(const optimizers::Optimizer& opt, size_t variables) {
@@ -53,7 +53,9 @@ void write_optimizer(const H5File& file, const Model& model) {
     vars.write_string_attr("name", opt.get_config().value("name", lower(opt.name())));
     const float iterations = static_cast<float>(opt.iterations);
     vars.write_dataset("0", {}, &iterations);
-    vars.write_dataset("1", {}, &opt.learning_rate);
+    // Keras keeps no learning-rate variable when the rate follows a schedule.
+    int index = 1;
+    if (!opt.learning_rate_schedule()) vars.write_dataset(std::to_string(index++), {}, &opt.learning_rate);
     const auto trainable = model.trainable_weights();
     std::vector<std::vector<Tensor>> slots;
     for (const auto& v : trainable) {
@@ -63,7 +65,6 @@ void write_optimizer(const H5File& file, const Model& model) {
             for (const auto& spec : opt.slot_specs())
                 slots.back().push_back(Tensor::full(v->value.shape(), spec.initial_value));
     }
-    int index = 2;
     for (const auto& [v, s] : slot_order(opt, trainable.size())) write_tensor(vars, std::to_string(index++), slots[v][s]);
 }
 
@@ -135,7 +136,9 @@ void read_keras3_weights(const H5File& file, Model& model) {
         const H5Group vars = file.group("optimizer").group("vars");
         const auto trainable = model.trainable_weights();
         const size_t per_variable = opt.slot_specs().size();
-        const size_t expected = 2 + trainable.size() * per_variable, saved = count_vars(vars);
+        // iterations, then the learning rate unless it follows a schedule, then the slots.
+        const size_t scalar_count = opt.learning_rate_schedule() ? 1 : 2;
+        const size_t expected = scalar_count + trainable.size() * per_variable, saved = count_vars(vars);
         if (saved != expected) {
             // A different optimizer (or options) than the saved one: like Keras 3, keep the weights
             // and skip the optimizer's state with a warning.
@@ -147,17 +150,17 @@ void read_keras3_weights(const H5File& file, Model& model) {
         }
         const std::string owner = "Optimizer '" + opt.name() + "'";
         const auto order = slot_order(opt, trainable.size());
-        // Variables 0 and 1 are the scalars (iterations, learning rate), then the slots in `order`.
         auto values = read_vars(vars, expected, owner, [&](size_t i, const Shape& declared) {
-            if (i >= 2) return check_shape(declared, *trainable[order[i - 2].first], owner + " slot of", vars, i);
+            if (i >= scalar_count)
+                return check_shape(declared, *trainable[order[i - scalar_count].first], owner + " slot of", vars, i);
             if (num_elements(declared) != 1)
                 value_error("Cannot load weights from {}: the optimizer's {} must be a scalar, got shape {}",
                             vars.where(std::to_string(i)), i == 0 ? "iterations" : "learning rate", shape_str(declared));
         });
-        scalars = {values[0], values[1]};
+        scalars.assign(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(scalar_count));
         for (const auto& v : trainable) slots.emplace_back(v, std::vector<Tensor>(per_variable));
-        for (size_t index = 2; index < values.size(); ++index) {
-            const auto [v, s] = order[index - 2];
+        for (size_t index = scalar_count; index < values.size(); ++index) {
+            const auto [v, s] = order[index - scalar_count];
             slots[v].second[s] = values[index];
         }
     }
@@ -165,7 +168,8 @@ void read_keras3_weights(const H5File& file, Model& model) {
     if (!scalars.empty()) {
         optimizers::Optimizer& opt = model.optimizer();
         opt.iterations = static_cast<int64_t>(scalars[0].item(0));
-        opt.learning_rate = static_cast<float>(scalars[1].item(0));
+        if (scalars.size() > 1) opt.learning_rate = static_cast<float>(scalars[1].item(0));
+        opt.sync_learning_rate();
         for (auto& [v, values] : slots) opt.set_slots(v, values);
     }
 }

@@ -50,9 +50,13 @@ void write_optimizer_weights(const H5Group& root, const Model& model) {
     const optimizers::Optimizer& optimizer = model.optimizer();
     const std::string prefix = optimizer.get_config()["name"].get<std::string>() + "/";
     H5Group group = root.create_group("optimizer_weights");
-    std::vector<std::string> names = {prefix + "iteration", prefix + "learning_rate"};
+    std::vector<std::string> names = {prefix + "iteration"};
     group.write_scalar_int64(names[0], optimizer.iterations);
-    group.write_dataset(names[1], {}, &optimizer.learning_rate);
+    // Keras keeps no learning-rate variable when the rate follows a schedule.
+    if (!optimizer.learning_rate_schedule()) {
+        names.push_back(prefix + "learning_rate");
+        group.write_dataset(names[1], {}, &optimizer.learning_rate);
+    }
 
     const auto entries = trainable_entries(model);
     const auto specs = optimizer.slot_specs();
@@ -161,7 +165,9 @@ void apply_optimizer_state(const OptimizerState& state, optimizers::Optimizer& o
                            const std::vector<VariablePtr>& trainable) {
     if (!state.present) return;
     optimizer.iterations = state.iterations;
+    // A scheduled rate is the schedule's, whatever the file says.
     if (state.learning_rate) optimizer.learning_rate = *state.learning_rate;
+    optimizer.sync_learning_rate();
     for (size_t v = 0; v < state.slots.size() && v < trainable.size(); ++v)
         if (!state.slots[v].empty()) optimizer.set_slots(trainable[v], state.slots[v]);
 }

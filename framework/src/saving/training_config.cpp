@@ -19,8 +19,7 @@ public:
     float number(const std::string& key, float fallback) const {
         if (!has(key)) return fallback;
         if (!config_[key].is_number())
-            value_error("{}: optimizer field `{}` should be a number, got {} (learning-rate schedules are not "
-                        "supported)", where_, key, config_[key].dump());
+            value_error("{}: optimizer field `{}` should be a number, got {}", where_, key, config_[key].dump());
         return config_[key].get<float>();
     }
     std::optional<float> optional_number(const std::string& key) const {
@@ -29,9 +28,19 @@ public:
     bool boolean(const std::string& key, bool fallback) const {
         return has(key) && config_[key].is_boolean() ? config_[key].get<bool>() : fallback;
     }
-    // Keras 2.0 calls the learning rate "lr".
-    float learning_rate(float fallback) const { return has("learning_rate") ? number("learning_rate", fallback)
-                                                                            : number("lr", fallback); }
+    // A number or a schedule's config (Keras 3's {"module", "class_name", "config", "registered_name"} or
+    // tf-keras's {"class_name", "config"}). Keras 2.0 calls the learning rate "lr".
+    optimizers::LearningRate learning_rate(float fallback) const {
+        const char* key = has("learning_rate") ? "learning_rate" : "lr";
+        if (has(key) && config_[key].is_object()) {
+            try {
+                return optimizers::schedules::deserialize(config_[key]);
+            } catch (const ValueError& e) {
+                value_error("{}: optimizer field `{}`: {}", where_, key, e.what());
+            }
+        }
+        return number(key, fallback);
+    }
     // Options we do not implement must be absent or neutral.
     void require_neutral() const {
         for (const char* key : {"weight_decay", "decay"})
