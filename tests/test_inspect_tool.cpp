@@ -58,6 +58,7 @@ TEST_CASE("kerascpp-inspect on a tf_keras model file: version, backend, summary,
     const std::string& out = run.output;
     CHECK(out.find("Keras version: 2.21.0\n") != std::string::npos);
     CHECK(out.find("Backend: tensorflow\n") != std::string::npos);
+    CHECK(out.find("Written by: kerascpp") == std::string::npos);   // Keras wrote it
     CHECK(out.find("Content: model (architecture, weights, training config, optimizer state)\n") != std::string::npos);
     // The summary: Keras's table with the parameter counts of Embedding(12, 4), LSTM(3), GRU(2), Dense(1).
     CHECK(out.find("Layer (type)") != std::string::npos);
@@ -90,6 +91,7 @@ TEST_CASE("kerascpp-inspect on our own model and weights files") {
 
     const Run m = run_tool((dir / "m.h5").string());
     CHECK(m.status == 0);
+    CHECK(m.output.find(fmt::format("Written by: kerascpp {}\n", keras::version())) != std::string::npos);
     CHECK(m.output.find("Model: \"tiny\"") != std::string::npos);
     CHECK(m.output.find("Total params: 19 ") != std::string::npos);   // 4*3+3 + 3*1+1
     CHECK(m.output.find("(4, 3)") != std::string::npos);
@@ -98,6 +100,7 @@ TEST_CASE("kerascpp-inspect on our own model and weights files") {
     const Run w = run_tool((dir / "w.h5").string());
     CHECK(w.status == 0);
     CHECK(w.output.find("Content: weights only\n") != std::string::npos);
+    CHECK(w.output.find(fmt::format("Written by: kerascpp {}\n", keras::version())) != std::string::npos);
     CHECK(has_row(w.output, "hidden/hidden/kernel:0", "(4, 3)", "float32"));
     CHECK(has_row(w.output, "out/out/bias:0", "(1,)", "float32"));
     fs::remove_all(dir);

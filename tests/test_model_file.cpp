@@ -367,6 +367,9 @@ TEST_CASE("our files have Keras 3's structure (read with the raw HDF5 API)") {
         CHECK_MESSAGE(raw_is_variable_string(f.id, ".", attr), attr);
     CHECK(raw_strings(f.id, ".", "keras_version") == std::vector<std::string>{"3.15.1"});
     CHECK(raw_strings(f.id, ".", "backend") == std::vector<std::string>{"tensorflow"});
+    // One attribute Keras does not read says that kerascpp wrote the file, and which version.
+    CHECK(raw_is_variable_string(f.id, ".", "kerascpp_version"));
+    CHECK(raw_strings(f.id, ".", "kerascpp_version") == std::vector<std::string>{keras::version()});
     const json config = json::parse(raw_strings(f.id, ".", "model_config").at(0));
     CHECK(config["class_name"] == "Sequential");
     CHECK(config["config"]["name"] == "tokens_model");
@@ -573,4 +576,21 @@ TEST_CASE("bad files: a clear error naming what is wrong") {
     raw_replace_string_attr(bad_optimizer, ".", "training_config", training.dump());
     expect_error(bad_optimizer, "optimizer 'Nadam' is not supported");
     CHECK_NOTHROW(models::load_model(bad_optimizer, {.compile = false}));
+}
+
+TEST_CASE("the version header and the library agree") {
+    CHECK(std::string(keras::version()) == KERASCPP_VERSION_STRING);
+    CHECK(std::string(KERASCPP_VERSION_STRING) == std::to_string(KERASCPP_VERSION_MAJOR) + "." +
+                                                      std::to_string(KERASCPP_VERSION_MINOR) + "." +
+                                                      std::to_string(KERASCPP_VERSION_PATCH));
+}
+
+TEST_CASE("a model file with the kerascpp_version attribute loads") {
+    auto m = token_model();
+    const std::string path = temp_path("stamped.h5");
+    m->save(path);
+    REQUIRE(raw_strings(RawFile(path).id, ".", "kerascpp_version") == std::vector<std::string>{keras::version()});
+    auto loaded = models::load_model(path, {.compile = false});
+    const Tensor x = token_input(3);
+    CHECK(loaded->predict(x, {.verbose = 0}).to_vector<float>() == m->predict(x, {.verbose = 0}).to_vector<float>());
 }

@@ -223,6 +223,7 @@ TEST_CASE("Our files have Keras's structure") {
     CHECK(legacy.string_array_attr("layer_names") == layer_names);
     CHECK(legacy.string_attr("backend") == "tensorflow");
     CHECK_FALSE(legacy.string_attr("keras_version").empty());
+    CHECK(legacy.string_attr("kerascpp_version") == keras::version());   // which program wrote it
     const std::string lstm = layer_names[1];
     CHECK(legacy.group(lstm).string_array_attr("weight_names") ==
           std::vector<std::string>{lstm + "/lstm_cell/kernel:0", lstm + "/lstm_cell/recurrent_kernel:0",
@@ -237,6 +238,7 @@ TEST_CASE("Our files have Keras's structure") {
     CHECK(k3.dataset_shape("layers/dense/vars/0") == std::vector<int64_t>{2, 1});
     CHECK(k3.has_group("layers/lstm/vars"));
     CHECK(k3.has_group("vars"));
+    CHECK(k3.string_attr("kerascpp_version") == keras::version());
     // Adam: iterations, learning rate, then momentum and velocity of each of the 9 trainable weights.
     CHECK(k3.dataset_shape("optimizer/vars/0").empty());
     CHECK(k3.dataset_shape("optimizer/vars/2") == std::vector<int64_t>{12, 4});

@@ -98,6 +98,8 @@ int inspect(const std::string& filepath) {
     std::cout << "File: " << filepath << "\n";
     std::cout << "Keras version: " << root_attr(file, "keras_version") << "\n";
     std::cout << "Backend: " << root_attr(file, "backend") << "\n";
+    if (file.has_attr("kerascpp_version"))   // our files say so (saving/writer_stamp.hpp)
+        std::cout << "Written by: kerascpp " << file.string_attr("kerascpp_version") << "\n";
     std::cout << "Content: " << (model_file ? "model (architecture, weights" : "weights only") <<
         (model_file && file.has_attr("training_config") ? ", training config" : "") <<
         (model_file && file.has_group("optimizer_weights") ? ", optimizer state" : "") << (model_file ? ")" : "") << "\n\n";

@@ -37,3 +37,4 @@
 #include "keras/text/generation.hpp"
 #include "keras/utils/data_utils.hpp"
 #include "keras/utils/sequence.hpp"
+#include "keras/version.hpp"

@@ -7,6 +7,7 @@
 #include "saving/h5_file.hpp"
 #include "saving/legacy_weights.hpp"
 #include "saving/optimizer_weights.hpp"
+#include "saving/writer_stamp.hpp"
 
 namespace keras {
 
@@ -112,6 +113,7 @@ void write_model_file(const std::string& filepath, const Model& model, bool incl
     H5File file = H5File::create(filepath);
     file.write_string_attr("backend", kModelFileBackend);
     file.write_string_attr("keras_version", kModelFileKerasVersion);
+    stamp_kerascpp_version(file);
     file.write_string_attr("model_config", model_config(model).dump());
     if (include_optimizer && model.compiled()) file.write_string_attr("training_config", training_config(model).dump());
     write_model_weights(file, model);

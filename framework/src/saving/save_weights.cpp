@@ -9,6 +9,7 @@
 #include "saving/keras3_weights.hpp"
 #include "saving/keras_errors_only.hpp"
 #include "saving/legacy_weights.hpp"
+#include "saving/writer_stamp.hpp"
 
 namespace keras {
 
@@ -21,6 +22,7 @@ void Model::save_weights(const std::string& filepath, bool overwrite) const {
         saving::H5File file = saving::H5File::create(temp_path);
         if (keras3) saving::write_keras3_weights(file, *this);
         else saving::write_legacy_weights(file, *this);
+        saving::stamp_kerascpp_version(file);
         file.close();
     }, overwrite);
 }
