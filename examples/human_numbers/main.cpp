@@ -3,13 +3,16 @@
 // "one , two ," and "twenty , twenty one ," for 50 words, greedy and with temperature sampling.
 // Greedy output that counts correctly (". . . three , four , five , ...") shows the model learned.
 //
-// Usage: human_numbers [--epochs N] [--check] [--verbose 0|1|2]
+// Usage: human_numbers [--epochs N] [--check] [--verbose 0|1|2] (--help lists the defaults)
 //   --check: exit 1 unless both greedy continuations match the corpus word for word.
 #include <algorithm>
 #include <iostream>
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <keras/keras.hpp>
 
@@ -43,25 +46,24 @@ struct Args {
     int verbose = 2;
 };
 
-Args parse(int argc, char** argv) {
+// --help, unknown flags and bad values are CLI11's: a message and exit code (0 for --help) in *exit_code.
+std::optional<Args> parse(int argc, char** argv, int* exit_code) {
     Args args;
-    for (int i = 1; i < argc; ++i) {
-        const std::string flag = argv[i];
-        auto integer = [&] {
-            if (i + 1 >= argc) throw keras::ValueError(fmt::format("{} needs a value", flag));
-            const std::string v = argv[++i];
-            try {
-                size_t used = 0;
-                const int n = std::stoi(v, &used);
-                if (used == v.size() && n >= 0) return n;
-            } catch (const std::exception&) {
-            }
-            throw keras::ValueError(fmt::format("{} needs a non-negative integer, got '{}'", flag, v));
-        };
-        if (flag == "--epochs") args.epochs = integer();
-        else if (flag == "--verbose") args.verbose = integer();
-        else if (flag == "--check") args.check = true;
-        else throw keras::ValueError(fmt::format("unknown flag '{}' (use --epochs N, --check, --verbose 0|1|2)", flag));
+    CLI::App app{"fastai's human-numbers lesson: a word-level LSTM language model on\n"
+                 "\"one , two , ... , one hundred ,\" that continues two seeds for 50 words, greedy and with\n"
+                 "temperature sampling."};
+    app.add_option("--epochs", args.epochs, "training epochs")
+        ->capture_default_str()
+        ->check(CLI::Range(0, std::numeric_limits<int>::max()));
+    app.add_flag("--check", args.check, "exit 1 unless both greedy continuations match the corpus word for word");
+    app.add_option("--verbose", args.verbose, "fit's verbosity: 0 silent, 1 progress bar, 2 one line per epoch")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 2));
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        *exit_code = app.exit(e);
+        return std::nullopt;
     }
     return args;
 }
@@ -80,7 +82,10 @@ std::vector<std::string> continuation(const std::vector<std::string>& corpus, co
 
 int main(int argc, char** argv) try {
     using namespace keras;
-    const Args args = parse(argc, argv);
+    int exit_code = 0;
+    const std::optional<Args> parsed = parse(argc, argv, &exit_code);
+    if (!parsed) return exit_code;
+    const Args& args = *parsed;
     const std::vector<std::string> corpus = human_numbers(3);
 
     // The vocabulary in order of first appearance; a word's index is its id.

@@ -19,14 +19,17 @@
 //
 // Usage: imdb_sentiment [--model simplernn|lstm|gru] [--epochs N] [--data PATH] [--num-words N]
 //                       [--maxlen N] [--verbose 0|1|2] [--save PATH] [--load PATH] [--mask-zero]
+//   (--help lists every option with its default)
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <keras/keras.hpp>
 
@@ -39,58 +42,45 @@ struct Args {
     int verbose = 2;
     std::string save, load;             // model files; empty: none
     bool mask_zero = false;             // Embedding(mask_zero=True)
-    bool help = false;
 };
 
-constexpr const char* kUsage =
-    "usage: imdb_sentiment [--model simplernn|lstm|gru] [--epochs N] [--data PATH] [--num-words N]\n"
-    "                      [--maxlen N] [--verbose 0|1|2] [--save PATH] [--load PATH] [--mask-zero]\n"
-    "Trains Keras's IMDb sentiment model (Embedding -> recurrent layer -> Dense) on the real reviews\n"
-    "(--data: imdb.npz, an aclImdb folder or aclImdb_v1.tar.gz; else Keras's cache, then a download)\n"
-    "and prints the test accuracy. --load PATH continues training a saved model (--epochs 0: evaluate only).\n";
-
-Args parse(int argc, char** argv) {
+// --help, unknown flags and bad values are CLI11's: a message and exit code (0 for --help) in *exit_code.
+std::optional<Args> parse(int argc, char** argv, int* exit_code) {
     Args args;
-    for (int i = 1; i < argc; ++i) {
-        const std::string flag = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) throw keras::ValueError(fmt::format("{} needs a value", flag));
-            return argv[++i];
-        };
-        auto integer = [&]() {
-            const std::string v = value();
-            size_t used = 0;
-            int n = 0;
-            try {
-                n = std::stoi(v, &used);
-            } catch (const std::exception&) {
-            }
-            if (v.empty() || used != v.size())
-                throw keras::ValueError(fmt::format("{} needs an integer, got '{}'", flag, v));
-            return n;
-        };
-        if (flag == "--model") args.model = value();
-        else if (flag == "--epochs") args.epochs = integer();
-        else if (flag == "--data") args.data = value();
-        else if (flag == "--num-words") args.num_words = integer();
-        else if (flag == "--maxlen") args.maxlen = integer();
-        else if (flag == "--verbose") args.verbose = integer();
-        else if (flag == "--save") args.save = value();
-        else if (flag == "--load") args.load = value();
-        else if (flag == "--mask-zero") args.mask_zero = true;
-        else if (flag == "--help" || flag == "-h") args.help = true;
-        else throw keras::ValueError(fmt::format("unknown flag {} (flags: --model simplernn|lstm|gru, --epochs N, "
-                                                 "--data PATH, --num-words N, --maxlen N, --verbose 0|1|2, "
-                                                 "--save PATH, --load PATH, --mask-zero, --help)", flag));
+    int num_words = 0, maxlen = 0;
+    CLI::App app{"Trains Keras's IMDb sentiment model (Embedding -> recurrent layer -> Dense) on the real reviews\n"
+                 "and prints the test accuracy."};
+    app.add_option("--model", args.model, "simplernn: Keras's seed model; lstm: its LSTM(128) model; gru: GRU(16)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"simplernn", "lstm", "gru"}));
+    app.add_option("--epochs", args.epochs, "training epochs (0 with --load: evaluate only)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, std::numeric_limits<int>::max()));
+    app.add_option("--data", args.data, "imdb.npz, an aclImdb folder or aclImdb_v1.tar.gz")
+        ->default_str("Keras's cache, then a download, then the generated corpus");
+    auto* words = app.add_option("--num-words", num_words, "vocabulary size")
+                      ->default_str("6000; 20000 with --model lstm")
+                      ->check(CLI::Range(100, std::numeric_limits<int>::max()));
+    auto* length = app.add_option("--maxlen", maxlen, "reviews padded or cut to this many words")
+                       ->default_str("130; 200 with --model lstm")
+                       ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+    app.add_option("--verbose", args.verbose, "fit's verbosity: 0 silent, 1 progress bar, 2 one line per epoch")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 2));
+    app.add_option("--save", args.save, "write the trained model to this Keras HDF5 file")->default_str("none");
+    app.add_option("--load", args.load, "start from this saved model (its num_words and maxlen) instead of a new one")
+        ->default_str("none")
+        ->excludes(words)
+        ->excludes(length);
+    app.add_flag("--mask-zero", args.mask_zero, "Embedding(mask_zero=True): the recurrent layer skips the padding");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        *exit_code = app.exit(e);
+        return std::nullopt;
     }
-    if (args.model != "simplernn" && args.model != "lstm" && args.model != "gru")
-        throw keras::ValueError(fmt::format("--model must be simplernn, lstm or gru, not '{}'", args.model));
-    if (args.num_words && *args.num_words < 100)
-        throw keras::ValueError(fmt::format("--num-words must be at least 100, got {}", *args.num_words));
-    if (!args.load.empty() && (args.num_words || args.maxlen))
-        throw keras::ValueError("--num-words and --maxlen come from the model given with --load; drop them");
-    if (args.epochs < 0) throw keras::ValueError(fmt::format("--epochs must be 0 or more, got {}", args.epochs));
-    if (args.maxlen && *args.maxlen < 1) throw keras::ValueError(fmt::format("--maxlen must be positive, got {}", *args.maxlen));
+    if (words->count() > 0) args.num_words = num_words;
+    if (length->count() > 0) args.maxlen = maxlen;
     return args;
 }
 
@@ -143,11 +133,10 @@ std::pair<int64_t, int64_t> vocabulary_and_length(const keras::Model& model) {
 
 int main(int argc, char** argv) try {
     using namespace keras;
-    const Args args = parse(argc, argv);
-    if (args.help) {
-        fmt::print("{}", kUsage);
-        return 0;
-    }
+    int exit_code = 0;
+    const std::optional<Args> parsed = parse(argc, argv, &exit_code);
+    if (!parsed) return exit_code;
+    const Args& args = *parsed;
     const bool lstm = args.model == "lstm";
     int64_t num_words = args.num_words.value_or(lstm ? 20000 : 6000);
     int64_t maxlen = args.maxlen.value_or(lstm ? 200 : 130);
