@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
+#include <mutex>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -36,6 +38,35 @@ SourceKind source_kind(const fs::path& path) {
     const bool tar = head.size() >= 262 && head.compare(257, 5, "ustar") == 0;
     if (gzip || tar) return SourceKind::aclimdb;
     runtime_error("{} is neither a zip file (imdb.npz) nor a tar archive (aclImdb_v1.tar.gz)", path.string());
+}
+
+// The folders load_data last read a local file or folder from (the data's folder and the one above
+// it): get_word_index() looks there before the cache, so local data needs no download.
+struct LocalFolders {
+    std::mutex mutex;
+    std::vector<fs::path> folders;
+};
+LocalFolders& local_folders() {
+    static LocalFolders folders;
+    return folders;
+}
+
+void remember_local_source(const fs::path& source) {
+    fs::path full = fs::absolute(source).lexically_normal();
+    if (!full.has_filename()) full = full.parent_path();   // "aclImdb/" -> "aclImdb"
+    auto& local = local_folders();
+    const std::lock_guard lock(local.mutex);
+    local.folders = {fs::is_directory(full) ? full : full.parent_path(), full.parent_path()};
+}
+
+// `name` (a bare file name) in a folder load_data read local data from, if it is there.
+std::optional<fs::path> beside_local_source(const std::string& name) {
+    if (fs::path(name).has_parent_path() || fs::exists(name)) return std::nullopt;
+    auto& local = local_folders();
+    const std::lock_guard lock(local.mutex);
+    for (const auto& dir : local.folders)
+        if (fs::exists(dir / name)) return dir / name;
+    return std::nullopt;
 }
 
 // For aclImdb input: imdb_word_index.json beside it (or, for a folder, inside it) if there is one,
@@ -124,7 +155,11 @@ Split to_split(const RawSplit& raw) {
 }  // namespace
 
 std::pair<Split, Split> load_data(const LoadDataOptions& options) {
-    auto [train, test] = saving::keras_errors_only(options.path, [&] { return read_raw(locate(options.path, "imdb.npz", "")); });
+    auto [train, test] = saving::keras_errors_only(options.path, [&] {
+        const fs::path source = locate(options.path, "imdb.npz", "");
+        if (fs::exists(options.path)) remember_local_source(source);   // not for the cache or a download
+        return read_raw(source);
+    });
     return apply_load_data_steps(std::move(train), std::move(test), options);
 }
 
@@ -184,7 +219,34 @@ WordIndex read_word_index(const std::string& path) {
 }  // namespace
 
 WordIndex get_word_index(const std::string& path) {
-    return saving::keras_errors_only(path, [&] { return read_word_index(path); });
+    return saving::keras_errors_only(path, [&] {
+        const auto local = beside_local_source(path);
+        return read_word_index(local ? local->string() : path);
+    });
+}
+
+std::vector<int32_t> encode_review(const std::string& text, const WordIndex& word_index,
+                                   const EncodeReviewOptions& options) {
+    // Keras's limit: `[w if skip_top <= w < num_words else oov_char for w in x]`, start_char included.
+    auto keep = [&](int64_t w, std::vector<int32_t>& out) {
+        const bool in_range = w >= options.skip_top && (!options.num_words || w < *options.num_words);
+        if (in_range && (w < 0 || w > std::numeric_limits<int32_t>::max()))
+            value_error("imdb.encode_review: word id {} does not fit in int32 (check start_char, index_from)", w);
+        if (in_range) out.push_back(static_cast<int32_t>(w));
+        else if (options.oov_char) out.push_back(static_cast<int32_t>(*options.oov_char));
+    };
+    std::vector<int32_t> ids;
+    if (options.start_char) keep(*options.start_char, ids);
+    for (const std::string& word : review_words(text)) {
+        auto it = word_index.find(word);
+        if (it != word_index.end()) keep(it->second + options.index_from, ids);
+        else if (options.unknown_as_oov && options.oov_char) ids.push_back(static_cast<int32_t>(*options.oov_char));
+    }
+    return ids;
+}
+
+std::vector<int32_t> encode_review(const std::string& text, const EncodeReviewOptions& options) {
+    return encode_review(text, get_word_index(), options);
 }
 
 std::string decode_review(const std::vector<int32_t>& ids, const WordIndex& word_index, int64_t index_from) {

@@ -8,7 +8,7 @@
 
 #include "keras/errors.hpp"
 
-namespace keras::text {
+namespace keras::preprocessing::text {
 namespace {
 
 std::vector<int32_t> seed_ids(const std::vector<std::string>& vocabulary, const std::string& seed_text) {
@@ -96,4 +96,4 @@ std::string join_words(const std::vector<std::string>& words) {
     return text;
 }
 
-}  // namespace keras::text
+}  // namespace keras::preprocessing::text

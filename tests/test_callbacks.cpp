@@ -20,6 +20,8 @@
 #include "keras/optimizers.hpp"
 #include "test_helpers.hpp"
 
+#include <unistd.h>
+
 using namespace keras;
 using namespace keras::callbacks;
 using test_helpers::captured;
@@ -39,6 +41,7 @@ struct FakeBar {
     ProgbarLogger bar{&out};
     FakeBar(int epochs, int64_t steps, int verbose) {
         bar.clock = [this] { return now; };
+        bar.interactive = true;   // a terminal's live bar; the log-file form has its own tests
         bar.set_params({.epochs = epochs, .steps = steps, .verbose = verbose});
     }
 };
@@ -228,6 +231,80 @@ TEST_CASE("ProgbarLogger predict: bar without values, s/step units") {
     CHECK(f.out.str() == "\r1/2 [==============>...............] - ETA: 1s"
                          "\r2/2 [==============================] - ETA: 0s"
                          "\r2/2 [==============================] - 4s 3s/step\n");
+}
+
+// What fit / evaluate / predict print when standard output is a file: fd 1 is pointed at a file
+// for the call, as `./prog > log.txt` does, and the file's text is returned.
+template <class F>
+std::string stdout_to_file(F&& f) {
+    const auto path = std::filesystem::temp_directory_path() / ("kerascpp_progbar_" + std::to_string(getpid()) + ".txt");
+    std::cout.flush();
+    const int saved = dup(STDOUT_FILENO);
+    FILE* file = std::fopen(path.c_str(), "w");
+    REQUIRE(file != nullptr);
+    dup2(fileno(file), STDOUT_FILENO);
+    std::fclose(file);
+    try {
+        f();
+    } catch (...) {
+        std::cout.flush();
+        dup2(saved, STDOUT_FILENO);
+        close(saved);
+        throw;
+    }
+    std::cout.flush();
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    std::ifstream in(path, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::filesystem::remove(path);
+    return text;
+}
+
+TEST_CASE("ProgbarLogger verbose 1 off a terminal: only the final line of each bar") {
+    // A string stream is no terminal: the default (interactive unset) prints whole lines only.
+    std::ostringstream out;
+    double now = 0;
+    ProgbarLogger bar{&out};
+    bar.clock = [&] { return now; };
+    bar.set_params({.epochs = 2, .steps = 157, .verbose = 1});
+    Logs none;
+    bar.on_train_begin(none);
+    bar.on_epoch_begin(0, none);
+    Logs b = make_logs({{"loss", 0.6}});
+    now = 0.5;
+    bar.on_train_batch_end(0, b);
+    for (int64_t i = 1; i < 157; ++i) {
+        now += 0.015625;
+        bar.on_train_batch_end(i, b);
+    }
+    Logs end = make_logs({{"loss", 0.55}});
+    bar.on_epoch_end(0, end);
+    // The first step stays out of the per-step time, as on a terminal: 156 * 15.625 ms after it.
+    CHECK(out.str() == "Epoch 1/2\n157/157 [==============================] - 3s 16ms/step - loss: 0.5500\n");
+}
+
+TEST_CASE("fit, evaluate and predict with standard output in a file: whole lines, no \\r or \\b") {
+    auto model = tiny_model();
+    const Tensor x = Tensor::zeros({40, 3});
+    const Tensor y = Tensor::zeros({40, 2});
+    const std::string text = stdout_to_file([&] {
+        model->fit(x, y, {.batch_size = 4, .epochs = 2, .verbose = 1});
+        model->evaluate(x, y, {.batch_size = 4});
+        model->predict(x, {.batch_size = 4});
+    });
+    CHECK(text.find('\r') == std::string::npos);
+    CHECK(text.find('\b') == std::string::npos);
+    REQUIRE(!text.empty());
+    CHECK(text.back() == '\n');
+    // Two epoch headers, then one finished bar per epoch, evaluate and predict.
+    std::istringstream lines(text);
+    std::vector<std::string> all;
+    for (std::string line; std::getline(lines, line);) all.push_back(line);
+    REQUIRE(all.size() == 6);
+    CHECK(all[0] == "Epoch 1/2");
+    CHECK(all[2] == "Epoch 2/2");
+    for (size_t i : {1, 3, 4, 5}) CHECK(all[i].rfind("10/10 [==============================] - ", 0) == 0);
 }
 
 TEST_CASE("ProgbarLogger verbose 0 prints nothing") {

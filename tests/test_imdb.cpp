@@ -168,6 +168,49 @@ TEST_CASE("load_data finds imdb.npz in Keras's cache, $KERAS_HOME/datasets") {
     CHECK(sequences(named.second) == sequences(expected.second));
 }
 
+TEST_CASE("get_word_index() looks beside the local data load_data read, before the cache or a download") {
+    TempDir dir, home;
+    const ScopedKerasHome scoped(home.root);   // an empty cache: not finding the file would mean a download
+    fs::copy_file(kFixtures / "tiny_p3.npz", dir.root / "imdb.npz");
+    write_file(dir.root / "imdb_word_index.json", R"({"the": 1, "film": 2})");
+    imdb::load_data({.path = (dir.root / "imdb.npz").string()});
+    const imdb::WordIndex index = imdb::get_word_index();
+    CHECK(index == imdb::WordIndex{{"the", 1}, {"film", 2}});
+    // A local aclImdb folder: the index may sit in it or beside it, as for its tokenisation.
+    TempDir other;
+    make_aclimdb(other.root);
+    imdb::load_data({.path = (other.root / "aclImdb").string()});
+    CHECK(imdb::get_word_index().size() == 10);
+}
+
+TEST_CASE("encode_review numbers raw text as load_data numbers the reviews") {
+    TempDir dir;
+    const fs::path acl = make_aclimdb(dir.root);
+    const imdb::WordIndex index = imdb::get_word_index((dir.root / "imdb_word_index.json").string());
+    // Each training review's text, encoded, is one of load_data's training sequences.
+    const imdb::LoadDataOptions load{.path = acl.string(), .num_words = 9, .skip_top = 4};
+    const auto loaded = sequences(imdb::load_data(load).first);
+    const imdb::EncodeReviewOptions encode{.num_words = 9, .skip_top = 4};
+    for (const char* file : {"train/pos/10_9.txt", "train/pos/2_8.txt", "train/neg/0_1.txt"}) {
+        CAPTURE(file);
+        std::ifstream in(acl / file, std::ios::binary);
+        const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const auto ids = imdb::encode_review(text, index, encode);
+        CHECK(std::count(loaded.begin(), loaded.end(), std::vector<int64_t>(ids.begin(), ids.end())) == 1);
+    }
+    // By hand: the=1 -> 4, movie -> 5, was -> 6, great -> 7, br -> 8, it's=7 -> 10 (>= num_words: oov 2);
+    // start_char 1 < skip_top 4 becomes oov too, as in Keras; "Unknown" is dropped.
+    const std::string review = "The MOVIE was GREAT!<br />It's Unknown";
+    CHECK(imdb::encode_review(review, index, encode) == std::vector<int32_t>{2, 4, 5, 6, 7, 8, 2});
+    CHECK(imdb::encode_review(review, index) == std::vector<int32_t>{1, 4, 5, 6, 7, 8, 10});
+    CHECK(imdb::encode_review(review, index, {.oov_char = std::nullopt, .unknown_as_oov = true}) ==
+          std::vector<int32_t>{1, 4, 5, 6, 7, 8, 10});
+    CHECK(imdb::encode_review(review, index, {.start_char = std::nullopt, .index_from = 0, .unknown_as_oov = true}) ==
+          std::vector<int32_t>{1, 2, 3, 4, 5, 7, 2});
+    // Without an index: get_word_index()'s, here the one beside the data load_data read.
+    CHECK(imdb::encode_review(review) == std::vector<int32_t>{1, 4, 5, 6, 7, 8, 10});
+}
+
 TEST_CASE("aclImdb: tokenised as the npz was built, in the npz's order") {
     TempDir dir;
     const fs::path acl = make_aclimdb(dir.root);

@@ -317,7 +317,7 @@ TEST_CASE("stateful: the fixed batch size of keras::Input / InputLayer is the la
     model.add(kl::Input({}, {.batch_shape = {2, 4, 3}}));
     model.add(kl::GRU(3, {.stateful = true, .name = "gru"}));
     CHECK(std::dynamic_pointer_cast<kl::RNNBase>(model.get_layer("gru"))->stateful_batch_size() == 2);
-    CHECK(model.layers()[0]->get_config()["batch_shape"] == nlohmann::json::parse("[2, 4, 3]"));
+    CHECK(model.all_layers()[0]->get_config()["batch_shape"] == nlohmann::json::parse("[2, 4, 3]"));
     std::ostringstream os;
     model.summary(&os);
     CHECK(os.str().find("(2, 3)") != std::string::npos);
@@ -385,8 +385,8 @@ TEST_CASE("stateful: REAL Keras 3 and tf_keras files with a batch size load with
         model->save(path);
         auto again = keras::models::load_model(path, {.compile = false});
         std::filesystem::remove(path);
-        CHECK(again->layers()[0]->class_name() == "InputLayer");
-        CHECK(again->layers()[0]->get_config()["batch_shape"] == c["batch_shape"]);
+        CHECK(again->all_layers()[0]->class_name() == "InputLayer");
+        CHECK(again->all_layers()[0]->get_config()["batch_shape"] == c["batch_shape"]);
         for (const char* name : {"lstm", "gru"})
             CHECK(std::dynamic_pointer_cast<kl::RNNBase>(again->get_layer(name))->stateful_batch_size() == 2);
         check_close(vec_of(again->predict(x, {.batch_size = 2, .verbose = 0})), c["predict"].get<ref::Vec>(),

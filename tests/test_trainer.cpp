@@ -267,6 +267,6 @@ TEST_CASE("Sequential runs as a chain graph once built; add / pop rebuild it; it
     with_input.add(layers::Dense(2));
     REQUIRE(with_input.functional_graph() != nullptr);
     CHECK(with_input.functional_graph()->nodes.size() == 2);
-    CHECK(with_input.inputs()[0].node->layer == with_input.layers().front());
+    CHECK(with_input.inputs()[0].node->layer == with_input.all_layers().front());
     CHECK(with_input.predict(floats({1, 2, 3, 4}, {1, 4}), {.verbose = 0}).shape() == Shape{1, 2});
 }

@@ -27,6 +27,10 @@ std::pair<RawSplit, RawSplit> read_aclimdb(const std::filesystem::path& path, co
 // load_data's steps after reading: shuffle, start char and offset, maxlen filter, num_words / skip_top.
 std::pair<Split, Split> apply_load_data_steps(RawSplit train, RawSplit test, const LoadDataOptions& options);
 
+// A review's words as the word index spells them: ASCII letters lowercased, then Keras's
+// text_to_word_sequence (its punctuation filters become spaces; "it's" keeps its apostrophe).
+std::vector<std::string> review_words(std::string_view text);
+
 // The aclImdb tokenisation of one review (exposed for tests).
 std::vector<int64_t> tokenize_review(std::string_view text, const WordIndex& word_index);
 

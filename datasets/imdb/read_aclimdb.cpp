@@ -136,12 +136,16 @@ std::pair<RawSplit, RawSplit> read_tarball(const fs::path& tarball, const WordIn
 
 }  // namespace
 
-std::vector<int64_t> tokenize_review(std::string_view text, const WordIndex& word_index) {
+std::vector<std::string> review_words(std::string_view text) {
     std::string lowered(text);
     for (char& c : lowered)
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return preprocessing::text::text_to_word_sequence(lowered, {.lower = false});
+}
+
+std::vector<int64_t> tokenize_review(std::string_view text, const WordIndex& word_index) {
     std::vector<int64_t> ids;
-    for (const std::string& word : preprocessing::text::text_to_word_sequence(lowered, {.lower = false})) {
+    for (const std::string& word : review_words(text)) {
         auto it = word_index.find(word);
         if (it != word_index.end()) ids.push_back(it->second);
     }

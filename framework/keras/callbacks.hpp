@@ -74,13 +74,17 @@ public:
 };
 
 // Keras 2's progress bar. verbose 1: a live bar with ETA, redrawn in place with '\r' at most every
-// 0.05 s; verbose 2: one line per epoch. It counts batches ("157/157"), as fit and evaluate do.
+// 0.05 s on a terminal, only the final line of each bar elsewhere (a log file, a pipe); verbose 2:
+// one line per epoch. It counts batches ("157/157"), as fit and evaluate do.
 // Values are shown as the logs give them: the model already passes running means.
 class KERAS_API ProgbarLogger : public Callback {
 public:
     explicit ProgbarLogger(std::ostream* out = nullptr);   // default std::cout
     // Seconds from any fixed origin; a steady clock unless a test puts a fake one here.
     std::function<double()> clock;
+    // Redraw in place (true) or print whole lines (false); unset: whether the stream is a terminal
+    // (utils::ProgbarOptions::interactive).
+    std::optional<bool> interactive;
 
     void on_train_begin(Logs&) override;
     void on_train_end(Logs&) override;

@@ -151,6 +151,18 @@ public:
     virtual std::vector<std::pair<std::string, LayerPtr>> nested_layers() const { return {}; }
 
     const std::vector<VariablePtr>& weights() const { return weights_; }
+    // Keras's layer.get_weights(): copies of weights()' values, on the host, in that order.
+    std::vector<Tensor> get_weights() const;
+    // Keras's layer.set_weights(): one value per weights() entry, each of its weight's shape; with
+    // Keras's messages for a wrong count or shape. Nothing is assigned unless every value fits.
+    void set_weights(const std::vector<Tensor>& values);
+
+    // Stateful recurrent layers keep their last states between calls. stateful(): whether this layer
+    // (or one it wraps) does. reset_states() zeroes them (Keras 3 also calls it reset_state()); on a
+    // layer that is not stateful it is a ValueError. The default resets the wrapped layers.
+    virtual bool stateful() const;
+    virtual void reset_states();
+    void reset_state() { reset_states(); }
     std::vector<VariablePtr> trainable_weights() const;
     int64_t count_params() const;
     bool trainable = true;

@@ -152,6 +152,10 @@ public:
     // compile("adam", {"mse", "sparse_categorical_crossentropy"}, {.per_output_metrics = ...}). A
     // single loss applies to every output; the total loss is the loss_weights-weighted sum.
     void compile(OptimizerArg optimizer, LossArg loss, const CompileOptions& options = {});
+    // One metric by name, compile(opt, loss, "accuracy"); a braced {"accuracy"} comes here too.
+    void compile(OptimizerArg optimizer, LossArg loss, const char* metric) {
+        compile(std::move(optimizer), std::move(loss), std::vector<std::string>{metric});
+    }
     // The metrics list alone, Keras's compile(..., metrics=[...]).
     void compile(OptimizerArg optimizer, LossArg loss, const std::vector<std::string>& metrics) {
         compile(std::move(optimizer), std::move(loss), CompileOptions{.metrics = metrics});
@@ -184,13 +188,21 @@ public:
     // Keras 2's "Connected to" column.
     void summary(std::ostream* out = nullptr) const;
 
-    const std::vector<LayerPtr>& layers() const { return layers_; }
+    // Keras's model.layers: a Sequential's leave out its InputLayer (as Keras 3's Sequential.layers),
+    // a functional model's keep theirs (as Keras's Functional.layers).
+    std::vector<LayerPtr> layers() const;
+    // Every layer, a Sequential's InputLayer first when it has one: what its saved config lists.
+    const std::vector<LayerPtr>& all_layers() const { return layers_; }
     LayerPtr get_layer(const std::string& name) const;
     std::vector<VariablePtr> weights() const;
     std::vector<VariablePtr> trainable_weights() const;
     std::vector<Tensor> get_weights() const;            // copies
     void set_weights(const std::vector<Tensor>& values);  // shapes must match
     int64_t count_params() const;
+    // tf-keras's model.reset_states(): zeroes the kept states of every stateful layer (others are
+    // left alone); reset_state() is the same.
+    void reset_states();
+    void reset_state() { reset_states(); }
 
     // Keras's legacy HDF5 model file (architecture, weights, training config, optimizer state),
     // written atomically. keras::models::load_model reads it back.

@@ -15,10 +15,19 @@
 namespace keras::utils {
 
 struct KERAS_API ProgbarOptions {
-    int verbose = 1;                 // 1: a live bar redrawn in place with '\r'; 2: one line at the end; 0: silent
+    int verbose = 1;                 // 1: a bar with ETA (see `interactive`); 2: one line at the end; 0: silent
     std::ostream* out = nullptr;     // default std::cout
     std::function<double()> clock;   // seconds from any fixed origin; default a steady clock
+    // verbose 1 on a terminal redraws the bar in place with '\r'; elsewhere (a pipe, a log file, a
+    // string stream) it prints only the final line, so a log holds whole lines. Unset: interactive
+    // when `out` is std::cout, std::cerr or std::clog, still on its own buffer, and that file
+    // descriptor is a terminal.
+    std::optional<bool> interactive;
 };
+
+// Whether `out` is std::cout / std::cerr / std::clog writing to a terminal (isatty of its descriptor).
+// A standard stream redirected to another buffer (rdbuf(...)) is not.
+KERAS_API bool is_terminal(const std::ostream* out);
 
 using ProgbarValues = std::vector<std::pair<std::string, double>>;
 
@@ -49,6 +58,7 @@ private:
     std::optional<double> last_update_;            // no redraw yet: the first one always draws
     std::optional<double> time_after_first_step_;  // the first step is left out of the per-step time
     size_t total_width_ = 0;                        // width of the last line drawn, to blank leftovers
+    bool interactive_;                              // redraw in place, or print only whole lines
     bool line_open_ = false;                        // a live line without its newline yet
     ProgbarValues values_;
 };

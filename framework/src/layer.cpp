@@ -163,6 +163,46 @@ std::vector<VariablePtr> Layer::trainable_weights() const {
     return out;
 }
 
+std::vector<Tensor> Layer::get_weights() const {
+    std::vector<Tensor> out;
+    for (const auto& w : weights_) out.push_back(w->value.device().is_cpu() ? w->value.clone() : w->value.to(Device::cpu()));
+    return out;
+}
+
+namespace {
+// A shape as Python prints a tuple, as Keras's messages show it: "(3, 2)", "(2,)", "()".
+std::string python_tuple(const Shape& shape) {
+    std::string s = "(";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + (shape.size() == 1 ? ",)" : ")");
+}
+}  // namespace
+
+void Layer::set_weights(const std::vector<Tensor>& values) {
+    if (values.size() != weights_.size())
+        value_error("You called `set_weights(weights)` on layer '{}' with a weight list of length {}, but the layer "
+                    "was expecting {} weights.", name_, values.size(), weights_.size());
+    // Every shape is checked before anything is assigned, so a bad list leaves the layer as it was.
+    for (size_t i = 0; i < weights_.size(); ++i)
+        if (values[i].shape() != weights_[i]->value.shape())
+            value_error("Layer {} weight shape {} is not compatible with provided weight shape {}.", name_,
+                        python_tuple(weights_[i]->value.shape()), python_tuple(values[i].shape()));
+    for (size_t i = 0; i < weights_.size(); ++i)
+        weights_[i]->value.copy_from(values[i].astype(weights_[i]->value.dtype()));
+}
+
+bool Layer::stateful() const {
+    for (const auto& [attribute, inner] : nested_layers())
+        if (inner->stateful()) return true;
+    return false;
+}
+
+void Layer::reset_states() {
+    if (!stateful()) value_error("Layer \"{}\" is not stateful: reset_states() needs stateful=true", name_);
+    for (const auto& [attribute, inner] : nested_layers())
+        if (inner->stateful()) inner->reset_states();
+}
+
 int64_t Layer::count_params() const {
     int64_t n = 0;
     for (const auto& w : weights_) n += w->value.numel();

@@ -93,6 +93,12 @@ void Model::move_weights_to_device() {
 
 // ---------------------------------------------------------------- weights
 
+std::vector<LayerPtr> Model::layers() const {
+    if (!is_functional() && !layers_.empty() && layers_.front()->class_name() == "InputLayer")
+        return {layers_.begin() + 1, layers_.end()};
+    return layers_;
+}
+
 LayerPtr Model::get_layer(const std::string& name) const {
     for (const auto& l : layers_)
         if (l->name() == name) return l;
@@ -132,6 +138,11 @@ void Model::set_weights(const std::vector<Tensor>& values) {
             value_error("set_weights(): weight {} ('{}') has shape {}, but the given value has shape {}", i,
                         vars[i]->name, shape_str(vars[i]->value.shape()), shape_str(values[i].shape()));
     for (size_t i = 0; i < vars.size(); ++i) vars[i]->value.copy_from(values[i].astype(DType::float32));
+}
+
+void Model::reset_states() {
+    for (const auto& layer : layers_)
+        if (layer->stateful()) layer->reset_states();
 }
 
 int64_t Model::count_params() const {

@@ -1,11 +1,15 @@
 // Keras 2's Progbar (keras/utils/generic_utils.py of Keras 2.15), with the same text, widths, time
-// units and redraw interval.
+// units and redraw interval. Keras redraws in place only when its `_dynamic_display` holds (stdout
+// is a terminal, or a notebook); otherwise each update starts a new line. Lines every 0.05 s would
+// flood a log file, so when not interactive the bar here prints only its final line.
 #include "keras/progbar.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
+
+#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -46,9 +50,25 @@ int digits_of(int64_t n) { return static_cast<int>(std::to_string(std::max<int64
 
 }  // namespace
 
+namespace {
+// The standard streams' own buffers (<iostream> sets them up before this file's statics): a stream
+// given another buffer (rdbuf(...)) no longer writes to its file descriptor.
+const std::streambuf* const kCoutBuffer = std::cout.rdbuf();
+const std::streambuf* const kCerrBuffer = std::cerr.rdbuf();
+const std::streambuf* const kClogBuffer = std::clog.rdbuf();
+}  // namespace
+
+bool is_terminal(const std::ostream* out) {
+    if (out == &std::cout) return out->rdbuf() == kCoutBuffer && isatty(STDOUT_FILENO) == 1;
+    if (out == &std::cerr) return out->rdbuf() == kCerrBuffer && isatty(STDERR_FILENO) == 1;
+    if (out == &std::clog) return out->rdbuf() == kClogBuffer && isatty(STDERR_FILENO) == 1;
+    return false;   // a file or string stream is never a terminal
+}
+
 Progbar::Progbar(int64_t target, ProgbarOptions options)
     : target_(std::max<int64_t>(target, 0)), options_(std::move(options)), out_(options_.out ? options_.out : &std::cout) {
     if (!options_.clock) options_.clock = steady_seconds;
+    interactive_ = options_.interactive.value_or(is_terminal(out_));
     start_ = options_.clock();
 }
 
@@ -66,6 +86,10 @@ void Progbar::update(int64_t current, const ProgbarValues& values) {
     if (options_.verbose != 1) return;
     record(values);
     const double now = options_.clock();
+    if (!interactive_) {
+        step_duration(current, now);   // keeps the first step out of the final per-step time
+        return;
+    }
     if (last_update_ && now - *last_update_ < kRedrawInterval) return;
     draw(current, /*finalize=*/false, now);
 }
@@ -105,7 +129,8 @@ std::string Progbar::bar(int64_t current) const {
     return s + "]";
 }
 
-// verbose 1: redraw the line in place; the last one ends with a newline.
+// verbose 1: redraw the line in place; the last one ends with a newline. Not interactive: only the
+// last one is drawn, as a whole line.
 void Progbar::draw(int64_t current, bool finalize, double now) {
     const size_t previous_width = total_width_;
     const std::string head = bar(current);
@@ -116,6 +141,10 @@ void Progbar::draw(int64_t current, bool finalize, double now) {
     else
         info = " - ETA: " + format_eta(per_step * static_cast<double>(target_ - current));
     for (const auto& [key, v] : values_) info += " - " + key + ":" + format_value(v, !(std::abs(v) > 1e-3));
+    if (!interactive_) {
+        *out_ << head << info << '\n' << std::flush;
+        return;
+    }
     total_width_ = head.size() + info.size();
     if (previous_width > total_width_) info.append(previous_width - total_width_, ' ');
     if (finalize) info += '\n';

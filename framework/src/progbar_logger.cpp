@@ -32,7 +32,7 @@ struct ProgbarLogger::State {
 ProgbarLogger::ProgbarLogger(std::ostream* out) : clock(steady_seconds), out_(out ? out : &std::cout) {}
 
 void ProgbarLogger::start_bar() {
-    state_ = std::make_shared<State>(State{utils::Progbar(params().steps, {.verbose = params().verbose, .out = out_, .clock = clock})});
+    state_ = std::make_shared<State>(State{utils::Progbar(params().steps, {.verbose = params().verbose, .out = out_, .clock = clock, .interactive = interactive})});
     seen_ = 0;
 }
 

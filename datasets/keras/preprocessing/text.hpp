@@ -75,3 +75,10 @@ private:
 };
 
 }  // namespace keras::preprocessing::text
+
+// keras::text is the same namespace as keras::preprocessing::text (an alias, not a second namespace):
+// the docs' `namespace text = keras::preprocessing::text;` beside `using namespace keras;` then names
+// one namespace twice, which C++ accepts, where two namespaces called `text` were ambiguous.
+namespace keras {
+namespace text = preprocessing::text;
+}  // namespace keras

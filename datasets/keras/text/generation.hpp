@@ -1,6 +1,6 @@
 // Text generation with a trained word-level language model (the seeds' fastai "human numbers" lesson):
 // feed the words so far, read the model's next-word probabilities at the last step, pick a word,
-// append it, repeat.
+// append it, repeat. It lives in keras::preprocessing::text, which keras::text names too.
 //
 //     auto words = keras::text::generate(model, vocabulary, "one , two ,", {.n_words = 50});
 //
@@ -16,7 +16,7 @@
 
 #include "keras/model.hpp"
 
-namespace keras::text {
+namespace keras::preprocessing::text {
 
 struct KERAS_API GenerateOptions {
     int64_t n_words = 50;        // how many words to append
@@ -42,4 +42,12 @@ KERAS_API int64_t choose_word(const float* probabilities, int64_t vocabulary_siz
 // Words joined by single spaces ("three , four ,").
 KERAS_API std::string join_words(const std::vector<std::string>& words);
 
-}  // namespace keras::text
+}  // namespace keras::preprocessing::text
+
+// keras::text is the same namespace as keras::preprocessing::text (an alias, not a second namespace):
+// the docs' `namespace text = keras::preprocessing::text;` beside `using namespace keras;` then names
+// one namespace twice, which C++ accepts, where two namespaces called `text` were ambiguous.
+namespace keras {
+namespace text = preprocessing::text;
+}  // namespace keras
+

@@ -41,7 +41,7 @@ namespace saving {
 
 nlohmann::json model_config(const Model& model) {
     if (model.is_functional()) return functional_config(model, *model.functional_graph());
-    const auto& model_layers = model.layers();
+    const auto& model_layers = model.all_layers();   // the InputLayer too, with its own config
     const nlohmann::json input_shape = shape_json(model_layers.empty() ? Shape{} : model_layers[0]->input_shape());
     nlohmann::json layers = nlohmann::json::array();
     // Keras 3 lists the InputLayer first; a model built by build() gets one for its input shape.

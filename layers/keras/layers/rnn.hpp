@@ -83,7 +83,8 @@ public:
     const RNNCell& cell() const { return *cell_.ptr; }
 
     // Stateful layers: zeroes the kept states (Keras's reset_states()); the batch size stays fixed.
-    void reset_states();
+    void reset_states() override;
+    bool stateful() const override { return common_.stateful; }
     // The kept states ({h} or {h, c}, each (batch, units)); empty before the first call or after
     // reset_states(), meaning zeros. Always empty when the layer is not stateful.
     std::vector<Tensor> states() const;

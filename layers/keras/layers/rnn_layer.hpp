@@ -106,7 +106,8 @@ public:
     std::string implementation_note() const override;
 
     // Stateful layers: forgets the kept states (zeros next call).
-    void reset_states();
+    void reset_states() override;
+    bool stateful() const override { return options_.stateful; }
     // The kept states, one per state_size entry; empty before the first call or after reset_states().
     std::vector<Tensor> states() const;
 
