@@ -37,4 +37,5 @@
 #include "keras/text/generation.hpp"
 #include "keras/utils/data_utils.hpp"
 #include "keras/utils/sequence.hpp"
+#include "keras/utils/text_dataset.hpp"
 #include "keras/version.hpp"
