@@ -70,8 +70,8 @@ const std::vector<std::string> kUnlabelledSeed7 = {
     "pos/more/3_7.txt", "pos/10_8.txt", "README.txt", "neg/4_2.txt", ".hidden/8.txt", "unsup/7_0.txt",
     "pos/2_10.txt", "neg/5_1.txt", "pos/1_9.txt", "unsup/6_0.txt", "neg/UPPER.TXT"};
 
-// kFolder packed as <prefix>/<file> into a .tar.gz (file entries only: the classes must be found from
-// the paths), plus a member outside the prefix.
+// kFolder packed as <prefix>/<file> into a .tar.gz (one folder entry, <prefix>/pos/; the other classes
+// must be found from the file paths), plus members outside the prefix.
 fs::path make_tarball(const fs::path& tarball, const std::string& prefix) {
     archive* a = archive_write_new();
     archive_write_add_filter_gzip(a);
@@ -87,6 +87,12 @@ fs::path make_tarball(const fs::path& tarball, const std::string& prefix) {
         archive_write_data(a, data.data(), data.size());
         archive_entry_free(e);
     };
+    archive_entry* folder = archive_entry_new();   // a folder entry, as tar writes them
+    archive_entry_set_pathname(folder, (prefix + "/pos/").c_str());
+    archive_entry_set_filetype(folder, AE_IFDIR);
+    archive_entry_set_perm(folder, 0755);
+    REQUIRE(archive_write_header(a, folder) == ARCHIVE_OK);
+    archive_entry_free(folder);
     add("aclImdb/README", "not a review");
     add("aclImdb/test/pos/99_9.txt", "a test review, outside the train folder");
     for (const auto& item : fs::recursive_directory_iterator(kFolder))
@@ -199,6 +205,28 @@ TEST_CASE("an aclImdb-shaped .tar.gz gives what the folder gives") {
     const auto whole = utils::text_dataset_from_directory(tarball, quiet({.shuffle = false}));
     CHECK(whole.class_names == std::vector<std::string>{"aclImdb"});
     CHECK(whole.texts.size() == 12);   // 11 .txt files + test/pos/99_9.txt
+}
+
+TEST_CASE("links to folders: a linked class folder is a class, links inside one are followed only with follow_links") {
+    TempDir dir;
+    fs::create_directories(dir.path / "data" / "neg");
+    fs::copy(kFolder / "neg", dir.path / "data" / "neg");
+    fs::create_directory_symlink(kFolder / "pos", dir.path / "data" / "pos");            // a class, as os.path.isdir
+    fs::create_directory_symlink(kFolder / "unsup", dir.path / "data" / "neg" / "more");  // inside a class
+    const auto plain = utils::text_dataset_from_directory(dir.path / "data", quiet({.shuffle = false}));
+    CHECK(plain.class_names == std::vector<std::string>{"neg", "pos"});
+    check_dataset(plain, Files(kUnshuffled.begin(), kUnshuffled.begin() + 7));
+    const auto followed =
+        utils::text_dataset_from_directory(dir.path / "data", quiet({.shuffle = false, .follow_links = true}));
+    CHECK(followed.texts.size() == 9);
+    CHECK(followed.texts[3] == read_text(kFolder / "unsup" / "6_0.txt"));   // neg/more/6_0.txt after neg's own files
+}
+
+TEST_CASE("archive member names with ./ and folder entries") {
+    TempDir dir;
+    const fs::path tarball = make_tarball(dir.path / "dot.tar.gz", "./aclImdb/train");
+    check_dataset(utils::text_dataset_from_directory(tarball, quiet({.seed = 42, .archive_directory = "aclImdb/train/"})),
+                  kSeed42);
 }
 
 TEST_CASE("Keras's errors for bad arguments and folders without files") {
