@@ -7,8 +7,8 @@
 #   meson setup build-hdf5 -Dpkg_config_path=PREFIX/lib/pkgconfig
 #   ninja -C build-hdf5 && meson test -C build-hdf5 hostile_files
 #
-# The programs find the library through an rpath (meson adds the pkg-config libdir to the build
-# rpath); an installed kerascpp built this way needs PREFIX/lib on the loader's path.
+# kerascpp's programs and tests find it through their build rpath, and an installed libkerascpp
+# through its own rpath (meson.build sets it for a libhdf5 outside /usr).
 # Only the C library is built (kerascpp uses HDF5's C API), with zlib for Keras's compressed datasets.
 set -euo pipefail
 version=1.14.5
