@@ -5,8 +5,6 @@
 // training files afterwards is not reproduced (fit shuffles every epoch anyway).
 #include "keras/utils/text_dataset.hpp"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -23,6 +21,7 @@
 
 #include "keras/errors.hpp"
 #include "keras/utils/sequence.hpp"
+#include "io/tar_archive.hpp"
 #include "numpy_random_state.hpp"
 
 namespace keras::utils {
@@ -147,14 +146,9 @@ std::string read_file(const fs::path& path) {
 
 // ---- a tar archive ----
 
-struct ArchiveCloser {
-    void operator()(archive* a) const { archive_read_free(a); }
-};
-
-std::string archive_error(archive* a) {
-    const char* message = archive_error_string(a);
-    return message != nullptr ? message : fmt::format("libarchive error {} with no message", archive_errno(a));
-}
+// One text read from an archive is refused beyond this (a small .tar.gz can inflate to gigabytes);
+// files in a folder are read whole, as Keras does.
+constexpr uint64_t kMaxArchiveTextBytes = uint64_t{1} << 28;
 
 // "./aclImdb/train/" -> "aclImdb/train"
 std::string clean_member(std::string path) {
@@ -162,18 +156,6 @@ std::string clean_member(std::string path) {
     while (path.starts_with("/")) path.erase(0, 1);
     while (path.ends_with("/")) path.pop_back();
     return path;
-}
-
-std::string read_member(archive* a, const fs::path& tarball, const std::string& member) {
-    std::string text;
-    const void* block;
-    size_t size;
-    la_int64_t offset;
-    int r;
-    while ((r = archive_read_data_block(a, &block, &size, &offset)) == ARCHIVE_OK)
-        text.append(static_cast<const char*>(block), size);
-    if (r != ARCHIVE_EOF) runtime_error("{}: cannot read {}: {}", tarball.string(), member, archive_error(a));
-    return text;
 }
 
 // A member at `rel` under the archive's root: its class ("" when unlabelled), its folder inside the
@@ -192,37 +174,28 @@ std::optional<Entry> place_member(const std::string& rel, bool is_dir, bool labe
 // (folder entries or not); only the regular .txt files of the wanted classes are read. Links are not
 // followed (an archive's links point at other members, indexed as themselves when under the root).
 Index index_archive(const fs::path& tarball, const TextDatasetOptions& o) {
-    std::unique_ptr<archive, ArchiveCloser> a(archive_read_new());
-    archive_read_support_filter_all(a.get());
-    archive_read_support_format_tar(a.get());
-    if (archive_read_open_filename(a.get(), tarball.c_str(), 1 << 16) != ARCHIVE_OK)
-        runtime_error("{}: cannot read the archive: {}", tarball.string(), archive_error(a.get()));
+    io::TarArchive archive(tarball);
     const std::string root = clean_member(o.archive_directory);
     const std::set<std::string> wanted(o.class_names.begin(), o.class_names.end());
     std::set<std::string> folders;
     std::vector<Entry> entries;
     bool root_seen = root.empty();
-    archive_entry* header = nullptr;
-    int status;
-    while ((status = archive_read_next_header(a.get(), &header)) == ARCHIVE_OK) {
-        const char* raw = archive_entry_pathname(header);
-        const std::string path = raw != nullptr ? clean_member(raw) : "";
+    while (archive.next()) {
+        const std::string path = clean_member(archive.path());
         if (path.empty() || (!root.empty() && path != root && !path.starts_with(root + "/"))) continue;
         root_seen = true;
         if (path == root) continue;
         const std::string rel = root.empty() ? path : path.substr(root.size() + 1);
-        const auto type = archive_entry_filetype(header);
-        std::optional<Entry> entry = place_member(rel, type == AE_IFDIR, labelled(o));
+        std::optional<Entry> entry = place_member(rel, archive.is_folder(), labelled(o));
         if (!entry) continue;
         if (labelled(o)) folders.insert(entry->class_name);
-        if (type != AE_IFREG || !is_text_file(entry->name)) continue;
+        if (!archive.is_file() || !is_text_file(entry->name)) continue;
         if (!wanted.empty() && !wanted.contains(entry->class_name)) continue;
         entry->file = tarball / path;
-        entry->text = read_member(a.get(), tarball, path);
+        entry->text = archive.read(kMaxArchiveTextBytes);
         entry->in_memory = true;
         entries.push_back(std::move(*entry));
     }
-    if (status != ARCHIVE_EOF) runtime_error("{}: corrupt archive: {}", tarball.string(), archive_error(a.get()));
     if (!root_seen) value_error("{}: the archive has no folder {} (archive_directory)", tarball.string(), root);
     if (!labelled(o)) return {order_entries(std::move(entries), {""}).entries, {}};
     return order_entries(std::move(entries), choose_classes(folders, o));

@@ -5,6 +5,8 @@
 // - weights declaring huge shapes (checked before allocating), a JSON number above 1e308.
 #include <doctest/doctest.h>
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -200,6 +202,36 @@ TEST_CASE("every file of the regression corpus gets a keras error from its loade
     CHECK(files >= 7);
     MESSAGE("peak RSS after the corpus: " << peak_rss_mb() << " MB");
     CHECK(peak_rss_mb() < kMaxPeakRssMb);
+}
+
+TEST_CASE("a tar member bigger than a review stops before it inflates (aclImdb tarball)") {
+    TempDir dir;
+    const fs::path tarball = dir.path / "aclImdb_v1.tar.gz";
+    // 64 MiB of zeros as a review compress to about 64 KB; a real review is at most 13.7 KB.
+    const std::string zeros(64 << 20, '\0');
+    archive* a = archive_write_new();
+    archive_write_add_filter_gzip(a);
+    archive_write_set_format_pax_restricted(a);
+    REQUIRE(archive_write_open_filename(a, tarball.c_str()) == ARCHIVE_OK);
+    archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, "aclImdb/train/pos/0_9.txt");
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, static_cast<la_int64_t>(zeros.size()));
+    REQUIRE(archive_write_header(a, e) == ARCHIVE_OK);
+    REQUIRE(archive_write_data(a, zeros.data(), zeros.size()) == static_cast<la_ssize_t>(zeros.size()));
+    archive_entry_free(e);
+    archive_write_close(a);
+    archive_write_free(a);
+    CHECK(fs::file_size(tarball) < 1'000'000);
+    std::ofstream(dir.path / "imdb_word_index.json") << R"({"the": 1})";   // found beside the tarball
+
+    const Outcome out = run_loader([&] { datasets::imdb::load_data({.path = tarball.string()}); });
+    INFO(out.message);
+    CHECK(out.kind == "keras error");
+    CHECK(out.message == tarball.string() + ": member aclImdb/train/pos/0_9.txt holds more than 1048576 bytes, "
+                                            "the most read from one file of an archive");
+    CHECK(out.seconds < 2.0);
 }
 
 TEST_CASE("a deflate bomb in an npz stops before it inflates") {

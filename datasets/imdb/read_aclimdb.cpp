@@ -2,9 +2,6 @@
 // ../shared/data/imdb/README.txt): ASCII-only lowercasing (the Python 2 str.lower the npz was made
 // with leaves non-ASCII letters alone), Keras's text_to_word_sequence with its default filters and
 // split=" ", and words missing from the word index dropped.
-#include <archive.h>
-#include <archive_entry.h>
-
 #include <algorithm>
 #include <array>
 #include <fstream>
@@ -13,6 +10,7 @@
 #include <sstream>
 
 #include "imdb/raw_reviews.hpp"
+#include "io/tar_archive.hpp"
 #include "keras/errors.hpp"
 #include "keras/preprocessing/text.hpp"
 
@@ -91,46 +89,20 @@ std::pair<RawSplit, RawSplit> read_folder(const fs::path& folder, const WordInde
     return assemble(groups, root);
 }
 
-// libarchive's message for the last error; it may have none (NULL), which fmt must never see.
-std::string archive_error(archive* a) {
-    const char* message = archive_error_string(a);
-    return message != nullptr ? message : fmt::format("libarchive error {} with no message", archive_errno(a));
-}
-
-struct ArchiveCloser {
-    void operator()(archive* a) const { archive_read_free(a); }
-};
+// The longest aclImdb review is 13.7 KB: a member far beyond that is not a review (or is a bomb).
+constexpr uint64_t kMaxReviewBytes = uint64_t{1} << 20;
 
 std::pair<RawSplit, RawSplit> read_tarball(const fs::path& tarball, const WordIndex& word_index) {
-    std::unique_ptr<archive, ArchiveCloser> a(archive_read_new());
-    archive_read_support_filter_all(a.get());
-    archive_read_support_format_tar(a.get());
-    if (archive_read_open_filename(a.get(), tarball.c_str(), 1 << 16) != ARCHIVE_OK)
-        runtime_error("{}: cannot read the archive: {}", tarball.string(), archive_error(a.get()));
-
+    io::TarArchive archive(tarball);
     std::array<GroupReviews, 4> groups;
-    archive_entry* entry = nullptr;
-    std::string text;
-    int status;
-    while ((status = archive_read_next_header(a.get(), &entry)) == ARCHIVE_OK) {
-        const char* name = archive_entry_pathname(entry);
-        const int g = name == nullptr || archive_entry_filetype(entry) != AE_IFREG ? -1 : group_of(name);
+    while (archive.next()) {
+        const std::string name = archive.path();
+        const int g = name.empty() || !archive.is_file() ? -1 : group_of(name);
         if (g < 0) continue;   // README, imdb.vocab, unsup/ and folders are not reviews
-        text.clear();
-        const void* block;
-        size_t size;
-        la_int64_t offset;
-        int r;
-        while ((r = archive_read_data_block(a.get(), &block, &size, &offset)) == ARCHIVE_OK)
-            text.append(static_cast<const char*>(block), size);
-        if (r != ARCHIVE_EOF)
-            runtime_error("{}: cannot read {}: {}", tarball.string(), name, archive_error(a.get()));
-        const fs::path path(name);
-        groups[static_cast<size_t>(g)][path.filename().string()] =
+        const std::string text = archive.read(kMaxReviewBytes);
+        groups[static_cast<size_t>(g)][fs::path(name).filename().string()] =
             tokenize_file(text, tarball.string() + ":" + name, word_index);
     }
-    if (status != ARCHIVE_EOF)
-        runtime_error("{}: corrupt archive: {}", tarball.string(), archive_error(a.get()));
     return assemble(groups, tarball);
 }
 
