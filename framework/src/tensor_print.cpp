@@ -92,8 +92,9 @@ public:
             return pad_left(word, left_ + right_ + 1);
         }
         if (exp_) {
-            Parts p = split(shortest(x, std::chars_format::scientific, kPrecision));
-            p.frac_part.resize(precision_, '0');
+            // Every value gets the common number of digits, the extra ones exact (numpy's min_digits),
+            // not zeros: 883321090 prints as 8.8332109e+08 beside a value that needs 8 digits.
+            const Parts p = split(chars(x, std::chars_format::scientific, static_cast<int>(precision_)));
             std::string digits = p.exp_part.substr(1);
             digits = std::string(std::max<size_t>(exp_size_, digits.size()) - digits.size(), '0') + digits;
             return pad_left(p.int_part, left_) + "." + p.frac_part + "e" + p.exp_part[0] + digits;
