@@ -379,3 +379,32 @@ TEST_CASE("custom_gradient: an op whose backward the caller writes") {
     check_values(y, {0, 2});
     check_values(tape.gradient(ops::sum(ops::multiply(y, 3.0f)), x), {3, 3});
 }
+
+// What a user does with a model's output on the host, outside any model: the calls.
+TEST_CASE("argmax, softmax, slice and stack on plain host tensors, eagerly") {
+    const Tensor logits(std::vector<float>{1, 3, 2, 5, 4, 0}, Shape{2, 3});
+    CHECK(ops::argmax(logits, 1).to_vector<int32_t>() == std::vector<int32_t>{1, 0});
+    CHECK(ops::argmax(logits, 0).to_vector<int32_t>() == std::vector<int32_t>{1, 1, 0});
+    CHECK(ops::argmin(logits, -1).to_vector<int32_t>() == std::vector<int32_t>{0, 2});
+    const Tensor flat = ops::argmax(logits);   // over the flattened tensor, a scalar
+    CHECK(flat.shape() == Shape{});
+    CHECK(flat.to_vector<int32_t>() == std::vector<int32_t>{3});
+    CHECK(ops::argmax(logits, 1, true).shape() == Shape{2, 1});
+    CHECK(ops::argmax(logits, std::nullopt, true).shape() == Shape{1, 1});
+    CHECK(ops::argmax(Tensor(std::vector<int32_t>{2, 7, 7}, Shape{3})).to_vector<int32_t>() ==
+          std::vector<int32_t>{1});   // ints too; the first of ties
+    CHECK(ops::argmax(Tensor(std::vector<float>{1, NAN, 9}, Shape{3})).to_vector<int32_t>() ==
+          std::vector<int32_t>{1});   // NaN wins, as in numpy
+    CHECK(message_of<ValueError>([&] { ops::argmax(logits, 2); }).find("argmax") != std::string::npos);
+    CHECK(message_of<ValueError>([&] { ops::argmax(Tensor::zeros({2, 0}), 1); }).find("empty axis") !=
+          std::string::npos);
+
+    const Tensor p = ops::softmax(logits, 1);
+    const auto vp = values_of(p);
+    CHECK(vp[0] + vp[1] + vp[2] == doctest::Approx(1.0));
+    CHECK(vp[1] == doctest::Approx(std::exp(3.0) / (std::exp(1.0) + std::exp(3.0) + std::exp(2.0))));
+    check_values(ops::slice(logits, {0, 1}, {2, 2}), {3, 2, 4, 0});
+    const Tensor stacked = ops::stack({logits, ops::negative(logits)}, 1);   // (2, 2, 3)
+    REQUIRE(stacked.shape() == Shape{2, 2, 3});
+    check_values(stacked, {1, 3, 2, -1, -3, -2, 5, 4, 0, -5, -4, -0});
+}

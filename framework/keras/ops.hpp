@@ -92,6 +92,11 @@ KERAS_API Tensor sum(const Tensor& x, const Axes& axis = {}, bool keepdims = fal
 KERAS_API Tensor mean(const Tensor& x, const Axes& axis = {}, bool keepdims = false);
 KERAS_API Tensor max(const Tensor& x, const Axes& axis = {}, bool keepdims = false);
 KERAS_API Tensor min(const Tensor& x, const Axes& axis = {}, bool keepdims = false);
+// Keras's ops.argmax / argmin: int32 index of the largest / smallest value along axis (the first one
+// on ties; a NaN counts as the extreme, as in numpy), over the flattened x when no axis is given.
+// Any dtype; no gradient.
+KERAS_API Tensor argmax(const Tensor& x, std::optional<int> axis = std::nullopt, bool keepdims = false);
+KERAS_API Tensor argmin(const Tensor& x, std::optional<int> axis = std::nullopt, bool keepdims = false);
 KERAS_API Tensor softmax(const Tensor& x, int axis = -1);
 KERAS_API Tensor log_softmax(const Tensor& x, int axis = -1);
 

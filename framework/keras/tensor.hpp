@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <iosfwd>
 #include <memory>
 #include <string>
 #include <vector>
@@ -120,5 +121,12 @@ private:
     Device device_;
     std::shared_ptr<autodiff::Node> grad_node_;
 };
+
+// The values as numpy's str() of the same array prints them: nested brackets, float32 with up to 8
+// significant digits and trailing zeros dropped ("[[0.1 0.2]\n [0.3 0.4]]"), "..." past 1000 elements.
+// No shape or dtype header (shape_str and to_string(DType) give those). A CUDA tensor is copied to
+// the host first.
+KERAS_API std::string to_string(const Tensor& tensor);
+KERAS_API std::ostream& operator<<(std::ostream& os, const Tensor& tensor);
 
 }  // namespace keras

@@ -1,4 +1,7 @@
 // Reductions and softmax, and their gradients.
+#include <cmath>
+#include <optional>
+
 #include "keras/errors.hpp"
 #include "ops_internal.hpp"
 
@@ -63,7 +66,39 @@ Tensor softmax_op(const std::string& name, const Tensor& x, int axis, bool log) 
         return std::vector<Tensor>{be.binary(BinaryOp::multiply, y, be.binary(BinaryOp::subtract, dy, dot))};
     });
 }
+// Index of the extreme value of each line along `axis`, computed on the host.
+Tensor arg_extreme(const std::string& name, const Tensor& x, std::optional<int> axis, bool keepdims, bool largest) {
+    if (axis && x.ndim() == 0) value_error("ops.{}: axis {} given for a scalar", name, *axis);
+    const int a = axis ? detail::normalize_axis(name, *axis, x.ndim()) : 0;
+    const Tensor host = x.device().is_cpu() ? x : x.to(Device::cpu());
+    const Shape in_shape = axis ? x.shape() : Shape{x.numel()};
+    const int64_t n = in_shape[a];
+    if (n == 0) value_error("ops.{}: cannot take the {} of an empty axis (shape {})", name, name, shape_str(x.shape()));
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < a; ++i) outer *= in_shape[i];
+    for (size_t i = a + 1; i < in_shape.size(); ++i) inner *= in_shape[i];
+    // v beats best when strictly more extreme, or when it is the first NaN.
+    auto beats = [largest](double v, double best) {
+        if (std::isnan(best)) return false;
+        return std::isnan(v) || (largest ? v > best : v < best);
+    };
+    std::vector<int32_t> out(static_cast<size_t>(outer * inner));
+    for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < inner; ++i) {
+            int64_t best = 0;
+            for (int64_t k = 1; k < n; ++k)
+                if (beats(host.item((o * n + k) * inner + i), host.item((o * n + best) * inner + i))) best = k;
+            out[o * inner + i] = static_cast<int32_t>(best);
+        }
+    Shape out_shape;
+    for (int i = 0; i < x.ndim(); ++i)
+        if (keepdims || (axis && i != a)) out_shape.push_back(keepdims && (!axis || i == a) ? 1 : x.shape()[i]);
+    return Tensor(out, out_shape).to(x.device());
+}
 }  // namespace
+
+Tensor argmax(const Tensor& x, std::optional<int> axis, bool keepdims) { return arg_extreme("argmax", x, axis, keepdims, true); }
+Tensor argmin(const Tensor& x, std::optional<int> axis, bool keepdims) { return arg_extreme("argmin", x, axis, keepdims, false); }
 
 Tensor sum(const Tensor& x, const Axes& axis, bool keepdims) { return reduction("sum", ReduceOp::sum, x, axis, keepdims); }
 Tensor mean(const Tensor& x, const Axes& axis, bool keepdims) { return reduction("mean", ReduceOp::mean, x, axis, keepdims); }
