@@ -169,15 +169,6 @@ std::vector<Tensor> Layer::get_weights() const {
     return out;
 }
 
-namespace {
-// A shape as Python prints a tuple, as Keras's messages show it: "(3, 2)", "(2,)", "()".
-std::string python_tuple(const Shape& shape) {
-    std::string s = "(";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + (shape.size() == 1 ? ",)" : ")");
-}
-}  // namespace
-
 void Layer::set_weights(const std::vector<Tensor>& values) {
     if (values.size() != weights_.size())
         value_error("You called `set_weights(weights)` on layer '{}' with a weight list of length {}, but the layer "
@@ -186,7 +177,7 @@ void Layer::set_weights(const std::vector<Tensor>& values) {
     for (size_t i = 0; i < weights_.size(); ++i)
         if (values[i].shape() != weights_[i]->value.shape())
             value_error("Layer {} weight shape {} is not compatible with provided weight shape {}.", name_,
-                        python_tuple(weights_[i]->value.shape()), python_tuple(values[i].shape()));
+                        shape_str(weights_[i]->value.shape()), shape_str(values[i].shape()));
     for (size_t i = 0; i < weights_.size(); ++i)
         weights_[i]->value.copy_from(values[i].astype(weights_[i]->value.dtype()));
 }

@@ -50,9 +50,8 @@ void add_vars(const Layer& layer, const std::string& path, const std::string& ow
 std::vector<Keras3Vars> keras3_vars(const Model& model) {
     std::vector<Keras3Vars> out;
     std::map<std::string, int> seen;   // class -> how many came before
-    // A Sequential's layers leave out its InputLayer (as Keras's Sequential.layers); a functional model's do not.
-    const auto layers = model.is_functional() ? model.layers() : saved_layers(model);
-    for (const auto& layer : layers) {
+    // Keras's model.layers: a Sequential's leave out its InputLayer, a functional model's keep it.
+    for (const auto& layer : model.layers()) {
         const std::string base = utils::to_snake_case(layer->class_name());
         const int k = seen[base]++;
         add_vars(*layer, "layers/" + (k == 0 ? base : base + "_" + std::to_string(k)), layer->name(), out);
