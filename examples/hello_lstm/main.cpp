@@ -4,7 +4,11 @@
 // of 3 characters, predict exactly what one pass over the whole text predicts (each chunk starts
 // from the states the previous chunk ended in); a copy that is not stateful forgets at every chunk.
 //
-// Usage: hello_lstm [--epochs N] [--seed N] [--learning-rate X] [--chunk N] (--help lists the defaults)
+// --plot-model FILE draws the model (keras::utils::plot_model: a png / svg / pdf by Graphviz's dot,
+// or the .dot text beside FILE when dot is not installed).
+//
+// Usage: hello_lstm [--epochs N] [--seed N] [--learning-rate X] [--chunk N] [--plot-model FILE]
+//   (--help lists the defaults)
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -75,6 +79,7 @@ struct Args {
     int seed = 7;
     double learning_rate = 0.1;
     int chunk = 3;
+    std::string plot_model;   // empty: none
 };
 
 }  // namespace
@@ -94,6 +99,8 @@ int main(int argc, char** argv) try {
     app.add_option("--chunk", args.chunk, "characters per chunk in the stateful part")
         ->capture_default_str()
         ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+    app.add_option("--plot-model", args.plot_model, "draw the model into this file (.png, .svg, .pdf or .dot)")
+        ->default_str("none");
     CLI11_PARSE(app, argc, argv);
 
     const std::string text = "hi?hello!!";
@@ -114,6 +121,9 @@ int main(int argc, char** argv) try {
     model.add(layers::Dense(classes, "softmax"));
     model.compile(optimizers::Adam(args.learning_rate), "categorical_crossentropy", {"accuracy"});
     model.summary();
+    if (!args.plot_model.empty())
+        fmt::print("Drew the model into {}\n",
+                   utils::plot_model(model, args.plot_model, {.show_shapes = true, .show_layer_activations = true}));
     model.fit(x, y, {.batch_size = 1, .epochs = args.epochs, .verbose = 0});
 
     const Tensor probs = model.predict(x, {.verbose = 0});

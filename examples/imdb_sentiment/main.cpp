@@ -16,9 +16,12 @@
 //
 // --save PATH writes the trained model as a Keras HDF5 file; --load PATH starts from such a file
 // (architecture, weights and optimizer state) instead of a new model, and --epochs 0 only evaluates it.
+// --plot-history FILE.svg draws the training and validation loss and accuracy per epoch
+// (keras::utils::plot_history).
 //
 // Usage: imdb_sentiment [--model simplernn|lstm|gru] [--epochs N] [--data PATH] [--num-words N]
 //                       [--maxlen N] [--verbose 0|1|2] [--save PATH] [--load PATH] [--mask-zero]
+//                       [--plot-history FILE.svg]
 //   (--help lists every option with its default)
 #include <algorithm>
 #include <cstdlib>
@@ -42,6 +45,7 @@ struct Args {
     int verbose = 2;
     std::string save, load;             // model files; empty: none
     bool mask_zero = false;             // Embedding(mask_zero=True)
+    std::string plot_history;           // an .svg of the training curves; empty: none
 };
 
 // --help, unknown flags and bad values are CLI11's: a message and exit code (0 for --help) in *exit_code.
@@ -73,6 +77,12 @@ std::optional<Args> parse(int argc, char** argv, int* exit_code) {
         ->excludes(words)
         ->excludes(length);
     app.add_flag("--mask-zero", args.mask_zero, "Embedding(mask_zero=True): the recurrent layer skips the padding");
+    // Checked here, not after the training it would otherwise waste.
+    app.add_option("--plot-history", args.plot_history, "draw the loss and accuracy per epoch into this .svg file")
+        ->default_str("none")
+        ->check([](const std::string& path) {
+            return path.size() > 4 && path.ends_with(".svg") ? "" : "the picture is SVG: give a FILE ending in .svg";
+        });
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -165,10 +175,15 @@ int main(int argc, char** argv) try {
     if (lstm)
         stop_early.push_back(std::make_shared<callbacks::EarlyStopping>(
             callbacks::EarlyStoppingOptions{.monitor = "val_loss", .patience = 1, .restore_best_weights = true}));
-    if (args.epochs > 0)
-        model->fit(x_train, train.y,
-                   {.batch_size = 100, .epochs = args.epochs, .validation_split = 0.2, .shuffle = true,
-                    .verbose = args.verbose, .callbacks = stop_early});
+    if (args.epochs > 0) {
+        const auto history = model->fit(x_train, train.y,
+                                        {.batch_size = 100, .epochs = args.epochs, .validation_split = 0.2,
+                                         .shuffle = true, .verbose = args.verbose, .callbacks = stop_early});
+        if (!args.plot_history.empty()) {
+            utils::plot_history(history, args.plot_history, {.title = "IMDb sentiment: " + args.model});
+            fmt::print("Wrote the training curves to {}\n", args.plot_history);
+        }
+    }
     auto [loss, accuracy] = model->evaluate(x_test, test.y, {.batch_size = 100, .verbose = 0});
     fmt::print("Test loss: {:.4f}, test accuracy: {:.2f}%\n", loss, 100.0 * accuracy);
     if (!args.save.empty()) {

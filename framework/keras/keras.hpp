@@ -36,6 +36,8 @@
 #include "keras/tensor.hpp"
 #include "keras/text/generation.hpp"
 #include "keras/utils/data_utils.hpp"
+#include "keras/utils/model_visualization.hpp"
 #include "keras/utils/sequence.hpp"
 #include "keras/utils/text_dataset.hpp"
+#include "keras/utils/training_curves.hpp"
 #include "keras/version.hpp"
