@@ -443,6 +443,13 @@ TEST_CASE("model_to_dot: a Sequential, with Keras's defaults and with every opti
           "}\n");
     CHECK(utils::model_to_dot(model, {.show_layer_names = false}).find("\"hidden\" [label=\"Dense\"]") !=
           std::string::npos);
+    // A name is only text: record syntax and quotes in it are escaped.
+    Sequential odd("odd");
+    odd.add(layers::Input({2}, {.name = "in\"put"}));
+    odd.add(layers::Dense(1, {.name = "a|b{c}<d>"}));
+    const std::string text = utils::model_to_dot(odd);
+    CHECK(text.find("  \"in\\\"put\" [label=\"in\\\"put: InputLayer\"];\n") != std::string::npos);
+    CHECK(text.find("  \"a|b{c}<d>\" [label=\"a\\|b\\{c\\}\\<d\\>: Dense\"];\n") != std::string::npos);
     CHECK_THROWS_WITH_AS(utils::model_to_dot(model, {.rankdir = "TD"}),
                          "plot_model: rankdir must be 'TB', 'LR', 'BT' or 'RL' (got 'TD')", ValueError);
 }

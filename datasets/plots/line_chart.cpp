@@ -108,7 +108,7 @@ double label_width(const Tick& t, double size) {
 Axis make_axis(std::optional<std::pair<double, double>> range, bool log) {
     Axis axis;
     axis.log = log;
-    if (!range) range = std::make_pair(log ? 1e-3 : 0.0, log ? 1.0 : 1.0);
+    if (!range) range = std::make_pair(log ? 1e-3 : 0.0, 1.0);   // nothing finite to show: a plain unit range
     auto [lo, hi] = *range;
     if (log) {
         lo = std::log10(lo);
