@@ -22,7 +22,9 @@
 #include "keras/errors.hpp"
 #include "keras/input_layer.hpp"
 #include "keras/keras_tensor.hpp"
+#include "keras/layers/bidirectional.hpp"
 #include "keras/layers/dense.hpp"
+#include "keras/layers/lstm.hpp"
 #include "keras/layers/merge.hpp"
 #include "keras/model.hpp"
 #include "keras/utils/model_visualization.hpp"
@@ -304,10 +306,10 @@ TEST_CASE("plot_history: written atomically (replaces the old file, leaves no te
     const fs::path path = dir.path / "curves.svg";
     { std::ofstream(path) << "old"; }
     const auto history = make_history({{"loss", {1.0, 0.5, 0.25}}});
-    utils::plot_history(history, path.string(), {.metrics = {"loss"}, .title = "Training"});
+    utils::plot_history(history, path.string(), {.metrics = {"loss"}, .title = "Training <b> & \"more\""});
     const std::string svg = read_file(path);
     CHECK(svg.starts_with("<?xml"));
-    CHECK(svg.find(">Training</text>") != std::string::npos);
+    CHECK(svg.find(">Training &lt;b&gt; &amp; &quot;more&quot;</text>") != std::string::npos);   // text, not markup
     CHECK(dir.files() == std::vector<std::string>{"curves.svg"});
     parse_xml(svg);
 }
@@ -470,6 +472,45 @@ TEST_CASE("model_to_dot: a functional model of two inputs, shapes and edges from
           "  \"da\" -> \"merge\";\n"
           "  \"b\" -> \"merge\";\n"
           "  \"merge\" -> \"prob\";\n"
+          "}\n");
+}
+
+TEST_CASE("model_to_dot: wrappers, a shared layer, an unbuilt Sequential") {
+    auto x = keras::Input({6, 3}, {.name = "seq_in"});
+    layers::LSTMOptions lstm_options;
+    lstm_options.name = "enc";
+    auto encoded = (*share(layers::Bidirectional(layers::LSTM(4, lstm_options), {.name = "bi"})))(x);
+    auto short_in = keras::Input({8}, {.name = "short"}), long_in = keras::Input({8}, {.name = "long"});
+    auto shared = share(layers::Dense(2, {.name = "shared"}));
+    auto merged = (*share(layers::Concatenate({.name = "cat"})))({encoded, (*shared)(short_in), (*shared)(long_in)});
+    Model model({x, short_in, long_in}, {merged}, "mixed");
+    const std::string text = utils::model_to_dot(model, {.show_shapes = true});
+    CAPTURE(text);
+    // The wrapped layer as the wrapper holds it: Bidirectional's forward copy is "forward_<name>".
+    CHECK(text.find("  \"bi\" [label=\"bi(forward_enc): Bidirectional(LSTM)|{input:|output:}|{{(None, 6, 3)}|{(None, 8)}}\"];\n") !=
+          std::string::npos);
+    // Called twice with the same shapes: one node, both edges.
+    CHECK(text.find("  \"shared\" [label=\"shared: Dense|{input:|output:}|{{(None, 8)}|{(None, 2)}}\"];\n") !=
+          std::string::npos);
+    CHECK(text.find("  \"short\" -> \"shared\";\n  \"long\" -> \"shared\";\n") != std::string::npos);
+    CHECK(text.find("  \"shared\" -> \"cat\";\n") != std::string::npos);
+
+    auto flat = keras::Input({8}, {.name = "flat"}), steps = keras::Input({3, 8}, {.name = "steps"});
+    auto reused = share(layers::Dense(2, {.name = "reused"}));
+    Model differing({flat, steps}, {(*reused)(flat), (*reused)(steps)}, "differing");
+    CHECK(utils::model_to_dot(differing, {.show_shapes = true})
+              .find("\"reused\" [label=\"reused: Dense|{input:|output:}|{{multiple}|{multiple}}\"]") != std::string::npos);
+
+    Sequential unbuilt("unbuilt");   // no Input: built on its first data, so no shapes yet
+    unbuilt.add(layers::Dense(3, {.name = "first"}));
+    unbuilt.add(layers::Dense(1, {.name = "second"}));
+    CHECK(utils::model_to_dot(unbuilt, {.show_shapes = true}) ==
+          "digraph G {\n"
+          "  graph [rankdir=TB, concentrate=true, dpi=96];\n"
+          "  node [shape=record, fontname=\"Helvetica\"];\n"
+          "  \"first\" [label=\"first: Dense|{input:|output:}|{{?}|{?}}\"];\n"
+          "  \"second\" [label=\"second: Dense|{input:|output:}|{{?}|{?}}\"];\n"
+          "  \"first\" -> \"second\";\n"
           "}\n");
 }
 
