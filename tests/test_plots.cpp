@@ -14,6 +14,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -323,6 +324,24 @@ TEST_CASE("plot_history: one epoch is a marker, many metrics go in rows of 3") {
     CHECK(circles(doc, find_group(doc, "curve", "loss")).size() == 1);
     CHECK(doc.front().attrs.at("width") == "1320");    // 3 columns of 440
     CHECK(doc.front().attrs.at("height") == "660");    // 2 rows of 330
+}
+
+TEST_CASE("plot_history: very large and very small values get scientific tick labels of one width") {
+    TempDir dir;
+    const std::vector<double> big = {2.1e6, 9e5, 4e5, 1.2e5}, tiny = {3e-5, 1e-5, 4e-6, 2e-6};
+    const fs::path path = dir.path / "scales.svg";
+    utils::plot_history(make_history({{"big", big}, {"tiny", tiny}}), path.string());
+    const auto doc = parse_xml(read_file(path));
+    for (const auto& [name, values, label] : {std::tuple{"big", &big, "5.0e+05"}, std::tuple{"tiny", &tiny, "1.0e-05"}}) {
+        CAPTURE(name);
+        const int panel = find_group(doc, "panel", name);
+        const auto ys = tick_labels(doc, panel, true);
+        const std::string svg = read_file(path);
+        CHECK(svg.find(std::string(">") + label + "</text>") != std::string::npos);
+        const auto line = polylines(doc, find_group(doc, "curve", name, panel)).at(0);
+        for (size_t i = 0; i < values->size(); ++i)
+            CHECK(value_at(ys, line[i].y) == doctest::Approx((*values)[i]).epsilon(0.002));
+    }
 }
 
 TEST_CASE("plot_lr_find: loss against a log learning-rate axis, suggestions marked and named") {

@@ -65,20 +65,25 @@ double nice_step(double span) {
     return (n < 1.5 ? 1 : n < 3 ? 2 : n < 7 ? 5 : 10) * magnitude;
 }
 
-// As many decimals as the step needs: 0.2, 0.4 for a step of 0.2; 0.05, 0.10 for 0.05; 20, 40 for 20.
-std::string linear_label(double v, double step) {
+int floor_log10(double v) { return static_cast<int>(std::floor(std::log10(v) + 1e-9)); }
+
+// As many decimals as the step needs: 0.2, 0.4 for a step of 0.2; 0.05, 0.10 for 0.05; 20, 40 for
+// 20. An axis reaching 1e6, or staying below 1e-4, is in scientific form with one mantissa width for
+// all its labels (5.0e+05, 1.0e+06, 1.5e+06).
+std::string linear_label(double v, double step, double largest) {
     if (std::abs(v) < step * 1e-9) v = 0;   // -0.0 and rounding noise print as 0
-    const int decimals = std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9)));
-    if (decimals > 5 || std::abs(v) >= 1e6) return fmt::format("{:g}", v);
-    return fmt::format("{:.{}f}", v, decimals);
+    if (largest >= 1e6 || largest < 1e-4)
+        return fmt::format("{:.{}e}", v, std::max(0, floor_log10(largest) - floor_log10(step)));
+    return fmt::format("{:.{}f}", v, std::max(0, -floor_log10(step)));
 }
 
 std::vector<Tick> linear_ticks(double lo, double hi, bool integer) {
     double step = nice_step(hi - lo);
     if (integer) step = std::max(1.0, std::round(step));
+    const double largest = std::max(std::abs(lo), std::abs(hi));
     std::vector<Tick> ticks;
     for (double k = std::ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; ++k)
-        ticks.push_back({k * step, linear_label(k * step, step), ""});
+        ticks.push_back({k * step, linear_label(k * step, step, largest), ""});
     return ticks;
 }
 
