@@ -209,7 +209,8 @@ void draw_legend(SvgWriter& svg, const Chart& chart, const Box& area, const Axis
         const double cy = best->top + 4 + row * (i + 0.5);
         const double sx = best->left + 8;
         if (s.line) svg.line({sx, cy}, {sx + 24, cy}, {.stroke = s.color, .stroke_width = 1.8});
-        if (s.markers || !s.line) svg.circle({sx + 12, cy}, s.marker_radius + (s.line ? 0 : 1), {.stroke = "", .fill = s.color});
+        if (s.markers || !s.line)   // a marker-only series (a suggestion) gets a slightly bigger dot
+            svg.circle({sx + 12, cy}, s.marker_radius + (s.line ? 0 : 1), {.stroke = "", .fill = s.color});
         svg.text({sx + 32, cy + 4}, legend_label(s, x), {.size = kLegendFont});
     }
     svg.end_group();

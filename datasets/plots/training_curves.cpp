@@ -95,7 +95,8 @@ double loss_at(double lr, std::span<const double> lrs, std::span<const double> l
     const double t = std::log10(lr);
     if (t <= points.front().first) return points.front().second;
     if (t >= points.back().first) return points.back().second;
-    const auto hi = std::lower_bound(points.begin(), points.end(), std::make_pair(t, -std::numeric_limits<double>::infinity()));
+    const auto hi = std::lower_bound(points.begin(), points.end(),
+                                     std::make_pair(t, -std::numeric_limits<double>::infinity()));
     const auto lo = hi - 1;
     if (hi->first == lo->first) return hi->second;
     return lo->second + (hi->second - lo->second) * (t - lo->first) / (hi->first - lo->first);

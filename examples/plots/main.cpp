@@ -51,7 +51,8 @@ Sweep lr_sweep(Model& model, const Tensor& x, const Tensor& y, int steps, int64_
         const double lr = 1e-7 * std::pow(10.0 / 1e-7, double(i) / (steps - 1));
         model.optimizer().learning_rate = static_cast<float>(lr);
         const int64_t start = (i * batch) % (x.dim(0) - batch);
-        const double loss = model.train_on_batch(x.slice_rows(start, start + batch), y.slice_rows(start, start + batch)).at("loss");
+        const Logs logs = model.train_on_batch(x.slice_rows(start, start + batch), y.slice_rows(start, start + batch));
+        const double loss = logs.at("loss");
         average = 0.98 * average + 0.02 * loss;
         const double smoothed = average / (1 - std::pow(0.98, i + 1));
         sweep.lrs.push_back(lr);
@@ -66,8 +67,9 @@ Sweep lr_sweep(Model& model, const Tensor& x, const Tensor& y, int steps, int64_
 // steepest (the most negative slope against log lr) and minimum / 10.
 // As fastai, over the sweep less its first tenth and last 5 steps.
 std::vector<std::pair<std::string, double>> suggestions(const Sweep& sweep) {
-    const size_t first = sweep.lrs.size() / 10, last = sweep.lrs.size() > first + 8 ? sweep.lrs.size() - 5 : sweep.lrs.size();
-    const Sweep s{{sweep.lrs.begin() + first, sweep.lrs.begin() + last}, {sweep.losses.begin() + first, sweep.losses.begin() + last}};
+    const size_t size = sweep.lrs.size(), first = size / 10, last = size > first + 8 ? size - 5 : size;
+    const Sweep s{{sweep.lrs.begin() + first, sweep.lrs.begin() + last},
+                  {sweep.losses.begin() + first, sweep.losses.begin() + last}};
     const size_t n = s.losses.size();
     std::vector<int> lds(n, 1);
     size_t max_start = 0, max_end = 0;
@@ -80,12 +82,17 @@ std::vector<std::pair<std::string, double>> suggestions(const Sweep& sweep) {
     const size_t valley = max_start + size_t(sections) + size_t(sections / 2);
     size_t steepest = 1, minimum = 0;
     for (size_t i = 1; i + 1 < n; ++i) {
-        const auto slope = [&](size_t k) { return (s.losses[k + 1] - s.losses[k - 1]) / std::log(s.lrs[k + 1] / s.lrs[k - 1]); };
+        // np.gradient(losses, log(lrs)) at an inner point: the central difference.
+        const auto slope = [&](size_t k) {
+            return (s.losses[k + 1] - s.losses[k - 1]) / std::log(s.lrs[k + 1] / s.lrs[k - 1]);
+        };
         if (slope(i) < slope(steepest)) steepest = i;
     }
     for (size_t i = 0; i < n; ++i)
         if (s.losses[i] < s.losses[minimum]) minimum = i;
-    return {{"valley", s.lrs[std::min(valley, n - 1)]}, {"steepest", s.lrs[steepest]}, {"minimum/10", s.lrs[minimum] / 10}};
+    return {{"valley", s.lrs[std::min(valley, n - 1)]},
+            {"steepest", s.lrs[steepest]},
+            {"minimum/10", s.lrs[minimum] / 10}};
 }
 
 }  // namespace
@@ -109,7 +116,8 @@ int main(int argc, char** argv) try {
     const Sweep sweep = lr_sweep(*model, x, train.y, 100, std::min<int64_t>(64, x.dim(0) / 2));
     const auto suggested = suggestions(sweep);
     for (const auto& [name, lr] : suggested) fmt::print("{}: {:.3g}\n", name, lr);
-    utils::plot_lr_find(sweep.lrs, sweep.losses, suggested, out + "/lr_find.svg", {.title = "lr_find: IMDb SimpleRNN"});
+    utils::plot_lr_find(sweep.lrs, sweep.losses, suggested, out + "/lr_find.svg",
+                        {.title = "lr_find: IMDb SimpleRNN"});
     fmt::print("{}\n", out + "/lr_find.svg");
     return 0;
 } catch (const std::exception& e) {
