@@ -4,6 +4,8 @@
 //
 //   bench_kerascpp --workload W2 --samples 2560 --epochs 2 [--seed 1234] [--device cpu|cuda[:N]]
 //                  [--recurrent-dropout 0.2]   (the RNN layer's recurrent_dropout: the training step loop)
+//                  [--fixed-threads]   (keras::config::set_intra_op_parallelism_threads($OMP_NUM_THREADS):
+//                                       the count kerascpp used before it adapted it per step)
 //   bench_kerascpp --sgemm [--size 2048] [--repeats 10]
 //
 // Threads: oneDNN's OpenMP runtime reads OMP_NUM_THREADS. One workload per process, so the peak RSS
@@ -54,6 +56,7 @@ struct Args {
     uint64_t seed = 1234;
     std::string device = "cpu";   // "cpu", "cuda" or "cuda:N"
     double recurrent_dropout = 0.0;   // double so the JSON prints 0.2, not 0.2000000029
+    bool fixed_threads = false;
     bool sgemm = false;
     int64_t size = 2048;     // SGEMM M = N = K
     int repeats = 10;
@@ -62,7 +65,7 @@ struct Args {
 [[noreturn]] void usage(const std::string& error) {
     std::cerr << "error: " << error << "\n"
               << "usage: bench_kerascpp --workload W1|W2|W3 --samples N [--epochs E] [--seed S] "
-                 "[--device cpu|cuda[:N]] [--recurrent-dropout R]\n"
+                 "[--device cpu|cuda[:N]] [--recurrent-dropout R] [--fixed-threads]\n"
               << "       bench_kerascpp --sgemm [--size 2048] [--repeats 10]\n";
     std::exit(2);
 }
@@ -92,6 +95,7 @@ Args parse_args(int argc, char** argv) {
         else if (flag == "--seed") args.seed = static_cast<uint64_t>(parse_int(flag, value()));
         else if (flag == "--device") args.device = value();
         else if (flag == "--recurrent-dropout") args.recurrent_dropout = std::stod(value());
+        else if (flag == "--fixed-threads") args.fixed_threads = true;
         else if (flag == "--sgemm") args.sgemm = true;
         else if (flag == "--size") args.size = parse_int(flag, value());
         else if (flag == "--repeats") args.repeats = static_cast<int>(parse_int(flag, value()));
@@ -240,6 +244,7 @@ nlohmann::json run_workload(const Args& args) {
             {"samples", args.samples},
             {"batch_size", w.batch},
             {"threads", omp_threads()},
+            {"thread_policy", keras::config::get_intra_op_parallelism_threads() > 0 ? "fixed" : "adaptive"},
             {"flush_denormal", true},   // the library sets FTZ/DAZ itself
             {"warmup_epoch_s", epoch_times.front()},
             {"epoch_times_s", timed},
@@ -254,6 +259,11 @@ nlohmann::json run_workload(const Args& args) {
 int main(int argc, char** argv) {
     const Args args = parse_args(argc, argv);
     try {
+        if (args.fixed_threads) {
+            const int n = omp_threads();
+            if (n < 1) usage("--fixed-threads needs OMP_NUM_THREADS");
+            keras::config::set_intra_op_parallelism_threads(n);
+        }
         const nlohmann::json result = args.sgemm ? measure_sgemm(args.size, args.repeats) : run_workload(args);
         std::cout << result.dump() << std::endl;
     } catch (const std::exception& e) {

@@ -127,3 +127,46 @@ TEST_CASE("a second fit() of a model that is training is refused, and the model 
           "one model trains in one thread at a time");
     CHECK_NOTHROW(model.fit(x, y, {.verbose = 0}));
 }
+
+// The adaptive thread count (keras::config) may change a run's count between steps; that keeps a
+// seed's weights only if 1 and 2 threads compute the same bits. Registered a second time in
+// tests/meson.build with OMP_NUM_THREADS=2 (with 1 the two runs below are the same run).
+namespace {
+std::vector<float> train_with_threads(int threads, const char* cell) {
+    config::set_intra_op_parallelism_threads(threads);
+    utils::set_random_seed(3);
+    const int64_t N = 64, T = 20;
+    std::vector<float> xs(N * T), ys(N);
+    for (int64_t i = 0; i < N * T; ++i) xs[i] = static_cast<float>((i * 7919) % 500);
+    for (int64_t i = 0; i < N; ++i) ys[i] = static_cast<float>(i % 2);
+    Sequential model;
+    model.add(layers::Input({T}));
+    model.add(layers::Embedding(500, 64));
+    if (std::string(cell) == "lstm") model.add(layers::LSTM(96));
+    else if (std::string(cell) == "gru") model.add(layers::GRU(96));
+    else model.add(layers::SimpleRNN(16));
+    model.add(layers::Dense(32, "relu"));
+    model.add(layers::Dense(1, "sigmoid"));
+    model.compile("adam", "binary_crossentropy");
+    model.fit(Tensor(xs, {N, T}), Tensor(ys, {N, 1}), {.batch_size = 16, .epochs = 2, .verbose = 0});
+    const auto w = flat_weights(model);
+    config::set_intra_op_parallelism_threads(0);
+    return w;
+}
+}  // namespace
+
+TEST_CASE("thread count: 1 and 2 threads train the same weights, bit for bit") {
+    for (const char* cell : {"simple_rnn", "lstm", "gru"}) {
+        CAPTURE(cell);
+        CHECK(train_with_threads(1, cell) == train_with_threads(2, cell));
+    }
+}
+
+TEST_CASE("thread count: set_intra_op_parallelism_threads takes 0 (adaptive) or a count") {
+    CHECK(config::get_intra_op_parallelism_threads() == 0);
+    config::set_intra_op_parallelism_threads(2);
+    CHECK(config::get_intra_op_parallelism_threads() == 2);
+    config::set_intra_op_parallelism_threads(0);
+    CHECK_THROWS_WITH_AS(config::set_intra_op_parallelism_threads(-1),
+                         "set_intra_op_parallelism_threads: n must be >= 0 (0 = adaptive), got -1", ValueError);
+}

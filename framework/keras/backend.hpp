@@ -102,11 +102,19 @@ enum class BinaryOp {
 };
 enum class ReduceOp { sum, mean, max, min };
 
+// What a step of the training / inference loops is doing; the CPU backend times each kind apart.
+enum class StepKind { train, test, predict };
+
 class Backend {
 public:
     virtual ~Backend() = default;
     virtual Device device() const = 0;
     virtual std::string name() const = 0;
+
+    // ---- The loops of fit / evaluate / predict bracket every batch with these, from the thread that
+    // runs the batch. The CPU backend picks its thread count for the step (see onednn/threads.cpp).
+    virtual void begin_step(StepKind) {}
+    virtual void end_step(StepKind, int64_t /*samples*/) {}
 
     // ---- Dense: y = x @ kernel + bias, x (M, C), kernel (C, U), bias (U) or undefined.
     virtual Tensor matmul_bias(const Tensor& x, const Tensor& kernel, const Tensor& bias) = 0;

@@ -4,6 +4,7 @@
 #include "keras/activations.hpp"
 #include "keras/autodiff.hpp"
 #include "keras/callbacks.hpp"
+#include "keras/config.hpp"
 #include "keras/datasets/imdb.hpp"
 #include "keras/datasets/synthetic_sentiment.hpp"
 #include "keras/errors.hpp"

@@ -37,6 +37,17 @@ void check_fit_options(const FitOptions& options) {
     if (options.epochs < 0) value_error("`epochs` must be >= 0. Received: epochs={}", options.epochs);
 }
 
+// Runs one batch's step between the backend's begin_step / end_step (the CPU backend times each step
+// to choose its thread count). A step that throws is not timed.
+template <class Step>
+auto timed_step(Device device, backend::StepKind kind, int64_t samples, Step&& step) {
+    backend::Backend& b = backend::get(device);
+    b.begin_step(kind);
+    auto result = step();
+    b.end_step(kind, samples);
+    return result;
+}
+
 // A diverged run says so once, at the first epoch whose mean loss is not finite.
 void warn_if_diverged(int epoch, const Logs& logs, bool& reported) {
     if (reported || !logs.contains("loss") || std::isfinite(logs.at("loss"))) return;
@@ -138,7 +149,8 @@ callbacks::History Model::fit(const Arrays& x, const Arrays& y, const FitOptions
         for (int64_t step = 0; step < epochs.num_batches(); ++step) {
             Logs batch_logs;
             callbacks.on_train_batch_begin(step, batch_logs);
-            batch_logs = train_step(epochs.batch(step));
+            batch_logs = timed_step(device(), backend::StepKind::train, epochs.batch_rows(step),
+                                    [&] { return train_step(epochs.batch(step)); });
             epoch_logs = batch_logs;
             callbacks.on_train_batch_end(step, batch_logs);
             if (stop_training) break;
@@ -168,7 +180,8 @@ Logs Model::run_evaluation(const Arrays& x, const Arrays& y, int64_t batch_size,
     for (int64_t step = 0; step < batches.num_batches(); ++step) {
         Logs batch_logs;
         callbacks.on_test_batch_begin(step, batch_logs);
-        batch_logs = test_step(batches.batch(step));
+        batch_logs = timed_step(device(), backend::StepKind::test, batches.batch_rows(step),
+                                [&] { return test_step(batches.batch(step)); });
         logs = batch_logs;
         callbacks.on_test_batch_end(step, batch_logs);
     }
@@ -221,7 +234,8 @@ Arrays Model::predict(const Arrays& x, const PredictOptions& options) {
     for (int64_t step = 0; step < batches.num_batches(); ++step) {
         Logs batch_logs;
         callbacks.on_predict_batch_begin(step, batch_logs);
-        const Arrays ys = predict_step(batches.batch(step).x);
+        const Arrays ys = timed_step(device(), backend::StepKind::predict, batches.batch_rows(step),
+                                     [&] { return predict_step(batches.batch(step).x); });
         const auto rows = static_cast<size_t>(batches.batch_rows(step));
         for (size_t k = 0; k < ys.size(); ++k) {
             const Tensor y = ys[k].to(Device::cpu());
@@ -249,13 +263,13 @@ Arrays Model::predict(const Arrays& x, const PredictOptions& options) {
 Logs Model::train_on_batch(const Tensor& x, const Tensor& y) {
     prepare_data({x}, {y}, "train_on_batch");
     reset_metrics();
-    return train_step({{x}, {y}});
+    return timed_step(device(), backend::StepKind::train, x.dim(0), [&] { return train_step({{x}, {y}}); });
 }
 
 Logs Model::test_on_batch(const Tensor& x, const Tensor& y) {
     prepare_data({x}, {y}, "test_on_batch");
     reset_metrics();
-    return test_step({{x}, {y}});
+    return timed_step(device(), backend::StepKind::test, x.dim(0), [&] { return test_step({{x}, {y}}); });
 }
 
 }  // namespace keras

@@ -20,7 +20,7 @@ memory::desc matrix_desc(int64_t rows, int64_t cols, bool transposed) {
 dnnl::matmul OneDnnBackend::matmul_for(int64_t m, int64_t k, int64_t n, bool transpose_a, bool transpose_b,
                                        bool bias) {
     std::lock_guard lock(matmul_mutex_);
-    return matmul_cache_.get_or_create(MatmulKey{m, k, n, transpose_a, transpose_b, bias}, [&] {
+    return matmul_cache_.get_or_create(MatmulKey{m, k, n, transpose_a, transpose_b, bias, current_threads()}, [&] {
         const auto a = matrix_desc(m, k, transpose_a);
         const auto b = matrix_desc(k, n, transpose_b);
         const auto c = matrix_desc(m, n, false);

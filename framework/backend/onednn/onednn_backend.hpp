@@ -34,6 +34,12 @@ public:
     OneDnnBackend();
     Device device() const override { return Device::cpu(); }
     std::string name() const override { return "oneDNN CPU"; }
+    void begin_step(StepKind kind) override;
+    void end_step(StepKind kind, int64_t samples) override;
+    // The OpenMP thread count the calling thread's primitives run with (0 when oneDNN is not on
+    // OpenMP). Part of the primitive cache keys: oneDNN does not promise that a primitive created
+    // for one count runs correctly with another.
+    static int current_threads();
 
     dnnl::engine& engine() { return engine_; }
     // The calling thread's stream (created on its first call).
@@ -118,7 +124,7 @@ private:
 
     dnnl::engine engine_;
     // matmul primitives by (m, k, n, transpose_a, transpose_b, bias).
-    using MatmulKey = std::tuple<int64_t, int64_t, int64_t, bool, bool, bool>;
+    using MatmulKey = std::tuple<int64_t, int64_t, int64_t, bool, bool, bool, int>;
     std::mutex matmul_mutex_;
     LruCache<MatmulKey, dnnl::matmul> matmul_cache_{kMatmulCacheCapacity};
     // RNN primitives, scratchpads and workspaces by shape (rnn.cpp).

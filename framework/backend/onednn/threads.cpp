@@ -1,0 +1,97 @@
+// The CPU backend's thread count per step (see thread_governor.hpp for why it adapts).
+//
+// oneDNN here runs on OpenMP, which has no thread-count API of oneDNN's own: primitives use the
+// calling thread's omp_get_max_threads(). The OpenMP entry points are looked up at run time, in the
+// OpenMP runtime oneDNN itself loaded, so kerascpp neither links a runtime of its own (clang's
+// libomp beside oneDNN's libgomp would be a second, unrelated runtime) nor needs -fopenmp.
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "keras/config.hpp"
+#include "onednn_backend.hpp"
+#include "thread_governor.hpp"
+
+namespace keras::backend {
+
+namespace {
+
+struct OpenMp {
+    void (*set_num_threads)(int) = nullptr;
+    int (*get_max_threads)() = nullptr;
+    int default_threads = 1;   // the process's count before we changed any: $OMP_NUM_THREADS or the cores
+    bool present() const { return set_num_threads && get_max_threads; }
+};
+
+const OpenMp& openmp() {
+    static const OpenMp o = [] {
+        OpenMp r;
+        r.set_num_threads = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+        r.get_max_threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+        if (r.present()) r.default_threads = r.get_max_threads();
+        return r;
+    }();
+    return o;
+}
+
+// Whether `threads` more runnable threads fit on the cores now: /proc/loadavg's fourth field counts
+// the runnable threads of the whole machine at this instant, the caller (running) included.
+bool room_for(int threads) {
+    std::ifstream f("/proc/loadavg");
+    double l1 = 0, l5 = 0, l15 = 0;
+    char slash = 0;
+    long running = 0, total = 0;
+    if (!(f >> l1 >> l5 >> l15 >> running >> slash >> total)) return true;
+    const long cores = std::max(1u, std::thread::hardware_concurrency());
+    return running - 1 + threads <= cores;
+}
+
+struct StepClock {
+    std::optional<ThreadGovernor> governor;
+    std::chrono::steady_clock::time_point start;
+    int threads = 0;
+};
+
+// Per thread: OpenMP's thread count is a per-thread setting, and two models training in two
+// threads each measure their own steps.
+StepClock& clock_for(StepKind kind) {
+    thread_local std::array<StepClock, 3> clocks;
+    return clocks[static_cast<size_t>(kind)];
+}
+
+}  // namespace
+
+int OneDnnBackend::current_threads() { return openmp().present() ? openmp().get_max_threads() : 0; }
+
+void OneDnnBackend::begin_step(StepKind kind) {
+    const OpenMp& omp = openmp();
+    if (!omp.present()) return;
+    StepClock& clock = clock_for(kind);
+    const int fixed = config::get_intra_op_parallelism_threads();
+    if (fixed > 0) {
+        clock.threads = fixed;
+    } else {
+        if (!clock.governor) clock.governor.emplace(omp.default_threads, room_for);
+        clock.threads = clock.governor->next();
+    }
+    if (omp.get_max_threads() != clock.threads) omp.set_num_threads(clock.threads);
+    clock.start = std::chrono::steady_clock::now();
+}
+
+void OneDnnBackend::end_step(StepKind kind, int64_t samples) {
+    StepClock& clock = clock_for(kind);
+    // Fixed counts, and steps of a count set since begin_step (set_intra_op_parallelism_threads
+    // called from a callback) teach the governor nothing.
+    if (!clock.governor || samples <= 0 || config::get_intra_op_parallelism_threads() > 0 ||
+        clock.threads != clock.governor->next())
+        return;
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - clock.start;
+    clock.governor->record(elapsed.count() / static_cast<double>(samples));
+}
+
+}  // namespace keras::backend
