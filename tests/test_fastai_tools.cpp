@@ -395,8 +395,34 @@ TEST_CASE("fine_tune trains only the head while frozen, then everything at discr
         model.compile(optimizers::Adam(0.01), "mse");
         model.build({-1, 2});
         const std::vector<Tensor> before = model.get_weights();
-        const auto history = model.fine_tune(x, y, 2, {.freeze_epochs = 1, .head_name = "head"}, {.batch_size = 16, .verbose = 0});
+        // Per batch: whether the body layer trains, its kernel's rate multiplier, the head's, the rate.
+        struct Seen {
+            bool body_trainable;
+            float body_multiplier, head_multiplier, lr;
+        };
+        std::vector<Seen> seen;
+        auto spy = std::make_shared<callbacks::LambdaCallback>(callbacks::LambdaCallbackOptions{
+            .on_batch_begin = [&](int64_t, Logs&) {
+                seen.push_back({model.layers()[1]->trainable, model.layers()[1]->weights()[0]->learning_rate_multiplier,
+                                model.layers()[2]->weights()[0]->learning_rate_multiplier, model.optimizer().learning_rate});
+            }});
+        const auto history = model.fine_tune(x, y, 2, {.freeze_epochs = 1, .head_name = "head"},
+                                             {.batch_size = 16, .verbose = 0, .callbacks = {spy}});
         CHECK(history["loss"].size() == 2);
+        // 4 frozen batches peaking at base_lr (pct_start 0.99), then 8 with the body at 1/100 of
+        // the head's rate, peaking at base_lr / 2 with div 5.
+        REQUIRE(seen.size() == 12);
+        for (size_t i = 0; i < 4; ++i) {
+            CHECK_FALSE(seen[i].body_trainable);
+            CHECK(seen[i].lr == doctest::Approx(reference_one_cycle(0.99, 2e-3 / 25, 2e-3, 2e-3 / 1e5, i / 4.0)).epsilon(1e-6));
+        }
+        for (size_t i = 4; i < 12; ++i) {
+            CHECK(seen[i].body_trainable);
+            CHECK(seen[i].body_multiplier == 0.01f);
+            CHECK(seen[i].head_multiplier == 1.0f);
+            CHECK(seen[i].lr == doctest::Approx(reference_one_cycle(0.3, 1e-3 / 5, 1e-3, 1e-3 / 1e5, (i - 4) / 8.0)).epsilon(1e-6));
+        }
+        CHECK(model.layers()[1]->weights()[0]->learning_rate_multiplier == 1.0f);
         const std::vector<Tensor> after = model.get_weights();
         for (size_t i = 0; i < 2; ++i) CHECK(same_bits(before[i], after[i]));
         for (size_t i = 2; i < 6; ++i) CHECK_FALSE(same_bits(before[i], after[i]));
