@@ -85,7 +85,7 @@ struct BidirectionalCall {
 }  // namespace
 
 Bidirectional::Bidirectional(const LayerPtr& layer, BidirectionalOptions options)
-    : Layer("Bidirectional", options.name), options_(options) {
+    : Layer("Bidirectional", options.name, options.trainable), options_(options) {
     const std::vector<std::string> modes = {"sum", "mul", "ave", "concat"};
     if (options_.merge_mode && std::find(modes.begin(), modes.end(), *options_.merge_mode) == modes.end())
         value_error("Invalid merge mode. Received: {}. Merge mode should be one of {{\"sum\", \"mul\", \"ave\", "

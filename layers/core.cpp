@@ -14,7 +14,7 @@ namespace keras::layers {
 // ---- Dropout
 
 Dropout::Dropout(float rate, DropoutOptions options)
-    : Layer("Dropout", options.name), rate(rate), options(std::move(options)) {
+    : Layer("Dropout", options.name, options.trainable), rate(rate), options(std::move(options)) {
     supports_masking = true;
     if (!(rate >= 0.0f && rate < 1.0f))
         value_error("Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: rate={}", rate);
@@ -43,7 +43,7 @@ nlohmann::json Dropout::get_config() const {
 // ---- Activation
 
 Activation::Activation(const std::string& activation, ActivationOptions options)
-    : Layer("Activation", options.name), activation(activation_from_string(activation)), options(std::move(options)) {
+    : Layer("Activation", options.name, options.trainable), activation(activation_from_string(activation)), options(std::move(options)) {
     supports_masking = true;
 }
 
@@ -66,7 +66,7 @@ nlohmann::json Activation::get_config() const {
 
 // ---- Flatten
 
-Flatten::Flatten(FlattenOptions options) : Layer("Flatten", options.name), options(std::move(options)) {}
+Flatten::Flatten(FlattenOptions options) : Layer("Flatten", options.name, options.trainable), options(std::move(options)) {}
 
 nlohmann::json Flatten::get_config() const {
     auto config = Layer::get_config();
@@ -98,7 +98,7 @@ Tensor Flatten::backward(const Tensor& dy, CallContext& ctx) {
 // ---- GlobalAveragePooling1D
 
 GlobalAveragePooling1D::GlobalAveragePooling1D(GlobalAveragePooling1DOptions options)
-    : Layer("GlobalAveragePooling1D", options.name), options(std::move(options)) {
+    : Layer("GlobalAveragePooling1D", options.name, options.trainable), options(std::move(options)) {
     supports_masking = true;
 }
 
@@ -157,7 +157,7 @@ Tensor GlobalAveragePooling1D::backward(const Tensor& dy, CallContext& ctx) {
 // ---- RepeatVector
 
 RepeatVector::RepeatVector(int64_t n, RepeatVectorOptions options)
-    : Layer("RepeatVector", options.name), n(n), options(std::move(options)) {
+    : Layer("RepeatVector", options.name, options.trainable), n(n), options(std::move(options)) {
     if (n <= 0) value_error("Argument `n` should be a positive integer. Received: n={}", n);
 }
 

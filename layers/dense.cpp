@@ -7,7 +7,7 @@
 namespace keras::layers {
 
 Dense::Dense(int64_t units, DenseOptions options)
-    : Layer("Dense", options.name), units(units), activation(activation_from_string(options.activation)),
+    : Layer("Dense", options.name, options.trainable), units(units), activation(activation_from_string(options.activation)),
       options(std::move(options)) {
     supports_masking = true;   // applied per step, so a (batch, steps) mask still fits
     if (units <= 0) value_error("Received an invalid value for `units`, expected a positive integer. Received: units={}", units);

@@ -7,7 +7,7 @@
 namespace keras::layers {
 
 Embedding::Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions options)
-    : Layer("Embedding", options.name), input_dim(input_dim), output_dim(output_dim), options(std::move(options)) {
+    : Layer("Embedding", options.name, options.trainable), input_dim(input_dim), output_dim(output_dim), options(std::move(options)) {
     if (input_dim <= 0 || output_dim <= 0)
         value_error("Both `input_dim` and `output_dim` should be positive, Received input_dim = {} and output_dim = {}",
                     input_dim, output_dim);

@@ -7,6 +7,7 @@
 namespace keras::layers {
 
 GRU::GRU(int64_t units, GRUOptions options) : RNNBase("GRU", options.name, convert_fields(RecurrentCommon{}, options)) {
+    trainable = options.trainable;
     set_cell(std::make_shared<GRUCell>(units, convert_fields(GRUCellOptions{.name = name()}, options)));
 }
 

@@ -5,7 +5,7 @@
 namespace keras::layers {
 
 Lambda::Lambda(Function function, LambdaOptions options)
-    : Layer("Lambda", options.name), function_(std::move(function)), output_shape_(std::move(options.output_shape)) {
+    : Layer("Lambda", options.name, options.trainable), function_(std::move(function)), output_shape_(std::move(options.output_shape)) {
     if (!function_) value_error("Lambda: the function is empty");
     supports_masking = options.supports_masking;
 }

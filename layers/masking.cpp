@@ -26,7 +26,7 @@ Tensor step_mask(const Tensor& x, float mask_value, bool per_element) {
 }  // namespace
 
 Masking::Masking(float mask_value, MaskingOptions options)
-    : Layer("Masking", options.name), mask_value(mask_value), options(std::move(options)) {
+    : Layer("Masking", options.name, options.trainable), mask_value(mask_value), options(std::move(options)) {
     supports_masking = true;
 }
 

@@ -149,7 +149,7 @@ nlohmann::json Merge::get_config() const {
 // ---------------------------------------------------------------- Concatenate
 
 Concatenate::Concatenate(ConcatenateOptions options)
-    : Merge("Concatenate", {.name = options.name}), axis(options.axis), concatenate_options(std::move(options)) {}
+    : Merge("Concatenate", {.name = options.name, .trainable = options.trainable}), axis(options.axis), concatenate_options(std::move(options)) {}
 
 nlohmann::json Concatenate::get_config() const {
     auto config = Layer::get_config();

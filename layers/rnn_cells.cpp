@@ -156,7 +156,9 @@ SimpleRNNCell::SimpleRNNCell(int64_t units, SimpleRNNCellOptions o)
               backend::RnnSpec{.cell = backend::RnnCell::simple_rnn, .units = units,
                                .activation = activation_from_string(o.activation), .use_bias = o.use_bias, .layer_name = o.name},
               {o.kernel_initializer, o.recurrent_initializer, o.bias_initializer}),
-      options_(o) {}
+      options_(o) {
+    trainable = o.trainable;
+}
 
 nlohmann::json SimpleRNNCell::get_config() const {
     auto config = RNNCell::get_config();
@@ -171,7 +173,9 @@ LSTMCell::LSTMCell(int64_t units, LSTMCellOptions o)
                                .recurrent_activation = activation_from_string(o.recurrent_activation),
                                .use_bias = o.use_bias, .layer_name = o.name},
               {o.kernel_initializer, o.recurrent_initializer, o.bias_initializer}),
-      unit_forget_bias(o.unit_forget_bias), options_(o) {}
+      unit_forget_bias(o.unit_forget_bias), options_(o) {
+    trainable = o.trainable;
+}
 
 // As the LSTM layer: bias = [bias_initializer(H), ones(H), bias_initializer(2H)] when unit_forget_bias.
 void LSTMCell::init_bias(Tensor& bias) const {
@@ -191,7 +195,9 @@ GRUCell::GRUCell(int64_t units, GRUCellOptions o)
                                .recurrent_activation = activation_from_string(o.recurrent_activation),
                                .use_bias = o.use_bias, .reset_after = o.reset_after, .layer_name = o.name},
               {o.kernel_initializer, o.recurrent_initializer, o.bias_initializer}),
-      options_(o) {}
+      options_(o) {
+    trainable = o.trainable;
+}
 
 Shape GRUCell::bias_shape() const {
     if (spec_.reset_after) return {2, 3 * units()};

@@ -27,12 +27,12 @@ public:
 }  // namespace
 
 RNN::RNN(std::shared_ptr<AbstractRNNCell> cell, RNNOptions options)
-    : Layer("RNN", options.name), cell_layer_(cell), cell_(std::move(cell)), options_(options) {
+    : Layer("RNN", options.name, options.trainable), cell_layer_(cell), cell_(std::move(cell)), options_(options) {
     if (!cell_) value_error("RNN: the cell is null");
     supports_masking = true;
 }
 
-RNN::RNN(std::shared_ptr<RNNCell> cell, RNNOptions options) : Layer("RNN", options.name), cell_layer_(cell), options_(options) {
+RNN::RNN(std::shared_ptr<RNNCell> cell, RNNOptions options) : Layer("RNN", options.name, options.trainable), cell_layer_(cell), options_(options) {
     if (!cell) value_error("RNN: the cell is null");
     fused_ = std::make_shared<CellRNN>(name(), options_, std::move(cell));
     supports_masking = true;

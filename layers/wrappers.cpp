@@ -33,7 +33,7 @@ struct TimeDistributedCall {
 }  // namespace
 
 TimeDistributed::TimeDistributed(LayerPtr layer, TimeDistributedOptions options)
-    : Layer("TimeDistributed", options.name), layer_(std::move(layer)), options_(std::move(options)) {
+    : Layer("TimeDistributed", options.name, options.trainable), layer_(std::move(layer)), options_(std::move(options)) {
     if (!layer_)
         value_error("Please initialize `TimeDistributed` layer with a `keras.layers.Layer` instance. Received: None");
     // Keras hands the wrapped layer mask[:, t] only when its call() takes a mask; none of the layers

@@ -262,6 +262,41 @@ private:
     int verbose_;
 };
 
+// fastai's one-cycle policy (fit_one_cycle): lr_max, then these. With pct = step / total steps of the
+// fit (step counted from 0 across epochs), the rate rises by a half cosine from lr_max / div to lr_max
+// over the first pct_start of the steps, then falls by a half cosine to lr_max / div_final; the
+// momentum goes the other way, moms[0] -> moms[1] -> moms[2] (fastai's combined_cos).
+struct KERAS_API OneCycleOptions {
+    double div = 25.0;
+    double div_final = 1e5;
+    double pct_start = 0.25;
+    // Adam's beta_1, or SGD's / RMSprop's momentum when it is not 0; empty: momentum left alone.
+    std::vector<double> moms = {0.95, 0.85, 0.95};
+};
+// Sets the optimizer's learning rate (and momentum) before every training batch. Each epoch's logs
+// get the rate (and momentum) of its last batch as "lr" (and "momentum"), as LearningRateScheduler
+// logs "lr"; lrs and moms keep every batch's values (fastai's recorder.hps).
+class KERAS_API OneCycleScheduler : public Callback {
+public:
+    // ValueError for lr_max <= 0, div or div_final <= 0, pct_start outside [0, 1] or moms not of 0 or 3 values.
+    explicit OneCycleScheduler(double lr_max, OneCycleOptions options = {});
+    // fastai's schedules at pct in [0, 1] of the training steps.
+    double learning_rate_at(double pct) const;
+    double momentum_at(double pct) const;   // NaN when moms is empty
+    // RuntimeError when the optimizer's rate follows a schedule. An optimizer without a momentum
+    // (Adagrad; SGD / RMSprop compiled with momentum 0) keeps none, as fastai's SGD does.
+    void on_train_begin(Logs&) override;
+    void on_epoch_begin(int epoch, Logs&) override { epoch_ = epoch; }
+    void on_train_batch_begin(int64_t batch, Logs&) override;
+    void on_epoch_end(int epoch, Logs& logs) override;
+    const double lr_max;
+    const OneCycleOptions options;
+    std::vector<double> lrs, moms;   // per batch, this fit (moms stays empty without a momentum)
+private:
+    int epoch_ = 0;
+    bool schedules_momentum_ = false;
+};
+
 // How often a checkpointing callback saves: "epoch" (at every epoch's end) or every N batches.
 using SaveFreq = std::variant<std::string, int64_t>;
 

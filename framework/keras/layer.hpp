@@ -171,8 +171,9 @@ public:
     virtual std::string implementation_note() const { return {}; }
 
 protected:
-    // class_name is Keras's ("LSTM"); name empty means an automatic unique one ("lstm", "lstm_1", ...).
-    Layer(std::string class_name, const std::string& name);
+    // class_name is Keras's ("LSTM"); name empty means an automatic unique one ("lstm", "lstm_1", ...);
+    // trainable is the options' (Keras's trainable=False freezes the layer's weights).
+    Layer(std::string class_name, const std::string& name, bool trainable = true);
     // Validates the input shape; throw ValueError via input_error() when it is unacceptable.
     virtual void check_input_shape(const Shape& input_shape) const { (void)input_shape; }
     // Once built, a layer with weights must keep its input's last axis (what Keras's InputSpec pins).

@@ -21,6 +21,7 @@
 #include "keras/layer.hpp"
 #include "keras/logs.hpp"
 #include "keras/losses.hpp"
+#include "keras/lr_finder.hpp"
 #include "keras/metrics.hpp"
 #include "keras/optimizers.hpp"
 #include "keras/export.hpp"
@@ -39,6 +40,18 @@ struct KERAS_API FitOptions {
     int verbose = 1;                          // 0 silent, 1 progress bar, 2 one line per epoch
     std::vector<callbacks::CallbackPtr> callbacks{};
     int initial_epoch = 0;
+};
+
+// fine_tune()'s keyword arguments: fastai's Learner.fine_tune. The head is the layers from head_layer
+// on (an index into layers(), negative from the end; or head_name, when given, names its first layer).
+struct KERAS_API FineTuneOptions {
+    int freeze_epochs = 1;
+    double base_lr = 2e-3;
+    double lr_mult = 100.0;     // the body learns base_lr / 2 / lr_mult once unfrozen, the head base_lr / 2
+    double pct_start = 0.3;     // of the unfrozen one-cycle (the frozen one uses 0.99, as fastai)
+    double div = 5.0;           // of the unfrozen one-cycle (the frozen one uses 25)
+    int head_layer = -1;
+    std::string head_name{};
 };
 
 // compile()'s keyword arguments, Keras's model.compile(metrics=..., loss_weights=...), for several
@@ -180,6 +193,24 @@ public:
     EvaluateResult evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
                             const EvaluateOptions& options = {});
     std::vector<Tensor> predict(const std::vector<Tensor>& x, const PredictOptions& options = {});
+
+    // fastai's training tools (docs/training.md). lr_find: trains options.num_it batches at
+    // exponentially growing rates, records the smoothed loss, then puts the weights and the
+    // optimizer's state (slots, iterations, learning rate) back as they were, bit for bit (stateful
+    // layers' states are reset). Returns the curve and fastai's suggestions.
+    LRFinderResult lr_find(const Tensor& x, const Tensor& y, const LRFindOptions& options = {});
+    // fit() for `epochs` under the one-cycle policy peaking at lr_max (callbacks::OneCycleScheduler,
+    // added to fit.callbacks); fit.epochs must be left at its default. The optimizer keeps the last
+    // batch's rate and momentum.
+    callbacks::History fit_one_cycle(const Tensor& x, const Tensor& y, int epochs, double lr_max,
+                                     const FitOptions& fit = {}, const callbacks::OneCycleOptions& cycle = {});
+    // fastai's fine_tune: freezes the layers before the head, fit_one_cycle(freeze_epochs, base_lr,
+    // pct_start 0.99), unfreezes them, then fit_one_cycle(epochs, base_lr / 2, pct_start, div) with
+    // the body's weights at 1 / lr_mult of the head's rate (two groups of fastai's discriminative
+    // rates). Layers that were already frozen (trainable = false) stay frozen. Returns the second
+    // fit's History.
+    callbacks::History fine_tune(const Tensor& x, const Tensor& y, int epochs, const FineTuneOptions& options = {},
+                                 const FitOptions& fit = {});
 
     // Builds every layer for inputs of this shape (batch axis -1 or any size).
     virtual void build(const Shape& input_shape);

@@ -74,6 +74,9 @@ public:
     // Replaces a variable's slots when a checkpoint is loaded: `values` in slot_specs() order, each
     // of the variable's shape. ValueError naming the variable and the shapes otherwise.
     void set_slots(const VariablePtr& v, const std::vector<Tensor>& values);
+    // Forgets a variable's slots: its next update creates them afresh (lr_find puts an optimizer back
+    // as it was before the sweep's first steps created them).
+    void remove_slots(const Variable& v) { slots_.erase(&v); }
     // The slots every variable gets with the current options, in Keras's order.
     virtual std::vector<SlotSpec> slot_specs() const = 0;
 

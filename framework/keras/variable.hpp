@@ -22,6 +22,9 @@ struct KERAS_API Variable {
     Tensor value;
     Tensor grad;         // same shape as value; zeroed by the model before each backward pass
     bool trainable = true;
+    // The optimizer's learning rate is multiplied by this for this variable: fine_tune's
+    // discriminative rates (fastai's slice(lo, hi)) lower the body's rate against the head's.
+    float learning_rate_multiplier = 1.0f;
 
     // Ops take a variable where they take a tensor, as Keras's ops.matmul(x, self.kernel):
     // `ops::matmul(x, *kernel)`. Reading through here is what gradients follow.

@@ -46,8 +46,9 @@ void clear_session() {
 }
 }  // namespace utils
 
-Layer::Layer(std::string class_name, const std::string& name)
-    : class_name_(std::move(class_name)), name_(name.empty() ? utils::unique_name(utils::to_snake_case(class_name_)) : name) {}
+Layer::Layer(std::string class_name, const std::string& name, bool trainable)
+    : trainable(trainable), class_name_(std::move(class_name)),
+      name_(name.empty() ? utils::unique_name(utils::to_snake_case(class_name_)) : name) {}
 
 Shape Layer::build_for(const Shape& input_shape) {
     check_input_shape(input_shape);

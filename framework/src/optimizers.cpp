@@ -149,6 +149,13 @@ void Optimizer::apply_gradients(const std::vector<VariablePtr>& variables) {
         if (slots.size() != specs.size())
             runtime_error("{} options changed after its slots were created (variable '{}' has {} slots, the "
                           "options need {})", name(), var.name, slots.size(), specs.size());
+        // A variable's own rate (fine_tune's discriminative rates), put back even if update throws.
+        struct RateScope {
+            float& rate;
+            const float base;
+            ~RateScope() { rate = base; }
+        } scope{learning_rate, learning_rate};
+        learning_rate = scope.base * var.learning_rate_multiplier;
         update(var, grads[i], slots);
     }
     sync_learning_rate();

@@ -19,6 +19,7 @@ struct KERAS_API BidirectionalOptions {
     // (named "backward_<name>"), as Keras makes it.
     LayerPtr backward_layer = nullptr;
     std::string name{};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<BidirectionalOptions>& fields();
 };
 // Bidirectional's Keras config besides its layers ("layer" and "backward_layer", written and read as

@@ -15,6 +15,7 @@ namespace keras::layers {
 
 struct KERAS_API DropoutOptions {
     std::string name{};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<DropoutOptions>& fields();
 };
 // Dropout's Keras config besides rate (the constructor's): seed is written as Keras 3 does and ignored when loading.
@@ -38,6 +39,7 @@ public:
 
 struct KERAS_API ActivationOptions {
     std::string name{};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<ActivationOptions>& fields();
 };
 // Activation's Keras config is its activation, the constructor's argument.
@@ -58,6 +60,7 @@ public:
 
 struct KERAS_API FlattenOptions {
     std::string name{};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<FlattenOptions>& fields();
 };
 // Flatten's Keras config.
@@ -81,6 +84,7 @@ protected:
 
 struct KERAS_API GlobalAveragePooling1DOptions {
     std::string name{};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<GlobalAveragePooling1DOptions>& fields();
 };
 // GlobalAveragePooling1D's Keras config.
@@ -108,6 +112,7 @@ protected:
 
 struct KERAS_API RepeatVectorOptions {
     std::string name{};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<RepeatVectorOptions>& fields();
 };
 // RepeatVector's Keras config is n, the constructor's argument.

@@ -16,6 +16,7 @@ struct KERAS_API DenseOptions {
     std::string kernel_initializer = "glorot_uniform";
     std::string bias_initializer = "zeros";
     std::string name{};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<DenseOptions>& fields();
 };
 

@@ -14,6 +14,7 @@ struct KERAS_API EmbeddingOptions {
     // Id 0 is padding: the layer's mask is ids != 0 (Keras's mask_zero).
     bool mask_zero = false;
     std::string name{};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<EmbeddingOptions>& fields();
 };
 

@@ -14,6 +14,7 @@ namespace keras::layers {
 struct KERAS_API GlobalMaxPooling1DOptions {
     bool keepdims = false;
     std::string name = {};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<GlobalMaxPooling1DOptions>& fields() {
         static const auto table = FieldTable<GlobalMaxPooling1DOptions>()
             .fixed("data_format", "\"channels_last\"")
@@ -25,7 +26,7 @@ struct KERAS_API GlobalMaxPooling1DOptions {
 class KERAS_API GlobalMaxPooling1D : public Layer {
 public:
     explicit GlobalMaxPooling1D(GlobalMaxPooling1DOptions options = {})
-        : Layer("GlobalMaxPooling1D", options.name), options(std::move(options)) {}
+        : Layer("GlobalMaxPooling1D", options.name, options.trainable), options(std::move(options)) {}
     Tensor call(const Tensor& inputs) override;
     nlohmann::json get_config() const override;
     GlobalMaxPooling1DOptions options;

@@ -29,6 +29,7 @@ struct KERAS_API GRUOptions {
     // With a mask and return_sequences: zeros at masked steps instead of the previous output.
     bool zero_output_for_mask = false;
     std::string name = {};   // empty: an automatic unique name
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<GRUOptions>& fields();
 };
 // GRU's Keras config: its cell's arguments, then the sequence's; units is the constructor's.

@@ -17,6 +17,7 @@ struct KERAS_API LambdaOptions {
     std::optional<Shape> output_shape = std::nullopt;
     bool supports_masking = false;   // pass the input's mask on unchanged
     std::string name = {};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
 };
 
 class KERAS_API Lambda : public Layer {

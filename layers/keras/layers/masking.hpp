@@ -12,6 +12,7 @@ namespace keras::layers {
 
 struct KERAS_API MaskingOptions {
     std::string name{};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<MaskingOptions>& fields();
 };
 // Masking's Keras config is mask_value, the constructor's argument.

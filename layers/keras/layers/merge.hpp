@@ -14,6 +14,7 @@ namespace keras::layers {
 
 struct KERAS_API MergeOptions {
     std::string name{};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<MergeOptions>& fields();
 };
 // Add's, Multiply's and Average's Keras config: nothing besides the name.
@@ -40,7 +41,7 @@ public:
     MergeOptions options;
 protected:
     Merge(const std::string& class_name, MergeOptions options)
-        : Layer(class_name, options.name), options(std::move(options)) {}
+        : Layer(class_name, options.name, options.trainable), options(std::move(options)) {}
 };
 
 class KERAS_API Add : public Merge {
@@ -78,6 +79,7 @@ public:
 struct KERAS_API ConcatenateOptions {
     int axis = -1;
     std::string name{};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<ConcatenateOptions>& fields();
 };
 inline const FieldTable<ConcatenateOptions>& ConcatenateOptions::fields() {

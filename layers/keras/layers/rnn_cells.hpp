@@ -137,6 +137,7 @@ struct KERAS_API SimpleRNNCellOptions {
     std::string recurrent_initializer = recurrent_defaults::recurrent_initializer;
     std::string bias_initializer = recurrent_defaults::bias_initializer;
     std::string name = {};   // empty: an automatic unique name
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<SimpleRNNCellOptions>& fields();
 };
 inline const FieldTable<SimpleRNNCellOptions>& SimpleRNNCellOptions::fields() {
@@ -165,6 +166,7 @@ struct KERAS_API LSTMCellOptions {
     std::string bias_initializer = recurrent_defaults::bias_initializer;
     bool unit_forget_bias = true;   // forget-gate bias starts at 1
     std::string name = {};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<LSTMCellOptions>& fields();
 };
 inline const FieldTable<LSTMCellOptions>& LSTMCellOptions::fields() {
@@ -197,6 +199,7 @@ struct KERAS_API GRUCellOptions {
     std::string bias_initializer = recurrent_defaults::bias_initializer;
     bool reset_after = true;   // bias (2, 3 * units) as the GRU layer's
     std::string name = {};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<GRUCellOptions>& fields();
 };
 inline const FieldTable<GRUCellOptions>& GRUCellOptions::fields() {

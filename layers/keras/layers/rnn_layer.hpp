@@ -62,6 +62,7 @@ struct KERAS_API RNNOptions {
     bool unroll = false;           // accepted for Keras compatibility: the step loop is the same either way
     bool zero_output_for_mask = false;
     std::string name = {};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<RNNOptions>& fields() {
         using O = RNNOptions;
         static const auto table = FieldTable<O>()

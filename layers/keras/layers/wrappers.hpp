@@ -12,6 +12,7 @@ namespace keras::layers {
 
 struct KERAS_API TimeDistributedOptions {
     std::string name{};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<TimeDistributedOptions>& fields();
 };
 // TimeDistributed's Keras config besides its "layer" (a nested layer entry, the constructor's).
