@@ -402,6 +402,37 @@ TEST_CASE("plot_lr_find: a short sweep spans less than a decade and still gets l
         CHECK(value_at(xs, lines[0][i].x, true) == doctest::Approx(lrs[i]).epsilon(0.01));
 }
 
+TEST_CASE("plot_lr_find: Model::lr_find's result, its three suggestions named, a NaN one left out") {
+    TempDir dir;
+    LRFinderResult found;
+    for (int i = 0; i < 40; ++i) {
+        found.lrs.push_back(1e-6 * std::pow(10.0, i / 5.0));
+        found.losses.push_back(1.0 + 0.01 * (i - 20) * (i - 20));
+    }
+    found.valley = found.lrs[12];
+    found.steepest = found.lrs[8];
+    found.minimum = found.lrs[20] / 10;
+    const fs::path path = dir.path / "found.svg";
+    utils::plot_lr_find(found, path.string(), {.skip_end = 0});
+    auto doc = parse_xml(read_file(path));
+    const auto xs = tick_labels(doc, find_group(doc, "panel", ""), false);
+    const std::pair<const char*, double> expected[] = {{"valley: 2.51e-04", found.valley},
+                                                       {"steepest: 3.98e-05", found.steepest},
+                                                       {"minimum/10: 1.00e-03", found.minimum}};
+    for (const auto& [name, lr] : expected) {
+        CAPTURE(name);
+        const int group = find_group(doc, "curve", name);
+        REQUIRE(group >= 0);
+        CHECK(value_at(xs, circles(doc, group).at(0).x, true) == doctest::Approx(lr).epsilon(0.01));
+    }
+    found.steepest = std::nan("");
+    utils::plot_lr_find(found, path.string(), {.skip_end = 0});
+    doc = parse_xml(read_file(path));
+    CHECK(find_group(doc, "curve", "valley: 2.51e-04") >= 0);
+    CHECK(find_group(doc, "curve", "steepest: nan") < 0);
+    CHECK(read_file(path).find("steepest") == std::string::npos);
+}
+
 TEST_CASE("plot_lr_find: bad inputs are ValueErrors naming the value") {
     TempDir dir;
     const std::string path = (dir.path / "lr.svg").string();

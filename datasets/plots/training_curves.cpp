@@ -157,4 +157,12 @@ void plot_lr_find(std::span<const double> lrs, std::span<const double> losses,
     plots::write_file_atomically(path, grid_svg({chart}, "", 1, options.width, options.height));
 }
 
+void plot_lr_find(const LRFinderResult& result, const std::string& path, const PlotLRFindOptions& options) {
+    std::vector<std::pair<std::string, double>> suggestions;
+    for (const auto& [name, lr] : {std::pair<std::string, double>{"valley", result.valley},
+                                   {"steepest", result.steepest}, {"minimum/10", result.minimum}})
+        if (!std::isnan(lr)) suggestions.emplace_back(name, lr);
+    plot_lr_find(result.lrs, result.losses, suggestions, path, options);
+}
+
 }  // namespace keras::utils

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "keras/callbacks.hpp"
+#include "keras/lr_finder.hpp"
 
 namespace keras::utils {
 
@@ -48,6 +49,10 @@ struct KERAS_API PlotLRFindOptions {
 // not), as must every suggestion's; a NaN or infinite loss is a gap in the curve. SVG, ".svg" path.
 KERAS_API void plot_lr_find(std::span<const double> lrs, std::span<const double> losses,
                             const std::vector<std::pair<std::string, double>>& suggestions, const std::string& path,
+                            const PlotLRFindOptions& options = {});
+// The same for what Model::lr_find returned, with its valley / steepest / minimum/10 suggestions
+// (a suggestion that is NaN, from a curve too short to judge, is not drawn).
+KERAS_API void plot_lr_find(const LRFinderResult& result, const std::string& path,
                             const PlotLRFindOptions& options = {});
 
 }  // namespace keras::utils
