@@ -103,5 +103,12 @@ elif [ "$with_cuda" = true ]; then
   echo "$out" | grep '^cuda:'
   echo "$out" | grep '^cuda:' | grep -q "libkerascpp-cuda.so.$soversion could not be loaded: .*(looked in $staged_libdir," ||
     fail "the message for a missing libkerascpp-cuda does not name it and $staged_libdir"
+  # One there that cannot be loaded (here not even an ELF file; in life, say, libcudnn missing):
+  # that file's dlopen error is the reason, not a search elsewhere.
+  echo "not a library" > "$staged_libdir/libkerascpp-cuda.so.$soversion"
+  out=$("$work/meson/downstream") || fail "the downstream program failed beside a broken libkerascpp-cuda: $out"
+  echo "$out" | grep '^cuda:'
+  echo "$out" | grep '^cuda:' | grep -q "library $staged_libdir/libkerascpp-cuda.so.$soversion could not be loaded: .*$staged_libdir/libkerascpp-cuda.so.$soversion" ||
+    fail "the message for a broken libkerascpp-cuda does not name the file and dlopen's error"
 fi
 echo "installed kerascpp: SONAME, kerascpp.pc, meson and CMake downstream builds all work"
