@@ -2,7 +2,8 @@
 # Builds kerascpp with the CUDA backend and collects into one folder (default ./build-gpu-bundle,
 # under 64 MiB) what a GPU machine needs to run the GPU tests and the GPU benchmark without any
 # Debian package: the test, bench and example binaries, bench/run_bench.py + bench/peers.py, and the
-# shared libraries they link that such a machine lacks (libkerascpp, oneDNN, fmt, libgomp, ...).
+# shared libraries they link that such a machine lacks (libkerascpp, libkerascpp-cuda, oneDNN, fmt,
+# libgomp, ...).
 # The CUDA libraries are NOT bundled (cuBLAS alone is >500 MB): run_gpu_checks.sh finds them on the
 # GPU machine in /usr/local/cuda or in PyTorch's pip packages (nvidia/*/lib: cuDNN 9, cuBLAS 13).
 #
@@ -51,7 +52,7 @@ cp scripts/run_gpu_checks.sh "$bundle/"
 # Libraries: whatever the binaries resolve here, except the C library family (always present and
 # tied to the kernel's loader) and the CUDA libraries (found on the GPU machine).
 skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libresolv\.so|libcuda\.so|libcublas|libcublasLt|libcudnn|libnvrtc|libnvJitLink)'
-for exe in "${binaries[@]}" "$build/libkerascpp.so"; do
+for exe in "${binaries[@]}" "$build/libkerascpp.so" "$build/libkerascpp-cuda.so"; do
   ldd "$exe" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}'
 done | sort -u | while read -r name path; do
   if [[ "$name" =~ $skip ]]; then continue; fi
@@ -60,9 +61,14 @@ done | sort -u | while read -r name path; do
 done
 
 # kerascpp itself (the binaries find it through RUNPATH $ORIGIN/.. here, which ldd cannot follow
-# once they are copied).
-cp -L "$build/libkerascpp.so" "$bundle/lib/libkerascpp.so"
-strip --strip-unneeded "$bundle/lib/libkerascpp.so"
+# once they are copied), and its CUDA backend, which libkerascpp opens from its own folder (lib/)
+# on the first use of a GPU, under its SONAME.
+soname() { readelf -d "$1" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p'; }
+for lib in libkerascpp libkerascpp-cuda; do
+  name=$(soname "$build/$lib.so")
+  cp -L "$build/$lib.so" "$bundle/lib/$name"
+  strip --strip-unneeded "$bundle/lib/$name"
+done
 
 {
   echo "kerascpp GPU bundle"

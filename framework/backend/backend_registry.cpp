@@ -1,4 +1,6 @@
 // Owns one backend object per device, created on first use, and answers whether CUDA can be used.
+// The CUDA backends come from the CUDA library's table (cuda_library.hpp), loaded on the first
+// question about a CUDA device: a CPU-only program never loads it.
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -9,7 +11,7 @@
 #include "onednn/onednn_backend.hpp"
 
 #ifdef KERASCPP_HAVE_CUDA
-#include "cuda/cuda_backend.hpp"
+#include "cuda_library.hpp"
 #endif
 
 namespace keras {
@@ -26,8 +28,10 @@ bool is_built() {
 
 #ifdef KERASCPP_HAVE_CUDA
 namespace {
-// The runtime's answer, asked once: the number of GPUs does not change while a process runs.
+// The CUDA library and the runtime's answer, asked once: the number of GPUs does not change while a
+// process runs. library is null when the CUDA library could not be loaded (reason says why).
 struct Probe {
+    const backend::CudaLibrary* library = nullptr;
     int count = 0;
     std::string reason;
 };
@@ -35,7 +39,8 @@ const Probe& probe() {
     // Never destroyed: tensors released during exit still ask how many GPUs there are.
     static const Probe* const p = [] {
         auto* r = new Probe;
-        r->count = backend::cuda_device_count(&r->reason);
+        r->library = backend::load_cuda_library(&r->reason);
+        if (r->library) r->count = r->library->device_count(&r->reason);
         return r;
     }();
     return *p;
@@ -57,6 +62,7 @@ std::string unavailable_reason(int index) {
     const std::string device = to_string(Device::cuda(index));
 #ifdef KERASCPP_HAVE_CUDA
     const Probe& p = probe();
+    if (p.library == nullptr) return fmt::format("device {} requested, but {}", device, p.reason);
     if (p.count == 0)
         return fmt::format("device {} requested, but this machine has no usable CUDA GPU ({})", device, p.reason);
     if (index < 0 || index >= p.count)
@@ -77,25 +83,26 @@ namespace {
 #ifdef KERASCPP_HAVE_CUDA
 // Created on first use and never destroyed (nor is the table): tensors in static objects may
 // release device memory during exit, after function-local statics would have been destroyed.
-// Cached blocks go back to the driver at exit (the atexit handler runs before the CUDA runtime's own,
-// which was registered earlier).
-CudaBackend& cuda_backend(int index) {
+// Only called for a usable device, so the CUDA library is loaded. Cached blocks go back to the
+// driver at exit (the atexit handler runs before the CUDA runtime's own, which was registered
+// earlier, when the probe loaded the library and asked for the device count).
+Backend& cuda_backend(int index) {
     struct Table {
         std::mutex mutex;
-        std::vector<CudaBackend*> backends;
+        std::vector<Backend*> backends;
     };
     static Table* const table = [] {
         auto* t = new Table;
         t->backends.resize(static_cast<size_t>(cuda::device_count()), nullptr);
         std::atexit([] {
-            for (CudaBackend* b : table->backends)
-                if (b) b->allocator().release_cached();
+            for (Backend* b : table->backends)
+                if (b) cuda::probe().library->release_cached(b);
         });
         return t;
     }();
     std::lock_guard lock(table->mutex);
-    CudaBackend*& slot = table->backends.at(static_cast<size_t>(index));
-    if (!slot) slot = new CudaBackend(index);
+    Backend*& slot = table->backends.at(static_cast<size_t>(index));
+    if (!slot) slot = cuda::probe().library->create_backend(index);
     return *slot;
 }
 #endif
@@ -108,7 +115,7 @@ void check_cuda_device(Device device) {
 #ifdef KERASCPP_HAVE_CUDA
 // The backend of a usable GPU, else the error saying why the device cannot be used. Every device
 // tensor's allocation and release comes here: a usable device skips building the error text.
-CudaBackend& usable_cuda_backend(Device device) {
+Backend& usable_cuda_backend(Device device) {
     if (device.index() < 0 || device.index() >= cuda::device_count()) check_cuda_device(device);
     return cuda_backend(device.index());
 }
@@ -139,7 +146,8 @@ bool has_device(Device device) { return device.is_cpu() || cuda::unavailable_rea
 DeviceMemory& device_memory(Device device) {
     if (device.is_cpu()) runtime_error("device_memory(cpu): CPU tensors use host memory directly");
 #ifdef KERASCPP_HAVE_CUDA
-    return usable_cuda_backend(device);
+    Backend& backend = usable_cuda_backend(device);   // first: throws when the library is missing
+    return *cuda::probe().library->memory_of(&backend);
 #else
     refuse_cuda(device);
 #endif
@@ -150,13 +158,8 @@ DeviceMemory& device_memory(Device device) {
 cuda::MemoryStats cuda::memory_stats(int index) {
     backend::check_cuda_device(Device::cuda(index));
 #ifdef KERASCPP_HAVE_CUDA
-    backend::CudaBackend& b = backend::cuda_backend(index);
-    const backend::CachingAllocator::Stats a = b.allocator().stats();
-    return {.driver_allocations = a.raw_allocations,
-            .bytes_in_use = a.in_use_bytes,
-            .peak_bytes_in_use = a.peak_in_use_bytes,
-            .bytes_cached = a.cached_bytes,
-            .host_synchronizations = b.host_synchronizations()};
+    backend::Backend& backend = backend::cuda_backend(index);
+    return probe().library->memory_stats(&backend);
 #else
     return {};
 #endif

@@ -15,6 +15,13 @@
 #include "keras/backend_types.hpp"
 #include "keras/tensor.hpp"
 
+// KERAS_BACKEND_API marks the few internal symbols libkerascpp exports for its CUDA library
+// (libkerascpp-cuda.so, loaded on first use of a GPU; see framework/backend/cuda_library.hpp): the
+// Backend base class (its host fallbacks and type info), get(), and the RNN input checks. The CUDA
+// library uses libkerascpp's copies rather than its own, so there is one backend registry, one CPU
+// backend and one set of tensors per process. Not for programs: this header is not installed.
+#define KERAS_BACKEND_API __attribute__((visibility("default")))
+
 namespace keras::backend {
 
 // Weights in Keras's layout: kernel (C, G*H), recurrent_kernel (H, G*H),
@@ -79,7 +86,7 @@ struct RnnLibrary {
     std::string step_loop;           // how this backend's step loop is named, e.g. "fallback loop"
     std::string dropout_step_loop;   // the same for training with recurrent_dropout, with its reason
 };
-RnnPath rnn_path_for(const RnnSpec& spec, const RnnLibrary& library);
+KERAS_BACKEND_API RnnPath rnn_path_for(const RnnSpec& spec, const RnnLibrary& library);
 // Whether a forward runs the step loop: the spec's path is not fused, or dropout masks are given.
 inline bool runs_step_loop(const RnnPath& path, const RnnDropoutMasks& masks) { return !path.fused || masks.any(); }
 
@@ -87,10 +94,10 @@ inline bool runs_step_loop(const RnnPath& path, const RnnDropoutMasks& masks) { 
 int64_t rnn_gate_count(RnnCell cell);
 // ValueError naming the layer unless x is float32 (N, T >= 1, C), the weights have Keras's shapes
 // for the spec (see RnnWeights), h0 / c0 are undefined or float32 (N, H), all on `device`.
-void check_rnn_inputs(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
-                      Device device);
+KERAS_BACKEND_API void check_rnn_inputs(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
+                                        const Tensor& c0, Device device);
 // ValueError naming the layer unless lengths is empty or N values in [0, T].
-void check_rnn_lengths(const RnnSpec& spec, const std::vector<int32_t>& lengths, int64_t N, int64_t T);
+KERAS_BACKEND_API void check_rnn_lengths(const RnnSpec& spec, const std::vector<int32_t>& lengths, int64_t N, int64_t T);
 
 
 // The generic tensor ops keras::ops runs on (float32 unless said; see keras/ops.hpp for the meaning).
@@ -105,7 +112,7 @@ enum class ReduceOp { sum, mean, max, min };
 // What a step of the training / inference loops is doing; the CPU backend times each kind apart.
 enum class StepKind { train, test, predict };
 
-class Backend {
+class KERAS_BACKEND_API Backend {
 public:
     virtual ~Backend() = default;
     virtual Device device() const = 0;
@@ -241,7 +248,7 @@ public:
 
 // The backend for a device (the CPU backend always exists; CUDA only when built with it and a GPU
 // is present; otherwise RuntimeError naming which of the two is missing).
-Backend& get(Device device);
+KERAS_BACKEND_API Backend& get(Device device);
 inline Backend& for_tensor(const Tensor& t) { return get(t.device()); }
 bool has_device(Device device);
 // Memory of a CUDA device (RuntimeError for the CPU, whose tensors use host memory directly).

@@ -1,6 +1,7 @@
 // A downstream program built against an installed kerascpp (tests/check_installed.sh): a 2-layer
-// model, one predict, an error message formatted in the program, and the header and library
-// versions, which must agree.
+// model, one predict, an error message formatted in the program, the header and library versions,
+// which must agree, and last whether CUDA can be used (which opens libkerascpp-cuda in a CUDA build:
+// check_installed.sh looks for the library's load error).
 #include <keras/keras.hpp>
 
 #include <cstdio>
@@ -28,5 +29,6 @@ int main() {
         std::fprintf(stderr, "header / library version mismatch\n");
         return 1;
     }
+    std::printf("cuda: %s\n", cuda::is_available() ? "available" : cuda::unavailable_reason(0).c_str());
     return 0;
 }

@@ -10,11 +10,11 @@
 namespace keras::backend::host {
 
 // NumPy's broadcast of two shapes (ValueError naming both when they do not broadcast).
-Shape broadcast_shapes(const Shape& a, const Shape& b);
+KERAS_BACKEND_API Shape broadcast_shapes(const Shape& a, const Shape& b);
 // Row-major strides of a dense tensor of `shape`.
-std::vector<int64_t> strides_of(const Shape& shape);
+KERAS_BACKEND_API std::vector<int64_t> strides_of(const Shape& shape);
 // Strides of a dense `shape` read as `out` (aligned at the right), 0 along the axes it broadcasts over.
-std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& out);
+KERAS_BACKEND_API std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& out);
 
 float unary(UnaryOp op, float x);
 float binary(BinaryOp op, float a, float b);
