@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "keras/keras.hpp"
+#include "h5_test_helpers.hpp"
 #include "test_helpers.hpp"
 
 using namespace keras;
@@ -401,6 +402,36 @@ TEST_CASE("Save and load round trips: model files and both weights layouts, conf
         check_close(values_of(other->predict(x, {.verbose = 0})), want, 1e-6);
         std::remove(file.c_str());
     }
+}
+
+TEST_CASE("A file's unsupported or malformed convolution fields are errors naming the layer and the field") {
+    Sequential model;
+    model.add(layers::Input({8, 2}));
+    model.add(layers::Conv1D(2, 3, {.name = "conv"}));
+    model.add(layers::MaxPooling1D(2, {.name = "pool"}));
+    const std::string path = "test_conv_bad_fields.h5";
+    model.save(path);
+    const auto original = nlohmann::json::parse(test_helpers::read_model_config(path));
+    auto load_with = [&](int layer, const std::string& key, const nlohmann::json& value) {
+        auto config = original;
+        config["config"]["layers"][layer]["config"][key] = value;
+        test_helpers::rewrite_model_config(path, config);
+        return message_of<ValueError>([&] { models::load_model(path); });
+    };
+    const std::string conv = "Layer \"conv\" (Conv1D) in file '" + path + "', field ";
+    CHECK(load_with(1, "data_format", "channels_first") ==
+          conv + "`data_format`: \"channels_first\" is not supported (only \"channels_last\")");
+    CHECK(load_with(1, "kernel_size", nlohmann::json::array({3, 3})) ==
+          conv + "`kernel_size`: expected a positive integer or a list of one, got [3,3]");
+    CHECK(load_with(1, "kernel_regularizer", {{"class_name", "L2"}, {"config", {{"l2", 0.01}}}}).find(
+              conv + "`kernel_regularizer`") == 0);
+    // Keras's own messages for values its constructor refuses, with the file and layer in front.
+    CHECK(load_with(1, "padding", "full") == "Layer \"conv\" (Conv1D) in file '" + path +
+                                                 "': The `padding` argument must be a list/tuple or one of "
+                                                 "{'valid', 'same', 'causal'}. Received: full");
+    CHECK(load_with(2, "pool_size", nlohmann::json::array({9})).find("Computed output size would be zero or negative") !=
+          std::string::npos);
+    std::remove(path.c_str());
 }
 
 TEST_CASE("Masks: Conv1D and the poolings drop a mask as Keras does, Identity passes it on") {
