@@ -86,14 +86,12 @@ Tensor activate(keras::Activation a, const Tensor& x) {
     });
 }
 
-std::string python_shape(const Shape& s) { return shape_str(s); }
-
 // Keras's message when the windows do not fit the input (padding valid).
 void check_conv_output(const Shape& input_shape, const Shape& kernel_shape, const WindowSpec& w) {
     if (input_shape.size() != 3 || w.out_steps(input_shape[1]) != 0) return;
     value_error("Computed output size would be zero or negative. Received `inputs shape={}`, `kernel shape={}`, "
-                "`dilation_rate=[{}]`, `strides=({},)`, `padding={}`.", python_shape(input_shape),
-                python_shape(kernel_shape), w.dilation, w.stride, w.padding);
+                "`dilation_rate=[{}]`, `strides=({},)`, `padding={}`.", shape_str(input_shape),
+                shape_str(kernel_shape), w.dilation, w.stride, w.padding);
 }
 
 void check_conv_args(int64_t filters, int64_t kernel_size, int strides, const std::string& padding,
@@ -142,7 +140,7 @@ void Conv1D::check_input_shape(const Shape& input_shape) const {
     if (channels > 0 && channels % options.groups != 0)
         value_error("The number of input channels must be evenly divisible by the number of groups. Received "
                     "groups={}, but the input has {} channels (full input shape is {}).", options.groups, channels,
-                    python_shape(input_shape));
+                    shape_str(input_shape));
 }
 
 void Conv1D::build(const Shape& input_shape) {
