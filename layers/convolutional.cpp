@@ -28,6 +28,28 @@ void check_padding(const std::string& padding, bool allow_causal) {
                 allow_causal ? "{'valid', 'same', 'causal'}" : "{'valid', 'same'}", padding);
 }
 
+void check_data_format(const std::string& data_format) {
+    if (data_format != "channels_last" && data_format != "channels_first")
+        value_error("The `data_format` argument must be one of {{'channels_first', 'channels_last'}}. Received: "
+                    "data_format={}", data_format);
+}
+
+// channels_first runs the channels_last computation between two transposes: (batch, channels, steps)
+// <-> (batch, steps, channels).
+Shape channels_last_shape(const Shape& s, const std::string& data_format) {
+    return data_format == "channels_first" && s.size() == 3 ? Shape{s[0], s[2], s[1]} : s;
+}
+Tensor swap_steps_and_channels(const Tensor& x) { return ops::transpose(x, {0, 2, 1}); }
+
+// channels_first: a built layer pins axis 1, its channels (Keras's InputSpec axes={1: channels}).
+// Empty when the shape fits.
+std::string channel_axis_error(const Shape& built, const Shape& received) {
+    if (built.size() != 3 || received.size() != 3 || built[1] < 0 || received[1] < 0 || built[1] == received[1])
+        return {};
+    return fmt::format("expected axis 1 of input shape to have value {}, but received input with shape {}", built[1],
+                       shape_str(received));
+}
+
 // One layer's windows: `size` taps `dilation` steps apart, a window every `stride` steps.
 struct WindowSpec {
     int64_t size, stride, dilation;
@@ -86,9 +108,11 @@ Tensor activate(keras::Activation a, const Tensor& x) {
     });
 }
 
-// Keras's message when the windows do not fit the input (padding valid).
-void check_conv_output(const Shape& input_shape, const Shape& kernel_shape, const WindowSpec& w) {
-    if (input_shape.size() != 3 || w.out_steps(input_shape[1]) != 0) return;
+// Keras's message when the windows do not fit the input (padding valid); steps_shape is the input's
+// channels_last shape.
+void check_conv_output(const Shape& input_shape, const Shape& steps_shape, const Shape& kernel_shape,
+                       const WindowSpec& w) {
+    if (steps_shape.size() != 3 || w.out_steps(steps_shape[1]) != 0) return;
     value_error("Computed output size would be zero or negative. Received `inputs shape={}`, `kernel shape={}`, "
                 "`dilation_rate=[{}]`, `strides=({},)`, `padding={}`.", shape_str(input_shape),
                 shape_str(kernel_shape), w.dilation, w.stride, w.padding);
@@ -125,6 +149,7 @@ Conv1D::Conv1D(int64_t filters, int64_t kernel_size, Conv1DOptions options)
     : Layer("Conv1D", options.name), filters(filters), kernel_size(kernel_size), options(std::move(options)) {
     const Conv1DOptions& o = this->options;
     check_conv_args(filters, kernel_size, o.strides, o.padding, o.dilation_rate);
+    check_data_format(o.data_format);
     if (o.groups <= 0)
         value_error("Invalid value for argument `groups`. Expected a strictly positive value. Received groups={}.",
                     o.groups);
@@ -136,27 +161,37 @@ Conv1D::Conv1D(int64_t filters, int64_t kernel_size, Conv1DOptions options)
 
 void Conv1D::check_input_shape(const Shape& input_shape) const {
     check_ndim(input_shape, 3);
-    const int64_t channels = input_shape[2];
+    const int64_t channels = channels_last_shape(input_shape, options.data_format)[2];
     if (channels > 0 && channels % options.groups != 0)
         value_error("The number of input channels must be evenly divisible by the number of groups. Received "
                     "groups={}, but the input has {} channels (full input shape is {}).", options.groups, channels,
                     shape_str(input_shape));
 }
 
+void Conv1D::check_built_shape(const Shape& input_shape) const {
+    if (options.data_format != "channels_first") return Layer::check_built_shape(input_shape);
+    const std::string error = channel_axis_error(this->input_shape(), input_shape);
+    if (!error.empty()) input_error(error, input_shape);
+}
+
 void Conv1D::build(const Shape& input_shape) {
-    kernel = add_weight("kernel", {kernel_size, input_shape[2] / options.groups, filters}, options.kernel_initializer);
+    const int64_t channels = channels_last_shape(input_shape, options.data_format)[2];
+    kernel = add_weight("kernel", {kernel_size, channels / options.groups, filters}, options.kernel_initializer);
     if (options.use_bias) bias = add_weight("bias", {filters}, options.bias_initializer);
 }
 
 Shape Conv1D::compute_output_shape(const Shape& input_shape) const {
     const WindowSpec w{kernel_size, options.strides, options.dilation_rate, options.padding};
-    check_conv_output(input_shape, {kernel_size, input_shape[2] / options.groups, filters}, w);
-    return {input_shape[0], w.out_steps(input_shape[1]), filters};
+    const Shape s = channels_last_shape(input_shape, options.data_format);
+    check_conv_output(input_shape, s, {kernel_size, s[2] / options.groups, filters}, w);
+    return channels_last_shape({s[0], w.out_steps(s[1]), filters}, options.data_format);
 }
 
-Tensor Conv1D::call(const Tensor& inputs) {
+Tensor Conv1D::call(const Tensor& x) {
+    const bool first = options.data_format == "channels_first";
+    const Tensor inputs = first ? swap_steps_and_channels(x) : x;
     const WindowSpec w{kernel_size, options.strides, options.dilation_rate, options.padding};
-    check_conv_output(inputs.shape(), kernel->value.shape(), w);
+    check_conv_output(x.shape(), inputs.shape(), kernel->value.shape(), w);
     const Tensor windows = gather_windows(inputs, w, 0.0f);   // (batch, out, kernel_size, channels)
     const int64_t batch = windows.dim(0), out = windows.dim(1), groups = options.groups;
     const int64_t group_channels = inputs.dim(2) / groups, group_filters = filters / groups;
@@ -175,13 +210,15 @@ Tensor Conv1D::call(const Tensor& inputs) {
     }
     Tensor y = groups == 1 ? parts[0] : ops::concatenate(parts, 2);
     if (bias) y = ops::add(y, bias);
-    return activate(activation_, y);
+    y = activate(activation_, y);
+    return first ? swap_steps_and_channels(y) : y;
 }
 
 nlohmann::json Conv1D::get_config() const {
     auto config = Layer::get_config();
     config["filters"] = filters;
     write_windows(config, kernel_size, options.strides, options.padding, options.dilation_rate);
+    config["data_format"] = options.data_format;
     write_fields(config, options);
     config["activity_regularizer"] = nullptr;
     return config;
@@ -193,6 +230,7 @@ SeparableConv1D::SeparableConv1D(int64_t filters, int64_t kernel_size, Separable
     : Layer("SeparableConv1D", options.name), filters(filters), kernel_size(kernel_size), options(std::move(options)) {
     const SeparableConv1DOptions& o = this->options;
     check_conv_args(filters, kernel_size, o.strides, o.padding, o.dilation_rate);
+    check_data_format(o.data_format);
     if (o.depth_multiplier <= 0)
         value_error("Invalid value for argument `depth_multiplier`. Expected a strictly positive value. Received "
                     "depth_multiplier={}.", o.depth_multiplier);
@@ -201,8 +239,14 @@ SeparableConv1D::SeparableConv1D(int64_t filters, int64_t kernel_size, Separable
 
 void SeparableConv1D::check_input_shape(const Shape& input_shape) const { check_ndim(input_shape, 3); }
 
+void SeparableConv1D::check_built_shape(const Shape& input_shape) const {
+    if (options.data_format != "channels_first") return Layer::check_built_shape(input_shape);
+    const std::string error = channel_axis_error(this->input_shape(), input_shape);
+    if (!error.empty()) input_error(error, input_shape);
+}
+
 void SeparableConv1D::build(const Shape& input_shape) {
-    const int64_t channels = input_shape[2], dm = options.depth_multiplier;
+    const int64_t channels = channels_last_shape(input_shape, options.data_format)[2], dm = options.depth_multiplier;
     depthwise_kernel = add_weight("depthwise_kernel", {kernel_size, channels, dm}, options.depthwise_initializer);
     pointwise_kernel = add_weight("pointwise_kernel", {1, channels * dm, filters}, options.pointwise_initializer);
     if (options.use_bias) bias = add_weight("bias", {filters}, options.bias_initializer);
@@ -210,13 +254,16 @@ void SeparableConv1D::build(const Shape& input_shape) {
 
 Shape SeparableConv1D::compute_output_shape(const Shape& input_shape) const {
     const WindowSpec w{kernel_size, options.strides, options.dilation_rate, options.padding};
-    check_conv_output(input_shape, {kernel_size, input_shape[2], options.depth_multiplier}, w);
-    return {input_shape[0], w.out_steps(input_shape[1]), filters};
+    const Shape s = channels_last_shape(input_shape, options.data_format);
+    check_conv_output(input_shape, s, {kernel_size, s[2], options.depth_multiplier}, w);
+    return channels_last_shape({s[0], w.out_steps(s[1]), filters}, options.data_format);
 }
 
-Tensor SeparableConv1D::call(const Tensor& inputs) {
+Tensor SeparableConv1D::call(const Tensor& x) {
+    const bool first = options.data_format == "channels_first";
+    const Tensor inputs = first ? swap_steps_and_channels(x) : x;
     const WindowSpec w{kernel_size, options.strides, options.dilation_rate, options.padding};
-    check_conv_output(inputs.shape(), depthwise_kernel->value.shape(), w);
+    check_conv_output(x.shape(), inputs.shape(), depthwise_kernel->value.shape(), w);
     const Tensor windows = gather_windows(inputs, w, 0.0f);   // (batch, out, kernel_size, channels)
     const int64_t batch = windows.dim(0), out = windows.dim(1), channels = inputs.dim(2);
     const int64_t dm = options.depth_multiplier;
@@ -225,13 +272,15 @@ Tensor SeparableConv1D::call(const Tensor& inputs) {
     depthwise = ops::reshape(depthwise, {batch, out, channels * dm});
     Tensor y = ops::matmul(depthwise, ops::reshape(ops::convert_to_tensor(pointwise_kernel), {channels * dm, filters}));
     if (bias) y = ops::add(y, bias);
-    return activate(activation_, y);
+    y = activate(activation_, y);
+    return first ? swap_steps_and_channels(y) : y;
 }
 
 nlohmann::json SeparableConv1D::get_config() const {
     auto config = Layer::get_config();
     config["filters"] = filters;
     write_windows(config, kernel_size, options.strides, options.padding, options.dilation_rate);
+    config["data_format"] = options.data_format;
     write_fields(config, options);
     config["activity_regularizer"] = nullptr;
     return config;
@@ -245,13 +294,15 @@ Pooling1D::Pooling1D(const std::string& class_name, bool max, int64_t pool_size,
     if (this->options.strides == 0) this->options.strides = static_cast<int>(pool_size);   // None
     check_tuple_arg("strides", this->options.strides);
     check_padding(this->options.padding, false);
+    check_data_format(this->options.data_format);
 }
 
 void Pooling1D::check_input_shape(const Shape& input_shape) const { check_ndim(input_shape, 3); }
 
 Shape Pooling1D::compute_output_shape(const Shape& input_shape) const {
     const WindowSpec w{pool_size, options.strides, 1, options.padding};
-    const int64_t out = w.out_steps(input_shape[1]);
+    const Shape s = channels_last_shape(input_shape, options.data_format);
+    const int64_t out = w.out_steps(s[1]);
     if (out == 0) {   // Keras prints the shape as a numpy array
         std::string dims;
         for (int64_t d : input_shape) {
@@ -262,11 +313,16 @@ Shape Pooling1D::compute_output_shape(const Shape& input_shape) const {
                     "`pool_size=[{}]`, `strides=({},)`, `padding={}`.", dims, pool_size, options.strides,
                     options.padding);
     }
-    return {input_shape[0], out, input_shape[2]};
+    return channels_last_shape({s[0], out, s[2]}, options.data_format);
 }
 
-Tensor Pooling1D::call(const Tensor& inputs) {
-    compute_output_shape(inputs.shape());
+Tensor Pooling1D::call(const Tensor& x) {
+    compute_output_shape(x.shape());
+    if (options.data_format == "channels_first") return swap_steps_and_channels(pool(swap_steps_and_channels(x)));
+    return pool(x);
+}
+
+Tensor Pooling1D::pool(const Tensor& inputs) const {
     const WindowSpec w{pool_size, options.strides, 1, options.padding};
     if (max_) return ops::max(gather_windows(inputs, w, std::numeric_limits<float>::lowest()), 2);
     // The mean over the window's real steps: the sum (padding adds zeros) over their count.
@@ -287,6 +343,7 @@ nlohmann::json Pooling1D::get_config() const {
     config["pool_size"] = {pool_size};
     config["padding"] = options.padding;
     config["strides"] = {options.strides};
+    config["data_format"] = options.data_format;
     write_fields(config, options);
     return config;
 }

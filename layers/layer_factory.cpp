@@ -203,6 +203,7 @@ LayerPtr conv1d(const ConfigReader& f) {
     auto options = read_fields<Conv1DOptions>(f);
     options.strides = static_cast<int>(tuple1(f, "strides", 1));
     options.padding = text(f, "padding", "valid");
+    options.data_format = text(f, "data_format", "channels_last");
     options.dilation_rate = static_cast<int>(tuple1(f, "dilation_rate", 1));
     return finish(Conv1D(f.positive_int("filters"), tuple1(f, "kernel_size", -1), std::move(options)), f);
 }
@@ -212,6 +213,7 @@ LayerPtr separable_conv1d(const ConfigReader& f) {
     auto options = read_fields<SeparableConv1DOptions>(f);
     options.strides = static_cast<int>(tuple1(f, "strides", 1));
     options.padding = text(f, "padding", "valid");
+    options.data_format = text(f, "data_format", "channels_last");
     options.dilation_rate = static_cast<int>(tuple1(f, "dilation_rate", 1));
     return finish(SeparableConv1D(f.positive_int("filters"), tuple1(f, "kernel_size", -1), std::move(options)), f);
 }
@@ -221,6 +223,7 @@ template <typename L> LayerPtr pooling1d(const ConfigReader& f) {
     auto options = read_fields<Pooling1DOptions>(f);
     options.strides = static_cast<int>(tuple1(f, "strides", 0));
     options.padding = text(f, "padding", "valid");
+    options.data_format = text(f, "data_format", "channels_last");
     return finish(L(tuple1(f, "pool_size", 2), std::move(options)), f);
 }
 

@@ -276,6 +276,40 @@ TEST_CASE("Cropping1D, ZeroPadding1D, UpSampling1D, Reshape, Permute, Identity: 
     check_close(values_of(run(identity, x)), values_of(x), 0);
 }
 
+TEST_CASE("data_format channels_first: the channels_last result on (batch, channels, steps), and its gradients") {
+    const Tensor x = wavy({2, 9, 4}, 0.2, 1.3, 1.0);   // channels_last
+    const Tensor x_first = ops::transpose(x, {0, 2, 1});
+    auto check_pair = [&](Layer& last, Layer& first) {
+        CHECK(first.build_for({-1, 4, 9}) == [&] {
+            const Shape s = last.build_for({-1, 9, 4});
+            return Shape{s[0], s[2], s[1]};
+        }());
+        for (size_t i = 0; i < first.weights().size(); ++i) first.weights()[i]->value = last.weights()[i]->value;
+        check_close(values_of(run(first, x_first)), values_of(ops::transpose(run(last, x), {0, 2, 1})), 1e-6);
+    };
+    layers::Conv1D conv_last(6, 3, {.strides = 2, .padding = "same", .groups = 2, .activation = "tanh"});
+    layers::Conv1D conv_first(6, 3, {.strides = 2, .padding = "same", .data_format = "channels_first", .groups = 2,
+                                     .activation = "tanh"});
+    check_pair(conv_last, conv_first);
+    set_wavy_weights(conv_first);
+    check_gradients(conv_first, x_first.clone());
+    layers::SeparableConv1D sep_last(3, 2, {.padding = "causal", .depth_multiplier = 2});
+    layers::SeparableConv1D sep_first(3, 2, {.padding = "causal", .data_format = "channels_first", .depth_multiplier = 2});
+    check_pair(sep_last, sep_first);
+    layers::AveragePooling1D avg_last(3, {.strides = 2, .padding = "same"});
+    layers::AveragePooling1D avg_first(3, {.strides = 2, .padding = "same", .data_format = "channels_first"});
+    check_pair(avg_last, avg_first);
+    layers::MaxPooling1D max_last(2);
+    layers::MaxPooling1D max_first(2, {.data_format = "channels_first"});
+    check_pair(max_last, max_first);
+    // Built, a channels_first layer pins its channels (axis 1), not the steps.
+    CHECK(message_of<ValueError>([&] { static_cast<Layer&>(conv_first).build_for({-1, 2, 9}); }).find(
+              "expected axis 1 of input shape to have value 4, but received input with shape (None, 2, 9)") !=
+          std::string::npos);
+    CHECK(static_cast<Layer&>(conv_first).build_for({-1, 4, 20}) == Shape{-1, 6, 10});
+    CHECK(conv_first.get_config()["data_format"] == "channels_first");
+}
+
 TEST_CASE("Bad arguments give Keras's messages") {
     auto message = [](auto f) { return message_of<ValueError>(f); };
     CHECK(message([] { layers::Conv1D(0, 3); }) ==
@@ -292,6 +326,9 @@ TEST_CASE("Bad arguments give Keras's messages") {
     CHECK(message([] { layers::Conv1D(4, 0); }) ==
           "The `kernel_size` argument must be a tuple of 1 integers. Received kernel_size=0, including values {0} "
           "that do not satisfy `value > 0`");
+    CHECK(message([] { layers::MaxPooling1D(2, {.data_format = "channels_middle"}); }) ==
+          "The `data_format` argument must be one of {'channels_first', 'channels_last'}. Received: "
+          "data_format=channels_middle");
     CHECK(message([] { layers::SeparableConv1D(4, 3, {.depth_multiplier = 0}); }) ==
           "Invalid value for argument `depth_multiplier`. Expected a strictly positive value. Received "
           "depth_multiplier=0.");
@@ -326,7 +363,7 @@ TEST_CASE("Models saved by real Keras 3 and in the Keras 2 layout load and predi
     std::ifstream in(fixture_dir + "conv_fixtures.json");
     REQUIRE(in.good());
     const auto fixtures = nlohmann::json::parse(in);
-    REQUIRE(fixtures.size() == 9);
+    REQUIRE(fixtures.size() == 10);
     for (const auto& c : fixtures) {
         const std::string name = c["name"];
         const auto xs = c["x"].get<std::vector<double>>();
@@ -419,8 +456,9 @@ TEST_CASE("A file's unsupported or malformed convolution fields are errors namin
         return message_of<ValueError>([&] { models::load_model(path); });
     };
     const std::string conv = "Layer \"conv\" (Conv1D) in file '" + path + "', field ";
-    CHECK(load_with(1, "data_format", "channels_first") ==
-          conv + "`data_format`: \"channels_first\" is not supported (only \"channels_last\")");
+    CHECK(load_with(1, "data_format", "channels_middle") ==
+          "Layer \"conv\" (Conv1D) in file '" + path + "': The `data_format` argument must be one of "
+          "{'channels_first', 'channels_last'}. Received: data_format=channels_middle");
     CHECK(load_with(1, "kernel_size", nlohmann::json::array({3, 3})) ==
           conv + "`kernel_size`: expected a positive integer or a list of one, got [3,3]");
     CHECK(load_with(1, "kernel_regularizer", {{"class_name", "L2"}, {"config", {{"l2", 0.01}}}}).find(

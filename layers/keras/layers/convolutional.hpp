@@ -1,7 +1,7 @@
 // Keras's 1-D convolution and pooling layers over (batch, steps, channels): Conv1D, SeparableConv1D,
 // MaxPooling1D, AveragePooling1D. Written with ops (each output step's window gathered with ops::take,
 // then one matmul or reduction): the backward pass is automatic. Keras's arguments, defaults, shape
-// rules and messages; data_format channels_last only (a file saying channels_first is refused).
+// rules and messages; data_format channels_first runs the same computation between two transposes.
 // Like Keras, none of them supports masking: a mask arriving is dropped with Keras 3's warning.
 #pragma once
 
@@ -19,6 +19,7 @@ namespace keras::layers {
 struct KERAS_API Conv1DOptions {
     int strides = 1;
     std::string padding = "valid";
+    std::string data_format = "channels_last";   // or "channels_first": (batch, channels, steps)
     int dilation_rate = 1;
     int groups = 1;
     std::string activation{};   // empty = linear
@@ -29,12 +30,12 @@ struct KERAS_API Conv1DOptions {
     static const FieldTable<Conv1DOptions>& fields();
 };
 
-// Conv1D's Keras config besides filters, kernel_size, strides, padding and dilation_rate (the layer's).
+// Conv1D's Keras config besides filters, kernel_size, strides, padding, data_format and dilation_rate
+// (the layer's).
 inline const FieldTable<Conv1DOptions>& Conv1DOptions::fields() {
     using O = Conv1DOptions;
     static const auto table = FieldTable<O>()
         .nulls({"kernel_regularizer", "bias_regularizer", "kernel_constraint", "bias_constraint"})
-        .fixed("data_format", "\"channels_last\"")
         .integer("groups", &O::groups)
         .activation("activation", &O::activation)
         .boolean("use_bias", &O::use_bias)
@@ -61,6 +62,7 @@ public:
 
 protected:
     void check_input_shape(const Shape& input_shape) const override;
+    void check_built_shape(const Shape& input_shape) const override;
     void build(const Shape& input_shape) override;
 
 private:
@@ -70,6 +72,7 @@ private:
 struct KERAS_API SeparableConv1DOptions {
     int strides = 1;
     std::string padding = "valid";
+    std::string data_format = "channels_last";
     int dilation_rate = 1;
     int depth_multiplier = 1;
     std::string activation{};
@@ -86,7 +89,6 @@ inline const FieldTable<SeparableConv1DOptions>& SeparableConv1DOptions::fields(
     static const auto table = FieldTable<O>()
         .nulls({"depthwise_regularizer", "pointwise_regularizer", "bias_regularizer", "depthwise_constraint",
                 "pointwise_constraint", "bias_constraint"})
-        .fixed("data_format", "\"channels_last\"")
         .integer("depth_multiplier", &O::depth_multiplier)
         .activation("activation", &O::activation)
         .boolean("use_bias", &O::use_bias)
@@ -112,6 +114,7 @@ public:
 
 protected:
     void check_input_shape(const Shape& input_shape) const override;
+    void check_built_shape(const Shape& input_shape) const override;
     void build(const Shape& input_shape) override;
 
 private:
@@ -122,12 +125,13 @@ private:
 struct KERAS_API Pooling1DOptions {
     int strides = 0;
     std::string padding = "valid";
+    std::string data_format = "channels_last";
     std::string name{};
     static const FieldTable<Pooling1DOptions>& fields();
 };
 
 inline const FieldTable<Pooling1DOptions>& Pooling1DOptions::fields() {
-    static const auto table = FieldTable<Pooling1DOptions>().fixed("data_format", "\"channels_last\"");
+    static const auto table = FieldTable<Pooling1DOptions>();
     return table;
 }
 
@@ -148,6 +152,7 @@ protected:
     void check_input_shape(const Shape& input_shape) const override;
 
 private:
+    Tensor pool(const Tensor& inputs) const;   // channels_last
     bool max_;
 };
 
