@@ -11,6 +11,7 @@
 #include "keras/initializers.hpp"
 #include "keras/input_layer.hpp"
 #include "keras/layers/bidirectional.hpp"
+#include "keras/layers/convolutional.hpp"
 #include "keras/layers/core.hpp"
 #include "keras/layers/dense.hpp"
 #include "keras/layers/embedding.hpp"
@@ -19,6 +20,7 @@
 #include "keras/layers/lstm.hpp"
 #include "keras/layers/masking.hpp"
 #include "keras/layers/merge.hpp"
+#include "keras/layers/reshaping.hpp"
 #include "keras/layers/simple_rnn.hpp"
 #include "keras/layers/rnn_cells.hpp"
 #include "keras/layers/rnn_layer.hpp"
@@ -153,6 +155,105 @@ LayerPtr rnn(const ConfigReader& f) {
     return finish(RNN(std::move(cell), std::move(options)), f);
 }
 
+// ---- Convolution, pooling and shape layers: their tuple arguments are read here.
+
+// Keras's 1-tuple arguments (kernel_size, strides, ...): [k] as get_config() writes them, or a bare k.
+// Absent (or null, a pooling's strides=None): the fallback.
+int64_t tuple1(const ConfigReader& f, const std::string& key, int64_t fallback) {
+    if (!f.has(key)) {
+        if (fallback < 0) f.fail(key, "missing");
+        return fallback;
+    }
+    const json& v = f.raw(key);
+    const json& item = v.is_array() && v.size() == 1 ? v[0] : v;
+    if (!item.is_number_integer() || item.get<int64_t>() <= 0)
+        f.fail(key, "expected a positive integer or a list of one, got " + v.dump());
+    return item.get<int64_t>();
+}
+
+// A list of integers (Reshape's target_shape, Permute's dims); a bare n is (n, n) where `pair`.
+std::vector<int64_t> int_list(const ConfigReader& f, const std::string& key, const std::vector<int64_t>& fallback,
+                              bool pair = false) {
+    if (!f.has(key)) {
+        if (fallback.empty()) f.fail(key, "missing");
+        return fallback;
+    }
+    const json& v = f.raw(key);
+    if (pair && v.is_number_integer()) return {v.get<int64_t>(), v.get<int64_t>()};
+    std::vector<int64_t> out;
+    if (v.is_array())
+        for (const json& item : v) {
+            if (!item.is_number_integer()) break;
+            out.push_back(item.get<int64_t>());
+        }
+    if (!v.is_array() || out.size() != v.size() || (pair && out.size() != 2))
+        f.fail(key, std::string(pair ? "expected an integer or a list of two" : "expected a list of integers") +
+                        ", got " + v.dump());
+    return out;
+}
+
+std::string text(const ConfigReader& f, const std::string& key, const std::string& fallback) {
+    if (!f.has(key)) return fallback;
+    if (!f.raw(key).is_string()) f.fail(key, "expected a string, got " + f.raw(key).dump());
+    return f.raw(key).get<std::string>();
+}
+
+LayerPtr conv1d(const ConfigReader& f) {
+    common_checks(f);
+    auto options = read_fields<Conv1DOptions>(f);
+    options.strides = static_cast<int>(tuple1(f, "strides", 1));
+    options.padding = text(f, "padding", "valid");
+    options.data_format = text(f, "data_format", "channels_last");
+    options.dilation_rate = static_cast<int>(tuple1(f, "dilation_rate", 1));
+    return finish(Conv1D(f.positive_int("filters"), tuple1(f, "kernel_size", -1), std::move(options)), f);
+}
+
+LayerPtr separable_conv1d(const ConfigReader& f) {
+    common_checks(f);
+    auto options = read_fields<SeparableConv1DOptions>(f);
+    options.strides = static_cast<int>(tuple1(f, "strides", 1));
+    options.padding = text(f, "padding", "valid");
+    options.data_format = text(f, "data_format", "channels_last");
+    options.dilation_rate = static_cast<int>(tuple1(f, "dilation_rate", 1));
+    return finish(SeparableConv1D(f.positive_int("filters"), tuple1(f, "kernel_size", -1), std::move(options)), f);
+}
+
+template <typename L> LayerPtr pooling1d(const ConfigReader& f) {
+    common_checks(f);
+    auto options = read_fields<Pooling1DOptions>(f);
+    options.strides = static_cast<int>(tuple1(f, "strides", 0));
+    options.padding = text(f, "padding", "valid");
+    options.data_format = text(f, "data_format", "channels_last");
+    return finish(L(tuple1(f, "pool_size", 2), std::move(options)), f);
+}
+
+LayerPtr cropping1d(const ConfigReader& f) {
+    common_checks(f);
+    return finish(Cropping1D(int_list(f, "cropping", {1, 1}, true), read_fields<ShapeLayerOptions>(f)), f);
+}
+
+LayerPtr zero_padding1d(const ConfigReader& f) {
+    common_checks(f);
+    auto options = read_fields<ZeroPadding1DOptions>(f);
+    return finish(ZeroPadding1D(int_list(f, "padding", {1, 1}, true), std::move(options)), f);
+}
+
+LayerPtr up_sampling1d(const ConfigReader& f) {
+    common_checks(f);
+    return finish(UpSampling1D(tuple1(f, "size", 2), read_fields<ShapeLayerOptions>(f)), f);
+}
+
+LayerPtr reshape(const ConfigReader& f) {
+    common_checks(f);
+    return finish(Reshape(int_list(f, "target_shape", {}), read_fields<ShapeLayerOptions>(f)), f);
+}
+
+LayerPtr permute(const ConfigReader& f) {
+    common_checks(f);
+    const auto dims = int_list(f, "dims", {});
+    return finish(Permute(std::vector<int>(dims.begin(), dims.end()), read_fields<ShapeLayerOptions>(f)), f);
+}
+
 // An explicit table (not self-registration, which a static link would drop).
 const std::map<std::string, std::function<LayerPtr(const ConfigReader&)>>& factories() {
     static const std::map<std::string, std::function<LayerPtr(const ConfigReader&)>> table = {
@@ -165,7 +266,10 @@ const std::map<std::string, std::function<LayerPtr(const ConfigReader&)>>& facto
         {"Add", options_only<Add, MergeOptions>}, {"Multiply", options_only<Multiply, MergeOptions>},
         {"Average", options_only<Average, MergeOptions>}, {"Concatenate", options_only<Concatenate, ConcatenateOptions>},
         {"RepeatVector", repeat_vector}, {"TimeDistributed", time_distributed}, {"Bidirectional", bidirectional},
-        {"RNN", rnn},
+        {"RNN", rnn}, {"Conv1D", conv1d}, {"SeparableConv1D", separable_conv1d},
+        {"MaxPooling1D", pooling1d<MaxPooling1D>}, {"AveragePooling1D", pooling1d<AveragePooling1D>},
+        {"Cropping1D", cropping1d}, {"ZeroPadding1D", zero_padding1d}, {"UpSampling1D", up_sampling1d},
+        {"Reshape", reshape}, {"Permute", permute}, {"Identity", options_only<Identity, ShapeLayerOptions>},
     };
     return table;
 }

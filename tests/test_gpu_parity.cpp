@@ -6,6 +6,7 @@
 // - the specs cuDNN cannot run take the named CPU fallback and still match, and so do dropout masks;
 // - cuDNN's per-sample lengths give each sample's state at its own last step;
 // - masked models (Embedding(mask_zero) -> LSTM / GRU / Bidirectional) predict and train as on the CPU;
+// - a model of every 1-D convolution, pooling and shape layer predicts and trains as on the CPU;
 // - stacked SimpleRNN / LSTM / GRU models (return_sequences, go_backwards) predict and train for
 //   three Adam steps on the GPU as on the CPU;
 // - one epoch of the IMDb SimpleRNN model (Embedding(6000,100)-SimpleRNN(16)-Dense(1,sigmoid),
@@ -394,6 +395,45 @@ TEST_CASE("models of every recurrent layer: predict and training steps on the GP
         INFO(cell);
         check_training_matches_cpu([&] { return recurrent_model(cell); }, x, y, 3);
     }
+}
+
+namespace {
+// Every 1-D convolution, pooling and shape layer (ops-based: the CUDA backend's generic kernels).
+keras::Sequential conv_model() {
+    namespace kl = keras::layers;
+    keras::Sequential model;
+    model.add(kl::Input({12}));
+    model.add(kl::Embedding(50, 8));
+    model.add(kl::Conv1D(6, 3, {.padding = "causal", .dilation_rate = 2, .groups = 2, .activation = "relu"}));
+    model.add(kl::SeparableConv1D(4, 2, {.padding = "same", .depth_multiplier = 2, .activation = "tanh"}));
+    model.add(kl::MaxPooling1D(2));
+    model.add(kl::AveragePooling1D(2, {.strides = 1, .padding = "same"}));
+    model.add(kl::ZeroPadding1D({1, 2}));
+    model.add(kl::Cropping1D({2, 1}));
+    model.add(kl::UpSampling1D(2));
+    model.add(kl::Permute({2, 1}));
+    model.add(kl::Reshape({-1, 4}));
+    model.add(kl::Identity());
+    model.add(kl::LSTM(5));
+    model.add(kl::Dense(3, "softmax"));
+    model.compile(keras::optimizers::Adam(0.01f), "sparse_categorical_crossentropy");
+    model.build({-1, 12});
+    return model;
+}
+}  // namespace
+
+TEST_CASE("Conv1D, SeparableConv1D, the poolings and the shape layers: predict and training steps on the GPU "
+          "match the CPU") {
+    std::vector<std::vector<int32_t>> rows;
+    std::vector<std::vector<float>> labels;
+    const auto ids = ref::random_vec(16 * 12, 43, 0.0, 50.0);
+    const auto cls = ref::random_vec(16, 44, 0.0, 3.0);
+    for (int n = 0; n < 16; ++n) {
+        rows.emplace_back();
+        for (int t = 0; t < 12; ++t) rows.back().push_back(static_cast<int32_t>(ids[n * 12 + t]));
+        labels.push_back({static_cast<float>(static_cast<int>(cls[n]))});
+    }
+    check_training_matches_cpu(conv_model, Tensor::from_rows(rows), Tensor::from_rows(labels), 7);
 }
 
 namespace {

@@ -1,0 +1,351 @@
+#include "keras/layers/convolutional.hpp"
+
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "keras/autodiff.hpp"
+#include "keras/backend.hpp"
+#include "keras/errors.hpp"
+#include "keras/ops.hpp"
+
+namespace keras::layers {
+
+namespace {
+
+// ---- Windows over the steps axis, shared by the convolutions and the poolings.
+
+// Keras's message for a 1-tuple argument that is not positive.
+void check_tuple_arg(const char* arg, int64_t value) {
+    if (value <= 0)
+        value_error("The `{}` argument must be a tuple of 1 integers. Received {}={}, including values {{{}}} that do "
+                    "not satisfy `value > 0`", arg, arg, value, value);
+}
+
+void check_padding(const std::string& padding, bool allow_causal) {
+    if (padding == "valid" || padding == "same" || (allow_causal && padding == "causal")) return;
+    value_error("The `padding` argument must be a list/tuple or one of {}. Received: {}",
+                allow_causal ? "{'valid', 'same', 'causal'}" : "{'valid', 'same'}", padding);
+}
+
+void check_data_format(const std::string& data_format) {
+    if (data_format != "channels_last" && data_format != "channels_first")
+        value_error("The `data_format` argument must be one of {{'channels_first', 'channels_last'}}. Received: "
+                    "data_format={}", data_format);
+}
+
+// channels_first runs the channels_last computation between two transposes: (batch, channels, steps)
+// <-> (batch, steps, channels).
+Shape channels_last_shape(const Shape& s, const std::string& data_format) {
+    return data_format == "channels_first" && s.size() == 3 ? Shape{s[0], s[2], s[1]} : s;
+}
+Tensor swap_steps_and_channels(const Tensor& x) { return ops::transpose(x, {0, 2, 1}); }
+
+// channels_first: a built layer pins axis 1, its channels (Keras's InputSpec axes={1: channels}).
+// Empty when the shape fits.
+std::string channel_axis_error(const Shape& built, const Shape& received) {
+    if (built.size() != 3 || received.size() != 3 || built[1] < 0 || received[1] < 0 || built[1] == received[1])
+        return {};
+    return fmt::format("expected axis 1 of input shape to have value {}, but received input with shape {}", built[1],
+                       shape_str(received));
+}
+
+// One layer's windows: `size` taps `dilation` steps apart, a window every `stride` steps.
+struct WindowSpec {
+    int64_t size, stride, dilation;
+    std::string padding;
+    int64_t span() const { return (size - 1) * dilation + 1; }
+    // Output steps for `steps` input steps (-1 stays -1); <= 0 means the input is too short.
+    int64_t out_steps(int64_t steps) const {
+        if (steps < 0) return -1;
+        if (padding == "valid") return steps >= span() ? (steps - span()) / stride + 1 : 0;
+        return (steps + stride - 1) / stride;   // same and causal: ceil(steps / stride)
+    }
+    // Padded steps before the first input step: causal pads only the front, same as TensorFlow does
+    // (the smaller half in front).
+    int64_t pad_before(int64_t steps) const {
+        if (padding == "causal") return span() - 1;
+        if (padding != "same") return 0;
+        return std::max<int64_t>((out_steps(steps) - 1) * stride + span() - steps, 0) / 2;
+    }
+};
+
+// (out_steps, size) int64 indices into the steps axis for each output step's taps; a padded position
+// is `steps`, the row the caller appends (zeros, or the lowest float for a maximum).
+Tensor window_indices(const WindowSpec& w, int64_t steps, bool& padded) {
+    const int64_t out = w.out_steps(steps), before = w.pad_before(steps);
+    Tensor indices({out, w.size}, DType::int64);
+    int64_t* p = indices.data<int64_t>();
+    padded = false;
+    for (int64_t o = 0; o < out; ++o)
+        for (int64_t j = 0; j < w.size; ++j) {
+            const int64_t t = o * w.stride + j * w.dilation - before;
+            const bool inside = t >= 0 && t < steps;
+            padded = padded || !inside;
+            p[o * w.size + j] = inside ? t : steps;
+        }
+    return indices;
+}
+
+// x (batch, steps, channels) -> (batch, out_steps, size, channels): each output step's window.
+Tensor gather_windows(const Tensor& x, const WindowSpec& w, float pad_value) {
+    bool padded = false;
+    const Tensor indices = window_indices(w, x.dim(1), padded);
+    Tensor source = x;
+    if (padded) {
+        const Tensor pad = ops::multiply(ops::ones({x.dim(0), 1, x.dim(2)}, x.device()), pad_value);
+        source = ops::concatenate({x, pad}, 1);
+    }
+    return ops::take(source, indices, 1);
+}
+
+// The activation as a recorded op on the backend's fused element-wise kernels.
+Tensor activate(keras::Activation a, const Tensor& x) {
+    if (a == keras::Activation::linear) return x;
+    Tensor y = backend::for_tensor(x).activation(a, x);
+    return autodiff::record("activation", y, {x}, [a, x = x.detached(), y = y.detached()](const Tensor& dy) {
+        return std::vector<Tensor>{backend::for_tensor(dy).activation_backward(a, x, y, dy)};
+    });
+}
+
+// Keras's message when the windows do not fit the input (padding valid); steps_shape is the input's
+// channels_last shape.
+void check_conv_output(const Shape& input_shape, const Shape& steps_shape, const Shape& kernel_shape,
+                       const WindowSpec& w) {
+    if (steps_shape.size() != 3 || w.out_steps(steps_shape[1]) != 0) return;
+    value_error("Computed output size would be zero or negative. Received `inputs shape={}`, `kernel shape={}`, "
+                "`dilation_rate=[{}]`, `strides=({},)`, `padding={}`.", shape_str(input_shape),
+                shape_str(kernel_shape), w.dilation, w.stride, w.padding);
+}
+
+void check_conv_args(int64_t filters, int64_t kernel_size, int strides, const std::string& padding,
+                     int dilation_rate) {
+    if (filters <= 0)
+        value_error("Invalid value for argument `filters`. Expected a strictly positive value. Received filters={}.",
+                    filters);
+    check_tuple_arg("kernel_size", kernel_size);
+    check_tuple_arg("strides", strides);
+    check_tuple_arg("dilation_rate", dilation_rate);
+    check_padding(padding, true);
+    if (strides > 1 && dilation_rate > 1)
+        value_error("`strides > 1` not supported in conjunction with `dilation_rate > 1`. Received: strides=({},) "
+                    "and dilation_rate=({},)", strides, dilation_rate);
+}
+
+// The 1-tuple arguments and padding as Keras's get_config() writes them.
+void write_windows(nlohmann::json& config, int64_t kernel_size, int strides, const std::string& padding,
+                   int dilation_rate) {
+    config["kernel_size"] = {kernel_size};
+    config["strides"] = {strides};
+    config["padding"] = padding;
+    config["dilation_rate"] = {dilation_rate};
+}
+
+}  // namespace
+
+// ---- Conv1D
+
+Conv1D::Conv1D(int64_t filters, int64_t kernel_size, Conv1DOptions options)
+    : Layer("Conv1D", options.name), filters(filters), kernel_size(kernel_size), options(std::move(options)) {
+    const Conv1DOptions& o = this->options;
+    check_conv_args(filters, kernel_size, o.strides, o.padding, o.dilation_rate);
+    check_data_format(o.data_format);
+    if (o.groups <= 0)
+        value_error("Invalid value for argument `groups`. Expected a strictly positive value. Received groups={}.",
+                    o.groups);
+    if (filters % o.groups != 0)
+        value_error("The number of filters must be evenly divisible by the number of groups. Received: groups={}, "
+                    "filters={}.", o.groups, filters);
+    activation_ = activation_from_string(o.activation);
+}
+
+void Conv1D::check_input_shape(const Shape& input_shape) const {
+    check_ndim(input_shape, 3);
+    const int64_t channels = channels_last_shape(input_shape, options.data_format)[2];
+    if (channels > 0 && channels % options.groups != 0)
+        value_error("The number of input channels must be evenly divisible by the number of groups. Received "
+                    "groups={}, but the input has {} channels (full input shape is {}).", options.groups, channels,
+                    shape_str(input_shape));
+}
+
+void Conv1D::check_built_shape(const Shape& input_shape) const {
+    if (options.data_format != "channels_first") return Layer::check_built_shape(input_shape);
+    const std::string error = channel_axis_error(this->input_shape(), input_shape);
+    if (!error.empty()) input_error(error, input_shape);
+}
+
+void Conv1D::build(const Shape& input_shape) {
+    const int64_t channels = channels_last_shape(input_shape, options.data_format)[2];
+    kernel = add_weight("kernel", {kernel_size, channels / options.groups, filters}, options.kernel_initializer);
+    if (options.use_bias) bias = add_weight("bias", {filters}, options.bias_initializer);
+}
+
+Shape Conv1D::compute_output_shape(const Shape& input_shape) const {
+    const WindowSpec w{kernel_size, options.strides, options.dilation_rate, options.padding};
+    const Shape s = channels_last_shape(input_shape, options.data_format);
+    check_conv_output(input_shape, s, {kernel_size, s[2] / options.groups, filters}, w);
+    return channels_last_shape({s[0], w.out_steps(s[1]), filters}, options.data_format);
+}
+
+Tensor Conv1D::call(const Tensor& x) {
+    const bool first = options.data_format == "channels_first";
+    const Tensor inputs = first ? swap_steps_and_channels(x) : x;
+    const WindowSpec w{kernel_size, options.strides, options.dilation_rate, options.padding};
+    check_conv_output(x.shape(), inputs.shape(), kernel->value.shape(), w);
+    const Tensor windows = gather_windows(inputs, w, 0.0f);   // (batch, out, kernel_size, channels)
+    const int64_t batch = windows.dim(0), out = windows.dim(1), groups = options.groups;
+    const int64_t group_channels = inputs.dim(2) / groups, group_filters = filters / groups;
+    const Tensor k = ops::convert_to_tensor(kernel);
+    // Each group: its channels' windows flattened (batch, out, kernel_size * channels) times its
+    // filters' kernel flattened the same way (kernel_size * channels, filters).
+    std::vector<Tensor> parts;
+    for (int64_t g = 0; g < groups; ++g) {
+        Tensor xg = groups == 1 ? windows
+                                : ops::slice(windows, {0, 0, 0, g * group_channels},
+                                             {batch, out, kernel_size, group_channels});
+        Tensor kg = groups == 1 ? k
+                                : ops::slice(k, {0, 0, g * group_filters}, {kernel_size, group_channels, group_filters});
+        parts.push_back(ops::matmul(ops::reshape(xg, {batch, out, kernel_size * group_channels}),
+                                    ops::reshape(kg, {kernel_size * group_channels, group_filters})));
+    }
+    Tensor y = groups == 1 ? parts[0] : ops::concatenate(parts, 2);
+    if (bias) y = ops::add(y, bias);
+    y = activate(activation_, y);
+    return first ? swap_steps_and_channels(y) : y;
+}
+
+nlohmann::json Conv1D::get_config() const {
+    auto config = Layer::get_config();
+    config["filters"] = filters;
+    write_windows(config, kernel_size, options.strides, options.padding, options.dilation_rate);
+    config["data_format"] = options.data_format;
+    write_fields(config, options);
+    config["activity_regularizer"] = nullptr;
+    return config;
+}
+
+// ---- SeparableConv1D
+
+SeparableConv1D::SeparableConv1D(int64_t filters, int64_t kernel_size, SeparableConv1DOptions options)
+    : Layer("SeparableConv1D", options.name), filters(filters), kernel_size(kernel_size), options(std::move(options)) {
+    const SeparableConv1DOptions& o = this->options;
+    check_conv_args(filters, kernel_size, o.strides, o.padding, o.dilation_rate);
+    check_data_format(o.data_format);
+    if (o.depth_multiplier <= 0)
+        value_error("Invalid value for argument `depth_multiplier`. Expected a strictly positive value. Received "
+                    "depth_multiplier={}.", o.depth_multiplier);
+    activation_ = activation_from_string(o.activation);
+}
+
+void SeparableConv1D::check_input_shape(const Shape& input_shape) const { check_ndim(input_shape, 3); }
+
+void SeparableConv1D::check_built_shape(const Shape& input_shape) const {
+    if (options.data_format != "channels_first") return Layer::check_built_shape(input_shape);
+    const std::string error = channel_axis_error(this->input_shape(), input_shape);
+    if (!error.empty()) input_error(error, input_shape);
+}
+
+void SeparableConv1D::build(const Shape& input_shape) {
+    const int64_t channels = channels_last_shape(input_shape, options.data_format)[2], dm = options.depth_multiplier;
+    depthwise_kernel = add_weight("depthwise_kernel", {kernel_size, channels, dm}, options.depthwise_initializer);
+    pointwise_kernel = add_weight("pointwise_kernel", {1, channels * dm, filters}, options.pointwise_initializer);
+    if (options.use_bias) bias = add_weight("bias", {filters}, options.bias_initializer);
+}
+
+Shape SeparableConv1D::compute_output_shape(const Shape& input_shape) const {
+    const WindowSpec w{kernel_size, options.strides, options.dilation_rate, options.padding};
+    const Shape s = channels_last_shape(input_shape, options.data_format);
+    check_conv_output(input_shape, s, {kernel_size, s[2], options.depth_multiplier}, w);
+    return channels_last_shape({s[0], w.out_steps(s[1]), filters}, options.data_format);
+}
+
+Tensor SeparableConv1D::call(const Tensor& x) {
+    const bool first = options.data_format == "channels_first";
+    const Tensor inputs = first ? swap_steps_and_channels(x) : x;
+    const WindowSpec w{kernel_size, options.strides, options.dilation_rate, options.padding};
+    check_conv_output(x.shape(), inputs.shape(), depthwise_kernel->value.shape(), w);
+    const Tensor windows = gather_windows(inputs, w, 0.0f);   // (batch, out, kernel_size, channels)
+    const int64_t batch = windows.dim(0), out = windows.dim(1), channels = inputs.dim(2);
+    const int64_t dm = options.depth_multiplier;
+    // Depthwise: channel c's taps times its dm kernels, summed over the taps -> channel c * dm + m.
+    Tensor depthwise = ops::sum(ops::multiply(ops::expand_dims(windows, -1), depthwise_kernel), 2);
+    depthwise = ops::reshape(depthwise, {batch, out, channels * dm});
+    Tensor y = ops::matmul(depthwise, ops::reshape(ops::convert_to_tensor(pointwise_kernel), {channels * dm, filters}));
+    if (bias) y = ops::add(y, bias);
+    y = activate(activation_, y);
+    return first ? swap_steps_and_channels(y) : y;
+}
+
+nlohmann::json SeparableConv1D::get_config() const {
+    auto config = Layer::get_config();
+    config["filters"] = filters;
+    write_windows(config, kernel_size, options.strides, options.padding, options.dilation_rate);
+    config["data_format"] = options.data_format;
+    write_fields(config, options);
+    config["activity_regularizer"] = nullptr;
+    return config;
+}
+
+// ---- MaxPooling1D, AveragePooling1D
+
+Pooling1D::Pooling1D(const std::string& class_name, bool max, int64_t pool_size, Pooling1DOptions options)
+    : Layer(class_name, options.name), pool_size(pool_size), options(std::move(options)), max_(max) {
+    check_tuple_arg("pool_size", pool_size);
+    if (this->options.strides == 0) this->options.strides = static_cast<int>(pool_size);   // None
+    check_tuple_arg("strides", this->options.strides);
+    check_padding(this->options.padding, false);
+    check_data_format(this->options.data_format);
+}
+
+void Pooling1D::check_input_shape(const Shape& input_shape) const { check_ndim(input_shape, 3); }
+
+Shape Pooling1D::compute_output_shape(const Shape& input_shape) const {
+    const WindowSpec w{pool_size, options.strides, 1, options.padding};
+    const Shape s = channels_last_shape(input_shape, options.data_format);
+    const int64_t out = w.out_steps(s[1]);
+    if (out == 0) {   // Keras prints the shape as a numpy array
+        std::string dims;
+        for (int64_t d : input_shape) {
+            if (!dims.empty()) dims += " ";
+            dims += d < 0 ? std::string("None") : std::to_string(d);
+        }
+        value_error("Computed output size would be zero or negative. Received: `inputs.shape=[{}]`, "
+                    "`pool_size=[{}]`, `strides=({},)`, `padding={}`.", dims, pool_size, options.strides,
+                    options.padding);
+    }
+    return channels_last_shape({s[0], out, s[2]}, options.data_format);
+}
+
+Tensor Pooling1D::call(const Tensor& x) {
+    compute_output_shape(x.shape());
+    if (options.data_format == "channels_first") return swap_steps_and_channels(pool(swap_steps_and_channels(x)));
+    return pool(x);
+}
+
+Tensor Pooling1D::pool(const Tensor& inputs) const {
+    const WindowSpec w{pool_size, options.strides, 1, options.padding};
+    if (max_) return ops::max(gather_windows(inputs, w, std::numeric_limits<float>::lowest()), 2);
+    // The mean over the window's real steps: the sum (padding adds zeros) over their count.
+    const Tensor sums = ops::sum(gather_windows(inputs, w, 0.0f), 2);
+    bool padded = false;
+    const Tensor indices = window_indices(w, inputs.dim(1), padded);
+    Tensor counts({sums.dim(1), 1}, DType::float32);
+    for (int64_t o = 0; o < sums.dim(1); ++o) {
+        int64_t n = 0;
+        for (int64_t j = 0; j < pool_size; ++j) n += indices.data<int64_t>()[o * pool_size + j] < inputs.dim(1);
+        counts.data<float>()[o] = static_cast<float>(n);
+    }
+    return ops::divide(sums, counts.to(inputs.device()));
+}
+
+nlohmann::json Pooling1D::get_config() const {
+    auto config = Layer::get_config();
+    config["pool_size"] = {pool_size};
+    config["padding"] = options.padding;
+    config["strides"] = {options.strides};
+    config["data_format"] = options.data_format;
+    write_fields(config, options);
+    return config;
+}
+
+}  // namespace keras::layers
