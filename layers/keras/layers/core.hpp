@@ -13,6 +13,7 @@
 
 namespace keras::layers {
 
+// Dropout's keyword arguments besides rate.
 struct KERAS_API DropoutOptions {
     std::string name{};
     static const FieldTable<DropoutOptions>& fields();
@@ -36,6 +37,7 @@ public:
     DropoutOptions options;
 };
 
+// Activation's keyword arguments besides the activation.
 struct KERAS_API ActivationOptions {
     std::string name{};
     static const FieldTable<ActivationOptions>& fields();
@@ -45,6 +47,7 @@ inline const FieldTable<ActivationOptions>& ActivationOptions::fields() {
     static const auto table = FieldTable<ActivationOptions>();
     return table;
 }
+// Applies an activation function element-wise (Keras's Activation layer).
 class KERAS_API Activation : public Layer {
 public:
     explicit Activation(const std::string& activation, ActivationOptions options = {});
@@ -56,6 +59,7 @@ public:
     ActivationOptions options;
 };
 
+// Flatten's keyword arguments.
 struct KERAS_API FlattenOptions {
     std::string name{};
     static const FieldTable<FlattenOptions>& fields();
@@ -79,6 +83,7 @@ protected:
     void check_input_shape(const Shape& input_shape) const override;
 };
 
+// GlobalAveragePooling1D's keyword arguments.
 struct KERAS_API GlobalAveragePooling1DOptions {
     std::string name{};
     static const FieldTable<GlobalAveragePooling1DOptions>& fields();
@@ -106,6 +111,7 @@ protected:
     void check_input_shape(const Shape& input_shape) const override;
 };
 
+// RepeatVector's keyword arguments besides n.
 struct KERAS_API RepeatVectorOptions {
     std::string name{};
     static const FieldTable<RepeatVectorOptions>& fields();

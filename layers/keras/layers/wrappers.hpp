@@ -10,6 +10,7 @@
 
 namespace keras::layers {
 
+// TimeDistributed's keyword arguments besides the layer.
 struct KERAS_API TimeDistributedOptions {
     std::string name{};
     static const FieldTable<TimeDistributedOptions>& fields();
