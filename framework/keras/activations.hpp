@@ -7,6 +7,7 @@
 
 namespace keras {
 
+// An element-wise activation by its Keras name (Dense's, the recurrent layers' activation).
 enum class Activation {
     linear, relu, sigmoid, tanh, softmax, hard_sigmoid, hard_sigmoid_keras2,
     elu, selu, softplus, softsign, swish, gelu, exponential
@@ -15,6 +16,7 @@ enum class Activation {
 // Parses a Keras activation string ("linear", "relu", "tanh", ..., "silu" = "swish").
 // Empty string and "linear" both mean no activation. Unknown names throw ValueError.
 KERAS_API Activation activation_from_string(const std::string& name);
+// The Keras name of an activation ("relu").
 KERAS_API std::string to_string(Activation activation);
 
 namespace activations {

@@ -109,6 +109,7 @@ private:
 
 }  // namespace autodiff
 
+// GradientTape's keyword arguments.
 struct KERAS_API GradientTapeOptions {
     // A persistent tape may be asked for gradients more than once (TensorFlow's persistent=True).
     bool persistent = false;
@@ -118,7 +119,7 @@ struct KERAS_API GradientTapeOptions {
 // stop_recording), then gives gradients. Variables need no watch(): every read of a Variable is recorded.
 class KERAS_API GradientTape {
 public:
-    explicit GradientTape(GradientTapeOptions options = {});
+    explicit GradientTape(GradientTapeOptions options = {});   // Starts recording.
     ~GradientTape();
     GradientTape(const GradientTape&) = delete;
     GradientTape& operator=(const GradientTape&) = delete;
@@ -132,7 +133,7 @@ public:
                                  bool unconnected_zeros = false);
     std::vector<Tensor> gradient(const Tensor& target, const std::vector<Tensor>& sources,
                                  bool unconnected_zeros = false);
-    Tensor gradient(const Tensor& target, const Tensor& source, bool unconnected_zeros = false);
+    Tensor gradient(const Tensor& target, const Tensor& source, bool unconnected_zeros = false);   // One source.
 
     // Stops recording until the returned guard ends (or the tape is destroyed).
     autodiff::StopRecording stop_recording() { return {}; }
@@ -155,11 +156,13 @@ private:
 //         })};
 //     });
 using ForwardWithGradient = std::function<std::pair<Tensor, autodiff::BackwardFn>(const std::vector<Tensor>&)>;
+// One output: `fn` returns it with its backward (see above).
 KERAS_API Tensor custom_gradient(const std::string& name, const std::vector<Tensor>& inputs, const ForwardWithGradient& fn);
 // Several outputs: the backward receives one gradient per output (undefined where an output got
 // none, e.g. a returned state the loss does not use) and returns one per input.
 using ForwardWithGradients =
     std::function<std::pair<std::vector<Tensor>, autodiff::MultiBackwardFn>(const std::vector<Tensor>&)>;
+// Several outputs: `fn` returns them with a backward taking one gradient per output.
 KERAS_API std::vector<Tensor> custom_gradient(const std::string& name, const std::vector<Tensor>& inputs,
                                               const ForwardWithGradients& fn);
 

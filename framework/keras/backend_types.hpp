@@ -10,8 +10,10 @@
 
 namespace keras::backend {
 
+// Which recurrent cell a backend runs.
 enum class RnnCell { simple_rnn, lstm, gru };
 
+// What a backend needs to run a recurrent layer (from RNNBase::spec()).
 struct RnnSpec {
     RnnCell cell = RnnCell::simple_rnn;
     int64_t units = 0;
@@ -39,6 +41,7 @@ enum class LossKind {
     binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy,
     mean_squared_error, mean_absolute_error
 };
+// A built-in loss as a backend computes it on the device (Loss::device_spec()).
 struct LossSpec {
     LossKind kind = LossKind::mean_squared_error;
     bool from_logits = false;
@@ -50,6 +53,7 @@ struct LossSpec {
 enum class MetricKind {
     binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, mean_squared_error, mean_absolute_error
 };
+// A built-in metric as a backend computes it on the device (Metric::device_spec()).
 struct MetricSpec {
     MetricKind kind = MetricKind::binary_accuracy;
     float threshold = 0.5f;   // binary_accuracy only

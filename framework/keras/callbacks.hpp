@@ -28,6 +28,7 @@ struct KERAS_API Params {
     int verbose = 1;
 };
 
+// Keras's Callback: override the hooks you need; fit() / evaluate() / predict() call them.
 class KERAS_API Callback {
 public:
     virtual ~Callback() = default;
@@ -60,6 +61,7 @@ private:
     Model* model_ = nullptr;
     Params params_;
 };
+// How callbacks are passed to fit(), evaluate() and predict().
 using CallbackPtr = std::shared_ptr<Callback>;
 
 // Records every epoch's logs; fit() returns it.
@@ -73,7 +75,7 @@ public:
     const std::vector<double>& operator[](const std::string& key) const;   // throws ValueError if absent
 };
 
-// Keras 2's progress bar. verbose 1: a live bar with ETA, redrawn in place with '\r' at most every
+// Keras 2's progress bar. verbose 1: a live bar with ETA, redrawn in place (carriage return) at most every
 // 0.05 s on a terminal, only the final line of each bar elsewhere (a log file, a pipe); verbose 2:
 // one line per epoch. It counts batches ("157/157"), as fit and evaluate do.
 // Values are shown as the logs give them: the model already passes running means.
@@ -118,6 +120,7 @@ struct KERAS_API CallbackListOptions {
     Model* model = nullptr;   // given to every callback (set_model), with the params
     Params params{};
 };
+// The callbacks of one fit() / evaluate() / predict() call (see CallbackListOptions).
 class KERAS_API CallbackList : public Callback {
 public:
     explicit CallbackList(const std::vector<CallbackPtr>& callbacks = {}, const CallbackListOptions& options = {});
@@ -149,6 +152,7 @@ private:
     std::shared_ptr<History> history_;
 };
 
+// EarlyStopping's keyword arguments, in Keras's order.
 struct KERAS_API EarlyStoppingOptions {
     std::string monitor = "val_loss";
     double min_delta = 0.0;
@@ -185,12 +189,13 @@ public:
     void on_train_batch_end(int64_t batch, Logs& logs) override;
 };
 
+// CSVLogger's keyword arguments.
 struct KERAS_API CSVLoggerOptions {
     std::string separator = ",";
     bool append = false;
 };
 // Writes "epoch,<metrics in sorted order>" and one row per epoch, as Keras's csv writer does
-// (excel dialect: "\r\n" line ends, Python's repr for numbers, "NA" for a missing value).
+// (excel dialect: CR LF line ends, Python's repr for numbers, "NA" for a missing value).
 class KERAS_API CSVLogger : public Callback {
 public:
     explicit CSVLogger(std::string filename, CSVLoggerOptions options = {});
@@ -212,6 +217,7 @@ struct KERAS_API LambdaCallbackOptions {
     std::function<void(int64_t, Logs&)> on_batch_begin = {}, on_batch_end = {};
     std::function<void(Logs&)> on_train_begin = {}, on_train_end = {};
 };
+// Keras's LambdaCallback: the functions of LambdaCallbackOptions as hooks.
 class KERAS_API LambdaCallback : public Callback {
 public:
     explicit LambdaCallback(LambdaCallbackOptions functions) : f_(std::move(functions)) {}
@@ -225,6 +231,7 @@ private:
     LambdaCallbackOptions f_;
 };
 
+// ReduceLROnPlateau's keyword arguments, in Keras's order.
 struct KERAS_API ReduceLROnPlateauOptions {
     std::string monitor = "val_loss";
     double factor = 0.1;
@@ -300,6 +307,7 @@ private:
 // How often a checkpointing callback saves: "epoch" (at every epoch's end) or every N batches.
 using SaveFreq = std::variant<std::string, int64_t>;
 
+// ModelCheckpoint's keyword arguments, in Keras's order.
 struct KERAS_API ModelCheckpointOptions {
     std::string monitor = "val_loss";
     int verbose = 0;
@@ -334,6 +342,7 @@ private:
     int64_t batches_since_save_ = 0;
 };
 
+// BackupAndRestore's keyword arguments.
 struct KERAS_API BackupAndRestoreOptions {
     SaveFreq save_freq = std::string("epoch");
     bool delete_checkpoint = true;

@@ -11,8 +11,10 @@
 
 namespace keras {
 
+// Where tensors live and ops run: the CPU or CUDA GPU number N.
 class KERAS_API Device {
 public:
+    // The kind of device.
     enum class Type { cpu, cuda };
 
     constexpr Device() = default;
@@ -39,6 +41,7 @@ KERAS_API std::string to_string(Device device);
 // The device new models and their weights use. Setting a CUDA device checks that it can be used
 // (RuntimeError saying whether the build lacks CUDA or the machine lacks a GPU).
 KERAS_API void set_default_device(Device device);
+// The device set_default_device() last set (the CPU, or $KERASCPP_DEVICE, until then).
 KERAS_API Device default_device();
 
 namespace cuda {

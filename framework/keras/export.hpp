@@ -7,5 +7,6 @@
 #if defined(_WIN32)
 #define KERAS_API
 #else
+// Exported from libkerascpp (default visibility).
 #define KERAS_API __attribute__((visibility("default")))
 #endif

@@ -16,6 +16,7 @@ namespace keras::initializers {
 // "uniform" (Embedding's default, same as random_uniform). Fan-in / fan-out follow Keras: for a
 // 2-D shape (in, out). Unknown names throw ValueError.
 KERAS_API Tensor make(const std::string& name, const Shape& shape);
+// ValueError unless make() knows `name`.
 KERAS_API void check_name(const std::string& name);
 
 // Keras 3's serialized form of an initializer ({"module", "class_name", "config", "registered_name"}).

@@ -1,4 +1,4 @@
-// Everything a kerascpp program needs: #include <keras/keras.hpp>
+// Everything a kerascpp program needs: `#include <keras/keras.hpp>`.
 #pragma once
 
 #include "keras/activations.hpp"

@@ -27,6 +27,7 @@
 
 namespace keras {
 
+// What a layer's call() and backward() share for one call: training or not, masks, saved tensors.
 struct KERAS_API CallContext {
     bool training = false;
     std::vector<Tensor> saved{};   // tensors kept for the backward pass
@@ -42,6 +43,7 @@ struct KERAS_API CallContext {
 };
 
 class Layer;
+// Layers are held in shared_ptrs (models and graph nodes share them).
 using LayerPtr = std::shared_ptr<Layer>;
 
 // Layers are shared: a functional graph's nodes hold the layers they call, so a layer used in a
@@ -50,9 +52,9 @@ class KERAS_API Layer : public std::enable_shared_from_this<Layer> {
 public:
     virtual ~Layer() = default;
 
-    const std::string& name() const { return name_; }
-    const std::string& class_name() const { return class_name_; }
-    bool built() const { return built_; }
+    const std::string& name() const { return name_; }   // Keras's layer.name ("lstm_1").
+    const std::string& class_name() const { return class_name_; }   // Keras's class name ("LSTM").
+    bool built() const { return built_; }   // Whether the weights exist.
     // Shape of the input the layer was built for, batch axis as -1.
     const Shape& input_shape() const { return input_shape_; }
 
@@ -150,6 +152,7 @@ public:
     // A layer with nested layers has no weights of its own (weights() lists theirs). Default: none.
     virtual std::vector<std::pair<std::string, LayerPtr>> nested_layers() const { return {}; }
 
+    // Keras's layer.weights: the variables, in Keras's order.
     const std::vector<VariablePtr>& weights() const { return weights_; }
     // Keras's layer.get_weights(): copies of weights()' values, on the host, in that order.
     std::vector<Tensor> get_weights() const;
@@ -161,11 +164,11 @@ public:
     // (or one it wraps) does. reset_states() zeroes them (Keras 3 also calls it reset_state()); on a
     // layer that is not stateful it is a ValueError. The default resets the wrapped layers.
     virtual bool stateful() const;
-    virtual void reset_states();
-    void reset_state() { reset_states(); }
-    std::vector<VariablePtr> trainable_weights() const;
-    int64_t count_params() const;
-    bool trainable = true;
+    virtual void reset_states();   // Zeroes a stateful layer's kept states (see above).
+    void reset_state() { reset_states(); }   // Keras 3's name of reset_states().
+    std::vector<VariablePtr> trainable_weights() const;   // The weights training updates (none when trainable is false).
+    int64_t count_params() const;   // The number of weight values.
+    bool trainable = true;   // Keras's layer.trainable: false freezes the weights.
 
     // How the layer runs when it matters (e.g. "oneDNN lstm" or a fallback loop); empty otherwise.
     virtual std::string implementation_note() const { return {}; }
@@ -201,7 +204,7 @@ protected:
     void track_weights_of(const Layer& inner);
     VariablePtr add_weight(const std::string& name, const Shape& shape, const std::string& initializer,
                            bool trainable = true);
-    // Keras's message: Input 0 of layer "lstm" is incompatible with the layer: <what>. Full shape received: (None, 5)
+    // Keras's message: Input 0 of layer "lstm" is incompatible with the layer: `what`. Full shape received: (None, 5)
     [[noreturn]] void input_error(const std::string& what, const Shape& received) const;
     void check_ndim(const Shape& input_shape, int ndim) const;
     void check_min_ndim(const Shape& input_shape, int min_ndim) const;
@@ -221,7 +224,9 @@ private:
 };
 
 // Moves a layer value into shared ownership, for one-line functional calls:
-// `auto x = (*keras::share(layers::Dense(4)))(inp);` or, more readably, `keras::share(...)->operator()(inp)`.
+//
+//     auto x = (*keras::share(layers::Dense(4)))(inp);
+//     auto y = keras::share(layers::Dense(4))->operator()(inp);
 template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>
 std::shared_ptr<L> share(L layer) { return std::make_shared<L>(std::move(layer)); }
 

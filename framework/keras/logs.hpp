@@ -10,6 +10,7 @@
 
 namespace keras {
 
+// Keras's logs dict: metric name -> value, in insertion order, as callbacks receive them.
 class KERAS_API Logs {
 public:
     void set(const std::string& key, double value);

@@ -16,6 +16,7 @@
 
 namespace keras::losses {
 
+// Keras's Loss: the batch-mean loss and its gradient with respect to y_pred.
 class KERAS_API Loss {
 public:
     virtual ~Loss() = default;
@@ -41,13 +42,16 @@ public:
     // only compute() knows (user-defined ones), which then run on the host.
     virtual std::optional<backend::LossSpec> device_spec() const { return std::nullopt; }
 };
+// How compile() and LossArg hold losses.
 using LossPtr = std::shared_ptr<Loss>;
 
+// The crossentropy losses' keyword arguments.
 struct KERAS_API CrossentropyOptions {
     bool from_logits = false;
     float label_smoothing = 0.0f;   // binary / categorical only
 };
 
+// Keras's binary_crossentropy: y_true 0 / 1, y_pred a probability (or a logit with from_logits).
 class KERAS_API BinaryCrossentropy : public Loss {
 public:
     explicit BinaryCrossentropy(CrossentropyOptions options = {}) : options(options) {}
@@ -63,6 +67,7 @@ public:
     CrossentropyOptions options;
 };
 
+// Keras's categorical_crossentropy: one-hot y_true against class probabilities (or logits).
 class KERAS_API CategoricalCrossentropy : public Loss {
 public:
     explicit CategoricalCrossentropy(CrossentropyOptions options = {}) : options(options) {}
@@ -97,6 +102,7 @@ public:
     CrossentropyOptions options;
 };
 
+// Keras's mean_squared_error ("mse").
 class KERAS_API MeanSquaredError : public Loss {
 public:
     std::string name() const override { return "mean_squared_error"; }
@@ -109,6 +115,7 @@ public:
     }
 };
 
+// Keras's mean_absolute_error ("mae").
 class KERAS_API MeanAbsoluteError : public Loss {
 public:
     std::string name() const override { return "mean_absolute_error"; }

@@ -14,6 +14,7 @@
 
 namespace keras::metrics {
 
+// Keras's Metric: reset_state(), update_state() per batch, result() for the epoch so far.
 class KERAS_API Metric {
 public:
     virtual ~Metric() = default;
@@ -51,8 +52,10 @@ protected:
 private:
     std::string name_;
 };
+// How a compiled model holds its metrics.
 using MetricPtr = std::shared_ptr<Metric>;
 
+// The fraction of y_pred > threshold that equal y_true (0 / 1).
 class KERAS_API BinaryAccuracy : public Metric {
 public:
     explicit BinaryAccuracy(std::string name = "binary_accuracy", float threshold = 0.5f)
@@ -64,6 +67,7 @@ public:
     }
     float threshold;
 };
+// The fraction of samples whose argmax of y_pred is the argmax of the one-hot y_true.
 class KERAS_API CategoricalAccuracy : public Metric {
 public:
     explicit CategoricalAccuracy(std::string name = "categorical_accuracy") : Metric(std::move(name)) {}
@@ -73,6 +77,7 @@ public:
         return backend::MetricSpec{backend::MetricKind::categorical_accuracy};
     }
 };
+// The fraction of samples whose argmax of y_pred is the class id in y_true.
 class KERAS_API SparseCategoricalAccuracy : public Metric {
 public:
     explicit SparseCategoricalAccuracy(std::string name = "sparse_categorical_accuracy")
@@ -93,6 +98,7 @@ public:
         return backend::MetricSpec{backend::MetricKind::mean_squared_error};
     }
 };
+// Mean of per-sample mean absolute errors ("mae").
 class KERAS_API MeanAbsoluteError : public Metric {
 public:
     explicit MeanAbsoluteError(std::string name = "mean_absolute_error") : Metric(std::move(name)) {}

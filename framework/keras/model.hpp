@@ -107,12 +107,14 @@ struct KERAS_API SaveOptions {
     bool include_optimizer = true;
 };
 
+// evaluate()'s keyword arguments.
 struct KERAS_API EvaluateOptions {
     int64_t batch_size = 32;
     int verbose = 1;
     std::vector<callbacks::CallbackPtr> callbacks{};
 };
 
+// predict()'s keyword arguments.
 struct KERAS_API PredictOptions {
     int64_t batch_size = 32;
     int verbose = 1;
@@ -141,6 +143,8 @@ private:
 struct FunctionalGraph;   // framework/src/functional_graph.hpp
 class LossAndMetrics;     // framework/src/loss_and_metrics.hpp
 
+// Keras's Model: compile, fit, evaluate, predict, save; built from inputs and outputs (the functional
+// API) or, as a Sequential, from a stack of layers.
 class KERAS_API Model {
 public:
     virtual ~Model() = default;
@@ -148,6 +152,7 @@ public:
     // The functional API: the model computing `outputs` from `inputs` (keras::Input tensors). Every
     // output must be computable from the inputs alone ("Graph disconnected" ValueError otherwise).
     Model(const std::vector<KerasTensor>& inputs, const std::vector<KerasTensor>& outputs, const std::string& name = "");
+    // One input, one output.
     Model(const KerasTensor& input, const KerasTensor& output, const std::string& name = "");
     // Built from inputs and outputs (Keras's Functional); a Sequential is not, though it runs on a
     // graph too. Saving (the config's class) and summary() (its columns) tell the two apart.
@@ -155,7 +160,9 @@ public:
     // The graph the model runs: a functional model's, or a built Sequential's chain of its layers
     // (null before it is built).
     const FunctionalGraph* functional_graph() const { return graph_.get(); }
+    // Keras's model.inputs: the keras::Input tensors of a functional model.
     const std::vector<KerasTensor>& inputs() const;
+    // Keras's model.outputs.
     const std::vector<KerasTensor>& outputs() const;
     // The names of the output layers, in order (the prefixes of the per-output log names).
     std::vector<std::string> output_names() const;
@@ -174,24 +181,32 @@ public:
         compile(std::move(optimizer), std::move(loss), CompileOptions{.metrics = metrics});
     }
 
+    // Keras's model.fit: trains for options.epochs on x / y in batches; returns the History of the logs.
     callbacks::History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
+    // Keras's model.evaluate: the loss and metrics over x / y (`auto [loss, acc] = ...`).
     EvaluateResult evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
     // Keras's model(x, training=...): one batch's output on the model's device. While a GradientTape
     // records, the call is recorded too, so tape.gradient(loss, model.trainable_weights()) reaches
     // the weights (custom training loops; the backward is the layers' own). Single-output models;
     // a model of several inputs takes one tensor per input; call_all gives every output.
     Tensor operator()(const Tensor& x, const CallOptions& options = {});
+    // A model of several inputs: one tensor per input.
     Tensor operator()(const std::vector<Tensor>& xs, const CallOptions& options = {});
+    // Every output of a model of several outputs.
     std::vector<Tensor> call_all(const std::vector<Tensor>& xs, const CallOptions& options = {});
+    // Keras's model.predict: the output for every sample of x, computed in batches.
     Tensor predict(const Tensor& x, const PredictOptions& options = {});
     // One gradient step on one batch; returns the loss and metrics of that batch (metrics reset first).
     Logs train_on_batch(const Tensor& x, const Tensor& y);
+    // The loss and metrics of one batch, without training.
     Logs test_on_batch(const Tensor& x, const Tensor& y);
     // Several inputs and / or outputs: one array per model input and per output, in order.
     // (FitOptions::validation_data takes single arrays; use validation_split with several.)
     callbacks::History fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const FitOptions& options = {});
+    // evaluate() with one array per input and per output.
     EvaluateResult evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
                             const EvaluateOptions& options = {});
+    // predict() with one array per input; one result per output.
     std::vector<Tensor> predict(const std::vector<Tensor>& x, const PredictOptions& options = {});
 
     // fastai's training tools (docs/training.md). lr_find: trains options.num_it batches at
@@ -214,6 +229,7 @@ public:
 
     // Builds every layer for inputs of this shape (batch axis -1 or any size).
     virtual void build(const Shape& input_shape);
+    // Whether the layers have their weights.
     bool built() const { return built_; }
     // Keras's table: Layer (type), Output Shape, Param #, then totals; functional models add
     // Keras 2's "Connected to" column.
@@ -224,11 +240,15 @@ public:
     std::vector<LayerPtr> layers() const;
     // Every layer, a Sequential's InputLayer first when it has one: what its saved config lists.
     const std::vector<LayerPtr>& all_layers() const { return layers_; }
+    // Keras's model.get_layer(name); ValueError naming the layers there are when there is none.
     LayerPtr get_layer(const std::string& name) const;
+    // Every layer's weights, in layer order.
     std::vector<VariablePtr> weights() const;
+    // The weights training updates (of trainable layers, trainable variables).
     std::vector<VariablePtr> trainable_weights() const;
     std::vector<Tensor> get_weights() const;            // copies
     void set_weights(const std::vector<Tensor>& values);  // shapes must match
+    // The number of weight values.
     int64_t count_params() const;
     // tf-keras's model.reset_states(): zeroes the kept states of every stateful layer (others are
     // left alone); reset_state() is the same.
@@ -240,6 +260,7 @@ public:
     void save(const std::string& filepath, const SaveOptions& options = {}) const;
     // Weights only: a legacy ".h5" weights file, or Keras 3's ".weights.h5" layout by that suffix.
     void save_weights(const std::string& filepath, bool overwrite = true) const;
+    // Reads weights saved by save_weights (either layout) or save, by layer name and order.
     void load_weights(const std::string& filepath);
 
     // The device the model computes on, PyTorch-style: to() moves the weights there (the optimizer's
@@ -248,13 +269,13 @@ public:
     // moved uses keras::default_device(), fixed when it is built. Returns *this, so
     // `model.to(keras::Device::cuda())` chains. A CUDA device that cannot be used is a RuntimeError.
     Model& to(Device device);
-    Device device() const;
+    Device device() const;   // The device the weights are on (or will be).
 
-    const std::string& name() const { return name_; }
-    bool compiled() const { return optimizer_ != nullptr; }
-    optimizers::Optimizer& optimizer() const;
+    const std::string& name() const { return name_; }   // Keras's model.name.
+    bool compiled() const { return optimizer_ != nullptr; }   // Whether compile() was called.
+    optimizers::Optimizer& optimizer() const;   // The compiled optimizer (RuntimeError before compile()).
     const losses::Loss& loss() const;   // the first output's
-    const std::vector<losses::LossPtr>& output_losses() const;
+    const std::vector<losses::LossPtr>& output_losses() const;   // One loss per output.
     // The metrics given to compile(), as given ("accuracy"): those for every output.
     const std::vector<std::string>& metric_names() const { return compile_options_.metrics; }
     // compile()'s keyword arguments as given (for the saved training_config).
@@ -279,7 +300,7 @@ public:
     virtual std::vector<Tensor> predict_step(const std::vector<Tensor>& x);
     // The compiled losses' and metrics' running values ("loss", per-output losses, metrics).
     Logs get_metrics_result() const;
-    void reset_metrics();
+    void reset_metrics();   // Resets the compiled metrics' running values.
 
 protected:
     explicit Model(std::string name) : name_(std::move(name)) {}
@@ -330,14 +351,19 @@ private:
     std::shared_ptr<std::atomic<bool>> fitting_ = std::make_shared<std::atomic<bool>>(false);
 };
 
+// Keras's Sequential: a plain stack of layers, each feeding the next (add(), pop()).
 class KERAS_API Sequential : public Model {
 public:
+    // An empty Sequential; add() layers to it.
     explicit Sequential(const std::string& name = "");
+    // Keras's Sequential([layer, ...]).
     Sequential(std::initializer_list<LayerPtr> layers, const std::string& name = "");
 
+    // Appends a layer (Keras's model.add); the model is built again on next use.
     void add(LayerPtr layer);
     template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>
-    void add(L layer) { add(std::make_shared<L>(std::move(layer))); }
+    void add(L layer) { add(std::make_shared<L>(std::move(layer))); }   // Appends a layer value: model.add(layers::Dense(1)).
+    // Removes the last layer (Keras's model.pop()).
     void pop();
     // Builds every layer for inputs of this shape (batch axis -1 or any size), and the chain they run as.
     void build(const Shape& input_shape) override;
@@ -354,4 +380,5 @@ private:
 }  // namespace keras
 
 template <> struct std::tuple_size<keras::EvaluateResult> : std::integral_constant<size_t, 2> {};
+// Structured bindings of EvaluateResult: `auto [loss, acc] = model.evaluate(x, y);`.
 template <size_t I> struct std::tuple_element<I, keras::EvaluateResult> { using type = double; };

@@ -29,6 +29,7 @@ struct KERAS_API LearningRate {
     schedules::SchedulePtr schedule;
 };
 
+// Gradient clipping: at most one of clipnorm, clipvalue, global_clipnorm.
 struct KERAS_API Clipping {
     std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
 };
@@ -40,6 +41,7 @@ struct KERAS_API SlotSpec {
     float initial_value = 0.0f;
 };
 
+// Keras's optimizer base: apply_gradients() / apply() update variables from their gradients.
 class KERAS_API Optimizer {
 public:
     virtual ~Optimizer() = default;
@@ -95,14 +97,17 @@ private:
     std::map<const Variable*, SlotEntry> slots_;
     schedules::SchedulePtr schedule_;
 };
+// How compile() and OptimizerArg hold optimizers.
 using OptimizerPtr = std::shared_ptr<Optimizer>;
 
+// SGD's keyword arguments, in Keras's order.
 struct KERAS_API SGDOptions {
     LearningRate learning_rate = 0.01f;
     float momentum = 0.0f;
     bool nesterov = false;
     std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
 };
+// Stochastic gradient descent, with momentum and Nesterov momentum.
 class KERAS_API SGD : public Optimizer {
 public:
     explicit SGD(LearningRate learning_rate) : SGD(SGDOptions{.learning_rate = learning_rate}) {}
@@ -117,6 +122,7 @@ protected:
     void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) override;
 };
 
+// Adam's keyword arguments, in Keras's order.
 struct KERAS_API AdamOptions {
     LearningRate learning_rate = 0.001f;
     float beta_1 = 0.9f;
@@ -125,6 +131,7 @@ struct KERAS_API AdamOptions {
     bool amsgrad = false;
     std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
 };
+// Adam (Kingma and Ba), with the AMSGrad variant.
 class KERAS_API Adam : public Optimizer {
 public:
     explicit Adam(LearningRate learning_rate) : Adam(AdamOptions{.learning_rate = learning_rate}) {}
@@ -138,6 +145,7 @@ protected:
     void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) override;
 };
 
+// RMSprop's keyword arguments, in Keras's order.
 struct KERAS_API RMSpropOptions {
     LearningRate learning_rate = 0.001f;
     float rho = 0.9f;
@@ -146,6 +154,7 @@ struct KERAS_API RMSpropOptions {
     bool centered = false;
     std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
 };
+// RMSprop, with momentum and the centered variant.
 class KERAS_API RMSprop : public Optimizer {
 public:
     explicit RMSprop(LearningRate learning_rate) : RMSprop(RMSpropOptions{.learning_rate = learning_rate}) {}
@@ -159,12 +168,14 @@ protected:
     void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) override;
 };
 
+// Adagrad's keyword arguments, in Keras's order.
 struct KERAS_API AdagradOptions {
     LearningRate learning_rate = 0.001f;
     float initial_accumulator_value = 0.1f;
     float epsilon = 1e-7f;
     std::optional<float> clipnorm = std::nullopt, clipvalue = std::nullopt, global_clipnorm = std::nullopt;
 };
+// Adagrad: per-parameter rates from the accumulated squared gradients.
 class KERAS_API Adagrad : public Optimizer {
 public:
     explicit Adagrad(LearningRate learning_rate) : Adagrad(AdagradOptions{.learning_rate = learning_rate}) {}

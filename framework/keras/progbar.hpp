@@ -14,11 +14,12 @@
 
 namespace keras::utils {
 
+// Progbar's keyword arguments.
 struct KERAS_API ProgbarOptions {
     int verbose = 1;                 // 1: a bar with ETA (see `interactive`); 2: one line at the end; 0: silent
     std::ostream* out = nullptr;     // default std::cout
     std::function<double()> clock;   // seconds from any fixed origin; default a steady clock
-    // verbose 1 on a terminal redraws the bar in place with '\r'; elsewhere (a pipe, a log file, a
+    // verbose 1 on a terminal redraws the bar in place (carriage return); elsewhere (a pipe, a log file, a
     // string stream) it prints only the final line, so a log holds whole lines. Unset: interactive
     // when `out` is std::cout, std::cerr or std::clog, still on its own buffer, and that file
     // descriptor is a terminal.
@@ -29,8 +30,10 @@ struct KERAS_API ProgbarOptions {
 // A standard stream redirected to another buffer (rdbuf(...)) is not.
 KERAS_API bool is_terminal(const std::ostream* out);
 
+// Named values a progress bar shows after the bar.
 using ProgbarValues = std::vector<std::pair<std::string, double>>;
 
+// Keras's utils.Progbar: the progress bar fit() and evaluate() print, for your own loops.
 class KERAS_API Progbar {
 public:
     // target: the number of steps, or <= 0 when unknown ("     37/Unknown").

@@ -24,6 +24,7 @@ KERAS_API void set_random_seed(uint64_t seed);
 }  // namespace utils
 
 namespace random {
+// This thread's random generator (seeded by utils::set_random_seed).
 KERAS_API std::mt19937_64& generator();
 // This thread's seed: what utils::set_random_seed last set (1337 until it is called).
 KERAS_API uint64_t seed();
@@ -34,6 +35,7 @@ KERAS_API uint64_t seed();
 KERAS_API void seed_for_epoch(int epoch);
 // Uniform in [0, 1), built from the generator's bits so results do not depend on the standard library.
 KERAS_API double uniform01();
+// Uniform in [lo, hi).
 KERAS_API double uniform(double lo, double hi);
 // Standard normal (Box-Muller on uniform01).
 KERAS_API double normal();

@@ -15,6 +15,7 @@
 
 namespace keras::optimizers::schedules {
 
+// Keras's LearningRateSchedule: the learning rate as a function of the step.
 class KERAS_API LearningRateSchedule {
 public:
     virtual ~LearningRateSchedule() = default;
@@ -24,6 +25,7 @@ public:
     // Keras's get_config(): the constructor arguments by name.
     virtual nlohmann::json get_config() const = 0;
 };
+// How optimizers hold a schedule (LearningRate takes any shared_ptr to one).
 using SchedulePtr = std::shared_ptr<const LearningRateSchedule>;
 
 // initial_learning_rate * decay_rate ^ (step / decay_steps), the exponent floored when staircase.
@@ -34,6 +36,7 @@ struct KERAS_API ExponentialDecayOptions {
     bool staircase = false;
     std::string name = "ExponentialDecay";
 };
+// Keras's ExponentialDecay (formula at ExponentialDecayOptions).
 class KERAS_API ExponentialDecay : public LearningRateSchedule {
 public:
     // ValueError unless decay_steps > 0.
@@ -52,6 +55,7 @@ struct KERAS_API InverseTimeDecayOptions {
     bool staircase = false;
     std::string name = "InverseTimeDecay";
 };
+// Keras's InverseTimeDecay (formula at InverseTimeDecayOptions).
 class KERAS_API InverseTimeDecay : public LearningRateSchedule {
 public:
     // ValueError unless decay_steps > 0.
@@ -72,6 +76,7 @@ struct KERAS_API PolynomialDecayOptions {
     bool cycle = false;
     std::string name = "PolynomialDecay";
 };
+// Keras's PolynomialDecay (formula at PolynomialDecayOptions).
 class KERAS_API PolynomialDecay : public LearningRateSchedule {
 public:
     // ValueError unless decay_steps > 0.
@@ -89,6 +94,7 @@ struct KERAS_API PiecewiseConstantDecayOptions {
     std::vector<double> values;
     std::string name = "PiecewiseConstant";
 };
+// Keras's PiecewiseConstantDecay (rule at PiecewiseConstantDecayOptions).
 class KERAS_API PiecewiseConstantDecay : public LearningRateSchedule {
 public:
     // ValueError unless there is one value more than boundaries.
@@ -110,6 +116,7 @@ struct KERAS_API CosineDecayOptions {
     std::optional<double> warmup_target = std::nullopt;
     double warmup_steps = 0.0;
 };
+// Keras's CosineDecay with optional linear warm-up (see CosineDecayOptions).
 class KERAS_API CosineDecay : public LearningRateSchedule {
 public:
     // ValueError unless decay_steps > 0.
@@ -130,6 +137,7 @@ struct KERAS_API CosineDecayRestartsOptions {
     double alpha = 0.0;
     std::string name = "SGDRDecay";
 };
+// Keras's CosineDecayRestarts, SGDR (see CosineDecayRestartsOptions).
 class KERAS_API CosineDecayRestarts : public LearningRateSchedule {
 public:
     // ValueError unless first_decay_steps > 0.

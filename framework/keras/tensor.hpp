@@ -20,10 +20,13 @@ namespace autodiff {
 struct Node;
 }
 
+// A tensor's element type.
 enum class DType { float32, int32, int64 };
 
+// A tensor's sizes, outermost first; -1 stands for Keras's None in symbolic shapes.
 using Shape = std::vector<int64_t>;
 
+// "float32", "int32" or "int64".
 KERAS_API std::string to_string(DType dtype);
 // Keras-style shape text: "(None, 130, 100)" where -1 stands for None.
 KERAS_API std::string shape_str(const Shape& shape);
@@ -31,43 +34,51 @@ KERAS_API std::string shape_str(const Shape& shape);
 KERAS_API int64_t num_elements(const Shape& shape);
 // The multi-index of flat element i in a row-major tensor of this shape, as "[3, 17]".
 KERAS_API std::string index_str(const Shape& shape, int64_t i);
+// Bytes per element.
 KERAS_API size_t dtype_size(DType dtype);
 
+// The DType of a C++ element type: float, int32_t or int64_t.
 template <typename T> constexpr DType dtype_of();
+// float -> float32.
 template <> constexpr DType dtype_of<float>() { return DType::float32; }
+// int32_t -> int32.
 template <> constexpr DType dtype_of<int32_t>() { return DType::int32; }
+// int64_t -> int64.
 template <> constexpr DType dtype_of<int64_t>() { return DType::int64; }
 
+// An n-dimensional array: shape, dtype, device and shared contiguous storage (see the file's description).
 class KERAS_API Tensor {
 public:
     Tensor() = default;
     // Uninitialised storage of the given shape (zeros(), full() for filled ones).
     Tensor(Shape shape, DType dtype, Device device = Device::cpu());
 
+    // A host tensor of `shape` holding `values` (float, int32_t or int64_t; the count must match).
     template <typename T>
     Tensor(const std::vector<T>& values, Shape shape) : Tensor(std::move(shape), dtype_of<T>()) {
         check_count(values.size());
         std::copy(values.begin(), values.end(), data<T>());
     }
+    // A host tensor of `shape` copied from numel() values at `values`.
     template <typename T>
     Tensor(const T* values, Shape shape) : Tensor(std::move(shape), dtype_of<T>()) {
         std::copy(values, values + numel(), data<T>());
     }
 
-    static Tensor zeros(Shape shape, DType dtype = DType::float32, Device device = Device::cpu());
-    static Tensor full(Shape shape, float value, Device device = Device::cpu());
+    static Tensor zeros(Shape shape, DType dtype = DType::float32, Device device = Device::cpu());   // Zeros of a shape.
+    static Tensor full(Shape shape, float value, Device device = Device::cpu());   // float32 filled with value.
     // Rows of token ids (ragged input must be padded first, see utils::pad_sequences).
     static Tensor from_rows(const std::vector<std::vector<int32_t>>& rows);
     static Tensor from_rows(const std::vector<std::vector<float>>& rows);
 
-    bool defined() const { return storage_ != nullptr; }
-    const Shape& shape() const { return shape_; }
+    bool defined() const { return storage_ != nullptr; }   // False for a default-constructed tensor.
+    const Shape& shape() const { return shape_; }   // The sizes, outermost first.
     int64_t dim(int i) const;          // negative i counts from the end
-    int ndim() const { return static_cast<int>(shape_.size()); }
-    int64_t numel() const { return num_elements(shape_); }
-    DType dtype() const { return dtype_; }
-    Device device() const { return device_; }
-    size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+    int ndim() const { return static_cast<int>(shape_.size()); }   // The number of axes.
+    int64_t numel() const { return num_elements(shape_); }   // The number of elements.
+    DType dtype() const { return dtype_; }   // The element type.
+    Device device() const { return device_; }   // Where the storage is.
+    size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }   // The storage's size in bytes.
 
     // Typed access to host memory; throws if T does not match dtype() or the tensor is not on the CPU
     // (a CUDA tensor must be copied with .to(Device::cpu()) first).
@@ -84,7 +95,7 @@ public:
     void* raw() { return storage_ ? storage_->ptr : nullptr; }
     const void* raw() const { return storage_ ? storage_->ptr : nullptr; }
 
-    Tensor clone() const;
+    Tensor clone() const;   // A deep copy on the same device.
     // This tensor on `device`: itself when already there, else a copy (host <-> device).
     Tensor to(Device device) const;
     // Same storage, new shape with the same number of elements.
@@ -94,7 +105,7 @@ public:
     // The given rows of the first axis, copied, in order.
     Tensor gather_rows(const std::vector<int64_t>& rows) const;
     Tensor astype(DType dtype) const;   // on a CUDA tensor: converted through the host
-    void fill(float value);
+    void fill(float value);   // Sets every element (float32).
     void copy_from(const Tensor& other);   // same numel and dtype, from any device
 
     // Automatic differentiation (keras/autodiff.hpp): the recorded op that produced this tensor, or
@@ -127,6 +138,7 @@ private:
 // No shape or dtype header (shape_str and to_string(DType) give those). A CUDA tensor is copied to
 // the host first.
 KERAS_API std::string to_string(const Tensor& tensor);
+// Writes to_string(tensor).
 KERAS_API std::ostream& operator<<(std::ostream& os, const Tensor& tensor);
 
 }  // namespace keras

@@ -17,6 +17,7 @@ namespace autodiff {
 KERAS_API Tensor read(const Variable& variable);
 }  // namespace autodiff
 
+// A layer's weight: a named value, its gradient and whether training updates it.
 struct KERAS_API Variable {
     std::string name;    // Keras weight name, e.g. "kernel", "recurrent_kernel", "bias", "embeddings"
     Tensor value;
@@ -30,6 +31,7 @@ struct KERAS_API Variable {
     // `ops::matmul(x, *kernel)`. Reading through here is what gradients follow.
     operator Tensor() const { return autodiff::read(*this); }
 };
+// Layers, optimizers and models share variables.
 using VariablePtr = std::shared_ptr<Variable>;
 
 }  // namespace keras

@@ -12,6 +12,7 @@
 
 namespace keras::models {
 
+// load_model's keyword arguments.
 struct KERAS_API LoadModelOptions {
     // Rebuild the optimizer (with its saved state), loss and metrics from training_config when the
     // file has one, so fit() continues where the saved run stopped.

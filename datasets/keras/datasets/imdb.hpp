@@ -7,7 +7,7 @@
 // Where the data comes from, in order:
 //   1. `path`, if it names an existing file or folder: a Keras imdb.npz, the Stanford aclImdb folder,
 //      or aclImdb_v1.tar.gz (reviews are tokenised with the word index, giving the npz's arrays);
-//   2. Keras's cache, $KERAS_HOME/datasets/<path> (KERAS_HOME defaults to ~/.keras);
+//   2. Keras's cache, `$KERAS_HOME/datasets/<path>` (KERAS_HOME defaults to ~/.keras);
 //   3. a download of Keras's imdb.npz into that cache (keras::utils::get_file).
 #pragma once
 
@@ -29,6 +29,7 @@ inline constexpr const char* kOriginFolder = "https://storage.googleapis.com/ten
 // The md5 Keras's get_word_index() checks for imdb_word_index.json.
 inline constexpr const char* kWordIndexMd5 = "bfafd718b763782e994055a2d397834f";
 
+// load_data's keyword arguments, in Keras's order.
 struct KERAS_API LoadDataOptions {
     std::string path = "imdb.npz";
     std::optional<int64_t> num_words{};   // unset: every word (Keras's quirk: the single highest id becomes oov_char)

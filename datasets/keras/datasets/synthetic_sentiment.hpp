@@ -12,6 +12,7 @@
 
 namespace keras::datasets::synthetic_sentiment {
 
+// The generated corpus's size and seed.
 struct KERAS_API Options {
     int64_t num_train = 20000;
     int64_t num_test = 5000;
@@ -22,6 +23,7 @@ struct KERAS_API Options {
     uint64_t seed = 113;
 };
 
+// One split: ragged id sequences and their labels.
 struct KERAS_API Split {
     std::vector<std::vector<int32_t>> x;   // ragged id sequences
     Tensor y;                              // (n,) float32 labels 0 / 1

@@ -16,6 +16,7 @@
 
 namespace keras::preprocessing::text {
 
+// text_to_word_sequence's keyword arguments.
 struct KERAS_API TextToWordSequenceOptions {
     std::string filters = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n";   // each character becomes `split`
     bool lower = true;
@@ -26,6 +27,7 @@ struct KERAS_API TextToWordSequenceOptions {
 // empty tokens: "Hello, world!" -> {"hello", "world"}.
 KERAS_API std::vector<std::string> text_to_word_sequence(std::string_view text, const TextToWordSequenceOptions& options = {});
 
+// Tokenizer's keyword arguments, in Keras's order.
 struct KERAS_API TokenizerOptions {
     std::optional<int64_t> num_words{};   // texts_to_sequences keeps indices < num_words (unset or 0: all)
     std::string filters = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n";
@@ -76,9 +78,9 @@ private:
 
 }  // namespace keras::preprocessing::text
 
+namespace keras {
 // keras::text is the same namespace as keras::preprocessing::text (an alias, not a second namespace):
 // the docs' `namespace text = keras::preprocessing::text;` beside `using namespace keras;` then names
 // one namespace twice, which C++ accepts, where two namespaces called `text` were ambiguous.
-namespace keras {
 namespace text = preprocessing::text;
 }  // namespace keras

@@ -18,6 +18,7 @@
 
 namespace keras::preprocessing::text {
 
+// generate()'s options.
 struct KERAS_API GenerateOptions {
     int64_t n_words = 50;        // how many words to append
     // 0: greedy (the most probable word; the lowest id on ties). > 0: sample from the probabilities
@@ -44,10 +45,10 @@ KERAS_API std::string join_words(const std::vector<std::string>& words);
 
 }  // namespace keras::preprocessing::text
 
+namespace keras {
 // keras::text is the same namespace as keras::preprocessing::text (an alias, not a second namespace):
 // the docs' `namespace text = keras::preprocessing::text;` beside `using namespace keras;` then names
 // one namespace twice, which C++ accepts, where two namespaces called `text` were ambiguous.
-namespace keras {
 namespace text = preprocessing::text;
 }  // namespace keras
 

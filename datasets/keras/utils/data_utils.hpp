@@ -11,6 +11,7 @@ namespace keras::utils {
 // $KERAS_HOME when set, else ~/.keras; /tmp/.keras when the home folder is not writable (as Keras).
 KERAS_API std::filesystem::path keras_home();
 
+// get_file's keyword arguments.
 struct KERAS_API GetFileOptions {
     std::string file_hash = "";          // expected md5 or sha256 hex digest; empty: not checked
     std::string cache_subdir = "datasets";
@@ -19,7 +20,7 @@ struct KERAS_API GetFileOptions {
     bool force_download = false;
 };
 
-// The path of `fname` in <cache_dir>/<cache_subdir>, downloading it from `origin` first unless it is
+// The path of `fname` in `<cache_dir>/<cache_subdir>`, downloading it from `origin` first unless it is
 // already there (and, when file_hash is given, matches it). The download shows a progress bar and
 // goes to a temporary file that is hash-checked and then renamed: a failed download (HTTP error,
 // cut connection, wrong hash, no network) leaves nothing behind and throws a keras::RuntimeError

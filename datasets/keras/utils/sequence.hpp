@@ -12,6 +12,7 @@
 
 namespace keras::utils {
 
+// pad_sequences' keyword arguments, in Keras's order.
 struct KERAS_API PadSequencesOptions {
     std::optional<int64_t> maxlen{};     // unset: the longest sequence
     DType dtype = DType::int32;
@@ -24,6 +25,7 @@ struct KERAS_API PadSequencesOptions {
 // and placed as asked. Errors: other padding/truncating strings (Keras's messages), maxlen < 0, an
 // empty list without maxlen, maxlen 0 with 'pre' truncation of a non-empty sequence (Keras fails too).
 KERAS_API Tensor pad_sequences(const std::vector<std::vector<int64_t>>& sequences, const PadSequencesOptions& options = {});
+// The same for int32 sequences.
 KERAS_API Tensor pad_sequences(const std::vector<std::vector<int32_t>>& sequences, const PadSequencesOptions& options = {});
 
 // Keras 3's to_categorical: float32 one-hot of integer labels (floats are truncated), shape + (num_classes,),

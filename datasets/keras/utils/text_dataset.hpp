@@ -15,6 +15,7 @@
 
 namespace keras::utils {
 
+// text_dataset_from_directory's keyword arguments.
 struct KERAS_API TextDatasetOptions {
     // "int" (class index), "binary" (exactly 2 classes), "categorical" (one-hot) or "none" (texts
     // only, Keras's label_mode=None or labels=None: every .txt file under the folder, no classes).
@@ -36,6 +37,7 @@ struct KERAS_API TextDatasetOptions {
     bool verbose = true;             // Keras's "Found N files belonging to K classes." lines
 };
 
+// The texts, their labels and the class names text_dataset_from_directory found.
 struct KERAS_API TextDataset {
     std::vector<std::string> texts = {};
     std::vector<int32_t> labels = {};            // class index of each text; empty for label_mode "none"

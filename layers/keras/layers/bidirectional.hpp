@@ -11,6 +11,7 @@
 
 namespace keras::layers {
 
+// Bidirectional's keyword arguments.
 struct KERAS_API BidirectionalOptions {
     // "concat" (last axis), "sum", "mul" or "ave"; std::nullopt is Keras's None: the two directions'
     // outputs are returned separately, [forward, backward] (use call_all in the functional API).

@@ -13,6 +13,7 @@
 
 namespace keras::layers {
 
+// Dropout's keyword arguments besides rate.
 struct KERAS_API DropoutOptions {
     std::string name{};
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
@@ -37,6 +38,7 @@ public:
     DropoutOptions options;
 };
 
+// Activation's keyword arguments besides the activation.
 struct KERAS_API ActivationOptions {
     std::string name{};
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
@@ -47,6 +49,7 @@ inline const FieldTable<ActivationOptions>& ActivationOptions::fields() {
     static const auto table = FieldTable<ActivationOptions>();
     return table;
 }
+// Applies an activation function element-wise (Keras's Activation layer).
 class KERAS_API Activation : public Layer {
 public:
     explicit Activation(const std::string& activation, ActivationOptions options = {});
@@ -58,6 +61,7 @@ public:
     ActivationOptions options;
 };
 
+// Flatten's keyword arguments.
 struct KERAS_API FlattenOptions {
     std::string name{};
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
@@ -82,6 +86,7 @@ protected:
     void check_input_shape(const Shape& input_shape) const override;
 };
 
+// GlobalAveragePooling1D's keyword arguments.
 struct KERAS_API GlobalAveragePooling1DOptions {
     std::string name{};
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
@@ -110,6 +115,7 @@ protected:
     void check_input_shape(const Shape& input_shape) const override;
 };
 
+// RepeatVector's keyword arguments besides n.
 struct KERAS_API RepeatVectorOptions {
     std::string name{};
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)

@@ -10,6 +10,7 @@
 
 namespace keras::layers {
 
+// Dense's keyword arguments, in Keras's order.
 struct KERAS_API DenseOptions {
     std::string activation{};   // empty = linear
     bool use_bias = true;

@@ -9,6 +9,7 @@
 
 namespace keras::layers {
 
+// Embedding's keyword arguments, in Keras's order.
 struct KERAS_API EmbeddingOptions {
     std::string embeddings_initializer = "uniform";   // uniform(-0.05, 0.05)
     // Id 0 is padding: the layer's mask is ids != 0 (Keras's mask_zero).

@@ -49,6 +49,7 @@ enum class FieldKind {
                        // data_format "channels_last"); a file with another value is refused
 };
 
+// One entry of a FieldTable: a Keras config key, its kind and the options member it maps to.
 template <typename Options>
 struct Field {
     using Member = std::variant<std::monostate, bool Options::*, float Options::*, int Options::*,

@@ -11,6 +11,7 @@
 
 namespace keras::layers {
 
+// GlobalMaxPooling1D's keyword arguments.
 struct KERAS_API GlobalMaxPooling1DOptions {
     bool keepdims = false;
     std::string name = {};
@@ -23,6 +24,7 @@ struct KERAS_API GlobalMaxPooling1DOptions {
     }
 };
 
+// The maximum over the steps axis (see the file's description).
 class KERAS_API GlobalMaxPooling1D : public Layer {
 public:
     explicit GlobalMaxPooling1D(GlobalMaxPooling1DOptions options = {})

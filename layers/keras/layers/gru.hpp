@@ -6,6 +6,7 @@
 
 namespace keras::layers {
 
+// GRU's keyword arguments, in Keras's order.
 struct KERAS_API GRUOptions {
     std::string activation = recurrent_defaults::activation;
     std::string recurrent_activation = recurrent_defaults::recurrent_activation;

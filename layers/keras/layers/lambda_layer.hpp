@@ -12,6 +12,7 @@
 
 namespace keras::layers {
 
+// Lambda's keyword arguments.
 struct KERAS_API LambdaOptions {
     // The output shape without the batch axis; unset = found by running the function.
     std::optional<Shape> output_shape = std::nullopt;
@@ -20,6 +21,7 @@ struct KERAS_API LambdaOptions {
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
 };
 
+// Keras's Lambda: a function of ops as a layer, its backward automatic.
 class KERAS_API Lambda : public Layer {
 public:
     using Function = std::function<Tensor(const Tensor&)>;

@@ -6,6 +6,7 @@
 
 namespace keras::layers {
 
+// LSTM's keyword arguments, in Keras's order.
 struct KERAS_API LSTMOptions {
     std::string activation = recurrent_defaults::activation;
     std::string recurrent_activation = recurrent_defaults::recurrent_activation;

@@ -10,6 +10,7 @@
 
 namespace keras::layers {
 
+// Masking's keyword arguments besides mask_value.
 struct KERAS_API MaskingOptions {
     std::string name{};
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)

@@ -12,6 +12,7 @@
 
 namespace keras::layers {
 
+// Add's, Multiply's and Average's keyword arguments.
 struct KERAS_API MergeOptions {
     std::string name{};
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
@@ -44,6 +45,7 @@ protected:
         : Layer(class_name, options.name, options.trainable), options(std::move(options)) {}
 };
 
+// The element-wise sum of its inputs.
 class KERAS_API Add : public Merge {
 public:
     explicit Add(MergeOptions options = {}) : Merge("Add", std::move(options)) {}
@@ -69,6 +71,7 @@ private:
     Factors masked_factors(const std::vector<Tensor>& xs, const std::vector<Tensor>& masks) const;
 };
 
+// The element-wise mean of its inputs.
 class KERAS_API Average : public Merge {
 public:
     explicit Average(MergeOptions options = {}) : Merge("Average", std::move(options)) {}
@@ -76,6 +79,7 @@ public:
     std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
 };
 
+// Concatenate's keyword arguments.
 struct KERAS_API ConcatenateOptions {
     int axis = -1;
     std::string name{};

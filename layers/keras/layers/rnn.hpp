@@ -54,6 +54,7 @@ inline const FieldTable<RecurrentCommon>& RecurrentCommon::fields() {
     return table;
 }
 
+// What SimpleRNN, LSTM and GRU share: running a cell over the steps, masks, states, dropout.
 class KERAS_API RNNBase : public Layer {
 public:
     Shape compute_output_shape(const Shape& input_shape) const override;

@@ -24,10 +24,15 @@ namespace keras::layers {
 // Keras's defaults of the recurrent cells' and layers' arguments, spelled once for the options structs
 // of SimpleRNN, LSTM, GRU and their cells (and the loader, which takes a struct's defaults).
 namespace recurrent_defaults {
+// The output activation.
 inline constexpr const char* activation = "tanh";
+// The gates' activation (LSTM, GRU).
 inline constexpr const char* recurrent_activation = "sigmoid";
+// The input weights' initializer.
 inline constexpr const char* kernel_initializer = "glorot_uniform";
+// The recurrent weights' initializer.
 inline constexpr const char* recurrent_initializer = "orthogonal";
+// The bias' initializer.
 inline constexpr const char* bias_initializer = "zeros";
 }  // namespace recurrent_defaults
 
@@ -43,6 +48,7 @@ void recurrent_cell_fields(FieldTable<O>& t) {
         .initializer("recurrent_initializer", &O::recurrent_initializer)
         .initializer("bias_initializer", &O::bias_initializer);
 }
+// LSTMCell's fields: the common ones, then recurrent_activation and unit_forget_bias.
 template <typename O>
 void lstm_cell_fields(FieldTable<O>& t) {
     t.with(recurrent_cell_fields<O>)
@@ -75,6 +81,7 @@ struct KERAS_API CellGradients {
     std::vector<Tensor> dstates;
 };
 
+// A built-in cell (SimpleRNNCell, LSTMCell, GRUCell): one time step, forward and backward.
 class KERAS_API RNNCell : public Layer {
 public:
     // Keras's cell.units and cell.state_size ({units}, or {units, units} for LSTMCell).
@@ -113,6 +120,7 @@ public:
     virtual std::shared_ptr<RNNCell> clone() const = 0;
 
 protected:
+    // The initializer names of the cell's three weights.
     struct Initializers {
         std::string kernel, recurrent, bias;
     };
@@ -130,6 +138,7 @@ private:
     VariablePtr kernel_, recurrent_kernel_, bias_;
 };
 
+// SimpleRNNCell's keyword arguments, in Keras's order.
 struct KERAS_API SimpleRNNCellOptions {
     std::string activation = recurrent_defaults::activation;
     bool use_bias = true;
@@ -157,6 +166,7 @@ private:
     SimpleRNNCellOptions options_;
 };
 
+// LSTMCell's keyword arguments, in Keras's order.
 struct KERAS_API LSTMCellOptions {
     std::string activation = recurrent_defaults::activation;
     std::string recurrent_activation = recurrent_defaults::recurrent_activation;
@@ -190,6 +200,7 @@ private:
     LSTMCellOptions options_;
 };
 
+// GRUCell's keyword arguments, in Keras's order.
 struct KERAS_API GRUCellOptions {
     std::string activation = recurrent_defaults::activation;
     std::string recurrent_activation = recurrent_defaults::recurrent_activation;

@@ -54,6 +54,7 @@ protected:
     AbstractRNNCell(std::string class_name, const std::string& name) : Layer(std::move(class_name), name) {}
 };
 
+// RNN's keyword arguments besides the cell.
 struct KERAS_API RNNOptions {
     bool return_sequences = false;
     bool return_state = false;     // outputs [output, state_0, state_1, ...]
@@ -80,6 +81,7 @@ struct KERAS_API RNNOptions {
 class RNNCell;   // rnn_cells.hpp: the built-in cells
 class RNNBase;   // rnn.hpp: the recurrent layer a built-in cell runs in
 
+// Keras's RNN(cell): runs any cell (yours or a built-in one) over the time steps.
 class KERAS_API RNN : public Layer {
 public:
     explicit RNN(std::shared_ptr<AbstractRNNCell> cell, RNNOptions options = {});

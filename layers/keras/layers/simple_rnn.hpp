@@ -6,6 +6,7 @@
 
 namespace keras::layers {
 
+// SimpleRNN's keyword arguments, in Keras's order.
 struct SimpleRNNOptions {
     std::string activation = recurrent_defaults::activation;
     bool use_bias = true;

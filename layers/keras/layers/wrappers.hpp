@@ -10,6 +10,7 @@
 
 namespace keras::layers {
 
+// TimeDistributed's keyword arguments besides the layer.
 struct KERAS_API TimeDistributedOptions {
     std::string name{};
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
