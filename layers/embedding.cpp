@@ -14,7 +14,11 @@ Embedding::Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions opt
     initializers::check_name(this->options.embeddings_initializer);
 }
 
-void Embedding::build(const Shape&) { add_weight("embeddings", {input_dim, output_dim}, options.embeddings_initializer); }
+void Embedding::build(const Shape&) {
+    const VariablePtr embeddings = add_weight("embeddings", {input_dim, output_dim}, options.embeddings_initializer);
+    embeddings->regularizer = options.embeddings_regularizer;
+    embeddings->constraint = options.embeddings_constraint;
+}
 
 Shape Embedding::compute_output_shape(const Shape& input_shape) const {
     Shape out = input_shape;

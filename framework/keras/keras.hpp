@@ -19,6 +19,8 @@
 #include "keras/layers/gru.hpp"
 #include "keras/layers/lstm.hpp"
 #include "keras/layers/merge.hpp"
+#include "keras/layers/noise.hpp"
+#include "keras/layers/normalization.hpp"
 #include "keras/layers/rnn_cells.hpp"
 #include "keras/layers/rnn_layer.hpp"
 #include "keras/layers/simple_rnn.hpp"

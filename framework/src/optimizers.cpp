@@ -150,6 +150,8 @@ void Optimizer::apply_gradients(const std::vector<VariablePtr>& variables) {
             runtime_error("{} options changed after its slots were created (variable '{}' has {} slots, the "
                           "options need {})", name(), var.name, slots.size(), specs.size());
         update(var, grads[i], slots);
+        // Keras: a constrained variable is projected right after its update.
+        if (var.constraint) var.value = (*var.constraint)(var.value);
     }
     sync_learning_rate();
 }

@@ -2,6 +2,7 @@
 
 #include "keras/export.hpp"
 
+#include <optional>
 #include <string>
 
 #include "keras/layer.hpp"
@@ -13,6 +14,8 @@ struct KERAS_API EmbeddingOptions {
     std::string embeddings_initializer = "uniform";   // uniform(-0.05, 0.05)
     // Id 0 is padding: the layer's mask is ids != 0 (Keras's mask_zero).
     bool mask_zero = false;
+    std::optional<regularizers::Regularizer> embeddings_regularizer{};
+    std::optional<constraints::Constraint> embeddings_constraint{};
     std::string name{};
     static const FieldTable<EmbeddingOptions>& fields();
 };
@@ -21,7 +24,9 @@ struct KERAS_API EmbeddingOptions {
 inline const FieldTable<EmbeddingOptions>& EmbeddingOptions::fields() {
     using O = EmbeddingOptions;
     static const auto table = FieldTable<O>()
-        .nulls({"embeddings_regularizer", "embeddings_constraint", "activity_regularizer"})
+        .regularizer("embeddings_regularizer", &O::embeddings_regularizer)
+        .constraint("embeddings_constraint", &O::embeddings_constraint)
+        .fixed("activity_regularizer", "null", true, false)   // the Layer's: read by the loader
         .fixed("quantization_config", "null", true, false)   // written as Keras 3 does; not checked, as before
         .initializer("embeddings_initializer", &O::embeddings_initializer)
         .boolean("mask_zero", &O::mask_zero);
