@@ -207,3 +207,27 @@ TEST_CASE("configs in Keras 2's form load; what kerascpp lacks is refused naming
           "Layer \"d\" (Dense) in file 'model.h5', field `kernel_regularizer`: Invalid value for argument l2: expected a "
           "non-negative float.Received: l2=-0.5");
 }
+
+TEST_CASE("pretrained embeddings: Embedding(..., {.weights = matrix, .trainable = false}) keeps GloVe-style vectors fixed") {
+    const Tensor vectors = wavy({5, 3}, 0.1, 0.9, 1.0);
+    auto model = std::make_shared<Sequential>();
+    model->add(layers::Input({4}, {.dtype = DType::int32}));
+    model->add(layers::Embedding(5, 3, {.weights = vectors, .trainable = false, .name = "glove"}));
+    model->add(layers::GlobalAveragePooling1D());
+    model->add(layers::Dense(1, {.kernel_regularizer = "l2", .name = "out"}));
+    const Tensor ids = Tensor::from_rows(std::vector<std::vector<int32_t>>{{1, 2, 3, 4}, {0, 4, 4, 1}});
+    const auto glove = model->get_layer("glove");
+    CHECK(values_of(glove->get_weights()[0]) == values_of(vectors));
+    CHECK(glove->get_config()["trainable"] == false);
+    CHECK(glove->trainable_weights().empty());
+    // A row of the output is the mean of the ids' vectors.
+    const Tensor pooled = (*glove)(ids);
+    CHECK(values_of(pooled).at(3) == doctest::Approx(values_of(vectors).at(6)));
+    const Tensor dense_before = model->get_layer("out")->get_weights()[0];
+    model->compile(optimizers::SGD(0.5f), "mse");
+    model->fit(ids, floats({1.0, -1.0}, {2, 1}), {.batch_size = 2, .epochs = 2, .verbose = 0});
+    CHECK(values_of(glove->get_weights()[0]) == values_of(vectors));   // frozen
+    CHECK(values_of(model->get_layer("out")->get_weights()[0]) != values_of(dense_before));   // the rest trains
+    CHECK(message_of([&] { layers::Embedding(6, 3, {.weights = vectors}); }).find(
+              "weight shape (6, 3) is not compatible with provided weight shape (5, 3)") != std::string::npos);
+}

@@ -16,6 +16,11 @@ struct KERAS_API EmbeddingOptions {
     bool mask_zero = false;
     std::optional<regularizers::Regularizer> embeddings_regularizer{};
     std::optional<constraints::Constraint> embeddings_constraint{};
+    // Keras's weights=: the initial (input_dim, output_dim) matrix (pretrained vectors, e.g. GloVe),
+    // instead of embeddings_initializer. Not part of the config (the file's weights hold it).
+    Tensor weights{};
+    // Keras's trainable= argument: false keeps pretrained vectors fixed while the rest trains.
+    bool trainable = true;
     std::string name{};
     static const FieldTable<EmbeddingOptions>& fields();
 };
