@@ -231,3 +231,20 @@ TEST_CASE("pretrained embeddings: Embedding(..., {.weights = matrix, .trainable 
     CHECK(message_of([&] { layers::Embedding(6, 3, {.weights = vectors}); }).find(
               "weight shape (6, 3) is not compatible with provided weight shape (5, 3)") != std::string::npos);
 }
+
+TEST_CASE("initializers::Constant(value): filled weights, Keras 3's config, read from Keras's configs") {
+    layers::Dense dense(3, {.kernel_initializer = initializers::Constant(0.25f), .bias_initializer = initializers::Constant(-1.5f)});
+    dense.build_for({-1, 2});
+    CHECK(values_of(dense.get_weights()[0]) == Vec(6, 0.25));
+    CHECK(values_of(dense.get_weights()[1]) == Vec(3, -1.5));
+    CHECK(dense.get_config()["kernel_initializer"] ==
+          nlohmann::json::parse(R"({"module": "keras.initializers", "class_name": "Constant", "config": {"value": 0.25},
+                                   "registered_name": null})"));
+    CHECK(initializers::from_config(nlohmann::json::parse(R"({"class_name": "Constant", "config": {"value": 0.1}})"), "x") ==
+          initializers::Constant(0.1f));
+    CHECK(message_of([] { initializers::from_config(nlohmann::json::parse(
+                              R"({"class_name": "Constant", "config": {"value": [[1, 2]]}})"), "layer \"e\""); }) ==
+          "layer \"e\": Constant with value=[[1,2]] is not supported (only a number; give a pretrained matrix to "
+          "Embedding's weights instead)");
+    CHECK(message_of([] { initializers::check_name("constant(x)"); }) == "Could not interpret initializer identifier: constant(x)");
+}
