@@ -99,3 +99,19 @@ void ConfigReader::require_float32() const {
 }
 
 }  // namespace keras::layers
+
+namespace keras::layers {
+
+std::optional<regularizers::Regularizer> ConfigReader::regularizer(const std::string& key) const {
+    if (!has(key)) return std::nullopt;
+    return regularizers::deserialize(config_[key], fmt::format("Layer \"{}\" ({}) in file '{}', field `{}`", name_,
+                                                               class_name_, source_.file, key));
+}
+
+std::optional<constraints::Constraint> ConfigReader::constraint(const std::string& key) const {
+    if (!has(key)) return std::nullopt;
+    return constraints::deserialize(config_[key], fmt::format("Layer \"{}\" ({}) in file '{}', field `{}`", name_,
+                                                              class_name_, source_.file, key));
+}
+
+}  // namespace keras::layers

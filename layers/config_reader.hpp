@@ -33,6 +33,10 @@ public:
     // A string, or null for std::nullopt (Bidirectional's merge_mode); absent: the fallback.
     std::optional<std::string> optional_string(const std::string& key, const std::optional<std::string>& fallback) const;
 
+    // A regularizer / constraint in Keras 2's or 3's form; absent or null: std::nullopt.
+    std::optional<regularizers::Regularizer> regularizer(const std::string& key) const;
+    std::optional<constraints::Constraint> constraint(const std::string& key) const;
+
     // Options kerascpp does not implement must hold their neutral value.
     void require_null(std::initializer_list<const char*> keys) const;
     void require(const std::string& key, const nlohmann::json& neutral) const;
@@ -98,6 +102,12 @@ O read_fields(const ConfigReader& f) {
                 v = f.optional_string(key, v);
                 break;
             }
+            case FieldKind::regularizer:
+                options.*std::get<std::optional<regularizers::Regularizer> O::*>(field.member) = f.regularizer(key);
+                break;
+            case FieldKind::constraint:
+                options.*std::get<std::optional<constraints::Constraint> O::*>(field.member) = f.constraint(key);
+                break;
             case FieldKind::fixed: break;
         }
     }

@@ -21,8 +21,13 @@ void Dense::check_input_shape(const Shape& input_shape) const {
 }
 
 void Dense::build(const Shape& input_shape) {
-    add_weight("kernel", {input_shape.back(), units}, options.kernel_initializer);
-    if (options.use_bias) add_weight("bias", {units}, options.bias_initializer);
+    const VariablePtr kernel = add_weight("kernel", {input_shape.back(), units}, options.kernel_initializer);
+    kernel->regularizer = options.kernel_regularizer;
+    kernel->constraint = options.kernel_constraint;
+    if (!options.use_bias) return;
+    const VariablePtr bias = add_weight("bias", {units}, options.bias_initializer);
+    bias->regularizer = options.bias_regularizer;
+    bias->constraint = options.bias_constraint;
 }
 
 Shape Dense::compute_output_shape(const Shape& input_shape) const {

@@ -12,9 +12,16 @@ Embedding::Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions opt
         value_error("Both `input_dim` and `output_dim` should be positive, Received input_dim = {} and output_dim = {}",
                     input_dim, output_dim);
     initializers::check_name(this->options.embeddings_initializer);
+    trainable = this->options.trainable;
+    if (this->options.weights.defined()) build_for({-1, -1});   // as Keras: built at once, then set_weights
 }
 
-void Embedding::build(const Shape&) { add_weight("embeddings", {input_dim, output_dim}, options.embeddings_initializer); }
+void Embedding::build(const Shape&) {
+    const VariablePtr embeddings = add_weight("embeddings", {input_dim, output_dim}, options.embeddings_initializer);
+    embeddings->regularizer = options.embeddings_regularizer;
+    embeddings->constraint = options.embeddings_constraint;
+    if (options.weights.defined()) set_weights({options.weights.astype(DType::float32)});   // Keras's shape message
+}
 
 Shape Embedding::compute_output_shape(const Shape& input_shape) const {
     Shape out = input_shape;

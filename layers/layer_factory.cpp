@@ -20,6 +20,8 @@
 #include "keras/layers/lstm.hpp"
 #include "keras/layers/masking.hpp"
 #include "keras/layers/merge.hpp"
+#include "keras/layers/noise.hpp"
+#include "keras/layers/normalization.hpp"
 #include "keras/layers/reshaping.hpp"
 #include "keras/layers/simple_rnn.hpp"
 #include "keras/layers/rnn_cells.hpp"
@@ -36,12 +38,13 @@ using nlohmann::json;
 // Keys every layer of a Keras file may carry.
 void common_checks(const ConfigReader& f) {
     f.require_float32();
-    f.require_null({"activity_regularizer"});
 }
 
 template <typename L> LayerPtr finish(L layer, const ConfigReader& f) {
     auto ptr = std::make_shared<L>(std::move(layer));
     ptr->trainable = f.boolean("trainable", true);
+    // Any layer's, as Keras's base Layer (ActivityRegularization's own comes from its l1 / l2).
+    if (f.has("activity_regularizer")) ptr->activity_regularizer = f.regularizer("activity_regularizer");
     return ptr;
 }
 
@@ -113,6 +116,57 @@ LayerPtr repeat_vector(const ConfigReader& f) {
     common_checks(f);
     auto options = read_fields<RepeatVectorOptions>(f);
     return finish(RepeatVector(f.positive_int("n"), std::move(options)), f);
+}
+
+// An `axis` of an int or a list of ints (Keras 3's LayerNormalization writes [-1], tf.keras's
+// BatchNormalization [3]); absent: the fallback.
+std::vector<int> axes(const ConfigReader& f, std::vector<int> fallback) {
+    if (!f.has("axis")) return fallback;
+    const json& v = f.raw("axis");
+    if (v.is_number_integer()) return {v.get<int>()};
+    std::vector<int> out;
+    if (v.is_array())
+        for (const json& a : v)
+            if (a.is_number_integer()) out.push_back(a.get<int>());
+    if (out.empty() || out.size() != v.size()) f.fail("axis", "expected an integer or a list of integers, got " + v.dump());
+    return out;
+}
+
+LayerPtr batch_normalization(const ConfigReader& f) {
+    common_checks(f);
+    auto options = read_fields<BatchNormalizationOptions>(f);
+    const std::vector<int> axis = axes(f, {-1});
+    if (axis.size() != 1) f.fail("axis", "BatchNormalization normalizes one axis, got " + f.raw("axis").dump());
+    options.axis = axis[0];
+    return finish(BatchNormalization(std::move(options)), f);
+}
+
+LayerPtr layer_normalization(const ConfigReader& f) {
+    common_checks(f);
+    auto options = read_fields<LayerNormalizationOptions>(f);
+    options.axis = axes(f, {-1});
+    return finish(LayerNormalization(std::move(options)), f);
+}
+
+LayerPtr unit_normalization(const ConfigReader& f) {
+    common_checks(f);
+    auto options = read_fields<UnitNormalizationOptions>(f);
+    options.axis = axes(f, {-1});
+    return finish(UnitNormalization(std::move(options)), f);
+}
+
+LayerPtr activity_regularization(const ConfigReader& f) {
+    common_checks(f);
+    auto options = read_fields<NoiseOptions>(f);
+    return finish(ActivityRegularization(f.number("l1", 0.0f), f.number("l2", 0.0f), std::move(options)), f);
+}
+
+// SpatialDropout1D / GaussianDropout (rate) and GaussianNoise (stddev).
+template <typename L> LayerPtr noise_layer(const ConfigReader& f, const char* key) {
+    common_checks(f);
+    auto options = read_fields<NoiseOptions>(f);
+    if (!f.has(key)) f.fail(key, "missing");
+    return finish(L(f.number(key, 0.0f), std::move(options)), f);
 }
 
 // A wrapped layer: a nested {"class_name", "config"} entry, read like any other layer.
@@ -270,6 +324,12 @@ const std::map<std::string, std::function<LayerPtr(const ConfigReader&)>>& facto
         {"MaxPooling1D", pooling1d<MaxPooling1D>}, {"AveragePooling1D", pooling1d<AveragePooling1D>},
         {"Cropping1D", cropping1d}, {"ZeroPadding1D", zero_padding1d}, {"UpSampling1D", up_sampling1d},
         {"Reshape", reshape}, {"Permute", permute}, {"Identity", options_only<Identity, ShapeLayerOptions>},
+        {"BatchNormalization", batch_normalization}, {"LayerNormalization", layer_normalization},
+        {"UnitNormalization", unit_normalization},
+        {"SpatialDropout1D", [](const ConfigReader& f) { return noise_layer<SpatialDropout1D>(f, "rate"); }},
+        {"GaussianDropout", [](const ConfigReader& f) { return noise_layer<GaussianDropout>(f, "rate"); }},
+        {"GaussianNoise", [](const ConfigReader& f) { return noise_layer<GaussianNoise>(f, "stddev"); }},
+        {"ActivityRegularization", activity_regularization},
     };
     return table;
 }

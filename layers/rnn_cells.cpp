@@ -54,9 +54,15 @@ void RNNCell::check_input_shape(const Shape& input_shape) const {
 void RNNCell::build(const Shape& input_shape) {
     const int64_t width = gates() * spec_.units;
     kernel_ = add_weight("kernel", {input_shape[1], width}, init_.kernel);
+    kernel_->regularizer = init_.kernel_regularizer;
+    kernel_->constraint = init_.kernel_constraint;
     recurrent_kernel_ = add_weight("recurrent_kernel", {spec_.units, width}, init_.recurrent);
+    recurrent_kernel_->regularizer = init_.recurrent_regularizer;
+    recurrent_kernel_->constraint = init_.recurrent_constraint;
     if (spec_.use_bias) {
         bias_ = add_weight("bias", bias_shape(), init_.bias);
+        bias_->regularizer = init_.bias_regularizer;
+        bias_->constraint = init_.bias_constraint;
         init_bias(bias_->value);
     }
 }
@@ -155,7 +161,8 @@ SimpleRNNCell::SimpleRNNCell(int64_t units, SimpleRNNCellOptions o)
     : RNNCell("SimpleRNNCell", o.name,
               backend::RnnSpec{.cell = backend::RnnCell::simple_rnn, .units = units,
                                .activation = activation_from_string(o.activation), .use_bias = o.use_bias, .layer_name = o.name},
-              {o.kernel_initializer, o.recurrent_initializer, o.bias_initializer}),
+              {o.kernel_initializer, o.recurrent_initializer, o.bias_initializer, o.kernel_regularizer,
+               o.recurrent_regularizer, o.bias_regularizer, o.kernel_constraint, o.recurrent_constraint, o.bias_constraint}),
       options_(o) {
     trainable = o.trainable;
 }
@@ -172,7 +179,8 @@ LSTMCell::LSTMCell(int64_t units, LSTMCellOptions o)
                                .activation = activation_from_string(o.activation),
                                .recurrent_activation = activation_from_string(o.recurrent_activation),
                                .use_bias = o.use_bias, .layer_name = o.name},
-              {o.kernel_initializer, o.recurrent_initializer, o.bias_initializer}),
+              {o.kernel_initializer, o.recurrent_initializer, o.bias_initializer, o.kernel_regularizer,
+               o.recurrent_regularizer, o.bias_regularizer, o.kernel_constraint, o.recurrent_constraint, o.bias_constraint}),
       unit_forget_bias(o.unit_forget_bias), options_(o) {
     trainable = o.trainable;
 }
@@ -194,7 +202,8 @@ GRUCell::GRUCell(int64_t units, GRUCellOptions o)
                                .activation = activation_from_string(o.activation),
                                .recurrent_activation = activation_from_string(o.recurrent_activation),
                                .use_bias = o.use_bias, .reset_after = o.reset_after, .layer_name = o.name},
-              {o.kernel_initializer, o.recurrent_initializer, o.bias_initializer}),
+              {o.kernel_initializer, o.recurrent_initializer, o.bias_initializer, o.kernel_regularizer,
+               o.recurrent_regularizer, o.bias_regularizer, o.kernel_constraint, o.recurrent_constraint, o.bias_constraint}),
       options_(o) {
     trainable = o.trainable;
 }

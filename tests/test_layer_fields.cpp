@@ -22,6 +22,8 @@
 #include "keras/layers/lstm.hpp"
 #include "keras/layers/masking.hpp"
 #include "keras/layers/merge.hpp"
+#include "keras/layers/noise.hpp"
+#include "keras/layers/normalization.hpp"
 #include "keras/layers/rnn_cells.hpp"
 #include "keras/layers/simple_rnn.hpp"
 #include "keras/layers/wrappers.hpp"
@@ -106,6 +108,19 @@ std::vector<Case> every_layer() {
         make_case<kl::BidirectionalOptions>("Bidirectional", [] {
             return share(kl::Bidirectional(kl::GRU(3), {.merge_mode = "sum"}));
         }, {"layer", "backward_layer"}),
+        make_case<kl::BatchNormalizationOptions>("BatchNormalization", [] {
+            return share(kl::BatchNormalization({.axis = 1, .momentum = 0.9f, .epsilon = 0.01f, .center = false,
+                                                 .gamma_initializer = "zeros", .moving_variance_initializer = "zeros"}));
+        }, {"axis"}),
+        make_case<kl::LayerNormalizationOptions>("LayerNormalization", [] {
+            return share(kl::LayerNormalization({.axis = {1, 2}, .epsilon = 1e-5f, .scale = false, .rms_scaling = true,
+                                                 .beta_initializer = "ones"}));
+        }, {"axis"}),
+        make_case<kl::UnitNormalizationOptions>("UnitNormalization",
+                                                [] { return share(kl::UnitNormalization({.axis = {1}})); }, {"axis"}),
+        make_case<kl::NoiseOptions>("SpatialDropout1D", [] { return share(kl::SpatialDropout1D(0.3f)); }, {"rate"}),
+        make_case<kl::NoiseOptions>("GaussianNoise", [] { return share(kl::GaussianNoise(0.1f)); }, {"stddev"}),
+        make_case<kl::NoiseOptions>("GaussianDropout", [] { return share(kl::GaussianDropout(0.2f)); }, {"rate"}),
     };
 }
 

@@ -527,12 +527,14 @@ TEST_CASE("bad files: a clear error naming what is wrong") {
                  "Shape mismatch in layer #1 (named lstm)");
     expect_error(with_config("reset_after_changed.h5", [](json& l) { l[3]["config"]["reset_after"] = false; }),
                  "Received saved weight with shape (2, 9)");
+    // L1 / L2 / L1L2 load (tests/test_regularizers.cpp); another regularizer or name is refused, naming it.
     expect_error(with_config("regularizer.h5", [](json& l) {
-                     l[5]["config"]["kernel_regularizer"] = json::parse(R"({"class_name": "L2", "config": {"l2": 0.01}})");
+                     l[5]["config"]["kernel_regularizer"] =
+                         json::parse(R"({"class_name": "OrthogonalRegularizer", "config": {"factor": 0.01}})");
                  }),
                  "Layer \"dense\" (Dense) in file");
-    expect_error(with_config("regularizer2.h5", [](json& l) { l[5]["config"]["kernel_regularizer"] = "l2"; }),
-                 "field `kernel_regularizer`: \"l2\" is not supported");
+    expect_error(with_config("regularizer2.h5", [](json& l) { l[5]["config"]["kernel_regularizer"] = "l3"; }),
+                 "field `kernel_regularizer`: Could not interpret regularizer identifier: l3");
     expect_error(with_config("activation.h5", [](json& l) { l[2]["config"]["activation"] = "mish"; }),
                  "Layer \"lstm\" (LSTM) in file");
     expect_error(with_config("activation2.h5", [](json& l) { l[2]["config"]["activation"] = "mish"; }),

@@ -15,6 +15,10 @@ namespace keras::initializers {
 // "lecun_normal", "orthogonal", "random_uniform" (-0.05, 0.05), "random_normal" (stddev 0.05),
 // "uniform" (Embedding's default, same as random_uniform). Fan-in / fan-out follow Keras: for a
 // 2-D shape (in, out). Unknown names throw ValueError.
+// Keras's Constant(value): every entry `value`; its name is "constant(<value>)", e.g.
+// Dense(4, {.bias_initializer = initializers::Constant(0.1f)}). (A pretrained matrix goes to
+// Embedding's `.weights` instead.)
+KERAS_API std::string Constant(float value);
 KERAS_API Tensor make(const std::string& name, const Shape& shape);
 // ValueError unless make() knows `name`.
 KERAS_API void check_name(const std::string& name);

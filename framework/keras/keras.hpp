@@ -21,6 +21,8 @@
 #include "keras/layers/gru.hpp"
 #include "keras/layers/lstm.hpp"
 #include "keras/layers/merge.hpp"
+#include "keras/layers/noise.hpp"
+#include "keras/layers/normalization.hpp"
 #include "keras/layers/reshaping.hpp"
 #include "keras/layers/rnn_cells.hpp"
 #include "keras/layers/rnn_layer.hpp"

@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,10 @@ struct KERAS_API CallContext {
     std::vector<Tensor> initial_state{};
     // Layers of several inputs (merge layers): one mask per input, undefined where an input has none.
     std::vector<Tensor> input_masks{};
+    // The layer's activity_regularizer on this call's outputs (divided by the batch size, as Keras 3):
+    // its value, and its gradient per output, which the model's backward pass adds to the outputs'.
+    double activity_loss = 0.0;
+    std::vector<Tensor> activity_gradients{};
 };
 
 class Layer;
@@ -169,6 +174,9 @@ public:
     std::vector<VariablePtr> trainable_weights() const;   // The weights training updates (none when trainable is false).
     int64_t count_params() const;   // The number of weight values.
     bool trainable = true;   // Keras's layer.trainable: false freezes the weights.
+    // Keras's activity_regularizer: a penalty on the layer's outputs that joins the loss (fit, evaluate)
+    // when the layer runs in a model. get_config() writes it when set; load_model reads it for any layer.
+    std::optional<regularizers::Regularizer> activity_regularizer{};
 
     // How the layer runs when it matters (e.g. "oneDNN lstm" or a fallback loop); empty otherwise.
     virtual std::string implementation_note() const { return {}; }

@@ -4,8 +4,10 @@
 #include "keras/export.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "keras/regularizers.hpp"
 #include "keras/tensor.hpp"
 
 namespace keras {
@@ -26,6 +28,10 @@ struct KERAS_API Variable {
     // The optimizer's learning rate is multiplied by this for this variable: fine_tune's
     // discriminative rates (fastai's slice(lo, hi)) lower the body's rate against the head's.
     float learning_rate_multiplier = 1.0f;
+    // Keras's variable.regularizer: its penalty joins the training loss while the variable is trainable.
+    std::optional<regularizers::Regularizer> regularizer{};
+    // Keras's variable.constraint: the optimizer projects the value with it after each update.
+    std::optional<constraints::Constraint> constraint{};
 
     // Ops take a variable where they take a tensor, as Keras's ops.matmul(x, self.kernel):
     // `ops::matmul(x, *kernel)`. Reading through here is what gradients follow.

@@ -7,9 +7,11 @@
 
 #include <fmt/format.h>
 
+#include "keras/autodiff.hpp"
 #include "keras/backend.hpp"
 #include "keras/errors.hpp"
 #include "keras/input_layer.hpp"
+#include "keras/ops.hpp"
 
 namespace keras {
 
@@ -152,6 +154,24 @@ size_t FunctionalGraph::position(const Node* node) const {
     runtime_error("functional graph: node of layer \"{}\" is not in the graph", node->layer->name());
 }
 
+namespace {
+// Keras 3's activity_regularizer: the penalty of each float output, divided by its batch size, joins the
+// loss; while training its gradient is kept for backward(), which adds it to the output's gradient.
+void apply_activity_regularizer(const Layer& layer, const std::vector<Tensor>& outputs, CallContext& ctx) {
+    if (!layer.activity_regularizer) return;
+    autodiff::StopRecording pause;
+    ctx.activity_loss = 0.0;
+    ctx.activity_gradients.assign(outputs.size(), Tensor());
+    for (size_t k = 0; k < outputs.size(); ++k) {
+        const Tensor& y = outputs[k];
+        if (!y.defined() || y.dtype() != DType::float32 || y.ndim() == 0 || y.dim(0) == 0) continue;
+        const float batch = static_cast<float>(y.dim(0));
+        ctx.activity_loss += (*layer.activity_regularizer)(y).to(Device::cpu()).item(0) / batch;
+        if (ctx.training) ctx.activity_gradients[k] = ops::divide(layer.activity_regularizer->gradient(y), batch);
+    }
+}
+}  // namespace
+
 // Every node's outputs are kept as a list (one entry for most layers); masks belong to a node's first
 // output only (an RNN's returned states carry none, as in Keras).
 std::vector<Tensor> FunctionalGraph::forward(const std::vector<Tensor>& xs, std::vector<CallContext>& contexts,
@@ -175,6 +195,7 @@ std::vector<Tensor> FunctionalGraph::forward(const std::vector<Tensor>& xs, std:
             contexts[n].mask = in_masks[0];
             values[n] = node.layer->call_outputs(args[0], {args.begin() + 1, args.end()}, contexts[n]);
             masks[n] = node.layer->compute_mask(args[0], contexts[n].mask);
+            apply_activity_regularizer(*node.layer, values[n], contexts[n]);
             continue;
         }
         if (node.list_input) {
@@ -184,12 +205,14 @@ std::vector<Tensor> FunctionalGraph::forward(const std::vector<Tensor>& xs, std:
             contexts[n].input_masks = in_masks;
             values[n][0] = node.layer->call_multi(args, contexts[n]);
             masks[n] = node.layer->compute_mask_multi(args, in_masks);
+            apply_activity_regularizer(*node.layer, values[n], contexts[n]);
             continue;
         }
         const Tensor mask = mask_of(node.inputs[0]);
         contexts[n].mask = mask;
         values[n][0] = node.layer->call(args[0], contexts[n]);
         masks[n] = node.layer->compute_mask(args[0], mask);
+        apply_activity_regularizer(*node.layer, values[n], contexts[n]);
     }
     std::vector<Tensor> out;
     for (const auto& o : outputs) out.push_back(value_of(o));
@@ -212,6 +235,8 @@ void FunctionalGraph::backward(const std::vector<Tensor>& dys, std::vector<CallC
     for (size_t i = 0; i < outputs.size(); ++i) add_to(outputs[i], dys[i]);
     for (size_t n = nodes.size(); n-- > 0;) {
         const Node& node = *nodes[n];
+        for (size_t k = 0; k < contexts[n].activity_gradients.size() && k < grads[n].size(); ++k)
+            grads[n][k] = add_gradients(grads[n][k], contexts[n].activity_gradients[k]);
         const bool any = std::any_of(grads[n].begin(), grads[n].end(), [](const Tensor& g) { return g.defined(); });
         if (is_input_node(node) || !any) continue;
         std::vector<Tensor> in_grads;

@@ -1,7 +1,10 @@
 #include "keras/initializers.hpp"
 
 #include <cmath>
+#include <optional>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "keras/errors.hpp"
 #include "keras/random.hpp"
@@ -69,9 +72,24 @@ void fill_orthogonal(Tensor& t) {
         for (int64_t c = 0; c < cols; ++c)
             p[r * cols + c] = static_cast<float>(transpose ? a[c * n + r] : a[r * n + c]);
 }
+// The value of a "constant(<value>)" name; nullopt for any other name.
+std::optional<float> constant_value(const std::string& name) {
+    if (name.rfind("constant(", 0) != 0 || name.back() != ')') return std::nullopt;
+    try {
+        size_t used = 0;
+        const std::string text = name.substr(9, name.size() - 10);
+        const float value = std::stof(text, &used);
+        if (used == text.size()) return value;
+    } catch (const std::exception&) {
+    }
+    return std::nullopt;
+}
 }  // namespace
 
+std::string Constant(float value) { return fmt::format("constant({})", value); }
+
 void check_name(const std::string& name) {
+    if (constant_value(name)) return;
     for (const char* n : kNames)
         if (name == n) return;
     value_error("Could not interpret initializer identifier: {}", name);
@@ -81,7 +99,8 @@ Tensor make(const std::string& name, const Shape& shape) {
     check_name(name);
     Tensor t(shape, DType::float32);
     const auto [fan_in, fan_out] = fans(shape);
-    if (name == "zeros") t.fill(0.0f);
+    if (const auto value = constant_value(name)) t.fill(*value);
+    else if (name == "zeros") t.fill(0.0f);
     else if (name == "ones") t.fill(1.0f);
     else if (name == "glorot_uniform") fill_uniform(t, std::sqrt(6.0 / (fan_in + fan_out)));
     else if (name == "he_uniform") fill_uniform(t, std::sqrt(6.0 / fan_in));
@@ -166,6 +185,9 @@ void check_arguments(const InitializerInfo& info, const nlohmann::json& given, c
 }  // namespace
 
 nlohmann::json get_config(const std::string& name) {
+    if (const auto value = constant_value(name))
+        return {{"module", "keras.initializers"}, {"class_name", "Constant"},
+                {"config", {{"value", std::stod(fmt::format("{}", *value))}}}, {"registered_name", nullptr}};
     const std::string key = name == "uniform" ? "random_uniform" : name;
     for (const auto& info : infos())
         if (key == info.name)
@@ -189,6 +211,13 @@ std::string from_config(const nlohmann::json& config, const std::string& where) 
     const std::string class_name = config["class_name"].get<std::string>();
     const nlohmann::json args = config.value("config", nlohmann::json::object());
     if (class_name == "VarianceScaling") return from_variance_scaling(args, where);
+    if (class_name == "Constant") {
+        const nlohmann::json value = args.value("value", nlohmann::json(0.0));
+        if (!value.is_number())
+            value_error("{}: Constant with value={} is not supported (only a number; give a pretrained matrix to "
+                        "Embedding's weights instead)", where, value.dump().substr(0, 80));
+        return Constant(value.get<float>());
+    }
     for (const auto& info : infos())
         if (class_name == info.class_name) {
             check_arguments(info, args, where);

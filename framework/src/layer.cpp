@@ -153,7 +153,9 @@ nlohmann::json Layer::get_config() const {
     // Keras 3 writes the dtype as a DTypePolicy object.
     const nlohmann::json policy = {{"module", "keras"}, {"class_name", "DTypePolicy"},
                                    {"config", {{"name", "float32"}}}, {"registered_name", nullptr}};
-    return {{"name", name_}, {"trainable", trainable}, {"dtype", policy}};
+    nlohmann::json config = {{"name", name_}, {"trainable", trainable}, {"dtype", policy}};
+    if (activity_regularizer) config["activity_regularizer"] = regularizers::serialize(*activity_regularizer);
+    return config;
 }
 
 std::vector<VariablePtr> Layer::trainable_weights() const {

@@ -138,8 +138,8 @@ LossAndMetrics::OutputValues LossAndMetrics::queue(size_t output, const Tensor& 
     return values;
 }
 
-double LossAndMetrics::record(const std::vector<OutputValues>& outputs, int64_t batch_size) {
-    double total = 0.0;
+double LossAndMetrics::record(const std::vector<OutputValues>& outputs, int64_t batch_size, double regularization) {
+    double total = regularization;
     for (size_t k = 0; k < outputs.size(); ++k) {
         // Keras logs each output's own (unweighted) loss; the total weighs them with loss_weights.
         const double loss = record_output(k, outputs[k]);

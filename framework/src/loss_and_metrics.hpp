@@ -40,8 +40,9 @@ public:
     // device) and metric updates. A defined mask skips the masked steps (Keras's masked losses).
     OutputValues queue(size_t output, const Tensor& y, const Tensor& y_pred, const Tensor& mask, Tensor* grad);
     // Reads each output's device values in one copy into the running means; returns the weighted
-    // total loss of the batch.
-    double record(const std::vector<OutputValues>& outputs, int64_t batch_size);
+    // total loss of the batch. regularization (Keras's model.losses: weight and activity penalties) joins
+    // the total "loss" only, as in Keras.
+    double record(const std::vector<OutputValues>& outputs, int64_t batch_size, double regularization = 0.0);
 
     void reset();
     // "loss" (the weighted total), then with several outputs each "<output>_loss", then the metrics.

@@ -157,6 +157,8 @@ void Optimizer::apply_gradients(const std::vector<VariablePtr>& variables) {
         } scope{learning_rate, learning_rate};
         learning_rate = scope.base * var.learning_rate_multiplier;
         update(var, grads[i], slots);
+        // Keras: a constrained variable is projected right after its update.
+        if (var.constraint) var.value = (*var.constraint)(var.value);
     }
     sync_learning_rate();
 }

@@ -56,6 +56,20 @@ void warn_if_diverged(int epoch, const Logs& logs, bool& reported) {
                "check the data, or add callbacks::TerminateOnNaN to stop at the first invalid batch.\n",
                epoch + 1, logs.at("loss"));
 }
+// Keras's model.losses, which its compute_loss adds to the loss: each regularized trainable weight's
+// penalty (with `add_gradients`, its gradient joins the weight's) and the activity regularizers' penalties
+// of this forward pass (their gradients were sent back with the outputs').
+double regularization_losses(const std::vector<VariablePtr>& variables, const std::vector<CallContext>& contexts,
+                             bool add_gradients) {
+    double total = 0.0;
+    for (const CallContext& ctx : contexts) total += ctx.activity_loss;
+    for (const auto& v : variables) {
+        if (!v->regularizer) continue;
+        total += (*v->regularizer)(v->value).to(Device::cpu()).item(0);
+        if (add_gradients) accumulate_gradient(*v, v->regularizer->gradient(v->value));
+    }
+    return total;
+}
 }  // namespace
 
 // ---------------------------------------------------------------- the per-batch steps
@@ -70,8 +84,9 @@ Logs Model::train_step(const Batch& batch) {
     const auto variables = trainable_weights();
     for (const auto& v : variables) v->grad = Tensor();
     backward(grads, contexts);
+    const double regularization = regularization_losses(variables, contexts, true);
     optimizer_->apply_gradients(variables);
-    compiled_->record(values, batch.x[0].dim(0));
+    compiled_->record(values, batch.x[0].dim(0), regularization);
     return get_metrics_result();
 }
 
@@ -81,7 +96,7 @@ Logs Model::test_step(const Batch& batch) {
     const Arrays y_pred = forward(on_device(batch.x, device()), contexts, false, &masks);
     std::vector<LossAndMetrics::OutputValues> values;
     for (size_t k = 0; k < y_pred.size(); ++k) values.push_back(compiled_->queue(k, batch.y[k], y_pred[k], masks[k], nullptr));
-    compiled_->record(values, batch.x[0].dim(0));
+    compiled_->record(values, batch.x[0].dim(0), regularization_losses(trainable_weights(), contexts, false));
     return get_metrics_result();
 }
 

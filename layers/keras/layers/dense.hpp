@@ -2,6 +2,7 @@
 
 #include "keras/export.hpp"
 
+#include <optional>
 #include <string>
 
 #include "keras/activations.hpp"
@@ -16,6 +17,9 @@ struct KERAS_API DenseOptions {
     bool use_bias = true;
     std::string kernel_initializer = "glorot_uniform";
     std::string bias_initializer = "zeros";
+    // Penalties added to the loss (regularizers::L2(1e-4), "l2", ...) and projections after each step.
+    std::optional<regularizers::Regularizer> kernel_regularizer{}, bias_regularizer{};
+    std::optional<constraints::Constraint> kernel_constraint{}, bias_constraint{};
     std::string name{};
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<DenseOptions>& fields();
@@ -25,11 +29,15 @@ struct KERAS_API DenseOptions {
 inline const FieldTable<DenseOptions>& DenseOptions::fields() {
     using O = DenseOptions;
     static const auto table = FieldTable<O>()
-        .nulls({"kernel_regularizer", "bias_regularizer", "kernel_constraint", "bias_constraint", "quantization_config"})
+        .nulls({"quantization_config"})
         .activation("activation", &O::activation)
         .boolean("use_bias", &O::use_bias)
         .initializer("kernel_initializer", &O::kernel_initializer)
-        .initializer("bias_initializer", &O::bias_initializer);
+        .initializer("bias_initializer", &O::bias_initializer)
+        .regularizer("kernel_regularizer", &O::kernel_regularizer)
+        .regularizer("bias_regularizer", &O::bias_regularizer)
+        .constraint("kernel_constraint", &O::kernel_constraint)
+        .constraint("bias_constraint", &O::bias_constraint);
     return table;
 }
 

@@ -2,6 +2,7 @@
 
 #include "keras/export.hpp"
 
+#include <optional>
 #include <string>
 
 #include "keras/layer.hpp"
@@ -14,6 +15,13 @@ struct KERAS_API EmbeddingOptions {
     std::string embeddings_initializer = "uniform";   // uniform(-0.05, 0.05)
     // Id 0 is padding: the layer's mask is ids != 0 (Keras's mask_zero).
     bool mask_zero = false;
+    std::optional<regularizers::Regularizer> embeddings_regularizer{};
+    std::optional<constraints::Constraint> embeddings_constraint{};
+    // Keras's weights=: the initial (input_dim, output_dim) matrix (pretrained vectors, e.g. GloVe),
+    // instead of embeddings_initializer. Not part of the config (the file's weights hold it).
+    Tensor weights{};
+    // Keras's trainable= argument: false keeps pretrained vectors fixed while the rest trains.
+    bool trainable = true;
     std::string name{};
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<EmbeddingOptions>& fields();
@@ -23,7 +31,9 @@ struct KERAS_API EmbeddingOptions {
 inline const FieldTable<EmbeddingOptions>& EmbeddingOptions::fields() {
     using O = EmbeddingOptions;
     static const auto table = FieldTable<O>()
-        .nulls({"embeddings_regularizer", "embeddings_constraint", "activity_regularizer"})
+        .regularizer("embeddings_regularizer", &O::embeddings_regularizer)
+        .constraint("embeddings_constraint", &O::embeddings_constraint)
+        .fixed("activity_regularizer", "null", true, false)   // the Layer's: read by the loader
         .fixed("quantization_config", "null", true, false)   // written as Keras 3 does; not checked, as before
         .initializer("embeddings_initializer", &O::embeddings_initializer)
         .boolean("mask_zero", &O::mask_zero);

@@ -34,6 +34,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "keras/regularizers.hpp"
+
 namespace keras::layers {
 
 // How a field is written by get_config() and read back from a file.
@@ -45,6 +47,8 @@ enum class FieldKind {
                        // Keras 3's {"class_name", "config"} form, Keras 2's "hard_sigmoid" keeping its slope
     initializer,       // a name; written as Keras 3's object, read from Keras 2 / 3 names and objects
     optional_string,   // a string, or null for std::nullopt
+    regularizer,       // a regularizer or null: Keras 3's object, read from Keras 2 / 3 objects and names
+    constraint,        // a constraint or null, the same way
     fixed,             // no member: a Keras argument kerascpp keeps at one value (a regularizer's None,
                        // data_format "channels_last"); a file with another value is refused
 };
@@ -53,7 +57,9 @@ enum class FieldKind {
 template <typename Options>
 struct Field {
     using Member = std::variant<std::monostate, bool Options::*, float Options::*, int Options::*,
-                                std::string Options::*, std::optional<std::string> Options::*>;
+                                std::string Options::*, std::optional<std::string> Options::*,
+                                std::optional<regularizers::Regularizer> Options::*,
+                                std::optional<constraints::Constraint> Options::*>;
     std::string_view key;
     FieldKind kind;
     Member member{};
@@ -79,6 +85,12 @@ public:
     FieldTable& initializer(std::string_view key, std::string O::*m) { return add({key, FieldKind::initializer, m}); }
     FieldTable& optional_string(std::string_view key, std::optional<std::string> O::*m) {
         return add({key, FieldKind::optional_string, m});
+    }
+    FieldTable& regularizer(std::string_view key, std::optional<regularizers::Regularizer> O::*m) {
+        return add({key, FieldKind::regularizer, m});
+    }
+    FieldTable& constraint(std::string_view key, std::optional<constraints::Constraint> O::*m) {
+        return add({key, FieldKind::constraint, m});
     }
     // Keys kerascpp keeps at None (regularizers, constraints): written null, a file's non-null refused.
     FieldTable& nulls(std::initializer_list<std::string_view> keys) {
@@ -130,7 +142,20 @@ void write_fields(nlohmann::json& config, const O& options) {
                 out = v ? nlohmann::json(*v) : nlohmann::json(nullptr);
                 break;
             }
-            case FieldKind::fixed: out = nlohmann::json::parse(f.value); break;
+            case FieldKind::regularizer: {
+                const auto& v = options.*std::get<std::optional<regularizers::Regularizer> O::*>(f.member);
+                out = v ? regularizers::serialize(*v) : nlohmann::json(nullptr);
+                break;
+            }
+            case FieldKind::constraint: {
+                const auto& v = options.*std::get<std::optional<constraints::Constraint> O::*>(f.member);
+                out = v ? constraints::serialize(*v) : nlohmann::json(nullptr);
+                break;
+            }
+            case FieldKind::fixed:
+                // A None the Layer's own config already filled in (activity_regularizer) keeps its value.
+                if (!(f.value == "null" && !out.is_null())) out = nlohmann::json::parse(f.value);
+                break;
         }
     }
 }
@@ -150,8 +175,12 @@ void write_members(nlohmann::json& out, const O& options) {
         std::visit([&](auto member) {
             if constexpr (!std::is_same_v<decltype(member), std::monostate>) {
                 const auto& v = options.*member;
-                if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::optional<std::string>>)
+                using T = std::decay_t<decltype(v)>;
+                if constexpr (std::is_same_v<T, std::optional<std::string>>)
                     out[std::string(f.key)] = v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+                else if constexpr (std::is_same_v<T, std::optional<regularizers::Regularizer>> ||
+                                   std::is_same_v<T, std::optional<constraints::Constraint>>)
+                    out[std::string(f.key)] = v ? serialize(*v) : nlohmann::json(nullptr);
                 else
                     out[std::string(f.key)] = v;
             }
@@ -170,8 +199,13 @@ To convert_fields(To to, const From&... from) {
         std::visit([&](auto member) {
             if constexpr (!std::is_same_v<decltype(member), std::monostate>) {
                 auto& v = to.*member;
-                if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::optional<std::string>>)
+                using T = std::decay_t<decltype(v)>;
+                if constexpr (std::is_same_v<T, std::optional<std::string>>)
                     v = it->is_null() ? std::nullopt : std::optional<std::string>(it->template get<std::string>());
+                else if constexpr (std::is_same_v<T, std::optional<regularizers::Regularizer>>)
+                    v = it->is_null() ? std::nullopt : T(regularizers::deserialize(*it, "convert_fields"));
+                else if constexpr (std::is_same_v<T, std::optional<constraints::Constraint>>)
+                    v = it->is_null() ? std::nullopt : T(constraints::deserialize(*it, "convert_fields"));
                 else
                     v = it->template get<std::decay_t<decltype(v)>>();
             }

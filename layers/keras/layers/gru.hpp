@@ -14,6 +14,8 @@ struct KERAS_API GRUOptions {
     std::string kernel_initializer = recurrent_defaults::kernel_initializer;
     std::string recurrent_initializer = recurrent_defaults::recurrent_initializer;
     std::string bias_initializer = recurrent_defaults::bias_initializer;
+    std::optional<regularizers::Regularizer> kernel_regularizer{}, recurrent_regularizer{}, bias_regularizer{};
+    std::optional<constraints::Constraint> kernel_constraint{}, recurrent_constraint{}, bias_constraint{};
     float dropout = 0.0f;
     // Keras's recurrent dropout: drops h_{t-1} before the recurrent products while training (one
     // mask per sequence and gate); forces the step loop while training (docs/recurrent.md).

@@ -25,7 +25,7 @@ struct MaskedSteps;   // masked_steps.hpp (internal)
 template <typename O>
 void recurrent_sequence_fields(FieldTable<O>& t) {
     t.fixed("time_major", "false", false, true)   // Keras 2's; only false loads
-        .nulls({"activity_regularizer"})
+        .fixed("activity_regularizer", "null", true, false)   // the Layer's: read by the loader
         .fixed("unroll", "false", true, false)     // written as Keras does; ignored when loading, as before
         .number("dropout", &O::dropout)
         .number("recurrent_dropout", &O::recurrent_dropout)

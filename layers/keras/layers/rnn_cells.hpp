@@ -12,6 +12,7 @@
 
 #include "keras/export.hpp"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,13 +41,17 @@ inline constexpr const char* bias_initializer = "zeros";
 // LSTM's config holds its cell's arguments, as Keras's does), for any options struct with these members.
 template <typename O>
 void recurrent_cell_fields(FieldTable<O>& t) {
-    t.nulls({"kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "kernel_constraint",
-             "recurrent_constraint", "bias_constraint"})
-        .activation("activation", &O::activation)
+    t.activation("activation", &O::activation)
         .boolean("use_bias", &O::use_bias)
         .initializer("kernel_initializer", &O::kernel_initializer)
         .initializer("recurrent_initializer", &O::recurrent_initializer)
-        .initializer("bias_initializer", &O::bias_initializer);
+        .initializer("bias_initializer", &O::bias_initializer)
+        .regularizer("kernel_regularizer", &O::kernel_regularizer)
+        .regularizer("recurrent_regularizer", &O::recurrent_regularizer)
+        .regularizer("bias_regularizer", &O::bias_regularizer)
+        .constraint("kernel_constraint", &O::kernel_constraint)
+        .constraint("recurrent_constraint", &O::recurrent_constraint)
+        .constraint("bias_constraint", &O::bias_constraint);
 }
 // LSTMCell's fields: the common ones, then recurrent_activation and unit_forget_bias.
 template <typename O>
@@ -120,9 +125,11 @@ public:
     virtual std::shared_ptr<RNNCell> clone() const = 0;
 
 protected:
-    // The initializer names of the cell's three weights.
+    // The weights' initializers, regularizers and constraints (kernel, recurrent_kernel, bias).
     struct Initializers {
         std::string kernel, recurrent, bias;
+        std::optional<regularizers::Regularizer> kernel_regularizer{}, recurrent_regularizer{}, bias_regularizer{};
+        std::optional<constraints::Constraint> kernel_constraint{}, recurrent_constraint{}, bias_constraint{};
     };
     RNNCell(const std::string& class_name, const std::string& name, backend::RnnSpec spec, Initializers init);
     void check_input_shape(const Shape& input_shape) const override;
@@ -145,6 +152,8 @@ struct KERAS_API SimpleRNNCellOptions {
     std::string kernel_initializer = recurrent_defaults::kernel_initializer;
     std::string recurrent_initializer = recurrent_defaults::recurrent_initializer;
     std::string bias_initializer = recurrent_defaults::bias_initializer;
+    std::optional<regularizers::Regularizer> kernel_regularizer{}, recurrent_regularizer{}, bias_regularizer{};
+    std::optional<constraints::Constraint> kernel_constraint{}, recurrent_constraint{}, bias_constraint{};
     std::string name = {};   // empty: an automatic unique name
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
     static const FieldTable<SimpleRNNCellOptions>& fields();
@@ -174,6 +183,8 @@ struct KERAS_API LSTMCellOptions {
     std::string kernel_initializer = recurrent_defaults::kernel_initializer;
     std::string recurrent_initializer = recurrent_defaults::recurrent_initializer;
     std::string bias_initializer = recurrent_defaults::bias_initializer;
+    std::optional<regularizers::Regularizer> kernel_regularizer{}, recurrent_regularizer{}, bias_regularizer{};
+    std::optional<constraints::Constraint> kernel_constraint{}, recurrent_constraint{}, bias_constraint{};
     bool unit_forget_bias = true;   // forget-gate bias starts at 1
     std::string name = {};
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
@@ -208,6 +219,8 @@ struct KERAS_API GRUCellOptions {
     std::string kernel_initializer = recurrent_defaults::kernel_initializer;
     std::string recurrent_initializer = recurrent_defaults::recurrent_initializer;
     std::string bias_initializer = recurrent_defaults::bias_initializer;
+    std::optional<regularizers::Regularizer> kernel_regularizer{}, recurrent_regularizer{}, bias_regularizer{};
+    std::optional<constraints::Constraint> kernel_constraint{}, recurrent_constraint{}, bias_constraint{};
     bool reset_after = true;   // bias (2, 3 * units) as the GRU layer's
     std::string name = {};
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
