@@ -146,7 +146,7 @@ void write_windows(nlohmann::json& config, int64_t kernel_size, int strides, con
 // ---- Conv1D
 
 Conv1D::Conv1D(int64_t filters, int64_t kernel_size, Conv1DOptions options)
-    : Layer("Conv1D", options.name), filters(filters), kernel_size(kernel_size), options(std::move(options)) {
+    : Layer("Conv1D", options.name, options.trainable), filters(filters), kernel_size(kernel_size), options(std::move(options)) {
     const Conv1DOptions& o = this->options;
     check_conv_args(filters, kernel_size, o.strides, o.padding, o.dilation_rate);
     check_data_format(o.data_format);
@@ -227,7 +227,7 @@ nlohmann::json Conv1D::get_config() const {
 // ---- SeparableConv1D
 
 SeparableConv1D::SeparableConv1D(int64_t filters, int64_t kernel_size, SeparableConv1DOptions options)
-    : Layer("SeparableConv1D", options.name), filters(filters), kernel_size(kernel_size), options(std::move(options)) {
+    : Layer("SeparableConv1D", options.name, options.trainable), filters(filters), kernel_size(kernel_size), options(std::move(options)) {
     const SeparableConv1DOptions& o = this->options;
     check_conv_args(filters, kernel_size, o.strides, o.padding, o.dilation_rate);
     check_data_format(o.data_format);
@@ -289,7 +289,7 @@ nlohmann::json SeparableConv1D::get_config() const {
 // ---- MaxPooling1D, AveragePooling1D
 
 Pooling1D::Pooling1D(const std::string& class_name, bool max, int64_t pool_size, Pooling1DOptions options)
-    : Layer(class_name, options.name), pool_size(pool_size), options(std::move(options)), max_(max) {
+    : Layer(class_name, options.name, options.trainable), pool_size(pool_size), options(std::move(options)), max_(max) {
     check_tuple_arg("pool_size", pool_size);
     if (this->options.strides == 0) this->options.strides = static_cast<int>(pool_size);   // None
     check_tuple_arg("strides", this->options.strides);

@@ -12,7 +12,6 @@ Embedding::Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions opt
         value_error("Both `input_dim` and `output_dim` should be positive, Received input_dim = {} and output_dim = {}",
                     input_dim, output_dim);
     initializers::check_name(this->options.embeddings_initializer);
-    trainable = this->options.trainable;
     if (this->options.weights.defined()) build_for({-1, -1});   // as Keras: built at once, then set_weights
 }
 

@@ -28,7 +28,7 @@ nlohmann::json config_with(const Layer& layer, const char* key, float value, con
 // ---- SpatialDropout1D
 
 SpatialDropout1D::SpatialDropout1D(float rate, NoiseOptions options)
-    : Layer("SpatialDropout1D", options.name), rate(rate), options(std::move(options)) {
+    : Layer("SpatialDropout1D", options.name, options.trainable), rate(rate), options(std::move(options)) {
     supports_masking = true;
     if (!(rate >= 0.0f && rate < 1.0f))
         value_error("Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: rate={}", rate);
@@ -45,7 +45,7 @@ nlohmann::json SpatialDropout1D::get_config() const { return config_with(*this, 
 // ---- GaussianNoise
 
 GaussianNoise::GaussianNoise(float stddev, NoiseOptions options)
-    : Layer("GaussianNoise", options.name), stddev(stddev), options(std::move(options)) {
+    : Layer("GaussianNoise", options.name, options.trainable), stddev(stddev), options(std::move(options)) {
     supports_masking = true;
     if (!(stddev >= 0.0f && stddev <= 1.0f))
         value_error("Invalid value received for argument `stddev`. Expected a float value between 0 and 1. "
@@ -62,7 +62,7 @@ nlohmann::json GaussianNoise::get_config() const { return config_with(*this, "st
 // ---- GaussianDropout
 
 GaussianDropout::GaussianDropout(float rate, NoiseOptions options)
-    : Layer("GaussianDropout", options.name), rate(rate), options(std::move(options)) {
+    : Layer("GaussianDropout", options.name, options.trainable), rate(rate), options(std::move(options)) {
     supports_masking = true;
     if (!(rate >= 0.0f && rate <= 1.0f))
         value_error("Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: rate={}", rate);
@@ -79,7 +79,7 @@ nlohmann::json GaussianDropout::get_config() const { return config_with(*this, "
 // ---- ActivityRegularization
 
 ActivityRegularization::ActivityRegularization(float l1, float l2, NoiseOptions options)
-    : Layer("ActivityRegularization", options.name), l1(l1), l2(l2), options(std::move(options)) {
+    : Layer("ActivityRegularization", options.name, options.trainable), l1(l1), l2(l2), options(std::move(options)) {
     supports_masking = true;
     activity_regularizer = regularizers::L1L2(l1, l2);   // checks l1, l2 >= 0 with Keras's message
 }

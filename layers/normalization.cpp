@@ -65,7 +65,7 @@ Tensor scale_and_shift(const Tensor& x, const Tensor& mean, const Tensor& varian
 // ---- BatchNormalization
 
 BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
-    : Layer("BatchNormalization", options.name), options(std::move(options)) {
+    : Layer("BatchNormalization", options.name, options.trainable), options(std::move(options)) {
     supports_masking = true;
     for (const auto* init : {&this->options.beta_initializer, &this->options.gamma_initializer,
                              &this->options.moving_mean_initializer, &this->options.moving_variance_initializer})
@@ -144,7 +144,7 @@ nlohmann::json BatchNormalization::get_config() const {
 // ---- LayerNormalization
 
 LayerNormalization::LayerNormalization(LayerNormalizationOptions options)
-    : Layer("LayerNormalization", options.name), options(std::move(options)) {
+    : Layer("LayerNormalization", options.name, options.trainable), options(std::move(options)) {
     supports_masking = true;
     if (this->options.axis.empty())
         value_error("Expected an int or a list/tuple of ints for the argument 'axis', but received: []");
@@ -190,7 +190,7 @@ nlohmann::json LayerNormalization::get_config() const {
 // ---- UnitNormalization
 
 UnitNormalization::UnitNormalization(UnitNormalizationOptions options)
-    : Layer("UnitNormalization", options.name), options(std::move(options)) {
+    : Layer("UnitNormalization", options.name, options.trainable), options(std::move(options)) {
     supports_masking = true;
     if (this->options.axis.empty())
         value_error("Invalid value for `axis` argument: expected an int or a list/tuple of ints. Received: axis=[]");

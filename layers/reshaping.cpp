@@ -36,7 +36,7 @@ void check_pair(const char* arg, const std::vector<int64_t>& pair) {
 // ---- Cropping1D
 
 Cropping1D::Cropping1D(std::vector<int64_t> cropping, ShapeLayerOptions options)
-    : Layer("Cropping1D", options.name), cropping(std::move(cropping)) {
+    : Layer("Cropping1D", options.name, options.trainable), cropping(std::move(cropping)) {
     check_pair("cropping", this->cropping);
 }
 
@@ -65,7 +65,7 @@ nlohmann::json Cropping1D::get_config() const {
 // ---- ZeroPadding1D
 
 ZeroPadding1D::ZeroPadding1D(std::vector<int64_t> padding, ZeroPadding1DOptions options)
-    : Layer("ZeroPadding1D", options.name), padding(std::move(padding)), options(std::move(options)) {
+    : Layer("ZeroPadding1D", options.name, options.trainable), padding(std::move(padding)), options(std::move(options)) {
     check_pair("padding", this->padding);
 }
 
@@ -94,7 +94,7 @@ nlohmann::json ZeroPadding1D::get_config() const {
 
 // ---- UpSampling1D
 
-UpSampling1D::UpSampling1D(int64_t size, ShapeLayerOptions options) : Layer("UpSampling1D", options.name), size(size) {
+UpSampling1D::UpSampling1D(int64_t size, ShapeLayerOptions options) : Layer("UpSampling1D", options.name, options.trainable), size(size) {
     if (size <= 0) value_error("UpSampling1D: `size` must be a positive integer. Received: size={}", size);
 }
 
@@ -120,7 +120,7 @@ nlohmann::json UpSampling1D::get_config() const {
 // ---- Reshape
 
 Reshape::Reshape(Shape target_shape, ShapeLayerOptions options)
-    : Layer("Reshape", options.name), target_shape(std::move(target_shape)) {
+    : Layer("Reshape", options.name, options.trainable), target_shape(std::move(target_shape)) {
     const auto unknown = std::count(this->target_shape.begin(), this->target_shape.end(), int64_t{-1});
     if (unknown > 1)
         value_error("There must be at most one unknown dimension (-1) in `target_shape`. Received: target_shape={}.",
@@ -164,7 +164,7 @@ nlohmann::json Reshape::get_config() const {
 
 // ---- Permute
 
-Permute::Permute(std::vector<int> dims, ShapeLayerOptions options) : Layer("Permute", options.name), dims(std::move(dims)) {
+Permute::Permute(std::vector<int> dims, ShapeLayerOptions options) : Layer("Permute", options.name, options.trainable), dims(std::move(dims)) {
     std::vector<int> sorted = this->dims;
     std::sort(sorted.begin(), sorted.end());
     for (size_t i = 0; i < sorted.size(); ++i)
@@ -197,6 +197,6 @@ nlohmann::json Permute::get_config() const {
 
 // ---- Identity
 
-Identity::Identity(ShapeLayerOptions options) : Layer("Identity", options.name) { supports_masking = true; }
+Identity::Identity(ShapeLayerOptions options) : Layer("Identity", options.name, options.trainable) { supports_masking = true; }
 
 }  // namespace keras::layers

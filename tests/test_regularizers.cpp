@@ -212,7 +212,7 @@ TEST_CASE("pretrained embeddings: Embedding(..., {.weights = matrix, .trainable 
     const Tensor vectors = wavy({5, 3}, 0.1, 0.9, 1.0);
     auto model = std::make_shared<Sequential>();
     model->add(layers::Input({4}, {.dtype = DType::int32}));
-    model->add(layers::Embedding(5, 3, {.weights = vectors, .trainable = false, .name = "glove"}));
+    model->add(layers::Embedding(5, 3, {.weights = vectors, .name = "glove", .trainable = false}));
     model->add(layers::GlobalAveragePooling1D());
     model->add(layers::Dense(1, {.kernel_regularizer = "l2", .name = "out"}));
     const Tensor ids = Tensor::from_rows(std::vector<std::vector<int32_t>>{{1, 2, 3, 4}, {0, 4, 4, 1}});

@@ -27,6 +27,7 @@ struct KERAS_API Conv1DOptions {
     std::string kernel_initializer = "glorot_uniform";
     std::string bias_initializer = "zeros";
     std::string name{};
+    bool trainable = true;   // false freezes the weights (Keras's trainable=False)
     static const FieldTable<Conv1DOptions>& fields();
 };
 
@@ -81,6 +82,7 @@ struct KERAS_API SeparableConv1DOptions {
     std::string pointwise_initializer = "glorot_uniform";
     std::string bias_initializer = "zeros";
     std::string name{};
+    bool trainable = true;   // false freezes the weights (Keras's trainable=False)
     static const FieldTable<SeparableConv1DOptions>& fields();
 };
 
@@ -127,6 +129,7 @@ struct KERAS_API Pooling1DOptions {
     std::string padding = "valid";
     std::string data_format = "channels_last";
     std::string name{};
+    bool trainable = true;   // false freezes the weights (Keras's trainable=False)
     static const FieldTable<Pooling1DOptions>& fields();
 };
 

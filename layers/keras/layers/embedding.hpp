@@ -20,10 +20,9 @@ struct KERAS_API EmbeddingOptions {
     // Keras's weights=: the initial (input_dim, output_dim) matrix (pretrained vectors, e.g. GloVe),
     // instead of embeddings_initializer. Not part of the config (the file's weights hold it).
     Tensor weights{};
-    // Keras's trainable= argument: false keeps pretrained vectors fixed while the rest trains.
-    bool trainable = true;
     std::string name{};
-    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
+    // Keras's trainable=: false freezes the weights (e.g. pretrained vectors while the rest trains).
+    bool trainable = true;
     static const FieldTable<EmbeddingOptions>& fields();
 };
 

@@ -15,6 +15,7 @@ namespace keras::layers {
 // ignored when loading, as Dropout's).
 struct KERAS_API NoiseOptions {
     std::string name{};
+    bool trainable = true;   // false freezes the weights (Keras's trainable=False)
     static const FieldTable<NoiseOptions>& fields();
 };
 inline const FieldTable<NoiseOptions>& NoiseOptions::fields() {

@@ -23,6 +23,7 @@ struct KERAS_API BatchNormalizationOptions {
     std::string moving_mean_initializer = "zeros";
     std::string moving_variance_initializer = "ones";
     std::string name{};
+    bool trainable = true;   // false freezes the weights (Keras's trainable=False)
     static const FieldTable<BatchNormalizationOptions>& fields();
 };
 // BatchNormalization's Keras config; axis is read by the loader (an int, or tf.keras's list of one).
@@ -78,6 +79,7 @@ struct KERAS_API LayerNormalizationOptions {
     std::string beta_initializer = "zeros";
     std::string gamma_initializer = "ones";
     std::string name{};
+    bool trainable = true;   // false freezes the weights (Keras's trainable=False)
     static const FieldTable<LayerNormalizationOptions>& fields();
 };
 // LayerNormalization's Keras config; axis is read and written by the layer (an int or a list).
@@ -113,6 +115,7 @@ protected:
 struct KERAS_API UnitNormalizationOptions {
     std::vector<int> axis{-1};
     std::string name{};
+    bool trainable = true;   // false freezes the weights (Keras's trainable=False)
     static const FieldTable<UnitNormalizationOptions>& fields();
 };
 // UnitNormalization's Keras config is its axis, read and written by the layer.

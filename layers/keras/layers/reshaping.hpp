@@ -16,6 +16,7 @@ namespace keras::layers {
 // Options of the layers whose config is their constructor's argument only.
 struct KERAS_API ShapeLayerOptions {
     std::string name{};
+    bool trainable = true;   // false freezes the weights (Keras's trainable=False)
     static const FieldTable<ShapeLayerOptions>& fields() {
         static const auto table = FieldTable<ShapeLayerOptions>();
         return table;
@@ -37,6 +38,7 @@ protected:
 
 struct KERAS_API ZeroPadding1DOptions {
     std::string name{};
+    bool trainable = true;   // false freezes the weights (Keras's trainable=False)
     static const FieldTable<ZeroPadding1DOptions>& fields() {
         static const auto table = FieldTable<ZeroPadding1DOptions>().fixed("data_format", "\"channels_last\"");
         return table;
