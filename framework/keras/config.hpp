@@ -14,6 +14,7 @@ namespace keras::config {
 // threads), but oneDNN does not promise that for every shape: fix n for bit-for-bit reproducibility
 // across machines. ValueError when n < 0.
 KERAS_API void set_intra_op_parallelism_threads(int n);
+// The count set_intra_op_parallelism_threads last set: 0 means adaptive (the default).
 KERAS_API int get_intra_op_parallelism_threads();
 
 }  // namespace keras::config

@@ -19,6 +19,7 @@ namespace keras::initializers {
 // Dense(4, {.bias_initializer = initializers::Constant(0.1f)}). (A pretrained matrix goes to
 // Embedding's `.weights` instead.)
 KERAS_API std::string Constant(float value);
+// A tensor of `shape` drawn from the initializer called `name` (Keras's initializer names).
 KERAS_API Tensor make(const std::string& name, const Shape& shape);
 // ValueError unless make() knows `name`.
 KERAS_API void check_name(const std::string& name);

@@ -41,8 +41,11 @@ struct KERAS_API Regularizer {
     bool operator==(const Regularizer& other) const = default;
 };
 
+// Keras's regularizers.L1: the penalty l1 * sum(|w|), added to the loss.
 KERAS_API Regularizer L1(float l1 = 0.01f);
+// l2 * sum(w^2).
 KERAS_API Regularizer L2(float l2 = 0.01f);
+// l1 * sum(|w|) + l2 * sum(w^2).
 KERAS_API Regularizer L1L2(float l1 = 0.0f, float l2 = 0.0f);
 
 // Keras 3's serialized form {"module": "keras.regularizers", "class_name", "config", "registered_name"}.
@@ -74,13 +77,20 @@ struct KERAS_API Constraint {
     bool operator==(const Constraint& other) const = default;
 };
 
+// Keras's constraints, applied to a weight after each optimizer step. MaxNorm: caps the norm along
+// `axis` at max_value.
 KERAS_API Constraint MaxNorm(float max_value = 2.0f, std::vector<int> axis = {0});
+// Negative weights become 0.
 KERAS_API Constraint NonNeg();
+// Rescales to norm 1 along `axis`.
 KERAS_API Constraint UnitNorm(std::vector<int> axis = {0});
+// Keeps the norm along `axis` in [min_value, max_value], moved there at `rate`.
 KERAS_API Constraint MinMaxNorm(float min_value = 0.0f, float max_value = 1.0f, float rate = 1.0f,
                                 std::vector<int> axis = {0});
 
+// A constraint as Keras 3 writes it in a config.
 KERAS_API nlohmann::json serialize(const Constraint& constraint);
+// The constraint a config describes (Keras 2 or 3 form); ValueError naming `where` when unknown.
 KERAS_API Constraint deserialize(const nlohmann::json& config, const std::string& where);
 
 }  // namespace constraints

@@ -16,6 +16,7 @@
 
 namespace keras::utils {
 
+// plot_history's keyword arguments.
 struct KERAS_API PlotHistoryOptions {
     // The panels, in order, by training metric name ("loss", "accuracy"); each also draws its "val_"
     // twin when the history has one. Empty: every metric, in the order the history recorded them.
@@ -35,6 +36,7 @@ struct KERAS_API PlotHistoryOptions {
 KERAS_API void plot_history(const callbacks::History& history, const std::string& path,
                             const PlotHistoryOptions& options = {});
 
+// plot_lr_find's keyword arguments.
 struct KERAS_API PlotLRFindOptions {
     int skip_end = 5;        // fastai's: the last points (where the loss blows up) are not drawn; at least 2 stay
     std::string title = "";

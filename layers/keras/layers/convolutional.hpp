@@ -70,6 +70,7 @@ private:
     keras::Activation activation_;
 };
 
+// SeparableConv1D's keyword arguments, in Keras's order.
 struct KERAS_API SeparableConv1DOptions {
     int strides = 1;
     std::string padding = "valid";
@@ -159,12 +160,14 @@ private:
     bool max_;
 };
 
+// Keras's MaxPooling1D: the largest value of each window of pool_size steps.
 class KERAS_API MaxPooling1D : public Pooling1D {
 public:
     explicit MaxPooling1D(int64_t pool_size = 2, Pooling1DOptions options = {})
         : Pooling1D("MaxPooling1D", true, pool_size, std::move(options)) {}
 };
 
+// Keras's AveragePooling1D: the mean of each window of pool_size steps (padding not counted).
 class KERAS_API AveragePooling1D : public Pooling1D {
 public:
     explicit AveragePooling1D(int64_t pool_size, Pooling1DOptions options = {})

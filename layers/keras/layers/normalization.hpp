@@ -12,6 +12,7 @@
 
 namespace keras::layers {
 
+// BatchNormalization's keyword arguments, in Keras's order.
 struct KERAS_API BatchNormalizationOptions {
     int axis = -1;   // the features axis (one axis, as Keras 3)
     float momentum = 0.99f;
@@ -69,6 +70,7 @@ private:
     void update_moving(const Tensor& mean, const Tensor& variance);
 };
 
+// LayerNormalization's keyword arguments, in Keras's order.
 struct KERAS_API LayerNormalizationOptions {
     std::vector<int> axis{-1};   // the axes normalized over (and gamma / beta's shape)
     float epsilon = 1e-3f;
@@ -112,6 +114,7 @@ protected:
     void build(const Shape& input_shape) override;
 };
 
+// UnitNormalization's keyword arguments.
 struct KERAS_API UnitNormalizationOptions {
     std::vector<int> axis{-1};
     std::string name{};

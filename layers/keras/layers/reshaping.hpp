@@ -36,6 +36,7 @@ protected:
     void check_input_shape(const Shape& input_shape) const override;
 };
 
+// ZeroPadding1D's keyword arguments.
 struct KERAS_API ZeroPadding1DOptions {
     std::string name{};
     bool trainable = true;   // false freezes the weights (Keras's trainable=False)
