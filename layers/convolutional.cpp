@@ -220,7 +220,7 @@ nlohmann::json Conv1D::get_config() const {
     write_windows(config, kernel_size, options.strides, options.padding, options.dilation_rate);
     config["data_format"] = options.data_format;
     write_fields(config, options);
-    config["activity_regularizer"] = nullptr;
+    config.emplace("activity_regularizer", nullptr);   // Keras writes null; Layer wrote a set one
     return config;
 }
 
@@ -282,7 +282,7 @@ nlohmann::json SeparableConv1D::get_config() const {
     write_windows(config, kernel_size, options.strides, options.padding, options.dilation_rate);
     config["data_format"] = options.data_format;
     write_fields(config, options);
-    config["activity_regularizer"] = nullptr;
+    config.emplace("activity_regularizer", nullptr);   // Keras writes null; Layer wrote a set one
     return config;
 }
 

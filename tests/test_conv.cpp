@@ -518,3 +518,15 @@ TEST_CASE("Embedding -> Conv1D -> MaxPooling1D -> LSTM -> Dense trains (the loss
     model.fit(x, y, {.batch_size = 16, .epochs = 15, .verbose = 0});
     CHECK(model.evaluate(x, y, {.verbose = 0}).loss() < 0.6 * before);
 }
+
+TEST_CASE("Conv1D / SeparableConv1D get_config: null activity_regularizer as Keras writes it, or the one set") {
+    layers::Conv1D conv(4, 3);
+    CHECK(conv.get_config().at("activity_regularizer").is_null());
+    conv.activity_regularizer = regularizers::L2(0.01f);
+    CHECK(conv.get_config().at("activity_regularizer") == regularizers::serialize(*conv.activity_regularizer));
+    layers::SeparableConv1D separable(4, 3);
+    CHECK(separable.get_config().at("activity_regularizer").is_null());
+    separable.activity_regularizer = regularizers::L1(0.02f);
+    CHECK(separable.get_config().at("activity_regularizer") ==
+          regularizers::serialize(*separable.activity_regularizer));
+}
