@@ -141,3 +141,23 @@ TEST_CASE("compile() takes one metric name, as a string or in braces") {
     model.compile("adam", "binary_crossentropy", {"accuracy", "mae"});
     CHECK(model.metric_names() == std::vector<std::string>{"accuracy", "mae"});
 }
+
+TEST_CASE("predict_on_batch gives predict()'s values for the whole batch at once, on the host") {
+    keras::utils::set_random_seed(3);
+    Sequential model;
+    model.add(layers::Input({4}));
+    model.add(layers::Embedding(10, 3));
+    model.add(layers::LSTM(5));
+    model.add(layers::Dense(2, "softmax"));
+    const Tensor x(std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2}, {3, 4});
+    const Tensor x5(std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0}, {5, 4});
+    const Tensor y = model.predict_on_batch(x5);
+    CHECK(y.shape() == Shape{5, 2});
+    CHECK(y.device().is_cpu());
+    // predict() in batches of 2 sees the same rows: same values (no work crosses rows).
+    const auto batched = values_of(model.predict(x5, {.batch_size = 2, .verbose = 0}));
+    const auto whole = values_of(y);
+    REQUIRE(batched.size() == whole.size());
+    for (size_t i = 0; i < whole.size(); ++i) CHECK(whole[i] == doctest::Approx(batched[i]).epsilon(1e-6));
+    CHECK(values_of(model.predict_on_batch(x)).size() == 6);
+}

@@ -122,6 +122,9 @@ TEST_CASE("porting table: a Sequential model, trained, evaluated, saved and load
     CHECK(acc >= 0.0);
     Tensor probs = model.predict(x_test, {.verbose = 0});
     CHECK(probs.shape() == Shape{32, 1});
+    auto [x_one, y_one] = toy_sentiment(1, 3);
+    Tensor one = model.predict_on_batch(x_one);
+    CHECK(one.shape() == Shape{1, 1});
 
     model.save("model.h5");
     auto loaded = models::load_model("model.h5");

@@ -196,6 +196,11 @@ public:
     std::vector<Tensor> call_all(const std::vector<Tensor>& xs, const CallOptions& options = {});
     // Keras's model.predict: the output for every sample of x, computed in batches.
     Tensor predict(const Tensor& x, const PredictOptions& options = {});
+    // Keras's model.predict_on_batch: x as one batch, its output on the host; no batching, callbacks
+    // or progress bar (the low-overhead path for serving one request at a time).
+    Tensor predict_on_batch(const Tensor& x);
+    // predict_on_batch() with one array per input; one result per output.
+    std::vector<Tensor> predict_on_batch(const std::vector<Tensor>& x);
     // One gradient step on one batch; returns the loss and metrics of that batch (metrics reset first).
     Logs train_on_batch(const Tensor& x, const Tensor& y);
     // The loss and metrics of one batch, without training.

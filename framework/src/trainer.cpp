@@ -218,6 +218,18 @@ EvaluateResult Model::evaluate(const Arrays& x, const Arrays& y, const EvaluateO
     return result;
 }
 
+Tensor Model::predict_on_batch(const Tensor& x) { return predict_on_batch(Arrays{x})[0]; }
+
+Arrays Model::predict_on_batch(const Arrays& x) {
+    ensure_built(x);
+    const int64_t n = x.at(0).dim(0);
+    for (const auto& xi : x)
+        if (xi.dim(0) != n) value_error("Data cardinality is ambiguous: the input arrays have {} and {} samples", n, xi.dim(0));
+    Arrays ys = timed_step(device(), backend::StepKind::predict, n, [&] { return predict_step(x); });
+    for (Tensor& y : ys) y = y.to(Device::cpu());
+    return ys;
+}
+
 Tensor Model::predict(const Tensor& x, const PredictOptions& options) { return predict(Arrays{x}, options)[0]; }
 
 Arrays Model::predict(const Arrays& x, const PredictOptions& options) {
