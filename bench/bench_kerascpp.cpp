@@ -4,6 +4,7 @@
 //
 //   bench_kerascpp --workload W2 --samples 2560 --epochs 2 [--seed 1234] [--device cpu|cuda[:N]]
 //                  [--recurrent-dropout 0.2]   (the RNN layer's recurrent_dropout: the training step loop)
+//                  [--seq-len T] [--batch B] [--units H]   (override the workload's shape: bench/cost_growth.py)
 //                  [--fixed-threads]   (keras::config::set_intra_op_parallelism_threads($OMP_NUM_THREADS):
 //                                       the count kerascpp used before it adapted it per step)
 //   bench_kerascpp --sgemm [--size 2048] [--repeats 10]
@@ -56,6 +57,7 @@ struct Args {
     uint64_t seed = 1234;
     std::string device = "cpu";   // "cpu", "cuda" or "cuda:N"
     double recurrent_dropout = 0.0;   // double so the JSON prints 0.2, not 0.2000000029
+    int64_t seq_len = 0, batch = 0, units = 0;   // 0: the workload's own
     bool fixed_threads = false;
     bool sgemm = false;
     int64_t size = 2048;     // SGEMM M = N = K
@@ -65,7 +67,7 @@ struct Args {
 [[noreturn]] void usage(const std::string& error) {
     std::cerr << "error: " << error << "\n"
               << "usage: bench_kerascpp --workload W1|W2|W3 --samples N [--epochs E] [--seed S] "
-                 "[--device cpu|cuda[:N]] [--recurrent-dropout R] [--fixed-threads]\n"
+                 "[--device cpu|cuda[:N]] [--recurrent-dropout R] [--seq-len T] [--batch B] [--units H] [--fixed-threads]\n"
               << "       bench_kerascpp --sgemm [--size 2048] [--repeats 10]\n";
     std::exit(2);
 }
@@ -95,6 +97,9 @@ Args parse_args(int argc, char** argv) {
         else if (flag == "--seed") args.seed = static_cast<uint64_t>(parse_int(flag, value()));
         else if (flag == "--device") args.device = value();
         else if (flag == "--recurrent-dropout") args.recurrent_dropout = std::stod(value());
+        else if (flag == "--seq-len") args.seq_len = parse_int(flag, value());
+        else if (flag == "--batch") args.batch = parse_int(flag, value());
+        else if (flag == "--units") args.units = parse_int(flag, value());
         else if (flag == "--fixed-threads") args.fixed_threads = true;
         else if (flag == "--sgemm") args.sgemm = true;
         else if (flag == "--size") args.size = parse_int(flag, value());
@@ -206,7 +211,10 @@ std::string device_name(keras::Device device) {
 }
 
 nlohmann::json run_workload(const Args& args) {
-    const Workload& w = find_workload(args.workload);
+    Workload w = find_workload(args.workload);
+    if (args.seq_len) w.seq_len = args.seq_len;
+    if (args.batch) w.batch = args.batch;
+    if (args.units) w.units = args.units;
     const keras::Device device = keras::Device::parse(args.device);
     keras::set_default_device(device);   // RuntimeError naming a missing CUDA build or GPU
     keras::utils::set_random_seed(args.seed);
@@ -243,6 +251,8 @@ nlohmann::json run_workload(const Args& args) {
             {"peak_device_mb", peak_device_mb(device)},
             {"samples", args.samples},
             {"batch_size", w.batch},
+            {"seq_len", w.seq_len},
+            {"units", w.units},
             {"threads", omp_threads()},
             {"thread_policy", keras::config::get_intra_op_parallelism_threads() > 0 ? "fixed" : "adaptive"},
             {"flush_denormal", true},   // the library sets FTZ/DAZ itself

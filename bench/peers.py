@@ -37,6 +37,9 @@ def parse_args(argv):
     p.add_argument("--epochs", type=int, default=2, help="timed epochs (after one warm-up epoch)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--seq-len", type=int, help="override the workload's sequence length (bench/cost_growth.py)")
+    p.add_argument("--batch-size", type=int, help="override the workload's batch size")
+    p.add_argument("--units", type=int, help="override the workload's recurrent units")
     p.add_argument("--device", default="cpu", help="torch only: cpu, cuda or cuda:N")
     p.add_argument("--tf32", action="store_true",
                    help="torch on a GPU: allow TF32 in cuDNN and cuBLAS (torch's cuDNN default; kerascpp uses "
@@ -173,7 +176,10 @@ def run_torch(spec, x, y, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    spec = WORKLOADS[args.workload]
+    spec = dict(WORKLOADS[args.workload])
+    for key, value in (("seq_len", args.seq_len), ("batch", args.batch_size), ("units", args.units)):
+        if value is not None:
+            spec[key] = value
     x, y = make_data(spec, args.samples, args.seed)
     runner = run_keras if args.framework == "keras" else run_torch
     times, version = runner(spec, x, y, args)
@@ -190,6 +196,8 @@ def main(argv=None):
         "tf32": args.tf32 if args.device != "cpu" else None,
         "samples": args.samples,
         "batch_size": spec["batch"],
+        "seq_len": spec["seq_len"],
+        "units": spec["units"],
         "threads": args.threads,
         "flush_denormal": True if args.framework == "keras" else args.flush_denormal,
         "warmup_epoch_s": round(times[0], 4),
