@@ -150,7 +150,10 @@ struct FusedRnn {
     std::vector<float> bias;             // oneDNN's bias when it is not Keras's bias as is
     std::vector<float> diff_bias;        // oneDNN's bias gradient when it is not Keras's as is
     std::vector<memory> spare_workspaces;   // returned by finished backward passes, reused
-    Bf16Buffer kernel16, recurrent_kernel16;   // bf16: the weights as the forward reads them
+    // bf16: the forward's weights in the layout its primitive chose (which lets oneDNN pick its brgemm
+    // kernels), converted from Keras's float32 weights by these reorders on every call.
+    memory fwd_weights_layer, fwd_weights_iter;
+    dnnl::primitive to_fwd_weights_layer, to_fwd_weights_iter;
 };
 
 struct OneDnnBackend::RnnCache {
@@ -284,18 +287,35 @@ std::shared_ptr<FusedRnn> build_fused(dnnl::engine& engine, const RnnKey& key, i
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);   // scratchpads allocated once, below
 
-    // The forward reads Keras's weights in place (ldigo), or their bfloat16 copies in that layout.
+    // The forward reads Keras's float32 weights in place (ldigo); for bf16 it reads bfloat16 copies
+    // in a layout of its choice (any), made by reorders from Keras's.
     const Descs plain = descs_for(key, G, rnn->bias_rows, tag::ldigo, data_type_of(key));
+    const Descs keras_f32 = descs_for(key, G, rnn->bias_rows, tag::ldigo, memory::data_type::f32);
+    Descs fwd_descs = plain;
+    if (key.bf16) {
+        fwd_descs.weights_layer = md({1, 1, key.C, G, key.H}, tag::any, memory::data_type::bf16);
+        fwd_descs.weights_iter = md({1, 1, key.H, G, key.H}, tag::any, memory::data_type::bf16);
+    }
     const auto prop = key.training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
-    const dnnl_rnn_desc_t fd = forward_desc(key, plain, prop);
+    const dnnl_rnn_desc_t fd = forward_desc(key, fwd_descs, prop);
     rnn->fwd_pd = dnnl::primitive_desc(&fd, &attr, engine, nullptr);
     rnn->fwd = dnnl::primitive(rnn->fwd_pd);
     rnn->fwd_scratchpad = memory(rnn->fwd_pd.scratchpad_desc(), engine);
+    if (key.bf16) {
+        const auto wl = rnn->fwd_pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WEIGHTS_LAYER);
+        const auto wi = rnn->fwd_pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WEIGHTS_ITER);
+        rnn->fwd_weights_layer = memory(wl, engine);
+        rnn->fwd_weights_iter = memory(wi, engine);
+        rnn->to_fwd_weights_layer =
+            dnnl::reorder(dnnl::reorder::primitive_desc(engine, keras_f32.weights_layer, engine, wl, attr));
+        rnn->to_fwd_weights_iter =
+            dnnl::reorder(dnnl::reorder::primitive_desc(engine, keras_f32.weights_iter, engine, wi, attr));
+    }
 
     if (key.training) {
         // The gradients are float32 (oneDNN's bf16 backward takes float32 diffs), in Keras's layout.
         const Descs any = descs_for(key, G, rnn->bias_rows, tag::any, data_type_of(key));
-        const Descs diffs = descs_for(key, G, rnn->bias_rows, tag::ldigo, memory::data_type::f32);
+        const Descs& diffs = keras_f32;
         const dnnl_rnn_desc_t bd = backward_desc(key, any, diffs);
         rnn->bwd_pd = dnnl::primitive_desc(&bd, &attr, engine, rnn->fwd_pd.get());
         rnn->bwd = dnnl::primitive(rnn->bwd_pd);
@@ -357,22 +377,18 @@ const float* state_or_zeros(const Tensor& t, const FusedRnn& rnn) {
 // bf16: the forward's inputs, weights and outputs as bfloat16 buffers in place of the float32 tensors
 // in args (the bias and LSTM's c stay float32). The inputs and outputs are kept in saved for the
 // backward pass, which reads them again; the caller converts the outputs back to float32.
-void bf16_forward_args(FusedRnn& rnn, FusedSaved& saved, const RnnWeights& w, std::unordered_map<int, memory>& args,
-                       const Descs& d) {
+// (The weights: rnn.fwd_weights_*, which rnn_forward fills first.)
+void bf16_forward_args(FusedRnn& rnn, FusedSaved& saved, std::unordered_map<int, memory>& args, const Descs& d) {
     const RnnKey& k = rnn.key;
     const dnnl::engine engine = args.at(DNNL_ARG_SRC_LAYER).get_engine();
     saved.x16 = to_bf16(saved.x);
     saved.h016 = saved.h0.defined() ? to_bf16(saved.h0) : Bf16Buffer(static_cast<size_t>(k.N * k.H), 0);
-    rnn.kernel16.resize(static_cast<size_t>(w.kernel.numel()));
-    to_bf16(w.kernel.data<float>(), rnn.kernel16.data(), w.kernel.numel());
-    rnn.recurrent_kernel16.resize(static_cast<size_t>(w.recurrent_kernel.numel()));
-    to_bf16(w.recurrent_kernel.data<float>(), rnn.recurrent_kernel16.data(), w.recurrent_kernel.numel());
     saved.sequences16.resize(static_cast<size_t>(k.N * k.T * k.H));
     saved.dst_h16.resize(static_cast<size_t>(k.N * k.H));
     args[DNNL_ARG_SRC_LAYER] = wrap(engine, d.src_layer, saved.x16.data());
     args[DNNL_ARG_SRC_ITER] = wrap(engine, d.state, saved.h016.data());
-    args[DNNL_ARG_WEIGHTS_LAYER] = wrap(engine, d.weights_layer, rnn.kernel16.data());
-    args[DNNL_ARG_WEIGHTS_ITER] = wrap(engine, d.weights_iter, rnn.recurrent_kernel16.data());
+    args[DNNL_ARG_WEIGHTS_LAYER] = rnn.fwd_weights_layer;
+    args[DNNL_ARG_WEIGHTS_ITER] = rnn.fwd_weights_iter;
     args[DNNL_ARG_DST_LAYER] = wrap(engine, d.dst_layer, saved.sequences16.data());
     args[DNNL_ARG_DST_ITER] = wrap(engine, d.state, saved.dst_h16.data());
 }
@@ -441,7 +457,14 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
         {DNNL_ARG_DST_ITER, wrap(engine_, d.state, out.h.raw())},
         {DNNL_ARG_SCRATCHPAD, rnn.fwd_scratchpad},
     };
-    if (bf16) bf16_forward_args(rnn, *saved, w, args, d);
+    if (bf16) {
+        const Descs keras_f32 = descs_for(key, rnn.G, rnn.bias_rows, tag::ldigo, memory::data_type::f32);
+        run(rnn.to_fwd_weights_layer, {{DNNL_ARG_FROM, wrap(engine_, keras_f32.weights_layer, w.kernel.raw())},
+                                       {DNNL_ARG_TO, rnn.fwd_weights_layer}});
+        run(rnn.to_fwd_weights_iter, {{DNNL_ARG_FROM, wrap(engine_, keras_f32.weights_iter, w.recurrent_kernel.raw())},
+                                      {DNNL_ARG_TO, rnn.fwd_weights_iter}});
+        bf16_forward_args(rnn, *saved, args, d);
+    }
     if (lstm) {
         args.emplace(DNNL_ARG_SRC_ITER_C, wrap(engine_, d.state_c, state_or_zeros(saved->c0, rnn)));
         args.emplace(DNNL_ARG_DST_ITER_C, wrap(engine_, d.state_c, out.c.raw()));
