@@ -325,4 +325,12 @@ TEST_CASE("policies load from a Keras 3.15 file and round-trip through get_confi
     CHECK(message.find("Layer \"lstm\" (LSTM) in file 'edited.h5'") != std::string::npos);
     CHECK(message.find("field `dtype`") != std::string::npos);
     CHECK(message.find("is not supported (float32 or mixed_bfloat16)") != std::string::npos);
+
+    // Keras 2 wrote a Policy object (tf.keras.mixed_precision.Policy); a missing dtype is the global policy.
+    config["dtype"] = nlohmann::json::parse(R"({"class_name": "Policy", "config": {"name": "mixed_bfloat16"}})");
+    CHECK(layers::layer_from_config("LSTM", config, {.keras_major = 2, .file = "k2.h5"})->dtype_policy().name() ==
+          "mixed_bfloat16");
+    config.erase("dtype");
+    mp::set_global_policy("mixed_bfloat16");
+    CHECK(layers::layer_from_config("LSTM", config, {.keras_major = 3, .file = "k3.h5"})->compute_dtype() == "bfloat16");
 }

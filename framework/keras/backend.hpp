@@ -130,9 +130,10 @@ public:
                                       Tensor& dx, Tensor& dkernel, Tensor* dbias) = 0;
 
     // ---- Mixed precision (bfloat16 compute, float32 tensors and weights): the kernels below round
-    // their inputs and weights to bfloat16, accumulate in float32 and round their outputs to bfloat16.
-    // Empty when this device can; else why not, and the *_bf16 kernels are the float32 ones (the
-    // defaults below), as are RNN calls with spec.precision == bfloat16.
+    // their inputs and weights to bfloat16 and accumulate in float32; forward outputs are rounded to
+    // bfloat16 (the layer's compute dtype), gradients stay float32. bfloat16_unsupported_reason() is
+    // empty when this device can; else it says why not, and the *_bf16 kernels are the float32 ones
+    // (the defaults below), as are RNN calls with spec.precision == bfloat16.
     virtual std::string bfloat16_unsupported_reason() { return "this backend has no bfloat16 kernels yet"; }
     virtual Tensor matmul_bias_bf16(const Tensor& x, const Tensor& kernel, const Tensor& bias) {
         return matmul_bias(x, kernel, bias);

@@ -15,7 +15,11 @@
 //   the first read of final_c(), or a backward with dc, the step loop replays that forward (once)
 //   and gives them, so the primitive keeps every masked call that needs neither.
 // - Primitives, reorders, scratchpads and workspaces are cached by (cell, activation, N, T, C, H,
-//   training) so the training loop only executes them.
+//   training, bf16) so the training loop only executes them.
+// - bf16 (a mixed_bfloat16 layer, RnnSpec::precision): x, h0 and every h are bfloat16 copies, the
+//   weights are reordered into the bfloat16 layout the primitive chose (so oneDNN can pick brgemm);
+//   the bias, LSTM's c and all gradients stay float32. The outputs come back as float32 tensors of
+//   bfloat16 values. The step loop and the masked-LSTM replay compute in float32.
 #include <algorithm>
 #include <bit>
 #include <cstring>
