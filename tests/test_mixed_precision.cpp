@@ -12,6 +12,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -333,4 +334,28 @@ TEST_CASE("policies load from a Keras 3.15 file and round-trip through get_confi
     config.erase("dtype");
     mp::set_global_policy("mixed_bfloat16");
     CHECK(layers::layer_from_config("LSTM", config, {.keras_major = 3, .file = "k3.h5"})->compute_dtype() == "bfloat16");
+}
+
+// Run by the mixed_precision_no_bf16_isa test (tests/meson.build), with oneDNN's ISA capped below
+// AVX512_BF16 as on an older CPU: the real ISA query, not the override, sends the model to float32.
+TEST_CASE("a CPU without AVX512_BF16 runs mixed_bfloat16 layers in float32") {
+    PolicyGuard guard;
+    const char* isa = std::getenv("DNNL_MAX_CPU_ISA");
+    if (!isa || std::string(isa) != "AVX512_CORE") {
+        MESSAGE("needs DNNL_MAX_CPU_ISA=AVX512_CORE (the mixed_precision_no_bf16_isa test sets it)");
+        return;
+    }
+    CHECK(cpu_bf16_reason() == "this CPU lacks AVX512_BF16 and AMX (oneDNN's effective ISA)");
+    const auto c = compare([](const std::string& d) { return std::make_shared<layers::GRU>(5, layers::GRUOptions{.dtype = d}); },
+                           wavy({3, 4, 6}, 0.2, 0.5, 1.0), {-1, 4, 6});
+    CHECK(identical(c.bf16.y, c.f32.y));
+    CHECK(identical(c.bf16.dx, c.f32.dx));
+    keras::Sequential model;
+    model.add(layers::Input({4, 6}));
+    model.add(layers::GRU(5, {.dtype = "mixed_bfloat16"}));
+    std::ostringstream out;
+    model.summary(&out);
+    CHECK(out.str().find("runs on: oneDNN lbr_gru, in float32 (this CPU lacks AVX512_BF16 and AMX") != std::string::npos);
+    CHECK(out.str().find("Mixed precision: 1 layer(s) with policy mixed_bfloat16 run in float32: this CPU lacks "
+                         "AVX512_BF16 and AMX (oneDNN's effective ISA)") != std::string::npos);
 }
