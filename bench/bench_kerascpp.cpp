@@ -7,6 +7,8 @@
 //                  [--seq-len T] [--batch B] [--units H]   (override the workload's shape: bench/cost_growth.py)
 //                  [--fixed-threads]   (keras::config::set_intra_op_parallelism_threads($OMP_NUM_THREADS):
 //                                       the count kerascpp used before it adapted it per step)
+//                  [--policy float32|mixed_bfloat16]   (keras::mixed_precision::set_global_policy before the
+//                                       model is made; the output Dense stays float32, as Keras advises)
 //   bench_kerascpp --sgemm [--size 2048] [--repeats 10]
 //
 // Threads: oneDNN's OpenMP runtime reads OMP_NUM_THREADS. One workload per process, so the peak RSS
@@ -59,6 +61,7 @@ struct Args {
     double recurrent_dropout = 0.0;   // double so the JSON prints 0.2, not 0.2000000029
     int64_t seq_len = 0, batch = 0, units = 0;   // 0: the workload's own
     bool fixed_threads = false;
+    std::string policy = "float32";   // the global dtype policy the model is made under
     bool sgemm = false;
     int64_t size = 2048;     // SGEMM M = N = K
     int repeats = 10;
@@ -67,7 +70,9 @@ struct Args {
 [[noreturn]] void usage(const std::string& error) {
     std::cerr << "error: " << error << "\n"
               << "usage: bench_kerascpp --workload W1|W2|W3 --samples N [--epochs E] [--seed S] "
-                 "[--device cpu|cuda[:N]] [--recurrent-dropout R] [--seq-len T] [--batch B] [--units H] [--fixed-threads]\n"
+                 "[--device cpu|cuda[:N]] [--recurrent-dropout R] [--seq-len T] [--batch B] [--units H] "
+                 "[--fixed-threads] [--policy float32|mixed_bfloat16]
+"
               << "       bench_kerascpp --sgemm [--size 2048] [--repeats 10]\n";
     std::exit(2);
 }
@@ -101,6 +106,7 @@ Args parse_args(int argc, char** argv) {
         else if (flag == "--batch") args.batch = parse_int(flag, value());
         else if (flag == "--units") args.units = parse_int(flag, value());
         else if (flag == "--fixed-threads") args.fixed_threads = true;
+        else if (flag == "--policy") args.policy = value();
         else if (flag == "--sgemm") args.sgemm = true;
         else if (flag == "--size") args.size = parse_int(flag, value());
         else if (flag == "--repeats") args.repeats = static_cast<int>(parse_int(flag, value()));
@@ -195,7 +201,7 @@ keras::Sequential make_model(const Workload& w, float recurrent_dropout) {
     if (w.cell == "SimpleRNN") model.add(layers::SimpleRNN(w.units, {.recurrent_dropout = recurrent_dropout}));
     else if (w.cell == "LSTM") model.add(layers::LSTM(w.units, {.recurrent_dropout = recurrent_dropout}));
     else model.add(layers::GRU(w.units, {.recurrent_dropout = recurrent_dropout}));   // reset_after = true
-    model.add(layers::Dense(1, "sigmoid"));
+    model.add(layers::Dense(1, {.activation = "sigmoid", .dtype = "float32"}));   // outputs in float32 (Keras)
     model.compile(keras::optimizers::Adam(1e-3f), "binary_crossentropy", {"accuracy"});
     return model;
 }
@@ -219,6 +225,7 @@ nlohmann::json run_workload(const Args& args) {
     keras::set_default_device(device);   // RuntimeError naming a missing CUDA build or GPU
     keras::utils::set_random_seed(args.seed);
     auto [x, y] = make_data(w, args.samples, args.seed);
+    keras::mixed_precision::set_global_policy(args.policy);   // ValueError naming a policy it lacks
     keras::Sequential model = make_model(w, static_cast<float>(args.recurrent_dropout));
 
     std::vector<double> epoch_times;
@@ -243,6 +250,8 @@ nlohmann::json run_workload(const Args& args) {
     return {{"framework", "kerascpp"},
             {"workload", w.name},
             {"recurrent_dropout", args.recurrent_dropout},
+            {"policy", args.policy},
+            {"bfloat16", args.policy == "mixed_bfloat16" && keras::backend::get(device).bfloat16_unsupported_reason().empty()},
             {"samples_per_s", static_cast<double>(args.samples) / epoch_s},
             {"epoch_s", epoch_s},
             {"peak_rss_mb", peak_rss_mb()},

@@ -88,14 +88,18 @@ void ConfigReader::require(const std::string& key, const json& neutral) const {
         fail(key, fmt::format("{} is not supported (only {})", config_[key].dump(), neutral.dump()));
 }
 
-void ConfigReader::require_float32() const {
-    if (!has("dtype") || has("batch_input_shape")) return;
+std::optional<mixed_precision::DTypePolicy> ConfigReader::dtype_policy() const {
+    if (!has("dtype") || has("batch_input_shape")) return std::nullopt;
     const json& d = config_["dtype"];
     std::string name;
     if (d.is_string()) name = d.get<std::string>();
-    else if (d.is_object() && d.contains("config") && d["config"].is_object() && d["config"].contains("name"))
+    else if (d.is_object() && d.contains("config") && d["config"].is_object() && d["config"].contains("name") &&
+             d["config"]["name"].is_string())
         name = d["config"]["name"].get<std::string>();
-    if (name != "float32") fail("dtype", fmt::format("{} is not supported (only float32)", d.dump()));
+    else fail("dtype", fmt::format("expected a dtype policy name or object, got {}", d.dump()));
+    if (name != "float32" && name != "mixed_bfloat16")
+        fail("dtype", fmt::format("{} is not supported (float32 or mixed_bfloat16)", d.dump()));
+    return mixed_precision::DTypePolicy(name);
 }
 
 }  // namespace keras::layers

@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "keras/mixed_precision.hpp"
+
 #include "keras/layers/fields.hpp"
 #include "layer_factory.hpp"
 
@@ -40,9 +42,11 @@ public:
     // Options kerascpp does not implement must hold their neutral value.
     void require_null(std::initializer_list<const char*> keys) const;
     void require(const std::string& key, const nlohmann::json& neutral) const;
-    // float32 as a string (Keras 2) or a DTypePolicy (Keras 3). Next to batch_input_shape (Keras 2.0's
-    // first layer) the dtype is the input's, e.g. int32 token ids.
-    void require_float32() const;
+    // The layer's dtype policy: a name (Keras 2's "float32") or a policy object (Keras 3's DTypePolicy,
+    // Keras 2's Policy), "float32" or "mixed_bfloat16"; std::nullopt when absent (the global policy
+    // then applies, as in Keras). Next to batch_input_shape (Keras 2.0's first layer) the dtype is the
+    // input's, e.g. int32 token ids, and no policy.
+    std::optional<mixed_precision::DTypePolicy> dtype_policy() const;
 
     const nlohmann::json& raw(const std::string& key) const { return config_.at(key); }
     const ConfigSource& source() const { return source_; }

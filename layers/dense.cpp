@@ -9,6 +9,7 @@ namespace keras::layers {
 Dense::Dense(int64_t units, DenseOptions options)
     : Layer("Dense", options.name, options.trainable), units(units), activation(activation_from_string(options.activation)),
       options(std::move(options)) {
+    if (!this->options.dtype.empty()) set_dtype_policy(this->options.dtype);
     supports_masking = true;   // applied per step, so a (batch, steps) mask still fits
     if (units <= 0) value_error("Received an invalid value for `units`, expected a positive integer. Received: units={}", units);
     initializers::check_name(this->options.kernel_initializer);
@@ -41,7 +42,9 @@ Tensor Dense::call(const Tensor& x, CallContext& ctx) {
     auto& be = backend::for_tensor(x);
     const Tensor x2 = x.reshape({-1, x.dim(-1)});
     const Tensor bias = options.use_bias ? weights()[1]->value : Tensor();
-    const Tensor z = be.matmul_bias(x2, weights()[0]->value, bias);
+    // mixed_bfloat16: the product in bfloat16 (float32 where the device cannot), z rounded to bfloat16.
+    const bool bf16 = dtype_policy().mixed_bfloat16();
+    const Tensor z = bf16 ? be.matmul_bias_bf16(x2, weights()[0]->value, bias) : be.matmul_bias(x2, weights()[0]->value, bias);
     const Tensor y = be.activation(activation, z);
     ctx.saved = {x2, z, y};
     return y.reshape(compute_output_shape(x.shape()));
@@ -52,7 +55,10 @@ Tensor Dense::backward(const Tensor& dy, CallContext& ctx) {
     const Tensor& x2 = ctx.saved.at(0);
     const Tensor dz = be.activation_backward(activation, ctx.saved.at(1), ctx.saved.at(2), dy.reshape({-1, units}));
     Tensor dx, dkernel, dbias;
-    be.matmul_bias_backward(x2, weights()[0]->value, dz, dx, dkernel, options.use_bias ? &dbias : nullptr);
+    if (dtype_policy().mixed_bfloat16())
+        be.matmul_bias_backward_bf16(x2, weights()[0]->value, dz, dx, dkernel, options.use_bias ? &dbias : nullptr);
+    else
+        be.matmul_bias_backward(x2, weights()[0]->value, dz, dx, dkernel, options.use_bias ? &dbias : nullptr);
     accumulate_gradient(*weights()[0], dkernel);
     if (options.use_bias) accumulate_gradient(*weights()[1], dbias);
     Shape in_shape = dy.shape();

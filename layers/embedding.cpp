@@ -8,6 +8,7 @@ namespace keras::layers {
 
 Embedding::Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions options)
     : Layer("Embedding", options.name, options.trainable), input_dim(input_dim), output_dim(output_dim), options(std::move(options)) {
+    if (!this->options.dtype.empty()) set_dtype_policy(this->options.dtype);
     if (input_dim <= 0 || output_dim <= 0)
         value_error("Both `input_dim` and `output_dim` should be positive, Received input_dim = {} and output_dim = {}",
                     input_dim, output_dim);
@@ -32,7 +33,10 @@ Tensor Embedding::call(const Tensor& x, CallContext& ctx) {
     // Keras casts float inputs to integers; ids keep their integer type.
     const Tensor ids = x.dtype() == DType::float32 ? x.astype(DType::int32) : x;
     ctx.saved = {ids};
-    return backend::for_tensor(x).embedding(ids, weights()[0]->value, name());
+    auto& be = backend::for_tensor(x);
+    // mixed_bfloat16: the rows rounded to bfloat16 (Keras casts the output to the compute dtype).
+    if (dtype_policy().mixed_bfloat16()) return be.embedding_bf16(ids, weights()[0]->value, name());
+    return be.embedding(ids, weights()[0]->value, name());
 }
 
 Tensor Embedding::backward(const Tensor& dy, CallContext& ctx) {

@@ -8,6 +8,7 @@ namespace keras::layers {
 
 GRU::GRU(int64_t units, GRUOptions options) : RNNBase("GRU", options.name, convert_fields(RecurrentCommon{}, options)) {
     trainable = options.trainable;
+    if (!options.dtype.empty()) set_dtype_policy(options.dtype);
     set_cell(std::make_shared<GRUCell>(units, convert_fields(GRUCellOptions{.name = name()}, options)));
 }
 

@@ -37,12 +37,13 @@ using nlohmann::json;
 
 // Keys every layer of a Keras file may carry.
 void common_checks(const ConfigReader& f) {
-    f.require_float32();
+    (void)f.dtype_policy();   // refuses a policy kerascpp cannot run, naming the layer and file
 }
 
 template <typename L> LayerPtr finish(L layer, const ConfigReader& f) {
     auto ptr = std::make_shared<L>(std::move(layer));
     ptr->trainable = f.boolean("trainable", true);
+    if (const auto policy = f.dtype_policy()) ptr->set_dtype_policy(*policy);
     // Any layer's, as Keras's base Layer (ActivityRegularization's own comes from its l1 / l2).
     if (f.has("activity_regularizer")) ptr->activity_regularizer = f.regularizer("activity_regularizer");
     return ptr;

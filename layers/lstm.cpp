@@ -7,6 +7,7 @@ namespace keras::layers {
 
 LSTM::LSTM(int64_t units, LSTMOptions options) : RNNBase("LSTM", options.name, convert_fields(RecurrentCommon{}, options)) {
     trainable = options.trainable;
+    if (!options.dtype.empty()) set_dtype_policy(options.dtype);
     set_cell(std::make_shared<LSTMCell>(units, convert_fields(LSTMCellOptions{.name = name()}, options)));
 }
 

@@ -32,6 +32,12 @@ RNNBase::RNNBase(const std::string& class_name, const std::string& name, Recurre
 
 backend::RnnWeights RNNBase::weights_view() const { return cell_.ptr->weights_view(); }
 
+backend::RnnSpec RNNBase::run_spec() const {
+    backend::RnnSpec spec = spec_;
+    spec.precision = dtype_policy().mixed_bfloat16() ? backend::Precision::bfloat16 : backend::Precision::float32;
+    return spec;
+}
+
 void RNNBase::set_cell(std::shared_ptr<RNNCell> cell) {
     cell_.ptr = std::move(cell);
     spec_ = cell_.ptr->spec();
@@ -134,7 +140,7 @@ Tensor RNNBase::call(const Tensor& x, CallContext& ctx) {
         MaskedSteps steps = masked_steps_of(x, ctx.mask);
         if (!steps.all_real) return call_masked(input, mask, masks, h0, c0, std::move(steps), ctx);   // else: as if unmasked
     }
-    backend::RnnForward fwd = be.rnn_forward(spec_, input, weights_view(), h0, c0, ctx.training, masks);
+    backend::RnnForward fwd = be.rnn_forward(run_spec(), input, weights_view(), h0, c0, ctx.training, masks);
     keep_states(fwd);
     Tensor y = common_.return_sequences ? fwd.sequences : fwd.h;
     ctx.saved = {mask};
@@ -200,7 +206,7 @@ backend::RnnGradients RNNBase::call_gradients(const Tensor& dy, const Tensor& dh
     const Tensor d_sequences = common_.return_sequences ? dy : Tensor();
     const Tensor d_h = common_.return_sequences ? dh : add_defined(dy, dh);
     const Tensor& any = dy.defined() ? dy : (d_h.defined() ? d_h : dc);
-    return backend::for_tensor(any).rnn_backward(spec_, weights_view(), *fwd, d_sequences, d_h, dc);
+    return backend::for_tensor(any).rnn_backward(run_spec(), weights_view(), *fwd, d_sequences, d_h, dc);
 }
 
 Tensor RNNBase::apply_gradients(const backend::RnnGradients& g, const CallContext& ctx) {
@@ -221,7 +227,7 @@ nlohmann::json RNNBase::get_config() const {
 
 std::string RNNBase::implementation_note() const {
     const Device device = weights().empty() ? Device::cpu() : weights()[0]->value.device();
-    return backend::get(device).rnn_path(spec_).description;
+    return backend::get(device).rnn_path(run_spec()).description;
 }
 
 }  // namespace keras::layers

@@ -36,7 +36,7 @@ Tensor RNNBase::call_masked(const Tensor& input, const Tensor& dropout, const ba
                             const Tensor& h0, const Tensor& c0, MaskedSteps steps, CallContext& ctx) {
     auto& be = backend::for_tensor(input);
     const int64_t N = input.dim(0), T = input.dim(1);
-    MaskedCall c{.spec = spec_, .steps = std::move(steps), .fwd = {}};
+    MaskedCall c{.spec = run_spec(), .steps = std::move(steps), .fwd = {}};
     c.spec.go_backwards = false;   // folded into pack_idx
     // The dropout masks are per sample, so packing the steps does not move them.
     const Tensor packed = be.gather_steps(input, c.steps.pack_idx, T);

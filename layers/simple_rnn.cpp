@@ -7,6 +7,7 @@ namespace keras::layers {
 SimpleRNN::SimpleRNN(int64_t units, SimpleRNNOptions options)
     : RNNBase("SimpleRNN", options.name, convert_fields(RecurrentCommon{}, options)) {
     trainable = options.trainable;
+    if (!options.dtype.empty()) set_dtype_policy(options.dtype);
     set_cell(std::make_shared<SimpleRNNCell>(units, convert_fields(SimpleRNNCellOptions{.name = name()}, options)));
 }
 

@@ -18,10 +18,12 @@
 // (architecture, weights and optimizer state) instead of a new model, and --epochs 0 only evaluates it.
 // --plot-history FILE.svg draws the training and validation loss and accuracy per epoch
 // (keras::utils::plot_history).
+// --policy mixed_bfloat16 builds the model under keras::mixed_precision's global policy (bfloat16
+// compute on CPUs with AVX512_BF16; the output Dense stays float32; docs/mixed_precision.md).
 //
 // Usage: imdb_sentiment [--model simplernn|lstm|gru] [--epochs N] [--data PATH] [--num-words N]
 //                       [--maxlen N] [--verbose 0|1|2] [--save PATH] [--load PATH] [--mask-zero]
-//                       [--plot-history FILE.svg]
+//                       [--plot-history FILE.svg] [--policy float32|mixed_bfloat16]
 //   (--help lists every option with its default)
 #include <algorithm>
 #include <cstdlib>
@@ -46,6 +48,7 @@ struct Args {
     std::string save, load;             // model files; empty: none
     bool mask_zero = false;             // Embedding(mask_zero=True)
     std::string plot_history;           // an .svg of the training curves; empty: none
+    std::string policy = "float32";     // the dtype policy a new model is built under
 };
 
 // --help, unknown flags and bad values are CLI11's: a message and exit code (0 for --help) in *exit_code.
@@ -83,6 +86,9 @@ std::optional<Args> parse(int argc, char** argv, int* exit_code) {
         ->check([](const std::string& path) {
             return path.size() > 4 && path.ends_with(".svg") ? "" : "the picture is SVG: give a FILE ending in .svg";
         });
+    app.add_option("--policy", args.policy, "dtype policy of a new model (mixed_bfloat16: bfloat16 compute)")
+        ->check(CLI::IsMember({"float32", "mixed_bfloat16"}))
+        ->capture_default_str();
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -123,7 +129,7 @@ std::shared_ptr<keras::Sequential> build_model(const std::string& kind, int64_t 
         if (kind == "gru") model->add(layers::GRU(16));
         else model->add(layers::SimpleRNN(16));
     }
-    model->add(layers::Dense(1, "sigmoid"));
+    model->add(layers::Dense(1, {.activation = "sigmoid", .dtype = "float32"}));   // outputs in float32 (Keras)
     model->compile(optimizers::Adam(0.001), "binary_crossentropy", {"accuracy"});
     return model;
 }
@@ -154,6 +160,7 @@ int main(int argc, char** argv) try {
     utils::set_random_seed(42);
     std::shared_ptr<Model> model;
     if (args.load.empty()) {
+        mixed_precision::set_global_policy(args.policy);
         model = build_model(args.model, num_words, maxlen, args.mask_zero);
     } else {
         model = models::load_model(args.load);

@@ -129,6 +129,23 @@ public:
     virtual void matmul_bias_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy,
                                       Tensor& dx, Tensor& dkernel, Tensor* dbias) = 0;
 
+    // ---- Mixed precision (bfloat16 compute, float32 tensors and weights): the kernels below round
+    // their inputs and weights to bfloat16 and accumulate in float32; forward outputs are rounded to
+    // bfloat16 (the layer's compute dtype), gradients stay float32. bfloat16_unsupported_reason() is
+    // empty when this device can; else it says why not, and the *_bf16 kernels are the float32 ones
+    // (the defaults below), as are RNN calls with spec.precision == bfloat16.
+    virtual std::string bfloat16_unsupported_reason() { return "this backend has no bfloat16 kernels yet"; }
+    virtual Tensor matmul_bias_bf16(const Tensor& x, const Tensor& kernel, const Tensor& bias) {
+        return matmul_bias(x, kernel, bias);
+    }
+    virtual void matmul_bias_backward_bf16(const Tensor& x, const Tensor& kernel, const Tensor& dy, Tensor& dx,
+                                           Tensor& dkernel, Tensor* dbias) {
+        matmul_bias_backward(x, kernel, dy, dx, dkernel, dbias);
+    }
+    virtual Tensor embedding_bf16(const Tensor& ids, const Tensor& table, const std::string& layer_name) {
+        return embedding(ids, table, layer_name);
+    }
+
     // ---- Activations over any shape; softmax over the last axis.
     virtual Tensor activation(Activation a, const Tensor& x) = 0;
     virtual Tensor activation_backward(Activation a, const Tensor& x, const Tensor& y, const Tensor& dy) = 0;

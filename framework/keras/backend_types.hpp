@@ -13,6 +13,10 @@ namespace keras::backend {
 // Which recurrent cell a backend runs.
 enum class RnnCell { simple_rnn, lstm, gru };
 
+// What a fused kernel computes in: the layer's compute dtype (keras/mixed_precision.hpp). A backend
+// that cannot compute in bfloat16 (Backend::bfloat16_unsupported_reason) computes in float32.
+enum class Precision { float32, bfloat16 };
+
 // What a backend needs to run a recurrent layer (from RNNBase::spec()).
 struct RnnSpec {
     RnnCell cell = RnnCell::simple_rnn;
@@ -26,6 +30,7 @@ struct RnnSpec {
     // step loop); the mask itself comes with rnn_forward.
     float recurrent_dropout = 0.0f;
     std::string layer_name;       // for error messages and logs
+    Precision precision = Precision::float32;   // the layer's compute dtype (its dtype policy's)
 };
 
 // The RNN call's other types (weights, dropout masks, forward results, gradients) are the backend

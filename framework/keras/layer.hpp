@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "keras/keras_tensor.hpp"
+#include "keras/mixed_precision.hpp"
 #include "keras/tensor.hpp"
 #include "keras/variable.hpp"
 
@@ -178,6 +179,14 @@ public:
     // when the layer runs in a model. get_config() writes it when set; load_model reads it for any layer.
     std::optional<regularizers::Regularizer> activity_regularizer{};
 
+    // Keras's layer.dtype_policy: the global policy when the layer was made, unless its options or its
+    // saved config gave one. "mixed_bfloat16" makes Dense, Embedding and the recurrent layers compute in
+    // bfloat16 where the device can (keras/mixed_precision.hpp); the weights stay float32 either way.
+    const mixed_precision::DTypePolicy& dtype_policy() const { return dtype_policy_; }
+    void set_dtype_policy(const mixed_precision::DTypePolicy& policy) { dtype_policy_ = policy; }
+    const std::string& compute_dtype() const { return dtype_policy_.compute_dtype(); }   // Keras's layer.compute_dtype
+    const std::string& variable_dtype() const { return dtype_policy_.variable_dtype(); }   // Keras's layer.variable_dtype
+
     // How the layer runs when it matters (e.g. "oneDNN lstm" or a fallback loop); empty otherwise.
     virtual std::string implementation_note() const { return {}; }
 
@@ -224,6 +233,7 @@ private:
     Shape input_shape_;
     std::vector<VariablePtr> weights_;
     int node_count_ = 0;
+    mixed_precision::DTypePolicy dtype_policy_ = mixed_precision::global_policy();
     mutable bool warned_mask_dropped_ = false;
     // The default compute_output_shape's trial runs, by input shape: a model rebuilds its layers'
     // shapes on every fit / predict / model(x) call, and a trial run is a forward pass.

@@ -152,7 +152,7 @@ Tensor Layer::call(const std::vector<Tensor>& inputs) {
 nlohmann::json Layer::get_config() const {
     // Keras 3 writes the dtype as a DTypePolicy object.
     const nlohmann::json policy = {{"module", "keras"}, {"class_name", "DTypePolicy"},
-                                   {"config", {{"name", "float32"}}}, {"registered_name", nullptr}};
+                                   {"config", {{"name", dtype_policy_.name()}}}, {"registered_name", nullptr}};
     nlohmann::json config = {{"name", name_}, {"trainable", trainable}, {"dtype", policy}};
     if (activity_regularizer) config["activity_regularizer"] = regularizers::serialize(*activity_regularizer);
     return config;

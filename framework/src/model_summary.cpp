@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
+#include "keras/backend.hpp"
 #include "keras/input_layer.hpp"
 #include "keras/model.hpp"
 
@@ -131,6 +132,24 @@ void print_totals(std::ostream& os, const std::vector<LayerPtr>& layers, int wid
     fmt::print(os, "Non-trainable params: {} ({})\n{}\n", total - trainable, readable_size(4.0 * (total - trainable)),
                std::string(width, '_'));
 }
+// Under a mixed policy: how many layers ask for bfloat16 and whether the device computes in it (Keras
+// has no such line; a CPU without AVX512_BF16 / AMX runs them in float32, which users must know).
+void print_precision(std::ostream& os, const std::vector<LayerPtr>& layers) {
+    int mixed = 0;
+    Device device = Device::cpu();
+    for (const auto& layer : layers) {
+        if (!layer->dtype_policy().mixed_bfloat16() || std::dynamic_pointer_cast<layers::InputLayer>(layer)) continue;
+        ++mixed;
+        if (!layer->weights().empty()) device = layer->weights()[0]->value.device();
+    }
+    if (mixed == 0) return;
+    const std::string why_not = backend::get(device).bfloat16_unsupported_reason();
+    if (why_not.empty())
+        fmt::print(os, "Mixed precision: {} layer(s) with policy mixed_bfloat16 compute in bfloat16 (float32 weights)\n",
+                   mixed);
+    else
+        fmt::print(os, "Mixed precision: {} layer(s) with policy mixed_bfloat16 run in float32: {}\n", mixed, why_not);
+}
 }  // namespace
 
 void Model::summary(std::ostream* out) const {
@@ -142,6 +161,7 @@ void Model::summary(std::ostream* out) const {
         print_functional_rows(os, *graph_);
         fmt::print(os, "{}\n", double_rule);
         print_totals(os, layers_, kFunctionalWidth);
+        print_precision(os, layers_);
         return;
     }
     const std::string rule(kWidth, '_'), double_rule(kWidth, '=');
@@ -169,6 +189,7 @@ void Model::summary(std::ostream* out) const {
     fmt::print(os, "Trainable params: {} ({})\n", trainable, readable_size(4.0 * trainable));
     fmt::print(os, "Non-trainable params: {} ({})\n{}\n", total - trainable, readable_size(4.0 * (total - trainable)),
                rule);
+    print_precision(os, layers_);
 }
 
 }  // namespace keras

@@ -61,6 +61,14 @@ public:
     void matmul_bias_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, Tensor& dx,
                               Tensor& dkernel, Tensor* dbias) override;
 
+    // bfloat16 (bf16.cpp): supported where oneDNN's ISA has AVX512_BF16 (or AMX) and
+    // mixed_precision::set_bfloat16_disabled is not in force.
+    std::string bfloat16_unsupported_reason() override;
+    Tensor matmul_bias_bf16(const Tensor& x, const Tensor& kernel, const Tensor& bias) override;
+    void matmul_bias_backward_bf16(const Tensor& x, const Tensor& kernel, const Tensor& dy, Tensor& dx,
+                                   Tensor& dkernel, Tensor* dbias) override;
+    Tensor embedding_bf16(const Tensor& ids, const Tensor& table, const std::string& layer_name) override;
+
     Tensor activation(Activation a, const Tensor& x) override;
     Tensor activation_backward(Activation a, const Tensor& x, const Tensor& y, const Tensor& dy) override;
 
@@ -117,20 +125,28 @@ public:
 
 private:
     // The matmul primitive for a shape: built once, executed many times (a handle: copies share it).
-    dnnl::matmul matmul_for(int64_t m, int64_t k, int64_t n, bool transpose_a, bool transpose_b, bool bias);
+    dnnl::matmul matmul_for(int64_t m, int64_t k, int64_t n, bool transpose_a, bool transpose_b, bool bias,
+                            bool bf16 = false);
     // The RNN cache, created on first use (rnn.cpp).
     struct RnnCache;
     RnnCache& rnn_cache();
 
     dnnl::engine engine_;
-    // matmul primitives by (m, k, n, transpose_a, transpose_b, bias).
-    using MatmulKey = std::tuple<int64_t, int64_t, int64_t, bool, bool, bool, int>;
+    // matmul primitives by (m, k, n, transpose_a, transpose_b, bias, bf16, threads).
+    using MatmulKey = std::tuple<int64_t, int64_t, int64_t, bool, bool, bool, bool, int>;
     std::mutex matmul_mutex_;
     LruCache<MatmulKey, dnnl::matmul> matmul_cache_{kMatmulCacheCapacity};
     // RNN primitives, scratchpads and workspaces by shape (rnn.cpp).
     std::once_flag rnn_cache_once_;
     std::shared_ptr<RnnCache> rnn_cache_;
 };
+
+// ---- bfloat16 conversions (bf16.cpp): round to nearest even, NaN stays NaN.
+using Bf16Buffer = std::vector<uint16_t>;
+void to_bf16(const float* src, uint16_t* dst, int64_t n);
+Bf16Buffer to_bf16(const Tensor& x);   // a float32 CPU tensor's values as bfloat16
+void from_bf16(const uint16_t* src, float* dst, int64_t n);
+void round_to_bf16_(Tensor& x);   // each value rounded to the nearest bfloat16, in place
 
 // Whether a float32 CPU tensor holds a NaN (eltwise.cpp). oneDNN 2.6 drops NaN in some primitives
 // (relu, exp, clip, softmax, binary and reduction max / min): those ops check first and run the host

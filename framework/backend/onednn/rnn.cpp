@@ -15,7 +15,11 @@
 //   the first read of final_c(), or a backward with dc, the step loop replays that forward (once)
 //   and gives them, so the primitive keeps every masked call that needs neither.
 // - Primitives, reorders, scratchpads and workspaces are cached by (cell, activation, N, T, C, H,
-//   training) so the training loop only executes them.
+//   training, bf16) so the training loop only executes them.
+// - bf16 (a mixed_bfloat16 layer, RnnSpec::precision): x, h0 and every h are bfloat16 copies, the
+//   weights are reordered into the bfloat16 layout the primitive chose (so oneDNN can pick brgemm);
+//   the bias, LSTM's c and all gradients stay float32. The outputs come back as float32 tensors of
+//   bfloat16 values. The step loop and the masked-LSTM replay compute in float32.
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -109,7 +113,9 @@ bool relu_cell_reads_nonfinite(const RnnSpec& spec, const Tensor& x, const RnnWe
                                 all_finite(w.recurrent_kernel) && all_finite(w.bias));
 }
 
-memory::desc md(const memory::dims& dims, tag t) { return memory::desc(dims, memory::data_type::f32, t); }
+memory::desc md(const memory::dims& dims, tag t, memory::data_type type = memory::data_type::f32) {
+    return memory::desc(dims, type, t);
+}
 
 memory wrap(const dnnl::engine& engine, const memory::desc& desc, const void* ptr) {
     return memory(desc, engine, const_cast<void*>(ptr));
@@ -125,6 +131,7 @@ struct RnnKey {
     Activation activation;
     int64_t N, T, C, H;
     bool training;
+    bool bf16;     // bfloat16 data and weights (mixed_bfloat16); gradients, bias and LSTM's c stay float32
     int threads;   // OneDnnBackend::current_threads() when created
     auto operator<=>(const RnnKey&) const = default;
 };
@@ -147,6 +154,10 @@ struct FusedRnn {
     std::vector<float> bias;             // oneDNN's bias when it is not Keras's bias as is
     std::vector<float> diff_bias;        // oneDNN's bias gradient when it is not Keras's as is
     std::vector<memory> spare_workspaces;   // returned by finished backward passes, reused
+    // bf16: the forward's weights in the layout its primitive chose (which lets oneDNN pick its brgemm
+    // kernels), converted from Keras's float32 weights by these reorders on every call.
+    memory fwd_weights_layer, fwd_weights_iter;
+    dnnl::primitive to_fwd_weights_layer, to_fwd_weights_iter;
 };
 
 struct OneDnnBackend::RnnCache {
@@ -189,25 +200,32 @@ struct FusedSaved {
     Tensor x;            // the input as the primitive saw it (time reversed for go_backwards)
     Tensor h0, c0;       // undefined: zeros
     Tensor dst_h, dst_c;                // the primitive's own final states (after step T - 1)
+    // bf16: what the primitive read and wrote in bfloat16 (x, h0, every step's h, the final h), which
+    // its backward reads again; empty in float32.
+    Bf16Buffer x16, h016, sequences16, dst_h16;
     std::vector<int32_t> lengths;       // empty: all T
     memory workspace;    // consumed by the backward pass
 };
 using FusedSavedPtr = std::shared_ptr<FusedSaved>;
 
 struct Descs {
-    memory::desc src_layer, state, weights_layer, weights_iter, bias, dst_layer;
+    memory::desc src_layer, state, state_c, weights_layer, weights_iter, bias, dst_layer;
 };
 
-Descs descs_for(const RnnKey& k, int64_t G, int64_t bias_rows, tag weights_tag) {
+// type: the data and weights' (bf16 for mixed_bfloat16); the bias and LSTM's c are float32 always.
+Descs descs_for(const RnnKey& k, int64_t G, int64_t bias_rows, tag weights_tag, memory::data_type type) {
     return Descs{
-        .src_layer = md({k.T, k.N, k.C}, tag::ntc),   // Keras's batch-major (N, T, C)
-        .state = md({1, 1, k.N, k.H}, tag::ldnc),
-        .weights_layer = md({1, 1, k.C, G, k.H}, weights_tag),
-        .weights_iter = md({1, 1, k.H, G, k.H}, weights_tag),
+        .src_layer = md({k.T, k.N, k.C}, tag::ntc, type),   // Keras's batch-major (N, T, C)
+        .state = md({1, 1, k.N, k.H}, tag::ldnc, type),
+        .state_c = md({1, 1, k.N, k.H}, tag::ldnc),
+        .weights_layer = md({1, 1, k.C, G, k.H}, weights_tag, type),
+        .weights_iter = md({1, 1, k.H, G, k.H}, weights_tag, type),
         .bias = md({1, 1, bias_rows, k.H}, tag::ldgo),
-        .dst_layer = md({k.T, k.N, k.H}, tag::ntc),
+        .dst_layer = md({k.T, k.N, k.H}, tag::ntc, type),
     };
 }
+
+memory::data_type data_type_of(const RnnKey& k) { return k.bf16 ? memory::data_type::bf16 : memory::data_type::f32; }
 
 constexpr auto kDirection = dnnl::rnn_direction::unidirectional_left2right;
 
@@ -219,8 +237,8 @@ dnnl_rnn_desc_t forward_desc(const RnnKey& k, const Descs& d, dnnl::prop_kind pr
                                                    d.state)
                 .data;
         case Kind::lstm:
-            return dnnl::lstm_forward::desc(prop, kDirection, d.src_layer, d.state, d.state, d.weights_layer,
-                                            d.weights_iter, d.bias, d.dst_layer, d.state, d.state)
+            return dnnl::lstm_forward::desc(prop, kDirection, d.src_layer, d.state, d.state_c, d.weights_layer,
+                                            d.weights_iter, d.bias, d.dst_layer, d.state, d.state_c)
                 .data;
         case Kind::gru:
             return dnnl::gru_forward::desc(prop, kDirection, d.src_layer, d.state, d.weights_layer, d.weights_iter,
@@ -245,10 +263,10 @@ dnnl_rnn_desc_t backward_desc(const RnnKey& k, const Descs& d, const Descs& g) {
                                                     g.bias, g.dst_layer, g.state)
                 .data;
         case Kind::lstm:
-            return dnnl::lstm_backward::desc(prop, kDirection, d.src_layer, d.state, d.state, d.weights_layer,
-                                             d.weights_iter, d.bias, d.dst_layer, d.state, d.state, g.src_layer,
-                                             g.state, g.state, g.weights_layer, g.weights_iter, g.bias, g.dst_layer,
-                                             g.state, g.state)
+            return dnnl::lstm_backward::desc(prop, kDirection, d.src_layer, d.state, d.state_c, d.weights_layer,
+                                             d.weights_iter, d.bias, d.dst_layer, d.state, d.state_c, g.src_layer,
+                                             g.state, g.state_c, g.weights_layer, g.weights_iter, g.bias, g.dst_layer,
+                                             g.state, g.state_c)
                 .data;
         case Kind::gru:
             return dnnl::gru_backward::desc(prop, kDirection, d.src_layer, d.state, d.weights_layer, d.weights_iter,
@@ -273,17 +291,36 @@ std::shared_ptr<FusedRnn> build_fused(dnnl::engine& engine, const RnnKey& key, i
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);   // scratchpads allocated once, below
 
-    // The forward reads Keras's weights in place (ldigo).
-    const Descs plain = descs_for(key, G, rnn->bias_rows, tag::ldigo);
+    // The forward reads Keras's float32 weights in place (ldigo); for bf16 it reads bfloat16 copies
+    // in a layout of its choice (any), made by reorders from Keras's.
+    const Descs plain = descs_for(key, G, rnn->bias_rows, tag::ldigo, data_type_of(key));
+    const Descs keras_f32 = descs_for(key, G, rnn->bias_rows, tag::ldigo, memory::data_type::f32);
+    Descs fwd_descs = plain;
+    if (key.bf16) {
+        fwd_descs.weights_layer = md({1, 1, key.C, G, key.H}, tag::any, memory::data_type::bf16);
+        fwd_descs.weights_iter = md({1, 1, key.H, G, key.H}, tag::any, memory::data_type::bf16);
+    }
     const auto prop = key.training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
-    const dnnl_rnn_desc_t fd = forward_desc(key, plain, prop);
+    const dnnl_rnn_desc_t fd = forward_desc(key, fwd_descs, prop);
     rnn->fwd_pd = dnnl::primitive_desc(&fd, &attr, engine, nullptr);
     rnn->fwd = dnnl::primitive(rnn->fwd_pd);
     rnn->fwd_scratchpad = memory(rnn->fwd_pd.scratchpad_desc(), engine);
+    if (key.bf16) {
+        const auto wl = rnn->fwd_pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WEIGHTS_LAYER);
+        const auto wi = rnn->fwd_pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WEIGHTS_ITER);
+        rnn->fwd_weights_layer = memory(wl, engine);
+        rnn->fwd_weights_iter = memory(wi, engine);
+        rnn->to_fwd_weights_layer =
+            dnnl::reorder(dnnl::reorder::primitive_desc(engine, keras_f32.weights_layer, engine, wl, attr));
+        rnn->to_fwd_weights_iter =
+            dnnl::reorder(dnnl::reorder::primitive_desc(engine, keras_f32.weights_iter, engine, wi, attr));
+    }
 
     if (key.training) {
-        const Descs any = descs_for(key, G, rnn->bias_rows, tag::any);
-        const dnnl_rnn_desc_t bd = backward_desc(key, any, plain);
+        // The gradients are float32 (oneDNN's bf16 backward takes float32 diffs), in Keras's layout.
+        const Descs any = descs_for(key, G, rnn->bias_rows, tag::any, data_type_of(key));
+        const Descs& diffs = keras_f32;
+        const dnnl_rnn_desc_t bd = backward_desc(key, any, diffs);
         rnn->bwd_pd = dnnl::primitive_desc(&bd, &attr, engine, rnn->fwd_pd.get());
         rnn->bwd = dnnl::primitive(rnn->bwd_pd);
         rnn->bwd_scratchpad = memory(rnn->bwd_pd.scratchpad_desc(), engine);
@@ -291,8 +328,9 @@ std::shared_ptr<FusedRnn> build_fused(dnnl::engine& engine, const RnnKey& key, i
         const auto wi = rnn->bwd_pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WEIGHTS_ITER);
         rnn->bwd_weights_layer = memory(wl, engine);
         rnn->bwd_weights_iter = memory(wi, engine);
-        rnn->to_bwd_weights_layer = dnnl::reorder(dnnl::reorder::primitive_desc(engine, plain.weights_layer, engine, wl, attr));
-        rnn->to_bwd_weights_iter = dnnl::reorder(dnnl::reorder::primitive_desc(engine, plain.weights_iter, engine, wi, attr));
+        // From Keras's float32 weights (converted to bfloat16 on the way for bf16).
+        rnn->to_bwd_weights_layer = dnnl::reorder(dnnl::reorder::primitive_desc(engine, diffs.weights_layer, engine, wl, attr));
+        rnn->to_bwd_weights_iter = dnnl::reorder(dnnl::reorder::primitive_desc(engine, diffs.weights_iter, engine, wi, attr));
     }
     rnn->zero_state.assign(static_cast<size_t>(key.N * key.H), 0.0f);
     rnn->bias.assign(static_cast<size_t>(rnn->bias_rows * key.H), 0.0f);
@@ -340,6 +378,25 @@ const float* state_or_zeros(const Tensor& t, const FusedRnn& rnn) {
     return t.defined() ? t.data<float>() : rnn.zero_state.data();
 }
 
+// bf16: the forward's inputs, weights and outputs as bfloat16 buffers in place of the float32 tensors
+// in args (the bias and LSTM's c stay float32). The inputs and outputs are kept in saved for the
+// backward pass, which reads them again; the caller converts the outputs back to float32.
+// (The weights: rnn.fwd_weights_*, which rnn_forward fills first.)
+void bf16_forward_args(FusedRnn& rnn, FusedSaved& saved, std::unordered_map<int, memory>& args, const Descs& d) {
+    const RnnKey& k = rnn.key;
+    const dnnl::engine engine = args.at(DNNL_ARG_SRC_LAYER).get_engine();
+    saved.x16 = to_bf16(saved.x);
+    saved.h016 = saved.h0.defined() ? to_bf16(saved.h0) : Bf16Buffer(static_cast<size_t>(k.N * k.H), 0);
+    saved.sequences16.resize(static_cast<size_t>(k.N * k.T * k.H));
+    saved.dst_h16.resize(static_cast<size_t>(k.N * k.H));
+    args[DNNL_ARG_SRC_LAYER] = wrap(engine, d.src_layer, saved.x16.data());
+    args[DNNL_ARG_SRC_ITER] = wrap(engine, d.state, saved.h016.data());
+    args[DNNL_ARG_WEIGHTS_LAYER] = rnn.fwd_weights_layer;
+    args[DNNL_ARG_WEIGHTS_ITER] = rnn.fwd_weights_iter;
+    args[DNNL_ARG_DST_LAYER] = wrap(engine, d.dst_layer, saved.sequences16.data());
+    args[DNNL_ARG_DST_ITER] = wrap(engine, d.state, saved.dst_h16.data());
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -348,11 +405,18 @@ const float* state_or_zeros(const Tensor& t, const FusedRnn& rnn) {
 RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec) {
     std::string fused = fmt::format("oneDNN {}", kind_name(kind_of(spec)));
     if (spec.cell == RnnCell::simple_rnn) fused += fmt::format(" ({})", to_string(spec.activation));
-    return rnn_path_for(spec, {.fused = fused,
-                               .unsupported = unsupported_reason(spec),
-                               .step_loop = "fallback loop",
-                               .dropout_step_loop = "fallback loop (the primitive cannot mask the recurrent state "
-                                                    "per step)"});
+    RnnPath path = rnn_path_for(spec, {.fused = fused,
+                                       .unsupported = unsupported_reason(spec),
+                                       .step_loop = "fallback loop",
+                                       .dropout_step_loop = "fallback loop (the primitive cannot mask the recurrent "
+                                                            "state per step)"});
+    if (spec.precision == Precision::bfloat16) {
+        const std::string why_not = bfloat16_unsupported_reason();
+        if (!path.fused) path.description += ", in float32 (the step loop has no bfloat16)";
+        else if (why_not.empty()) path.description += ", in bfloat16";
+        else path.description += fmt::format(", in float32 ({})", why_not);
+    }
+    return path;
 }
 
 RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
@@ -367,8 +431,9 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
     const bool lstm = spec.cell == RnnCell::lstm;
     std::lock_guard lock(rnn_cache().mutex);
 
+    const bool bf16 = spec.precision == Precision::bfloat16 && bfloat16_unsupported_reason().empty();
     const RnnKey key{kind_of(spec), spec.cell == RnnCell::simple_rnn ? spec.activation : Activation::tanh,
-                     N, T, C, H, training, current_threads()};
+                     N, T, C, H, training, bf16, current_threads()};
     const std::shared_ptr<FusedRnn> slot = rnn_cache().entries.get_or_create(
         key, [&] { return build_fused(engine_, key, rnn_gate_count(spec.cell)); });
     FusedRnn& rnn = *slot;
@@ -385,7 +450,7 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
     out.h = Tensor({N, H}, DType::float32);
     if (lstm) out.c = Tensor({N, H}, DType::float32);
 
-    const Descs d = descs_for(key, rnn.G, rnn.bias_rows, tag::ldigo);
+    const Descs d = descs_for(key, rnn.G, rnn.bias_rows, tag::ldigo, data_type_of(key));
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC_LAYER, wrap(engine_, d.src_layer, saved->x.raw())},
         {DNNL_ARG_SRC_ITER, wrap(engine_, d.state, state_or_zeros(h0, rnn))},
@@ -396,9 +461,17 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
         {DNNL_ARG_DST_ITER, wrap(engine_, d.state, out.h.raw())},
         {DNNL_ARG_SCRATCHPAD, rnn.fwd_scratchpad},
     };
+    if (bf16) {
+        const Descs keras_f32 = descs_for(key, rnn.G, rnn.bias_rows, tag::ldigo, memory::data_type::f32);
+        run(rnn.to_fwd_weights_layer, {{DNNL_ARG_FROM, wrap(engine_, keras_f32.weights_layer, w.kernel.raw())},
+                                       {DNNL_ARG_TO, rnn.fwd_weights_layer}});
+        run(rnn.to_fwd_weights_iter, {{DNNL_ARG_FROM, wrap(engine_, keras_f32.weights_iter, w.recurrent_kernel.raw())},
+                                      {DNNL_ARG_TO, rnn.fwd_weights_iter}});
+        bf16_forward_args(rnn, *saved, args, d);
+    }
     if (lstm) {
-        args.emplace(DNNL_ARG_SRC_ITER_C, wrap(engine_, d.state, state_or_zeros(saved->c0, rnn)));
-        args.emplace(DNNL_ARG_DST_ITER_C, wrap(engine_, d.state, out.c.raw()));
+        args.emplace(DNNL_ARG_SRC_ITER_C, wrap(engine_, d.state_c, state_or_zeros(saved->c0, rnn)));
+        args.emplace(DNNL_ARG_DST_ITER_C, wrap(engine_, d.state_c, out.c.raw()));
     }
     if (training) {
         if (rnn.spare_workspaces.empty()) {
@@ -411,6 +484,10 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
     }
     rnn.fwd.execute(stream(), args);
     stream().wait();
+    if (bf16) {   // the outputs back in float32 (bfloat16 values)
+        from_bf16(saved->sequences16.data(), out.sequences.data<float>(), N * T * H);
+        from_bf16(saved->dst_h16.data(), out.h.data<float>(), N * H);
+    }
     if (relu_cell(spec) && !all_finite(out.sequences))   // an overflow: a NaN after it may have been hidden
         return rnn_fallback_forward(spec, x, w, h0, c0, masks, lengths);
 
@@ -451,13 +528,16 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
     const int64_t N = key.N, T = key.T, C = key.C, H = key.H;
     const bool lstm = key.kind == Kind::lstm;
     const bool keras_bias_layout = spec.use_bias && key.kind != Kind::lbr_gru;
-    const Descs d = descs_for(key, rnn.G, rnn.bias_rows, tag::ldigo);
+    // d: what the forward read and wrote (bfloat16 for bf16); g: the gradients and Keras's weights (float32).
+    const Descs d = descs_for(key, rnn.G, rnn.bias_rows, tag::ldigo, data_type_of(key));
+    const Descs g_desc = descs_for(key, rnn.G, rnn.bias_rows, tag::ldigo, memory::data_type::f32);
 
     // Keras's weights into the layouts the backward primitive chose.
     run(rnn.to_bwd_weights_layer,
-        {{DNNL_ARG_FROM, wrap(engine_, d.weights_layer, w.kernel.raw())}, {DNNL_ARG_TO, rnn.bwd_weights_layer}});
+        {{DNNL_ARG_FROM, wrap(engine_, g_desc.weights_layer, w.kernel.raw())}, {DNNL_ARG_TO, rnn.bwd_weights_layer}});
     run(rnn.to_bwd_weights_iter,
-        {{DNNL_ARG_FROM, wrap(engine_, d.weights_iter, w.recurrent_kernel.raw())}, {DNNL_ARG_TO, rnn.bwd_weights_iter}});
+        {{DNNL_ARG_FROM, wrap(engine_, g_desc.weights_iter, w.recurrent_kernel.raw())},
+         {DNNL_ARG_TO, rnn.bwd_weights_iter}});
 
     if (!d_sequences.defined() && rnn.zero_sequences.empty())
         rnn.zero_sequences.assign(static_cast<size_t>(N * T * H), 0.0f);
@@ -491,30 +571,31 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
         std::fill(rnn.diff_bias.begin(), rnn.diff_bias.end(), 0.0f);
     }
 
+    const bool bf16 = key.bf16;
     std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC_LAYER, wrap(engine_, d.src_layer, saved.x.raw())},
-        {DNNL_ARG_SRC_ITER, wrap(engine_, d.state, state_or_zeros(saved.h0, rnn))},
+        {DNNL_ARG_SRC_LAYER, wrap(engine_, d.src_layer, bf16 ? (const void*)saved.x16.data() : saved.x.raw())},
+        {DNNL_ARG_SRC_ITER, wrap(engine_, d.state, bf16 ? (const void*)saved.h016.data() : state_or_zeros(saved.h0, rnn))},
         {DNNL_ARG_WEIGHTS_LAYER, rnn.bwd_weights_layer},
         {DNNL_ARG_WEIGHTS_ITER, rnn.bwd_weights_iter},
         {DNNL_ARG_BIAS, wrap(engine_, d.bias, onednn_bias(rnn, spec, w.bias))},
-        {DNNL_ARG_DST_LAYER, wrap(engine_, d.dst_layer, fwd.sequences.raw())},
-        {DNNL_ARG_DST_ITER, wrap(engine_, d.state, saved.dst_h.raw())},
+        {DNNL_ARG_DST_LAYER, wrap(engine_, d.dst_layer, bf16 ? (const void*)saved.sequences16.data() : fwd.sequences.raw())},
+        {DNNL_ARG_DST_ITER, wrap(engine_, d.state, bf16 ? (const void*)saved.dst_h16.data() : saved.dst_h.raw())},
         {DNNL_ARG_WORKSPACE, saved.workspace},
         {DNNL_ARG_DIFF_DST_LAYER,
-         wrap(engine_, d.dst_layer, d_layer.defined() ? d_layer.raw() : rnn.zero_sequences.data())},
-        {DNNL_ARG_DIFF_DST_ITER, wrap(engine_, d.state, state_or_zeros(d_iter, rnn))},
-        {DNNL_ARG_DIFF_SRC_LAYER, wrap(engine_, d.src_layer, g.dx.raw())},
-        {DNNL_ARG_DIFF_SRC_ITER, wrap(engine_, d.state, g.dh0.raw())},
-        {DNNL_ARG_DIFF_WEIGHTS_LAYER, wrap(engine_, d.weights_layer, g.dweights.kernel.raw())},
-        {DNNL_ARG_DIFF_WEIGHTS_ITER, wrap(engine_, d.weights_iter, g.dweights.recurrent_kernel.raw())},
-        {DNNL_ARG_DIFF_BIAS, wrap(engine_, d.bias, diff_bias)},
+         wrap(engine_, g_desc.dst_layer, d_layer.defined() ? d_layer.raw() : rnn.zero_sequences.data())},
+        {DNNL_ARG_DIFF_DST_ITER, wrap(engine_, g_desc.state, state_or_zeros(d_iter, rnn))},
+        {DNNL_ARG_DIFF_SRC_LAYER, wrap(engine_, g_desc.src_layer, g.dx.raw())},
+        {DNNL_ARG_DIFF_SRC_ITER, wrap(engine_, g_desc.state, g.dh0.raw())},
+        {DNNL_ARG_DIFF_WEIGHTS_LAYER, wrap(engine_, g_desc.weights_layer, g.dweights.kernel.raw())},
+        {DNNL_ARG_DIFF_WEIGHTS_ITER, wrap(engine_, g_desc.weights_iter, g.dweights.recurrent_kernel.raw())},
+        {DNNL_ARG_DIFF_BIAS, wrap(engine_, g_desc.bias, diff_bias)},
         {DNNL_ARG_SCRATCHPAD, rnn.bwd_scratchpad},
     };
     if (lstm) {
-        args.emplace(DNNL_ARG_SRC_ITER_C, wrap(engine_, d.state, state_or_zeros(saved.c0, rnn)));
-        args.emplace(DNNL_ARG_DST_ITER_C, wrap(engine_, d.state, saved.dst_c.raw()));
-        args.emplace(DNNL_ARG_DIFF_DST_ITER_C, wrap(engine_, d.state, state_or_zeros(dc, rnn)));
-        args.emplace(DNNL_ARG_DIFF_SRC_ITER_C, wrap(engine_, d.state, g.dc0.raw()));
+        args.emplace(DNNL_ARG_SRC_ITER_C, wrap(engine_, d.state_c, state_or_zeros(saved.c0, rnn)));
+        args.emplace(DNNL_ARG_DST_ITER_C, wrap(engine_, d.state_c, saved.dst_c.raw()));
+        args.emplace(DNNL_ARG_DIFF_DST_ITER_C, wrap(engine_, g_desc.state_c, state_or_zeros(dc, rnn)));
+        args.emplace(DNNL_ARG_DIFF_SRC_ITER_C, wrap(engine_, g_desc.state_c, g.dc0.raw()));
     }
     rnn.bwd.execute(stream(), args);
     stream().wait();

@@ -22,6 +22,9 @@ struct KERAS_API DenseOptions {
     std::optional<constraints::Constraint> kernel_constraint{}, bias_constraint{};
     std::string name{};
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
+    // Keras's dtype: a policy name ("float32", "mixed_bfloat16"); empty = the global policy
+    // (keras::mixed_precision::global_policy()) when the layer is made.
+    std::string dtype{};
     static const FieldTable<DenseOptions>& fields();
 };
 

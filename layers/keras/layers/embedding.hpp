@@ -23,6 +23,9 @@ struct KERAS_API EmbeddingOptions {
     std::string name{};
     // Keras's trainable=: false freezes the weights (e.g. pretrained vectors while the rest trains).
     bool trainable = true;
+    // Keras's dtype: a policy name ("float32", "mixed_bfloat16"); empty = the global policy
+    // (keras::mixed_precision::global_policy()) when the layer is made.
+    std::string dtype{};
     static const FieldTable<EmbeddingOptions>& fields();
 };
 

@@ -33,6 +33,9 @@ struct KERAS_API LSTMOptions {
     bool zero_output_for_mask = false;
     std::string name = {};   // empty: an automatic unique name
     bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
+    // Keras's dtype: a policy name ("float32", "mixed_bfloat16"); empty = the global policy
+    // (keras::mixed_precision::global_policy()) when the layer is made.
+    std::string dtype{};
     static const FieldTable<LSTMOptions>& fields();
 };
 // LSTM's Keras config: its cell's arguments, then the sequence's; units is the constructor's.

@@ -107,6 +107,8 @@ protected:
     void build(const Shape& input_shape) override;
     int gates() const { return cell_.ptr->gates(); }
     backend::RnnWeights weights_view() const;
+    // spec_ with the compute dtype of the layer's dtype policy (bfloat16 for mixed_bfloat16).
+    backend::RnnSpec run_spec() const;
 
     backend::RnnSpec spec_;
     RecurrentCommon common_;
