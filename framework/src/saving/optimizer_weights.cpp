@@ -81,6 +81,25 @@ void write_optimizer_weights(const H5Group& root, const Model& model) {
 
 namespace {
 
+// tf.keras 2's legacy optimizers (TF 2.0 to 2.10, tf_keras.optimizers.legacy) name a slot last:
+// "Adam/dense/kernel/m:0", "RMSprop/dense/kernel/rms:0", "SGD/dense/kernel/momentum:0". Their slot
+// names, as the Keras 3 slots they are.
+std::optional<size_t> legacy_slot_of(const std::string& name, const std::vector<optimizers::SlotSpec>& specs) {
+    static const std::vector<std::pair<std::string, std::string>> legacy = {
+        {"m", "momentum"}, {"v", "velocity"}, {"vhat", "velocity_hat"}, {"rms", "velocity"},
+        {"momentum", "momentum"}, {"mg", "average_gradient"}, {"accumulator", "accumulator"}};
+    const size_t slash = name.rfind('/');
+    if (slash == std::string::npos) return std::nullopt;
+    std::string last = name.substr(slash + 1);
+    if (ends_with(last, ":0")) last.resize(last.size() - 2);
+    for (const auto& [old_name, slot] : legacy) {
+        if (last != old_name) continue;
+        for (size_t s = 0; s < specs.size(); ++s)
+            if (specs[s].name == slot) return s;
+    }
+    return std::nullopt;
+}
+
 // The slot a dataset name holds: Keras 3 "<opt>/<var>_<slot>", Keras 2.x "<Opt>/<m|v|vhat|slot>/<var>:0".
 std::optional<size_t> slot_of(const std::string& name, const std::vector<optimizers::SlotSpec>& specs) {
     std::optional<size_t> best;
@@ -97,11 +116,13 @@ std::optional<size_t> slot_of(const std::string& name, const std::vector<optimiz
             best_len = specs[s].name.size();
         }
     }
-    return best;
+    if (best) return best;
+    return legacy_slot_of(name, specs);
 }
 
 bool is_iteration(const std::string& name) {
-    for (const char* s : {"iteration", "iteration:0", "iterations", "iterations:0"})
+    // tf.keras 2's legacy optimizers write "Adam/iter:0"
+    for (const char* s : {"iteration", "iteration:0", "iterations", "iterations:0", "iter", "iter:0"})
         if (name == s || ends_with(name, std::string("/") + s)) return true;
     return false;
 }
