@@ -127,6 +127,36 @@ bool is_iteration(const std::string& name) {
     return false;
 }
 
+// Keras 2.2 names its slots by position only ("training/Adam/Variable:0", "training/Adam/Variable_1:0",
+// ...): its optimizer.weights are [iterations] + ms + vs + vhats for Adam (vhats of shape (1,) without
+// amsgrad), [iterations] + moments for SGD, the accumulators for RMSprop (keras/optimizers.py, 2.2.4).
+bool is_keras22_slot(const std::string& name) {
+    return name.find("/Variable:0") != std::string::npos || name.find("/Variable_") != std::string::npos;
+}
+
+// Splits Keras 2.2's slots into groups of one per trainable weight, in slot_specs() order; a group past
+// the optimizer's slots is dropped only when it is Adam's placeholder vhats (every one of shape (1,)).
+void assign_keras22_slots(const H5Group& group, const std::vector<std::string>& names,
+                          const std::vector<optimizers::SlotSpec>& specs, size_t trainable,
+                          std::vector<std::vector<std::string>>& per_slot) {
+    if (trainable == 0 || names.size() % trainable != 0)
+        value_error("{} holds {} Keras 2.2 optimizer slots ('{}', ...), not a multiple of the model's {} trainable "
+                    "weights.", group.where(), names.size(), names[0], trainable);
+    for (size_t g = 0; g * trainable < names.size(); ++g) {
+        const std::vector<std::string> slots(names.begin() + g * trainable, names.begin() + (g + 1) * trainable);
+        if (g < specs.size()) {
+            per_slot[g].insert(per_slot[g].end(), slots.begin(), slots.end());
+            continue;
+        }
+        for (const auto& name : slots)
+            group.read_dataset(name, [&](const Shape& declared) {
+                if (declared != Shape{1})
+                    value_error("Optimizer weight {} is one slot more than the optimizer's {} (its shape is {}).",
+                                group.where(name), specs.size(), shape_str(declared));
+            });
+    }
+}
+
 bool is_learning_rate(const std::string& name) {
     return name == "learning_rate" || ends_with(name, "/learning_rate") || ends_with(name, "/learning_rate:0");
 }
@@ -141,6 +171,7 @@ OptimizerState read_optimizer_weights(const H5Group& root, const optimizers::Opt
     const auto names = group.string_array_attr("weight_names");
     const auto specs = optimizer.slot_specs();
     std::vector<std::vector<std::string>> per_slot(specs.size());
+    std::vector<std::string> keras22;
     for (const auto& name : names) {
         if (is_iteration(name)) {
             state.iterations = group.read_scalar_int64(name);
@@ -155,11 +186,16 @@ OptimizerState read_optimizer_weights(const H5Group& root, const optimizers::Opt
             continue;
         }
         const auto slot = slot_of(name, specs);
+        if (!slot && is_keras22_slot(name)) {
+            keras22.push_back(name);
+            continue;
+        }
         if (!slot)
             value_error("Optimizer weight '{}' in {} does not belong to {} with this configuration (its slots: {}).",
                         name, group.where(), optimizer.name(), specs.size());
         per_slot[*slot].push_back(name);
     }
+    if (!keras22.empty()) assign_keras22_slots(group, keras22, specs, trainable.size(), per_slot);
     state.present = true;
     size_t total = 0;
     for (const auto& list : per_slot) total += list.size();
