@@ -177,7 +177,11 @@ void Conv1D::check_built_shape(const Shape& input_shape) const {
 void Conv1D::build(const Shape& input_shape) {
     const int64_t channels = channels_last_shape(input_shape, options.data_format)[2];
     kernel = add_weight("kernel", {kernel_size, channels / options.groups, filters}, options.kernel_initializer);
-    if (options.use_bias) bias = add_weight("bias", {filters}, options.bias_initializer);
+    kernel->regularizer = options.kernel_regularizer, kernel->constraint = options.kernel_constraint;
+    if (options.use_bias) {
+        bias = add_weight("bias", {filters}, options.bias_initializer);
+        bias->regularizer = options.bias_regularizer, bias->constraint = options.bias_constraint;
+    }
 }
 
 Shape Conv1D::compute_output_shape(const Shape& input_shape) const {
@@ -249,7 +253,14 @@ void SeparableConv1D::build(const Shape& input_shape) {
     const int64_t channels = channels_last_shape(input_shape, options.data_format)[2], dm = options.depth_multiplier;
     depthwise_kernel = add_weight("depthwise_kernel", {kernel_size, channels, dm}, options.depthwise_initializer);
     pointwise_kernel = add_weight("pointwise_kernel", {1, channels * dm, filters}, options.pointwise_initializer);
-    if (options.use_bias) bias = add_weight("bias", {filters}, options.bias_initializer);
+    depthwise_kernel->regularizer = options.depthwise_regularizer;
+    depthwise_kernel->constraint = options.depthwise_constraint;
+    pointwise_kernel->regularizer = options.pointwise_regularizer;
+    pointwise_kernel->constraint = options.pointwise_constraint;
+    if (options.use_bias) {
+        bias = add_weight("bias", {filters}, options.bias_initializer);
+        bias->regularizer = options.bias_regularizer, bias->constraint = options.bias_constraint;
+    }
 }
 
 Shape SeparableConv1D::compute_output_shape(const Shape& input_shape) const {

@@ -38,7 +38,9 @@ struct Call {
 };
 
 bool is_merge(const std::string& class_name) {
-    return class_name == "Add" || class_name == "Multiply" || class_name == "Average" || class_name == "Concatenate";
+    for (const char* merge : {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot"})
+        if (class_name == merge) return true;
+    return false;
 }
 
 // Layers whose Keras 2 inbound nodes append the initial states to the sequence.

@@ -133,6 +133,20 @@ std::vector<int> axes(const ConfigReader& f, std::vector<int> fallback) {
     return out;
 }
 
+// Dot's axes: an int, or a list of two ints (one per input).
+LayerPtr dot(const ConfigReader& f) {
+    common_checks(f);
+    auto options = read_fields<DotOptions>(f);
+    if (!f.has("axes")) f.fail("axes", "missing");
+    const json& v = f.raw("axes");
+    std::vector<int> axes;
+    if (v.is_number_integer()) axes = {v.get<int>()};
+    else if (v.is_array() && v.size() == 2 && v[0].is_number_integer() && v[1].is_number_integer())
+        axes = {v[0].get<int>(), v[1].get<int>()};
+    else f.fail("axes", "expected an integer or a list of two integers, got " + v.dump());
+    return finish(Dot(std::move(axes), std::move(options)), f);
+}
+
 LayerPtr batch_normalization(const ConfigReader& f) {
     common_checks(f);
     auto options = read_fields<BatchNormalizationOptions>(f);
@@ -319,7 +333,9 @@ const std::map<std::string, std::function<LayerPtr(const ConfigReader&)>>& facto
         {"GlobalAveragePooling1D", options_only<GlobalAveragePooling1D, GlobalAveragePooling1DOptions>},
         {"GlobalMaxPooling1D", options_only<GlobalMaxPooling1D, GlobalMaxPooling1DOptions>},
         {"Add", options_only<Add, MergeOptions>}, {"Multiply", options_only<Multiply, MergeOptions>},
-        {"Average", options_only<Average, MergeOptions>}, {"Concatenate", options_only<Concatenate, ConcatenateOptions>},
+        {"Average", options_only<Average, MergeOptions>}, {"Subtract", options_only<Subtract, MergeOptions>},
+        {"Maximum", options_only<Maximum, MergeOptions>}, {"Minimum", options_only<Minimum, MergeOptions>},
+        {"Dot", dot}, {"Concatenate", options_only<Concatenate, ConcatenateOptions>},
         {"RepeatVector", repeat_vector}, {"TimeDistributed", time_distributed}, {"Bidirectional", bidirectional},
         {"RNN", rnn}, {"Conv1D", conv1d}, {"SeparableConv1D", separable_conv1d},
         {"MaxPooling1D", pooling1d<MaxPooling1D>}, {"AveragePooling1D", pooling1d<AveragePooling1D>},

@@ -14,6 +14,14 @@ namespace keras::layers {
 
 namespace {
 
+// gamma's / beta's regularizer and constraint, when the layer has that weight.
+void set_penalties(const VariablePtr& weight, const std::optional<regularizers::Regularizer>& regularizer,
+                   const std::optional<constraints::Constraint>& constraint) {
+    if (!weight) return;
+    weight->regularizer = regularizer;
+    weight->constraint = constraint;
+}
+
 // Keras's "Axis {axis} is out of bounds for input shape {shape}" for any axis outside the input.
 void check_axes(const std::vector<int>& axes, const Shape& input_shape, const std::string& received) {
     const int ndim = static_cast<int>(input_shape.size());
@@ -83,6 +91,8 @@ void BatchNormalization::build(const Shape& input_shape) {
     const int64_t features = input_shape[positive_axes({options.axis}, input_shape.size())[0]];
     if (options.scale) gamma = add_weight("gamma", {features}, options.gamma_initializer);
     if (options.center) beta = add_weight("beta", {features}, options.beta_initializer);
+    set_penalties(gamma, options.gamma_regularizer, options.gamma_constraint);
+    set_penalties(beta, options.beta_regularizer, options.beta_constraint);
     moving_mean = add_weight("moving_mean", {features}, options.moving_mean_initializer, false);
     moving_variance = add_weight("moving_variance", {features}, options.moving_variance_initializer, false);
 }
@@ -164,6 +174,8 @@ void LayerNormalization::build(const Shape& input_shape) {
     for (int a : positive_axes(options.axis, input_shape.size())) shape.push_back(input_shape[a]);
     if (options.scale || options.rms_scaling) gamma = add_weight("gamma", shape, options.gamma_initializer);
     if (options.center && !options.rms_scaling) beta = add_weight("beta", shape, options.beta_initializer);
+    set_penalties(gamma, options.gamma_regularizer, options.gamma_constraint);
+    set_penalties(beta, options.beta_regularizer, options.beta_constraint);
 }
 
 Tensor LayerNormalization::call(const Tensor& x) {

@@ -86,6 +86,10 @@ std::vector<Case> every_layer() {
         make_case<kl::MergeOptions>("Add", [] { return share(kl::Add()); }),
         make_case<kl::MergeOptions>("Multiply", [] { return share(kl::Multiply()); }),
         make_case<kl::MergeOptions>("Average", [] { return share(kl::Average()); }),
+        make_case<kl::MergeOptions>("Subtract", [] { return share(kl::Subtract()); }),
+        make_case<kl::MergeOptions>("Maximum", [] { return share(kl::Maximum()); }),
+        make_case<kl::MergeOptions>("Minimum", [] { return share(kl::Minimum()); }),
+        make_case<kl::DotOptions>("Dot", [] { return share(kl::Dot(std::vector<int>{1, 2}, {.normalize = true})); }, {"axes"}),
         make_case<kl::ConcatenateOptions>("Concatenate", [] { return share(kl::Concatenate({.axis = 1})); }),
         make_case<kl::SimpleRNNOptions>("SimpleRNN", [] {
             return share(kl::SimpleRNN(4, {.activation = "relu", .use_bias = false, .dropout = 0.25f,

@@ -1,5 +1,10 @@
 #include "keras/input_layer.hpp"
 
+#include <mutex>
+#include <set>
+
+#include <fmt/format.h>
+
 #include "keras/errors.hpp"
 
 namespace keras::layers {
@@ -21,6 +26,15 @@ std::pair<Shape, int64_t> resolve_shape(Shape shape, const InputOptions& options
                     shape_str(options.batch_shape));
     return {Shape(options.batch_shape.begin() + 1, options.batch_shape.end()), batch};
 }
+// tf.keras's warning, once per InputLayer.
+void warn_incompatible_once(const std::string& name, const Shape& expected, const Shape& input_shape) {
+    static std::mutex mutex;
+    static std::set<std::string> warned;   // by name: a later input of the same name is not warned again
+    std::lock_guard lock(mutex);
+    if (!warned.insert(name).second) return;
+    fmt::print(stderr, "WARNING: Model was constructed with shape {} for input '{}', but it was called on an input "
+               "with incompatible shape {}.\n", shape_str(expected), name, shape_str(input_shape));
+}
 }  // namespace
 
 InputLayer::InputLayer(Shape shape, InputOptions options) : Layer("InputLayer", options.name), dtype(options.dtype) {
@@ -35,14 +49,19 @@ Shape InputLayer::batch_shape() const {
     return out;
 }
 
-// The batch axis is not checked here: a fixed batch size matters to the layers that keep states
-// (stateful RNNs check it, with Keras's message), and data may come in any batch size elsewhere.
+// Keras 3 runs a model on data whose batch size or other axes differ from its InputLayer's
+// batch_shape (the layers after it check what they need: Dense its last axis, Conv1D its channels), so
+// a same-rank input is accepted; tf.keras warned, and so do we, once per InputLayer. A fixed batch size
+// still matters to the layers that keep states (stateful RNNs check it, with Keras's message).
 void InputLayer::check_input_shape(const Shape& input_shape) const {
     const Shape expected = batch_shape();
-    bool ok = input_shape.size() == expected.size();
-    for (size_t i = 1; ok && i < expected.size(); ++i)
-        ok = expected[i] < 0 || input_shape[i] < 0 || expected[i] == input_shape[i];
-    if (!ok) input_error(fmt::format("expected shape={}, found shape={}", shape_str(expected), shape_str(input_shape)), input_shape);
+    if (input_shape.size() != expected.size())
+        input_error(fmt::format("expected shape={}, found shape={}", shape_str(expected), shape_str(input_shape)),
+                    input_shape);
+    bool same = true;
+    for (size_t i = 1; i < expected.size(); ++i)
+        same = same && (expected[i] < 0 || input_shape[i] < 0 || expected[i] == input_shape[i]);
+    if (!same) warn_incompatible_once(name(), expected, input_shape);
 }
 
 Shape InputLayer::compute_output_shape(const Shape& input_shape) const {

@@ -81,6 +81,25 @@ void write_optimizer_weights(const H5Group& root, const Model& model) {
 
 namespace {
 
+// tf.keras 2's legacy optimizers (TF 2.0 to 2.10, tf_keras.optimizers.legacy) name a slot last:
+// "Adam/dense/kernel/m:0", "RMSprop/dense/kernel/rms:0", "SGD/dense/kernel/momentum:0". Their slot
+// names, as the Keras 3 slots they are.
+std::optional<size_t> legacy_slot_of(const std::string& name, const std::vector<optimizers::SlotSpec>& specs) {
+    static const std::vector<std::pair<std::string, std::string>> legacy = {
+        {"m", "momentum"}, {"v", "velocity"}, {"vhat", "velocity_hat"}, {"rms", "velocity"},
+        {"momentum", "momentum"}, {"mg", "average_gradient"}, {"accumulator", "accumulator"}};
+    const size_t slash = name.rfind('/');
+    if (slash == std::string::npos) return std::nullopt;
+    std::string last = name.substr(slash + 1);
+    if (ends_with(last, ":0")) last.resize(last.size() - 2);
+    for (const auto& [old_name, slot] : legacy) {
+        if (last != old_name) continue;
+        for (size_t s = 0; s < specs.size(); ++s)
+            if (specs[s].name == slot) return s;
+    }
+    return std::nullopt;
+}
+
 // The slot a dataset name holds: Keras 3 "<opt>/<var>_<slot>", Keras 2.x "<Opt>/<m|v|vhat|slot>/<var>:0".
 std::optional<size_t> slot_of(const std::string& name, const std::vector<optimizers::SlotSpec>& specs) {
     std::optional<size_t> best;
@@ -97,13 +116,45 @@ std::optional<size_t> slot_of(const std::string& name, const std::vector<optimiz
             best_len = specs[s].name.size();
         }
     }
-    return best;
+    if (best) return best;
+    return legacy_slot_of(name, specs);
 }
 
 bool is_iteration(const std::string& name) {
-    for (const char* s : {"iteration", "iteration:0", "iterations", "iterations:0"})
+    // tf.keras 2's legacy optimizers write "Adam/iter:0"
+    for (const char* s : {"iteration", "iteration:0", "iterations", "iterations:0", "iter", "iter:0"})
         if (name == s || ends_with(name, std::string("/") + s)) return true;
     return false;
+}
+
+// Keras 2.2 names its slots by position only ("training/Adam/Variable:0", "training/Adam/Variable_1:0",
+// ...): its optimizer.weights are [iterations] + ms + vs + vhats for Adam (vhats of shape (1,) without
+// amsgrad), [iterations] + moments for SGD, the accumulators for RMSprop (keras/optimizers.py, 2.2.4).
+bool is_keras22_slot(const std::string& name) {
+    return name.find("/Variable:0") != std::string::npos || name.find("/Variable_") != std::string::npos;
+}
+
+// Splits Keras 2.2's slots into groups of one per trainable weight, in slot_specs() order; a group past
+// the optimizer's slots is dropped only when it is Adam's placeholder vhats (every one of shape (1,)).
+void assign_keras22_slots(const H5Group& group, const std::vector<std::string>& names,
+                          const std::vector<optimizers::SlotSpec>& specs, size_t trainable,
+                          std::vector<std::vector<std::string>>& per_slot) {
+    if (trainable == 0 || names.size() % trainable != 0)
+        value_error("{} holds {} Keras 2.2 optimizer slots ('{}', ...), not a multiple of the model's {} trainable "
+                    "weights.", group.where(), names.size(), names[0], trainable);
+    for (size_t g = 0; g * trainable < names.size(); ++g) {
+        const std::vector<std::string> slots(names.begin() + g * trainable, names.begin() + (g + 1) * trainable);
+        if (g < specs.size()) {
+            per_slot[g].insert(per_slot[g].end(), slots.begin(), slots.end());
+            continue;
+        }
+        for (const auto& name : slots)
+            group.read_dataset(name, [&](const Shape& declared) {
+                if (declared != Shape{1})
+                    value_error("Optimizer weight {} is one slot more than the optimizer's {} (its shape is {}).",
+                                group.where(name), specs.size(), shape_str(declared));
+            });
+    }
 }
 
 bool is_learning_rate(const std::string& name) {
@@ -120,6 +171,7 @@ OptimizerState read_optimizer_weights(const H5Group& root, const optimizers::Opt
     const auto names = group.string_array_attr("weight_names");
     const auto specs = optimizer.slot_specs();
     std::vector<std::vector<std::string>> per_slot(specs.size());
+    std::vector<std::string> keras22;
     for (const auto& name : names) {
         if (is_iteration(name)) {
             state.iterations = group.read_scalar_int64(name);
@@ -134,11 +186,16 @@ OptimizerState read_optimizer_weights(const H5Group& root, const optimizers::Opt
             continue;
         }
         const auto slot = slot_of(name, specs);
+        if (!slot && is_keras22_slot(name)) {
+            keras22.push_back(name);
+            continue;
+        }
         if (!slot)
             value_error("Optimizer weight '{}' in {} does not belong to {} with this configuration (its slots: {}).",
                         name, group.where(), optimizer.name(), specs.size());
         per_slot[*slot].push_back(name);
     }
+    if (!keras22.empty()) assign_keras22_slots(group, keras22, specs, trainable.size(), per_slot);
     state.present = true;
     size_t total = 0;
     for (const auto& list : per_slot) total += list.size();

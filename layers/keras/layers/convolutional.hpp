@@ -5,6 +5,7 @@
 // Like Keras, none of them supports masking: a mask arriving is dropped with Keras 3's warning.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "keras/activations.hpp"
@@ -26,6 +27,9 @@ struct KERAS_API Conv1DOptions {
     bool use_bias = true;
     std::string kernel_initializer = "glorot_uniform";
     std::string bias_initializer = "zeros";
+    // Penalties added to the loss and projections after each step, as Dense's.
+    std::optional<regularizers::Regularizer> kernel_regularizer{}, bias_regularizer{};
+    std::optional<constraints::Constraint> kernel_constraint{}, bias_constraint{};
     std::string name{};
     bool trainable = true;   // false freezes the weights (Keras's trainable=False)
     static const FieldTable<Conv1DOptions>& fields();
@@ -36,12 +40,15 @@ struct KERAS_API Conv1DOptions {
 inline const FieldTable<Conv1DOptions>& Conv1DOptions::fields() {
     using O = Conv1DOptions;
     static const auto table = FieldTable<O>()
-        .nulls({"kernel_regularizer", "bias_regularizer", "kernel_constraint", "bias_constraint"})
         .integer("groups", &O::groups)
         .activation("activation", &O::activation)
         .boolean("use_bias", &O::use_bias)
         .initializer("kernel_initializer", &O::kernel_initializer)
-        .initializer("bias_initializer", &O::bias_initializer);
+        .initializer("bias_initializer", &O::bias_initializer)
+        .regularizer("kernel_regularizer", &O::kernel_regularizer)
+        .regularizer("bias_regularizer", &O::bias_regularizer)
+        .constraint("kernel_constraint", &O::kernel_constraint)
+        .constraint("bias_constraint", &O::bias_constraint);
     return table;
 }
 
@@ -82,6 +89,8 @@ struct KERAS_API SeparableConv1DOptions {
     std::string depthwise_initializer = "glorot_uniform";
     std::string pointwise_initializer = "glorot_uniform";
     std::string bias_initializer = "zeros";
+    std::optional<regularizers::Regularizer> depthwise_regularizer{}, pointwise_regularizer{}, bias_regularizer{};
+    std::optional<constraints::Constraint> depthwise_constraint{}, pointwise_constraint{}, bias_constraint{};
     std::string name{};
     bool trainable = true;   // false freezes the weights (Keras's trainable=False)
     static const FieldTable<SeparableConv1DOptions>& fields();
@@ -90,14 +99,18 @@ struct KERAS_API SeparableConv1DOptions {
 inline const FieldTable<SeparableConv1DOptions>& SeparableConv1DOptions::fields() {
     using O = SeparableConv1DOptions;
     static const auto table = FieldTable<O>()
-        .nulls({"depthwise_regularizer", "pointwise_regularizer", "bias_regularizer", "depthwise_constraint",
-                "pointwise_constraint", "bias_constraint"})
         .integer("depth_multiplier", &O::depth_multiplier)
         .activation("activation", &O::activation)
         .boolean("use_bias", &O::use_bias)
         .initializer("depthwise_initializer", &O::depthwise_initializer)
         .initializer("pointwise_initializer", &O::pointwise_initializer)
-        .initializer("bias_initializer", &O::bias_initializer);
+        .initializer("bias_initializer", &O::bias_initializer)
+        .regularizer("depthwise_regularizer", &O::depthwise_regularizer)
+        .regularizer("pointwise_regularizer", &O::pointwise_regularizer)
+        .regularizer("bias_regularizer", &O::bias_regularizer)
+        .constraint("depthwise_constraint", &O::depthwise_constraint)
+        .constraint("pointwise_constraint", &O::pointwise_constraint)
+        .constraint("bias_constraint", &O::bias_constraint);
     return table;
 }
 

@@ -1,5 +1,5 @@
-// Merge layers of the functional API: Add, Multiply, Average (element-wise, Keras's _Merge family)
-// and Concatenate. They take a list of inputs: `(*add)({a, b})`.
+// Merge layers of the functional API: Add, Subtract, Multiply, Average, Maximum, Minimum (element-wise,
+// Keras's Merge family), Concatenate and Dot. They take a list of inputs: `(*add)({a, b})`.
 #pragma once
 
 #include "keras/export.hpp"
@@ -77,6 +77,78 @@ public:
     explicit Average(MergeOptions options = {}) : Merge("Average", std::move(options)) {}
     Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
     std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
+};
+
+// The element-wise difference inputs[0] - inputs[1] of exactly two inputs (Keras's Subtract).
+class KERAS_API Subtract : public Merge {
+public:
+    explicit Subtract(MergeOptions options = {}) : Merge("Subtract", std::move(options)) {}
+    Shape compute_output_shape_multi(const std::vector<Shape>& input_shapes) const override;
+    Tensor call(const std::vector<Tensor>& xs) override;
+    Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
+    std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
+};
+
+// Maximum's and Minimum's base: an element-wise op without an identity, applied as Keras 3's
+// _apply_merge_op_and_or_mask: with masks (ctx.input_masks), a padded step of one input takes the other
+// inputs' value there, so only real steps compete.
+class KERAS_API ElementwiseExtremum : public Merge {
+public:
+    Tensor call(const std::vector<Tensor>& xs) override;
+    Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
+    std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
+protected:
+    ElementwiseExtremum(const std::string& class_name, MergeOptions options, bool maximum)
+        : Merge(class_name, std::move(options)), maximum_(maximum) {}
+private:
+    Tensor merge(const std::vector<Tensor>& xs, const std::vector<Tensor>& masks) const;
+    bool maximum_;
+};
+
+// The element-wise maximum of its inputs.
+class KERAS_API Maximum : public ElementwiseExtremum {
+public:
+    explicit Maximum(MergeOptions options = {}) : ElementwiseExtremum("Maximum", std::move(options), true) {}
+};
+
+// The element-wise minimum of its inputs.
+class KERAS_API Minimum : public ElementwiseExtremum {
+public:
+    explicit Minimum(MergeOptions options = {}) : ElementwiseExtremum("Minimum", std::move(options), false) {}
+};
+
+// Dot's keyword arguments besides `axes`. normalize: L2-normalize each input along its summed axis
+// first, so the product is the cosine proximity.
+struct KERAS_API DotOptions {
+    bool normalize = false;
+    std::string name{};
+    bool trainable = true;   // false: the layer's weights are frozen (Keras's trainable=False)
+    static const FieldTable<DotOptions>& fields();
+};
+// Dot's Keras config: normalize here; axes (an int or a list of two) read and written by the layer.
+inline const FieldTable<DotOptions>& DotOptions::fields() {
+    static const auto table = FieldTable<DotOptions>().boolean("normalize", &DotOptions::normalize);
+    return table;
+}
+// Keras's Dot(axes): the dot product of two batched tensors along axes[0] of the first and axes[1] of
+// the second (Keras's batch_dot); one axis ({1} or Dot(1)) serves both. The batch axis 0 cannot be
+// summed over. The output holds the first input's other axes, then the second's (less its batch
+// axis); a result of rank 1 becomes (batch, 1). Passes no mask on, as Keras.
+class KERAS_API Dot : public Merge {
+public:
+    explicit Dot(std::vector<int> axes, DotOptions options = {});
+    explicit Dot(int axes, DotOptions options = {}) : Dot(std::vector<int>{axes}, std::move(options)) {}
+    Shape compute_output_shape_multi(const std::vector<Shape>& input_shapes) const override;
+    Tensor call(const std::vector<Tensor>& xs) override;
+    Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
+    std::vector<Tensor> backward_multi(const Tensor& dy, CallContext& ctx) override;
+    Tensor compute_mask_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& masks) const override;
+    nlohmann::json get_config() const override;
+    std::vector<int> axes;
+    DotOptions dot_options;
+private:
+    // axes as positive axes of inputs of these ranks (ValueError for the batch axis or out of range).
+    std::pair<size_t, size_t> positive_axes(const Shape& shape1, const Shape& shape2) const;
 };
 
 // Concatenate's keyword arguments.

@@ -4,6 +4,7 @@
 
 #include "keras/export.hpp"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ struct KERAS_API BatchNormalizationOptions {
     std::string gamma_initializer = "ones";
     std::string moving_mean_initializer = "zeros";
     std::string moving_variance_initializer = "ones";
+    // Penalties added to the loss and projections after each step, as Dense's.
+    std::optional<regularizers::Regularizer> beta_regularizer{}, gamma_regularizer{};
+    std::optional<constraints::Constraint> beta_constraint{}, gamma_constraint{};
     std::string name{};
     bool trainable = true;   // false freezes the weights (Keras's trainable=False)
     static const FieldTable<BatchNormalizationOptions>& fields();
@@ -31,7 +35,10 @@ struct KERAS_API BatchNormalizationOptions {
 inline const FieldTable<BatchNormalizationOptions>& BatchNormalizationOptions::fields() {
     using O = BatchNormalizationOptions;
     static const auto table = FieldTable<O>()
-        .nulls({"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"})
+        .regularizer("beta_regularizer", &O::beta_regularizer)
+        .regularizer("gamma_regularizer", &O::gamma_regularizer)
+        .constraint("beta_constraint", &O::beta_constraint)
+        .constraint("gamma_constraint", &O::gamma_constraint)
         .fixed("synchronized", "false")
         .fixed("renorm", "false")
         .nulls({"renorm_clipping"})
@@ -80,6 +87,8 @@ struct KERAS_API LayerNormalizationOptions {
     bool rms_scaling = false;
     std::string beta_initializer = "zeros";
     std::string gamma_initializer = "ones";
+    std::optional<regularizers::Regularizer> beta_regularizer{}, gamma_regularizer{};
+    std::optional<constraints::Constraint> beta_constraint{}, gamma_constraint{};
     std::string name{};
     bool trainable = true;   // false freezes the weights (Keras's trainable=False)
     static const FieldTable<LayerNormalizationOptions>& fields();
@@ -88,7 +97,10 @@ struct KERAS_API LayerNormalizationOptions {
 inline const FieldTable<LayerNormalizationOptions>& LayerNormalizationOptions::fields() {
     using O = LayerNormalizationOptions;
     static const auto table = FieldTable<O>()
-        .nulls({"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"})
+        .regularizer("beta_regularizer", &O::beta_regularizer)
+        .regularizer("gamma_regularizer", &O::gamma_regularizer)
+        .constraint("beta_constraint", &O::beta_constraint)
+        .constraint("gamma_constraint", &O::gamma_constraint)
         .number("epsilon", &O::epsilon)
         .boolean("center", &O::center)
         .boolean("scale", &O::scale)
