@@ -31,6 +31,7 @@
 #include "keras/layers/wrappers.hpp"
 #include "keras/losses.hpp"
 #include "keras/metrics.hpp"
+#include "keras/distribute.hpp"
 #include "keras/model.hpp"
 #include "keras/models.hpp"
 #include "keras/ops.hpp"
