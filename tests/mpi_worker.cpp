@@ -2,7 +2,8 @@
 //   equal     two workers with global batch B end with the weights one process gets with batch B
 //             (within 1e-6, same seed) although worker 1 built its model from another seed; the
 //             logged losses and metrics are the same on both; only worker 0 writes the checkpoint;
-//             evaluate / predict give one process's results. Exit 0 on success.
+//             evaluate / predict give one process's results. The gradients go in several buckets,
+//             started during the backward pass. Exit 0 on success.
 //   mismatch  worker 1 builds another model: fit refuses it on both workers, naming the difference.
 //   hang      worker 1 stops answering at batch 2: worker 0 aborts the job after the collective timeout.
 //   kill      worker 1 is killed (SIGKILL) at batch 2: the job ends.
@@ -177,8 +178,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     const std::string mode = argv[1];
-    // The failure tests time out after 3 s; the others keep the default.
-    distribute::MultiWorkerMirroredStrategy strategy({.timeout_seconds = mode == "hang" || mode == "kill" ? 3.0 : 0.0});
+    // The failure tests time out after 3 s; the others keep the default. equal's buckets of 64 bytes
+    // put each weight in a bucket of its own, started during the backward pass (the others: one bucket).
+    distribute::MultiWorkerMirroredStrategy strategy({.timeout_seconds = mode == "hang" || mode == "kill" ? 3.0 : 0.0,
+                                                      .bucket_bytes = mode == "equal" ? 64 : size_t{4} << 20});
     rank = strategy.rank();
     if (strategy.num_replicas_in_sync() != 2) {
         std::cerr << "mpi_worker: expected 2 workers, got " << strategy.num_replicas_in_sync() << "\n";

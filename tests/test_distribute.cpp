@@ -10,6 +10,8 @@
 
 #include "data_adapter.hpp"
 #include "distribute/communicator.hpp"
+#include "distribute/replicas.hpp"
+#include "functional_graph.hpp"
 
 using namespace keras;
 
@@ -109,4 +111,82 @@ TEST_CASE("the collective timeout: options first, then KERASCPP_COLLECTIVE_TIMEO
                          doctest::Contains("KERASCPP_COLLECTIVE_TIMEOUT must be a number of seconds > 0. Received: \"soon\""),
                          ValueError);
     ::unsetenv("KERASCPP_COLLECTIVE_TIMEOUT");
+}
+
+namespace {
+// Two workers holding the same gradients and rows: each sum doubles the values. Records when each
+// bucket starts (the last node_done before it) and its size.
+class TwinCommunicator final : public distribute::Communicator {
+public:
+    int rank() const override { return 0; }
+    int size() const override { return 2; }
+    void all_reduce_sum(float* data, size_t count, const char*) override { double_it(data, count); }
+    void all_reduce_sum(double* data, size_t count, const char*) override {
+        for (size_t i = 0; i < count; ++i) data[i] *= 2;
+    }
+    void start_all_reduce_sum(float* data, size_t count, const char*) override {
+        started.push_back({current_node, count});
+        pending.push_back({data, count});
+    }
+    void progress() override {}
+    void wait_all(const char*) override {
+        for (auto [data, count] : pending) double_it(data, count);
+        pending.clear();
+    }
+    void broadcast(void*, size_t, int, const char*) override {}
+    std::vector<char> all_gather(const std::vector<char>& mine, const char*) override { return mine; }
+
+    int64_t current_node = -1;   // set by the test before each node_done; -1: finish()
+    std::vector<std::pair<int64_t, size_t>> started;
+
+private:
+    static void double_it(float* data, size_t count) {
+        for (size_t i = 0; i < count; ++i) data[i] *= 2;
+    }
+    std::vector<std::pair<float*, size_t>> pending;
+};
+}  // namespace
+
+TEST_CASE("GradientBuckets: each bucket starts once the backward walk is past its layers; averages come back") {
+    auto model = small_model();   // Input, Dense(4) (kernel 12, bias 4), Dense(1) (kernel 4, bias 1)
+    const auto variables = model->trainable_weights();
+    REQUIRE(variables.size() == 4);
+    std::vector<std::vector<float>> expected;
+    for (const auto& v : variables) {
+        std::vector<float> g(static_cast<size_t>(v->value.numel()));
+        std::iota(g.begin(), g.end(), 1.0f);
+        v->grad = Tensor(g, v->value.shape());
+        expected.push_back(g);
+    }
+    TwinCommunicator comm;
+    comm.bucket_bytes = 5 * sizeof(float);   // Dense(1)'s kernel and bias; then each of Dense(4)'s weights
+    const FunctionalGraph& graph = *model->functional_graph();
+    distribute::GradientBuckets buckets(comm, graph, variables, 3);
+    for (size_t n = graph.nodes.size(); n-- > 0;) {
+        comm.current_node = static_cast<int64_t>(n);
+        buckets.node_done(n);
+    }
+    comm.current_node = -1;
+    buckets.finish();
+    // The last Dense's bucket goes out when the walk is past its node, before the first Dense's
+    // backward; every bucket holds its gradients, a flag per weight and the rows.
+    REQUIRE(comm.started.size() == 3);
+    const auto last_dense = static_cast<int64_t>(graph.nodes.size() - 1);
+    CHECK(comm.started[0] == std::pair<int64_t, size_t>{last_dense, 4 + 1 + 2 + 1});
+    CHECK(comm.started[1] == std::pair<int64_t, size_t>{last_dense - 1, 12 + 1 + 1});
+    CHECK(comm.started[2] == std::pair<int64_t, size_t>{last_dense - 1, 4 + 1 + 1});
+    for (size_t i = 0; i < variables.size(); ++i) CHECK(variables[i]->grad.to_vector<float>() == expected[i]);
+}
+
+TEST_CASE("GradientBuckets: a gradient that changes after its bucket went out is an error naming the weight") {
+    auto model = small_model();
+    const auto variables = model->trainable_weights();
+    for (const auto& v : variables) v->grad = Tensor::zeros(v->value.shape());
+    TwinCommunicator comm;
+    const FunctionalGraph& graph = *model->functional_graph();
+    distribute::GradientBuckets buckets(comm, graph, variables, 1);
+    for (size_t n = graph.nodes.size(); n-- > 0;) buckets.node_done(n);
+    variables[0]->grad = Tensor::full(variables[0]->value.shape(), 1.0f);   // as another layer's backward would
+    CHECK_THROWS_WITH_AS(buckets.finish(), doctest::Contains("weight 'kernel' received gradient after its layer's backward"),
+                         RuntimeError);
 }

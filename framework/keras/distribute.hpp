@@ -3,6 +3,7 @@
 // with every process (worker) holding a copy of the weights. docs/distributed.md.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 
@@ -19,6 +20,11 @@ struct KERAS_API StrategyOptions {
     // (MPI_Abort): a dead or hung worker never leaves the others waiting forever. <= 0: the
     // KERASCPP_COLLECTIVE_TIMEOUT environment variable (seconds), else 600 s.
     double timeout_seconds = 0;
+    // The gradients are all-reduced in buckets of about this many bytes, each started as soon as the
+    // backward pass has finished its weights' layers, so communication overlaps the rest of the
+    // backward pass (PyTorch DDP's bucket_cap_mb). Above the size of all the gradients: one all-reduce,
+    // after the backward pass.
+    size_t bucket_bytes = size_t{4} << 20;
 };
 
 // Keras's MultiWorkerMirroredStrategy. Constructing it initializes MPI (once per process) and reads

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -332,6 +333,8 @@ protected:
     Arrays forward(const Arrays& x, std::vector<CallContext>& contexts, bool training, Arrays* masks = nullptr);
     // Accumulates every trainable weight's gradient (Variable::grad) from the outputs' gradients.
     void backward(const Arrays& dy, std::vector<CallContext>& contexts);
+    // backward() calling after_node(n) once the walk is past node n of the graph (last node first).
+    void backward(const Arrays& dy, std::vector<CallContext>& contexts, const std::function<void(size_t)>& after_node);
 
 private:
     Logs run_evaluation(const Arrays& x, const Arrays& y, int64_t batch_size, callbacks::CallbackList& callbacks,

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -71,6 +72,12 @@ double regularization_losses(const std::vector<VariablePtr>& variables, const st
     }
     return total;
 }
+
+// regularization_losses' gradients alone.
+void add_regularization_gradients(const std::vector<VariablePtr>& variables) {
+    for (const auto& v : variables)
+        if (v->regularizer) accumulate_gradient(*v, v->regularizer->gradient(v->value));
+}
 }  // namespace
 
 // ---------------------------------------------------------------- the per-batch steps
@@ -85,6 +92,9 @@ Logs Model::train_step(const Batch& batch) {
     std::vector<LossAndMetrics::OutputValues> values;
     double regularization = 0.0;
     const bool compute = rows > 0 || !communicator_;
+    // Distributed: the gradients' all-reduce runs in buckets during the backward pass.
+    std::optional<distribute::GradientBuckets> buckets;
+    if (communicator_) buckets.emplace(*communicator_, *graph_, variables, rows);
     if (compute) {
         std::vector<CallContext> contexts;
         Arrays masks;
@@ -92,10 +102,15 @@ Logs Model::train_step(const Batch& batch) {
         Arrays grads(y_pred.size());
         for (size_t k = 0; k < y_pred.size(); ++k)
             values.push_back(compiled_->queue(k, batch.y[k], y_pred[k], masks[k], &grads[k]));
-        backward(grads, contexts);
-        regularization = regularization_losses(variables, contexts, true);
+        if (buckets) backward(grads, contexts, [&](size_t node) { buckets->node_done(node); });
+        else backward(grads, contexts);
+        // The weight penalties' gradients are the same on every worker: added after the average.
+        regularization = regularization_losses(variables, contexts, !buckets);
     }
-    if (communicator_) distribute::average_gradients(*communicator_, variables, rows);
+    if (buckets) {
+        buckets->finish();
+        add_regularization_gradients(variables);
+    }
     optimizer_->apply_gradients(variables);
     if (compute) compiled_->record(values, rows, regularization);
     if (communicator_) distribute::sum_metrics(*communicator_, *compiled_, metrics_before);

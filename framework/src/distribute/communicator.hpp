@@ -18,11 +18,20 @@ namespace keras::distribute {
 class Communicator {
 public:
     virtual ~Communicator() = default;
+    // The gradients' all-reduce bucket size (StrategyOptions::bucket_bytes).
+    size_t bucket_bytes = size_t{4} << 20;
+
     virtual int rank() const = 0;
     virtual int size() const = 0;
     // In place: each element becomes its sum over the workers.
     virtual void all_reduce_sum(float* data, size_t count, const char* what) = 0;
     virtual void all_reduce_sum(double* data, size_t count, const char* what) = 0;
+    // The nonblocking form: starts the in-place sum and returns; the data must stay in place until
+    // wait_all(). progress() lets the started sums advance (Open MPI moves them only inside MPI
+    // calls); wait_all() finishes every started one.
+    virtual void start_all_reduce_sum(float* data, size_t count, const char* what) = 0;
+    virtual void progress() = 0;
+    virtual void wait_all(const char* what) = 0;
     // In place: every worker gets root's bytes.
     virtual void broadcast(void* data, size_t bytes, int root, const char* what) = 0;
     // Every worker's bytes (any length each), concatenated in rank order.

@@ -62,6 +62,25 @@ public:
         all_reduce_chunks(data, count, MPI_DOUBLE, what);
     }
 
+    void start_all_reduce_sum(float* data, size_t count, const char*) override {
+        for (size_t done = 0; done < count;) {
+            const int n = static_cast<int>(std::min(count - done, kMaxCount));
+            pending_.emplace_back();
+            MPI_Iallreduce(MPI_IN_PLACE, data + done, n, MPI_FLOAT, MPI_SUM, comm_, &pending_.back());
+            done += static_cast<size_t>(n);
+        }
+    }
+    void progress() override {
+        if (pending_.empty()) return;
+        int done = 0;
+        MPI_Testall(static_cast<int>(pending_.size()), pending_.data(), &done, MPI_STATUSES_IGNORE);
+        if (done) pending_.clear();
+    }
+    void wait_all(const char* what) override {
+        for (MPI_Request& request : pending_) wait(request, what);
+        pending_.clear();
+    }
+
     void broadcast(void* data, size_t bytes, int root, const char* what) override {
         auto* p = static_cast<char*>(data);
         for (size_t done = 0; done < bytes;) {
@@ -140,6 +159,7 @@ private:
     }
 
     double timeout_;
+    std::vector<MPI_Request> pending_;   // started by start_all_reduce_sum, not yet waited for
     MPI_Comm comm_ = MPI_COMM_NULL;
     int rank_ = 0, size_ = 1;
 };

@@ -1,5 +1,6 @@
 #include "distribute/replicas.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -7,6 +8,8 @@
 #include <fmt/format.h>
 
 #include "keras/errors.hpp"
+
+#include "functional_graph.hpp"
 
 namespace keras::distribute {
 
@@ -87,39 +90,89 @@ int broadcast_int(Communicator& comm, int value, const char* what) {
     return value;
 }
 
-void average_gradients(Communicator& comm, const std::vector<VariablePtr>& variables, int64_t rows) {
+GradientBuckets::GradientBuckets(Communicator& comm, const FunctionalGraph& graph,
+                                 const std::vector<VariablePtr>& variables, int64_t rows)
+    : comm_(comm), variables_(variables), rows_(rows) {
     if (comm.size() == 1) return;
-    // One buffer: every gradient times this worker's rows, then per variable whether this worker has
-    // a gradient for it, then the rows.
+    // A weight's gradient is final once the walk (last node first) is past the first node of every
+    // layer that holds it. A weight no layer lists waits for finish().
+    std::vector<int64_t> ready(variables.size(), -1);
+    for (size_t n = graph.nodes.size(); n-- > 0;) {
+        const auto& layer = graph.nodes[n]->layer;
+        if (!layer) continue;
+        for (const auto& w : layer->trainable_weights())
+            for (size_t i = 0; i < variables.size(); ++i)
+                if (variables[i] == w) ready[i] = static_cast<int64_t>(n);
+    }
+    std::vector<size_t> order(variables.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ready[a] > ready[b]; });
+    const size_t per_bucket = std::max<size_t>(1, comm.bucket_bytes / sizeof(float));
+    size_t filled = 0;
+    for (size_t i : order) {
+        if (buckets_.empty() || filled >= per_bucket) {
+            buckets_.push_back({});
+            filled = 0;
+        }
+        buckets_.back().variables.push_back(i);
+        buckets_.back().ready_after = ready[i];   // the smallest so far: order is by ready, descending
+        filled += static_cast<size_t>(variables[i]->value.numel());
+    }
+}
+
+void GradientBuckets::node_done(size_t node) {
+    if (comm_.size() == 1) return;
+    while (next_ < buckets_.size() && buckets_[next_].ready_after >= static_cast<int64_t>(node)) start(buckets_[next_++]);
+    comm_.progress();
+}
+
+void GradientBuckets::start(Bucket& bucket) {
     size_t total = 0;
-    for (const auto& v : variables) total += static_cast<size_t>(v->value.numel());
-    std::vector<float> buffer(total + variables.size() + 1, 0.0f);
+    for (size_t i : bucket.variables) total += static_cast<size_t>(variables_[i]->value.numel());
+    bucket.buffer.assign(total + bucket.variables.size() + 1, 0.0f);
     size_t offset = 0;
-    for (size_t i = 0; i < variables.size(); ++i) {
-        const Variable& v = *variables[i];
+    for (size_t k = 0; k < bucket.variables.size(); ++k) {
+        const Variable& v = *variables_[bucket.variables[k]];
         const auto n = static_cast<size_t>(v.value.numel());
+        bucket.sent.push_back(v.grad.defined() ? v.grad.raw() : nullptr);
         if (v.grad.defined()) {
             const Tensor g = v.grad.to(Device::cpu());
             const float* p = g.data<float>();
-            for (size_t j = 0; j < n; ++j) buffer[offset + j] = p[j] * static_cast<float>(rows);
-            buffer[total + i] = 1.0f;
+            for (size_t j = 0; j < n; ++j) bucket.buffer[offset + j] = p[j] * static_cast<float>(rows_);
+            bucket.buffer[total + k] = 1.0f;
         }
         offset += n;
     }
-    buffer.back() = static_cast<float>(rows);
-    comm.all_reduce_sum(buffer.data(), buffer.size(), "the gradients' all-reduce");
-    const float all_rows = buffer.back();
-    offset = 0;
-    for (size_t i = 0; i < variables.size(); ++i) {
-        Variable& v = *variables[i];
-        const auto n = static_cast<size_t>(v.value.numel());
-        if (buffer[total + i] > 0.0f && all_rows > 0.0f) {
-            Tensor g(v.value.shape(), DType::float32);
-            float* p = g.data<float>();
-            for (size_t j = 0; j < n; ++j) p[j] = buffer[offset + j] / all_rows;
-            v.grad = g.to(v.value.device());
+    bucket.buffer.back() = static_cast<float>(rows_);
+    comm_.start_all_reduce_sum(bucket.buffer.data(), bucket.buffer.size(), "the gradients' all-reduce");
+    bucket.started = true;
+}
+
+void GradientBuckets::finish() {
+    if (comm_.size() == 1) return;
+    while (next_ < buckets_.size()) start(buckets_[next_++]);
+    comm_.wait_all("the gradients' all-reduce");
+    for (const Bucket& bucket : buckets_) {
+        const size_t total = bucket.buffer.size() - bucket.variables.size() - 1;
+        const float all_rows = bucket.buffer.back();
+        size_t offset = 0;
+        for (size_t k = 0; k < bucket.variables.size(); ++k) {
+            Variable& v = *variables_[bucket.variables[k]];
+            const auto n = static_cast<size_t>(v.value.numel());
+            // A weight that a layer other than its own reads gains gradient later than its layer's
+            // backward: its bucket went out too early.
+            if (bucket.sent[k] != (v.grad.defined() ? v.grad.raw() : nullptr))
+                runtime_error("distributed training: weight '{}' received gradient after its layer's backward pass "
+                              "(is it read by another layer?); its all-reduce had started. Pass it through its own "
+                              "layer", v.name);
+            if (bucket.buffer[total + k] > 0.0f && all_rows > 0.0f) {
+                Tensor g(v.value.shape(), DType::float32);
+                float* p = g.data<float>();
+                for (size_t j = 0; j < n; ++j) p[j] = bucket.buffer[offset + j] / all_rows;
+                v.grad = g.to(v.value.device());
+            }
+            offset += n;
         }
-        offset += n;
     }
 }
 

@@ -22,6 +22,9 @@ public:
     int size() const override { return 1; }
     void all_reduce_sum(float*, size_t, const char*) override {}
     void all_reduce_sum(double*, size_t, const char*) override {}
+    void start_all_reduce_sum(float*, size_t, const char*) override {}
+    void progress() override {}
+    void wait_all(const char*) override {}
     void broadcast(void*, size_t, int, const char*) override {}
     std::vector<char> all_gather(const std::vector<char>& mine, const char*) override { return mine; }
 };
@@ -71,7 +74,10 @@ Share share_of(int64_t rows, int rank, int size) {
 }
 
 MultiWorkerMirroredStrategy::MultiWorkerMirroredStrategy(const StrategyOptions& options)
-    : communicator_(make_communicator(collective_timeout(options.timeout_seconds))) {}
+    : communicator_(make_communicator(collective_timeout(options.timeout_seconds))) {
+    if (options.bucket_bytes == 0) value_error("StrategyOptions::bucket_bytes must be > 0");
+    communicator_->bucket_bytes = options.bucket_bytes;
+}
 
 int MultiWorkerMirroredStrategy::rank() const { return communicator_->rank(); }
 int MultiWorkerMirroredStrategy::num_replicas_in_sync() const { return communicator_->size(); }
