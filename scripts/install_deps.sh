@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages kerascpp needs to build and test, skipping those already there.
 set -euo pipefail
-packages=(g++ meson ninja-build pkg-config cmake libdnnl-dev libfmt-dev nlohmann-json3-dev doctest-dev libhdf5-dev libcurl4-openssl-dev libssl-dev python3 libzip-dev libarchive-dev libcli11-dev graphviz)
+packages=(g++ meson ninja-build pkg-config cmake libdnnl-dev libfmt-dev nlohmann-json3-dev doctest-dev libhdf5-dev libcurl4-openssl-dev libssl-dev python3 libzip-dev libarchive-dev libcli11-dev graphviz libopenmpi-dev openmpi-bin)
 # Optional: `install_deps.sh --docs` also installs doxygen, for the API reference (ninja -C build docs).
 # The build and the tests do not need it (its check skips without it).
 if [ "${1:-}" = "--docs" ]; then

@@ -20,13 +20,17 @@
 // (keras::utils::plot_history).
 // --policy mixed_bfloat16 builds the model under keras::mixed_precision's global policy (bfloat16
 // compute on CPUs with AVX512_BF16; the output Dense stays float32; docs/mixed_precision.md).
+// --distributed trains data-parallel over the processes mpirun started (Keras's
+// MultiWorkerMirroredStrategy; docs/distributed.md): `mpirun -np 2 imdb_sentiment --distributed`.
+// The batch of 100 is split over the workers; only worker 0 prints and saves.
 //
 // Usage: imdb_sentiment [--model simplernn|lstm|gru] [--epochs N] [--data PATH] [--num-words N]
 //                       [--maxlen N] [--verbose 0|1|2] [--save PATH] [--load PATH] [--mask-zero]
-//                       [--plot-history FILE.svg] [--policy float32|mixed_bfloat16]
+//                       [--plot-history FILE.svg] [--policy float32|mixed_bfloat16] [--distributed]
 //   (--help lists every option with its default)
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <limits>
 #include <memory>
@@ -49,6 +53,7 @@ struct Args {
     bool mask_zero = false;             // Embedding(mask_zero=True)
     std::string plot_history;           // an .svg of the training curves; empty: none
     std::string policy = "float32";     // the dtype policy a new model is built under
+    bool distributed = false;           // data-parallel over mpirun's processes
 };
 
 // --help, unknown flags and bad values are CLI11's: a message and exit code (0 for --help) in *exit_code.
@@ -89,6 +94,8 @@ std::optional<Args> parse(int argc, char** argv, int* exit_code) {
     app.add_option("--policy", args.policy, "dtype policy of a new model (mixed_bfloat16: bfloat16 compute)")
         ->check(CLI::IsMember({"float32", "mixed_bfloat16"}))
         ->capture_default_str();
+    app.add_flag("--distributed", args.distributed,
+                 "train data-parallel over the processes mpirun started (MultiWorkerMirroredStrategy)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -157,23 +164,36 @@ int main(int argc, char** argv) try {
     int64_t num_words = args.num_words.value_or(lstm ? 20000 : 6000);
     int64_t maxlen = args.maxlen.value_or(lstm ? 200 : 130);
 
+    // --distributed: every worker runs this program; the models compiled in the strategy's scope
+    // train together, and only the chief (worker 0) prints.
+    std::optional<distribute::MultiWorkerMirroredStrategy> strategy;
+    if (args.distributed) strategy.emplace();
+    const bool chief = !strategy || strategy->is_chief();
+    auto in_scope = [&](const std::function<void()>& fn) { strategy ? strategy->scope(fn) : fn(); };
+    if (strategy && chief)
+        fmt::print("Distributed over {} workers (global batch 100)\n", strategy->num_replicas_in_sync());
+
     utils::set_random_seed(42);
     std::shared_ptr<Model> model;
     if (args.load.empty()) {
         mixed_precision::set_global_policy(args.policy);
-        model = build_model(args.model, num_words, maxlen, args.mask_zero);
+        in_scope([&] { model = build_model(args.model, num_words, maxlen, args.mask_zero); });
     } else {
-        model = models::load_model(args.load);
+        in_scope([&] {
+            model = models::load_model(args.load);
+            if (!model->compiled()) model->compile(optimizers::Adam(0.001), "binary_crossentropy", {"accuracy"});
+        });
         std::tie(num_words, maxlen) = vocabulary_and_length(*model);
-        fmt::print("Loaded {} from {} (num_words {}, maxlen {})\n", model->name(), args.load, num_words, maxlen);
-        if (!model->compiled()) model->compile(optimizers::Adam(0.001), "binary_crossentropy", {"accuracy"});
+        if (chief) fmt::print("Loaded {} from {} (num_words {}, maxlen {})\n", model->name(), args.load, num_words, maxlen);
     }
 
     auto [train, test] = load(args, num_words);
     const Tensor x_train = utils::pad_sequences(train.x, {.maxlen = maxlen});
     const Tensor x_test = utils::pad_sequences(test.x, {.maxlen = maxlen});
-    fmt::print("{} train sequences, {} test sequences, padded to {}\n", x_train.dim(0), x_test.dim(0), maxlen);
-    model->summary();
+    if (chief) {
+        fmt::print("{} train sequences, {} test sequences, padded to {}\n", x_train.dim(0), x_test.dim(0), maxlen);
+        model->summary();
+    }
 
     // The 2.7M-parameter LSTM overfits after two or three epochs (validation loss rises while the
     // training loss keeps falling), so it stops when validation loss stops improving and keeps the
@@ -186,16 +206,16 @@ int main(int argc, char** argv) try {
         const auto history = model->fit(x_train, train.y,
                                         {.batch_size = 100, .epochs = args.epochs, .validation_split = 0.2,
                                          .shuffle = true, .verbose = args.verbose, .callbacks = stop_early});
-        if (!args.plot_history.empty()) {
+        if (!args.plot_history.empty() && chief) {
             utils::plot_history(history, args.plot_history, {.title = "IMDb sentiment: " + args.model});
             fmt::print("Wrote the training curves to {}\n", args.plot_history);
         }
     }
     auto [loss, accuracy] = model->evaluate(x_test, test.y, {.batch_size = 100, .verbose = 0});
-    fmt::print("Test loss: {:.4f}, test accuracy: {:.2f}%\n", loss, 100.0 * accuracy);
+    if (chief) fmt::print("Test loss: {:.4f}, test accuracy: {:.2f}%\n", loss, 100.0 * accuracy);
     if (!args.save.empty()) {
-        model->save(args.save);
-        fmt::print("Saved the model to {}\n", args.save);
+        model->save(args.save);   // written by the chief alone
+        if (chief) fmt::print("Saved the model to {}\n", args.save);
     }
     return 0;
 } catch (const std::exception& e) {

@@ -7,6 +7,7 @@
 #include "keras/config.hpp"
 #include "keras/datasets/imdb.hpp"
 #include "keras/datasets/synthetic_sentiment.hpp"
+#include "keras/distribute.hpp"
 #include "keras/errors.hpp"
 #include "keras/initializers.hpp"
 #include "keras/keras_tensor.hpp"

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "keras/backend_types.hpp"
@@ -30,6 +31,10 @@ public:
     // metric that does not throws ValueError for a defined mask.
     virtual void update_state_masked(const Tensor& y_true, const Tensor& y_pred, const Tensor& mask);
     virtual double result() const { return count_ > 0 ? total_ / count_ : 0.0; }
+    // The running sum and count result() divides: a distributed model adds each batch's share of
+    // them up over its workers, so every worker's result is the whole batch's.
+    std::pair<double, double> state() const { return {total_, count_}; }
+    void set_state(double total, double count) { total_ = total; count_ = count; }
     // What a backend needs to compute this metric on the device (Backend::metric_sum); nullopt for
     // metrics that only update on the host.
     virtual std::optional<backend::MetricSpec> device_spec() const { return std::nullopt; }

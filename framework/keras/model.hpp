@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -28,6 +29,10 @@
 #include "keras/tensor.hpp"
 
 namespace keras {
+
+namespace distribute {
+class Communicator;   // keras/distribute.hpp
+}
 
 // fit()'s keyword arguments. The order allows the common call
 // {.batch_size, .epochs, .validation_split, .shuffle, .verbose} with C++20 designated initializers.
@@ -288,6 +293,13 @@ public:
     // Each output's weight in the total loss (1 unless compile() set loss_weights).
     const std::vector<double>& loss_weights() const;
 
+    // Compiled in a distribute::MultiWorkerMirroredStrategy's scope: this worker's rank and the number
+    // of workers (0 and 1 otherwise). Only rank 0 (the chief) writes files: save() and save_weights()
+    // do nothing on the other workers, and the checkpoint callbacks write nothing there.
+    int replica_rank() const;
+    int num_replicas() const;
+    bool is_chief() const { return replica_rank() == 0; }
+
     bool stop_training = false;   // set by callbacks (EarlyStopping, TerminateOnNaN)
     // Set in on_train_begin by a callback that restores a run (BackupAndRestore): fit() then starts
     // at this epoch instead of FitOptions::initial_epoch. fit() clears it when it returns.
@@ -326,6 +338,8 @@ protected:
     Arrays forward(const Arrays& x, std::vector<CallContext>& contexts, bool training, Arrays* masks = nullptr);
     // Accumulates every trainable weight's gradient (Variable::grad) from the outputs' gradients.
     void backward(const Arrays& dy, std::vector<CallContext>& contexts);
+    // backward() calling after_node(n) once the walk is past node n of the graph (last node first).
+    void backward(const Arrays& dy, std::vector<CallContext>& contexts, const std::function<void(size_t)>& after_node);
 
 private:
     Logs run_evaluation(const Arrays& x, const Arrays& y, int64_t batch_size, callbacks::CallbackList& callbacks,
@@ -341,6 +355,13 @@ private:
     size_t n_outputs() const { return graph_ ? output_shapes_.size() : 1; }
     const Shape& output_shape(size_t k) const { return output_shapes_.at(k); }
     void move_weights_to_device();
+    // test_step's work on this worker's rows (the metrics updated, nothing returned).
+    void test_step_rows(const Batch& batch);
+    // predict()'s loop over x's rows on this worker alone.
+    Arrays predict_rows(const Arrays& x, const PredictOptions& options);
+
+    // The workers' collectives when compiled in a MultiWorkerMirroredStrategy's scope; null otherwise.
+    std::shared_ptr<distribute::Communicator> communicator_;
 
     std::string name_;
     std::optional<Device> device_;

@@ -1,4 +1,5 @@
 #include "data_adapter.hpp"
+#include "distribute/communicator.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -50,6 +51,13 @@ void EpochIterator::start_epoch_in_order() {
 void EpochIterator::start_epoch() {
     if (shuffle_) cut(random::permutation(num_samples_));
     else start_epoch_in_order();
+}
+
+void EpochIterator::shard(int rank, int size) {
+    for (auto& rows : batches_) {
+        const auto share = distribute::share_of(static_cast<int64_t>(rows.size()), rank, size);
+        rows = std::vector<int64_t>(rows.begin() + share.begin, rows.begin() + share.end);
+    }
 }
 
 void EpochIterator::cut(const std::vector<int64_t>& order) {

@@ -32,6 +32,9 @@ public:
     int64_t num_batches() const { return (num_samples_ + batch_size_ - 1) / batch_size_; }
     // Draws the epoch's order (a permutation when shuffling) and cuts it into batches.
     void start_epoch();
+    // Keeps worker `rank`'s share of each batch of the epoch (distribute::share_of): the workers'
+    // shares of a batch put together are the batch. Called after start_epoch().
+    void shard(int rank, int size);
     // Batch `step` of the current epoch: the arrays' rows, on the host.
     Batch batch(int64_t step) const;
     int64_t batch_rows(int64_t step) const { return static_cast<int64_t>(batches_.at(step).size()); }

@@ -225,7 +225,8 @@ std::vector<Tensor> FunctionalGraph::forward(const std::vector<Tensor>& xs, std:
 
 // Gradients are kept per output of each node; a node of several outputs gets them all at once
 // (undefined where an output received none).
-void FunctionalGraph::backward(const std::vector<Tensor>& dys, std::vector<CallContext>& contexts) const {
+void FunctionalGraph::backward(const std::vector<Tensor>& dys, std::vector<CallContext>& contexts,
+                               const std::function<void(size_t node)>& after_node) const {
     std::vector<std::vector<Tensor>> grads(nodes.size());
     for (size_t n = 0; n < nodes.size(); ++n) grads[n].resize(std::max<size_t>(1, nodes[n]->output_shapes.size()));
     auto add_to = [&](const KerasTensor& t, const Tensor& g) {
@@ -238,14 +239,16 @@ void FunctionalGraph::backward(const std::vector<Tensor>& dys, std::vector<CallC
         for (size_t k = 0; k < contexts[n].activity_gradients.size() && k < grads[n].size(); ++k)
             grads[n][k] = add_gradients(grads[n][k], contexts[n].activity_gradients[k]);
         const bool any = std::any_of(grads[n].begin(), grads[n].end(), [](const Tensor& g) { return g.defined(); });
-        if (is_input_node(node) || !any) continue;
-        std::vector<Tensor> in_grads;
-        if (node.runs_call_outputs()) in_grads = node.layer->backward_outputs(grads[n], contexts[n]);
-        else if (node.list_input) in_grads = node.layer->backward_multi(grads[n][0], contexts[n]);
-        else in_grads = {node.layer->backward(grads[n][0], contexts[n])};
-        for (size_t i = 0; i < node.inputs.size(); ++i)
-            if (!is_input_node(*node.inputs[i].node)) add_to(node.inputs[i], in_grads.at(i));
-        grads[n].clear();   // no longer needed
+        if (!is_input_node(node) && any) {
+            std::vector<Tensor> in_grads;
+            if (node.runs_call_outputs()) in_grads = node.layer->backward_outputs(grads[n], contexts[n]);
+            else if (node.list_input) in_grads = node.layer->backward_multi(grads[n][0], contexts[n]);
+            else in_grads = {node.layer->backward(grads[n][0], contexts[n])};
+            for (size_t i = 0; i < node.inputs.size(); ++i)
+                if (!is_input_node(*node.inputs[i].node)) add_to(node.inputs[i], in_grads.at(i));
+            grads[n].clear();   // no longer needed
+        }
+        if (after_node) after_node(n);
     }
 }
 

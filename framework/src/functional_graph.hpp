@@ -2,6 +2,7 @@
 // it reads, and how to run that order forwards (predict / fit) and backwards (gradients).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,7 +29,11 @@ struct FunctionalGraph {
     std::vector<Tensor> forward(const std::vector<Tensor>& xs, std::vector<CallContext>& contexts, bool training,
                                 std::vector<Tensor>* output_masks = nullptr) const;
     // dys: one gradient per output; gradients of a tensor read by several nodes (shared layers, fan-out) add up.
-    void backward(const std::vector<Tensor>& dys, std::vector<CallContext>& contexts) const;
+    // after_node (when given) is called with each node's index once the walk is past it, last node
+    // first: the weights of a layer whose nodes are all past have their final gradients (distributed
+    // training starts their all-reduce there, while the walk goes on).
+    void backward(const std::vector<Tensor>& dys, std::vector<CallContext>& contexts,
+                  const std::function<void(size_t node)>& after_node = {}) const;
 
 private:
     size_t position(const Node* node) const;

@@ -188,6 +188,33 @@ void LossAndMetrics::reset() {
     for (const auto& m : metrics_) m.metric->reset_state();
 }
 
+std::vector<double> LossAndMetrics::state() const {
+    std::vector<double> out;
+    auto add = [&](const metrics::Metric& m) {
+        const auto [total, count] = m.state();
+        out.push_back(total);
+        out.push_back(count);
+    };
+    add(loss_tracker_);
+    for (const auto& t : output_loss_trackers_) add(t);
+    for (const auto& m : metrics_) add(*m.metric);
+    return out;
+}
+
+void LossAndMetrics::set_state(const std::vector<double>& state) {
+    if (state.size() != 2 * (1 + output_loss_trackers_.size() + metrics_.size()))
+        runtime_error("LossAndMetrics::set_state: {} values for {} trackers and metrics", state.size(),
+                      1 + output_loss_trackers_.size() + metrics_.size());
+    size_t i = 0;
+    auto set = [&](metrics::Metric& m) {
+        m.set_state(state[i], state[i + 1]);
+        i += 2;
+    };
+    set(loss_tracker_);
+    for (auto& t : output_loss_trackers_) set(t);
+    for (const auto& m : metrics_) set(*m.metric);
+}
+
 Logs LossAndMetrics::result() const {
     Logs logs;
     logs.set("loss", loss_tracker_.result());

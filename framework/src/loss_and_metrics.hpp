@@ -45,6 +45,10 @@ public:
     double record(const std::vector<OutputValues>& outputs, int64_t batch_size, double regularization = 0.0);
 
     void reset();
+    // Every tracker's and metric's (sum, count), flattened: what distributed training adds up over
+    // the workers after each batch (distribute/replicas.cpp).
+    std::vector<double> state() const;
+    void set_state(const std::vector<double>& state);
     // "loss" (the weighted total), then with several outputs each "<output>_loss", then the metrics.
     Logs result() const;
 

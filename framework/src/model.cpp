@@ -5,6 +5,7 @@
 #include "keras/backend.hpp"
 #include "keras/errors.hpp"
 
+#include "distribute/communicator.hpp"
 #include "loss_and_metrics.hpp"
 
 namespace keras {
@@ -39,7 +40,13 @@ void Model::compile(OptimizerArg optimizer, LossArg loss, const CompileOptions& 
     compiled_ = std::make_shared<LossAndMetrics>(std::move(per_output), options, output_names(), name_);
     optimizer_ = std::move(optimizer.optimizer);
     compile_options_ = options;
+    // Keras: a model compiled in strategy.scope() trains distributed.
+    const auto* strategy = distribute::MultiWorkerMirroredStrategy::current();
+    communicator_ = strategy ? strategy->communicator() : nullptr;
 }
+
+int Model::replica_rank() const { return communicator_ ? communicator_->rank() : 0; }
+int Model::num_replicas() const { return communicator_ ? communicator_->size() : 1; }
 
 optimizers::Optimizer& Model::optimizer() const {
     ensure_compiled("optimizer");

@@ -46,6 +46,10 @@ Model::Arrays Model::forward(const Arrays& xs, std::vector<CallContext>& context
 }
 
 void Model::backward(const Arrays& dys, std::vector<CallContext>& contexts) { graph_->backward(dys, contexts); }
+void Model::backward(const Arrays& dys, std::vector<CallContext>& contexts,
+                     const std::function<void(size_t)>& after_node) {
+    graph_->backward(dys, contexts, after_node);
+}
 
 // ---------------------------------------------------------------- data checks
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -13,6 +14,7 @@
 #include "keras/random.hpp"
 
 #include "data_adapter.hpp"
+#include "distribute/replicas.hpp"
 #include "loss_and_metrics.hpp"
 
 namespace keras {
@@ -70,34 +72,71 @@ double regularization_losses(const std::vector<VariablePtr>& variables, const st
     }
     return total;
 }
+
+// regularization_losses' gradients alone.
+void add_regularization_gradients(const std::vector<VariablePtr>& variables) {
+    for (const auto& v : variables)
+        if (v->regularizer) accumulate_gradient(*v, v->regularizer->gradient(v->value));
+}
 }  // namespace
 
 // ---------------------------------------------------------------- the per-batch steps
 
 Logs Model::train_step(const Batch& batch) {
-    std::vector<CallContext> contexts;
-    Arrays masks;
-    const Arrays y_pred = forward(on_device(batch.x, device()), contexts, true, &masks);
-    Arrays grads(y_pred.size());
-    std::vector<LossAndMetrics::OutputValues> values;
-    for (size_t k = 0; k < y_pred.size(); ++k) values.push_back(compiled_->queue(k, batch.y[k], y_pred[k], masks[k], &grads[k]));
     const auto variables = trainable_weights();
     for (const auto& v : variables) v->grad = Tensor();
-    backward(grads, contexts);
-    const double regularization = regularization_losses(variables, contexts, true);
+    const int64_t rows = batch.x[0].dim(0);
+    const std::vector<double> metrics_before = communicator_ ? compiled_->state() : std::vector<double>{};
+    // A worker whose share of a batch is empty (a last batch smaller than the number of workers)
+    // computes nothing but still joins the collectives.
+    std::vector<LossAndMetrics::OutputValues> values;
+    double regularization = 0.0;
+    const bool compute = rows > 0 || !communicator_;
+    // Distributed: the gradients' all-reduce runs in buckets during the backward pass.
+    std::optional<distribute::GradientBuckets> buckets;
+    if (communicator_) buckets.emplace(*communicator_, *graph_, variables, rows);
+    if (compute) {
+        std::vector<CallContext> contexts;
+        Arrays masks;
+        const Arrays y_pred = forward(on_device(batch.x, device()), contexts, true, &masks);
+        Arrays grads(y_pred.size());
+        for (size_t k = 0; k < y_pred.size(); ++k)
+            values.push_back(compiled_->queue(k, batch.y[k], y_pred[k], masks[k], &grads[k]));
+        if (buckets) backward(grads, contexts, [&](size_t node) { buckets->node_done(node); });
+        else backward(grads, contexts);
+        // The weight penalties' gradients are the same on every worker: added after the average.
+        regularization = regularization_losses(variables, contexts, !buckets);
+    }
+    if (buckets) {
+        buckets->finish();
+        add_regularization_gradients(variables);
+    }
     optimizer_->apply_gradients(variables);
-    compiled_->record(values, batch.x[0].dim(0), regularization);
+    if (compute) compiled_->record(values, rows, regularization);
+    if (communicator_) distribute::sum_metrics(*communicator_, *compiled_, metrics_before);
     return get_metrics_result();
 }
 
 Logs Model::test_step(const Batch& batch) {
+    const int64_t rows = batch.x[0].dim(0);
+    if (communicator_) {
+        // The metrics of the whole batch on every worker, as in train_step.
+        const std::vector<double> before = compiled_->state();
+        if (rows > 0) test_step_rows(batch);
+        distribute::sum_metrics(*communicator_, *compiled_, before);
+        return get_metrics_result();
+    }
+    test_step_rows(batch);
+    return get_metrics_result();
+}
+
+void Model::test_step_rows(const Batch& batch) {
     std::vector<CallContext> contexts;
     Arrays masks;
     const Arrays y_pred = forward(on_device(batch.x, device()), contexts, false, &masks);
     std::vector<LossAndMetrics::OutputValues> values;
     for (size_t k = 0; k < y_pred.size(); ++k) values.push_back(compiled_->queue(k, batch.y[k], y_pred[k], masks[k], nullptr));
     compiled_->record(values, batch.x[0].dim(0), regularization_losses(trainable_weights(), contexts, false));
-    return get_metrics_result();
 }
 
 Arrays Model::predict_step(const Arrays& x) {
@@ -142,16 +181,25 @@ callbacks::History Model::fit(const Arrays& x, const Arrays& y, const FitOptions
     } else if (options.validation_split > 0.0) {
         data = data_adapter::train_validation_split(x, y, options.validation_split);
     }
+    // Distributed: the same model everywhere, checked before anything trains.
+    if (communicator_) distribute::check_same_model(*communicator_, *this);
     data_adapter::EpochIterator epochs(data.x_train, data.y_train, options.batch_size, options.shuffle);
+    // Only the chief prints (the logs are the same on every worker).
     CallbackList callbacks(options.callbacks,
-                           {.add_history = true, .add_progbar = options.verbose > 0, .model = this,
+                           {.add_history = true, .add_progbar = options.verbose > 0 && is_chief(), .model = this,
                             .params = {.epochs = options.epochs, .steps = epochs.num_batches(), .verbose = options.verbose}});
     stop_training = false;
     initial_epoch_override.reset();
     bool reported_nan = false;
     Logs logs;
     callbacks.on_train_begin(logs);
-    const int first_epoch = initial_epoch_override.value_or(options.initial_epoch);
+    int first_epoch = initial_epoch_override.value_or(options.initial_epoch);
+    if (communicator_) {
+        // After on_train_begin, where BackupAndRestore restores: every worker continues from rank 0's
+        // weights and epoch.
+        distribute::broadcast_weights(*communicator_, *this);
+        first_epoch = distribute::broadcast_int(*communicator_, first_epoch, "the broadcast of the first epoch");
+    }
     initial_epoch_override.reset();
     for (int epoch = first_epoch; epoch < options.epochs && !stop_training; ++epoch) {
         reset_metrics();
@@ -160,6 +208,7 @@ callbacks::History Model::fit(const Arrays& x, const Arrays& y, const FitOptions
         // The epoch's shuffle and dropout draws come from (seed, epoch) alone: exact resume.
         random::seed_for_epoch(epoch);
         epochs.start_epoch();
+        if (communicator_) epochs.shard(replica_rank(), num_replicas());
         epoch_logs = get_metrics_result();
         for (int64_t step = 0; step < epochs.num_batches(); ++step) {
             Logs batch_logs;
@@ -170,7 +219,7 @@ callbacks::History Model::fit(const Arrays& x, const Arrays& y, const FitOptions
             callbacks.on_train_batch_end(step, batch_logs);
             if (stop_training) break;
         }
-        warn_if_diverged(epoch, epoch_logs, reported_nan);
+        if (is_chief()) warn_if_diverged(epoch, epoch_logs, reported_nan);
         if (!data.x_val.empty()) {
             CallbackList silent;
             const Logs val = run_evaluation(data.x_val, data.y_val, options.batch_size, silent, 0);
@@ -188,6 +237,7 @@ callbacks::History Model::fit(const Arrays& x, const Arrays& y, const FitOptions
 Logs Model::run_evaluation(const Arrays& x, const Arrays& y, int64_t batch_size, CallbackList& callbacks,
                            int verbose) {
     data_adapter::EpochIterator batches(x, y, batch_size, false);
+    if (communicator_) batches.shard(replica_rank(), num_replicas());
     callbacks.attach(this, {.epochs = 1, .steps = batches.num_batches(), .verbose = verbose});
     reset_metrics();
     Logs logs;
@@ -211,7 +261,7 @@ EvaluateResult Model::evaluate(const Tensor& x, const Tensor& y, const EvaluateO
 EvaluateResult Model::evaluate(const Arrays& x, const Arrays& y, const EvaluateOptions& options) {
     data_adapter::check_batch_size(options.batch_size);
     prepare_data(x, y, "evaluate");
-    CallbackList callbacks(options.callbacks, {.add_progbar = options.verbose > 0});
+    CallbackList callbacks(options.callbacks, {.add_progbar = options.verbose > 0 && is_chief()});
     const Logs logs = run_evaluation(x, y, options.batch_size, callbacks, options.verbose);
     EvaluateResult result;
     for (const auto& [k, v] : logs.items()) result.set(k, v);
@@ -238,9 +288,19 @@ Arrays Model::predict(const Arrays& x, const PredictOptions& options) {
     const int64_t n = x[0].dim(0);
     for (const auto& xi : x)
         if (xi.dim(0) != n) value_error("Data cardinality is ambiguous: the input arrays have {} and {} samples", n, xi.dim(0));
+    if (!communicator_) return predict_rows(x, options);
+    // Distributed: each worker predicts its contiguous share of the rows; every worker gets them all.
+    const auto share = distribute::share_of(n, replica_rank(), num_replicas());
+    Arrays mine;
+    for (const auto& xi : x) mine.push_back(xi.slice_rows(share.begin, share.end));
+    return distribute::gather_rows(*communicator_, predict_rows(mine, options));
+}
+
+Arrays Model::predict_rows(const Arrays& x, const PredictOptions& options) {
+    const int64_t n = x[0].dim(0);
     data_adapter::EpochIterator batches(x, {}, options.batch_size, false);
     CallbackList callbacks(options.callbacks,
-                           {.add_progbar = options.verbose > 0, .model = this,
+                           {.add_progbar = options.verbose > 0 && is_chief(), .model = this,
                             .params = {.epochs = 1, .steps = batches.num_batches(), .verbose = options.verbose}});
     // Each output's rows; with open (None) axes besides the batch, the first batch's output decides
     // their shape.

@@ -76,10 +76,11 @@ void BackupAndRestore::on_epoch_end(int epoch, Logs&) {
 }
 
 void BackupAndRestore::on_train_end(Logs&) {
-    if (options.delete_checkpoint) std::filesystem::remove_all(backup_dir);
+    if (options.delete_checkpoint && model().is_chief()) std::filesystem::remove_all(backup_dir);
 }
 
 void BackupAndRestore::save(int next_epoch, int64_t batch) {
+    if (!model().is_chief()) return;   // distributed: the chief keeps the backup of every worker
     std::filesystem::create_directories(backup_dir);
     // Both files are replaced atomically, so neither is ever half-written. A kill between the two
     // leaves newer weights beside the older epoch number: the resumed run repeats an epoch.

@@ -65,7 +65,8 @@ void ModelCheckpoint::on_epoch_end(int epoch, Logs& logs) {
 }
 
 bool ModelCheckpoint::should_save(int epoch, const Logs& logs, const std::string& path) {
-    const bool verbose = options.verbose > 0;
+    // Distributed: every worker tracks `best` (their logs are the same); only the chief says it saves.
+    const bool verbose = options.verbose > 0 && model().is_chief();
     if (!options.save_best_only) {
         if (verbose) std::cout << fmt::format("\nEpoch {}: saving model to {}\n", epoch + 1, path) << std::flush;
         return true;
@@ -91,7 +92,7 @@ bool ModelCheckpoint::should_save(int epoch, const Logs& logs, const std::string
 
 void ModelCheckpoint::save(int epoch, std::optional<int64_t> batch, const Logs& logs) {
     const std::string path = format_filepath(filepath, epoch, batch, logs);
-    if (!should_save(epoch, logs, path)) return;
+    if (!should_save(epoch, logs, path) || !model().is_chief()) return;
     if (std::filesystem::is_directory(path))
         value_error("Please specify a non-directory filepath for ModelCheckpoint. Filepath used is an existing "
                     "directory: {}", path);

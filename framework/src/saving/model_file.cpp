@@ -124,6 +124,7 @@ void write_model_file(const std::string& filepath, const Model& model, bool incl
 }  // namespace saving
 
 void Model::save(const std::string& filepath, const SaveOptions& options) const {
+    if (!is_chief()) return;   // distributed: the chief (rank 0) writes the file for every worker
     if (!built_)
         value_error("You are saving a model that has not yet been built. Call build() or fit() with data, or start "
                     "the model with an Input, before saving model \"{}\".", name_);

@@ -14,6 +14,7 @@
 namespace keras {
 
 void Model::save_weights(const std::string& filepath, bool overwrite) const {
+    if (!is_chief()) return;   // distributed: the chief (rank 0) writes the file for every worker
     const bool keras3 = filepath.ends_with(".weights.h5");
     if (!keras3 && !filepath.ends_with(".h5") && !filepath.ends_with(".hdf5"))
         value_error("save_weights(): the filename must end in `.weights.h5` (Keras 3's layout) or `.h5` (Keras's "
