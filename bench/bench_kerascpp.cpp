@@ -29,7 +29,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <oneapi/dnnl/dnnl.hpp>
+#include "onednn/onednn_compat.hpp"   // oneDNN 2.x or 3.x
 
 #include <keras/backend.hpp>   // internal: the bench links the internal archive
 #include <keras/keras.hpp>
@@ -151,7 +151,7 @@ nlohmann::json measure_sgemm(int64_t n, int repeats) {
         float* p = static_cast<float*>(m->get_data_handle());
         for (int64_t i = 0; i < n * n; ++i) p[i] = dist(gen);
     }
-    const matmul::primitive_desc pd(matmul::desc(md, md, md), eng);
+    const auto pd = keras::backend::dnnl_compat::make_pd<matmul>(eng, primitive_attr(), md, md, md);
     matmul mm(pd);
     auto run_once = [&] {
         mm.execute(strm, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});

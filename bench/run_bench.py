@@ -6,6 +6,9 @@ GPU, reporting peak device memory (the Keras peer is tensorflow-cpu, so it is le
 
 Needs: the kerascpp build (`ninja -C build bench/bench_kerascpp`) and the peers' virtual environment
 (scripts/install_bench_peers.sh). Uses only the standard library itself.
+--build-dir takes several build directories, comma-separated, to compare builds in the same run, e.g.
+oneDNN 2.6 against oneDNN 3 (scripts/build_onednn3.sh): `--build-dir build,build-onednn3
+--frameworks kerascpp`. The first is "kerascpp", the others "kerascpp@DIR"; ratios are the first's.
 See docs/performance.md for what is measured.
 """
 import argparse
@@ -40,7 +43,9 @@ def flops_per_sample(workload):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--build-dir", default="build", help="meson build directory holding bench/bench_kerascpp")
+    p.add_argument("--build-dir", default="build",
+                   help="meson build directory holding bench/bench_kerascpp; several, comma-separated, "
+                        "run side by side (the first is the reference)")
     p.add_argument("--venv", default=os.environ.get("BENCH_VENV", os.path.join(REPO, ".venv-bench")),
                    help="virtual environment with tensorflow-cpu and torch ($BENCH_VENV, else .venv-bench)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")),
@@ -68,6 +73,7 @@ def parse_args(argv):
     if args.repeat < 1 or args.epochs < 1 or args.threads < 1:
         p.error("--repeat, --epochs and --threads must be positive")
     args.workloads = args.workloads.split(",")
+    args.build_dirs = args.build_dir.split(",")
     on_gpu = args.device != "cpu"
     if args.frameworks is None:
         args.frameworks = ",".join(GPU_FRAMEWORKS if on_gpu else FRAMEWORKS)
@@ -141,17 +147,29 @@ def run_json(cmd, args):
     return json.loads(lines[-1])
 
 
-def kerascpp_binary(args):
-    return os.path.join(REPO, args.build_dir, "bench", "bench_kerascpp")
+def kerascpp_binary(build_dir):
+    return os.path.join(REPO, build_dir, "bench", "bench_kerascpp")
 
 
-def run_one(args, workload, framework):
+def runs(args):
+    """The (label, framework, build directory) of each run per workload: kerascpp once per build."""
+    out = []
+    for f in args.frameworks:
+        if f != "kerascpp":
+            out.append((f, f, None))
+            continue
+        for i, d in enumerate(args.build_dirs):
+            out.append(("kerascpp" if i == 0 else f"kerascpp@{d}", f, d))
+    return out
+
+
+def run_one(args, workload, framework, build_dir=None):
     samples = getattr(args, f"samples_{workload.lower()}")
     common = ["--workload", workload, "--samples", str(samples), "--epochs", str(args.epochs)]
     if args.device != "cpu":
         common += ["--device", args.device]
     if framework == "kerascpp":
-        cmd = [kerascpp_binary(args)] + common
+        cmd = [kerascpp_binary(build_dir or args.build_dirs[0])] + common
     else:
         cmd = [os.path.join(args.venv, "bin", "python"), os.path.join(REPO, "bench", "peers.py"),
                "--framework", framework, "--threads", str(args.threads)] + common
@@ -233,11 +251,13 @@ def main(argv=None):
     for _ in range(args.repeat):
         # The peak is measured once per round too, and the best kept, for the same reason.
         if "kerascpp" in args.frameworks and args.device == "cpu":
-            sgemm = best_of(sgemm, run_json([kerascpp_binary(args), "--sgemm"], args),
+            sgemm = best_of(sgemm, run_json([kerascpp_binary(args.build_dirs[0]), "--sgemm"], args),
                             "gflops")
         for w in args.workloads:
-            for f in args.frameworks:
-                results[w, f] = best_of(results.get((w, f)), run_one(args, w, f), "samples_per_s")
+            for label, f, build_dir in runs(args):
+                result = run_one(args, w, f, build_dir)
+                result["framework"] = label
+                results[w, label] = best_of(results.get((w, label)), result, "samples_per_s")
     results = list(results.values())
 
     sgemm_gflops = sgemm.get("gflops") if sgemm else None

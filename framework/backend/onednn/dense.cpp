@@ -27,8 +27,9 @@ dnnl::matmul OneDnnBackend::matmul_for(int64_t m, int64_t k, int64_t n, bool tra
         const auto a = matrix_desc(m, k, transpose_a, in_type);
         const auto b = matrix_desc(k, n, transpose_b, in_type);
         const auto c = matrix_desc(m, n, false);
-        const auto d = bias ? dnnl::matmul::desc(a, b, matrix_desc(1, n, false), c) : dnnl::matmul::desc(a, b, c);
-        return dnnl::matmul(dnnl::matmul::primitive_desc(d, user_scratchpad(), engine_));
+        const auto attr = user_scratchpad();
+        return dnnl::matmul(bias ? dnnl_compat::make_pd<dnnl::matmul>(engine_, attr, a, b, matrix_desc(1, n, false), c)
+                                 : dnnl_compat::make_pd<dnnl::matmul>(engine_, attr, a, b, c));
     });
 }
 

@@ -72,18 +72,13 @@ Tensor OneDnnBackend::activation(Activation a, const Tensor& x) {
     if (a == Activation::softmax) {
         const int64_t cols = x.dim(-1), rows = x.numel() / cols;
         const auto md = rows_desc(rows, cols);
-        dnnl::softmax_forward prim(dnnl::softmax_forward::primitive_desc(
-            dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, md, 1), user_scratchpad(), engine_));
-        run(prim, {{DNNL_ARG_SRC, memory(md, engine_, const_cast<void*>(x.raw()))},
+        run(dnnl_compat::softmax(engine_, user_scratchpad(), md, 1, false), {{DNNL_ARG_SRC, memory(md, engine_, const_cast<void*>(x.raw()))},
                    {DNNL_ARG_DST, memory(md, engine_, y.raw())}});
         return y;
     }
     if (auto alg = onednn_algorithm(a); alg && !nan) {
         const auto md = flat_desc(x);
-        dnnl::eltwise_forward prim(dnnl::eltwise_forward::primitive_desc(
-            dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, *alg, md, onednn_alpha(a), 0.0f),
-            user_scratchpad(), engine_));
-        run(prim, {{DNNL_ARG_SRC, memory(md, engine_, const_cast<void*>(x.raw()))},
+        run(dnnl_compat::eltwise(engine_, user_scratchpad(), *alg, md, onednn_alpha(a), 0.0f), {{DNNL_ARG_SRC, memory(md, engine_, const_cast<void*>(x.raw()))},
                    {DNNL_ARG_DST, memory(md, engine_, y.raw())}});
         return y;
     }

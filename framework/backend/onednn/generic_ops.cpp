@@ -102,10 +102,7 @@ Tensor OneDnnBackend::unary(UnaryOp op, const Tensor& x) {
     if (!e || !all_f32({&x}) || (nan_sensitive(op) && has_nan(x))) return host::unary(op, x);
     Tensor y(x.shape(), DType::float32);
     const auto md = plain_desc(x.shape());
-    dnnl::eltwise_forward prim(dnnl::eltwise_forward::primitive_desc(
-        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, e->alg, md, e->alpha, e->beta), user_scratchpad(),
-        engine_));
-    run(prim, {{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}});
+    run(dnnl_compat::eltwise(engine_, user_scratchpad(), e->alg, md, e->alpha, e->beta), {{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}});
     return y;
 }
 
@@ -121,7 +118,7 @@ Tensor OneDnnBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b) {
         return host::binary(op, a, b);
     Tensor y(out, DType::float32);
     const auto md0 = plain_desc(out), md1 = plain_desc(with_rank(s1.shape(), out.size()));
-    dnnl::binary prim(dnnl::binary::primitive_desc(dnnl::binary::desc(*alg, md0, md1, md0), user_scratchpad(), engine_));
+    dnnl::binary prim(dnnl_compat::make_pd<dnnl::binary>(engine_, user_scratchpad(), *alg, md0, md1, md0));
     run(prim, {{DNNL_ARG_SRC_0, wrap(engine_, md0, s0)},
                {DNNL_ARG_SRC_1, wrap(engine_, md1, s1)},
                {DNNL_ARG_DST, wrap(engine_, md0, y)}});
@@ -140,8 +137,7 @@ Tensor OneDnnBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int
                                                  : algorithm::reduction_min;
     Tensor y(out, DType::float32);
     const auto src = plain_desc(x.shape()), dst = plain_desc(out);
-    dnnl::reduction prim(
-        dnnl::reduction::primitive_desc(dnnl::reduction::desc(alg, src, dst, 0.0f, 0.0f), user_scratchpad(), engine_));
+    dnnl::reduction prim(dnnl_compat::make_pd<dnnl::reduction>(engine_, user_scratchpad(), alg, src, dst, 0.0f, 0.0f));
     run(prim, {{DNNL_ARG_SRC, wrap(engine_, src, x)}, {DNNL_ARG_DST, wrap(engine_, dst, y)}});
     return y;
 }
@@ -150,14 +146,8 @@ Tensor OneDnnBackend::softmax(const Tensor& x, int axis, bool log) {
     if (!all_f32({&x}) || has_nan(x)) return host::softmax(x, axis, log);
     Tensor y(x.shape(), DType::float32);
     const auto md = plain_desc(x.shape());
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}};
-    const auto kind = dnnl::prop_kind::forward_inference;
-    if (log)
-        run(dnnl::logsoftmax_forward(dnnl::logsoftmax_forward::primitive_desc({kind, md, axis}, user_scratchpad(), engine_)),
-            std::move(args));
-    else
-        run(dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc({kind, md, axis}, user_scratchpad(), engine_)),
-            std::move(args));
+    run(dnnl_compat::softmax(engine_, user_scratchpad(), md, axis, log),
+        {{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}});
     return y;
 }
 
@@ -169,7 +159,7 @@ Tensor OneDnnBackend::matmul(const Tensor& a, const Tensor& b) {
     out.push_back(b.dim(-1));
     Tensor y(out, DType::float32);
     const auto ma = plain_desc(a.shape()), mb = plain_desc(b.shape()), my = plain_desc(out);
-    dnnl::matmul prim(dnnl::matmul::primitive_desc(dnnl::matmul::desc(ma, mb, my), user_scratchpad(), engine_));
+    dnnl::matmul prim(dnnl_compat::make_pd<dnnl::matmul>(engine_, user_scratchpad(), ma, mb, my));
     run(prim, {{DNNL_ARG_SRC, wrap(engine_, ma, a)},
                {DNNL_ARG_WEIGHTS, wrap(engine_, mb, b)},
                {DNNL_ARG_DST, wrap(engine_, my, y)}});
@@ -206,7 +196,7 @@ Tensor OneDnnBackend::concatenate(const std::vector<Tensor>& xs, int axis) {
     Tensor y(out, DType::float32);
     const auto dst = plain_desc(out);
     args.emplace(DNNL_ARG_DST, wrap(engine_, dst, y));
-    run(dnnl::concat(dnnl::concat::primitive_desc(dst, axis, mds, engine_, user_scratchpad())), std::move(args));
+    run(dnnl_compat::concat(engine_, user_scratchpad(), dst, axis, mds), std::move(args));
     return y;
 }
 
@@ -227,10 +217,7 @@ Tensor OneDnnBackend::clip(const Tensor& x, float lo, float hi) {
     if (!all_f32({&x}) || has_nan(x)) return host::clip(x, lo, hi);
     Tensor y(x.shape(), DType::float32);
     const auto md = plain_desc(x.shape());
-    dnnl::eltwise_forward prim(dnnl::eltwise_forward::primitive_desc(
-        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, algorithm::eltwise_clip, md, lo, hi),
-        user_scratchpad(), engine_));
-    run(prim, {{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}});
+    run(dnnl_compat::eltwise(engine_, user_scratchpad(), algorithm::eltwise_clip, md, lo, hi), {{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}});
     return y;
 }
 

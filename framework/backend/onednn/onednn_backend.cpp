@@ -20,9 +20,22 @@ void flush_denormals() {
     _mm_setcsr(_mm_getcsr() | 0x8040);
 #endif
 }
+// oneDNN's CPU engine. A oneDNN built for SYCL (PyPI's onednn-devel) creates it only where a SYCL
+// CPU device is installed: elsewhere say which oneDNN that is and what to use instead.
+dnnl::engine cpu_engine() {
+    try {
+        return dnnl::engine(dnnl::engine::kind::cpu, 0);
+    } catch (const dnnl::error& e) {
+        const dnnl_version_t* v = dnnl_version();
+        runtime_error("oneDNN {}.{}.{} could not create a CPU engine ({}){}: build kerascpp against a oneDNN "
+                      "for the CPU (Debian's libdnnl-dev, or scripts/build_onednn3.sh; docs/install.md)",
+                      v->major, v->minor, v->patch, e.what(),
+                      v->cpu_runtime == DNNL_RUNTIME_SYCL ? "; it is a SYCL build and finds no SYCL CPU device" : "");
+    }
+}
 }  // namespace
 
-OneDnnBackend::OneDnnBackend() : engine_((prepare_calling_thread(), dnnl::engine::kind::cpu), 0) {}
+OneDnnBackend::OneDnnBackend() : engine_((prepare_calling_thread(), cpu_engine())) {}
 
 void OneDnnBackend::prepare_calling_thread() {
     thread_local const bool prepared = (flush_denormals(), true);
@@ -43,8 +56,8 @@ dnnl::primitive_attr OneDnnBackend::user_scratchpad() {
 }
 
 void OneDnnBackend::run(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> args) {
-    const dnnl_memory_desc_t* md = dnnl_primitive_desc_query_md(p.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
-    const size_t bytes = md ? dnnl_memory_desc_get_size(md) : 0;
+    const dnnl::memory::desc md = dnnl_compat::scratchpad_desc(p);
+    const size_t bytes = md.get_size();
     if (bytes > 0) {
         // One buffer per thread, grown to the largest request: primitives of one thread run one at a time.
         thread_local std::unique_ptr<void, decltype(&std::free)> buffer(nullptr, &std::free);
@@ -54,7 +67,7 @@ void OneDnnBackend::run(const dnnl::primitive& p, std::unordered_map<int, dnnl::
             buffer.reset(std::aligned_alloc(64, capacity));
             if (!buffer) runtime_error("out of memory: oneDNN asks for a {}-byte scratchpad", bytes);
         }
-        args.insert_or_assign(DNNL_ARG_SCRATCHPAD, dnnl::memory(dnnl::memory::desc(*md), engine_, buffer.get()));
+        args.insert_or_assign(DNNL_ARG_SCRATCHPAD, dnnl::memory(md, engine_, buffer.get()));
     }
     p.execute(stream(), args);
     stream().wait();

@@ -9,7 +9,7 @@
 #include <tuple>
 #include <unordered_map>
 
-#include <oneapi/dnnl/dnnl.hpp>
+#include "onednn_compat.hpp"   // oneDNN itself, and what differs between its 2.x and 3.x
 
 #include "keras/backend.hpp"
 #include "lru_cache.hpp"

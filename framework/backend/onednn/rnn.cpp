@@ -229,55 +229,62 @@ memory::data_type data_type_of(const RnnKey& k) { return k.bf16 ? memory::data_t
 
 constexpr auto kDirection = dnnl::rnn_direction::unidirectional_left2right;
 
-dnnl_rnn_desc_t forward_desc(const RnnKey& k, const Descs& d, dnnl::prop_kind prop) {
-    switch (k.kind) {
-        case Kind::vanilla_rnn:
-            return dnnl::vanilla_rnn_forward::desc(prop, vanilla_activation(k.activation), kDirection, d.src_layer,
-                                                   d.state, d.weights_layer, d.weights_iter, d.bias, d.dst_layer,
-                                                   d.state)
-                .data;
-        case Kind::lstm:
-            return dnnl::lstm_forward::desc(prop, kDirection, d.src_layer, d.state, d.state_c, d.weights_layer,
-                                            d.weights_iter, d.bias, d.dst_layer, d.state, d.state_c)
-                .data;
-        case Kind::gru:
-            return dnnl::gru_forward::desc(prop, kDirection, d.src_layer, d.state, d.weights_layer, d.weights_iter,
-                                           d.bias, d.dst_layer, d.state)
-                .data;
-        case Kind::lbr_gru:
-            return dnnl::lbr_gru_forward::desc(prop, kDirection, d.src_layer, d.state, d.weights_layer,
-                                               d.weights_iter, d.bias, d.dst_layer, d.state)
-                .data;
-    }
-    runtime_error("unknown RNN kind");
+// The forward primitive descriptor and, when training, the backward one (their hint is the forward,
+// hence one function for both). Built from the forward tensors `d` and their gradients' `g`
+// (`any` weights for the backward, which picks its own layouts).
+template <class Fwd, class Bwd, class... Args>
+std::pair<dnnl::primitive_desc, dnnl::primitive_desc> cell_pds(const dnnl::engine& engine,
+                                                               const dnnl::primitive_attr& attr, bool training,
+                                                               dnnl::prop_kind prop, const std::tuple<Args...>& fwd_args,
+                                                               const auto& bwd_args) {
+    const auto fwd = std::apply(
+        [&](const auto&... a) { return dnnl_compat::make_pd<Fwd>(engine, attr, prop, a...); }, fwd_args);
+    if (!training) return {fwd, {}};
+    const auto bwd = std::apply(
+        [&](const auto&... a) {
+            return dnnl_compat::make_backward_pd<Bwd>(engine, attr, fwd, dnnl::prop_kind::backward, a...);
+        },
+        bwd_args);
+    return {fwd, bwd};
 }
 
-// d: the forward tensors (weights `any`); g: their gradients (weights plain ldigo).
-dnnl_rnn_desc_t backward_desc(const RnnKey& k, const Descs& d, const Descs& g) {
-    const auto prop = dnnl::prop_kind::backward;
+// d: the forward's tensors; a: the backward's view of them (`any` weights); g: the gradients.
+std::pair<dnnl::primitive_desc, dnnl::primitive_desc> rnn_pds(const dnnl::engine& engine,
+                                                              const dnnl::primitive_attr& attr, const RnnKey& k,
+                                                              const Descs& d, const Descs& a, const Descs& g) {
+    const auto prop = k.training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
     switch (k.kind) {
-        case Kind::vanilla_rnn:
-            return dnnl::vanilla_rnn_backward::desc(prop, vanilla_activation(k.activation), kDirection, d.src_layer,
-                                                    d.state, d.weights_layer, d.weights_iter, d.bias, d.dst_layer,
-                                                    d.state, g.src_layer, g.state, g.weights_layer, g.weights_iter,
-                                                    g.bias, g.dst_layer, g.state)
-                .data;
+        case Kind::vanilla_rnn: {
+            const auto act = vanilla_activation(k.activation);
+            return cell_pds<dnnl::vanilla_rnn_forward, dnnl::vanilla_rnn_backward>(
+                engine, attr, k.training, prop,
+                std::tie(act, kDirection, d.src_layer, d.state, d.weights_layer, d.weights_iter, d.bias, d.dst_layer,
+                         d.state),
+                std::tie(act, kDirection, a.src_layer, a.state, a.weights_layer, a.weights_iter, a.bias, a.dst_layer,
+                         a.state, g.src_layer, g.state, g.weights_layer, g.weights_iter, g.bias, g.dst_layer, g.state));
+        }
         case Kind::lstm:
-            return dnnl::lstm_backward::desc(prop, kDirection, d.src_layer, d.state, d.state_c, d.weights_layer,
-                                             d.weights_iter, d.bias, d.dst_layer, d.state, d.state_c, g.src_layer,
-                                             g.state, g.state_c, g.weights_layer, g.weights_iter, g.bias, g.dst_layer,
-                                             g.state, g.state_c)
-                .data;
+            return cell_pds<dnnl::lstm_forward, dnnl::lstm_backward>(
+                engine, attr, k.training, prop,
+                std::tie(kDirection, d.src_layer, d.state, d.state_c, d.weights_layer, d.weights_iter, d.bias,
+                         d.dst_layer, d.state, d.state_c),
+                std::tie(kDirection, a.src_layer, a.state, a.state_c, a.weights_layer, a.weights_iter, a.bias,
+                         a.dst_layer, a.state, a.state_c, g.src_layer, g.state, g.state_c, g.weights_layer,
+                         g.weights_iter, g.bias, g.dst_layer, g.state, g.state_c));
         case Kind::gru:
-            return dnnl::gru_backward::desc(prop, kDirection, d.src_layer, d.state, d.weights_layer, d.weights_iter,
-                                            d.bias, d.dst_layer, d.state, g.src_layer, g.state, g.weights_layer,
-                                            g.weights_iter, g.bias, g.dst_layer, g.state)
-                .data;
+            return cell_pds<dnnl::gru_forward, dnnl::gru_backward>(
+                engine, attr, k.training, prop,
+                std::tie(kDirection, d.src_layer, d.state, d.weights_layer, d.weights_iter, d.bias, d.dst_layer,
+                         d.state),
+                std::tie(kDirection, a.src_layer, a.state, a.weights_layer, a.weights_iter, a.bias, a.dst_layer,
+                         a.state, g.src_layer, g.state, g.weights_layer, g.weights_iter, g.bias, g.dst_layer, g.state));
         case Kind::lbr_gru:
-            return dnnl::lbr_gru_backward::desc(prop, kDirection, d.src_layer, d.state, d.weights_layer,
-                                                d.weights_iter, d.bias, d.dst_layer, d.state, g.src_layer, g.state,
-                                                g.weights_layer, g.weights_iter, g.bias, g.dst_layer, g.state)
-                .data;
+            return cell_pds<dnnl::lbr_gru_forward, dnnl::lbr_gru_backward>(
+                engine, attr, k.training, prop,
+                std::tie(kDirection, d.src_layer, d.state, d.weights_layer, d.weights_iter, d.bias, d.dst_layer,
+                         d.state),
+                std::tie(kDirection, a.src_layer, a.state, a.weights_layer, a.weights_iter, a.bias, a.dst_layer,
+                         a.state, g.src_layer, g.state, g.weights_layer, g.weights_iter, g.bias, g.dst_layer, g.state));
     }
     runtime_error("unknown RNN kind");
 }
@@ -292,7 +299,9 @@ std::shared_ptr<FusedRnn> build_fused(dnnl::engine& engine, const RnnKey& key, i
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);   // scratchpads allocated once, below
 
     // The forward reads Keras's float32 weights in place (ldigo); for bf16 it reads bfloat16 copies
-    // in a layout of its choice (any), made by reorders from Keras's.
+    // in a layout of its choice (any), made by reorders from Keras's. The backward picks its own
+    // weight layouts (any); its gradients are float32 (oneDNN's bf16 backward takes float32 diffs),
+    // in Keras's layout.
     const Descs plain = descs_for(key, G, rnn->bias_rows, tag::ldigo, data_type_of(key));
     const Descs keras_f32 = descs_for(key, G, rnn->bias_rows, tag::ldigo, memory::data_type::f32);
     Descs fwd_descs = plain;
@@ -300,9 +309,8 @@ std::shared_ptr<FusedRnn> build_fused(dnnl::engine& engine, const RnnKey& key, i
         fwd_descs.weights_layer = md({1, 1, key.C, G, key.H}, tag::any, memory::data_type::bf16);
         fwd_descs.weights_iter = md({1, 1, key.H, G, key.H}, tag::any, memory::data_type::bf16);
     }
-    const auto prop = key.training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
-    const dnnl_rnn_desc_t fd = forward_desc(key, fwd_descs, prop);
-    rnn->fwd_pd = dnnl::primitive_desc(&fd, &attr, engine, nullptr);
+    const Descs any = descs_for(key, G, rnn->bias_rows, tag::any, data_type_of(key));
+    std::tie(rnn->fwd_pd, rnn->bwd_pd) = rnn_pds(engine, attr, key, fwd_descs, any, keras_f32);
     rnn->fwd = dnnl::primitive(rnn->fwd_pd);
     rnn->fwd_scratchpad = memory(rnn->fwd_pd.scratchpad_desc(), engine);
     if (key.bf16) {
@@ -317,11 +325,6 @@ std::shared_ptr<FusedRnn> build_fused(dnnl::engine& engine, const RnnKey& key, i
     }
 
     if (key.training) {
-        // The gradients are float32 (oneDNN's bf16 backward takes float32 diffs), in Keras's layout.
-        const Descs any = descs_for(key, G, rnn->bias_rows, tag::any, data_type_of(key));
-        const Descs& diffs = keras_f32;
-        const dnnl_rnn_desc_t bd = backward_desc(key, any, diffs);
-        rnn->bwd_pd = dnnl::primitive_desc(&bd, &attr, engine, rnn->fwd_pd.get());
         rnn->bwd = dnnl::primitive(rnn->bwd_pd);
         rnn->bwd_scratchpad = memory(rnn->bwd_pd.scratchpad_desc(), engine);
         const auto wl = rnn->bwd_pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WEIGHTS_LAYER);

@@ -4,6 +4,9 @@
 // calling thread's omp_get_max_threads(). The OpenMP entry points are looked up at run time, in the
 // OpenMP runtime oneDNN itself loaded, so kerascpp neither links a runtime of its own (clang's
 // libomp beside oneDNN's libgomp would be a second, unrelated runtime) nor needs -fopenmp.
+// A oneDNN built on another runtime (TBB, as PyPI's onednn-devel is; sequential; threadpool) takes
+// no notice of OpenMP's count, even where some other library loaded an OpenMP runtime: there the
+// steps run on oneDNN's own threads, unmanaged (current_threads() is 0).
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -31,6 +34,7 @@ struct OpenMp {
 const OpenMp& openmp() {
     static const OpenMp o = [] {
         OpenMp r;
+        if (dnnl_version()->cpu_runtime != DNNL_RUNTIME_OMP) return r;
         r.set_num_threads = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
         r.get_max_threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
         if (r.present()) r.default_threads = r.get_max_threads();
