@@ -1,12 +1,14 @@
 #include "functional_loader.hpp"
 
 #include <map>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
 
 #include "keras/errors.hpp"
 #include "keras/keras_tensor.hpp"
+#include "keras/layers/attention.hpp"
 
 namespace keras::layers {
 
@@ -35,6 +37,7 @@ struct Call {
     std::vector<TensorRef> inputs;
     bool list = false;
     std::vector<TensorRef> initial_state{};
+    std::optional<bool> use_causal_mask{};   // the attention layers' call argument, when the node gives it
 };
 
 bool is_merge(const std::string& class_name) {
@@ -55,6 +58,37 @@ TensorRef parse_keras_tensor(const json& t, const std::string& class_name, const
     return parse_ref(t["config"]["keras_history"], source);
 }
 
+// The attention layers' keyword arguments: key (a tensor), use_causal_mask; the masks Keras passes
+// (query_mask, value_mask, key_mask, mask) are computed here anyway. What kerascpp cannot run yet
+// (return_attention_scores, an explicit attention_mask) is refused, naming the layer's class.
+void parse_attention_kwargs(const json& kwargs, Call& call, const std::string& class_name, const ConfigSource& source) {
+    if (kwargs.contains("key") && !kwargs["key"].is_null())
+        call.inputs.push_back(parse_keras_tensor(kwargs["key"], class_name, source)), call.list = true;
+    if (kwargs.contains("use_causal_mask") && kwargs["use_causal_mask"].is_boolean())
+        call.use_causal_mask = kwargs["use_causal_mask"].get<bool>();
+    if (kwargs.value("return_attention_scores", false) == true)
+        value_error("File '{}': a {} layer is called with return_attention_scores=True, which kerascpp does not "
+                    "support yet", source.file, class_name);
+    if (kwargs.contains("attention_mask") && !kwargs["attention_mask"].is_null())
+        value_error("File '{}': a {} layer is called with an attention_mask tensor, which kerascpp does not support "
+                    "yet (masks from Embedding(mask_zero) or Masking are)", source.file, class_name);
+}
+
+// Sets the call argument on the layer; it applies to every call of the layer here, so calls that
+// disagree are refused.
+void apply_causal(Layer& layer, const std::vector<Call>& calls, const ConfigSource& source) {
+    std::optional<bool> causal;
+    for (const Call& call : calls) {
+        const bool c = call.use_causal_mask.value_or(false);
+        if (causal && *causal != c)
+            value_error("File '{}': layer \"{}\" is called with use_causal_mask both true and false; kerascpp keeps "
+                        "one value per layer", source.file, layer.name());
+        causal = c;
+    }
+    if (auto* a = dynamic_cast<BaseDenseAttention*>(&layer)) a->set_use_causal_mask(causal.value_or(false));
+    else if (auto* m = dynamic_cast<MultiHeadAttention*>(&layer)) m->options.use_causal_mask = causal.value_or(false);
+}
+
 Call parse_call(const json& node, const std::string& class_name, const ConfigSource& source) {
     Call call;
     if (node.is_object()) {   // Keras 3: {"args": [tensor or [tensors]], "kwargs": {"initial_state": ...}}
@@ -65,7 +99,12 @@ Call parse_call(const json& node, const std::string& class_name, const ConfigSou
         call.list = first.is_array();
         for (const json& t : call.list ? first : json::array({first}))
             call.inputs.push_back(parse_keras_tensor(t, class_name, source));
+        // MultiHeadAttention's call(query, value, key): tensors as separate positional arguments
+        for (size_t i = 1; i < args.size() && !call.list; ++i)
+            if (args[i].is_object()) call.inputs.push_back(parse_keras_tensor(args[i], class_name, source));
+        call.list = call.list || call.inputs.size() > 1;
         const json kwargs = node.value("kwargs", json::object());
+        parse_attention_kwargs(kwargs, call, class_name, source);
         if (kwargs.contains("initial_state") && !kwargs["initial_state"].is_null()) {
             const json& states = kwargs["initial_state"];   // one tensor or a list of them
             for (const json& t : states.is_array() ? states : json::array({states}))
@@ -172,6 +211,7 @@ std::shared_ptr<Model> functional_from_config(const json& model_config, const Co
         Entry entry{layer_from_config(class_name, layer_config, source), class_name, {}};
         for (const json& node : item.value("inbound_nodes", json::array()))
             entry.calls.push_back(parse_call(node, class_name, source));
+        apply_causal(*entry.layer, entry.calls, source);
         pending.push_back(std::move(entry));
     }
     // The tensor a reference names, or null when its layer has not been called that often yet.

@@ -10,6 +10,7 @@
 #include "keras/errors.hpp"
 #include "keras/initializers.hpp"
 #include "keras/input_layer.hpp"
+#include "keras/layers/attention.hpp"
 #include "keras/layers/bidirectional.hpp"
 #include "keras/layers/convolutional.hpp"
 #include "keras/layers/core.hpp"
@@ -145,6 +146,43 @@ LayerPtr dot(const ConfigReader& f) {
         axes = {v[0].get<int>(), v[1].get<int>()};
     else f.fail("axes", "expected an integer or a list of two integers, got " + v.dump());
     return finish(Dot(std::move(axes), std::move(options)), f);
+}
+
+LayerPtr attention(const ConfigReader& f) {
+    common_checks(f);
+    auto options = read_fields<AttentionOptions>(f);
+    if (f.has("score_mode")) {
+        const json& mode = f.raw("score_mode");
+        if (!mode.is_string()) f.fail("score_mode", "expected \"dot\" or \"concat\", got " + mode.dump());
+        options.score_mode = mode.get<std::string>();
+    }
+    return finish(Attention(std::move(options)), f);
+}
+
+// An int or None, or Keras 3's list of one int (output_shape).
+std::optional<int> optional_dim(const ConfigReader& f, const std::string& key) {
+    if (!f.has(key)) return std::nullopt;
+    json v = f.raw(key);
+    if (v.is_array() && v.size() == 1) v = v[0];
+    if (!v.is_number_integer() || v.get<int>() <= 0)
+        f.fail(key, "expected a positive integer or None (one output axis), got " + f.raw(key).dump());
+    return v.get<int>();
+}
+
+LayerPtr multi_head_attention(const ConfigReader& f) {
+    common_checks(f);
+    auto options = read_fields<MultiHeadAttentionOptions>(f);
+    options.value_dim = optional_dim(f, "value_dim");
+    options.output_shape = optional_dim(f, "output_shape");
+    if (f.has("attention_axes")) {   // only the default: the steps axis of (batch, steps, dim) inputs
+        const json& axes = f.raw("attention_axes");
+        const bool steps = axes == json(1) || axes == json::array({1}) || axes == json(-2) || axes == json::array({-2});
+        if (!steps) f.fail("attention_axes", axes.dump() + " is not supported (only the default, [1])");
+    }
+    if (f.has("flash_attention") && f.raw("flash_attention") == json(true))
+        f.fail("flash_attention", "true is not supported (only null or false)");
+    return finish(MultiHeadAttention(static_cast<int>(f.positive_int("num_heads")),
+                                     static_cast<int>(f.positive_int("key_dim")), std::move(options)), f);
 }
 
 LayerPtr batch_normalization(const ConfigReader& f) {
@@ -347,6 +385,8 @@ const std::map<std::string, std::function<LayerPtr(const ConfigReader&)>>& facto
         {"GaussianDropout", [](const ConfigReader& f) { return noise_layer<GaussianDropout>(f, "rate"); }},
         {"GaussianNoise", [](const ConfigReader& f) { return noise_layer<GaussianNoise>(f, "stddev"); }},
         {"ActivityRegularization", activity_regularization},
+        {"Attention", attention}, {"AdditiveAttention", options_only<AdditiveAttention, AdditiveAttentionOptions>},
+        {"MultiHeadAttention", multi_head_attention},
     };
     return table;
 }

@@ -12,6 +12,7 @@
 #include "keras/initializers.hpp"
 #include "keras/keras_tensor.hpp"
 #include "keras/layer.hpp"
+#include "keras/layers/attention.hpp"
 #include "keras/layers/convolutional.hpp"
 #include "keras/layers/core.hpp"
 #include "keras/layers/dense.hpp"

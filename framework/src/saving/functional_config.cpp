@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include "keras/layers/attention.hpp"
+
 namespace keras::saving {
 
 namespace {
@@ -36,6 +38,14 @@ json keras_tensor(const KerasTensor& t, const std::map<const Node*, int>& index)
             {"config", {{"shape", shape_json(t.shape)}, {"dtype", to_string(t.dtype)}, {"keras_history", history(t, index)}}}};
 }
 
+// The attention layers keep Keras's call argument use_causal_mask as an option; Keras 3 finds it in
+// each call's kwargs.
+bool causal_call(const Layer& layer) {
+    if (const auto* a = dynamic_cast<const layers::BaseDenseAttention*>(&layer)) return a->use_causal_mask();
+    if (const auto* m = dynamic_cast<const layers::MultiHeadAttention*>(&layer)) return m->options.use_causal_mask;
+    return false;
+}
+
 json inbound_nodes(const FunctionalGraph& graph, const Layer& layer, const std::map<const Node*, int>& index) {
     std::vector<const Node*> nodes;
     for (const auto& node : graph.nodes)
@@ -44,6 +54,13 @@ json inbound_nodes(const FunctionalGraph& graph, const Layer& layer, const std::
     json out = json::array();
     for (const Node* node : nodes) {
         json arg, kwargs = json::object();
+        if (causal_call(layer)) kwargs["use_causal_mask"] = true;
+        if (dynamic_cast<const layers::MultiHeadAttention*>(&layer)) {   // Keras's call(query, value, key)
+            json args = json::array();
+            for (const auto& in : node->inputs) args.push_back(keras_tensor(in, index));
+            out.push_back({{"args", args}, {"kwargs", kwargs}});
+            continue;
+        }
         if (node->list_input) {
             arg = json::array();
             for (const auto& in : node->inputs) arg.push_back(keras_tensor(in, index));
