@@ -50,7 +50,7 @@ TEST_CASE("summary prints Keras's table with output shapes, parameter counts and
     CHECK(contains(s, " embedding (Embedding)       (None, 130, 100)          600000"));
     CHECK(contains(s, " simple_rnn (SimpleRNN)      (None, 16)                1872"));
     CHECK(contains(s, " dense (Dense)               (None, 1)                 17"));
-    CHECK(contains(s, "runs on: oneDNN"));
+    CHECK(contains(s, "runs on: small-RNN kernel (tanh)"));   // SimpleRNN(16): the kernel, not oneDNN
     CHECK(contains(s, "Total params: 601889 (2.30 MB)"));
     CHECK(contains(s, "Trainable params: 601889 (2.30 MB)"));
     CHECK(contains(s, "Non-trainable params: 0 (0.00 Byte)"));

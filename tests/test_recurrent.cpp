@@ -4,7 +4,9 @@
 // catch a oneDNN fpmath mode other than strict (bf16 / tf32 math errs by ~1e-3).
 #include <doctest/doctest.h>
 
+#include <array>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -294,12 +296,22 @@ std::vector<Family> families() {
     };
 }
 
+// Sets the kernel's mode for one scope, then returns to $KERASCPP_SMALL_RNN's.
+struct SmallRnnModeScope {
+    explicit SmallRnnModeScope(be::SmallRnnMode mode) { be::set_small_rnn_mode(mode); }
+    ~SmallRnnModeScope() { be::set_small_rnn_mode(std::nullopt); }
+    SmallRnnModeScope(const SmallRnnModeScope&) = delete;
+    SmallRnnModeScope& operator=(const SmallRnnModeScope&) = delete;
+};
+
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // Backend: paths.
 // ---------------------------------------------------------------------------------------------
 TEST_CASE("rnn_path names the primitive or says why the fallback runs") {
+    const SmallRnnModeScope off(be::SmallRnnMode::never);   // its own names: the small-RNN kernel's test
     auto path = [](Case c) { return cpu().rnn_path(spec_of(c)); };
     using ref::Cell;
     CHECK(path({.cell = Cell::lstm}).description == "oneDNN lstm");
@@ -345,16 +357,27 @@ TEST_CASE("rnn_path_for: the one fused-vs-step-loop rule every backend's rnn_pat
     CHECK(be::runs_step_loop(fused, {.input = Tensor::zeros({1, 1}), .recurrent = {}}));
 }
 
+// The SimpleRNN families once more with the small-RNN kernel off: oneDNN's vanilla_rnn.
 TEST_CASE("rnn_forward equals the double-precision reference") {
     for (const Family& f : families())
         for (const Case& c : grid(f.base))
             for (bool states : {false, true}) check_forward_against_reference(c, states, false);
+    const SmallRnnModeScope off(be::SmallRnnMode::never);
+    for (const Family& f : families())
+        if (f.base.cell == ref::Cell::simple_rnn)
+            for (const Case& c : grid(f.base))
+                for (bool states : {false, true}) check_forward_against_reference(c, states, false);
 }
 
 TEST_CASE("rnn_backward equals the reference's BPTT") {
     for (const Family& f : families())
         for (const Case& c : grid(f.base))
             for (bool states : {false, true}) check_backward_against_reference(c, states, false);
+    const SmallRnnModeScope off(be::SmallRnnMode::never);
+    for (const Family& f : families())
+        if (f.base.cell == ref::Cell::simple_rnn)
+            for (const Case& c : grid(f.base))
+                for (bool states : {false, true}) check_backward_against_reference(c, states, false);
 }
 
 TEST_CASE("the fallback loop equals the reference for the fused specs too") {
@@ -401,6 +424,164 @@ TEST_CASE("fused primitive and fallback loop give the same numbers") {
                     1e-5);
         check_close(vec_of(gf.dweights.bias), vec_of(gl.dweights.bias), "dbias", 1e-6, 1e-5);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The small-RNN kernel (small_rnn.cpp): forced on, against the reference, finite differences and
+// oneDNN's vanilla_rnn; the rule that picks it.
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+// Every option over the grid's shapes, plus the sizes with their own unrolled loops (H = 8, 16,
+// 32, 64) and batches with full and partial blocks of 8 samples.
+std::vector<Case> small_rnn_cases() {
+    std::vector<Case> out;
+    for (const char* act : {"tanh", "relu", "sigmoid"}) {
+        const Case base{.cell = ref::Cell::simple_rnn, .activation = act};
+        for (const Case& c : grid(base)) out.push_back(c);
+        for (auto [N, T, C, H] : {std::array{11, 6, 5, 16}, {8, 3, 2, 8}, {17, 4, 3, 32}, {3, 3, 20, 64}}) {
+            Case c = base;
+            c.N = N, c.T = T, c.C = C, c.H = H, c.return_sequences = true, c.go_backwards = N == 17;
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("small-RNN kernel: forward and backward equal the double-precision reference, every option") {
+    const SmallRnnModeScope on(be::SmallRnnMode::always);
+    for (const Case& c : small_rnn_cases()) {
+        CHECK(be::is_small_rnn_forward(run_forward(c, make_inputs(c, false, 1), false)));
+        for (bool states : {false, true}) {
+            check_forward_against_reference(c, states, false);
+            check_backward_against_reference(c, states, false);
+        }
+    }
+}
+
+TEST_CASE("small-RNN kernel: its baseline-ISA build (CPUs without AVX-512) equals the reference too") {
+    const SmallRnnModeScope on(be::SmallRnnMode::always);
+    be::set_small_rnn_baseline_isa(true);
+    CHECK_FALSE(be::small_rnn_uses_avx512());
+    for (const Case& c : small_rnn_cases()) {
+        check_forward_against_reference(c, true, false);
+        check_backward_against_reference(c, true, false);
+    }
+    be::set_small_rnn_baseline_isa(false);
+}
+
+TEST_CASE("small-RNN kernel: backward equals central finite differences of its forward") {
+    const SmallRnnModeScope on(be::SmallRnnMode::always);
+    for (const char* act : {"tanh", "relu", "sigmoid"}) {
+        Case c{.cell = ref::Cell::simple_rnn, .N = 2, .T = 4, .C = 3, .H = 3, .activation = act};
+        for (bool rs : {false, true})
+            for (bool gb : {false, true})
+                for (bool bias : {true, false}) {
+                    c.return_sequences = rs, c.go_backwards = gb, c.use_bias = bias;
+                    check_backward_against_finite_differences(c, false);
+                }
+    }
+}
+
+TEST_CASE("small-RNN kernel equals oneDNN's vanilla_rnn, with and without lengths") {
+    for (const char* act : {"tanh", "relu", "sigmoid"}) {
+        Case c{.cell = ref::Cell::simple_rnn, .N = 11, .T = 7, .C = 6, .H = 16, .activation = act,
+               .return_sequences = true};
+        const std::vector<int32_t> lengths{7, 0, 3, 1, 7, 5, 2, 6, 4, 7, 1};
+        // Both sum in their own orders: within the tolerance both keep to the reference.
+        for (bool gb : {false, true})
+            for (bool packed : {false, true}) {
+                c.go_backwards = gb;
+                INFO(std::string(c.str() + (packed ? " with lengths" : "")));
+                const Inputs in = make_inputs(c, true, 53);
+                const OutputGrads og = make_output_grads(c, true, 53);
+                const auto spec = spec_of(c);
+                const Tensor x = tensor_of(in.x, {c.N, c.T, c.C});
+                const Tensor dseq = tensor_of(og.dseq, {c.N, c.T, c.H}), dh = state_tensor(c, og.dh);
+                auto run = [&](be::SmallRnnMode mode) {
+                    const SmallRnnModeScope scope(mode);
+                    be::RnnForward f = cpu().rnn_forward(spec, x, weights_of(c, in), state_tensor(c, in.h0), Tensor(),
+                                                         true, {}, packed ? lengths : std::vector<int32_t>{});
+                    CHECK(be::is_small_rnn_forward(f) == (mode == be::SmallRnnMode::always));
+                    be::RnnGradients g = cpu().rnn_backward(spec, weights_of(c, in), f, dseq, dh, Tensor());
+                    return std::pair{f, g};
+                };
+                const auto [fk, gk] = run(be::SmallRnnMode::always);
+                const auto [fo, go] = run(be::SmallRnnMode::never);
+                check_close(vec_of(fk.h), vec_of(fo.h), "h");
+                if (!packed)   // past each length the primitive's outputs are not the layer's
+                    check_close(vec_of(fk.sequences), vec_of(fo.sequences), "sequences");
+                check_close(vec_of(gk.dx), vec_of(go.dx), "dx");
+                check_close(vec_of(gk.dh0), vec_of(go.dh0), "dh0");
+                check_close(vec_of(gk.dweights.kernel), vec_of(go.dweights.kernel), "dkernel");
+                check_close(vec_of(gk.dweights.recurrent_kernel), vec_of(go.dweights.recurrent_kernel), "drecurrent");
+                check_close(vec_of(gk.dweights.bias), vec_of(go.dweights.bias), "dbias");
+            }
+    }
+}
+
+TEST_CASE("small-RNN kernel: the rule, its overrides, and the path it names") {
+    const be::RnnSpec simple{.cell = be::RnnCell::simple_rnn, .units = 16, .layer_name = "r"};
+    be::RnnSpec wide = simple, elu = simple, lstm = simple;
+    wide.units = be::kSmallRnnMaxUnits + 1;
+    elu.activation = Activation::elu;
+    lstm.cell = be::RnnCell::lstm;
+    {
+        const SmallRnnModeScope scope(be::SmallRnnMode::automatic);
+        CHECK(be::small_rnn_chosen(simple, 100));   // W1: SimpleRNN(16) over Embedding(100)
+        CHECK_FALSE(be::small_rnn_chosen(simple, be::kSmallRnnAutoMaxFeatures + 1));
+        CHECK_FALSE(be::small_rnn_chosen(wide, 4));
+        CHECK_FALSE(be::small_rnn_chosen(elu, 4));
+        CHECK_FALSE(be::small_rnn_chosen(lstm, 4));
+        CHECK(cpu().rnn_path(simple).description ==
+              fmt::format("small-RNN kernel (tanh); oneDNN vanilla_rnn (tanh) past {} input features",
+                          be::kSmallRnnAutoMaxFeatures));
+        CHECK(cpu().rnn_path(wide).description == "oneDNN vanilla_rnn (tanh)");
+    }
+    {
+        const SmallRnnModeScope scope(be::SmallRnnMode::always);
+        CHECK(be::small_rnn_chosen(simple, 100000));
+        CHECK_FALSE(be::small_rnn_chosen(wide, 4));   // past the kernel's own limit: never
+        CHECK(cpu().rnn_path(simple).description == "small-RNN kernel (tanh)");
+    }
+    {
+        const SmallRnnModeScope scope(be::SmallRnnMode::never);
+        CHECK_FALSE(be::small_rnn_chosen(simple, 4));
+        CHECK(cpu().rnn_path(simple).description == "oneDNN vanilla_rnn (tanh)");
+    }
+    // Dropout masks take the step loop whatever the mode.
+    const SmallRnnModeScope on(be::SmallRnnMode::always);
+    Case c{.cell = ref::Cell::simple_rnn, .N = 2, .T = 3, .C = 3, .H = 4};
+    const Inputs in = make_inputs(c, false, 7);
+    const be::RnnForward f = cpu().rnn_forward(spec_of(c), tensor_of(in.x, {2, 3, 3}), weights_of(c, in), Tensor(),
+                                               Tensor(), true, {.input = Tensor::full({2, 3}, 1.0f), .recurrent = {}});
+    CHECK_FALSE(be::is_small_rnn_forward(f));
+}
+
+TEST_CASE("small-RNN kernel: $KERASCPP_SMALL_RNN chooses the mode, a bad value is an error") {
+    auto with_env = [](const char* value) {
+        if (value) setenv("KERASCPP_SMALL_RNN", value, 1);
+        else unsetenv("KERASCPP_SMALL_RNN");
+    };
+    const char* before = std::getenv("KERASCPP_SMALL_RNN");
+    const std::string saved = before ? before : "";
+    with_env("off");
+    CHECK(be::small_rnn_mode() == be::SmallRnnMode::never);
+    with_env("on");
+    CHECK(be::small_rnn_mode() == be::SmallRnnMode::always);
+    {
+        const SmallRnnModeScope scope(be::SmallRnnMode::never);   // set_small_rnn_mode wins
+        CHECK(be::small_rnn_mode() == be::SmallRnnMode::never);
+    }
+    with_env("auto");
+    CHECK(be::small_rnn_mode() == be::SmallRnnMode::automatic);
+    with_env("fast");
+    CHECK_THROWS_WITH_AS(be::small_rnn_mode(),
+                         "KERASCPP_SMALL_RNN='fast' is not a mode: expected auto, on (always) or off (never)",
+                         keras::ValueError);
+    with_env(before ? saved.c_str() : nullptr);
 }
 
 TEST_CASE("repeated calls reuse the cached primitives and do not accumulate stale gradients") {
@@ -762,7 +943,7 @@ TEST_CASE("layers: get_config and implementation_note") {
     const auto scfg = rnn.get_config();
     CHECK(scfg["activation"] == "relu");
     CHECK_FALSE(scfg.contains("recurrent_activation"));
-    CHECK(rnn.implementation_note() == "oneDNN vanilla_rnn (relu)");
+    CHECK(rnn.implementation_note() == "small-RNN kernel (relu); oneDNN vanilla_rnn (relu) past 512 input features");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -797,9 +978,13 @@ TEST_CASE("timing: one forward+backward of the benchmark RNNs" * doctest::skip()
     const Case rnn{.cell = ref::Cell::simple_rnn, .N = 100, .T = 130, .C = 100, .H = 16};
     for (bool fallback : {false, true}) {
         const char* path = fallback ? "fallback loop" : "oneDNN primitive";
+        const SmallRnnModeScope off(be::SmallRnnMode::never);
         MESSAGE(fmt::format("LSTM(128) N=64 T=200 C=128, {}: {:.1f} ms per forward+backward", path,
                             time_forward_backward(lstm, 10, fallback)));
         MESSAGE(fmt::format("SimpleRNN(16) N=100 T=130 C=100, {}: {:.2f} ms per forward+backward", path,
                             time_forward_backward(rnn, 50, fallback)));
     }
+    const SmallRnnModeScope on(be::SmallRnnMode::always);
+    MESSAGE(fmt::format("SimpleRNN(16) N=100 T=130 C=100, small-RNN kernel: {:.2f} ms per forward+backward",
+                        time_forward_backward(rnn, 50, false)));
 }

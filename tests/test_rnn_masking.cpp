@@ -220,7 +220,7 @@ void check_masked_equals_unpadded(const Case& c) {
 
 std::vector<Case> cell_variants() {
     return {
-        {.cell = ref::Cell::simple_rnn},                                           // oneDNN vanilla_rnn
+        {.cell = ref::Cell::simple_rnn},                                           // small-RNN kernel
         {.cell = ref::Cell::simple_rnn, .activation = "selu"},                     // fallback loop
         {.cell = ref::Cell::lstm},                                                 // oneDNN lstm
         {.cell = ref::Cell::lstm, .recurrent_activation = "hard_sigmoid"},         // fallback loop

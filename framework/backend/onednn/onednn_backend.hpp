@@ -5,6 +5,7 @@
 #pragma once
 
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -162,6 +163,35 @@ RnnForward rnn_fallback_forward(const RnnSpec& spec, const Tensor& x, const RnnW
 RnnGradients rnn_fallback_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
                                    const Tensor& d_sequences, const Tensor& dh, const Tensor& dc);
 // The input checks are the contract's (check_rnn_inputs / check_rnn_lengths in keras/backend.hpp).
+
+// ---- Our fused SimpleRNN for small hidden sizes (small_rnn.cpp), run instead of oneDNN's
+// vanilla_rnn primitive when small_rnn_chosen() says so. Same semantics as the primitive's path
+// (go_backwards, lengths, h0); dropout masks and relu over non-finite inputs take the step loop
+// before either is considered.
+inline constexpr int64_t kSmallRnnMaxUnits = 64;          // the kernel's limit (its state arrays)
+// The automatic rule: units and input features up to these. Provisional: bench/bench_small_rnn
+// measures both paths over a grid of shapes to set them (docs/performance.md).
+inline constexpr int64_t kSmallRnnAutoMaxUnits = 64;
+inline constexpr int64_t kSmallRnnAutoMaxFeatures = 512;
+// automatic: the rule above; always / never: whenever the kernel supports the spec / not at all.
+enum class SmallRnnMode { automatic, always, never };
+// $KERASCPP_SMALL_RNN (auto, on / always / 1, off / never / 0; unset: auto) unless a mode was set
+// with set_small_rnn_mode (tests, benchmarks); nullopt returns to the environment's.
+SmallRnnMode small_rnn_mode();
+void set_small_rnn_mode(std::optional<SmallRnnMode> mode);
+// Tests: run the kernel's baseline-ISA build even where the CPU has AVX-512 (false: pick by CPU).
+void set_small_rnn_baseline_isa(bool baseline);
+bool small_rnn_uses_avx512();
+// Whether the kernel can run the spec at all: SimpleRNN, tanh / relu / sigmoid, units <= 64.
+bool small_rnn_supports(const RnnSpec& spec);
+// Whether rnn_forward runs the kernel for this spec with `features` input features.
+bool small_rnn_chosen(const RnnSpec& spec, int64_t features);
+RnnForward small_rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
+                             bool training, const std::vector<int32_t>& lengths);
+// fwd must come from small_rnn_forward with training (is_small_rnn_forward).
+RnnGradients small_rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
+                                const Tensor& d_sequences, const Tensor& dh);
+bool is_small_rnn_forward(const RnnForward& fwd);
 
 // ---- Per-sample lengths on the CPU (rnn_lengths.cpp), shared by the primitive and the step loop.
 // x (N, T, C) with each sample's first lengths[n] steps reversed (all T when lengths is empty);

@@ -408,6 +408,13 @@ void bf16_forward_args(FusedRnn& rnn, FusedSaved& saved, std::unordered_map<int,
 RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec) {
     std::string fused = fmt::format("oneDNN {}", kind_name(kind_of(spec)));
     if (spec.cell == RnnCell::simple_rnn) fused += fmt::format(" ({})", to_string(spec.activation));
+    if (small_rnn_supports(spec) && small_rnn_mode() != SmallRnnMode::never) {
+        // The rule also reads the input's feature count, which only the call knows.
+        const std::string kernel = fmt::format("small-RNN kernel ({})", to_string(spec.activation));
+        fused = small_rnn_mode() == SmallRnnMode::always
+                    ? kernel
+                    : fmt::format("{}; {} past {} input features", kernel, fused, kSmallRnnAutoMaxFeatures);
+    }
     RnnPath path = rnn_path_for(spec, {.fused = fused,
                                        .unsupported = unsupported_reason(spec),
                                        .step_loop = "fallback loop",
@@ -429,6 +436,7 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
     check_rnn_lengths(spec, lengths, x.dim(0), x.dim(1));
     if (runs_step_loop(rnn_path(spec), masks) || relu_cell_reads_nonfinite(spec, x, w, h0))
         return rnn_fallback_forward(spec, x, w, h0, c0, masks, lengths);
+    if (small_rnn_chosen(spec, x.dim(2))) return small_rnn_forward(spec, x, w, h0, training, lengths);
 
     const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;
     const bool lstm = spec.cell == RnnCell::lstm;
@@ -519,6 +527,7 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
                                          const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) {
     if (!fwd.saved.has_value())
         runtime_error("Layer \"{}\": rnn_backward needs a forward pass run with training=true", spec.layer_name);
+    if (is_small_rnn_forward(fwd)) return small_rnn_backward(spec, w, fwd, d_sequences, dh);
     FusedSavedPtr* saved_ptr = std::any_cast<FusedSavedPtr>(&fwd.saved);
     if (!saved_ptr) return rnn_fallback_backward(spec, w, fwd, d_sequences, dh, dc);
     FusedSaved& saved = **saved_ptr;

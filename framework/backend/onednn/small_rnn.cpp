@@ -1,0 +1,554 @@
+// Our own fused SimpleRNN for small hidden sizes (issue 13 item 2), used instead of oneDNN's
+// vanilla_rnn primitive when small_rnn_chosen() says so.
+//
+// Why: with H = 16 a time step is a few hundred FLOPs per sample; oneDNN's primitive pays a GEMM
+// call and an OpenMP barrier per step, so W1 (SimpleRNN(16), T = 130) was bound by that overhead
+// and 2 threads were slower than 1. Here each thread takes whole blocks of samples and runs the
+// entire recurrence for them in one go: the block's states (kBlock x H floats) stay in registers /
+// L1, there is one parallel region per call and no barrier per step.
+//
+// Layout and semantics are those of rnn.cpp: Keras's kernel (C, H), recurrent_kernel (H, H) and
+// bias (H) read as they are; go_backwards reverses each sample's real steps first (and dx back);
+// lengths as in rnn_lengths.cpp (all T steps run, states read at len - 1, gradients past len zero).
+//
+// Determinism: a sample's forward arithmetic does not depend on which thread runs it, and the
+// weight gradients are summed per fixed block of kBlock samples, then over the blocks in order, so
+// any thread count gives the same bits.
+//
+// Vectorisation: the loops work on 16-float vectors along H (or C) and are compiled twice, for
+// AVX-512 (with FMA) and for the baseline ISA, picked at run time (__builtin_cpu_supports). tanh and
+// the sigmoid use the branch-free exp below (libm's tanhf does not vectorise). The two builds round
+// differently (FMA), both within the RNN tolerances; one machine always runs the same one.
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "keras/errors.hpp"
+#include "onednn_backend.hpp"
+
+namespace keras::backend {
+
+namespace {
+
+constexpr int64_t kBlock = 8;   // samples per block: the unit of work and of gradient partial sums
+constexpr int64_t kLanes = 16;  // floats in an AVX-512 register
+
+// ---- 16-float vectors (GCC's vector extension): one AVX-512 register in the AVX-512 build, four
+// SSE registers in the baseline one. Rows of H floats are handled as W = ceil(H / 16) of them; the
+// weight copies are padded with zeros to Hp = 16 W columns, so the padding lanes stay zero.
+// The vector helpers below are inlined into their callers (never called across an ABI boundary),
+// so GCC's note that passing 64-byte vectors changes the ABI without AVX-512 does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+typedef int32_t i16 __attribute__((vector_size(64), aligned(4)));
+
+[[gnu::always_inline]] inline v16 load(const float* p) {
+    v16 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+[[gnu::always_inline]] inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
+// Lane 0 shuffled into every lane: one broadcast instruction (GCC builds `x - v16{}` or a braced
+// list of x lane by lane).
+[[gnu::always_inline]] inline v16 splat(float x) { return __builtin_shuffle(v16{x}, i16{}); }
+// The first n (<= 16) floats at p, zeros after.
+[[gnu::always_inline]] inline v16 load_part(const float* p, int64_t n) {
+    if (n == kLanes) return load(p);
+    alignas(64) float tmp[kLanes] = {};
+    for (int64_t i = 0; i < n; ++i) tmp[i] = p[i];
+    return load(tmp);
+}
+[[gnu::always_inline]] inline void store_part(float* p, v16 v, int64_t n) {
+    if (n == kLanes) return store(p, v);
+    alignas(64) float tmp[kLanes];
+    store(tmp, v);
+    for (int64_t i = 0; i < n; ++i) p[i] = tmp[i];
+}
+
+// e^x for x in [-87, 88] (clamped): 2^n * p(r), r = x - n ln2 in [-ln2/2, ln2/2], p Taylor of
+// degree 7 (error < 1e-8 relative). Rounding by the 1.5 * 2^23 trick needs no rint instruction.
+[[gnu::always_inline]] inline v16 vexp(v16 x) {
+    x = x < -87.0f ? splat(-87.0f) : x;
+    x = x > 88.0f ? splat(88.0f) : x;
+    const float magic = 12582912.0f;
+    const v16 n = (x * 1.44269504088896341f + magic) - magic;
+    const v16 r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+    v16 q = splat(1.0f / 5040.0f);
+    q = q * r + 1.0f / 720.0f;
+    q = q * r + 1.0f / 120.0f;
+    q = q * r + 1.0f / 24.0f;
+    q = q * r + 1.0f / 6.0f;
+    q = q * r + 0.5f;
+    q = q * r + 1.0f;
+    q = q * r + 1.0f;
+    const i16 bits = (__builtin_convertvector(n, i16) + 127) << 23;
+    return q * std::bit_cast<v16>(bits);
+}
+
+// tanh: odd Taylor series below |x| = 0.25 (where 1 - 2 / (e^2x + 1) would cancel), that formula
+// above; |x| > 9 is 1 in float. NaN stays NaN.
+[[gnu::always_inline]] inline v16 vtanh(v16 x) {
+    v16 a = x < 0.0f ? -x : x;
+    a = a > 9.0f ? splat(9.0f) : a;
+    const v16 a2 = a * a;
+    v16 q = splat(62.0f / 2835.0f);
+    q = q * a2 - 17.0f / 315.0f;
+    q = q * a2 + 2.0f / 15.0f;
+    q = q * a2 - 1.0f / 3.0f;
+    q = q * a2 * a + a;
+    const v16 big = 1.0f - 2.0f / (vexp(2.0f * a) + 1.0f);
+    const v16 t = a < 0.25f ? q : big;
+    const v16 signed_t = x < 0.0f ? -t : t;
+    return x != x ? x : signed_t;
+}
+
+[[gnu::always_inline]] inline v16 vsigmoid(v16 x) {
+    const v16 y = 1.0f / (1.0f + vexp(-x));
+    return x != x ? x : y;
+}
+
+[[gnu::always_inline]] inline v16 activate(Activation a, v16 x) {
+    switch (a) {
+        case Activation::tanh: return vtanh(x);
+        case Activation::sigmoid: return vsigmoid(x);
+        default: return (x > 0.0f || x != x) ? x : v16{};   // relu, NaN kept as Keras does
+    }
+}
+
+// f'(x) from y = f(x): all three activations allow it, so the forward keeps only its outputs.
+[[gnu::always_inline]] inline v16 act_grad_from_output(Activation a, v16 y) {
+    switch (a) {
+        case Activation::tanh: return 1.0f - y * y;
+        case Activation::sigmoid: return y * (1.0f - y);
+        default: return y > 0.0f ? splat(1.0f) : v16{};
+    }
+}
+
+// ---- The problem, as the per-block loops see it. Arrays are row-major.
+struct Problem {
+    int64_t N, T, C, H, Hp, Cp;   // Hp: H padded to a multiple of 16; Cp: C likewise
+    Activation act;
+    const float* x;        // (N, T, C), processing order
+    const float* K;        // (C, Hp)
+    const float* U;        // (H, Hp)
+    const float* bias;     // (Hp)
+    const float* Kt;       // (H, Cp): K transposed (backward)
+    const float* Ut;       // (H, Hp): U transposed (backward)
+    const float* h0;       // (N, H) or null: zeros
+    float* seq;            // (N, T, H): the outputs (written by the forward, read by the backward)
+    // Backward only.
+    const float* dseq;     // (N, T, H) or null
+    const float* dh;       // (N, H) or null: gradient on the state after step T - 1
+    float* dx;             // (N, T, C)
+    float* dh0;            // (N, H)
+    float* partials;       // per block: dK (C, Hp), dU (H, Hp), db (Hp)
+    int64_t partial_size() const { return (C + H + 1) * Hp; }
+    // The state before step s of sample n; null for h0 when none was given (zeros).
+    const float* h_before(int64_t n, int64_t s) const {
+        return s > 0 ? seq + (n * T + s - 1) * H : (h0 ? h0 + n * H : nullptr);
+    }
+};
+
+// acc[b] += sum over rows r < R of src[b][r] * M[r] (M's rows Hp apart): the input and recurrent
+// products, every sample of the block an independent accumulator.
+template <int kW, bool kFull>
+[[gnu::always_inline]] inline void add_products(v16 (*acc)[kW], const float* const* src, int64_t B, const float* M,
+                                                int64_t R, int64_t Hp) {
+    if (kFull) B = kBlock;
+    for (int64_t r = 0; r < R; ++r) {
+        v16 m[kW];
+        for (int w = 0; w < kW; ++w) m[w] = load(M + r * Hp + w * kLanes);
+        for (int64_t b = 0; b < B; ++b) {
+            const v16 v = splat(src[b][r]);
+            for (int w = 0; w < kW; ++w) acc[b][w] += v * m[w];
+        }
+    }
+}
+
+// out[r] += sum over b of src[b][r] * dp[b] for rows r < R (Hp apart): the weight gradients' outer
+// products, four rows at a time so that four accumulation chains run side by side.
+template <int kW, bool kFull>
+[[gnu::always_inline]] inline void add_outer_products(float* out, const float* const* src, int64_t B,
+                                                      const v16 (*dp)[kW], int64_t R, int64_t Hp) {
+    if (kFull) B = kBlock;
+    int64_t r = 0;
+    for (; r + 4 <= R; r += 4) {
+        v16 o[4][kW];
+        for (int i = 0; i < 4; ++i)
+            for (int w = 0; w < kW; ++w) o[i][w] = load(out + (r + i) * Hp + w * kLanes);
+        for (int64_t b = 0; b < B; ++b)
+            for (int i = 0; i < 4; ++i) {
+                const v16 v = splat(src[b][r + i]);
+                for (int w = 0; w < kW; ++w) o[i][w] += v * dp[b][w];
+            }
+        for (int i = 0; i < 4; ++i)
+            for (int w = 0; w < kW; ++w) store(out + (r + i) * Hp + w * kLanes, o[i][w]);
+    }
+    for (; r < R; ++r)
+        for (int w = 0; w < kW; ++w) {
+            v16 o = load(out + r * Hp + w * kLanes);
+            for (int64_t b = 0; b < B; ++b) o += splat(src[b][r]) * dp[b][w];
+            store(out + r * Hp + w * kLanes, o);
+        }
+}
+
+// Forward of samples [n0, n0 + B): every step, the block's states in registers.
+template <int kW, bool kFull>
+[[gnu::always_inline]] inline void forward_block(const Problem& p, int64_t n0, int64_t B) {
+    if (kFull) B = kBlock;
+    const int64_t H = p.H, C = p.C, T = p.T;
+    const float* xs[kBlock];
+    const float* hs[kBlock];
+    for (int64_t s = 0; s < T; ++s) {
+        v16 acc[kBlock][kW];
+        for (int64_t b = 0; b < B; ++b)
+            for (int w = 0; w < kW; ++w) acc[b][w] = load(p.bias + w * kLanes);
+        for (int64_t b = 0; b < B; ++b) {
+            xs[b] = p.x + ((n0 + b) * T + s) * C;
+            hs[b] = p.h_before(n0 + b, s);
+        }
+        add_products<kW, kFull>(acc, xs, B, p.K, C, p.Hp);
+        if (hs[0]) add_products<kW, kFull>(acc, hs, B, p.U, H, p.Hp);
+        for (int64_t b = 0; b < B; ++b)
+            for (int w = 0; w < kW; ++w)
+                store_part(p.seq + ((n0 + b) * T + s) * H + w * kLanes, activate(p.act, acc[b][w]),
+                           std::min<int64_t>(kLanes, H - w * kLanes));
+    }
+}
+
+// Backpropagation through time of samples [n0, n0 + B) into the block's partial sums `part`.
+template <int kW, bool kFull>
+[[gnu::always_inline]] inline void backward_block(const Problem& p, int64_t n0, int64_t B, float* part) {
+    if (kFull) B = kBlock;
+    const int64_t H = p.H, C = p.C, T = p.T, Hp = p.Hp;
+    std::fill_n(part, p.partial_size(), 0.0f);
+    float* dK = part;
+    float* dU = part + C * Hp;
+    float* db = dU + H * Hp;
+    v16 dnext[kBlock][kW];                         // gradient on the state entering the step
+    v16 dp[kBlock][kW];                            // gradient on the pre-activation
+    alignas(64) float dpf[kBlock][kW * kLanes];    // the same, as floats (broadcast from)
+    const float* xs[kBlock];
+    const float* hs[kBlock];
+    for (int64_t b = 0; b < B; ++b)
+        for (int w = 0; w < kW; ++w)
+            dnext[b][w] = p.dh ? load_part(p.dh + (n0 + b) * H + w * kLanes, std::min<int64_t>(kLanes, H - w * kLanes))
+                               : v16{};
+    for (int64_t s = T - 1; s >= 0; --s) {
+        for (int64_t b = 0; b < B; ++b) {
+            const int64_t row = ((n0 + b) * T + s) * H;
+            xs[b] = p.x + ((n0 + b) * T + s) * C;
+            hs[b] = p.h_before(n0 + b, s);
+            for (int w = 0; w < kW; ++w) {
+                const int64_t lanes = std::min<int64_t>(kLanes, H - w * kLanes);
+                v16 d = dnext[b][w];
+                if (p.dseq) d += load_part(p.dseq + row + w * kLanes, lanes);
+                dp[b][w] = d * act_grad_from_output(p.act, load_part(p.seq + row + w * kLanes, lanes));
+                store(dpf[b] + w * kLanes, dp[b][w]);
+            }
+        }
+        // dx_t = dp K^T, 16 features at a time (K^T's rows padded to Cp).
+        for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
+            v16 acc[kBlock] = {};
+            for (int64_t j = 0; j < H; ++j) {
+                const v16 kt = load(p.Kt + j * p.Cp + c0);
+                for (int64_t b = 0; b < B; ++b) acc[b] += splat(dpf[b][j]) * kt;
+            }
+            for (int64_t b = 0; b < B; ++b)
+                store_part(p.dx + ((n0 + b) * T + s) * C + c0, acc[b], std::min<int64_t>(kLanes, C - c0));
+        }
+        // The block's weight gradients: dK += x_t^T dp, dU += h_{t-1}^T dp, db += dp.
+        add_outer_products<kW, kFull>(dK, xs, B, dp, C, Hp);
+        if (hs[0]) add_outer_products<kW, kFull>(dU, hs, B, dp, H, Hp);
+        for (int w = 0; w < kW; ++w) {
+            v16 sum = load(db + w * kLanes);
+            for (int64_t b = 0; b < B; ++b) sum += dp[b][w];
+            store(db + w * kLanes, sum);
+        }
+        // The gradient on h_{t-1}: dp U^T, along the rows of U^T.
+        for (int64_t b = 0; b < B; ++b)
+            for (int w = 0; w < kW; ++w) dnext[b][w] = v16{};
+        for (int64_t j = 0; j < H; ++j) {
+            v16 ut[kW];
+            for (int w = 0; w < kW; ++w) ut[w] = load(p.Ut + j * Hp + w * kLanes);
+            for (int64_t b = 0; b < B; ++b) {
+                const v16 d = splat(dpf[b][j]);
+                for (int w = 0; w < kW; ++w) dnext[b][w] += d * ut[w];
+            }
+        }
+    }
+    for (int64_t b = 0; b < B; ++b)
+        for (int w = 0; w < kW; ++w)
+            store_part(p.dh0 + (n0 + b) * H + w * kLanes, dnext[b][w], std::min<int64_t>(kLanes, H - w * kLanes));
+}
+
+// One block, forward or backward: a full block's size is known at compile time, so its
+// accumulators live in registers.
+template <int kW>
+[[gnu::always_inline]] inline void run_block_for(const Problem& p, bool backward, int64_t block) {
+    const int64_t n0 = block * kBlock, B = std::min(kBlock, p.N - n0);
+    float* part = backward ? p.partials + block * p.partial_size() : nullptr;
+    if (B == kBlock) {
+        if (backward) backward_block<kW, true>(p, n0, B, part);
+        else forward_block<kW, true>(p, n0, B);
+    } else {
+        if (backward) backward_block<kW, false>(p, n0, B, part);
+        else forward_block<kW, false>(p, n0, B);
+    }
+}
+
+[[gnu::always_inline]] inline void run_blocks(const Problem& p, bool backward, int64_t first, int64_t last) {
+    for (int64_t block = first; block < last; ++block) {
+        switch (p.Hp / kLanes) {
+            case 1: run_block_for<1>(p, backward, block); break;
+            case 2: run_block_for<2>(p, backward, block); break;
+            case 3: run_block_for<3>(p, backward, block); break;
+            default: run_block_for<4>(p, backward, block); break;
+        }
+    }
+}
+
+[[gnu::target("avx512f,avx512vl,avx512dq,avx2,fma")]] void run_blocks_avx512(const Problem& p, bool backward,
+                                                                           int64_t first, int64_t last) {
+    run_blocks(p, backward, first, last);
+}
+
+void run_blocks_portable(const Problem& p, bool backward, int64_t first, int64_t last) {
+    run_blocks(p, backward, first, last);
+}
+
+std::atomic<bool> baseline_only{false};   // set_small_rnn_baseline_isa (tests)
+
+bool use_avx512() {
+    static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
+    return has && !baseline_only;
+}
+
+// ---- Threads: one OpenMP parallel region per call, in the runtime oneDNN loaded (looked up as
+// threads.cpp does: kerascpp is not built with -fopenmp). GOMP_parallel is libgomp's entry point
+// for `#pragma omp parallel`; LLVM's libomp provides it too.
+struct OmpRegion {
+    void (*parallel)(void (*)(void*), void*, unsigned, unsigned) = nullptr;
+    int (*thread_num)() = nullptr;
+    int (*num_threads)() = nullptr;
+    bool present() const { return parallel && thread_num && num_threads; }
+};
+
+const OmpRegion& omp_region() {
+    static const OmpRegion r = [] {
+        OmpRegion o;
+        o.parallel = reinterpret_cast<void (*)(void (*)(void*), void*, unsigned, unsigned)>(
+            dlsym(RTLD_DEFAULT, "GOMP_parallel"));
+        o.thread_num = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_thread_num"));
+        o.num_threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_num_threads"));
+        return o;
+    }();
+    return r;
+}
+
+struct Job {
+    const Problem* problem;
+    bool backward;
+    int64_t blocks;
+};
+
+// Thread t of n runs a contiguous range of blocks. Nothing here throws.
+void run_share(const Job& job, int t, int n) {
+    const int64_t first = job.blocks * t / n, last = job.blocks * (t + 1) / n;
+    if (use_avx512()) run_blocks_avx512(*job.problem, job.backward, first, last);
+    else run_blocks_portable(*job.problem, job.backward, first, last);
+}
+
+void region_body(void* data) {
+    const OmpRegion& omp = omp_region();
+    run_share(*static_cast<const Job*>(data), omp.thread_num(), omp.num_threads());
+}
+
+void run_all_blocks(const Problem& p, bool backward) {
+    const Job job{&p, backward, (p.N + kBlock - 1) / kBlock};
+    const int64_t threads = std::min<int64_t>(OneDnnBackend::current_threads(), job.blocks);
+    const OmpRegion& omp = omp_region();
+    if (threads <= 1 || !omp.present()) {
+        run_share(job, 0, 1);
+        return;
+    }
+    omp.parallel(region_body, const_cast<Job*>(&job), static_cast<unsigned>(threads), 0);
+}
+
+int64_t padded_size(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
+
+// a (rows, cols) transposed into (cols, ld), the columns past rows zero.
+std::vector<float> transposed(const float* a, int64_t rows, int64_t cols, int64_t ld) {
+    std::vector<float> t(static_cast<size_t>(cols * ld), 0.0f);
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) t[c * ld + r] = a[r * cols + c];
+    return t;
+}
+
+// a (rows, cols) with its rows ld apart, the columns past cols zero.
+std::vector<float> padded(const float* a, int64_t rows, int64_t cols, int64_t ld) {
+    std::vector<float> out(static_cast<size_t>(rows * ld), 0.0f);
+    for (int64_t r = 0; r < rows; ++r) std::copy(a + r * cols, a + (r + 1) * cols, out.begin() + r * ld);
+    return out;
+}
+
+// The (rows, cols) tensor of a padded (rows, ld) array.
+Tensor unpadded(const float* a, int64_t rows, int64_t cols, int64_t ld) {
+    Tensor out({rows, cols}, DType::float32);
+    for (int64_t r = 0; r < rows; ++r) std::copy(a + r * ld, a + r * ld + cols, out.data<float>() + r * cols);
+    return out;
+}
+
+// What the backward pass needs from the forward (kept in RnnForward::saved).
+struct SmallRnnSaved {
+    Tensor x;                        // processing order (reversed for go_backwards)
+    Tensor h0;                       // undefined: zeros
+    std::vector<int32_t> lengths;    // empty: all T
+};
+using SmallRnnSavedPtr = std::shared_ptr<SmallRnnSaved>;
+
+// ---- The choice of path.
+SmallRnnMode mode_from_environment() {
+    const char* v = std::getenv("KERASCPP_SMALL_RNN");
+    const std::string value = v ? v : "";
+    if (value.empty() || value == "auto") return SmallRnnMode::automatic;
+    if (value == "1" || value == "on" || value == "always") return SmallRnnMode::always;
+    if (value == "0" || value == "off" || value == "never") return SmallRnnMode::never;
+    value_error("KERASCPP_SMALL_RNN='{}' is not a mode: expected auto, on (always) or off (never)", value);
+}
+
+std::optional<SmallRnnMode>& forced_mode() {
+    static std::optional<SmallRnnMode> mode;
+    return mode;
+}
+
+}  // namespace
+
+void set_small_rnn_mode(std::optional<SmallRnnMode> mode) { forced_mode() = mode; }
+
+void set_small_rnn_baseline_isa(bool baseline) { baseline_only = baseline; }
+
+bool small_rnn_uses_avx512() { return use_avx512(); }
+
+SmallRnnMode small_rnn_mode() { return forced_mode() ? *forced_mode() : mode_from_environment(); }
+
+bool small_rnn_supports(const RnnSpec& spec) {
+    const Activation a = spec.activation;
+    // float32 only: under mixed_bfloat16 the oneDNN primitive computes in bfloat16.
+    return spec.cell == RnnCell::simple_rnn && spec.precision == Precision::float32 && spec.units >= 1 &&
+           spec.units <= kSmallRnnMaxUnits &&
+           (a == Activation::tanh || a == Activation::relu || a == Activation::sigmoid);
+}
+
+bool small_rnn_chosen(const RnnSpec& spec, int64_t features) {
+    if (!small_rnn_supports(spec)) return false;
+    switch (small_rnn_mode()) {
+        case SmallRnnMode::always: return true;
+        case SmallRnnMode::never: return false;
+        case SmallRnnMode::automatic: break;
+    }
+    return spec.units <= kSmallRnnAutoMaxUnits && features <= kSmallRnnAutoMaxFeatures;
+}
+
+bool is_small_rnn_forward(const RnnForward& fwd) { return std::any_cast<SmallRnnSavedPtr>(&fwd.saved) != nullptr; }
+
+RnnForward small_rnn_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
+                             bool training, const std::vector<int32_t>& lengths) {
+    const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units, Hp = padded_size(H);
+    auto saved = std::make_shared<SmallRnnSaved>();
+    saved->x = spec.go_backwards ? reverse_valid_steps(x, lengths) : x;
+    saved->h0 = h0;
+    saved->lengths = lengths;
+    // The weights with their rows padded to Hp (a few KB: copied per call).
+    const std::vector<float> K = padded(w.kernel.data<float>(), C, H, Hp);
+    const std::vector<float> U = padded(w.recurrent_kernel.data<float>(), H, H, Hp);
+    const std::vector<float> bias = spec.use_bias ? padded(w.bias.data<float>(), 1, H, Hp) : std::vector<float>(Hp, 0.0f);
+
+    RnnForward out;
+    out.sequences = Tensor({N, T, H}, DType::float32);
+    Problem p{};
+    p.N = N, p.T = T, p.C = C, p.H = H, p.Hp = Hp, p.act = spec.activation;
+    p.x = saved->x.data<float>();
+    p.K = K.data();
+    p.U = U.data();
+    p.bias = bias.data();
+    p.h0 = h0.defined() ? h0.data<float>() : nullptr;
+    p.seq = out.sequences.data<float>();
+    run_all_blocks(p, false);
+
+    // The final state: after step T - 1, or each sample's len - 1.
+    if (!lengths.empty()) {
+        out.h = states_at_lengths(p.seq, H, T * H, h0, lengths, H);
+    } else {
+        out.h = Tensor({N, H}, DType::float32);
+        for (int64_t n = 0; n < N; ++n)
+            std::memcpy(out.h.data<float>() + n * H, p.seq + (n * T + T - 1) * H, sizeof(float) * H);
+    }
+    if (training) out.saved = saved;
+    return out;
+}
+
+RnnGradients small_rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
+                                const Tensor& d_sequences, const Tensor& dh) {
+    const SmallRnnSaved& saved = **std::any_cast<SmallRnnSavedPtr>(&fwd.saved);
+    const int64_t N = saved.x.dim(0), T = saved.x.dim(1), C = saved.x.dim(2), H = spec.units;
+    auto check_shape = [&](const Tensor& t, const Shape& shape, const char* what) {
+        if (t.defined() && t.shape() != shape)
+            value_error("Layer \"{}\": the gradient of {} must have shape {}, got {}", spec.layer_name, what,
+                        shape_str(shape), shape_str(t.shape()));
+    };
+    check_shape(d_sequences, {N, T, H}, "the sequences");
+    check_shape(dh, {N, H}, "the final state h");
+    // With lengths, dh enters through the sequences' gradient at len - 1 (rnn_lengths.cpp).
+    const bool packed = !saved.lengths.empty();
+    const Tensor d_seq = packed ? sequences_gradient_at_lengths(d_sequences, dh, saved.lengths, T, H) : d_sequences;
+
+    const int64_t Hp = padded_size(H), Cp = padded_size(C);
+    const std::vector<float> Kt = transposed(w.kernel.data<float>(), C, H, Cp);
+    const std::vector<float> Ut = transposed(w.recurrent_kernel.data<float>(), H, H, Hp);
+    const int64_t blocks = (N + kBlock - 1) / kBlock;
+
+    RnnGradients g;
+    g.dx = Tensor({N, T, C}, DType::float32);
+    g.dh0 = Tensor({N, H}, DType::float32);
+    Problem p{};
+    p.N = N, p.T = T, p.C = C, p.H = H, p.Hp = Hp, p.Cp = Cp, p.act = spec.activation;
+    p.x = saved.x.data<float>();
+    p.Kt = Kt.data();
+    p.Ut = Ut.data();
+    p.h0 = saved.h0.defined() ? saved.h0.data<float>() : nullptr;
+    p.seq = fwd.sequences.data<float>();
+    p.dseq = d_seq.defined() ? d_seq.data<float>() : nullptr;
+    p.dh = packed || !dh.defined() ? nullptr : dh.data<float>();
+    p.dx = g.dx.data<float>();
+    p.dh0 = g.dh0.data<float>();
+    std::vector<float> partials(static_cast<size_t>(blocks * p.partial_size()));
+    p.partials = partials.data();
+    run_all_blocks(p, true);
+
+    // The blocks' partial sums, added in block order (the same bits for any thread count), then
+    // the padding columns dropped.
+    std::vector<float> total(static_cast<size_t>(p.partial_size()), 0.0f);
+    for (int64_t block = 0; block < blocks; ++block) {
+        const float* part = partials.data() + block * p.partial_size();
+        for (int64_t i = 0; i < p.partial_size(); ++i) total[i] += part[i];
+    }
+    g.dweights.kernel = unpadded(total.data(), C, H, Hp);
+    g.dweights.recurrent_kernel = unpadded(total.data() + C * Hp, H, H, Hp);
+    if (spec.use_bias) g.dweights.bias = unpadded(total.data() + (C + H) * Hp, 1, H, Hp).reshape({H});
+    if (spec.go_backwards) g.dx = reverse_valid_steps(g.dx, saved.lengths);
+    if (packed) add_rows_of_empty_samples(g.dh0, dh, saved.lengths);
+    return g;
+}
+
+}  // namespace keras::backend
