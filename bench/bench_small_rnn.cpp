@@ -7,8 +7,10 @@
 //   bench_small_rnn [--units 8,16,32,64] [--features 16,100,256,512,1024] [--batch 32,100,256]
 //                   [--steps 130] [--threads 1,2] [--repeats 20]
 //
-// Run it on a quiet machine: each time is the median of `repeats` calls after a warm-up call.
+// Run it on a quiet machine: each time is the median of `repeats` calls after a warm-up call. The
+// CPU times (all threads of the process) show what spinning at barriers costs a busy machine.
 #include <dlfcn.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -63,8 +65,19 @@ void set_threads(int n) {
     if (set) set(n);
 }
 
-// Median milliseconds of one forward + backward on the path `mode` picks.
-double time_path(be::SmallRnnMode mode, const be::RnnSpec& spec, const Tensor& x, const be::RnnWeights& w,
+double process_cpu_ms() {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6;
+}
+
+struct Timing {
+    double ms;       // median wall time of one forward + backward
+    double cpu_ms;   // mean CPU time of the process (all threads; spinning counts) per call
+};
+
+// One forward + backward on the path `mode` picks.
+Timing time_path(be::SmallRnnMode mode, const be::RnnSpec& spec, const Tensor& x, const be::RnnWeights& w,
                  const Tensor& dh, int repeats) {
     be::set_small_rnn_mode(mode);
     auto& cpu = dynamic_cast<be::OneDnnBackend&>(be::get(keras::Device::cpu()));
@@ -74,13 +87,15 @@ double time_path(be::SmallRnnMode mode, const be::RnnSpec& spec, const Tensor& x
     };
     once();   // primitive creation, first touch
     std::vector<double> ms;
+    const double cpu_start = process_cpu_ms();
     for (int i = 0; i < repeats; ++i) {
         const auto start = std::chrono::steady_clock::now();
         once();
         ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
     }
+    const double cpu_ms = (process_cpu_ms() - cpu_start) / repeats;
     std::sort(ms.begin(), ms.end());
-    return ms[ms.size() / 2];
+    return {ms[ms.size() / 2], cpu_ms};
 }
 
 }  // namespace
@@ -113,17 +128,19 @@ int main(int argc, char** argv) {
                 const Tensor dh = random_tensor({N, H}, 1.0f, gen);
                 for (int64_t t : threads) {
                     set_threads(static_cast<int>(t));
-                    const double kernel = time_path(be::SmallRnnMode::always, spec, x, w, dh, static_cast<int>(repeats));
-                    const double onednn = time_path(be::SmallRnnMode::never, spec, x, w, dh, static_cast<int>(repeats));
+                    const Timing kernel = time_path(be::SmallRnnMode::always, spec, x, w, dh, static_cast<int>(repeats));
+                    const Timing onednn = time_path(be::SmallRnnMode::never, spec, x, w, dh, static_cast<int>(repeats));
                     be::set_small_rnn_mode(be::SmallRnnMode::automatic);
                     const nlohmann::json line{{"units", H},
                                               {"features", C},
                                               {"batch", N},
                                               {"steps", steps},
                                               {"threads", t},
-                                              {"kernel_ms", kernel},
-                                              {"onednn_ms", onednn},
-                                              {"kernel_speedup", onednn / kernel},
+                                              {"kernel_ms", kernel.ms},
+                                              {"onednn_ms", onednn.ms},
+                                              {"kernel_speedup", onednn.ms / kernel.ms},
+                                              {"kernel_cpu_ms", kernel.cpu_ms},
+                                              {"onednn_cpu_ms", onednn.cpu_ms},
                                               {"rule_picks_kernel", be::small_rnn_chosen(spec, C)}};
                     std::cout << line.dump() << std::endl;
                 }

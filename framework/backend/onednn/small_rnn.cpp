@@ -20,6 +20,9 @@
 // the sigmoid use the branch-free exp below (libm's tanhf does not vectorise). The two builds round
 // differently (FMA), both within the RNN tolerances; one machine always runs the same one.
 #include <dlfcn.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -360,7 +363,26 @@ struct Job {
     const Problem* problem;
     bool backward;
     int64_t blocks;
+    unsigned float_mode;   // the calling thread's MXCSR (denormals flushed: prepare_calling_thread)
 };
+
+unsigned float_mode() {
+#if defined(__x86_64__) || defined(__i386__)
+    return _mm_getcsr();
+#else
+    return 0;
+#endif
+}
+
+// Every thread computes as the calling one does (denormals flushed or not), whatever thread
+// created the OpenMP team: the same bits for any thread count.
+void set_float_mode(unsigned mode) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (_mm_getcsr() != mode) _mm_setcsr(mode);
+#else
+    (void)mode;
+#endif
+}
 
 // Thread t of n runs a contiguous range of blocks. Nothing here throws.
 void run_share(const Job& job, int t, int n) {
@@ -371,11 +393,15 @@ void run_share(const Job& job, int t, int n) {
 
 void region_body(void* data) {
     const OmpRegion& omp = omp_region();
-    run_share(*static_cast<const Job*>(data), omp.thread_num(), omp.num_threads());
+    const Job& job = *static_cast<const Job*>(data);
+    const unsigned own_mode = float_mode();
+    set_float_mode(job.float_mode);
+    run_share(job, omp.thread_num(), omp.num_threads());
+    set_float_mode(own_mode);   // the thread is OpenMP's: leave it as it was
 }
 
 void run_all_blocks(const Problem& p, bool backward) {
-    const Job job{&p, backward, (p.N + kBlock - 1) / kBlock};
+    const Job job{&p, backward, (p.N + kBlock - 1) / kBlock, float_mode()};
     const int64_t threads = std::min<int64_t>(OneDnnBackend::current_threads(), job.blocks);
     const OmpRegion& omp = omp_region();
     if (threads <= 1 || !omp.present()) {
