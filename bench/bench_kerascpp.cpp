@@ -71,8 +71,7 @@ struct Args {
     std::cerr << "error: " << error << "\n"
               << "usage: bench_kerascpp --workload W1|W2|W3 --samples N [--epochs E] [--seed S] "
                  "[--device cpu|cuda[:N]] [--recurrent-dropout R] [--seq-len T] [--batch B] [--units H] "
-                 "[--fixed-threads] [--policy float32|mixed_bfloat16]
-"
+                 "[--fixed-threads] [--policy float32|mixed_bfloat16]\n"
               << "       bench_kerascpp --sgemm [--size 2048] [--repeats 10]\n";
     std::exit(2);
 }

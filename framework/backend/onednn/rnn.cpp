@@ -332,8 +332,8 @@ std::shared_ptr<FusedRnn> build_fused(dnnl::engine& engine, const RnnKey& key, i
         rnn->bwd_weights_layer = memory(wl, engine);
         rnn->bwd_weights_iter = memory(wi, engine);
         // From Keras's float32 weights (converted to bfloat16 on the way for bf16).
-        rnn->to_bwd_weights_layer = dnnl::reorder(dnnl::reorder::primitive_desc(engine, diffs.weights_layer, engine, wl, attr));
-        rnn->to_bwd_weights_iter = dnnl::reorder(dnnl::reorder::primitive_desc(engine, diffs.weights_iter, engine, wi, attr));
+        rnn->to_bwd_weights_layer = dnnl::reorder(dnnl::reorder::primitive_desc(engine, keras_f32.weights_layer, engine, wl, attr));
+        rnn->to_bwd_weights_iter = dnnl::reorder(dnnl::reorder::primitive_desc(engine, keras_f32.weights_iter, engine, wi, attr));
     }
     rnn->zero_state.assign(static_cast<size_t>(key.N * key.H), 0.0f);
     rnn->bias.assign(static_cast<size_t>(rnn->bias_rows * key.H), 0.0f);
