@@ -18,10 +18,11 @@ import os
 import sys
 import time
 
-MODELS = {
-    "seed": dict(vocab=6000, embed=100, cell="SimpleRNN", units=16, seq_len=130),
-    "lstm": dict(vocab=20000, embed=128, cell="LSTM", units=128, seq_len=200),
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402  (the models of the training benchmark)
+
+# The seed model is W1's, the LSTM model W2's.
+MODELS = {"seed": peers.WORKLOADS["W1"], "lstm": peers.WORKLOADS["W2"]}
 
 
 def parse_args(argv):
@@ -57,14 +58,7 @@ def import_keras(threads):
 def make_h5(spec, path, args):
     keras, _ = import_keras(args.threads)
     keras.utils.set_random_seed(args.seed)
-    cell = getattr(keras.layers, spec["cell"])
-    model = keras.Sequential([
-        keras.Input(shape=(spec["seq_len"],), dtype="int32"),
-        keras.layers.Embedding(spec["vocab"], spec["embed"]),
-        cell(spec["units"]),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
-    model.save(path)
+    peers.keras_model(keras, spec).save(path)
 
 
 def quantile(values, q):
@@ -103,24 +97,11 @@ def keras_paths(spec, args):
 
 def torch_paths(spec, args):
     import torch
-    from torch import nn
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embedding = nn.Embedding(spec["vocab"], spec["embed"])
-            rnn = {"SimpleRNN": nn.RNN, "LSTM": nn.LSTM}[spec["cell"]]
-            self.rnn = rnn(spec["embed"], spec["units"], batch_first=True)
-            self.dense = nn.Linear(spec["units"], 1)
-
-        def forward(self, tokens):
-            seq, _ = self.rnn(self.embedding(tokens))
-            return torch.sigmoid(self.dense(seq[:, -1, :]))
-
-    model = Net().eval()
+    model = peers.torch_net(spec).eval()
 
     def call(x):
         with torch.inference_mode():

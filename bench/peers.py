@@ -68,6 +68,38 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def keras_model(keras, spec):
+    """Embedding -> recurrent layer -> Dense(1, sigmoid) of a workload, in Keras (bench/latency_peers.py too)."""
+    cell = getattr(keras.layers, spec["cell"])
+    return keras.Sequential([
+        keras.Input(shape=(spec["seq_len"],), dtype="int32"),
+        keras.layers.Embedding(spec["vocab"], spec["embed"]),
+        cell(spec["units"]),   # GRU: reset_after=True is Keras's default
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+
+
+def torch_net(spec):
+    """The same model as a torch module (bench/latency_peers.py too)."""
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(spec["vocab"], spec["embed"])
+            # nn.GRU applies the reset gate after the recurrent matmul: Keras's reset_after=True.
+            rnn = {"SimpleRNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}[spec["cell"]]
+            self.rnn = rnn(spec["embed"], spec["units"], batch_first=True)
+            self.dense = nn.Linear(spec["units"], 1)
+
+        def forward(self, tokens):
+            seq, _ = self.rnn(self.embedding(tokens))
+            return torch.sigmoid(self.dense(seq[:, -1, :]))
+
+    return Net()
+
+
 def run_keras(spec, x, y, args):
     """Returns (per-epoch seconds of every epoch including the warm-up, version string)."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -80,13 +112,7 @@ def run_keras(spec, x, y, args):
     import keras
     keras.utils.set_random_seed(args.seed)
 
-    cell = getattr(keras.layers, spec["cell"])
-    model = keras.Sequential([
-        keras.Input(shape=(spec["seq_len"],), dtype="int32"),
-        keras.layers.Embedding(spec["vocab"], spec["embed"]),
-        cell(spec["units"]),   # GRU: reset_after=True is Keras's default
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
+    model = keras_model(keras, spec)
     # jit_compile left at Keras's default ("auto": XLA when the model supports it): what a user gets.
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
 
@@ -118,19 +144,6 @@ def run_torch(spec, x, y, args):
     if args.flush_denormal:
         torch.set_flush_denormal(True)
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embedding = nn.Embedding(spec["vocab"], spec["embed"])
-            # nn.GRU applies the reset gate after the recurrent matmul: Keras's reset_after=True.
-            rnn = {"SimpleRNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}[spec["cell"]]
-            self.rnn = rnn(spec["embed"], spec["units"], batch_first=True)
-            self.dense = nn.Linear(spec["units"], 1)
-
-        def forward(self, tokens):
-            seq, _ = self.rnn(self.embedding(tokens))
-            return torch.sigmoid(self.dense(seq[:, -1, :]))
-
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
     if on_gpu and not torch.cuda.is_available():
@@ -140,7 +153,7 @@ def run_torch(spec, x, y, args):
         torch.backends.cudnn.allow_tf32 = args.tf32
         torch.backends.cuda.matmul.allow_tf32 = args.tf32
         torch.cuda.reset_peak_memory_stats(device)
-    model = Net().to(device)
+    model = torch_net(spec).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.BCELoss()
     # On the GPU the whole data set is copied there once, as kerascpp's caching allocator
