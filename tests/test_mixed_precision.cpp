@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend/onednn/onednn_backend.hpp"
 #include "keras/backend.hpp"
 #include "keras/keras.hpp"
 #include "layer_factory.hpp"
@@ -198,7 +199,10 @@ TEST_CASE("bfloat16 forward and backward of each layer against float32") {
     const Tensor mask(steps, {N, T});
     for (const auto& [label, make] : rnns) {
         SUBCASE(label.c_str()) {
+            // SimpleRNN(10) would run the small-RNN kernel, in float32 (the case below): oneDNN's here.
+            keras::backend::set_small_rnn_mode(keras::backend::SmallRnnMode::never);
             const auto c = compare(make, seq, {-1, T, C});
+            keras::backend::set_small_rnn_mode(std::nullopt);
             MESSAGE(label << ": forward " << c.forward << ", dx " << c.input_grad << ", dweights " << c.weight_grad);
             CHECK(all_bfloat16(c.bf16.y));   // the primitive's bfloat16 output
             CHECK(!identical(c.bf16.y, c.f32.y));
@@ -207,6 +211,17 @@ TEST_CASE("bfloat16 forward and backward of each layer against float32") {
             CHECK(c.weight_grad < 3e-2);
             CHECK(make("mixed_bfloat16")->implementation_note().find(", in bfloat16") != std::string::npos);
         }
+    }
+    SUBCASE("a SimpleRNN small enough for the small-RNN kernel runs it in float32 and says so") {
+        // Measured on W1: oneDNN's bfloat16 vanilla_rnn ran at 0.6x its float32 speed, the kernel above both.
+        keras::backend::set_small_rnn_mode(keras::backend::SmallRnnMode::automatic);
+        const auto c = compare(rnns[0].second, seq, {-1, T, C});
+        keras::backend::set_small_rnn_mode(std::nullopt);
+        CHECK(identical(c.bf16.y, c.f32.y));
+        CHECK(identical(c.bf16.dx, c.f32.dx));
+        const std::string note = rnns[0].second("mixed_bfloat16")->implementation_note();
+        CHECK(note.find("small-RNN kernel (tanh), in float32 (bfloat16 does not pay at this size); oneDNN "
+                        "vanilla_rnn (tanh), in bfloat16 past 512 input features") == 0);
     }
     SUBCASE("LSTM and GRU with a mask") {
         for (const auto& [label, make] : {rnns[1], rnns[2]}) {

@@ -145,7 +145,8 @@ void print_precision(std::ostream& os, const std::vector<LayerPtr>& layers) {
     if (mixed == 0) return;
     const std::string why_not = backend::get(device).bfloat16_unsupported_reason();
     if (why_not.empty())
-        fmt::print(os, "Mixed precision: {} layer(s) with policy mixed_bfloat16 compute in bfloat16 (float32 weights)\n",
+        fmt::print(os, "Mixed precision: {} layer(s) with policy mixed_bfloat16 compute in bfloat16 "
+                       "(float32 weights; a layer's \"runs on\" line names any kernel that keeps float32)\n",
                    mixed);
     else
         fmt::print(os, "Mixed precision: {} layer(s) with policy mixed_bfloat16 run in float32: {}\n", mixed, why_not);

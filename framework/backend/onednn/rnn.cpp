@@ -408,9 +408,13 @@ void bf16_forward_args(FusedRnn& rnn, FusedSaved& saved, std::unordered_map<int,
 RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec) {
     std::string fused = fmt::format("oneDNN {}", kind_name(kind_of(spec)));
     if (spec.cell == RnnCell::simple_rnn) fused += fmt::format(" ({})", to_string(spec.activation));
+    const bool bf16 = spec.precision == Precision::bfloat16;
+    const std::string why_not_bf16 = bf16 ? bfloat16_unsupported_reason() : std::string();
+    if (bf16) fused += why_not_bf16.empty() ? ", in bfloat16" : fmt::format(", in float32 ({})", why_not_bf16);
     if (small_rnn_supports(spec) && small_rnn_mode() != SmallRnnMode::never) {
         // The rule also reads the input's feature count, which only the call knows.
-        const std::string kernel = fmt::format("small-RNN kernel ({})", to_string(spec.activation));
+        std::string kernel = fmt::format("small-RNN kernel ({})", to_string(spec.activation));
+        if (bf16) kernel += ", in float32 (bfloat16 does not pay at this size)";
         fused = small_rnn_mode() == SmallRnnMode::always
                     ? kernel
                     : fmt::format("{}; {} past {} input features", kernel, fused, kSmallRnnAutoMaxFeatures);
@@ -420,12 +424,7 @@ RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec) {
                                        .step_loop = "fallback loop",
                                        .dropout_step_loop = "fallback loop (the primitive cannot mask the recurrent "
                                                             "state per step)"});
-    if (spec.precision == Precision::bfloat16) {
-        const std::string why_not = bfloat16_unsupported_reason();
-        if (!path.fused) path.description += ", in float32 (the step loop has no bfloat16)";
-        else if (why_not.empty()) path.description += ", in bfloat16";
-        else path.description += fmt::format(", in float32 ({})", why_not);
-    }
+    if (bf16 && !path.fused) path.description += ", in float32 (the step loop has no bfloat16)";
     return path;
 }
 

@@ -470,8 +470,9 @@ SmallRnnMode small_rnn_mode() { return forced_mode() ? *forced_mode() : mode_fro
 
 bool small_rnn_supports(const RnnSpec& spec) {
     const Activation a = spec.activation;
-    // float32 only: under mixed_bfloat16 the oneDNN primitive computes in bfloat16.
-    return spec.cell == RnnCell::simple_rnn && spec.precision == Precision::float32 && spec.units >= 1 &&
+    // Under mixed_bfloat16 too, in float32: at these sizes the step is overhead, not arithmetic, and
+    // oneDNN's bfloat16 vanilla_rnn ran W1 at 0.6x its float32 speed (docs/mixed_precision.md).
+    return spec.cell == RnnCell::simple_rnn && spec.units >= 1 &&
            spec.units <= kSmallRnnMaxUnits &&
            (a == Activation::tanh || a == Activation::relu || a == Activation::sigmoid);
 }
