@@ -324,18 +324,18 @@ TEST_CASE("History records epochs and values in first-seen order") {
     Logs none;
     h.on_train_begin(none);
     Logs e0 = make_logs({{"loss", 1.0}, {"accuracy", 0.5}});
-    Logs e1 = make_logs({{"loss", 0.5}, {"accuracy", 0.75}, {"lr", 0.01}});
+    Logs e1 = make_logs({{"loss", 0.5}, {"accuracy", 0.75}, {"learning_rate", 0.01}});
     h.on_epoch_end(3, e0);
     h.on_epoch_end(4, e1);
     CHECK(h.epoch == std::vector<int>{3, 4});
     REQUIRE(h.history.size() == 3);
     CHECK(h.history[0].first == "loss");
     CHECK(h.history[1].first == "accuracy");
-    CHECK(h.history[2].first == "lr");
+    CHECK(h.history[2].first == "learning_rate");
     CHECK(h["loss"] == std::vector<double>{1.0, 0.5});
     CHECK(h["accuracy"] == std::vector<double>{0.5, 0.75});
-    CHECK(h["lr"] == std::vector<double>{0.01});
-    CHECK_THROWS_WITH_AS(h["val_loss"], "History has no key 'val_loss'. Available keys: loss, accuracy, lr",
+    CHECK(h["learning_rate"] == std::vector<double>{0.01});
+    CHECK_THROWS_WITH_AS(h["val_loss"], "History has no key 'val_loss'. Available keys: loss, accuracy, learning_rate",
                          ValueError);
     History empty;
     CHECK_THROWS_WITH_AS(empty["loss"], "History has no key 'loss'. Available keys: none", ValueError);
@@ -632,12 +632,12 @@ TEST_CASE("CSVLogger errors") {
 // ---------------------------------------------------------------- ReduceLROnPlateau
 
 namespace {
-// One epoch of ReduceLROnPlateau: returns the "lr" it put into the logs.
+// One epoch of ReduceLROnPlateau: returns the "learning_rate" it put into the logs.
 double reduce_epoch(ReduceLROnPlateau& cb, int epoch, const char* monitor, double value) {
     Logs logs = make_logs({{"loss", 1.0}});
     logs.set(monitor, value);
     cb.on_epoch_end(epoch, logs);
-    return logs.at("lr");
+    return logs.at("learning_rate");
 }
 }  // namespace
 
@@ -733,9 +733,9 @@ TEST_CASE("ReduceLROnPlateau: cooldown, min_lr, min_delta, verbose message") {
         cb.on_train_begin(none);
         Logs logs = make_logs({{"loss", 1.0}});
         const std::string warned = captured(std::cerr, [&] { cb.on_epoch_end(0, logs); });
-        CHECK(logs.at("lr") == 0.5);
+        CHECK(logs.at("learning_rate") == 0.5);
         CHECK(warned == "WARNING: Learning rate reduction is conditioned on metric `val_accuracy` which is not "
-                            "available. Available metrics are: loss,lr\n");
+                            "available. Available metrics are: loss,learning_rate.\n");
     }
 }
 
@@ -760,7 +760,7 @@ TEST_CASE("LearningRateScheduler sets the rate at epoch begin and logs it at epo
         cb.on_epoch_begin(1, begin);
     });
     CHECK(lr_after_first == 0.001f);
-    CHECK(end.at("lr") == static_cast<double>(0.001f));
+    CHECK(end.at("learning_rate") == static_cast<double>(0.001f));
     CHECK(model->optimizer().learning_rate == static_cast<float>(static_cast<double>(0.001f) * 0.5));
     // the schedule sees the float rate as a double, as Keras's float(get_value(lr))
     REQUIRE(calls.size() == 2);

@@ -353,9 +353,9 @@ TEST_CASE("fit_one_cycle sets the rate and momentum before every batch and logs 
         CHECK(applied_lr[s] == doctest::Approx(reference_one_cycle(0.25, 0.02 / 25, 0.02, 0.02 / 1e5, pos)).epsilon(1e-6));
         CHECK(applied_beta[s] == doctest::Approx(reference_one_cycle(0.25, 0.95, 0.85, 0.95, pos)).epsilon(1e-6));
     }
-    REQUIRE(history["lr"].size() == 3);
+    REQUIRE(history["learning_rate"].size() == 3);
     for (int e = 0; e < 3; ++e) {
-        CHECK(history["lr"][e] == doctest::Approx(applied_lr[4 * e + 3]).epsilon(1e-6));
+        CHECK(history["learning_rate"][e] == doctest::Approx(applied_lr[4 * e + 3]).epsilon(1e-6));
         CHECK(history["momentum"][e] == doctest::Approx(applied_beta[4 * e + 3]).epsilon(1e-6));
     }
     CHECK(history["loss"].back() < history["loss"].front());

@@ -10,6 +10,6 @@ inline double train_with_fastai_tools(keras::Model& model, const keras::Tensor& 
     // first quarter of the batches and anneals to lr/1e5, Adam's beta_1 going 0.95 -> 0.85 -> 0.95.
     const double lr = std::isfinite(found.valley) ? found.valley : 1e-3;
     keras::callbacks::History history = model.fit_one_cycle(x, y, 3, lr, {.batch_size = 16, .verbose = 0});
-    std::cout << "last epoch: loss " << history["loss"].back() << " at lr " << history["lr"].back() << "\n";
+    std::cout << "last epoch: loss " << history["loss"].back() << " at lr " << history["learning_rate"].back() << "\n";
     return lr;
 }

@@ -243,7 +243,7 @@ struct KERAS_API ReduceLROnPlateauOptions {
     double min_lr = 0.0;
 };
 // Multiplies the learning rate by `factor` (< 1) after `patience` epochs without improvement;
-// puts the rate of the epoch into the logs as "lr", as Keras 2.15 does.
+// puts the rate of the epoch into the logs as "learning_rate", as Keras 3 does (Keras 2 said "lr").
 class KERAS_API ReduceLROnPlateau : public Callback {
 public:
     explicit ReduceLROnPlateau(ReduceLROnPlateauOptions options = {});
@@ -257,7 +257,7 @@ private:
 };
 
 // Sets the learning rate at the start of each epoch from schedule(epoch, current_lr); puts it into
-// the epoch-end logs as "lr".
+// the epoch-end logs as "learning_rate" (Keras 3's key).
 class KERAS_API LearningRateScheduler : public Callback {
 public:
     explicit LearningRateScheduler(std::function<double(int, double)> schedule, int verbose = 0)
@@ -281,8 +281,8 @@ struct KERAS_API OneCycleOptions {
     std::vector<double> moms = {0.95, 0.85, 0.95};
 };
 // Sets the optimizer's learning rate (and momentum) before every training batch. Each epoch's logs
-// get the rate (and momentum) of its last batch as "lr" (and "momentum"), as LearningRateScheduler
-// logs "lr"; lrs and moms keep every batch's values (fastai's recorder.hps).
+// get the rate (and momentum) of its last batch as "learning_rate" (and "momentum"), as
+// LearningRateScheduler logs it; lrs and moms keep every batch's values (fastai's recorder.hps).
 class KERAS_API OneCycleScheduler : public Callback {
 public:
     // ValueError for lr_max <= 0, div or div_final <= 0, pct_start outside [0, 1] or moms not of 0 or 3 values.

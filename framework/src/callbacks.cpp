@@ -260,10 +260,10 @@ void ReduceLROnPlateau::on_train_begin(Logs&) {
 
 void ReduceLROnPlateau::on_epoch_end(int epoch, Logs& logs) {
     auto& optimizer = model().optimizer();
-    logs.set("lr", optimizer.learning_rate);
+    logs.set("learning_rate", optimizer.learning_rate);
     if (!logs.contains(options.monitor)) {
         print_warning(fmt::format("Learning rate reduction is conditioned on metric `{}` which is not available. "
-                                  "Available metrics are: {}", options.monitor, joined_keys(logs, ",")));
+                                  "Available metrics are: {}.", options.monitor, joined_keys(logs, ",")));
         return;
     }
     const double current = logs.at(options.monitor);
@@ -306,6 +306,6 @@ void LearningRateScheduler::on_epoch_begin(int epoch, Logs&) {
                                   python_repr(lr)));
 }
 
-void LearningRateScheduler::on_epoch_end(int, Logs& logs) { logs.set("lr", model().optimizer().learning_rate); }
+void LearningRateScheduler::on_epoch_end(int, Logs& logs) { logs.set("learning_rate", model().optimizer().learning_rate); }
 
 }  // namespace keras::callbacks

@@ -79,7 +79,7 @@ void OneCycleScheduler::on_train_batch_begin(int64_t batch, Logs&) {
 }
 
 void OneCycleScheduler::on_epoch_end(int, Logs& logs) {
-    logs.set("lr", model().optimizer().learning_rate);
+    logs.set("learning_rate", model().optimizer().learning_rate);
     if (schedules_momentum_) logs.set("momentum", *momentum_of(model().optimizer()));
 }
 
