@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -64,6 +65,7 @@ struct Args {
     std::string policy = "float32";   // the global dtype policy the model is made under
     bool sgemm = false;
     int64_t size = 2048;     // SGEMM M = N = K
+    std::string gemm_dtype = "f32";   // f32, or bf16 (bfloat16 A and B, float32 C: the mixed_bfloat16 matmul)
     int repeats = 10;
 };
 
@@ -72,7 +74,7 @@ struct Args {
               << "usage: bench_kerascpp --workload W1|W2|W3 --samples N [--epochs E] [--seed S] "
                  "[--device cpu|cuda[:N]] [--recurrent-dropout R] [--seq-len T] [--batch B] [--units H] "
                  "[--fixed-threads] [--policy float32|mixed_bfloat16]\n"
-              << "       bench_kerascpp --sgemm [--size 2048] [--repeats 10]\n";
+              << "       bench_kerascpp --sgemm [--size 2048] [--repeats 10] [--gemm-dtype f32|bf16]\n";
     std::exit(2);
 }
 
@@ -109,10 +111,13 @@ Args parse_args(int argc, char** argv) {
         else if (flag == "--sgemm") args.sgemm = true;
         else if (flag == "--size") args.size = parse_int(flag, value());
         else if (flag == "--repeats") args.repeats = static_cast<int>(parse_int(flag, value()));
+        else if (flag == "--gemm-dtype") args.gemm_dtype = value();
         else usage("unknown argument '" + flag + "'");
     }
     if (!args.sgemm && (args.workload.empty() || args.samples == 0))
         usage("give --workload and --samples, or --sgemm");
+    if (args.gemm_dtype != "f32" && args.gemm_dtype != "bf16")
+        usage("--gemm-dtype must be f32 or bf16, got '" + args.gemm_dtype + "'");
     return args;
 }
 
@@ -137,20 +142,26 @@ double median(std::vector<double> values) {
     return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
-// ---- SGEMM peak: C = A B with oneDNN's f32 matmul, best of `repeats` runs after a warm-up. ----
-nlohmann::json measure_sgemm(int64_t n, int repeats) {
+// ---- GEMM peak: C = A B with oneDNN's matmul (f32, or bf16 A and B with an f32 C), best of
+// `repeats` runs after a warm-up. ----
+nlohmann::json measure_sgemm(int64_t n, int repeats, const std::string& dtype) {
     using namespace dnnl;
     engine eng(engine::kind::cpu, 0);
     stream strm(eng);
-    const memory::desc md({n, n}, memory::data_type::f32, memory::format_tag::ab);
-    memory a(md, eng), b(md, eng), c(md, eng);
+    const bool bf16 = dtype == "bf16";
+    const memory::desc md({n, n}, bf16 ? memory::data_type::bf16 : memory::data_type::f32, memory::format_tag::ab);
+    const memory::desc md_c({n, n}, memory::data_type::f32, memory::format_tag::ab);
+    memory a(md, eng), b(md, eng), c(md_c, eng);
     std::mt19937 gen(7);
     std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
     for (memory* m : {&a, &b}) {
-        float* p = static_cast<float*>(m->get_data_handle());
-        for (int64_t i = 0; i < n * n; ++i) p[i] = dist(gen);
+        for (int64_t i = 0; i < n * n; ++i) {
+            const float x = dist(gen);
+            if (bf16) static_cast<uint16_t*>(m->get_data_handle())[i] = static_cast<uint16_t>(std::bit_cast<uint32_t>(x) >> 16);
+            else static_cast<float*>(m->get_data_handle())[i] = x;
+        }
     }
-    const auto pd = keras::backend::dnnl_compat::make_pd<matmul>(eng, primitive_attr(), md, md, md);
+    const auto pd = keras::backend::dnnl_compat::make_pd<matmul>(eng, primitive_attr(), md, md, md_c);
     matmul mm(pd);
     auto run_once = [&] {
         mm.execute(strm, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
@@ -165,7 +176,7 @@ nlohmann::json measure_sgemm(int64_t n, int repeats) {
     }
     const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
     return {{"framework", "onednn"},
-            {"measurement", "sgemm_peak"},
+            {"measurement", bf16 ? "bf16_gemm_peak" : "sgemm_peak"},
             {"size", n},
             {"repeats", repeats},
             {"best_s", best},
@@ -282,7 +293,7 @@ int main(int argc, char** argv) {
             if (n < 1) usage("--fixed-threads needs OMP_NUM_THREADS");
             keras::config::set_intra_op_parallelism_threads(n);
         }
-        const nlohmann::json result = args.sgemm ? measure_sgemm(args.size, args.repeats) : run_workload(args);
+        const nlohmann::json result = args.sgemm ? measure_sgemm(args.size, args.repeats, args.gemm_dtype) : run_workload(args);
         std::cout << result.dump() << std::endl;
     } catch (const std::exception& e) {
         std::cerr << "bench_kerascpp: " << e.what() << "\n";

@@ -246,13 +246,15 @@ def main(argv=None):
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = load_average()
 
-    sgemm = None
+    sgemm = bf16_gemm = None
     results = {}
     for _ in range(args.repeat):
         # The peak is measured once per round too, and the best kept, for the same reason.
         if "kerascpp" in args.frameworks and args.device == "cpu":
             sgemm = best_of(sgemm, run_json([kerascpp_binary(args.build_dirs[0]), "--sgemm"], args),
                             "gflops")
+            bf16_gemm = best_of(bf16_gemm, run_json([kerascpp_binary(args.build_dirs[0]), "--sgemm", "--gemm-dtype",
+                                                     "bf16"], args), "gflops")
         for w in args.workloads:
             for label, f, build_dir in runs(args):
                 result = run_one(args, w, f, build_dir)
@@ -272,6 +274,11 @@ def main(argv=None):
               f"({sgemm.get('impl', '?')}).")
     elif sgemm:
         print(f"SGEMM peak: failed ({sgemm.get('error')}).")
+    if bf16_gemm and bf16_gemm.get("gflops"):
+        # The mixed_bfloat16 policy's ceiling (bfloat16 A and B, float32 C); a CPU without AVX512_BF16
+        # runs a slow reference kernel here, and the impl says so.
+        print(f"bf16 GEMM peak (oneDNN matmul, bf16 x bf16 -> f32, {bf16_gemm['size']}^3): "
+              f"{bf16_gemm['gflops']:.1f} GFLOP/s ({bf16_gemm.get('impl', '?')}).")
     versions = sorted({r["version"] for r in results if "version" in r})
     print("Versions: " + "; ".join(versions))
     print(f"Samples per epoch: " + ", ".join(f"{w} {getattr(args, 'samples_' + w.lower())}" for w in args.workloads)
