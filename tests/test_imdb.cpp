@@ -16,6 +16,7 @@
 
 #include "imdb/raw_reviews.hpp"
 #include "keras/datasets/imdb.hpp"
+#include "keras/datasets/imdb_or_generated.hpp"
 #include "test_helpers.hpp"
 
 using namespace keras;
@@ -166,6 +167,42 @@ TEST_CASE("load_data finds imdb.npz in Keras's cache, $KERAS_HOME/datasets") {
     CHECK(sequences(cached.first) == sequences(expected.first));
     CHECK(labels(cached.second) == labels(expected.second));
     CHECK(sequences(named.second) == sequences(expected.second));
+}
+
+TEST_CASE("load_data_or_generated: the named file or the cache, then the first `limit` reviews") {
+    const std::string path = (kFixtures / "tiny_p3.npz").string();
+    const auto all = imdb::load_data({.path = path, .num_words = 500});
+    const auto first = imdb::load_data_or_generated({.path = path, .num_words = 500, .limit = 3});
+    REQUIRE(first.first.x.size() == 3);
+    REQUIRE(first.second.x.size() == 3);
+    CHECK(first.first.y.shape() == Shape{3});
+    for (size_t i = 0; i < 3; ++i) {
+        CHECK(first.first.x[i] == all.first.x[i]);
+        CHECK(labels(first.second)[i] == labels(all.second)[i]);
+    }
+    // No limit, or one beyond the data: everything, as load_data gives it.
+    CHECK(sequences(imdb::load_data_or_generated({.path = path, .num_words = 500}).first) == sequences(all.first));
+    CHECK(imdb::load_data_or_generated({.path = path, .num_words = 500, .limit = 1 << 20}).second.x.size() ==
+          all.second.x.size());
+    // A file the caller named that cannot be read is an error, never the generated corpus instead.
+    CHECK_THROWS(imdb::load_data_or_generated({.path = "/nonexistent/imdb.npz"}));
+    // No path: Keras's cache first.
+    TempDir home;
+    fs::create_directories(home.root / "datasets");
+    fs::copy_file(kFixtures / "tiny_p3.npz", home.root / "datasets" / "imdb.npz");
+    const ScopedKerasHome scoped(home.root);
+    CHECK(sequences(imdb::load_data_or_generated({.num_words = 500}).second) == sequences(all.second));
+}
+
+TEST_CASE("keep_first keeps the first reviews and their labels, or all of them for 0") {
+    imdb::Split split{{{1, 2}, {3}, {4, 5, 6}}, Tensor(std::vector<float>{1, 0, 1}, Shape{3})};
+    imdb::keep_first(split, 0);
+    CHECK(split.x.size() == 3);
+    imdb::keep_first(split, 2);
+    REQUIRE(split.x.size() == 2);
+    CHECK(split.x[1] == std::vector<int32_t>{3});
+    CHECK(split.y.shape() == Shape{2});
+    CHECK(labels(split) == std::vector<int64_t>{1, 0});
 }
 
 TEST_CASE("get_word_index() looks beside the local data load_data read, before the cache or a download") {

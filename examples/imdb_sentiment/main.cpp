@@ -22,17 +22,19 @@
 // compute on CPUs with AVX512_BF16; the output Dense stays float32; docs/mixed_precision.md).
 // --distributed trains data-parallel over the processes mpirun started (Keras's
 // MultiWorkerMirroredStrategy; docs/distributed.md): `mpirun -np 2 imdb_sentiment --distributed`.
-// The batch of 100 is split over the workers; only worker 0 prints and saves.
+// The batch (100 by default) is split over the workers; only worker 0 prints and saves.
+//
+// --batch-size, --limit N (the first N reviews) and --threads N are the options every IMDb example
+// shares (examples/imdb_options.hpp); the data comes through keras::datasets::imdb::load_data_or_generated.
 //
 // Usage: imdb_sentiment [--model simplernn|lstm|gru] [--epochs N] [--data PATH] [--num-words N]
-//                       [--maxlen N] [--verbose 0|1|2] [--save PATH] [--load PATH] [--mask-zero]
+//                       [--maxlen N] [--batch-size N] [--limit N] [--threads N]
+//                       [--verbose 0|1|2] [--save PATH] [--load PATH] [--mask-zero]
 //                       [--plot-history FILE.svg] [--policy float32|mixed_bfloat16] [--distributed]
 //   (--help lists every option with its default)
-#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,13 +44,12 @@
 #include <fmt/format.h>
 #include <keras/keras.hpp>
 
+#include "../imdb_options.hpp"
+
 namespace {
 struct Args {
+    examples::ImdbArgs common;          // --epochs, --data, --num-words, --maxlen, --batch-size, ...
     std::string model = "simplernn";
-    int epochs = 5;
-    std::string data;                   // empty: cache, then download
-    std::optional<int> num_words, maxlen;
-    int verbose = 2;
     std::string save, load;             // model files; empty: none
     bool mask_zero = false;             // Embedding(mask_zero=True)
     std::string plot_history;           // an .svg of the training curves; empty: none
@@ -59,31 +60,23 @@ struct Args {
 // --help, unknown flags and bad values are CLI11's: a message and exit code (0 for --help) in *exit_code.
 std::optional<Args> parse(int argc, char** argv, int* exit_code) {
     Args args;
-    int num_words = 0, maxlen = 0;
+    args.common.epochs = 5;
+    args.common.batch_size = 100;
     CLI::App app{"Trains Keras's IMDb sentiment model (Embedding -> recurrent layer -> Dense) on the real reviews\n"
                  "and prints the test accuracy."};
     app.add_option("--model", args.model, "simplernn: Keras's seed model; lstm: its LSTM(128) model; gru: GRU(16)")
         ->capture_default_str()
         ->check(CLI::IsMember({"simplernn", "lstm", "gru"}));
-    app.add_option("--epochs", args.epochs, "training epochs (0 with --load: evaluate only)")
-        ->capture_default_str()
-        ->check(CLI::Range(0, std::numeric_limits<int>::max()));
-    app.add_option("--data", args.data, "imdb.npz, an aclImdb folder or aclImdb_v1.tar.gz")
-        ->default_str("Keras's cache, then a download, then the generated corpus");
-    auto* words = app.add_option("--num-words", num_words, "vocabulary size")
-                      ->default_str("6000; 20000 with --model lstm")
-                      ->check(CLI::Range(100, std::numeric_limits<int>::max()));
-    auto* length = app.add_option("--maxlen", maxlen, "reviews padded or cut to this many words")
-                       ->default_str("130; 200 with --model lstm")
-                       ->check(CLI::Range(1, std::numeric_limits<int>::max()));
-    app.add_option("--verbose", args.verbose, "fit's verbosity: 0 silent, 1 progress bar, 2 one line per epoch")
-        ->capture_default_str()
-        ->check(CLI::Range(0, 2));
+    // --num-words and --maxlen default by --model (below), so their shown defaults say so.
+    const examples::ImdbOptions shared = examples::add_imdb_options(app, args.common, 0);
+    shared.epochs->description("training epochs (0 with --load: evaluate only)");
+    shared.num_words->default_str("6000; 20000 with --model lstm");
+    shared.maxlen->default_str("130; 200 with --model lstm");
     app.add_option("--save", args.save, "write the trained model to this Keras HDF5 file")->default_str("none");
     app.add_option("--load", args.load, "start from this saved model (its num_words and maxlen) instead of a new one")
         ->default_str("none")
-        ->excludes(words)
-        ->excludes(length);
+        ->excludes(shared.num_words)
+        ->excludes(shared.maxlen);
     app.add_flag("--mask-zero", args.mask_zero, "Embedding(mask_zero=True): the recurrent layer skips the padding");
     // Checked here, not after the training it would otherwise waste.
     app.add_option("--plot-history", args.plot_history, "draw the loss and accuracy per epoch into this .svg file")
@@ -102,26 +95,12 @@ std::optional<Args> parse(int argc, char** argv, int* exit_code) {
         *exit_code = app.exit(e);
         return std::nullopt;
     }
-    if (words->count() > 0) args.num_words = num_words;
-    if (length->count() > 0) args.maxlen = maxlen;
+    const bool lstm = args.model == "lstm";
+    if (shared.num_words->count() == 0) args.common.num_words = lstm ? 20000 : 6000;
+    if (shared.maxlen->count() == 0) args.common.maxlen = lstm ? 200 : 130;
     return args;
 }
 
-// The real reviews; with no --data and nothing reachable, the generated corpus (one line says so).
-std::pair<keras::datasets::imdb::Split, keras::datasets::imdb::Split> load(const Args& args, int64_t num_words) {
-    using namespace keras::datasets;
-    if (!args.data.empty()) return imdb::load_data({.path = args.data, .num_words = num_words});
-    try {
-        return imdb::load_data({.num_words = num_words});
-    } catch (const keras::RuntimeError& e) {
-        std::string why = e.what();
-        std::replace(why.begin(), why.end(), '\n', ' ');
-        fmt::print("No IMDb data reachable ({}); training on kerascpp's generated corpus instead "
-                   "(20000 train / 5000 test reviews, {} words).\n", why, num_words);
-    }
-    auto [train, test] = synthetic_sentiment::load_data({.num_words = num_words});
-    return {{std::move(train.x), std::move(train.y)}, {std::move(test.x), std::move(test.y)}};
-}
 // The seed program's model (or its LSTM / GRU variant), compiled.
 std::shared_ptr<keras::Sequential> build_model(const std::string& kind, int64_t num_words, int64_t maxlen,
                                                bool mask_zero) {
@@ -160,9 +139,11 @@ int main(int argc, char** argv) try {
     const std::optional<Args> parsed = parse(argc, argv, &exit_code);
     if (!parsed) return exit_code;
     const Args& args = *parsed;
+    const examples::ImdbArgs& common = args.common;
+    examples::apply_threads(common);
     const bool lstm = args.model == "lstm";
-    int64_t num_words = args.num_words.value_or(lstm ? 20000 : 6000);
-    int64_t maxlen = args.maxlen.value_or(lstm ? 200 : 130);
+    int64_t num_words = common.num_words;
+    int64_t maxlen = common.maxlen;
 
     // --distributed: every worker runs this program; the models compiled in the strategy's scope
     // train together, and only the chief (worker 0) prints.
@@ -171,7 +152,8 @@ int main(int argc, char** argv) try {
     const bool chief = !strategy || strategy->is_chief();
     auto in_scope = [&](const std::function<void()>& fn) { strategy ? strategy->scope(fn) : fn(); };
     if (strategy && chief)
-        fmt::print("Distributed over {} workers (global batch 100)\n", strategy->num_replicas_in_sync());
+        fmt::print("Distributed over {} workers (global batch {})\n", strategy->num_replicas_in_sync(),
+                   common.batch_size);
 
     utils::set_random_seed(42);
     std::shared_ptr<Model> model;
@@ -187,7 +169,8 @@ int main(int argc, char** argv) try {
         if (chief) fmt::print("Loaded {} from {} (num_words {}, maxlen {})\n", model->name(), args.load, num_words, maxlen);
     }
 
-    auto [train, test] = load(args, num_words);
+    auto [train, test] = datasets::imdb::load_data_or_generated(
+        {.path = common.data, .num_words = num_words, .limit = common.limit});
     const Tensor x_train = utils::pad_sequences(train.x, {.maxlen = maxlen});
     const Tensor x_test = utils::pad_sequences(test.x, {.maxlen = maxlen});
     if (chief) {
@@ -202,16 +185,17 @@ int main(int argc, char** argv) try {
     if (lstm)
         stop_early.push_back(std::make_shared<callbacks::EarlyStopping>(
             callbacks::EarlyStoppingOptions{.monitor = "val_loss", .patience = 1, .restore_best_weights = true}));
-    if (args.epochs > 0) {
+    if (common.epochs > 0) {
         const auto history = model->fit(x_train, train.y,
-                                        {.batch_size = 100, .epochs = args.epochs, .validation_split = 0.2,
-                                         .shuffle = true, .verbose = args.verbose, .callbacks = stop_early});
+                                        {.batch_size = common.batch_size, .epochs = common.epochs,
+                                         .validation_split = 0.2, .shuffle = true, .verbose = common.verbose,
+                                         .callbacks = stop_early});
         if (!args.plot_history.empty() && chief) {
             utils::plot_history(history, args.plot_history, {.title = "IMDb sentiment: " + args.model});
             fmt::print("Wrote the training curves to {}\n", args.plot_history);
         }
     }
-    auto [loss, accuracy] = model->evaluate(x_test, test.y, {.batch_size = 100, .verbose = 0});
+    auto [loss, accuracy] = model->evaluate(x_test, test.y, {.batch_size = common.batch_size, .verbose = 0});
     if (chief) fmt::print("Test loss: {:.4f}, test accuracy: {:.2f}%\n", loss, 100.0 * accuracy);
     if (!args.save.empty()) {
         model->save(args.save);   // written by the chief alone

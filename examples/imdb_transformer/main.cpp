@@ -1,5 +1,5 @@
 // Keras's "Text classification with Transformer" example, in C++, with the functional API, on the real
-// IMDb reviews (imdb_transformer.py beside this file is the same model in Keras):
+// IMDb reviews (bench/keras_examples/imdb_transformer.py is the same model in Keras):
 //   imdb.load_data(num_words=20000) -> pad_sequences(maxlen=200)
 //   token Embedding(20000, 32) + position embedding (200, 32)
 //   -> Transformer block: MultiHeadAttention(num_heads=2, key_dim=32)(x, x) -> Dropout(0.1)
@@ -10,13 +10,12 @@
 //
 // The position embedding is a small layer of this file, written with keras::ops as a user would.
 // The data comes from --data PATH (imdb.npz, an aclImdb folder or aclImdb_v1.tar.gz), else Keras's
-// cache, else a download; with none reachable it trains on kerascpp's generated corpus and says so.
+// cache, else a download; with none reachable it trains on kerascpp's generated corpus and says so
+// (keras::datasets::imdb::load_data_or_generated; the options are examples/imdb_options.hpp's).
 //
 // Usage: imdb_transformer [--epochs N] [--data PATH] [--num-words N] [--maxlen N] [--batch-size N]
-//                         [--limit N] [--verbose 0|1|2]   (--help lists every option with its default)
-#include <algorithm>
+//                         [--limit N] [--threads N] [--verbose 0|1|2]   (--help lists every option with its default)
 #include <iostream>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,37 +24,18 @@
 #include <fmt/format.h>
 #include <keras/keras.hpp>
 
-namespace {
-struct Args {
-    int epochs = 2;
-    std::string data;   // empty: cache, then download
-    int num_words = 20000, maxlen = 200, batch_size = 32;
-    int limit = 0;      // 0: every review
-    int verbose = 2;
-};
+#include "../imdb_options.hpp"
 
+namespace {
 // --help, unknown flags and bad values are CLI11's: a message and exit code (0 for --help) in *exit_code.
-std::optional<Args> parse(int argc, char** argv, int* exit_code) {
-    Args args;
+std::optional<examples::ImdbArgs> parse(int argc, char** argv, int* exit_code) {
+    examples::ImdbArgs args;   // the defaults of Keras's script
+    args.num_words = 20000;
+    args.maxlen = 200;
+    args.batch_size = 32;
     CLI::App app{"Trains Keras's text-classification Transformer (token + position embedding, one Transformer\n"
                  "block, pooling, Dense) on the real IMDb reviews and prints the test accuracy."};
-    const auto positive = CLI::Range(1, std::numeric_limits<int>::max());
-    app.add_option("--epochs", args.epochs, "training epochs")->capture_default_str()->check(positive);
-    app.add_option("--data", args.data, "imdb.npz, an aclImdb folder or aclImdb_v1.tar.gz")
-        ->default_str("Keras's cache, then a download, then the generated corpus");
-    app.add_option("--num-words", args.num_words, "vocabulary size")
-        ->capture_default_str()
-        ->check(CLI::Range(100, std::numeric_limits<int>::max()));
-    app.add_option("--maxlen", args.maxlen, "reviews padded or cut to this many words")
-        ->capture_default_str()
-        ->check(positive);
-    app.add_option("--batch-size", args.batch_size, "batch size")->capture_default_str()->check(positive);
-    app.add_option("--limit", args.limit, "keep only the first N training and test reviews")
-        ->default_str("all")
-        ->check(positive);
-    app.add_option("--verbose", args.verbose, "fit's verbosity: 0 silent, 1 progress bar, 2 one line per epoch")
-        ->capture_default_str()
-        ->check(CLI::Range(0, 2));
+    examples::add_imdb_options(app, args);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -63,28 +43,6 @@ std::optional<Args> parse(int argc, char** argv, int* exit_code) {
         return std::nullopt;
     }
     return args;
-}
-
-// The real reviews; with no --data and nothing reachable, the generated corpus (one line says so).
-std::pair<keras::datasets::imdb::Split, keras::datasets::imdb::Split> load(const Args& args) {
-    using namespace keras::datasets;
-    if (!args.data.empty()) return imdb::load_data({.path = args.data, .num_words = args.num_words});
-    try {
-        return imdb::load_data({.num_words = args.num_words});
-    } catch (const keras::RuntimeError& e) {
-        std::string why = e.what();
-        std::replace(why.begin(), why.end(), '\n', ' ');
-        fmt::print("No IMDb data reachable ({}); training on kerascpp's generated corpus instead.\n", why);
-    }
-    auto [train, test] = synthetic_sentiment::load_data({.num_words = args.num_words});
-    return {{std::move(train.x), std::move(train.y)}, {std::move(test.x), std::move(test.y)}};
-}
-
-// The first `limit` rows of a split (all of them for 0).
-void keep_first(keras::datasets::imdb::Split& split, int limit) {
-    if (limit <= 0 || static_cast<size_t>(limit) >= split.x.size()) return;
-    split.x.resize(limit);
-    split.y = keras::ops::slice(split.y, {0}, {limit});
 }
 
 // The example's own layer: adds a learned vector per position to (batch, steps, dim) embeddings (the
@@ -137,14 +95,14 @@ std::shared_ptr<keras::Model> build_model(int64_t num_words, int64_t maxlen) {
 int main(int argc, char** argv) try {
     using namespace keras;
     int exit_code = 0;
-    const std::optional<Args> parsed = parse(argc, argv, &exit_code);
+    const std::optional<examples::ImdbArgs> parsed = parse(argc, argv, &exit_code);
     if (!parsed) return exit_code;
-    const Args& args = *parsed;
+    const examples::ImdbArgs& args = *parsed;
+    examples::apply_threads(args);
 
     utils::set_random_seed(42);
-    auto [train, test] = load(args);
-    keep_first(train, args.limit);
-    keep_first(test, args.limit);
+    auto [train, test] = datasets::imdb::load_data_or_generated(
+        {.path = args.data, .num_words = args.num_words, .limit = args.limit});
     const Tensor x_train = utils::pad_sequences(train.x, {.maxlen = args.maxlen});
     const Tensor x_test = utils::pad_sequences(test.x, {.maxlen = args.maxlen});
     fmt::print("{} train sequences, {} test sequences, padded to {}\n", x_train.dim(0), x_test.dim(0), args.maxlen);

@@ -6,6 +6,7 @@
 #include "keras/callbacks.hpp"
 #include "keras/config.hpp"
 #include "keras/datasets/imdb.hpp"
+#include "keras/datasets/imdb_or_generated.hpp"
 #include "keras/datasets/synthetic_sentiment.hpp"
 #include "keras/distribute.hpp"
 #include "keras/errors.hpp"

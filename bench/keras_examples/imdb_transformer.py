@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """Keras's "Text classification with Transformer" example (keras.io/examples/nlp/text_classification_with_transformer),
-the same model, data and settings as examples/imdb_transformer/main.cpp, for a side-by-side run:
+the same model, data, settings and options as examples/imdb_transformer/main.cpp (--data, --epochs,
+--num-words, --maxlen, --batch-size, --limit, --threads, --verbose), for bench/examples_vs_keras.py:
 
-    KERAS_BACKEND=jax python examples/imdb_transformer/imdb_transformer.py [--epochs 2]
+    /tmp/peervenv/bin/python bench/keras_examples/imdb_transformer.py --data ../shared/data/imdb/imdb.npz
 
-Needs keras 3 and a backend (jax, tensorflow or torch); reads Keras's cached imdb.npz (or downloads it).
+Needs keras 3 and a backend (tensorflow unless KERAS_BACKEND says jax or torch); without --data it reads
+Keras's cached imdb.npz (or downloads it).
 """
-import argparse
+import os
+import sys
 
-import keras
-from keras import layers, ops
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import imdb_data  # noqa: E402  (sets KERAS_BACKEND before keras is imported)
+
+import keras  # noqa: E402
+from keras import layers, ops  # noqa: E402
 
 
 class TransformerBlock(layers.Layer):
@@ -41,16 +47,14 @@ class TokenAndPositionEmbedding(layers.Layer):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2)
-    args = parser.parse_args()
-    vocab_size, maxlen, embed_dim, num_heads, ff_dim = 20000, 200, 32, 2, 32
-    (x_train, y_train), (x_val, y_val) = keras.datasets.imdb.load_data(num_words=vocab_size)
-    x_train = keras.utils.pad_sequences(x_train, maxlen=maxlen)
-    x_val = keras.utils.pad_sequences(x_val, maxlen=maxlen)
+    args = imdb_data.parse_args(__doc__.splitlines()[0], num_words=20000, maxlen=200, batch_size=32)
+    imdb_data.apply_threads(args.threads)
+    embed_dim, num_heads, ff_dim = 32, 2, 32
+    keras.utils.set_random_seed(42)
+    train, test = imdb_data.load_padded(args)
 
-    inputs = layers.Input(shape=(maxlen,))
-    x = TokenAndPositionEmbedding(maxlen, vocab_size, embed_dim)(inputs)
+    inputs = layers.Input(shape=(args.maxlen,))
+    x = TokenAndPositionEmbedding(args.maxlen, args.num_words, embed_dim)(inputs)
     x = TransformerBlock(embed_dim, num_heads, ff_dim)(x)
     x = layers.GlobalAveragePooling1D()(x)
     x = layers.Dropout(0.1)(x)
@@ -59,9 +63,7 @@ def main():
     outputs = layers.Dense(2, activation="softmax")(x)
     model = keras.Model(inputs=inputs, outputs=outputs)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, batch_size=32, epochs=args.epochs, validation_data=(x_val, y_val), verbose=2)
-    loss, accuracy = model.evaluate(x_val, y_val, batch_size=32, verbose=0)
-    print(f"Test score: {loss:.4f}, test accuracy: {accuracy:.4f}")
+    imdb_data.fit_and_report(model, args, train, test)
 
 
 if __name__ == "__main__":
