@@ -1,6 +1,7 @@
 #include "distribute/replicas.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -97,15 +98,24 @@ GradientBuckets::GradientBuckets(Communicator& comm, const FunctionalGraph& grap
     // A weight's gradient is final once the walk (last node first) is past the first node of every
     // layer that holds it. A weight no layer lists waits for finish().
     std::vector<int64_t> ready(variables.size(), -1);
+    std::vector<bool> embedding(variables.size(), false);
+    const bool by_rows = comm.embedding_gradients != StrategyOptions::EmbeddingGradients::Dense;
     for (size_t n = graph.nodes.size(); n-- > 0;) {
         const auto& layer = graph.nodes[n]->layer;
         if (!layer) continue;
         for (const auto& w : layer->trainable_weights())
-            for (size_t i = 0; i < variables.size(); ++i)
-                if (variables[i] == w) ready[i] = static_cast<int64_t>(n);
+            for (size_t i = 0; i < variables.size(); ++i) {
+                if (variables[i] != w) continue;
+                ready[i] = static_cast<int64_t>(n);
+                if (layer->class_name() == "Embedding" && w->value.ndim() == 2) embedding[i] = true;
+            }
     }
-    std::vector<size_t> order(variables.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::vector<size_t> order;
+    for (size_t i = 0; i < variables.size(); ++i) {
+        if (embedding[i] && by_rows) embeddings_.push_back(i);
+        else order.push_back(i);
+        if (embedding[i] && !by_rows) ++bucketed_embeddings_;
+    }
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ready[a] > ready[b]; });
     const size_t per_bucket = std::max<size_t>(1, comm.bucket_bytes / sizeof(float));
     size_t filled = 0;
@@ -144,14 +154,111 @@ void GradientBuckets::start(Bucket& bucket) {
         offset += n;
     }
     bucket.buffer.back() = static_cast<float>(rows_);
+    bytes_ += static_cast<int64_t>(bucket.buffer.size() * sizeof(float));
     comm_.start_all_reduce_sum(bucket.buffer.data(), bucket.buffer.size(), "the gradients' all-reduce");
     bucket.started = true;
 }
 
 void GradientBuckets::finish() {
     if (comm_.size() == 1) return;
+    const auto begin = std::chrono::steady_clock::now();
     while (next_ < buckets_.size()) start(buckets_[next_++]);
+    // While the buckets travel (the collectives keep their order on every worker).
+    for (size_t i : embeddings_) exchange_embedding(*variables_[i]);
     comm_.wait_all("the gradients' all-reduce");
+    write_averages();
+    CommunicationStats& stats = comm_.stats;
+    stats.steps += 1;
+    stats.bytes += bytes_;
+    stats.dense_embedding_exchanges += bucketed_embeddings_;
+    stats.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+}
+
+bool touched_rows_cheaper(int64_t max_touched, int64_t dim, int64_t vocab, int workers) {
+    return max_touched * (dim + 1) * workers < vocab * dim;
+}
+
+namespace {
+// The rows of a [vocab, dim] gradient with a nonzero value: the rows the batch touched (a touched
+// row whose gradient is exactly zero adds nothing to the sum either).
+std::vector<int64_t> nonzero_rows(const float* g, int64_t vocab, int64_t dim) {
+    std::vector<int64_t> rows;
+    for (int64_t r = 0; r < vocab; ++r) {
+        const float* row = g + r * dim;
+        if (std::any_of(row, row + dim, [](float x) { return x != 0.0f; })) rows.push_back(r);
+    }
+    return rows;
+}
+}  // namespace
+
+void GradientBuckets::exchange_embedding(Variable& v) {
+    const int64_t vocab = v.value.dim(0), dim = v.value.dim(1);
+    const int workers = comm_.size();
+    const Tensor mine = v.grad.defined() ? v.grad.to(Device::cpu()) : Tensor();
+    const std::vector<int64_t> touched = mine.defined() ? nonzero_rows(mine.data<float>(), vocab, dim) : std::vector<int64_t>{};
+    // Every worker's count of touched rows, whether it has a gradient, and its rows: the same choice
+    // and the same divisor everywhere.
+    std::vector<double> counts(static_cast<size_t>(3 * workers), 0.0);
+    const auto me = static_cast<size_t>(3 * comm_.rank());
+    counts[me] = static_cast<double>(touched.size());
+    counts[me + 1] = mine.defined() ? 1.0 : 0.0;
+    counts[me + 2] = static_cast<double>(rows_);
+    comm_.all_reduce_sum(counts.data(), counts.size(), "the embedding gradients' row counts");
+    bytes_ += static_cast<int64_t>(counts.size() * sizeof(double));
+    int64_t max_touched = 0;
+    double any_gradient = 0, all_rows = 0;
+    for (int w = 0; w < workers; ++w) {
+        max_touched = std::max(max_touched, static_cast<int64_t>(counts[static_cast<size_t>(3 * w)]));
+        any_gradient += counts[static_cast<size_t>(3 * w + 1)];
+        all_rows += counts[static_cast<size_t>(3 * w + 2)];
+    }
+    if (any_gradient == 0 || all_rows == 0) return;   // as a bucket: no gradient anywhere, none after
+
+    using Mode = StrategyOptions::EmbeddingGradients;
+    const bool by_rows = comm_.embedding_gradients == Mode::TouchedRows ||
+                         touched_rows_cheaper(max_touched, dim, vocab, workers);
+    const auto scale = static_cast<float>(rows_);
+    Tensor sum({vocab, dim}, DType::float32);
+    float* out = sum.data<float>();
+    if (by_rows) {
+        // Each worker sends (row index, row gradient × its rows) for its touched rows; every worker
+        // adds them up in rank order, so all end with the same sum.
+        const size_t record = sizeof(int64_t) + static_cast<size_t>(dim) * sizeof(float);
+        std::vector<char> message(touched.size() * record);
+        for (size_t k = 0; k < touched.size(); ++k) {
+            char* at = message.data() + k * record;
+            std::memcpy(at, &touched[k], sizeof(int64_t));
+            auto* row = reinterpret_cast<float*>(at + sizeof(int64_t));
+            const float* g = mine.data<float>() + touched[k] * dim;
+            for (int64_t j = 0; j < dim; ++j) row[j] = g[j] * scale;
+        }
+        const std::vector<char> all = comm_.all_gather(message, "the embedding gradients' all-gather of touched rows");
+        bytes_ += static_cast<int64_t>(all.size());
+        std::fill(out, out + vocab * dim, 0.0f);
+        std::vector<float> row(static_cast<size_t>(dim));
+        for (size_t at = 0; at + record <= all.size(); at += record) {
+            int64_t r = 0;
+            std::memcpy(&r, all.data() + at, sizeof r);
+            std::memcpy(row.data(), all.data() + at + sizeof r, row.size() * sizeof(float));
+            for (int64_t j = 0; j < dim; ++j) out[r * dim + j] += row[static_cast<size_t>(j)];
+        }
+        comm_.stats.touched_rows_exchanges += 1;
+    } else {
+        const size_t n = static_cast<size_t>(vocab * dim);
+        if (mine.defined())
+            for (size_t j = 0; j < n; ++j) out[j] = mine.data<float>()[j] * scale;
+        else
+            std::fill(out, out + n, 0.0f);
+        comm_.all_reduce_sum(out, n, "the embedding gradients' all-reduce");
+        bytes_ += static_cast<int64_t>(n * sizeof(float));
+        comm_.stats.dense_embedding_exchanges += 1;
+    }
+    const auto divisor = static_cast<float>(all_rows);
+    for (int64_t j = 0; j < vocab * dim; ++j) out[j] /= divisor;
+    v.grad = sum.to(v.value.device());
+}
+
+void GradientBuckets::write_averages() {
     for (const Bucket& bucket : buckets_) {
         const size_t total = bucket.buffer.size() - bucket.variables.size() - 1;
         const float all_rows = bucket.buffer.back();
