@@ -141,18 +141,19 @@ int run_equal(const distribute::MultiWorkerMirroredStrategy& strategy, const std
     return failures == 0 ? 0 : 1;
 }
 
-// Token ids in [0, kVocab), label: whether the first token is in the lower half.
-constexpr int64_t kVocab = 1000, kTokens = 6;
+// Token ids in [0, kVocab), label: whether the first token is in the lower half. 49 samples: the
+// last batch has one row, and worker 1 an empty share (no gradient) in it.
+constexpr int64_t kVocab = 1000, kTokens = 6, kTokenSamples = 49;
 Data make_tokens() {
     std::mt19937 gen(4321);
     std::uniform_int_distribution<int32_t> token(0, kVocab - 1);
-    std::vector<int32_t> x(kSamples * kTokens);
-    std::vector<float> y(kSamples);
-    for (int64_t i = 0; i < kSamples; ++i) {
+    std::vector<int32_t> x(kTokenSamples * kTokens);
+    std::vector<float> y(kTokenSamples);
+    for (int64_t i = 0; i < kTokenSamples; ++i) {
         for (int64_t j = 0; j < kTokens; ++j) x[static_cast<size_t>(i * kTokens + j)] = token(gen);
         y[static_cast<size_t>(i)] = x[static_cast<size_t>(i * kTokens)] < kVocab / 2 ? 1.0f : 0.0f;
     }
-    return {Tensor(x, {kSamples, kTokens}), Tensor(y, {kSamples, 1})};
+    return {Tensor(x, {kTokenSamples, kTokens}), Tensor(y, {kTokenSamples, 1})};
 }
 
 std::shared_ptr<Sequential> make_embedding_model() {

@@ -189,72 +189,88 @@ std::vector<int64_t> nonzero_rows(const float* g, int64_t vocab, int64_t dim) {
     }
     return rows;
 }
+
+// What every worker holds of one embedding gradient this step, summed over the workers: the same
+// choice of exchange and the same divisor everywhere.
+struct EmbeddingCounts {
+    int64_t max_touched = 0;   // the most touched rows on one worker
+    bool any_gradient = false;
+    double all_rows = 0;       // the batch's rows
+};
+
+EmbeddingCounts agree_on_counts(Communicator& comm, size_t touched, bool has_gradient, int64_t rows) {
+    std::vector<double> counts(static_cast<size_t>(3 * comm.size()), 0.0);
+    const auto me = static_cast<size_t>(3 * comm.rank());
+    counts[me] = static_cast<double>(touched);
+    counts[me + 1] = has_gradient ? 1.0 : 0.0;
+    counts[me + 2] = static_cast<double>(rows);
+    comm.all_reduce_sum(counts.data(), counts.size(), "the embedding gradients' row counts");
+    EmbeddingCounts all;
+    for (size_t w = 0; w < counts.size(); w += 3) {
+        all.max_touched = std::max(all.max_touched, static_cast<int64_t>(counts[w]));
+        all.any_gradient = all.any_gradient || counts[w + 1] > 0;
+        all.all_rows += counts[w + 2];
+    }
+    return all;
+}
+
+// One record per touched row: its index (int64), then its gradient × scale (dim floats).
+std::vector<char> touched_rows_message(const float* g, const std::vector<int64_t>& touched, int64_t dim, float scale) {
+    const size_t record = sizeof(int64_t) + static_cast<size_t>(dim) * sizeof(float);
+    std::vector<char> message(touched.size() * record);
+    std::vector<float> row(static_cast<size_t>(dim));
+    for (size_t k = 0; k < touched.size(); ++k) {
+        for (int64_t j = 0; j < dim; ++j) row[static_cast<size_t>(j)] = g[touched[k] * dim + j] * scale;
+        std::memcpy(message.data() + k * record, &touched[k], sizeof(int64_t));
+        std::memcpy(message.data() + k * record + sizeof(int64_t), row.data(), row.size() * sizeof(float));
+    }
+    return message;
+}
+
+// Adds every gathered record's row into out ([vocab, dim], zeroed), in the order gathered (rank order).
+void add_touched_rows(const std::vector<char>& all, int64_t dim, float* out) {
+    const size_t record = sizeof(int64_t) + static_cast<size_t>(dim) * sizeof(float);
+    std::vector<float> row(static_cast<size_t>(dim));
+    for (size_t at = 0; at + record <= all.size(); at += record) {
+        int64_t r = 0;
+        std::memcpy(&r, all.data() + at, sizeof r);
+        std::memcpy(row.data(), all.data() + at + sizeof r, row.size() * sizeof(float));
+        for (int64_t j = 0; j < dim; ++j) out[r * dim + j] += row[static_cast<size_t>(j)];
+    }
+}
 }  // namespace
 
 void GradientBuckets::exchange_embedding(Variable& v) {
     const int64_t vocab = v.value.dim(0), dim = v.value.dim(1);
-    const int workers = comm_.size();
     const Tensor mine = v.grad.defined() ? v.grad.to(Device::cpu()) : Tensor();
     const std::vector<int64_t> touched = mine.defined() ? nonzero_rows(mine.data<float>(), vocab, dim) : std::vector<int64_t>{};
-    // Every worker's count of touched rows, whether it has a gradient, and its rows: the same choice
-    // and the same divisor everywhere.
-    std::vector<double> counts(static_cast<size_t>(3 * workers), 0.0);
-    const auto me = static_cast<size_t>(3 * comm_.rank());
-    counts[me] = static_cast<double>(touched.size());
-    counts[me + 1] = mine.defined() ? 1.0 : 0.0;
-    counts[me + 2] = static_cast<double>(rows_);
-    comm_.all_reduce_sum(counts.data(), counts.size(), "the embedding gradients' row counts");
-    bytes_ += static_cast<int64_t>(counts.size() * sizeof(double));
-    int64_t max_touched = 0;
-    double any_gradient = 0, all_rows = 0;
-    for (int w = 0; w < workers; ++w) {
-        max_touched = std::max(max_touched, static_cast<int64_t>(counts[static_cast<size_t>(3 * w)]));
-        any_gradient += counts[static_cast<size_t>(3 * w + 1)];
-        all_rows += counts[static_cast<size_t>(3 * w + 2)];
-    }
-    if (any_gradient == 0 || all_rows == 0) return;   // as a bucket: no gradient anywhere, none after
+    const EmbeddingCounts counts = agree_on_counts(comm_, touched.size(), mine.defined(), rows_);
+    bytes_ += static_cast<int64_t>(3 * comm_.size() * sizeof(double));
+    if (!counts.any_gradient || counts.all_rows == 0) return;   // as a bucket: no gradient anywhere, none after
 
-    using Mode = StrategyOptions::EmbeddingGradients;
-    const bool by_rows = comm_.embedding_gradients == Mode::TouchedRows ||
-                         touched_rows_cheaper(max_touched, dim, vocab, workers);
+    const bool by_rows = comm_.embedding_gradients == StrategyOptions::EmbeddingGradients::TouchedRows ||
+                         touched_rows_cheaper(counts.max_touched, dim, vocab, comm_.size());
+    // Each worker's gradient (the mean over its rows) × its rows, summed, over the batch's rows.
     const auto scale = static_cast<float>(rows_);
-    Tensor sum({vocab, dim}, DType::float32);
+    const auto n = static_cast<size_t>(vocab * dim);
+    Tensor sum = Tensor::zeros({vocab, dim});
     float* out = sum.data<float>();
     if (by_rows) {
-        // Each worker sends (row index, row gradient × its rows) for its touched rows; every worker
-        // adds them up in rank order, so all end with the same sum.
-        const size_t record = sizeof(int64_t) + static_cast<size_t>(dim) * sizeof(float);
-        std::vector<char> message(touched.size() * record);
-        for (size_t k = 0; k < touched.size(); ++k) {
-            char* at = message.data() + k * record;
-            std::memcpy(at, &touched[k], sizeof(int64_t));
-            auto* row = reinterpret_cast<float*>(at + sizeof(int64_t));
-            const float* g = mine.data<float>() + touched[k] * dim;
-            for (int64_t j = 0; j < dim; ++j) row[j] = g[j] * scale;
-        }
-        const std::vector<char> all = comm_.all_gather(message, "the embedding gradients' all-gather of touched rows");
+        const float* g = mine.defined() ? mine.data<float>() : nullptr;   // none: no rows to send
+        const std::vector<char> all = comm_.all_gather(touched_rows_message(g, touched, dim, scale),
+                                                       "the embedding gradients' all-gather of touched rows");
         bytes_ += static_cast<int64_t>(all.size());
-        std::fill(out, out + vocab * dim, 0.0f);
-        std::vector<float> row(static_cast<size_t>(dim));
-        for (size_t at = 0; at + record <= all.size(); at += record) {
-            int64_t r = 0;
-            std::memcpy(&r, all.data() + at, sizeof r);
-            std::memcpy(row.data(), all.data() + at + sizeof r, row.size() * sizeof(float));
-            for (int64_t j = 0; j < dim; ++j) out[r * dim + j] += row[static_cast<size_t>(j)];
-        }
+        add_touched_rows(all, dim, out);
         comm_.stats.touched_rows_exchanges += 1;
     } else {
-        const size_t n = static_cast<size_t>(vocab * dim);
         if (mine.defined())
             for (size_t j = 0; j < n; ++j) out[j] = mine.data<float>()[j] * scale;
-        else
-            std::fill(out, out + n, 0.0f);
         comm_.all_reduce_sum(out, n, "the embedding gradients' all-reduce");
         bytes_ += static_cast<int64_t>(n * sizeof(float));
         comm_.stats.dense_embedding_exchanges += 1;
     }
-    const auto divisor = static_cast<float>(all_rows);
-    for (int64_t j = 0; j < vocab * dim; ++j) out[j] /= divisor;
+    const auto divisor = static_cast<float>(counts.all_rows);
+    for (size_t j = 0; j < n; ++j) out[j] /= divisor;
     v.grad = sum.to(v.value.device());
 }
 
