@@ -38,7 +38,8 @@ struct KERAS_API StrategyOptions {
 // What the gradients' exchange cost, summed over the training steps since the strategy was made (or
 // reset_stats()). Wait time is the time a step spends after its backward pass until every gradient
 // has arrived: the part of the communication the backward pass did not hide. Bytes are this worker's
-// buffers: an all-reduce counts its buffer, an all-gather everything it gathers.
+// buffers: an all-reduce counts its buffer, an all-gather everything it gathers. One worker
+// exchanges nothing: its stats stay zero.
 struct KERAS_API CommunicationStats {
     int64_t steps = 0;
     double wait_seconds = 0;
