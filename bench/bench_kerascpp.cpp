@@ -9,6 +9,10 @@
 //                                       the count kerascpp used before it adapted it per step)
 //                  [--policy float32|mixed_bfloat16]   (keras::mixed_precision::set_global_policy before the
 //                                       model is made; the output Dense stays float32, as Keras advises)
+//                  [--distributed dense|rows|auto]   (train inside a MultiWorkerMirroredStrategy with that
+//                                       StrategyOptions::embedding_gradients; start it with mpirun -np N:
+//                                       --samples and --batch are global; only rank 0 prints, with the
+//                                       gradients' exchange per step: bench/distributed.py)
 //   bench_kerascpp --sgemm [--size 2048] [--repeats 10]
 //
 // Threads: oneDNN's OpenMP runtime reads OMP_NUM_THREADS. One workload per process, so the peak RSS
@@ -63,6 +67,7 @@ struct Args {
     int64_t seq_len = 0, batch = 0, units = 0;   // 0: the workload's own
     bool fixed_threads = false;
     std::string policy = "float32";   // the global dtype policy the model is made under
+    std::string distributed;          // "", or the embedding gradients' exchange: dense, rows, auto
     bool sgemm = false;
     int64_t size = 2048;     // SGEMM M = N = K
     std::string gemm_dtype = "f32";   // f32, or bf16 (bfloat16 A and B, float32 C: the mixed_bfloat16 matmul)
@@ -73,7 +78,7 @@ struct Args {
     std::cerr << "error: " << error << "\n"
               << "usage: bench_kerascpp --workload W1|W2|W3 --samples N [--epochs E] [--seed S] "
                  "[--device cpu|cuda[:N]] [--recurrent-dropout R] [--seq-len T] [--batch B] [--units H] "
-                 "[--fixed-threads] [--policy float32|mixed_bfloat16]\n"
+                 "[--fixed-threads] [--policy float32|mixed_bfloat16] [--distributed dense|rows|auto]\n"
               << "       bench_kerascpp --sgemm [--size 2048] [--repeats 10] [--gemm-dtype f32|bf16]\n";
     std::exit(2);
 }
@@ -108,6 +113,7 @@ Args parse_args(int argc, char** argv) {
         else if (flag == "--units") args.units = parse_int(flag, value());
         else if (flag == "--fixed-threads") args.fixed_threads = true;
         else if (flag == "--policy") args.policy = value();
+        else if (flag == "--distributed") args.distributed = value();
         else if (flag == "--sgemm") args.sgemm = true;
         else if (flag == "--size") args.size = parse_int(flag, value());
         else if (flag == "--repeats") args.repeats = static_cast<int>(parse_int(flag, value()));
@@ -134,6 +140,13 @@ int omp_threads() {
 
 double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// This process's rank under mpirun (0 when started alone).
+int rank_of_launch() {
+    for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"})
+        if (const char* value = std::getenv(name)) return std::atoi(value);
+    return 0;
 }
 
 double median(std::vector<double> values) {
@@ -226,6 +239,28 @@ std::string device_name(keras::Device device) {
     return device.is_cpu() ? "CPU" : keras::backend::get(device).name();
 }
 
+using EmbeddingGradients = keras::distribute::StrategyOptions::EmbeddingGradients;
+
+EmbeddingGradients embedding_gradients(const std::string& name) {
+    if (name == "dense") return EmbeddingGradients::Dense;
+    if (name == "rows") return EmbeddingGradients::TouchedRows;
+    if (name == "auto") return EmbeddingGradients::Auto;
+    usage("--distributed takes dense, rows or auto, got '" + name + "'");
+}
+
+// The gradients' exchange over the timed epochs, per step (null when not distributed).
+nlohmann::json exchange_json(const std::optional<keras::distribute::MultiWorkerMirroredStrategy>& strategy,
+                             const keras::distribute::CommunicationStats& s, const std::string& mode) {
+    if (!strategy) return nullptr;
+    return {{"workers", strategy->num_replicas_in_sync()},
+            {"embedding_gradients", mode},
+            {"steps", s.steps},
+            {"allreduce_wait_s_per_step", s.wait_seconds_per_step()},
+            {"allreduce_bytes_per_step", s.bytes_per_step()},
+            {"dense_embedding_exchanges", s.dense_embedding_exchanges},
+            {"touched_rows_exchanges", s.touched_rows_exchanges}};
+}
+
 nlohmann::json run_workload(const Args& args) {
     Workload w = find_workload(args.workload);
     if (args.seq_len) w.seq_len = args.seq_len;
@@ -236,17 +271,36 @@ nlohmann::json run_workload(const Args& args) {
     keras::utils::set_random_seed(args.seed);
     auto [x, y] = make_data(w, args.samples, args.seed);
     keras::mixed_precision::set_global_policy(args.policy);   // ValueError naming a policy it lacks
-    keras::Sequential model = make_model(w, static_cast<float>(args.recurrent_dropout));
+    std::optional<keras::distribute::MultiWorkerMirroredStrategy> strategy;
+    if (!args.distributed.empty()) strategy.emplace(keras::distribute::StrategyOptions{
+        .embedding_gradients = embedding_gradients(args.distributed)});
+    std::optional<keras::Sequential> made;
+    const auto build = [&] { made.emplace(make_model(w, static_cast<float>(args.recurrent_dropout))); };
+    if (strategy) strategy->scope(build);
+    else build();
+    keras::Sequential& model = *made;
+    keras::distribute::CommunicationStats exchange;   // summed over the timed epochs
 
     std::vector<double> epoch_times;
     double last_loss = 0.0;   // a sanity check: ~0.69 (ln 2) on random labels, finite
     Clock::time_point epoch_start;
     auto timer = std::make_shared<keras::callbacks::LambdaCallback>(keras::callbacks::LambdaCallbackOptions{
-        .on_epoch_begin = [&](int, keras::Logs&) { epoch_start = Clock::now(); },
+        .on_epoch_begin =
+            [&](int, keras::Logs&) {
+                if (strategy) strategy->reset_stats();
+                epoch_start = Clock::now();
+            },
         .on_epoch_end =
-            [&](int, keras::Logs& logs) {
+            [&](int epoch, keras::Logs& logs) {
                 epoch_times.push_back(seconds_since(epoch_start));
                 last_loss = logs.at("loss");
+                if (!strategy || epoch == 0) return;   // epoch 0: the warm-up
+                const auto s = strategy->stats();
+                exchange.steps += s.steps;
+                exchange.wait_seconds += s.wait_seconds;
+                exchange.bytes += s.bytes;
+                exchange.dense_embedding_exchanges += s.dense_embedding_exchanges;
+                exchange.touched_rows_exchanges += s.touched_rows_exchanges;
             },
     });
     // validation_data is spelled out only because GCC's -Wmissing-field-initializers asks for it.
@@ -257,6 +311,9 @@ nlohmann::json run_workload(const Args& args) {
 
     const std::vector<double> timed(epoch_times.begin() + 1, epoch_times.end());   // epoch 1 = warm-up
     const double epoch_s = median(timed);
+    int64_t weights = 0, embedding = 0;   // the gradient's floats: all of them, the embedding's
+    for (const auto& v : model.trainable_weights()) weights += v->value.numel();
+    embedding = model.layers().at(0)->trainable_weights().at(0)->value.numel();
     return {{"framework", "kerascpp"},
             {"workload", w.name},
             {"recurrent_dropout", args.recurrent_dropout},
@@ -271,6 +328,8 @@ nlohmann::json run_workload(const Args& args) {
             {"samples", args.samples},
             {"batch_size", w.batch},
             {"seq_len", w.seq_len},
+            {"vocab", w.vocab},
+            {"embed", w.embed},
             {"units", w.units},
             {"threads", omp_threads()},
             {"thread_policy", keras::config::get_intra_op_parallelism_threads() > 0 ? "fixed" : "adaptive"},
@@ -278,6 +337,10 @@ nlohmann::json run_workload(const Args& args) {
             {"warmup_epoch_s", epoch_times.front()},
             {"epoch_times_s", timed},
             {"final_loss", last_loss},
+            {"steps_per_epoch", (args.samples + w.batch - 1) / w.batch},
+            {"gradient_bytes", weights * 4},
+            {"embedding_gradient_bytes", embedding * 4},
+            {"distributed", exchange_json(strategy, exchange, args.distributed)},
             {"implementation", model.layers().at(1)->implementation_note()},
             {"version", "kerascpp / oneDNN " + std::to_string(dnnl_version()->major) + "." +
                             std::to_string(dnnl_version()->minor) + "." + std::to_string(dnnl_version()->patch)}};
@@ -293,8 +356,11 @@ int main(int argc, char** argv) {
             if (n < 1) usage("--fixed-threads needs OMP_NUM_THREADS");
             keras::config::set_intra_op_parallelism_threads(n);
         }
-        const nlohmann::json result = args.sgemm ? measure_sgemm(args.size, args.repeats, args.gemm_dtype) : run_workload(args);
-        std::cout << result.dump() << std::endl;
+        const nlohmann::json result =
+            args.sgemm ? measure_sgemm(args.size, args.repeats, args.gemm_dtype) : run_workload(args);
+        // Distributed: every worker has the same numbers but its own timings; the chief's are printed.
+        if (!result.contains("distributed") || result["distributed"].is_null() || rank_of_launch() == 0)
+            std::cout << result.dump() << std::endl;
     } catch (const std::exception& e) {
         std::cerr << "bench_kerascpp: " << e.what() << "\n";
         return 1;

@@ -4,6 +4,9 @@
 //             logged losses and metrics are the same on both; only worker 0 writes the checkpoint;
 //             evaluate / predict give one process's results. The gradients go in several buckets,
 //             started during the backward pass. Exit 0 on success.
+//   embedding an Embedding model trained with its gradient exchanged dense, as touched rows, and as
+//             the size rule picks (StrategyOptions::embedding_gradients): each ends with one process's
+//             weights (within 1e-6); the strategy's stats count the exchanges, their bytes and wait.
 //   mismatch  worker 1 builds another model: fit refuses it on both workers, naming the difference.
 //   hang      worker 1 stops answering at batch 2: worker 0 aborts the job after the collective timeout.
 //   kill      worker 1 is killed (SIGKILL) at batch 2: the job ends.
@@ -138,6 +141,76 @@ int run_equal(const distribute::MultiWorkerMirroredStrategy& strategy, const std
     return failures == 0 ? 0 : 1;
 }
 
+// Token ids in [0, kVocab), label: whether the first token is in the lower half. 49 samples: the
+// last batch has one row, and worker 1 an empty share (no gradient) in it.
+constexpr int64_t kVocab = 1000, kTokens = 6, kTokenSamples = 49;
+Data make_tokens() {
+    std::mt19937 gen(4321);
+    std::uniform_int_distribution<int32_t> token(0, kVocab - 1);
+    std::vector<int32_t> x(kTokenSamples * kTokens);
+    std::vector<float> y(kTokenSamples);
+    for (int64_t i = 0; i < kTokenSamples; ++i) {
+        for (int64_t j = 0; j < kTokens; ++j) x[static_cast<size_t>(i * kTokens + j)] = token(gen);
+        y[static_cast<size_t>(i)] = x[static_cast<size_t>(i * kTokens)] < kVocab / 2 ? 1.0f : 0.0f;
+    }
+    return {Tensor(x, {kTokenSamples, kTokens}), Tensor(y, {kTokenSamples, 1})};
+}
+
+std::shared_ptr<Sequential> make_embedding_model() {
+    auto model = std::make_shared<Sequential>();
+    model->add(layers::Input({kTokens}, {.dtype = DType::int32}));
+    model->add(layers::Embedding(kVocab, 4));
+    model->add(layers::GlobalAveragePooling1D());
+    model->add(layers::Dense(1, "sigmoid"));
+    model->compile(optimizers::Adam(0.01), "binary_crossentropy", {"accuracy"});
+    return model;
+}
+
+// One strategy per way of sending the embedding's gradient, each trained as one process would.
+int run_embedding() {
+    using Mode = distribute::StrategyOptions::EmbeddingGradients;
+    const Data data = make_tokens();
+    utils::set_random_seed(7);
+    auto reference = make_embedding_model();
+    utils::set_random_seed(7);
+    reference->fit(data.x, data.y, {.batch_size = kBatch, .epochs = kEpochs, .shuffle = true, .verbose = 0});
+    const auto want = reference->get_weights();
+    std::vector<Tensor> dense_weights;   // the Dense run's, for the others
+    for (Mode mode : {Mode::Dense, Mode::TouchedRows, Mode::Auto}) {
+        const std::string name = mode == Mode::Dense ? "dense" : mode == Mode::TouchedRows ? "touched rows" : "auto";
+        distribute::MultiWorkerMirroredStrategy strategy({.embedding_gradients = mode});
+        utils::set_random_seed(7);
+        std::shared_ptr<Sequential> model;
+        strategy.scope([&] { model = make_embedding_model(); });
+        utils::set_random_seed(7);
+        model->fit(data.x, data.y, {.batch_size = kBatch, .epochs = kEpochs, .shuffle = true, .verbose = 0});
+        const auto got = model->get_weights();
+        for (size_t i = 0; i < want.size(); ++i) {
+            const double d = max_difference(got[i], want[i]);
+            check(d <= 1e-6, name + ": weight " + std::to_string(i) + " differs from one process's by " + std::to_string(d));
+            if (dense_weights.empty()) continue;
+            const double e = max_difference(got[i], dense_weights[i]);
+            check(e <= 1e-6, name + ": weight " + std::to_string(i) + " differs from the dense path's by " + std::to_string(e));
+        }
+        if (mode == Mode::Dense) dense_weights = got;
+        // 4 steps an epoch; at most 8 x 6 tokens a worker: 48 x 5 x 2 < 1000 x 4, so auto sends rows.
+        const auto stats = strategy.stats();
+        const int64_t steps = 4 * kEpochs;
+        check(stats.steps == steps, name + ": " + std::to_string(stats.steps) + " steps counted");
+        check(stats.dense_embedding_exchanges == (mode == Mode::Dense ? steps : 0) &&
+                  stats.touched_rows_exchanges == (mode == Mode::Dense ? 0 : steps),
+              name + ": " + std::to_string(stats.dense_embedding_exchanges) + " dense and " +
+                  std::to_string(stats.touched_rows_exchanges) + " touched-rows exchanges");
+        const double table = kVocab * 4 * sizeof(float);
+        check(mode == Mode::Dense ? stats.bytes_per_step() > table : stats.bytes_per_step() < table / 2,
+              name + ": " + std::to_string(stats.bytes_per_step()) + " bytes a step");
+        check(stats.wait_seconds > 0, name + ": no wait time recorded");
+        std::cerr << "worker " << rank << ", " << name << ": " << stats.bytes_per_step() << " bytes and "
+                  << stats.wait_seconds_per_step() * 1e6 << " us of wait a step\n";
+    }
+    return failures == 0 ? 0 : 1;
+}
+
 int run_mismatch(const distribute::MultiWorkerMirroredStrategy& strategy) {
     const Data data = make_data();
     std::shared_ptr<Sequential> model;
@@ -174,7 +247,7 @@ int run_failure(const distribute::MultiWorkerMirroredStrategy& strategy, bool ki
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::cerr << "usage: mpi_worker equal|mismatch|hang|kill [dir]\n";
+        std::cerr << "usage: mpi_worker equal|embedding|mismatch|hang|kill [dir]\n";
         return 2;
     }
     const std::string mode = argv[1];
@@ -189,6 +262,7 @@ int main(int argc, char** argv) {
     }
     try {
         if (mode == "equal") return run_equal(strategy, argc > 2 ? argv[2] : ".");
+        if (mode == "embedding") return run_embedding();
         if (mode == "mismatch") return run_mismatch(strategy);
         if (mode == "hang" || mode == "kill") return run_failure(strategy, mode == "kill");
     } catch (const std::exception& e) {

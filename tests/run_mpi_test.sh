@@ -3,7 +3,7 @@
 # interface, bounded in time. Exits 77 (meson's SKIP) when the build has no MPI or mpirun is missing.
 #   run_mpi_test.sh WORKER MODE
 #   run_mpi_test.sh PROGRAM example ARGS...
-# equal / mismatch: every worker must exit 0. hang / kill: the job must fail, within LIMIT seconds
+# equal / embedding / mismatch: every worker must exit 0. hang / kill: the job must fail, within LIMIT seconds
 # (the workers' collective timeout is 3 s), and for hang with the timeout's message. example: PROGRAM
 # ARGS (examples/imdb_sentiment --distributed) must succeed and print its "Test loss" line once.
 set -uo pipefail
@@ -25,7 +25,7 @@ elapsed=$(( $(date +%s) - start ))
 cat "$dir/out"
 echo "mpirun exit status $rc after ${elapsed}s"
 case "$mode" in
-  equal|mismatch)
+  equal|embedding|mismatch)
     exit $rc ;;
   example)
     [ $rc -eq 0 ] || exit $rc

@@ -134,7 +134,11 @@ public:
         pending.clear();
     }
     void broadcast(void*, size_t, int, const char*) override {}
-    std::vector<char> all_gather(const std::vector<char>& mine, const char*) override { return mine; }
+    std::vector<char> all_gather(const std::vector<char>& mine, const char*) override {
+        std::vector<char> both = mine;   // the twin's bytes after ours
+        both.insert(both.end(), mine.begin(), mine.end());
+        return both;
+    }
 
     int64_t current_node = -1;   // set by the test before each node_done; -1: finish()
     std::vector<std::pair<int64_t, size_t>> started;
@@ -189,4 +193,60 @@ TEST_CASE("GradientBuckets: a gradient that changes after its bucket went out is
     variables[0]->grad = Tensor::full(variables[0]->value.shape(), 1.0f);   // as another layer's backward would
     CHECK_THROWS_WITH_AS(buckets.finish(), doctest::Contains("weight 'kernel' received gradient after its layer's backward"),
                          RuntimeError);
+}
+
+TEST_CASE("touched_rows_cheaper: touched rows x (dim + 1) x workers against vocab x dim") {
+    CHECK(distribute::touched_rows_cheaper(100, 128, 20000, 2));          // W2's 2 x 64 x 200 tokens: far fewer
+    CHECK_FALSE(distribute::touched_rows_cheaper(12000, 128, 20000, 2));  // most of the table
+    CHECK_FALSE(distribute::touched_rows_cheaper(40, 4, 100, 2));         // 40 x 5 x 2 = 400: equal, dense
+    CHECK(distribute::touched_rows_cheaper(39, 4, 100, 2));
+}
+
+namespace {
+// Input(3 token ids), Embedding(100, 4), Flatten, Dense(1): an embedding gradient touching rows 5
+// and 7 only (the Dense weights go in a bucket as before).
+std::shared_ptr<Sequential> embedding_model() {
+    auto model = std::make_shared<Sequential>();
+    model->add(layers::Input({3}, {.dtype = DType::int32}));
+    model->add(layers::Embedding(100, 4));
+    model->add(layers::Flatten());
+    model->add(layers::Dense(1, "sigmoid"));
+    model->compile(optimizers::Adam(0.01), "binary_crossentropy");
+    return model;
+}
+
+// The embedding's gradient after an exchange with a twin holding the same gradient and rows.
+std::vector<float> exchanged(distribute::StrategyOptions::EmbeddingGradients mode, distribute::CommunicationStats& stats) {
+    auto model = embedding_model();
+    const auto variables = model->trainable_weights();
+    REQUIRE(variables[0]->value.shape() == Shape{100, 4});
+    for (const auto& v : variables) v->grad = Tensor::zeros(v->value.shape());
+    std::vector<float> g(400, 0.0f);
+    for (int j = 0; j < 4; ++j) g[5 * 4 + j] = 0.5f + static_cast<float>(j), g[7 * 4 + j] = -1.0f;
+    variables[0]->grad = Tensor(g, {100, 4});
+    TwinCommunicator comm;
+    comm.embedding_gradients = mode;
+    distribute::GradientBuckets buckets(comm, *model->functional_graph(), variables, 3);
+    buckets.finish();
+    // Dense: the embedding shares the Dense weights' bucket; else it goes on its own.
+    CHECK(comm.started.size() == 1);
+    stats = comm.stats;
+    CHECK(variables[0]->grad.to_vector<float>() == g);   // the twins' average: the gradient itself
+    return variables[0]->grad.to_vector<float>();
+}
+}  // namespace
+
+TEST_CASE("GradientBuckets: an Embedding's gradient goes as its touched rows or dense, the same average either way") {
+    using Mode = distribute::StrategyOptions::EmbeddingGradients;
+    distribute::CommunicationStats rows, dense, automatic;
+    CHECK(exchanged(Mode::TouchedRows, rows) == exchanged(Mode::Dense, dense));
+    exchanged(Mode::Auto, automatic);
+    CHECK(rows.touched_rows_exchanges == 1);
+    CHECK(dense.dense_embedding_exchanges == 1);
+    CHECK(automatic.touched_rows_exchanges == 1);   // 2 rows of 100: the rows are cheaper
+    CHECK(rows.steps == 1);
+    // One bucket of floats: Dense(1)'s 12 + 1 weights (and the embedding's 400 when dense), a flag per
+    // weight, the rows. Touched rows: the counts (2 workers x 3 doubles), both twins' 2 rows (index, 4 floats).
+    CHECK(dense.bytes == (13 + 400 + 3 + 1) * 4);
+    CHECK(rows.bytes == (13 + 2 + 1) * 4 + 6 * 8 + 2 * 2 * (8 + 4 * 4));
 }

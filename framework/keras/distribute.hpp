@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 
@@ -25,6 +26,28 @@ struct KERAS_API StrategyOptions {
     // backward pass (PyTorch DDP's bucket_cap_mb). Above the size of all the gradients: one all-reduce,
     // after the backward pass.
     size_t bucket_bytes = size_t{4} << 20;
+    // How an Embedding layer's gradient (large, and zero outside the rows the batch touched) travels.
+    // Dense: all-reduced with the other weights. TouchedRows: every worker's touched rows (row index
+    // and row gradient) all-gathered and summed, which moves touched × (dim + 1) × workers floats
+    // instead of vocab × dim. Auto: per layer and per step, the smaller of the two (the workers first
+    // agree on their largest count of touched rows).
+    enum class EmbeddingGradients { Auto, Dense, TouchedRows };
+    EmbeddingGradients embedding_gradients = EmbeddingGradients::Auto;
+};
+
+// What the gradients' exchange cost, summed over the training steps since the strategy was made (or
+// reset_stats()). Wait time is the time a step spends after its backward pass until every gradient
+// has arrived: the part of the communication the backward pass did not hide. Bytes are this worker's
+// buffers: an all-reduce counts its buffer, an all-gather everything it gathers. One worker
+// exchanges nothing: its stats stay zero.
+struct KERAS_API CommunicationStats {
+    int64_t steps = 0;
+    double wait_seconds = 0;
+    int64_t bytes = 0;
+    int64_t dense_embedding_exchanges = 0;    // Embedding gradients that went dense (layer × step)
+    int64_t touched_rows_exchanges = 0;       // ... that went as touched rows
+    double wait_seconds_per_step() const { return steps ? wait_seconds / static_cast<double>(steps) : 0.0; }
+    double bytes_per_step() const { return steps ? static_cast<double>(bytes) / static_cast<double>(steps) : 0.0; }
 };
 
 // Keras's MultiWorkerMirroredStrategy. Constructing it initializes MPI (once per process) and reads
@@ -52,6 +75,10 @@ public:
     static const MultiWorkerMirroredStrategy* current();
     // The collectives the compiled models use (internal).
     std::shared_ptr<Communicator> communicator() const { return communicator_; }
+
+    // The gradients' exchange so far, over every model trained with this strategy.
+    CommunicationStats stats() const;
+    void reset_stats();
 
 private:
     std::shared_ptr<Communicator> communicator_;

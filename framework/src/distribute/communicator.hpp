@@ -20,6 +20,8 @@ public:
     virtual ~Communicator() = default;
     // The gradients' all-reduce bucket size (StrategyOptions::bucket_bytes).
     size_t bucket_bytes = size_t{4} << 20;
+    StrategyOptions::EmbeddingGradients embedding_gradients = StrategyOptions::EmbeddingGradients::Auto;
+    CommunicationStats stats;   // GradientBuckets adds each step's
 
     virtual int rank() const = 0;
     virtual int size() const = 0;

@@ -1,6 +1,7 @@
 #include "distribute/replicas.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -97,15 +98,24 @@ GradientBuckets::GradientBuckets(Communicator& comm, const FunctionalGraph& grap
     // A weight's gradient is final once the walk (last node first) is past the first node of every
     // layer that holds it. A weight no layer lists waits for finish().
     std::vector<int64_t> ready(variables.size(), -1);
+    std::vector<bool> embedding(variables.size(), false);
+    const bool by_rows = comm.embedding_gradients != StrategyOptions::EmbeddingGradients::Dense;
     for (size_t n = graph.nodes.size(); n-- > 0;) {
         const auto& layer = graph.nodes[n]->layer;
         if (!layer) continue;
         for (const auto& w : layer->trainable_weights())
-            for (size_t i = 0; i < variables.size(); ++i)
-                if (variables[i] == w) ready[i] = static_cast<int64_t>(n);
+            for (size_t i = 0; i < variables.size(); ++i) {
+                if (variables[i] != w) continue;
+                ready[i] = static_cast<int64_t>(n);
+                if (layer->class_name() == "Embedding" && w->value.ndim() == 2) embedding[i] = true;
+            }
     }
-    std::vector<size_t> order(variables.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::vector<size_t> order;
+    for (size_t i = 0; i < variables.size(); ++i) {
+        if (embedding[i] && by_rows) embeddings_.push_back(i);
+        else order.push_back(i);
+        if (embedding[i] && !by_rows) ++bucketed_embeddings_;
+    }
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ready[a] > ready[b]; });
     const size_t per_bucket = std::max<size_t>(1, comm.bucket_bytes / sizeof(float));
     size_t filled = 0;
@@ -144,14 +154,127 @@ void GradientBuckets::start(Bucket& bucket) {
         offset += n;
     }
     bucket.buffer.back() = static_cast<float>(rows_);
+    bytes_ += static_cast<int64_t>(bucket.buffer.size() * sizeof(float));
     comm_.start_all_reduce_sum(bucket.buffer.data(), bucket.buffer.size(), "the gradients' all-reduce");
     bucket.started = true;
 }
 
 void GradientBuckets::finish() {
     if (comm_.size() == 1) return;
+    const auto begin = std::chrono::steady_clock::now();
     while (next_ < buckets_.size()) start(buckets_[next_++]);
+    // While the buckets travel (the collectives keep their order on every worker).
+    for (size_t i : embeddings_) exchange_embedding(*variables_[i]);
     comm_.wait_all("the gradients' all-reduce");
+    write_averages();
+    CommunicationStats& stats = comm_.stats;
+    stats.steps += 1;
+    stats.bytes += bytes_;
+    stats.dense_embedding_exchanges += bucketed_embeddings_;
+    stats.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+}
+
+bool touched_rows_cheaper(int64_t max_touched, int64_t dim, int64_t vocab, int workers) {
+    return max_touched * (dim + 1) * workers < vocab * dim;
+}
+
+namespace {
+// The rows of a [vocab, dim] gradient with a nonzero value: the rows the batch touched (a touched
+// row whose gradient is exactly zero adds nothing to the sum either).
+std::vector<int64_t> nonzero_rows(const float* g, int64_t vocab, int64_t dim) {
+    std::vector<int64_t> rows;
+    for (int64_t r = 0; r < vocab; ++r) {
+        const float* row = g + r * dim;
+        if (std::any_of(row, row + dim, [](float x) { return x != 0.0f; })) rows.push_back(r);
+    }
+    return rows;
+}
+
+// What every worker holds of one embedding gradient this step, summed over the workers: the same
+// choice of exchange and the same divisor everywhere.
+struct EmbeddingCounts {
+    int64_t max_touched = 0;   // the most touched rows on one worker
+    bool any_gradient = false;
+    double all_rows = 0;       // the batch's rows
+};
+
+EmbeddingCounts agree_on_counts(Communicator& comm, size_t touched, bool has_gradient, int64_t rows) {
+    std::vector<double> counts(static_cast<size_t>(3 * comm.size()), 0.0);
+    const auto me = static_cast<size_t>(3 * comm.rank());
+    counts[me] = static_cast<double>(touched);
+    counts[me + 1] = has_gradient ? 1.0 : 0.0;
+    counts[me + 2] = static_cast<double>(rows);
+    comm.all_reduce_sum(counts.data(), counts.size(), "the embedding gradients' row counts");
+    EmbeddingCounts all;
+    for (size_t w = 0; w < counts.size(); w += 3) {
+        all.max_touched = std::max(all.max_touched, static_cast<int64_t>(counts[w]));
+        all.any_gradient = all.any_gradient || counts[w + 1] > 0;
+        all.all_rows += counts[w + 2];
+    }
+    return all;
+}
+
+// One record per touched row: its index (int64), then its gradient × scale (dim floats).
+std::vector<char> touched_rows_message(const float* g, const std::vector<int64_t>& touched, int64_t dim, float scale) {
+    const size_t record = sizeof(int64_t) + static_cast<size_t>(dim) * sizeof(float);
+    std::vector<char> message(touched.size() * record);
+    std::vector<float> row(static_cast<size_t>(dim));
+    for (size_t k = 0; k < touched.size(); ++k) {
+        for (int64_t j = 0; j < dim; ++j) row[static_cast<size_t>(j)] = g[touched[k] * dim + j] * scale;
+        std::memcpy(message.data() + k * record, &touched[k], sizeof(int64_t));
+        std::memcpy(message.data() + k * record + sizeof(int64_t), row.data(), row.size() * sizeof(float));
+    }
+    return message;
+}
+
+// Adds every gathered record's row into out ([vocab, dim], zeroed), in the order gathered (rank order).
+void add_touched_rows(const std::vector<char>& all, int64_t dim, float* out) {
+    const size_t record = sizeof(int64_t) + static_cast<size_t>(dim) * sizeof(float);
+    std::vector<float> row(static_cast<size_t>(dim));
+    for (size_t at = 0; at + record <= all.size(); at += record) {
+        int64_t r = 0;
+        std::memcpy(&r, all.data() + at, sizeof r);
+        std::memcpy(row.data(), all.data() + at + sizeof r, row.size() * sizeof(float));
+        for (int64_t j = 0; j < dim; ++j) out[r * dim + j] += row[static_cast<size_t>(j)];
+    }
+}
+}  // namespace
+
+void GradientBuckets::exchange_embedding(Variable& v) {
+    const int64_t vocab = v.value.dim(0), dim = v.value.dim(1);
+    const Tensor mine = v.grad.defined() ? v.grad.to(Device::cpu()) : Tensor();
+    const std::vector<int64_t> touched = mine.defined() ? nonzero_rows(mine.data<float>(), vocab, dim) : std::vector<int64_t>{};
+    const EmbeddingCounts counts = agree_on_counts(comm_, touched.size(), mine.defined(), rows_);
+    bytes_ += static_cast<int64_t>(3 * comm_.size() * sizeof(double));
+    if (!counts.any_gradient || counts.all_rows == 0) return;   // as a bucket: no gradient anywhere, none after
+
+    const bool by_rows = comm_.embedding_gradients == StrategyOptions::EmbeddingGradients::TouchedRows ||
+                         touched_rows_cheaper(counts.max_touched, dim, vocab, comm_.size());
+    // Each worker's gradient (the mean over its rows) × its rows, summed, over the batch's rows.
+    const auto scale = static_cast<float>(rows_);
+    const auto n = static_cast<size_t>(vocab * dim);
+    Tensor sum = Tensor::zeros({vocab, dim});
+    float* out = sum.data<float>();
+    if (by_rows) {
+        const float* g = mine.defined() ? mine.data<float>() : nullptr;   // none: no rows to send
+        const std::vector<char> all = comm_.all_gather(touched_rows_message(g, touched, dim, scale),
+                                                       "the embedding gradients' all-gather of touched rows");
+        bytes_ += static_cast<int64_t>(all.size());
+        add_touched_rows(all, dim, out);
+        comm_.stats.touched_rows_exchanges += 1;
+    } else {
+        if (mine.defined())
+            for (size_t j = 0; j < n; ++j) out[j] = mine.data<float>()[j] * scale;
+        comm_.all_reduce_sum(out, n, "the embedding gradients' all-reduce");
+        bytes_ += static_cast<int64_t>(n * sizeof(float));
+        comm_.stats.dense_embedding_exchanges += 1;
+    }
+    const auto divisor = static_cast<float>(counts.all_rows);
+    for (size_t j = 0; j < n; ++j) out[j] /= divisor;
+    v.grad = sum.to(v.value.device());
+}
+
+void GradientBuckets::write_averages() {
     for (const Bucket& bucket : buckets_) {
         const size_t total = bucket.buffer.size() - bucket.variables.size() - 1;
         const float all_rows = bucket.buffer.back();

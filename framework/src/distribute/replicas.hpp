@@ -32,6 +32,9 @@ int broadcast_int(Communicator& comm, int value, const char* what);
 // bucket whose weights' layers are all behind it; finish() starts the rest (all of them on a worker
 // that had no rows), waits, and writes the averages. The buckets are fixed by the graph alone, so
 // every worker starts the same sums in the same order.
+// An Embedding layer's gradient (StrategyOptions::embedding_gradients) is not bucketed: finish()
+// exchanges it on its own, dense or as its touched rows, after the buckets have started.
+// finish() adds the step's wait time and bytes to Communicator::stats.
 class GradientBuckets {
 public:
     GradientBuckets(Communicator& comm, const FunctionalGraph& graph, const std::vector<VariablePtr>& variables,
@@ -48,12 +51,22 @@ private:
         bool started = false;
     };
     void start(Bucket& bucket);
+    void exchange_embedding(Variable& v);
+    void write_averages();
     Communicator& comm_;
     std::vector<VariablePtr> variables_;
     int64_t rows_;
-    std::vector<Bucket> buckets_;   // in the order they start
-    size_t next_ = 0;               // the first bucket not started
+    std::vector<Bucket> buckets_;     // in the order they start
+    size_t next_ = 0;                 // the first bucket not started
+    std::vector<size_t> embeddings_;  // Embedding weights, exchanged by exchange_embedding
+    int64_t bucketed_embeddings_ = 0; // Embedding weights in the buckets (EmbeddingGradients::Dense)
+    int64_t bytes_ = 0;               // this step's collective buffers
 };
+
+// The rule StrategyOptions::EmbeddingGradients::Auto applies to a [vocab, dim] embedding gradient:
+// whether gathering every worker's touched rows (index + row: dim + 1 values, from `workers`
+// workers, each at most `max_touched` rows) moves fewer bytes than all-reducing the whole table.
+bool touched_rows_cheaper(int64_t max_touched, int64_t dim, int64_t vocab, int workers);
 
 // The losses' and metrics' running sums and counts: `before` (the state before this batch, the same
 // on every worker) plus every worker's part of this batch.

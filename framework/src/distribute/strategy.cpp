@@ -77,7 +77,11 @@ MultiWorkerMirroredStrategy::MultiWorkerMirroredStrategy(const StrategyOptions& 
     : communicator_(make_communicator(collective_timeout(options.timeout_seconds))) {
     if (options.bucket_bytes == 0) value_error("StrategyOptions::bucket_bytes must be > 0");
     communicator_->bucket_bytes = options.bucket_bytes;
+    communicator_->embedding_gradients = options.embedding_gradients;
 }
+
+CommunicationStats MultiWorkerMirroredStrategy::stats() const { return communicator_->stats; }
+void MultiWorkerMirroredStrategy::reset_stats() { communicator_->stats = {}; }
 
 int MultiWorkerMirroredStrategy::rank() const { return communicator_->rank(); }
 int MultiWorkerMirroredStrategy::num_replicas_in_sync() const { return communicator_->size(); }
