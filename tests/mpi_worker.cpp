@@ -10,6 +10,8 @@
 //   mismatch  worker 1 builds another model: fit refuses it on both workers, naming the difference.
 //   hang      worker 1 stops answering at batch 2: worker 0 aborts the job after the collective timeout.
 //   kill      worker 1 is killed (SIGKILL) at batch 2: the job ends.
+//   bootstrap NCCL's bootstrap without a GPU: an id made on rank 0 only reaches both workers over
+//             MPI; the local ranks (one machine) are 0 and 1.
 #define OMPI_SKIP_MPICXX 1   // the C interface only
 #include <mpi.h>
 
@@ -25,6 +27,8 @@
 #include <vector>
 
 #include <keras/keras.hpp>
+
+#include "distribute/communicator.hpp"
 
 using namespace keras;
 
@@ -228,6 +232,21 @@ int run_mismatch(const distribute::MultiWorkerMirroredStrategy& strategy) {
     return failures == 0 ? 0 : 1;
 }
 
+int run_bootstrap(const distribute::MultiWorkerMirroredStrategy& strategy) {
+    std::vector<unsigned char> id(128, 0);
+    int made = 0;
+    distribute::broadcast_unique_id(*strategy.communicator(), id.data(), id.size(), [&](void* out) {
+        ++made;
+        auto* bytes = static_cast<unsigned char*>(out);
+        for (size_t i = 0; i < 128; ++i) bytes[i] = static_cast<unsigned char>(i * 7 + static_cast<size_t>(getpid()));
+    });
+    check(made == (strategy.rank() == 0 ? 1 : 0), "the id was made on worker " + std::to_string(strategy.rank()));
+    check(same_on_all_workers(std::vector<double>(id.begin(), id.end())), "the workers hold different ids");
+    check(strategy.local_rank() == strategy.rank(),
+          "local rank " + std::to_string(strategy.local_rank()) + " on worker " + std::to_string(strategy.rank()));
+    return failures == 0 ? 0 : 1;
+}
+
 // Worker 1 stops at batch 2 (hangs, or dies); worker 0 must not wait forever.
 int run_failure(const distribute::MultiWorkerMirroredStrategy& strategy, bool kill) {
     const Data data = make_data();
@@ -247,7 +266,7 @@ int run_failure(const distribute::MultiWorkerMirroredStrategy& strategy, bool ki
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::cerr << "usage: mpi_worker equal|embedding|mismatch|hang|kill [dir]\n";
+        std::cerr << "usage: mpi_worker equal|embedding|mismatch|hang|kill|bootstrap [dir]\n";
         return 2;
     }
     const std::string mode = argv[1];
@@ -264,6 +283,7 @@ int main(int argc, char** argv) {
         if (mode == "equal") return run_equal(strategy, argc > 2 ? argv[2] : ".");
         if (mode == "embedding") return run_embedding();
         if (mode == "mismatch") return run_mismatch(strategy);
+        if (mode == "bootstrap") return run_bootstrap(strategy);
         if (mode == "hang" || mode == "kill") return run_failure(strategy, mode == "kill");
     } catch (const std::exception& e) {
         std::cerr << "worker " << rank << ": " << e.what() << "\n";

@@ -25,7 +25,7 @@ elapsed=$(( $(date +%s) - start ))
 cat "$dir/out"
 echo "mpirun exit status $rc after ${elapsed}s"
 case "$mode" in
-  equal|embedding|mismatch)
+  equal|embedding|mismatch|bootstrap)
     exit $rc ;;
   example)
     [ $rc -eq 0 ] || exit $rc

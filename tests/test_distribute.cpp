@@ -2,7 +2,9 @@
 // the strategy as one worker, its scope, the data shares, the collective timeout's setting.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cstdlib>
+#include <cstring>
 #include <numeric>
 #include <set>
 
@@ -120,6 +122,8 @@ class TwinCommunicator final : public distribute::Communicator {
 public:
     int rank() const override { return 0; }
     int size() const override { return 2; }
+    const char* engine() const override { return "twin"; }
+    [[noreturn]] void abort_job(const std::string& message) override { throw RuntimeError(message); }
     void all_reduce_sum(float* data, size_t count, const char*) override { double_it(data, count); }
     void all_reduce_sum(double* data, size_t count, const char*) override {
         for (size_t i = 0; i < count; ++i) data[i] *= 2;
@@ -230,7 +234,7 @@ std::vector<float> exchanged(distribute::StrategyOptions::EmbeddingGradients mod
     buckets.finish();
     // Dense: the embedding shares the Dense weights' bucket; else it goes on its own.
     CHECK(comm.started.size() == 1);
-    stats = comm.stats;
+    stats = *comm.stats;
     CHECK(variables[0]->grad.to_vector<float>() == g);   // the twins' average: the gradient itself
     return variables[0]->grad.to_vector<float>();
 }
@@ -249,4 +253,60 @@ TEST_CASE("GradientBuckets: an Embedding's gradient goes as its touched rows or 
     // weight, the rows. Touched rows: the counts (2 workers x 3 doubles), both twins' 2 rows (index, 4 floats).
     CHECK(dense.bytes == (13 + 400 + 3 + 1) * 4);
     CHECK(rows.bytes == (13 + 2 + 1) * 4 + 6 * 8 + 2 * 2 * (8 + 4 * 4));
+TEST_CASE("the engine: NCCL only for a model on a CUDA GPU, in a launched (MPI) job, with NCCL built") {
+    using distribute::Engine;
+    CHECK(distribute::choose_engine("mpi", true, true) == Engine::nccl);
+    CHECK(distribute::choose_engine("mpi", false, true) == Engine::host);    // a model on the CPU
+    CHECK(distribute::choose_engine("mpi", true, false) == Engine::host);    // a build without NCCL
+    CHECK(distribute::choose_engine("local", true, true) == Engine::host);   // not launched: nothing to sum
+    // A model on the CPU keeps the strategy's communicator (no CUDA library is opened for it).
+    distribute::MultiWorkerMirroredStrategy strategy;
+    CHECK(distribute::for_device(strategy.communicator(), Device::cpu()) == strategy.communicator());
+    CHECK(std::string(strategy.communicator()->engine()) == "local");
+}
+
+TEST_CASE("the local rank: the launcher's variable, -1 without one, a bad value named") {
+    for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}) ::unsetenv(name);
+    CHECK(distribute::local_rank_from_environment() == -1);
+    ::setenv("SLURM_LOCALID", "3", 1);
+    CHECK(distribute::local_rank_from_environment() == 3);
+    ::setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1", 1);   // Open MPI's comes first
+    CHECK(distribute::local_rank_from_environment() == 1);
+    ::setenv("OMPI_COMM_WORLD_LOCAL_RANK", "gpu1", 1);
+    CHECK_THROWS_WITH_AS(distribute::local_rank_from_environment(),
+                         doctest::Contains("OMPI_COMM_WORLD_LOCAL_RANK must be a local rank (a number >= 0). Received: \"gpu1\""),
+                         ValueError);
+    ::setenv("OMPI_COMM_WORLD_LOCAL_RANK", "-1", 1);
+    CHECK_THROWS_AS(distribute::local_rank_from_environment(), ValueError);
+    for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"}) ::unsetenv(name);
+    distribute::MultiWorkerMirroredStrategy strategy;
+    CHECK(strategy.local_rank() == 0);
+}
+
+TEST_CASE("NCCL's unique id: made on rank 0 only, broadcast over the host communicator") {
+    // Worker 1 of two: it must not make an id, and receives rank 0's bytes from the broadcast.
+    class Worker1 final : public distribute::Communicator {
+    public:
+        int rank() const override { return 1; }
+        int size() const override { return 2; }
+        const char* engine() const override { return "mpi"; }
+        [[noreturn]] void abort_job(const std::string& message) override { throw RuntimeError(message); }
+        void all_reduce_sum(float*, size_t, const char*) override {}
+        void all_reduce_sum(double*, size_t, const char*) override {}
+        void start_all_reduce_sum(float*, size_t, const char*) override {}
+        void progress() override {}
+        void wait_all(const char*) override {}
+        void broadcast(void* data, size_t bytes, int root, const char* what) override {
+            CHECK(root == 0);
+            CHECK(std::string(what) == "the broadcast of NCCL's unique id");
+            std::memset(data, 0x5a, bytes);   // rank 0's bytes
+        }
+        std::vector<char> all_gather(const std::vector<char>& mine, const char*) override { return mine; }
+    } worker1;
+    std::array<unsigned char, 128> id{};
+    bool made = false;
+    distribute::broadcast_unique_id(worker1, id.data(), id.size(), [&](void*) { made = true; });
+    CHECK_FALSE(made);
+    CHECK(id[0] == 0x5a);
+    CHECK(id[127] == 0x5a);
 }

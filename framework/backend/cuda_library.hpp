@@ -10,10 +10,15 @@
 // shared library (cuda_library_loader.cpp, libkerascpp only).
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "keras/backend.hpp"
 #include "keras/device.hpp"
+
+namespace keras::distribute {
+class Communicator;
+}
 
 namespace keras::backend {
 
@@ -32,6 +37,10 @@ struct CudaLibrary {
     DeviceMemory* (*memory_of)(Backend* backend);
     cuda::MemoryStats (*memory_stats)(Backend* backend);
     void (*release_cached)(Backend* backend);
+    // A NCCL communicator on GPU `device`, bootstrapped over `host` (MPI; every worker calls it
+    // together), or nullptr in a build without NCCL (-Dnccl). backend/cuda/nccl_communicator.cpp.
+    std::shared_ptr<distribute::Communicator> (*create_nccl_communicator)(std::shared_ptr<distribute::Communicator> host,
+                                                                          int device);
 };
 
 // The CUDA library's table, or nullptr with *why set: the library was not found (where it looked and

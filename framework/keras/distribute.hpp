@@ -66,6 +66,10 @@ public:
     int rank() const;                   // this worker's index, 0 .. num_replicas_in_sync() - 1
     int num_replicas_in_sync() const;   // Keras's name for the number of workers
     bool is_chief() const { return rank() == 0; }   // the worker that logs and writes files
+    // The worker's index on its machine: the GPU it should train on, one process per GPU
+    // (`model.to(keras::Device::cuda(strategy.local_rank()))`). From the launcher
+    // (OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID, SLURM_LOCALID), else counted by MPI.
+    int local_rank() const;
 
     // Runs fn with this strategy current: every model compiled in it (model.compile) trains
     // distributed. Keras's `with strategy.scope():`.

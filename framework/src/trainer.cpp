@@ -181,7 +181,9 @@ callbacks::History Model::fit(const Arrays& x, const Arrays& y, const FitOptions
     } else if (options.validation_split > 0.0) {
         data = data_adapter::train_validation_split(x, y, options.validation_split);
     }
-    // Distributed: the same model everywhere, checked before anything trains.
+    // Distributed: NCCL's communicator when the model is on a GPU (docs/distributed.md), and the same
+    // model everywhere, checked before anything trains.
+    if (communicator_) communicator_ = distribute::for_device(communicator_, device());
     if (communicator_) distribute::check_same_model(*communicator_, *this);
     data_adapter::EpochIterator epochs(data.x_train, data.y_train, options.batch_size, options.shuffle);
     // Only the chief prints (the logs are the same on every worker).

@@ -29,6 +29,16 @@ cuda::MemoryStats memory_stats(Backend* backend) {
 void release_cached(Backend* backend) { as_cuda(backend).allocator().release_cached(); }
 
 }  // namespace
+
+#ifdef KERASCPP_HAVE_NCCL
+// nccl_communicator.cpp
+std::shared_ptr<distribute::Communicator> create_nccl_communicator(std::shared_ptr<distribute::Communicator> host,
+                                                                   int device);
+#endif
+
+namespace {
+
+}  // namespace
 }  // namespace keras::backend
 
 const keras::backend::CudaLibrary* kerascpp_cuda_library() {
@@ -39,6 +49,11 @@ const keras::backend::CudaLibrary* kerascpp_cuda_library() {
         .memory_of = &keras::backend::memory_of,
         .memory_stats = &keras::backend::memory_stats,
         .release_cached = &keras::backend::release_cached,
+#ifdef KERASCPP_HAVE_NCCL
+        .create_nccl_communicator = &keras::backend::create_nccl_communicator,
+#else
+        .create_nccl_communicator = nullptr,
+#endif
     };
     return &library;
 }

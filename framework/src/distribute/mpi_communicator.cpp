@@ -15,6 +15,8 @@
 #include <mutex>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "keras/errors.hpp"
 
 #include "distribute/communicator.hpp"
@@ -45,15 +47,20 @@ void initialize_mpi() {
 
 class MpiCommunicator final : public Communicator {
 public:
-    explicit MpiCommunicator(double timeout_seconds) : timeout_(timeout_seconds) {
+    explicit MpiCommunicator(double timeout) {
+        timeout_seconds = timeout;
         initialize_mpi();
         // A communicator of our own, so the program's own MPI messages never meet ours.
         MPI_Comm_dup(MPI_COMM_WORLD, &comm_);
         MPI_Comm_rank(comm_, &rank_);
         MPI_Comm_size(comm_, &size_);
+        local_rank_ = local_rank_from_environment();
+        if (local_rank_ < 0) local_rank_ = rank_on_this_machine();
     }
     int rank() const override { return rank_; }
     int size() const override { return size_; }
+    int local_rank() const override { return local_rank_; }
+    const char* engine() const override { return "mpi"; }
 
     void all_reduce_sum(float* data, size_t count, const char* what) override {
         all_reduce_chunks(data, count, MPI_FLOAT, what);
@@ -90,6 +97,13 @@ public:
             wait(request, what);
             done += static_cast<size_t>(n);
         }
+    }
+
+    [[noreturn]] void abort_job(const std::string& message) override {
+        std::fprintf(stderr, "%s\n", message.c_str());
+        std::fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+        std::abort();   // MPI_Abort does not return; in case an implementation does
     }
 
     std::vector<char> all_gather(const std::vector<char>& mine, const char* what) override {
@@ -134,34 +148,37 @@ private:
     // Polls until the collective completes; past the timeout, aborts the job. Spins briefly (a step's
     // collective usually completes within microseconds), then sleeps between polls so a worker
     // waiting for a slow one leaves the CPU to it.
-    void wait(MPI_Request& request, const char* what) const {
+    void wait(MPI_Request& request, const char* what) {
         using clock = std::chrono::steady_clock;
         const auto start = clock::now();
-        const auto deadline = start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(timeout_));
+        const auto deadline =
+            start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(timeout_seconds));
         for (int polls = 0;; ++polls) {
             int done = 0;
             MPI_Test(&request, &done, MPI_STATUS_IGNORE);
             if (done) return;
-            if (clock::now() > deadline) abort_job(what);
+            if (clock::now() > deadline)
+                abort_job(fmt::format("kerascpp: worker {} of {}: {} did not complete within the collective timeout ({} "
+                                      "s): another worker has died or hangs. Aborting the job (MPI_Abort). The timeout "
+                                      "is StrategyOptions::timeout_seconds or KERASCPP_COLLECTIVE_TIMEOUT.",
+                                      rank_, size_, what, timeout_seconds));
             if (polls > 1000) std::this_thread::sleep_for(std::chrono::microseconds(polls > 20000 ? 1000 : 50));
         }
     }
 
-    [[noreturn]] void abort_job(const char* what) const {
-        std::fprintf(stderr,
-                     "kerascpp: worker %d of %d: %s did not complete within the collective timeout (%g s): another "
-                     "worker has died or hangs. Aborting the job (MPI_Abort). The timeout is "
-                     "StrategyOptions::timeout_seconds or KERASCPP_COLLECTIVE_TIMEOUT.\n",
-                     rank_, size_, what, timeout_);
-        std::fflush(stderr);
-        MPI_Abort(MPI_COMM_WORLD, 1);
-        std::abort();   // MPI_Abort does not return; in case an implementation does
+    // Launched without a local-rank variable: the workers that share this machine's memory, counted.
+    int rank_on_this_machine() const {
+        MPI_Comm node = MPI_COMM_NULL;
+        MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
+        int local = 0;
+        MPI_Comm_rank(node, &local);
+        MPI_Comm_free(&node);
+        return local;
     }
 
-    double timeout_;
     std::vector<MPI_Request> pending_;   // started by start_all_reduce_sum, not yet waited for
     MPI_Comm comm_ = MPI_COMM_NULL;
-    int rank_ = 0, size_ = 1;
+    int rank_ = 0, size_ = 1, local_rank_ = 0;
 };
 }  // namespace
 

@@ -167,7 +167,7 @@ void GradientBuckets::finish() {
     for (size_t i : embeddings_) exchange_embedding(*variables_[i]);
     comm_.wait_all("the gradients' all-reduce");
     write_averages();
-    CommunicationStats& stats = comm_.stats;
+    CommunicationStats& stats = *comm_.stats;
     stats.steps += 1;
     stats.bytes += bytes_;
     stats.dense_embedding_exchanges += bucketed_embeddings_;
@@ -261,13 +261,13 @@ void GradientBuckets::exchange_embedding(Variable& v) {
                                                        "the embedding gradients' all-gather of touched rows");
         bytes_ += static_cast<int64_t>(all.size());
         add_touched_rows(all, dim, out);
-        comm_.stats.touched_rows_exchanges += 1;
+        comm_.stats->touched_rows_exchanges += 1;
     } else {
         if (mine.defined())
             for (size_t j = 0; j < n; ++j) out[j] = mine.data<float>()[j] * scale;
         comm_.all_reduce_sum(out, n, "the embedding gradients' all-reduce");
         bytes_ += static_cast<int64_t>(n * sizeof(float));
-        comm_.stats.dense_embedding_exchanges += 1;
+        comm_.stats->dense_embedding_exchanges += 1;
     }
     const auto divisor = static_cast<float>(counts.all_rows);
     for (size_t j = 0; j < n; ++j) out[j] /= divisor;

@@ -1,11 +1,16 @@
 // MultiWorkerMirroredStrategy: which communicator a process gets, the scope compile() reads, and
 // the single-process communicator.
+#include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 
 #include "keras/distribute.hpp"
 #include "keras/errors.hpp"
 
+#ifdef KERASCPP_HAVE_CUDA
+#include "cuda_library.hpp"
+#endif
 #include "distribute/communicator.hpp"
 
 namespace keras::distribute {
@@ -20,6 +25,7 @@ class LocalCommunicator final : public Communicator {
 public:
     int rank() const override { return 0; }
     int size() const override { return 1; }
+    const char* engine() const override { return "local"; }
     void all_reduce_sum(float*, size_t, const char*) override {}
     void all_reduce_sum(double*, size_t, const char*) override {}
     void start_all_reduce_sum(float*, size_t, const char*) override {}
@@ -27,6 +33,10 @@ public:
     void wait_all(const char*) override {}
     void broadcast(void*, size_t, int, const char*) override {}
     std::vector<char> all_gather(const std::vector<char>& mine, const char*) override { return mine; }
+    [[noreturn]] void abort_job(const std::string& message) override {
+        std::fprintf(stderr, "%s\n", message.c_str());
+        std::abort();
+    }
 };
 
 // The number of processes a launcher started (Open MPI's mpirun, MPICH's hydra, PMIx), or 0 when
@@ -38,6 +48,8 @@ int launched_processes() {
 }
 
 thread_local const MultiWorkerMirroredStrategy* current_strategy = nullptr;
+
+std::shared_ptr<Communicator> make_host_communicator(double timeout_seconds);
 }  // namespace
 
 double collective_timeout(double from_options) {
@@ -53,6 +65,13 @@ double collective_timeout(double from_options) {
 }
 
 std::shared_ptr<Communicator> make_communicator(double timeout_seconds) {
+    std::shared_ptr<Communicator> comm = make_host_communicator(timeout_seconds);
+    comm->timeout_seconds = timeout_seconds;
+    return comm;
+}
+
+namespace {
+std::shared_ptr<Communicator> make_host_communicator(double timeout_seconds) {
     const int launched = launched_processes();
 #ifdef KERASCPP_HAVE_MPI
     // Started by a launcher: MPI, even for one process. On its own: no MPI_Init (Open MPI's singleton
@@ -68,6 +87,60 @@ std::shared_ptr<Communicator> make_communicator(double timeout_seconds) {
 #endif
     return std::make_shared<LocalCommunicator>();
 }
+}  // namespace
+
+Engine choose_engine(const char* host_engine, bool on_cuda, bool nccl_built) {
+    // Only a launched job has the MPI that NCCL bootstraps over; a lone process has nothing to sum.
+    return on_cuda && nccl_built && std::string(host_engine) == "mpi" ? Engine::nccl : Engine::host;
+}
+
+std::shared_ptr<Communicator> for_device(const std::shared_ptr<Communicator>& host, const Device& device) {
+    if (std::string(host->engine()) == "nccl") return host;
+#ifdef KERASCPP_HAVE_CUDA
+    const backend::CudaLibrary* library = nullptr;
+    if (device.is_cuda()) {
+        std::string why;   // a CUDA model has loaded the library already
+        library = backend::load_cuda_library(&why);
+    }
+    const bool nccl_built = library && library->create_nccl_communicator;
+    if (choose_engine(host->engine(), device.is_cuda(), nccl_built) == Engine::host) return host;
+    // One NCCL communicator per process (NCCL's rule: one rank per GPU per communicator), made on the
+    // first fit of a model on the GPU and shared by every model after it.
+    static std::mutex mutex;
+    static std::shared_ptr<Communicator> nccl;
+    static int nccl_device = -1;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!nccl) {
+        nccl = library->create_nccl_communicator(host, device.index());
+        nccl->bucket_bytes = host->bucket_bytes;
+        nccl->embedding_gradients = host->embedding_gradients;
+        nccl->stats = host->stats;
+        nccl_device = device.index();
+    }
+    if (device.index() != nccl_device)
+        runtime_error("MultiWorkerMirroredStrategy: this worker's NCCL communicator is on cuda:{}, but this model is on "
+                      "cuda:{}. One process per GPU: put every model of a worker on its GPU "
+                      "(keras::Device::cuda(strategy.local_rank()))",
+                      nccl_device, device.index());
+    return nccl;
+#else
+    (void)device;
+    return host;
+#endif
+}
+
+int local_rank_from_environment() {
+    for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}) {
+        const char* value = std::getenv(name);
+        if (!value) continue;
+        char* end = nullptr;
+        const long rank = std::strtol(value, &end, 10);
+        if (end == value || *end != '\0' || rank < 0 || rank > 1 << 20)
+            value_error("{} must be a local rank (a number >= 0). Received: \"{}\"", name, value);
+        return static_cast<int>(rank);
+    }
+    return -1;
+}
 
 Share share_of(int64_t rows, int rank, int size) {
     return {rows * rank / size, rows * (rank + 1) / size};
@@ -80,8 +153,9 @@ MultiWorkerMirroredStrategy::MultiWorkerMirroredStrategy(const StrategyOptions& 
     communicator_->embedding_gradients = options.embedding_gradients;
 }
 
-CommunicationStats MultiWorkerMirroredStrategy::stats() const { return communicator_->stats; }
-void MultiWorkerMirroredStrategy::reset_stats() { communicator_->stats = {}; }
+CommunicationStats MultiWorkerMirroredStrategy::stats() const { return *communicator_->stats; }
+void MultiWorkerMirroredStrategy::reset_stats() { *communicator_->stats = {}; }
+int MultiWorkerMirroredStrategy::local_rank() const { return communicator_->local_rank(); }
 
 int MultiWorkerMirroredStrategy::rank() const { return communicator_->rank(); }
 int MultiWorkerMirroredStrategy::num_replicas_in_sync() const { return communicator_->size(); }
