@@ -253,6 +253,8 @@ TEST_CASE("GradientBuckets: an Embedding's gradient goes as its touched rows or 
     // weight, the rows. Touched rows: the counts (2 workers x 3 doubles), both twins' 2 rows (index, 4 floats).
     CHECK(dense.bytes == (13 + 400 + 3 + 1) * 4);
     CHECK(rows.bytes == (13 + 2 + 1) * 4 + 6 * 8 + 2 * 2 * (8 + 4 * 4));
+}
+
 TEST_CASE("the engine: NCCL only for a model on a CUDA GPU, in a launched (MPI) job, with NCCL built") {
     using distribute::Engine;
     CHECK(distribute::choose_engine("mpi", true, true) == Engine::nccl);
