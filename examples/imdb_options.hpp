@@ -18,6 +18,7 @@ struct ImdbArgs {
     int limit = 0;      // 0: every review
     int threads = 0;    // 0: adaptive (keras::config's default)
     int verbose = 2;
+    int seed = 42;      // keras::utils::set_random_seed: weights, shuffling, dropout
 };
 
 // The options added, for an example that changes how one is shown or combined with its own.
@@ -25,7 +26,7 @@ struct ImdbOptions {
     CLI::Option *epochs, *num_words, *maxlen, *batch_size;
 };
 
-// --epochs, --data, --num-words, --maxlen, --batch-size, --limit, --threads, --verbose, with the values
+// --epochs, --data, --num-words, --maxlen, --batch-size, --limit, --threads, --verbose, --seed, with the values
 // in `args` as their defaults. min_epochs: 0 where the example can evaluate a loaded model without
 // training; min_maxlen: the shortest review the model's layers accept.
 inline ImdbOptions add_imdb_options(CLI::App& app, ImdbArgs& args, int min_epochs = 1, int min_maxlen = 1) {
@@ -53,6 +54,7 @@ inline ImdbOptions add_imdb_options(CLI::App& app, ImdbArgs& args, int min_epoch
     app.add_option("--verbose", args.verbose, "fit's verbosity: 0 silent, 1 progress bar, 2 one line per epoch")
         ->capture_default_str()
         ->check(CLI::Range(0, 2));
+    app.add_option("--seed", args.seed, "random seed (weights, shuffling, dropout)")->capture_default_str();
     return added;
 }
 

@@ -19,7 +19,7 @@ def main():
     imdb_data.apply_threads(args.threads)
     import keras
 
-    keras.utils.set_random_seed(42)
+    keras.utils.set_random_seed(args.seed)
     train, test = imdb_data.load_padded(args)
     model = keras.Sequential([
         keras.Input(shape=(args.maxlen,)),

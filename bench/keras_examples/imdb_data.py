@@ -23,6 +23,7 @@ def parse_args(description, num_words, maxlen, batch_size, epochs=2):
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads per op and between ops (default: the backend's own choice)")
     p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="fit's verbosity")
+    p.add_argument("--seed", type=int, default=42, help="keras.utils.set_random_seed")
     return p.parse_args()
 
 

@@ -50,7 +50,7 @@ def main():
     args = imdb_data.parse_args(__doc__.splitlines()[0], num_words=20000, maxlen=200, batch_size=32)
     imdb_data.apply_threads(args.threads)
     embed_dim, num_heads, ff_dim = 32, 2, 32
-    keras.utils.set_random_seed(42)
+    keras.utils.set_random_seed(args.seed)
     train, test = imdb_data.load_padded(args)
 
     inputs = layers.Input(shape=(args.maxlen,))

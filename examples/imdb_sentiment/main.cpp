@@ -155,7 +155,7 @@ int main(int argc, char** argv) try {
         fmt::print("Distributed over {} workers (global batch {})\n", strategy->num_replicas_in_sync(),
                    common.batch_size);
 
-    utils::set_random_seed(42);
+    utils::set_random_seed(common.seed);
     std::shared_ptr<Model> model;
     if (args.load.empty()) {
         mixed_precision::set_global_policy(args.policy);

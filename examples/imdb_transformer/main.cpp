@@ -100,7 +100,7 @@ int main(int argc, char** argv) try {
     const examples::ImdbArgs& args = *parsed;
     examples::apply_threads(args);
 
-    utils::set_random_seed(42);
+    utils::set_random_seed(args.seed);
     auto [train, test] = datasets::imdb::load_data_or_generated(
         {.path = args.data, .num_words = args.num_words, .limit = args.limit});
     const Tensor x_train = utils::pad_sequences(train.x, {.maxlen = args.maxlen});
