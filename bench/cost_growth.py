@@ -58,7 +58,7 @@ def run_point(args, framework, shape):
     common = ["--workload", "W2", "--samples", str(samples_for(shape, args)), "--epochs", str(args.epochs),
               "--seq-len", str(shape["seq_len"]), "--units", str(shape["units"])]
     if framework == "kerascpp":
-        cmd = [run_bench.kerascpp_binary(args)] + common + ["--batch", str(shape["batch"])]
+        cmd = [run_bench.kerascpp_binary(args.build_dir)] + common + ["--batch", str(shape["batch"])]
     else:
         cmd = [os.path.join(args.venv, "bin", "python"), os.path.join(run_bench.REPO, "bench", "peers.py"),
                "--framework", framework, "--threads", str(args.threads), "--batch-size", str(shape["batch"])] + common
@@ -113,7 +113,7 @@ def main(argv=None):
     print(f"Command: OMP_NUM_THREADS={args.threads} bench/cost_growth.py --build-dir {args.build_dir} "
           f"--venv {args.venv} --threads {args.threads} --seconds {args.seconds} --epochs {args.epochs}")
     print(f"Machine: {run_bench.cpu_model()}, {os.cpu_count()} logical CPUs; load average {run_bench.load_average():.2f} before")
-    sgemm = run_bench.run_json([run_bench.kerascpp_binary(args), "--sgemm"], args)
+    sgemm = run_bench.run_json([run_bench.kerascpp_binary(args.build_dir), "--sgemm"], args)
     if "error" in sgemm:
         sys.exit(f"cost_growth.py: the SGEMM peak failed: {sgemm['error']}")
     peak = sgemm["gflops"]

@@ -37,12 +37,12 @@ ninja -C "$build"
 status=0
 for f in "$build"/libkerascpp.so "$build"/examples/hello_lstm "$build"/tools/kerascpp-inspect; do
   [ -e "$f" ] || continue
-  dnnl="$(env -u LD_LIBRARY_PATH ldd "$f" | grep libdnnl || true)"
+  dnnl="$(env -u LD_LIBRARY_PATH ldd "$f" | awk '/libdnnl/ {print $3}')"
   echo "$f: $dnnl"
-  case "$dnnl" in
-    *"$venv/lib/libdnnl.so.3"*) ;;
-    *) echo "$f does not load $venv/lib/libdnnl.so.3" >&2; status=1 ;;
-  esac
+  # Compared resolved: meson writes a relative rpath when the venv sits inside the source tree.
+  if [ -z "$dnnl" ] || [ "$(realpath "$dnnl")" != "$(realpath "$venv/lib/libdnnl.so.3")" ]; then
+    echo "$f does not load $venv/lib/libdnnl.so.3 (it loads: ${dnnl:-nothing})" >&2; status=1
+  fi
 done
 [ "$status" -eq 0 ] || exit 1
 
