@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "read_text.hpp"
 #include "keras/keras.hpp"
 #include "test_helpers.hpp"
 
@@ -21,15 +22,9 @@ using test_helpers::message_of;
 using test_helpers::values_of;
 using test_helpers::wavy;
 
-namespace {
+using test_helpers::read_text;
 
-std::string read_text(const std::string& path) {
-    std::ifstream in(path);
-    REQUIRE_MESSAGE(in.good(), "cannot read " << path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+namespace {
 
 // sum(layer(x) * fixed weights): a scalar that every output element feeds.
 Tensor projected_output(Layer& layer, const Tensor& x, bool training = false) {

@@ -17,24 +17,19 @@
 #include <sstream>
 #include <vector>
 
+#include "read_text.hpp"
 #include "keras/keras.hpp"
 #include "../layers/layer_factory.hpp"
 
 using namespace keras;
 namespace fs = std::filesystem;
 
+using test_helpers::read_text;
+
 namespace {
 
 const fs::path kTests = fs::path(KERASCPP_TESTS_DIR);
 const std::vector<std::string> kColumns = {"layer", "CPU", "GPU", "load Keras 2", "load Keras 3", "save"};
-
-std::string read_text(const fs::path& path) {
-    std::ifstream in(path);
-    REQUIRE_MESSAGE(in.good(), "cannot read " << path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 std::string trim(const std::string& s) {
     const size_t begin = s.find_first_not_of(' '), end = s.find_last_not_of(' ');

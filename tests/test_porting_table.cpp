@@ -13,18 +13,14 @@
 
 #include <keras/keras.hpp>
 
+#include "read_text.hpp"
+
 using namespace keras;
 namespace fs = std::filesystem;
 
-namespace {
+using test_helpers::read_text;
 
-std::string read_text(const fs::path& path) {
-    std::ifstream in(path);
-    REQUIRE_MESSAGE(in.good(), "cannot read " << path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+namespace {
 
 // Runs a test case inside a fresh folder (the page's lines save to relative paths like "model.h5").
 struct InScratchFolder {

@@ -11,23 +11,18 @@
 #include <set>
 #include <sstream>
 
+#include "read_text.hpp"
 #include "keras/keras.hpp"
 #include "../layers/layer_factory.hpp"
 
 using namespace keras;
 namespace fs = std::filesystem;
 
+using test_helpers::read_text;
+
 namespace {
 
 const fs::path kRoot = fs::path(KERASCPP_TESTS_DIR) / "..";
-
-std::string read_text(const fs::path& path) {
-    std::ifstream in(path);
-    REQUIRE_MESSAGE(in.good(), "cannot read " << path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 // Every first capture group of `pattern` in `text`.
 std::set<std::string> matches(const std::string& text, const std::string& pattern) {
