@@ -2,8 +2,9 @@
 # Runs the GPU checks from a bundle made by scripts/gpu_bundle.sh (this script is copied into it):
 #   1. the GPU parity suite (test_gpu_parity: Dense / SimpleRNN / LSTM / GRU forward and gradients
 #      against the reference and the CPU, the CPU fallbacks, per-sample lengths, one IMDb epoch);
-#   2. with --all, every other test binary too (the CPU suites and the CUDA backend's own);
-#   3. the GPU benchmark, W1-W3, kerascpp against PyTorch + cuDNN on the same GPU
+#   2. the NCCL tests (1 process, and 2 on a machine with two GPUs) when the build has NCCL;
+#   3. with --all, every other test binary too (the CPU suites and the CUDA backend's own);
+#   4. the GPU benchmark, W1-W3, kerascpp against PyTorch + cuDNN on the same GPU
 #      (bench/run_bench.py --device cuda), unless --no-bench.
 # Output goes to stdout and to OUT_DIR (default $OUT when set, else ./gpu-results): one log per step
 # and bench.json. Exit status: non-zero when a test failed or the benchmark failed.
@@ -43,7 +44,14 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
 echo "== bundle: $(sed -n 2p "$here/MANIFEST.txt" 2>/dev/null)"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 echo "== LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
-for lib in libcudart.so.13 libcublas.so.13 libcudnn.so.9; do
+# Open MPI (for the NCCL tests' mpirun), relocated into the bundle by gpu_bundle.sh.
+if [ -d "$here/openmpi" ]; then
+  export OPAL_PREFIX="$here/openmpi"
+  export PATH="$here/openmpi/bin:$PATH"
+fi
+wanted_libs=(libcudart.so.13 libcublas.so.13 libcudnn.so.9)
+[ -x "$here/build/tests/nccl_worker" ] && wanted_libs+=(libnccl.so.2)
+for lib in "${wanted_libs[@]}"; do
   found=""
   IFS=: read -ra dirs <<< "$LD_LIBRARY_PATH"
   for d in "${dirs[@]}"; do [ -e "$d/$lib" ] && found="$d/$lib" && break; done
@@ -51,10 +59,10 @@ for lib in libcudart.so.13 libcublas.so.13 libcudnn.so.9; do
 done
 
 status=0
-run_test() {   # name, binary
-  local name=$1 exe=$2
+run_test() {   # name, command...
+  local name=$1; shift
   echo "== $name"
-  "$exe" 2>&1 | tee "$out/$name.log"
+  "$@" 2>&1 | tee "$out/$name.log"
   local rc=${PIPESTATUS[0]}
   case $rc in
     0) echo "== $name: OK" ;;
@@ -64,6 +72,11 @@ run_test() {   # name, binary
 }
 
 run_test gpu_parity "$here/build/tests/test_gpu_parity"
+# NCCL between GPU workers: one process, then two when the machine has two GPUs (the script and the
+# worker say SKIP otherwise).
+if [ -x "$here/build/tests/nccl_worker" ]; then
+  for np in 1 2; do run_test "nccl_${np}rank" "$here/run_nccl_test.sh" "$here/build/tests/nccl_worker" "$np"; done
+fi
 if [ $run_all = 1 ]; then
   for exe in "$here"/build/tests/test_*; do
     name=$(basename "$exe"); name=${name#test_}
