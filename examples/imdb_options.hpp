@@ -58,6 +58,18 @@ inline ImdbOptions add_imdb_options(CLI::App& app, ImdbArgs& args, int min_epoch
     return added;
 }
 
+// Parses the command line. --help, unknown flags and bad values are CLI11's: it prints them, and this
+// returns false with CLI11's exit code (0 for --help) in *exit_code.
+inline bool parse_command_line(CLI::App& app, int argc, char** argv, int* exit_code) {
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        *exit_code = app.exit(e);
+        return false;
+    }
+    return true;
+}
+
 // --threads N fixes the thread count (a timing run's); without it the count stays adaptive.
 inline void apply_threads(const ImdbArgs& args) {
     if (args.threads > 0) keras::config::set_intra_op_parallelism_threads(args.threads);

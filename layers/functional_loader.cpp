@@ -89,6 +89,23 @@ void apply_causal(Layer& layer, const std::vector<Call>& calls, const ConfigSour
     else if (auto* m = dynamic_cast<MultiHeadAttention*>(&layer)) m->options.use_causal_mask = causal.value_or(false);
 }
 
+// tf.keras 2 writes the attention layers' call keywords as the fourth item of the first reference:
+// [query, 0, 0, {"value": [layer, node, tensor], "key": [...], "use_causal_mask": ...}]. The tensors
+// become the call's further inputs (query, value, key: the order the layers take them).
+void parse_keras2_attention_kwargs(const json& ref, Call& call, const std::string& class_name,
+                                   const ConfigSource& source) {
+    if (ref.size() < 4 || !ref[3].is_object()) return;
+    json kwargs = ref[3];
+    for (const char* name : {"value", "key"}) {
+        if (!kwargs.contains(name) || kwargs[name].is_null()) continue;
+        call.inputs.push_back(parse_ref(kwargs[name], source));
+        kwargs.erase(name);
+    }
+    if (kwargs.contains("attention_mask") && !kwargs["attention_mask"].is_null())
+        kwargs["attention_mask"] = true;   // a reference here, a tensor in Keras 3: refused the same way
+    parse_attention_kwargs(kwargs, call, class_name, source);
+}
+
 Call parse_call(const json& node, const std::string& class_name, const ConfigSource& source) {
     Call call;
     if (node.is_object()) {   // Keras 3: {"args": [tensor or [tensors]], "kwargs": {"initial_state": ...}}
@@ -116,6 +133,7 @@ Call parse_call(const json& node, const std::string& class_name, const ConfigSou
         value_error("File '{}': an inbound node of a {} layer is {}, expected a list of [layer, node, tensor, kwargs]",
                     source.file, class_name, node.dump());
     for (const json& ref : node) call.inputs.push_back(parse_ref(ref, source));
+    parse_keras2_attention_kwargs(node[0], call, class_name, source);
     if (takes_initial_state(class_name) && call.inputs.size() > 1) {   // Keras 2 appends initial_state to the inputs
         call.initial_state.assign(call.inputs.begin() + 1, call.inputs.end());
         call.inputs.resize(1);

@@ -29,39 +29,12 @@
 #include <keras/keras.hpp>
 
 #include "distribute/communicator.hpp"
+#include "worker_common.hpp"
 
 using namespace keras;
+using namespace worker;
 
 namespace {
-constexpr int64_t kSamples = 50;     // 3 batches of 16, then one of 2: shares of 1 and 1
-constexpr int64_t kBatch = 16;
-constexpr int kEpochs = 3;
-
-int failures = 0;
-int rank = 0;
-
-void check(bool ok, const std::string& what) {
-    if (ok) return;
-    std::cerr << "worker " << rank << ": FAILED: " << what << "\n";
-    ++failures;
-}
-
-struct Data {
-    Tensor x, y;
-};
-
-// The same data on every worker (a fixed generator, not kerascpp's).
-Data make_data() {
-    std::mt19937 gen(1234);
-    std::normal_distribution<float> normal;
-    std::vector<float> x(kSamples * 4), y(kSamples);
-    for (int64_t i = 0; i < kSamples; ++i) {
-        float sum = 0;
-        for (int j = 0; j < 4; ++j) sum += (x[static_cast<size_t>(i * 4 + j)] = normal(gen));
-        y[static_cast<size_t>(i)] = sum > 0 ? 1.0f : 0.0f;
-    }
-    return {Tensor(x, {kSamples, 4}), Tensor(y, {kSamples, 1})};
-}
 
 std::shared_ptr<Sequential> make_model(int units) {
     auto model = std::make_shared<Sequential>();

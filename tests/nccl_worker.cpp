@@ -7,7 +7,6 @@
 //             host memory give the sums and rank 0's bytes.
 #include <cmath>
 #include <iostream>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -15,22 +14,12 @@
 
 #include "cuda_library.hpp"
 #include "distribute/communicator.hpp"
+#include "worker_common.hpp"
 
 using namespace keras;
+using namespace worker;
 
 namespace {
-constexpr int64_t kSamples = 50;
-constexpr int64_t kBatch = 16;
-constexpr int kEpochs = 3;
-
-int failures = 0;
-int rank = 0;
-
-void check(bool ok, const std::string& what) {
-    if (ok) return;
-    std::cerr << "worker " << rank << ": FAILED: " << what << "\n";
-    ++failures;
-}
 
 int probe(int wanted) {
     std::string why;
@@ -95,15 +84,8 @@ void check_collectives(distribute::Communicator& comm, Device device) {
 
 int run_equal(const distribute::MultiWorkerMirroredStrategy& strategy) {
     const Device device = Device::cuda(strategy.local_rank());
-    std::mt19937 gen(1234);
-    std::normal_distribution<float> normal;
-    std::vector<float> xs(kSamples * 4), ys(kSamples);
-    for (int64_t i = 0; i < kSamples; ++i) {
-        float sum = 0;
-        for (int j = 0; j < 4; ++j) sum += (xs[static_cast<size_t>(i * 4 + j)] = normal(gen));
-        ys[static_cast<size_t>(i)] = sum > 0 ? 1.0f : 0.0f;
-    }
-    const Tensor x(xs, {kSamples, 4}), y(ys, {kSamples, 1});
+    const Data data = make_data();
+    const Tensor &x = data.x, &y = data.y;
 
     utils::set_random_seed(strategy.rank() == 0 ? 7 : 99);
     std::shared_ptr<Sequential> model;

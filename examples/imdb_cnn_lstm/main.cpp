@@ -26,7 +26,7 @@
 #include "../imdb_options.hpp"
 
 namespace {
-// --help, unknown flags and bad values are CLI11's: a message and exit code (0 for --help) in *exit_code.
+// --help, unknown flags and bad values: CLI11's message, and its exit code (0 for --help) in *exit_code.
 std::optional<examples::ImdbArgs> parse(int argc, char** argv, int* exit_code) {
     examples::ImdbArgs args;   // the defaults of Keras's script
     args.num_words = 20000;
@@ -36,12 +36,7 @@ std::optional<examples::ImdbArgs> parse(int argc, char** argv, int* exit_code) {
                  "Dense) on the real IMDb reviews and prints the test accuracy."};
     auto opts = examples::add_imdb_options(app, args, 1, 8);
     opts.maxlen->description("reviews padded or cut to this many words (at least 8: the conv and pool)");
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        *exit_code = app.exit(e);
-        return std::nullopt;
-    }
+    if (!examples::parse_command_line(app, argc, argv, exit_code)) return std::nullopt;
     return args;
 }
 

@@ -57,7 +57,7 @@ struct Args {
     bool distributed = false;           // data-parallel over mpirun's processes
 };
 
-// --help, unknown flags and bad values are CLI11's: a message and exit code (0 for --help) in *exit_code.
+// --help, unknown flags and bad values: CLI11's message, and its exit code (0 for --help) in *exit_code.
 std::optional<Args> parse(int argc, char** argv, int* exit_code) {
     Args args;
     args.common.epochs = 5;
@@ -89,12 +89,7 @@ std::optional<Args> parse(int argc, char** argv, int* exit_code) {
         ->capture_default_str();
     app.add_flag("--distributed", args.distributed,
                  "train data-parallel over the processes mpirun started (MultiWorkerMirroredStrategy)");
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        *exit_code = app.exit(e);
-        return std::nullopt;
-    }
+    if (!examples::parse_command_line(app, argc, argv, exit_code)) return std::nullopt;
     const bool lstm = args.model == "lstm";
     if (shared.num_words->count() == 0) args.common.num_words = lstm ? 20000 : 6000;
     if (shared.maxlen->count() == 0) args.common.maxlen = lstm ? 200 : 130;
