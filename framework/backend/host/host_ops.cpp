@@ -122,14 +122,69 @@ Tensor unary(UnaryOp op, const Tensor& x) {
     return y;
 }
 
+namespace {
+// A broadcast seen with as few axes as it has: adjacent axes merge where every operand steps through
+// them as through one (both broadcast, or both contiguous), and size-1 axes drop. (30, 24, 4, 64)
+// against (30, 24, 1, 64) is (720, 4, 64) against strides (64, 0, 1).
+template <size_t N>
+struct Collapsed {
+    Shape out;
+    std::array<std::vector<int64_t>, N> strides;
+};
+
+template <size_t N>
+Collapsed<N> collapse(const Shape& out, const std::array<std::vector<int64_t>, N>& strides) {
+    Collapsed<N> c;
+    for (size_t d = 0; d < out.size(); ++d) {
+        if (out[d] == 1) continue;
+        bool merges = !c.out.empty();
+        for (size_t k = 0; k < N && merges; ++k) merges = c.strides[k].back() == strides[k][d] * out[d];
+        if (merges) {
+            c.out.back() *= out[d];
+            for (size_t k = 0; k < N; ++k) c.strides[k].back() = strides[k][d];
+        } else {
+            c.out.push_back(out[d]);
+            for (size_t k = 0; k < N; ++k) c.strides[k].push_back(strides[k][d]);
+        }
+    }
+    return c;
+}
+
+// Collapsed to at most three axes, padded in front with size-1 ones to exactly three.
+template <size_t N>
+bool as_three_axes(Collapsed<N>& c) {
+    if (c.out.size() > 3) return false;
+    while (c.out.size() < 3) {
+        c.out.insert(c.out.begin(), 1);
+        for (auto& s : c.strides) s.insert(s.begin(), 0);
+    }
+    return true;
+}
+}  // namespace
+
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
     const Shape out = broadcast_shapes(a.shape(), b.shape());
     Tensor y(out, DType::float32);
     const float* pa = a.data<float>();
     const float* pb = b.data<float>();
     float* py = y.data<float>();
-    for_each_index<2>(out, {broadcast_strides(a.shape(), out), broadcast_strides(b.shape(), out)},
-                      [&](int64_t i, const std::array<int64_t, 2>& off) { py[i] = binary(op, pa[off[0]], pb[off[1]]); });
+    const std::array<std::vector<int64_t>, 2> strides{broadcast_strides(a.shape(), out), broadcast_strides(b.shape(), out)};
+    Collapsed<2> c = collapse<2>(out, strides);
+    if (!as_three_axes(c)) {
+        for_each_index<2>(out, strides, [&](int64_t i, const std::array<int64_t, 2>& off) { py[i] = binary(op, pa[off[0]], pb[off[1]]); });
+        return y;
+    }
+    // Three plain loops over the collapsed axes: the general odometer above costs tens of ns an
+    // element, this a few (a max-pooling gradient broadcasts over a middle axis, for one).
+    const auto& [sa, sb] = c.strides;
+    const int64_t n0 = c.out[0], n1 = c.out[1], n2 = c.out[2];
+    for (int64_t i0 = 0; i0 < n0; ++i0)
+        for (int64_t i1 = 0; i1 < n1; ++i1) {
+            const float* ra = pa + i0 * sa[0] + i1 * sa[1];
+            const float* rb = pb + i0 * sb[0] + i1 * sb[1];
+            float* ry = py + (i0 * n1 + i1) * n2;
+            for (int64_t i2 = 0; i2 < n2; ++i2) ry[i2] = binary(op, ra[i2 * sa[2]], rb[i2 * sb[2]]);
+        }
     return y;
 }
 
@@ -141,14 +196,33 @@ Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) {
                         : op == ReduceOp::min ? std::numeric_limits<double>::infinity() : 0.0;
     std::vector<double> acc(num_elements(out), init);
     const float* px = x.data<float>();
-    // Walk x; its offset in `out` drops the reduced axes (stride 0 there).
-    for_each_index<1>(x.shape(), {broadcast_strides(out, x.shape())}, [&](int64_t i, const std::array<int64_t, 1>& off) {
-        double& a = acc[off[0]];
-        const double v = px[i];
+    auto accumulate = [op](double& a, double v) {
         if (op == ReduceOp::max) a = nan_max(a, v);
         else if (op == ReduceOp::min) a = nan_min(a, v);
         else a += v;
-    });
+    };
+    // x seen as (kept, reduced, kept) when the reduced axes are adjacent (after collapsing): plain
+    // loops, adding each output's values in the same order as the general walk below.
+    const std::array<std::vector<int64_t>, 1> strides{broadcast_strides(out, x.shape())};
+    const Collapsed<1> c = collapse<1>(x.shape(), strides);
+    const auto& so = c.strides[0];   // 0 on the reduced axes
+    // The one reduced axis r, with kept axes at most on either side of it.
+    const size_t r = so.size() == 1 || (so.size() >= 2 && so[0] == 0) ? 0 : 1;
+    const bool middle_reduced = !so.empty() && so.size() <= r + 2 && so[r] == 0 && (r == 0 || so[0] != 0) &&
+                                (so.size() == r + 1 || so[r + 1] != 0);
+    if (middle_reduced) {
+        const int64_t n0 = r == 1 ? c.out[0] : 1, n1 = c.out[r], n2 = so.size() == r + 2 ? c.out[r + 1] : 1;
+        for (int64_t i0 = 0; i0 < n0; ++i0) {
+            double* row = acc.data() + i0 * n2;
+            for (int64_t i1 = 0; i1 < n1; ++i1) {
+                const float* rx = px + (i0 * n1 + i1) * n2;
+                for (int64_t i2 = 0; i2 < n2; ++i2) accumulate(row[i2], rx[i2]);
+            }
+        }
+    } else {
+        // Walk x; its offset in `out` drops the reduced axes (stride 0 there).
+        for_each_index<1>(x.shape(), strides, [&](int64_t i, const std::array<int64_t, 1>& off) { accumulate(acc[off[0]], px[i]); });
+    }
     Tensor y(out, DType::float32);
     float* py = y.data<float>();
     for (size_t i = 0; i < acc.size(); ++i)

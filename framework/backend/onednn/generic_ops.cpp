@@ -3,6 +3,7 @@
 // (integer tensors, functions oneDNN lacks, broadcasts its binary primitive cannot express).
 #include <numeric>
 #include <optional>
+#include <string_view>
 
 #include "backend/host/host_ops.hpp"
 #include "onednn_backend.hpp"
@@ -90,6 +91,11 @@ Shape with_rank(const Shape& shape, size_t rank) {
     return out;
 }
 
+// oneDNN's reference implementations ("ref:any": a broadcast over a middle axis, a reduction over a
+// leading one) take tens of ns an element, an order of magnitude above the host loops, which
+// collapse such shapes to three axes: those run instead.
+bool is_reference(const dnnl::primitive_desc_base& pd) { return std::string_view(pd.impl_info_str()).starts_with("ref"); }
+
 // oneDNN 2.6 drops a NaN in these (exp gives inf, max / min and clip a bound or the other operand,
 // softmax 0 beside it): when an input has one, the host loops run instead, which keep it.
 bool nan_sensitive(UnaryOp op) { return op == UnaryOp::exp; }
@@ -116,9 +122,11 @@ Tensor OneDnnBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b) {
     if (!alg || !all_f32({&a, &b}) || s0.shape() != out || out.size() > DNNL_MAX_NDIMS ||
         (nan_sensitive(op) && (has_nan(a) || has_nan(b))))
         return host::binary(op, a, b);
-    Tensor y(out, DType::float32);
     const auto md0 = plain_desc(out), md1 = plain_desc(with_rank(s1.shape(), out.size()));
-    dnnl::binary prim(dnnl_compat::make_pd<dnnl::binary>(engine_, user_scratchpad(), *alg, md0, md1, md0));
+    const auto pd = dnnl_compat::make_pd<dnnl::binary>(engine_, user_scratchpad(), *alg, md0, md1, md0);
+    if (is_reference(pd)) return host::binary(op, a, b);
+    Tensor y(out, DType::float32);
+    dnnl::binary prim(pd);
     run(prim, {{DNNL_ARG_SRC_0, wrap(engine_, md0, s0)},
                {DNNL_ARG_SRC_1, wrap(engine_, md1, s1)},
                {DNNL_ARG_DST, wrap(engine_, md0, y)}});
@@ -135,9 +143,11 @@ Tensor OneDnnBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int
                           : op == ReduceOp::mean ? algorithm::reduction_mean
                           : op == ReduceOp::max  ? algorithm::reduction_max
                                                  : algorithm::reduction_min;
-    Tensor y(out, DType::float32);
     const auto src = plain_desc(x.shape()), dst = plain_desc(out);
-    dnnl::reduction prim(dnnl_compat::make_pd<dnnl::reduction>(engine_, user_scratchpad(), alg, src, dst, 0.0f, 0.0f));
+    const auto pd = dnnl_compat::make_pd<dnnl::reduction>(engine_, user_scratchpad(), alg, src, dst, 0.0f, 0.0f);
+    if (is_reference(pd)) return host::reduce(op, x, axes);
+    Tensor y(out, DType::float32);
+    dnnl::reduction prim(pd);
     run(prim, {{DNNL_ARG_SRC, wrap(engine_, src, x)}, {DNNL_ARG_DST, wrap(engine_, dst, y)}});
     return y;
 }
