@@ -29,18 +29,25 @@ def parse_args(argv):
     p.add_argument("--batches", default="1,32")
     p.add_argument("--requests", type=int, default=500)
     p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--small-rnn", default="auto",
+                   help="KERASCPP_SMALL_RNN modes to time kerascpp under, comma-separated (e.g. auto,off: "
+                        "the fused small-RNN / small-batch LSTM kernels against oneDNN's primitives)")
     p.add_argument("--json", help="also write the raw JSON lines to this file")
     args = p.parse_args(argv)
     args.models = args.models.split(",")
     args.batches = [int(b) for b in args.batches.split(",")]
+    args.small_rnn = args.small_rnn.split(",")
+    for mode in args.small_rnn:
+        if mode not in ("auto", "on", "off"):
+            p.error(f"unknown --small-rnn mode {mode!r} (auto, on, off)")
     for m in args.models:
         if m not in VOCAB:
             p.error(f"unknown model {m!r} (seed, lstm)")
     return args
 
 
-def run_json(cmd, threads):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2")
+def run_json(cmd, threads, extra_env=None):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2", **(extra_env or {}))
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
@@ -62,8 +69,11 @@ def main(argv=None):
                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
             for batch in args.batches:
                 common = ["--batch", str(batch), "--requests", str(args.requests), "--warmup", str(args.warmup)]
-                rows += [dict(r, model=model) for r in run_json(
-                    [binary, "--model", h5, "--vocab", str(VOCAB[model]), "--seq-len", str(SEQ_LEN[model])] + common, args.threads)]
+                for mode in args.small_rnn:   # "auto" rows are kerascpp's; others are named by their mode
+                    name = "kerascpp" if mode == "auto" else f"kerascpp (KERASCPP_SMALL_RNN={mode})"
+                    rows += [dict(r, model=model, framework=name) for r in run_json(
+                        [binary, "--model", h5, "--vocab", str(VOCAB[model]), "--seq-len", str(SEQ_LEN[model])] + common,
+                        args.threads, {"KERASCPP_SMALL_RNN": mode})]
                 rows += run_json(peers + ["--model", model, "--framework", "keras", "--h5", h5] + common, args.threads)
                 rows += run_json(peers + ["--model", model, "--framework", "torch"] + common, args.threads)
     if args.json:

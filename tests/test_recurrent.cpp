@@ -181,15 +181,16 @@ void check_close(const ref::Vec& ours, const ref::Vec& expected, const char* wha
 // ---------------------------------------------------------------------------------------------
 // The checks one case goes through.
 // ---------------------------------------------------------------------------------------------
-void check_forward_against_reference(const Case& c, bool with_states, bool force_fallback) {
-    INFO(std::string(c.str() + (with_states ? " with h0/c0" : "") + (force_fallback ? " [fallback forced]" : "")));
+void check_forward_against_reference(const Case& c, bool with_states, bool force_fallback, bool training = true) {
+    INFO(std::string(c.str() + (with_states ? " with h0/c0" : "") + (force_fallback ? " [fallback forced]" : "") +
+                     (training ? "" : " [inference]")));
     const Inputs in = make_inputs(c, with_states, 11);
     const auto expected = ref::rnn_forward(config_of(c), in.x, in.kernel, in.recurrent, in.bias, in.h0, in.c0);
     auto cfg_seq = config_of(c);
     cfg_seq.return_sequences = true;
     const auto expected_seq = ref::rnn_forward(cfg_seq, in.x, in.kernel, in.recurrent, in.bias, in.h0, in.c0);
 
-    const be::RnnForward fwd = run_forward(c, in, force_fallback);
+    const be::RnnForward fwd = run_forward(c, in, force_fallback, training);
     REQUIRE(fwd.sequences.shape() == Shape{c.N, c.T, c.H});
     check_close(vec_of(fwd.sequences), expected_seq.y, "sequences");
     check_close(vec_of(fwd.h), expected.h, "h");
@@ -582,6 +583,97 @@ TEST_CASE("small-RNN kernel: $KERASCPP_SMALL_RNN chooses the mode, a bad value i
                          "KERASCPP_SMALL_RNN='fast' is not a mode: expected auto, on (always) or off (never)",
                          keras::ValueError);
     with_env(before ? saved.c_str() : nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The small-batch LSTM inference kernel (small_rnn.cpp).
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+// Batches below, at and past its block of 4 samples; units of one to several 64-column chunks.
+std::vector<Case> small_lstm_cases() {
+    std::vector<Case> out;
+    for (auto [N, T, C, H] : {std::array{1, 5, 3, 16}, {3, 4, 7, 32}, {5, 6, 2, 48}, {9, 3, 20, 128}, {2, 1, 1, 16}})
+        for (bool rs : {false, true})
+            for (bool gb : {false, true})
+                for (bool bias : {true, false}) {
+                    Case c{.cell = ref::Cell::lstm, .N = N, .T = T, .C = C, .H = H};
+                    c.return_sequences = rs, c.go_backwards = gb, c.use_bias = bias;
+                    out.push_back(c);
+                }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("small-LSTM kernel: inference forward equals the double-precision reference, both ISA builds") {
+    const SmallRnnModeScope on(be::SmallRnnMode::always);
+    for (bool baseline : {false, true}) {
+        be::set_small_rnn_baseline_isa(baseline);
+        for (const Case& c : small_lstm_cases()) {
+            const int64_t runs = be::small_lstm_runs();
+            for (bool states : {false, true}) check_forward_against_reference(c, states, false, /*training=*/false);
+            CHECK(be::small_lstm_runs() == runs + 2);
+        }
+    }
+    be::set_small_rnn_baseline_isa(false);
+    // Training keeps oneDNN's primitive (its backward needs the primitive's workspace).
+    const int64_t runs = be::small_lstm_runs();
+    check_forward_against_reference(small_lstm_cases()[0], true, false, /*training=*/true);
+    CHECK(be::small_lstm_runs() == runs);
+}
+
+TEST_CASE("small-LSTM kernel equals oneDNN's lstm, with and without lengths") {
+    Case c{.cell = ref::Cell::lstm, .N = 11, .T = 7, .C = 6, .H = 32, .return_sequences = true};
+    const std::vector<int32_t> lengths{7, 0, 3, 1, 7, 5, 2, 6, 4, 7, 1};
+    for (bool gb : {false, true})
+        for (bool packed : {false, true}) {
+            c.go_backwards = gb;
+            INFO(std::string(c.str() + (packed ? " with lengths" : "")));
+            const Inputs in = make_inputs(c, true, 59);
+            const auto spec = spec_of(c);
+            const Tensor x = tensor_of(in.x, {c.N, c.T, c.C});
+            auto run = [&](be::SmallRnnMode mode) {
+                const SmallRnnModeScope scope(mode);
+                const int64_t runs = be::small_lstm_runs();
+                be::RnnForward f = cpu().rnn_forward(spec, x, weights_of(c, in), state_tensor(c, in.h0),
+                                                     state_tensor(c, in.c0), false, {},
+                                                     packed ? lengths : std::vector<int32_t>{});
+                CHECK((be::small_lstm_runs() == runs + 1) == (mode == be::SmallRnnMode::always));
+                return f;
+            };
+            const be::RnnForward fk = run(be::SmallRnnMode::always);
+            const be::RnnForward fo = run(be::SmallRnnMode::never);
+            check_close(vec_of(fk.h), vec_of(fo.h), "h");
+            check_close(vec_of(fk.final_c()), vec_of(fo.final_c()), "c");
+            if (!packed)   // past each length the primitive's outputs are not the layer's
+                check_close(vec_of(fk.sequences), vec_of(fo.sequences), "sequences");
+        }
+}
+
+TEST_CASE("small-LSTM kernel: the rule and its overrides") {
+    const be::RnnSpec lstm{.cell = be::RnnCell::lstm, .units = 128, .layer_name = "l"};
+    be::RnnSpec odd = lstm, wide = lstm, hard = lstm, bf16 = lstm, simple = lstm;
+    odd.units = 20;
+    wide.units = be::kSmallLstmAutoMaxUnits + 16;
+    hard.recurrent_activation = Activation::hard_sigmoid;
+    bf16.precision = be::Precision::bfloat16;
+    simple.cell = be::RnnCell::simple_rnn;
+    const SmallRnnModeScope scope(be::SmallRnnMode::automatic);
+    CHECK(be::small_lstm_chosen(lstm, 1, false));
+    CHECK(be::small_lstm_chosen(lstm, be::kSmallLstmAutoMaxBatch, false));
+    CHECK_FALSE(be::small_lstm_chosen(lstm, be::kSmallLstmAutoMaxBatch + 1, false));
+    CHECK_FALSE(be::small_lstm_chosen(lstm, 1, true));   // training: oneDNN
+    CHECK_FALSE(be::small_lstm_chosen(wide, 1, false));
+    for (const be::RnnSpec& s : {odd, hard, bf16, simple}) CHECK_FALSE(be::small_lstm_supports(s));
+    {
+        const SmallRnnModeScope always(be::SmallRnnMode::always);
+        CHECK(be::small_lstm_chosen(wide, 64, false));
+        CHECK_FALSE(be::small_lstm_chosen(lstm, 1, true));
+        CHECK_FALSE(be::small_lstm_chosen(odd, 1, false));
+    }
+    const SmallRnnModeScope never(be::SmallRnnMode::never);
+    CHECK_FALSE(be::small_lstm_chosen(lstm, 1, false));
 }
 
 TEST_CASE("repeated calls reuse the cached primitives and do not accumulate stale gradients") {

@@ -193,6 +193,23 @@ RnnGradients small_rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnFor
                                 const Tensor& d_sequences, const Tensor& dh);
 bool is_small_rnn_forward(const RnnForward& fwd);
 
+// ---- Our fused LSTM for inference at small batches (small_rnn.cpp), run instead of oneDNN's lstm
+// primitive when small_lstm_chosen() says so: not training, and under the same switch as the
+// small-RNN kernel ($KERASCPP_SMALL_RNN / set_small_rnn_mode). Same semantics as the primitive's
+// path (go_backwards, lengths, h0 / c0); dropout masks take the step loop before.
+// The automatic rule: batch and units up to these. Provisional: oneDNN's lstm primitive took about
+// 1.08 ms for LSTM(128) at batch 1, mostly per-step overhead; bench_latency times both paths.
+inline constexpr int64_t kSmallLstmAutoMaxBatch = 8;
+inline constexpr int64_t kSmallLstmAutoMaxUnits = 256;
+// Whether the kernel can run the spec: LSTM, tanh / sigmoid, units a multiple of 16, float32.
+bool small_lstm_supports(const RnnSpec& spec);
+bool small_lstm_chosen(const RnnSpec& spec, int64_t batch, bool training);
+// The forward only (out.saved stays empty: no backward from it).
+RnnForward small_lstm_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
+                              const Tensor& c0, const std::vector<int32_t>& lengths);
+// Tests: how many forwards the kernel has run in this process (which path a call took).
+int64_t small_lstm_runs();
+
 // ---- Per-sample lengths on the CPU (rnn_lengths.cpp), shared by the primitive and the step loop.
 // x (N, T, C) with each sample's first lengths[n] steps reversed (all T when lengths is empty);
 // padding steps stay put. Its own inverse.

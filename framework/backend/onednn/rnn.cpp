@@ -436,6 +436,7 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
     if (runs_step_loop(rnn_path(spec), masks) || relu_cell_reads_nonfinite(spec, x, w, h0))
         return rnn_fallback_forward(spec, x, w, h0, c0, masks, lengths);
     if (small_rnn_chosen(spec, x.dim(2))) return small_rnn_forward(spec, x, w, h0, training, lengths);
+    if (small_lstm_chosen(spec, x.dim(0), training)) return small_lstm_forward(spec, x, w, h0, c0, lengths);
 
     const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;
     const bool lstm = spec.cell == RnnCell::lstm;

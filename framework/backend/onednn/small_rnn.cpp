@@ -578,4 +578,162 @@ RnnGradients small_rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnFor
     return g;
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Our fused LSTM for inference at small batches (issue 13 item 5), used instead of oneDNN's lstm
+// primitive when small_lstm_chosen() says so.
+//
+// Why: at batch 1 oneDNN's lstm forward alone took about 1.08 ms for LSTM(128) (docs/performance.md),
+// mostly per-step overhead: a GEMM call and a barrier per step for a 128 x 512 matrix-vector
+// product. Here the input projection of every step is one SGEMM (x (N*T, C) times the kernel), then
+// one thread runs the recurrence with the recurrent kernel (H x 4H floats, 256 KB at H = 128) read
+// from cache at every step, up to kLstmBlock samples sharing each load of it. Keras's layout is read
+// as it is: gates i, f, c, o in the kernel's and the recurrent kernel's columns, in that order.
+// Inference only: training keeps oneDNN's primitive and its backward pass.
+namespace {
+
+constexpr int kLstmBlock = 4;      // samples sharing each recurrent-kernel load
+
+struct LstmProblem {
+    int64_t N, T, H;
+    const float* xw;     // (N, T, 4H): x times the kernel, plus the bias
+    const float* U;      // (H, 4H)
+    const float* h0;     // (N, H) or null: zeros
+    const float* c0;     // (N, H) or null: zeros
+    const int32_t* lengths;   // N of them, or null: all T
+    float* seq;          // (N, T, H): h after every step
+    float* c;            // (N, H): the running cell state (without lengths: the final one)
+    float* c_final;      // (N, H): with lengths, c after each sample's step len - 1
+    float* gates;        // (kLstmBlock, 4H): scratch
+};
+
+// Samples [n0, n0 + kB): all T steps. kCols 16-float columns per accumulator row: enough independent
+// FMA chains to hide their latency (8 for one sample), few enough to stay in registers.
+template <int kB, int kCols>
+[[gnu::always_inline]] inline void lstm_block(const LstmProblem& p, int64_t n0) {
+    const int64_t H = p.H, G = 4 * H, T = p.T;
+    for (int b = 0; b < kB; ++b) {   // c starts as c0 (or zeros); so does the final c of length 0
+        float* c = p.c + (n0 + b) * H;
+        if (p.c0) std::copy_n(p.c0 + (n0 + b) * H, H, c);
+        else std::fill_n(c, H, 0.0f);
+        if (p.lengths) std::copy_n(c, H, p.c_final + (n0 + b) * H);
+    }
+    for (int64_t s = 0; s < T; ++s) {
+        const float* hs[kB];
+        for (int b = 0; b < kB; ++b) {
+            const int64_t n = n0 + b;
+            hs[b] = s > 0 ? p.seq + (n * T + s - 1) * H : (p.h0 ? p.h0 + n * H : nullptr);
+        }
+        // gates = xw_t + h_{t-1} U, 64 columns at a time.
+        for (int64_t j0 = 0; j0 < G; j0 += kCols * kLanes) {
+            v16 acc[kB][kCols];
+            for (int b = 0; b < kB; ++b)
+                for (int w = 0; w < kCols; ++w) acc[b][w] = load(p.xw + ((n0 + b) * T + s) * G + j0 + w * kLanes);
+            if (hs[0])
+                for (int64_t r = 0; r < H; ++r) {
+                    v16 u[kCols];
+                    for (int w = 0; w < kCols; ++w) u[w] = load(p.U + r * G + j0 + w * kLanes);
+                    for (int b = 0; b < kB; ++b) {
+                        const v16 v = splat(hs[b][r]);
+                        for (int w = 0; w < kCols; ++w) acc[b][w] += v * u[w];
+                    }
+                }
+            for (int b = 0; b < kB; ++b)
+                for (int w = 0; w < kCols; ++w) store(p.gates + b * G + j0 + w * kLanes, acc[b][w]);
+        }
+        // The cell: c = f c + i g, h = o tanh(c).
+        for (int b = 0; b < kB; ++b) {
+            const float* z = p.gates + b * G;
+            float* c = p.c + (n0 + b) * H;
+            float* h = p.seq + ((n0 + b) * T + s) * H;
+            for (int64_t k = 0; k < H; k += kLanes) {
+                const v16 i = vsigmoid(load(z + k)), f = vsigmoid(load(z + H + k));
+                const v16 g = vtanh(load(z + 2 * H + k)), o = vsigmoid(load(z + 3 * H + k));
+                const v16 c_new = f * load(c + k) + i * g;
+                store(c + k, c_new);
+                store(h + k, o * vtanh(c_new));
+            }
+            // With lengths, the final c is the one after step len - 1 (all T steps still run).
+            if (p.lengths && s == p.lengths[n0 + b] - 1) std::copy_n(c, H, p.c_final + (n0 + b) * H);
+        }
+    }
+}
+
+[[gnu::always_inline]] inline void lstm_all(const LstmProblem& p) {
+    int64_t n = 0;
+    for (; n + kLstmBlock <= p.N; n += kLstmBlock) lstm_block<kLstmBlock, 4>(p, n);
+    for (; n < p.N; ++n) {   // 4H is a multiple of 64 (units of 16); of 128 when units are of 32
+        if (p.H % 32 == 0) lstm_block<1, 8>(p, n);
+        else lstm_block<1, 4>(p, n);
+    }
+}
+
+std::atomic<int64_t> lstm_runs{0};
+
+[[gnu::target("avx512f,avx512vl,avx512dq,avx2,fma")]] void lstm_all_avx512(const LstmProblem& p) { lstm_all(p); }
+void lstm_all_portable(const LstmProblem& p) { lstm_all(p); }
+
+}  // namespace
+
+int64_t small_lstm_runs() { return lstm_runs; }
+
+bool small_lstm_supports(const RnnSpec& spec) {
+    return spec.cell == RnnCell::lstm && spec.units >= 1 && spec.units % kLanes == 0 &&
+           spec.activation == Activation::tanh && spec.recurrent_activation == Activation::sigmoid &&
+           spec.precision == Precision::float32;
+}
+
+bool small_lstm_chosen(const RnnSpec& spec, int64_t batch, bool training) {
+    if (training || !small_lstm_supports(spec)) return false;
+    switch (small_rnn_mode()) {
+        case SmallRnnMode::always: return true;
+        case SmallRnnMode::never: return false;
+        case SmallRnnMode::automatic: break;
+    }
+    return batch <= kSmallLstmAutoMaxBatch && spec.units <= kSmallLstmAutoMaxUnits;
+}
+
+RnnForward small_lstm_forward(const RnnSpec& spec, const Tensor& x, const RnnWeights& w, const Tensor& h0,
+                              const Tensor& c0, const std::vector<int32_t>& lengths) {
+    const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units, G = 4 * H;
+    const Tensor xs = spec.go_backwards ? reverse_valid_steps(x, lengths) : x;
+    // Every step's input projection at once: xw = x K (+ bias), one SGEMM of (N*T, C) by (C, 4H).
+    std::vector<float> xw(static_cast<size_t>(N * T * G));
+    if (spec.use_bias)
+        for (int64_t row = 0; row < N * T; ++row) std::copy_n(w.bias.data<float>(), G, xw.data() + row * G);
+    if (N * T > 0 && C > 0) {
+        const dnnl_status_t status = dnnl_sgemm('N', 'N', N * T, G, C, 1.0f, xs.data<float>(), C,
+                                                w.kernel.data<float>(), G, spec.use_bias ? 1.0f : 0.0f, xw.data(), G);
+        if (status != dnnl_success) runtime_error("Layer \"{}\": oneDNN's sgemm failed ({})", spec.layer_name,
+                                                  static_cast<int>(status));
+    }
+    RnnForward out;
+    out.sequences = Tensor({N, T, H}, DType::float32);
+    out.c = Tensor({N, H}, DType::float32);
+    std::vector<float> gates(static_cast<size_t>(kLstmBlock * G));
+    std::vector<float> running_c(lengths.empty() ? 0 : static_cast<size_t>(N * H));
+    LstmProblem p{};
+    p.N = N, p.T = T, p.H = H;
+    p.xw = xw.data();
+    p.U = w.recurrent_kernel.data<float>();
+    p.h0 = h0.defined() ? h0.data<float>() : nullptr;
+    p.c0 = c0.defined() ? c0.data<float>() : nullptr;
+    p.lengths = lengths.empty() ? nullptr : lengths.data();
+    p.seq = out.sequences.data<float>();
+    p.c = lengths.empty() ? out.c.data<float>() : running_c.data();
+    p.c_final = out.c.data<float>();
+    p.gates = gates.data();
+    if (use_avx512()) lstm_all_avx512(p);
+    else lstm_all_portable(p);
+    ++lstm_runs;
+
+    if (!lengths.empty()) {
+        out.h = states_at_lengths(p.seq, H, T * H, h0, lengths, H);
+    } else {
+        out.h = Tensor({N, H}, DType::float32);
+        for (int64_t n = 0; n < N; ++n) std::copy_n(p.seq + (n * T + T - 1) * H, H, out.h.data<float>() + n * H);
+    }
+    return out;
+}
+
 }  // namespace keras::backend
