@@ -109,7 +109,16 @@ Shape BaseDenseAttention::compute_output_shape_multi(const std::vector<Shape>& i
 }
 
 Tensor BaseDenseAttention::call(const std::vector<Tensor>& inputs, bool training) {
-    return attend(inputs, {}, training);
+    return attend(inputs, {}, training)[0];
+}
+
+std::vector<Tensor> BaseDenseAttention::call_with_scores(const std::vector<Tensor>& inputs,
+                                                         const std::vector<Tensor>& masks, bool training) {
+    std::vector<Shape> shapes;
+    for (const auto& x : inputs) shapes.push_back(x.shape());
+    check_inputs(shapes);
+    if (!built()) build_for_multi(shapes);
+    return attend(inputs, masks, training);
 }
 
 Tensor BaseDenseAttention::call_multi(const std::vector<Tensor>& xs, CallContext& ctx) {
@@ -118,13 +127,13 @@ Tensor BaseDenseAttention::call_multi(const std::vector<Tensor>& xs, CallContext
     check_inputs(shapes);
     const std::vector<Tensor> masks = ctx.input_masks;
     return record_inputs(xs, ctx, [&](const std::vector<Tensor>& in) {
-        return std::vector<Tensor>{attend(in, masks, ctx.training)};
+        return std::vector<Tensor>{attend(in, masks, ctx.training)[0]};
     })[0];
 }
 
 // Keras 3's Attention.call: hidden scores get -1e9 before the softmax, padded query steps output 0.
-Tensor BaseDenseAttention::attend(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
-                                  bool training) const {
+std::vector<Tensor> BaseDenseAttention::attend(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
+                                               bool training) const {
     const Tensor& query = inputs[0];
     const Tensor& value = inputs[1];
     const Tensor& key = inputs.size() > 2 ? inputs[2] : value;
@@ -138,7 +147,7 @@ Tensor BaseDenseAttention::attend(const std::vector<Tensor>& inputs, const std::
     Tensor out = ops::matmul(weights, value);
     if (const Tensor q_mask = mask_at(masks, 0); q_mask.defined())
         out = ops::where(mask_as(q_mask, false, device), out, 0.0f);
-    return out;
+    return {out, weights};
 }
 
 static void check_dropout(float dropout) {
@@ -280,7 +289,16 @@ std::vector<std::pair<std::string, LayerPtr>> MultiHeadAttention::nested_layers(
 }
 
 Tensor MultiHeadAttention::call(const std::vector<Tensor>& inputs, bool training) {
-    return attend(inputs, {}, training);
+    return attend(inputs, {}, training)[0];
+}
+
+std::vector<Tensor> MultiHeadAttention::call_with_scores(const std::vector<Tensor>& inputs,
+                                                         const std::vector<Tensor>& masks, bool training) {
+    std::vector<Shape> shapes;
+    for (const auto& x : inputs) shapes.push_back(x.shape());
+    check_inputs(shapes);
+    if (!built()) build_for_multi(shapes);
+    return attend(inputs, masks, training, true);
 }
 
 Tensor MultiHeadAttention::call_multi(const std::vector<Tensor>& xs, CallContext& ctx) {
@@ -289,13 +307,13 @@ Tensor MultiHeadAttention::call_multi(const std::vector<Tensor>& xs, CallContext
     check_inputs(shapes);
     const std::vector<Tensor> masks = ctx.input_masks;
     return record_inputs(xs, ctx, [&](const std::vector<Tensor>& in) {
-        return std::vector<Tensor>{attend(in, masks, ctx.training)};
+        return std::vector<Tensor>{attend(in, masks, ctx.training)[0]};
     })[0];
 }
 
 // Keras 3's MultiHeadAttention.call for attention_axes over the steps, as matmuls per head.
-Tensor MultiHeadAttention::attend(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
-                                  bool training) const {
+std::vector<Tensor> MultiHeadAttention::attend(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
+                                               bool training, bool with_scores) const {
     const Tensor& query = inputs[0];
     const Tensor& value = inputs[1];
     const Tensor& key = inputs.size() > 2 ? inputs[2] : value;
@@ -318,17 +336,19 @@ Tensor MultiHeadAttention::attend(const std::vector<Tensor>& inputs, const std::
         scores = ops::where(head_keep, scores, kHidden);
     }
     Tensor weights = ops::softmax(scores, -1);
-    // Keras 3 takes two paths here: without dropout, the backend's dot_product_attention (on jax a query
-    // step that sees no key averages every value uniformly, which the softmax of equal -1e9 scores gives);
-    // with dropout, its own masked Softmax, which zeroes the hidden entries after the softmax too.
-    if (head_keep.defined() && options.dropout > 0.0f) weights = ops::where(head_keep, weights, 0.0f);
+    // Keras 3 takes two paths here: without dropout or returned scores, the backend's
+    // dot_product_attention (on jax a query step that sees no key averages every value uniformly, which
+    // the softmax of equal -1e9 scores gives); otherwise its own masked Softmax, which zeroes the hidden
+    // entries after the softmax too.
+    if (head_keep.defined() && (options.dropout > 0.0f || with_scores)) weights = ops::where(head_keep, weights, 0.0f);
+    const Tensor returned_scores = weights;   // Keras 3 returns them before the dropout
     if (training && options.dropout > 0.0f) weights = ops::dropout(weights, options.dropout);
     Tensor heads = ops::transpose(ops::matmul(weights, v), {0, 2, 1, 3});   // (batch, Tq, heads, value_dim)
     heads = ops::reshape(heads, {batch, tq, int64_t{num_heads} * value_dim()});
     const Projection& o = projection(output_dense_);
     const int64_t out_dim = o.kernel->value.shape()[2];
     Tensor out = ops::matmul(heads, ops::reshape(*o.kernel, {int64_t{num_heads} * value_dim(), out_dim}));
-    return o.bias ? ops::add(out, *o.bias) : out;
+    return {o.bias ? ops::add(out, *o.bias) : out, returned_scores};
 }
 
 nlohmann::json MultiHeadAttention::get_config() const {

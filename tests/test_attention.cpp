@@ -2,7 +2,9 @@
 // (masks, causal mask, scale, concat scores, value_dim / output_shape), gradients against central
 // differences, files and configs written by REAL Keras 3 (tests/fixtures/gen_attention_fixtures.py:
 // predictions and one training step), save / load round trips (use_causal_mask in the node kwargs,
-// MultiHeadAttention's positional arguments), and Keras's messages for bad arguments.
+// MultiHeadAttention's positional arguments), return_attention_scores (call_with_scores: the scores
+// against the reference, gradients through them against central differences), and Keras's messages
+// for bad arguments.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -253,6 +255,96 @@ TEST_CASE("attention gradients match central differences") {
             INFO(w->name);
             const Vec g = values_of(w->grad);
             float* p = static_cast<float*>(w->value.raw());
+            for (size_t i = 0; i < g.size(); i += 2) {
+                const float keep = p[i];
+                p[i] = keep + eps;
+                const double up = loss();
+                p[i] = keep - eps;
+                const double down = loss();
+                p[i] = keep;
+                CHECK(g[i] == doctest::Approx((up - down) / (2 * eps)).epsilon(2e-2).scale(1.0));
+            }
+        }
+    }
+}
+
+TEST_CASE("return_attention_scores: call_with_scores gives the attention weights as Keras 3") {
+    const Tensor q = wavy({2, 4, 3}, 0.1, 0.7, 1.0), v = wavy({2, 5, 3}, 0.4, 0.5, 1.2), k = wavy({2, 5, 3}, 0.9, 0.3, 0.8);
+    const Tensor qm = floats(kQMask, {2, 4}), vm = floats(kVMask, {2, 5});
+    const Seq sq = seq_of(q), sk = seq_of(k);
+    // The reference's output on one-hot values (value step j -> feature j) is the weights themselves.
+    Seq one_hot{Vec(2 * 5 * 5, 0.0), 2, 5, 5};
+    for (size_t i = 0; i < 2; ++i)
+        for (size_t j = 0; j < 5; ++j) one_hot.v[(i * 5 + j) * 5 + j] = 1.0;
+    for (const bool causal : {false, true}) {
+        INFO("causal " << causal);
+        layers::Attention dot({.use_causal_mask = causal});
+        const std::vector<Tensor> out = dot.call_with_scores({q, v, k}, {qm, vm});
+        REQUIRE(out.size() == 2);
+        CHECK(out[1].shape() == Shape{2, 4, 5});
+        auto dot_score = [&](size_t i, size_t s, size_t j) {
+            double acc = 0;
+            for (size_t c = 0; c < 3; ++c) acc += sq.at(i, s, c) * sk.at(i, j, c);
+            return acc;
+        };
+        // Keras 3 does not apply the query mask to the scores, only to the output.
+        check_close(values_of(out[1]), ref_dense_attention(one_hot, 4, dot_score, {}, kVMask, causal), 1e-5);
+        check_close(values_of(out[0]), values_of(run(dot, {q, v, k}, {qm, vm})), 1e-6);
+    }
+    // MultiHeadAttention: (batch, heads, Tq, Ts) scores, rows summing to 1 over the visible keys; the
+    // output is the one of a plain call where every query step sees a key.
+    layers::MultiHeadAttention mha(2, 3, {.value_dim = 4});
+    const std::vector<Tensor> out = mha.call_with_scores({q, v}, {Tensor(), vm});
+    REQUIRE(out.size() == 2);
+    CHECK(out[1].shape() == Shape{2, 2, 4, 5});
+    const Vec w = values_of(out[1]);
+    for (size_t row = 0; row < 2 * 2 * 4; ++row) {
+        const size_t i = row / 8;
+        double total = 0;
+        for (size_t j = 0; j < 5; ++j) {
+            total += w[row * 5 + j];
+            if (kVMask[i * 5 + j] == 0) CHECK(w[row * 5 + j] == 0.0);
+        }
+        CHECK(total == doctest::Approx(1.0).epsilon(1e-6));
+    }
+    check_close(values_of(out[0]), values_of(run(mha, {q, v}, {Tensor(), vm})), 1e-6);
+    // Keras 3's masked softmax: a query step that sees no key (padded) gets all-zero scores.
+    const Vec padded = values_of(mha.call_with_scores({q, v}, {qm, vm})[1]);
+    for (size_t head = 0; head < 2; ++head)
+        for (size_t j = 0; j < 5; ++j) CHECK(padded[((0 * 2 + head) * 4 + 3) * 5 + j] == 0.0);
+}
+
+TEST_CASE("return_attention_scores: gradients through the scores match central differences") {
+    const Tensor q = wavy({2, 3, 4}, 0.3, 0.8, 0.9), v = wavy({2, 4, 4}, 0.6, 0.5, 1.0);
+    const Tensor vm = floats({1, 0, 1, 1, 1, 1, 1, 0}, {2, 4});
+    std::vector<std::shared_ptr<Layer>> cases = {
+        std::make_shared<layers::Attention>(layers::AttentionOptions{.use_scale = true, .score_mode = "concat"}),
+        std::make_shared<layers::AdditiveAttention>(layers::AdditiveAttentionOptions{.use_causal_mask = true}),
+        std::make_shared<layers::MultiHeadAttention>(2, 3, layers::MultiHeadAttentionOptions{.use_causal_mask = true})};
+    for (auto& layer : cases) {
+        INFO(layer->class_name());
+        auto scores_of = [&] {
+            if (auto* m = dynamic_cast<layers::MultiHeadAttention*>(layer.get())) return m->call_with_scores({q, v}, {Tensor(), vm})[1];
+            return dynamic_cast<layers::BaseDenseAttention&>(*layer).call_with_scores({q, v}, {Tensor(), vm})[1];
+        };
+        const Tensor seed = wavy(scores_of().shape(), 0.5, 1.3, 1.0);
+        auto loss = [&] {
+            const Vec s = values_of(scores_of()), w = values_of(seed);
+            double l = 0;
+            for (size_t i = 0; i < s.size(); ++i) l += s[i] * w[i];
+            return l;
+        };
+        std::vector<Tensor> grads;
+        {
+            GradientTape tape;
+            grads = tape.gradient(ops::sum(ops::multiply(scores_of(), seed)), layer->trainable_weights(), true);
+        }
+        const double eps = 1e-3;
+        for (size_t n = 0; n < grads.size(); ++n) {
+            const VariablePtr var = layer->trainable_weights()[n];   // a copy: the list is returned by value
+            INFO(var->name);
+            const Vec g = values_of(grads[n]);
+            float* p = static_cast<float*>(var->value.raw());
             for (size_t i = 0; i < g.size(); i += 2) {
                 const float keep = p[i];
                 p[i] = keep + eps;

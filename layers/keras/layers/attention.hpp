@@ -5,9 +5,10 @@
 // Keras's call-time arguments: masks come from the inputs (Embedding(mask_zero) or Masking upstream),
 // as in Keras 3. `use_causal_mask` is a call argument in Keras; here it is an option of the layer,
 // applying to each of its calls, and a saved functional model writes it into each call's node
-// `kwargs`, where Keras 3 keeps it (loading reads it from there). `return_attention_scores` and
-// MultiHeadAttention's explicit `attention_mask` are not supported yet (a file that uses them is
-// refused with a message naming the layer).
+// `kwargs`, where Keras 3 keeps it (loading reads it from there). Keras's `return_attention_scores=True`
+// is call_with_scores() on a batch; in the functional API (and in files) it is not supported yet, nor
+// is MultiHeadAttention's explicit `attention_mask` (a file that uses them is refused with a message
+// naming the layer).
 #pragma once
 
 #include "keras/export.hpp"
@@ -73,6 +74,12 @@ public:
     Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
     virtual bool use_causal_mask() const = 0;
     virtual void set_use_causal_mask(bool causal) = 0;
+    // Keras's `layer(inputs, return_attention_scores=True)` on a batch: {output, scores}, the scores
+    // being the attention weights (batch, Tq, Tv) after the softmax (and after dropout while training,
+    // as Keras 3 returns them). masks: the inputs' (batch, steps) masks, as a model passes them. Written
+    // with ops, so a GradientTape sees both outputs: gradients flow through the scores too.
+    std::vector<Tensor> call_with_scores(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks = {},
+                                         bool training = false);
 
 protected:
     BaseDenseAttention(const std::string& class_name, const std::string& name, bool trainable);
@@ -83,7 +90,9 @@ protected:
     virtual Tensor scores(const Tensor& query, const Tensor& key) const = 0;
 
 private:
-    Tensor attend(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training) const;
+    // {output, attention weights}
+    std::vector<Tensor> attend(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
+                               bool training) const;
 };
 
 // Keras's Attention (Luong-style): scores query . key (score_mode "dot"), or sum(tanh(query + key))
@@ -164,6 +173,12 @@ public:
     Tensor call(const std::vector<Tensor>& inputs, bool training) override;
     Tensor call_multi(const std::vector<Tensor>& xs, CallContext& ctx) override;
     nlohmann::json get_config() const override;
+    // Keras's `mha(query, value, return_attention_scores=True)` on a batch: {output, scores}, the scores
+    // (batch, num_heads, Tq, Ts) after the softmax and before dropout (as Keras 3 returns them; its
+    // masked softmax then gives 0, not 1 / Ts, to the keys of a query step that sees none). masks
+    // and gradients as BaseDenseAttention::call_with_scores.
+    std::vector<Tensor> call_with_scores(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks = {},
+                                         bool training = false);
     // Keras 3 saves the projections as sublayers: query_dense, key_dense, value_dense, output_dense.
     std::vector<std::pair<std::string, LayerPtr>> nested_layers() const override;
     int num_heads, key_dim;
@@ -176,7 +191,9 @@ protected:
 private:
     int value_dim() const { return options.value_dim.value_or(key_dim); }
     void check_inputs(const std::vector<Shape>& shapes) const;
-    Tensor attend(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training) const;
+    // {output, attention scores}; with_scores: Keras's path when the scores are returned
+    std::vector<Tensor> attend(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training,
+                               bool with_scores = false) const;
     LayerPtr query_dense_, key_dense_, value_dense_, output_dense_;
 };
 
