@@ -50,6 +50,21 @@ void check_close(const std::vector<double>& got, const std::vector<double>& want
     for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(want[i]).epsilon(tol).scale(1.0));
 }
 
+// Every `step`-th entry of the gradient `g` of loss() with respect to the floats at `p`, against
+// central differences (each entry nudged by ±eps, then restored).
+void check_central_differences(const std::vector<double>& g, float* p, size_t step, const std::function<double()>& loss) {
+    const double eps = 1e-3;
+    for (size_t i = 0; i < g.size(); i += step) {
+        const float keep = p[i];
+        p[i] = keep + eps;
+        const double up = loss();
+        p[i] = keep - eps;
+        const double down = loss();
+        p[i] = keep;
+        CHECK(g[i] == doctest::Approx((up - down) / (2 * eps)).epsilon(2e-2).scale(1.0));
+    }
+}
+
 // ---- The double-precision reference, on row-major (batch, steps, features) vectors.
 using Vec = std::vector<double>;
 struct Seq {   // one (batch, steps, dim) array
@@ -237,33 +252,16 @@ TEST_CASE("attention gradients match central differences") {
         layer->call_multi(xs, ctx);
         const std::vector<Tensor> grads = layer->backward_multi(dy, ctx);
         REQUIRE(grads.size() == 2);
-        const double eps = 1e-3;
         for (size_t n = 0; n < 2; ++n) {   // inputs
             const Vec g = values_of(grads[n]);
             float* p = static_cast<float*>(xs[n].raw());
-            for (size_t i = 0; i < g.size(); i += 3) {
-                const float keep = p[i];
-                p[i] = keep + eps;
-                const double up = loss();
-                p[i] = keep - eps;
-                const double down = loss();
-                p[i] = keep;
-                CHECK(g[i] == doctest::Approx((up - down) / (2 * eps)).epsilon(2e-2).scale(1.0));
-            }
+            check_central_differences(g, p, 3, loss);
         }
         for (const auto& w : layer->weights()) {   // weights
             INFO(w->name);
             const Vec g = values_of(w->grad);
             float* p = static_cast<float*>(w->value.raw());
-            for (size_t i = 0; i < g.size(); i += 2) {
-                const float keep = p[i];
-                p[i] = keep + eps;
-                const double up = loss();
-                p[i] = keep - eps;
-                const double down = loss();
-                p[i] = keep;
-                CHECK(g[i] == doctest::Approx((up - down) / (2 * eps)).epsilon(2e-2).scale(1.0));
-            }
+            check_central_differences(g, p, 2, loss);
         }
     }
 }
@@ -339,21 +337,12 @@ TEST_CASE("return_attention_scores: gradients through the scores match central d
             GradientTape tape;
             grads = tape.gradient(ops::sum(ops::multiply(scores_of(), seed)), layer->trainable_weights(), true);
         }
-        const double eps = 1e-3;
         for (size_t n = 0; n < grads.size(); ++n) {
             const VariablePtr var = layer->trainable_weights()[n];   // a copy: the list is returned by value
             INFO(var->name);
             const Vec g = values_of(grads[n]);
             float* p = static_cast<float*>(var->value.raw());
-            for (size_t i = 0; i < g.size(); i += 2) {
-                const float keep = p[i];
-                p[i] = keep + eps;
-                const double up = loss();
-                p[i] = keep - eps;
-                const double down = loss();
-                p[i] = keep;
-                CHECK(g[i] == doctest::Approx((up - down) / (2 * eps)).epsilon(2e-2).scale(1.0));
-            }
+            check_central_differences(g, p, 2, loss);
         }
     }
 }
