@@ -39,6 +39,12 @@ Tensor mask_as(const Tensor& mask, bool along_keys, Device device) {
 
 Tensor mask_at(const std::vector<Tensor>& masks, size_t i) { return i < masks.size() ? masks[i] : Tensor(); }
 
+std::vector<Shape> keras_tensor_shapes(const std::vector<KerasTensor>& xs) {
+    std::vector<Shape> shapes;
+    for (const auto& x : xs) shapes.push_back(x.shape);
+    return shapes;
+}
+
 std::string shapes_text(const std::vector<Shape>& shapes) {
     std::string out = "[";
     for (size_t i = 0; i < shapes.size(); ++i) out += (i ? ", " : "") + shape_str(shapes[i]);
@@ -114,21 +120,26 @@ Tensor BaseDenseAttention::call(const std::vector<Tensor>& inputs, bool training
 
 std::vector<Tensor> BaseDenseAttention::call_with_scores(const std::vector<Tensor>& inputs,
                                                          const std::vector<Tensor>& masks, bool training) {
-    std::vector<Shape> shapes;
-    for (const auto& x : inputs) shapes.push_back(x.shape());
-    check_inputs(shapes);
-    if (!built()) build_for_multi(shapes);
+    build_for_multi(shapes_of(inputs));   // checks the shapes (and builds on first use)
     return attend(inputs, masks, training);
 }
 
+std::vector<KerasTensor> BaseDenseAttention::call_with_scores(const std::vector<KerasTensor>& inputs) {
+    const std::vector<Shape> shapes = keras_tensor_shapes(inputs);
+    const Shape out = build_for_multi(shapes);
+    return record_node_of_outputs(inputs, {out, {out[0], out[1], shapes[1][1]}});   // scores (batch, Tq, Tv)
+}
+
+// The output's record carries the scores' too: a node that returns only the output still sends no
+// gradient through them (backward_multi seeds the output alone).
 Tensor BaseDenseAttention::call_multi(const std::vector<Tensor>& xs, CallContext& ctx) {
-    std::vector<Shape> shapes;
-    for (const auto& x : xs) shapes.push_back(x.shape());
-    check_inputs(shapes);
+    return call_multi_outputs(xs, ctx)[0];
+}
+
+std::vector<Tensor> BaseDenseAttention::call_multi_outputs(const std::vector<Tensor>& xs, CallContext& ctx) {
+    check_inputs(shapes_of(xs));
     const std::vector<Tensor> masks = ctx.input_masks;
-    return record_inputs(xs, ctx, [&](const std::vector<Tensor>& in) {
-        return std::vector<Tensor>{attend(in, masks, ctx.training)[0]};
-    })[0];
+    return record_inputs(xs, ctx, [&](const std::vector<Tensor>& in) { return attend(in, masks, ctx.training); });
 }
 
 // Keras 3's Attention.call: hidden scores get -1e9 before the softmax, padded query steps output 0.
@@ -294,21 +305,33 @@ Tensor MultiHeadAttention::call(const std::vector<Tensor>& inputs, bool training
 
 std::vector<Tensor> MultiHeadAttention::call_with_scores(const std::vector<Tensor>& inputs,
                                                          const std::vector<Tensor>& masks, bool training) {
-    std::vector<Shape> shapes;
-    for (const auto& x : inputs) shapes.push_back(x.shape());
-    check_inputs(shapes);
-    if (!built()) build_for_multi(shapes);
+    build_for_multi(shapes_of(inputs));   // checks the shapes (and builds on first use)
     return attend(inputs, masks, training, true);
 }
 
+std::vector<KerasTensor> MultiHeadAttention::call_with_scores(const std::vector<KerasTensor>& inputs) {
+    const std::vector<Shape> shapes = keras_tensor_shapes(inputs);
+    const Shape out = build_for_multi(shapes);
+    return record_node_of_outputs(inputs, {out, {out[0], num_heads, out[1], shapes[1][1]}});   // (batch, heads, Tq, Ts)
+}
+
 Tensor MultiHeadAttention::call_multi(const std::vector<Tensor>& xs, CallContext& ctx) {
-    std::vector<Shape> shapes;
-    for (const auto& x : xs) shapes.push_back(x.shape());
-    check_inputs(shapes);
+    return recorded_attend(xs, ctx, false)[0];
+}
+
+std::vector<Tensor> MultiHeadAttention::call_multi_outputs(const std::vector<Tensor>& xs, CallContext& ctx) {
+    return recorded_attend(xs, ctx, true);
+}
+
+// Keras computes the output differently when it returns the scores (see attend), so the two calls
+// differ in more than what they return.
+std::vector<Tensor> MultiHeadAttention::recorded_attend(const std::vector<Tensor>& xs, CallContext& ctx,
+                                                        bool with_scores) {
+    check_inputs(shapes_of(xs));
     const std::vector<Tensor> masks = ctx.input_masks;
     return record_inputs(xs, ctx, [&](const std::vector<Tensor>& in) {
-        return std::vector<Tensor>{attend(in, masks, ctx.training)[0]};
-    })[0];
+        return attend(in, masks, ctx.training, with_scores);
+    });
 }
 
 // Keras 3's MultiHeadAttention.call for attention_axes over the steps, as matmuls per head.

@@ -177,11 +177,7 @@ Tensor Bidirectional::backward(const Tensor& dy, CallContext& ctx) { return back
 
 std::vector<Tensor> Bidirectional::call_outputs(const Tensor& x, const std::vector<Tensor>& initial_state,
                                                 CallContext& ctx) {
-    if (initial_state.size() % 2 != 0) {
-        std::vector<Shape> shapes;
-        for (const auto& s : initial_state) shapes.push_back(s.shape());
-        check_initial_state(x.shape(), shapes);
-    }
+    if (initial_state.size() % 2 != 0) check_initial_state(x.shape(), shapes_of(initial_state));
     const size_t half = initial_state.size() / 2;
     BidirectionalCall c{std::make_shared<CallContext>(), std::make_shared<CallContext>()};
     c.forward->training = c.backward->training = ctx.training;

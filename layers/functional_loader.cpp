@@ -38,6 +38,7 @@ struct Call {
     bool list = false;
     std::vector<TensorRef> initial_state{};
     std::optional<bool> use_causal_mask{};   // the attention layers' call argument, when the node gives it
+    bool return_attention_scores = false;   // the attention layers' call argument: {output, scores}
 };
 
 bool is_merge(const std::string& class_name) {
@@ -58,17 +59,24 @@ TensorRef parse_keras_tensor(const json& t, const std::string& class_name, const
     return parse_ref(t["config"]["keras_history"], source);
 }
 
-// The attention layers' keyword arguments: key (a tensor), use_causal_mask; the masks Keras passes
-// (query_mask, value_mask, key_mask, mask) are computed here anyway. What kerascpp cannot run yet
-// (return_attention_scores, an explicit attention_mask) is refused, naming the layer's class.
+// A boolean call argument of a node's kwargs: absent or null = not given; anything else is refused.
+std::optional<bool> call_flag(const json& kwargs, const char* key, const std::string& class_name,
+                              const ConfigSource& source) {
+    if (!kwargs.contains(key) || kwargs[key].is_null()) return std::nullopt;
+    if (!kwargs[key].is_boolean())
+        value_error("File '{}': a {} layer is called with {}={}, expected true or false", source.file, class_name, key,
+                    kwargs[key].dump());
+    return kwargs[key].get<bool>();
+}
+
+// The attention layers' keyword arguments: key (a tensor), use_causal_mask, return_attention_scores;
+// the masks Keras passes (query_mask, value_mask, key_mask, mask) are computed here anyway. What
+// kerascpp cannot run yet (an explicit attention_mask) is refused, naming the layer's class.
 void parse_attention_kwargs(const json& kwargs, Call& call, const std::string& class_name, const ConfigSource& source) {
     if (kwargs.contains("key") && !kwargs["key"].is_null())
         call.inputs.push_back(parse_keras_tensor(kwargs["key"], class_name, source)), call.list = true;
-    if (kwargs.contains("use_causal_mask") && kwargs["use_causal_mask"].is_boolean())
-        call.use_causal_mask = kwargs["use_causal_mask"].get<bool>();
-    if (kwargs.value("return_attention_scores", false) == true)
-        value_error("File '{}': a {} layer is called with return_attention_scores=True, which kerascpp does not "
-                    "support yet", source.file, class_name);
+    call.use_causal_mask = call_flag(kwargs, "use_causal_mask", class_name, source);
+    call.return_attention_scores = call_flag(kwargs, "return_attention_scores", class_name, source).value_or(false);
     if (kwargs.contains("attention_mask") && !kwargs["attention_mask"].is_null())
         value_error("File '{}': a {} layer is called with an attention_mask tensor, which kerascpp does not support "
                     "yet (masks from Embedding(mask_zero) or Masking are)", source.file, class_name);
@@ -196,6 +204,14 @@ std::set<std::string> layers_reaching_outputs(const json& layer_list, const json
     return reached;
 }
 
+// Keras's `layer(inputs, return_attention_scores=True)`: {output, scores}.
+std::vector<KerasTensor> call_with_scores(Layer& layer, const std::vector<KerasTensor>& args, const ConfigSource& source) {
+    if (auto* a = dynamic_cast<BaseDenseAttention*>(&layer)) return a->call_with_scores(args);
+    if (auto* m = dynamic_cast<MultiHeadAttention*>(&layer)) return m->call_with_scores(args);
+    value_error("File '{}': layer \"{}\" ({}) is called with return_attention_scores=True, which only the attention "
+                "layers take", source.file, layer.name(), layer.class_name());
+}
+
 struct Entry {
     LayerPtr layer;
     std::string class_name;
@@ -259,16 +275,24 @@ std::shared_ptr<Model> functional_from_config(const json& model_config, const Co
                 const Call& call = entry.calls[outputs.size()];
                 std::vector<KerasTensor> args, states;
                 if (!gather(call.inputs, args) || !gather(call.initial_state, states)) break;
-                if (!states.empty() || entry.layer->output_count() > 1) outputs.push_back(entry.layer->call_all(args[0], states));
+                if (call.return_attention_scores) outputs.push_back(call_with_scores(*entry.layer, args, source));
+                else if (!states.empty() || entry.layer->output_count() > 1) outputs.push_back(entry.layer->call_all(args[0], states));
                 else outputs.push_back({call.list ? (*entry.layer)(args) : (*entry.layer)(args[0])});
                 progress = true;
             }
         }
     }
-    for (const auto& entry : pending)
-        if (produced[entry.layer->name()].size() < entry.calls.size())
-            value_error("File '{}': layer \"{}\" of the functional model_config reads a tensor no layer produces (or the "
-                        "graph has a cycle)", source.file, entry.layer->name());
+    for (const auto& entry : pending) {
+        const size_t done = produced[entry.layer->name()].size();
+        if (done == entry.calls.size()) continue;
+        std::vector<TensorRef> reads = entry.calls[done].inputs;
+        reads.insert(reads.end(), entry.calls[done].initial_state.begin(), entry.calls[done].initial_state.end());
+        for (const auto& ref : reads)
+            if (!find(ref))
+                value_error("File '{}': layer \"{}\" of the functional model_config reads [\"{}\", {}, {}], which no layer "
+                            "produces (or the graph has a cycle)", source.file, entry.layer->name(), ref.layer, ref.node,
+                            ref.tensor);
+    }
     auto resolve = [&](const std::vector<TensorRef>& refs) {
         std::vector<KerasTensor> out;
         for (const auto& ref : refs) {

@@ -189,8 +189,7 @@ Shape Concatenate::compute_output_shape_multi(const std::vector<Shape>& shapes) 
 
 // With the shapes viewed as (outer, axis, inner), each input fills a block of every outer row.
 Tensor Concatenate::call_multi(const std::vector<Tensor>& xs, CallContext& ctx) {
-    std::vector<Shape> shapes;
-    for (const auto& x : xs) shapes.push_back(x.shape());
+    const std::vector<Shape> shapes = shapes_of(xs);
     const Shape out_shape = compute_output_shape_multi(shapes);
     const size_t a = positive_axis(out_shape.size());
     Tensor out(out_shape, DType::float32, xs[0].device());

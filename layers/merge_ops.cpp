@@ -16,12 +16,6 @@ std::string shapes_str(const std::vector<Shape>& shapes) {
     return out + "]";
 }
 
-std::vector<Shape> shapes_of(const std::vector<Tensor>& xs) {
-    std::vector<Shape> shapes;
-    for (const auto& x : xs) shapes.push_back(x.shape());
-    return shapes;
-}
-
 // A (batch, steps) 0/1 mask as (batch, steps, 1, ...) repeated to x's shape, on x's device.
 Tensor mask_like(const Tensor& mask, const Tensor& x) {
     Shape s(x.ndim(), 1);

@@ -118,9 +118,7 @@ std::vector<Tensor> RNN::states() const { return fused_ ? fused_->states() : sta
 
 std::vector<Tensor> RNN::call_outputs(const Tensor& x, const std::vector<Tensor>& initial_state, CallContext& ctx) {
     if (fused_) return fused_->call_outputs(x, initial_state, ctx);
-    std::vector<Shape> shapes;
-    for (const auto& s : initial_state) shapes.push_back(s.shape());
-    check_initial_state(x.shape(), shapes);
+    check_initial_state(x.shape(), shapes_of(initial_state));
     std::vector<Tensor> start = initial_state;
     if (start.empty() && options_.stateful && !states_.empty()) {
         if (states_[0].dim(0) != x.dim(0))

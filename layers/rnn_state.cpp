@@ -48,11 +48,7 @@ void RNNBase::check_initial_state(const Shape& input_shape, const std::vector<Sh
 }
 
 std::vector<Tensor> RNNBase::call_outputs(const Tensor& x, const std::vector<Tensor>& initial_state, CallContext& ctx) {
-    if (!initial_state.empty()) {
-        std::vector<Shape> shapes;
-        for (const auto& s : initial_state) shapes.push_back(s.shape());
-        check_initial_state(x.shape(), shapes);
-    }
+    if (!initial_state.empty()) check_initial_state(x.shape(), shapes_of(initial_state));
     ctx.initial_state = initial_state;
     const Tensor y = call(x, ctx);
     if (!common_.return_state) return {y};

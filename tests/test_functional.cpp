@@ -546,8 +546,8 @@ TEST_CASE("a functional model_config that cannot be rebuilt is a clear error") {
     SUBCASE("a cycle: the Concatenate reads the Dense that reads it") {
         auto config = good;
         layer_entry(config, "concatenate")["inbound_nodes"][0]["args"][0][1]["config"]["keras_history"] = {"out", 0, 0};
-        expect(config, "File '" + path + "': layer \"concatenate\" of the functional model_config reads a tensor no "
-                       "layer produces (or the graph has a cycle)");
+        expect(config, "File '" + path + "': layer \"concatenate\" of the functional model_config reads [\"out\", 0, 0], "
+                       "which no layer produces (or the graph has a cycle)");
     }
     SUBCASE("an output naming a layer that does not exist") {
         auto config = good;

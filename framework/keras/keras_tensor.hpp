@@ -37,14 +37,16 @@ struct KERAS_API Node {
     Shape output_shape;       // the first output's (the only one of most layers)
     DType output_dtype = DType::float32;
     int index = 0;            // which call of the layer this is (Keras's node index)
-    bool list_input = false;  // called on a list (merge layers): run through call_multi / backward_multi
+    // Called on a list (merge layers): run through call_multi / backward_multi, or with several outputs
+    // through call_multi_outputs / backward_multi_outputs.
+    bool list_input = false;
     // The last `initial_states` inputs are Keras's initial_state argument of an RNN call (inputs[0] is
     // the sequence). Such nodes, and nodes of layers with several outputs (output_shapes.size() > 1),
     // run through Layer::call_outputs / backward_outputs.
     size_t initial_states = 0;
     std::vector<Shape> output_shapes{};   // every output's shape, output_shapes[0] == output_shape
 
-    bool runs_call_outputs() const { return initial_states > 0 || output_shapes.size() > 1; }
+    bool runs_call_outputs() const { return !list_input && (initial_states > 0 || output_shapes.size() > 1); }
 };
 
 // Keras's arguments in Keras's order (see layers::InputOptions): keras::Input({10, 8}, {.batch_size = 4})

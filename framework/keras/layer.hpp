@@ -130,6 +130,13 @@ public:
     virtual std::vector<Tensor> call_outputs(const Tensor& x, const std::vector<Tensor>& initial_state,
                                              CallContext& ctx);
     virtual std::vector<Tensor> backward_outputs(const std::vector<Tensor>& dys, CallContext& ctx);
+    // The same for a call on a list of inputs that gives several outputs (Keras's attention layers
+    // called with return_attention_scores=True): the graph runs such nodes through these.
+    // call_multi_outputs returns every output (the default refuses: most layers have no such call);
+    // backward_multi_outputs takes one gradient per output (undefined = none) and returns one per
+    // input (default: the automatic gradient of what call_multi_outputs recorded).
+    virtual std::vector<Tensor> call_multi_outputs(const std::vector<Tensor>& xs, CallContext& ctx);
+    virtual std::vector<Tensor> backward_multi_outputs(const std::vector<Tensor>& dys, CallContext& ctx);
 
     // Masking, as in Keras: the output mask is compute_mask(x, input mask). A layer with
     // supports_masking passes its input's mask on; other layers drop it (with Keras 3's warning,
@@ -216,6 +223,10 @@ protected:
     std::vector<Tensor> recorded_backward(const std::vector<Tensor>& dys, CallContext& ctx);
     // For layers that build themselves from several shapes (merge layers).
     void mark_built(const Shape& first_input_shape);
+    // A symbolic call on a list of inputs with several outputs of these shapes, which the graph runs
+    // through call_multi_outputs (the layer must be built for the inputs): one KerasTensor per output.
+    std::vector<KerasTensor> record_node_of_outputs(const std::vector<KerasTensor>& xs,
+                                                    const std::vector<Shape>& output_shapes);
     // Wrappers (TimeDistributed): the wrapped layer's weights become this layer's too, same Variables,
     // so models, optimizers and saving see them once, under the wrapper.
     void track_weights_of(const Layer& inner);

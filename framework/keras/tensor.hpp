@@ -141,4 +141,7 @@ KERAS_API std::string to_string(const Tensor& tensor);
 // Writes to_string(tensor).
 KERAS_API std::ostream& operator<<(std::ostream& os, const Tensor& tensor);
 
+// Each tensor's shape, in order (what a layer of several inputs is built and checked for).
+KERAS_API std::vector<Shape> shapes_of(const std::vector<Tensor>& xs);
+
 }  // namespace keras

@@ -203,7 +203,8 @@ std::vector<Tensor> FunctionalGraph::forward(const std::vector<Tensor>& xs, std:
             // reads them (ctx.input_masks). The output mask follows each layer's compute_mask.
             if (args.size() == 1) contexts[n].mask = in_masks[0];
             contexts[n].input_masks = in_masks;
-            values[n][0] = node.layer->call_multi(args, contexts[n]);
+            if (node.output_shapes.size() > 1) values[n] = node.layer->call_multi_outputs(args, contexts[n]);
+            else values[n][0] = node.layer->call_multi(args, contexts[n]);
             masks[n] = node.layer->compute_mask_multi(args, in_masks);
             apply_activity_regularizer(*node.layer, values[n], contexts[n]);
             continue;
@@ -242,6 +243,7 @@ void FunctionalGraph::backward(const std::vector<Tensor>& dys, std::vector<CallC
         if (!is_input_node(node) && any) {
             std::vector<Tensor> in_grads;
             if (node.runs_call_outputs()) in_grads = node.layer->backward_outputs(grads[n], contexts[n]);
+            else if (node.list_input && grads[n].size() > 1) in_grads = node.layer->backward_multi_outputs(grads[n], contexts[n]);
             else if (node.list_input) in_grads = node.layer->backward_multi(grads[n][0], contexts[n]);
             else in_grads = {node.layer->backward(grads[n][0], contexts[n])};
             for (size_t i = 0; i < node.inputs.size(); ++i)

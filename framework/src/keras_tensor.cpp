@@ -101,4 +101,16 @@ KerasTensor Layer::operator()(const std::vector<KerasTensor>& xs) {
     return {out, DType::float32, node};
 }
 
+std::vector<KerasTensor> Layer::record_node_of_outputs(const std::vector<KerasTensor>& xs,
+                                                      const std::vector<Shape>& output_shapes) {
+    for (const auto& x : xs) check_history(x, *this);
+    auto node = std::make_shared<Node>(Node{.layer = owner_of(*this), .inputs = xs, .output_shape = output_shapes.at(0),
+                                            .output_dtype = DType::float32, .index = node_count_++, .list_input = true,
+                                            .initial_states = 0, .output_shapes = output_shapes});
+    std::vector<KerasTensor> outputs;
+    for (size_t i = 0; i < output_shapes.size(); ++i)
+        outputs.push_back({output_shapes[i], DType::float32, node, static_cast<int>(i)});
+    return outputs;
+}
+
 }  // namespace keras

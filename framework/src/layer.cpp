@@ -95,14 +95,20 @@ void Layer::check_initial_state(const Shape&, const std::vector<Shape>& states) 
 }
 
 std::vector<Tensor> Layer::call_outputs(const Tensor& x, const std::vector<Tensor>& initial_state, CallContext& ctx) {
-    std::vector<Shape> shapes;
-    for (const auto& s : initial_state) shapes.push_back(s.shape());
-    check_initial_state(x.shape(), shapes);
+    check_initial_state(x.shape(), shapes_of(initial_state));
     return {call(x, ctx)};
 }
 
 std::vector<Tensor> Layer::backward_outputs(const std::vector<Tensor>& dys, CallContext& ctx) {
     return {backward(dys.at(0), ctx)};
+}
+
+std::vector<Tensor> Layer::call_multi_outputs(const std::vector<Tensor>&, CallContext&) {
+    value_error("Layer \"{}\" ({}) has no call on a list of inputs that gives several outputs", name_, class_name_);
+}
+
+std::vector<Tensor> Layer::backward_multi_outputs(const std::vector<Tensor>& dys, CallContext& ctx) {
+    return recorded_backward(dys, ctx);
 }
 
 void Layer::check_built_shape(const Shape& input_shape) const {

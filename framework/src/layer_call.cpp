@@ -118,9 +118,7 @@ Tensor Layer::operator()(const Tensor& x, bool training) {
 
 Tensor Layer::operator()(const std::vector<Tensor>& xs, bool training) {
     if (xs.size() == 1) return (*this)(xs[0], training);
-    std::vector<Shape> shapes;
-    for (const auto& x : xs) shapes.push_back(x.shape());
-    if (!built()) build_for_multi(shapes);
+    if (!built()) build_for_multi(shapes_of(xs));
     CallContext ctx;
     ctx.training = training;
     return call_multi(xs, ctx);   // an ops-written call: its ops carry their records

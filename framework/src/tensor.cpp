@@ -251,4 +251,10 @@ void Tensor::copy_from(const Tensor& other) {
     copy_bytes(raw(), device_, other.raw(), other.device(), nbytes());
 }
 
+std::vector<Shape> shapes_of(const std::vector<Tensor>& xs) {
+    std::vector<Shape> shapes;
+    for (const auto& x : xs) shapes.push_back(x.shape());
+    return shapes;
+}
+
 }  // namespace keras

@@ -55,6 +55,7 @@ json inbound_nodes(const FunctionalGraph& graph, const Layer& layer, const std::
     for (const Node* node : nodes) {
         json arg, kwargs = json::object();
         if (causal_call(layer)) kwargs["use_causal_mask"] = true;
+        if (node->list_input && node->output_shapes.size() > 1) kwargs["return_attention_scores"] = true;
         if (dynamic_cast<const layers::MultiHeadAttention*>(&layer)) {   // Keras's call(query, value, key)
             json args = json::array();
             for (const auto& in : node->inputs) args.push_back(keras_tensor(in, index));

@@ -6,9 +6,9 @@
 // as in Keras 3. `use_causal_mask` is a call argument in Keras; here it is an option of the layer,
 // applying to each of its calls, and a saved functional model writes it into each call's node
 // `kwargs`, where Keras 3 keeps it (loading reads it from there). Keras's `return_attention_scores=True`
-// is call_with_scores() on a batch; in the functional API (and in files) it is not supported yet, nor
-// is MultiHeadAttention's explicit `attention_mask` (a file that uses them is refused with a message
-// naming the layer).
+// is call_with_scores(), on a batch or on KerasTensors (a functional model's node of two outputs, saved
+// and loaded with that keyword as Keras writes it). MultiHeadAttention's explicit `attention_mask` is
+// not supported yet (a file that uses it is refused with a message naming the layer).
 #pragma once
 
 #include "keras/export.hpp"
@@ -80,6 +80,10 @@ public:
     // with ops, so a GradientTape sees both outputs: gradients flow through the scores too.
     std::vector<Tensor> call_with_scores(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks = {},
                                          bool training = false);
+    // The same in the functional API: `auto out = attention->call_with_scores({query, value});` gives
+    // {output, scores} KerasTensors, as Keras's `output, scores = layer([q, v], return_attention_scores=True)`.
+    std::vector<KerasTensor> call_with_scores(const std::vector<KerasTensor>& inputs);
+    std::vector<Tensor> call_multi_outputs(const std::vector<Tensor>& xs, CallContext& ctx) override;
 
 protected:
     BaseDenseAttention(const std::string& class_name, const std::string& name, bool trainable);
@@ -179,6 +183,9 @@ public:
     // and gradients as BaseDenseAttention::call_with_scores.
     std::vector<Tensor> call_with_scores(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks = {},
                                          bool training = false);
+    // In the functional API: {output, scores} KerasTensors, `mha->call_with_scores({query, value})`.
+    std::vector<KerasTensor> call_with_scores(const std::vector<KerasTensor>& inputs);
+    std::vector<Tensor> call_multi_outputs(const std::vector<Tensor>& xs, CallContext& ctx) override;
     // Keras 3 saves the projections as sublayers: query_dense, key_dense, value_dense, output_dense.
     std::vector<std::pair<std::string, LayerPtr>> nested_layers() const override;
     int num_heads, key_dim;
@@ -194,6 +201,8 @@ private:
     // {output, attention scores}; with_scores: Keras's path when the scores are returned
     std::vector<Tensor> attend(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training,
                                bool with_scores = false) const;
+    // attend() recorded for the automatic backward, with the masks of ctx
+    std::vector<Tensor> recorded_attend(const std::vector<Tensor>& xs, CallContext& ctx, bool with_scores);
     LayerPtr query_dense_, key_dense_, value_dense_, output_dense_;
 };
 
