@@ -623,6 +623,22 @@ TEST_CASE("small-LSTM kernel: inference forward equals the double-precision refe
     CHECK(be::small_lstm_runs() == runs);
 }
 
+TEST_CASE("summary's runs-on line says when the small-LSTM kernel runs inference") {
+    auto path = [](Case c) { return cpu().rnn_path(spec_of(c)).description; };
+    {
+        const SmallRnnModeScope automatic(be::SmallRnnMode::automatic);
+        CHECK(path({.cell = ref::Cell::lstm, .H = 16}) == "oneDNN lstm; small-LSTM kernel for inference at batch <= 8");
+        CHECK(path({.cell = ref::Cell::lstm, .H = 512}) == "oneDNN lstm");   // past the rule's units
+        CHECK(path({.cell = ref::Cell::lstm, .H = 20}) == "oneDNN lstm");    // not a multiple of 16
+    }
+    {
+        const SmallRnnModeScope always(be::SmallRnnMode::always);
+        CHECK(path({.cell = ref::Cell::lstm, .H = 512}) == "oneDNN lstm; small-LSTM kernel for inference");
+    }
+    const SmallRnnModeScope never(be::SmallRnnMode::never);
+    CHECK(path({.cell = ref::Cell::lstm, .H = 16}) == "oneDNN lstm");
+}
+
 TEST_CASE("small-LSTM kernel equals oneDNN's lstm, with and without lengths") {
     Case c{.cell = ref::Cell::lstm, .N = 11, .T = 7, .C = 6, .H = 32, .return_sequences = true};
     const std::vector<int32_t> lengths{7, 0, 3, 1, 7, 5, 2, 6, 4, 7, 1};

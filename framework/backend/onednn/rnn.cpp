@@ -419,6 +419,11 @@ RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec) {
                     ? kernel
                     : fmt::format("{}; {} past {} input features", kernel, fused, kSmallRnnAutoMaxFeatures);
     }
+    if (small_lstm_supports(spec)) {   // inference only; the rule also reads the batch, which only the call knows
+        if (small_rnn_mode() == SmallRnnMode::always) fused += "; small-LSTM kernel for inference";
+        else if (small_rnn_mode() == SmallRnnMode::automatic && spec.units <= kSmallLstmAutoMaxUnits)
+            fused += fmt::format("; small-LSTM kernel for inference at batch <= {}", kSmallLstmAutoMaxBatch);
+    }
     RnnPath path = rnn_path_for(spec, {.fused = fused,
                                        .unsupported = unsupported_reason(spec),
                                        .step_loop = "fallback loop",
