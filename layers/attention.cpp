@@ -262,11 +262,11 @@ Shape MultiHeadAttention::compute_output_shape(const Shape& input_shape) const {
 }
 
 void MultiHeadAttention::check_inputs(const std::vector<Shape>& shapes) const {
-    if (shapes.size() < 2 || shapes.size() > 3)
-        value_error("Layer \"{}\": MultiHeadAttention takes query, value and optionally key, got {} inputs", name(),
-                    shapes.size());
-    for (const Shape& s : shapes)
-        if (s.size() != 3 || s[2] < 0)
+    if (shapes.size() < 2 || shapes.size() > 4)
+        value_error("Layer \"{}\": MultiHeadAttention takes query, value and optionally key and attention_mask, got {} "
+                    "inputs", name(), shapes.size());
+    for (size_t i = 0; i < shapes.size() && i < 3; ++i)
+        if (shapes[i].size() != 3 || shapes[i][2] < 0)
             value_error("Layer \"{}\": query, value and key must have shape (batch, steps, dim) with a known dim (only "
                         "the default attention_axes are supported). Received: {}", name(), shapes_text(shapes));
     const Shape& value = shapes[1];
@@ -274,6 +274,16 @@ void MultiHeadAttention::check_inputs(const std::vector<Shape>& shapes) const {
     if (value[1] >= 0 && key[1] >= 0 && value[1] != key[1])
         value_error("All dimensions of `value` and `key`, except the last one, must be equal. Received: "
                     "value_shape={} and key_shape={}", shape_str(value), shape_str(key));
+    if (shapes.size() == 4) check_attention_mask(shapes[3], shapes[0][1], value[1]);
+}
+
+// Keras's (B, T, S) attention_mask; an axis of 1 broadcasts, as the masked softmax allows.
+void MultiHeadAttention::check_attention_mask(const Shape& mask, int64_t tq, int64_t ts) const {
+    auto fits = [](int64_t d, int64_t want) { return d == 1 || d < 0 || want < 0 || d == want; };
+    if (mask.size() != 3 || !fits(mask[1], tq) || !fits(mask[2], ts))
+        value_error("Layer \"{}\": attention_mask must have shape (batch, query steps, value steps) = (batch, {}, {}) "
+                    "(an axis of 1 broadcasts). Received: attention_mask.shape={}", name(), tq < 0 ? "None" : std::to_string(tq),
+                    ts < 0 ? "None" : std::to_string(ts), shape_str(mask));
 }
 
 Shape MultiHeadAttention::compute_output_shape_multi(const std::vector<Shape>& input_shapes) const {
@@ -342,11 +352,16 @@ std::vector<Tensor> MultiHeadAttention::attend(const std::vector<Tensor>& inputs
     const Tensor& key = inputs.size() > 2 ? inputs[2] : value;
     const Device device = query.device();
     const int64_t batch = query.shape()[0], tq = query.shape()[1], ts = value.shape()[1];
-    // The attention mask (batch or 1, Tq, Ts): query, value and key masks and the causal mask, ANDed.
+    // The attention mask (batch or 1, Tq, Ts): query, value and key masks, the causal mask and the
+    // attention_mask input, ANDed.
     Tensor keep = mask_as(mask_at(masks, 0), false, device);
     keep = both(keep, mask_as(mask_at(masks, 1), true, device));
     keep = both(keep, mask_as(mask_at(masks, 2), true, device));
     if (options.use_causal_mask) keep = both(keep, causal_keep(tq, ts, device));
+    if (inputs.size() > 3) {   // Keras's attention_mask: nonzero (true) entries may be attended to
+        const Tensor mask = inputs[3].dtype() == DType::float32 ? inputs[3] : inputs[3].astype(DType::float32);
+        keep = both(keep, ops::not_equal(mask.to(device), 0.0f));
+    }
 
     const Tensor q = ops::multiply(project_heads(query, projection(query_dense_), num_heads, key_dim),
                                    1.0f / std::sqrt(static_cast<float>(key_dim)));

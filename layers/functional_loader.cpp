@@ -69,17 +69,30 @@ std::optional<bool> call_flag(const json& kwargs, const char* key, const std::st
     return kwargs[key].get<bool>();
 }
 
-// The attention layers' keyword arguments: key (a tensor), use_causal_mask, return_attention_scores;
-// the masks Keras passes (query_mask, value_mask, key_mask, mask) are computed here anyway. What
-// kerascpp cannot run yet (an explicit attention_mask) is refused, naming the layer's class.
+// MultiHeadAttention's attention_mask keyword is its fourth input, after the key (the value again when
+// the call has no key).
+void add_attention_mask(Call& call, const TensorRef& mask, const std::string& class_name, const ConfigSource& source) {
+    if (class_name != "MultiHeadAttention")
+        value_error("File '{}': a {} layer is called with an attention_mask, which only MultiHeadAttention takes",
+                    source.file, class_name);
+    if (call.inputs.size() < 2 || call.inputs.size() > 3)
+        value_error("File '{}': a MultiHeadAttention layer is called with an attention_mask and {} other tensors, "
+                    "expected query, value and optionally key", source.file, call.inputs.size());
+    if (call.inputs.size() == 2) call.inputs.push_back(call.inputs[1]);
+    call.inputs.push_back(mask);
+    call.list = true;
+}
+
+// The attention layers' keyword arguments: key and attention_mask (tensors), use_causal_mask,
+// return_attention_scores; the masks Keras passes (query_mask, value_mask, key_mask, mask) are
+// computed here anyway.
 void parse_attention_kwargs(const json& kwargs, Call& call, const std::string& class_name, const ConfigSource& source) {
     if (kwargs.contains("key") && !kwargs["key"].is_null())
         call.inputs.push_back(parse_keras_tensor(kwargs["key"], class_name, source)), call.list = true;
     call.use_causal_mask = call_flag(kwargs, "use_causal_mask", class_name, source);
     call.return_attention_scores = call_flag(kwargs, "return_attention_scores", class_name, source).value_or(false);
     if (kwargs.contains("attention_mask") && !kwargs["attention_mask"].is_null())
-        value_error("File '{}': a {} layer is called with an attention_mask tensor, which kerascpp does not support "
-                    "yet (masks from Embedding(mask_zero) or Masking are)", source.file, class_name);
+        add_attention_mask(call, parse_keras_tensor(kwargs["attention_mask"], class_name, source), class_name, source);
 }
 
 // Sets the call argument on the layer; it applies to every call of the layer here, so calls that
@@ -99,7 +112,7 @@ void apply_causal(Layer& layer, const std::vector<Call>& calls, const ConfigSour
 
 // tf.keras 2 writes the attention layers' call keywords as the fourth item of the first reference:
 // [query, 0, 0, {"value": [layer, node, tensor], "key": [...], "use_causal_mask": ...}]. The tensors
-// become the call's further inputs (query, value, key: the order the layers take them).
+// become the call's further inputs (query, value, key, attention_mask: the order the layers take them).
 void parse_keras2_attention_kwargs(const json& ref, Call& call, const std::string& class_name,
                                    const ConfigSource& source) {
     if (ref.size() < 4 || !ref[3].is_object()) return;
@@ -110,7 +123,8 @@ void parse_keras2_attention_kwargs(const json& ref, Call& call, const std::strin
         kwargs.erase(name);
     }
     if (kwargs.contains("attention_mask") && !kwargs["attention_mask"].is_null())
-        kwargs["attention_mask"] = true;   // a reference here, a tensor in Keras 3: refused the same way
+        add_attention_mask(call, parse_ref(kwargs["attention_mask"], source), class_name, source);
+    kwargs.erase("attention_mask");   // a reference here, where parse_attention_kwargs reads a Keras 3 tensor
     parse_attention_kwargs(kwargs, call, class_name, source);
 }
 

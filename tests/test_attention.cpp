@@ -227,6 +227,44 @@ TEST_CASE("MultiHeadAttention matches the reference: value_dim, output_shape, ma
         }
 }
 
+TEST_CASE("MultiHeadAttention's attention_mask (a fourth input) ANDs with the masks, broadcasting axes of 1") {
+    const Tensor q = wavy({2, 4, 5}, 0.2, 0.6, 1.0), v = wavy({2, 5, 3}, 0.7, 0.4, 1.1);
+    const Tensor qm = floats(kQMask, {2, 4}), vm = floats(kVMask, {2, 5});
+    // (2, 4, 5), every query step sees key 0 at least; broadcast forms (1, 4, 5) and (2, 1, 5)
+    Vec full(2 * 4 * 5);
+    for (size_t e = 0; e < full.size(); ++e) full[e] = (e % 5 == 0 || (e * 7) % 3 != 0) ? 1.0 : 0.0;
+    const Vec first(full.begin(), full.begin() + 20);
+    const Vec rows = {1, 0, 1, 1, 0, 1, 1, 0, 0, 1};
+    struct Form {
+        const char* name;
+        Tensor mask;
+        std::function<double(size_t, size_t, size_t)> at;
+    };
+    const std::vector<Form> forms = {
+        {"(2, 4, 5)", floats(full, {2, 4, 5}), [&](size_t i, size_t s, size_t j) { return full[(i * 4 + s) * 5 + j]; }},
+        {"(1, 4, 5) int32", floats(first, {1, 4, 5}).astype(DType::int32),
+         [&](size_t, size_t s, size_t j) { return first[s * 5 + j]; }},
+        {"(2, 1, 5)", floats(rows, {2, 1, 5}), [&](size_t i, size_t, size_t j) { return rows[i * 5 + j]; }}};
+    for (const Form& form : forms)
+        for (const bool masked : {false, true}) {
+            INFO(form.name << " masked " << masked);
+            layers::MultiHeadAttention mha(2, 3);
+            const std::vector<Tensor> masks = masked ? std::vector<Tensor>{qm, vm} : std::vector<Tensor>{};
+            const Tensor y = run(mha, {q, v, v, form.mask}, masks);
+            Vec keep(2 * 4 * 5);
+            for (size_t i = 0; i < 2; ++i)
+                for (size_t s = 0; s < 4; ++s)
+                    for (size_t j = 0; j < 5; ++j)
+                        keep[(i * 4 + s) * 5 + j] =
+                            form.at(i, s, j) != 0 && (!masked || (kQMask[i * 4 + s] && kVMask[i * 5 + j]));
+            check_close(values_of(y), ref_mha(mha, seq_of(q), seq_of(v), keep), 1e-5);
+        }
+    layers::MultiHeadAttention mha(2, 3);
+    CHECK(message_of([&] { mha({q, v, v, floats(full, {2, 5, 4})}); }) ==
+          "Layer \"" + mha.name() + "\": attention_mask must have shape (batch, query steps, value steps) = (batch, 4, 5) (an axis of 1 "
+              "broadcasts). Received: attention_mask.shape=(2, 5, 4)");
+}
+
 TEST_CASE("attention gradients match central differences") {
     const Tensor q = wavy({2, 3, 4}, 0.3, 0.8, 0.9), v = wavy({2, 4, 4}, 0.6, 0.5, 1.0);
     const Tensor qm = floats({1, 1, 0, 1, 1, 1}, {2, 3}), vm = floats({1, 0, 1, 1, 1, 1, 1, 0}, {2, 4});
@@ -446,12 +484,12 @@ TEST_CASE("bad arguments give Keras's messages") {
     CHECK(message_of([&] { mha({t, wavy({2, 5, 4}, 0, 1, 1), wavy({2, 4, 4}, 0, 1, 1)}); }) ==
           "All dimensions of `value` and `key`, except the last one, must be equal. Received: value_shape=(2, 5, 4) "
           "and key_shape=(2, 4, 4)");
-    // A file that asks for what kerascpp does not run yet is refused, naming it.
-    std::ifstream in(kFixtures + "mha.json");
+    // Keras's attention layers other than MultiHeadAttention take no attention_mask.
+    std::ifstream in(kFixtures + "dot.json");
     auto config = nlohmann::json::parse(in);
     for (auto& layer : config["config"]["layers"])
-        if (layer["class_name"] == "MultiHeadAttention")
-            layer["inbound_nodes"][0]["kwargs"]["attention_mask"] = layer["inbound_nodes"][0]["args"][0];
-    CHECK(message_of([&] { layers::functional_from_config(config, {.keras_major = 3, .file = "mha.json"}); })
-              .find("attention_mask tensor") != std::string::npos);
+        if (layer["class_name"] == "Attention")
+            layer["inbound_nodes"][0]["kwargs"]["attention_mask"] = layer["inbound_nodes"][0]["args"][0][0];
+    CHECK(message_of([&] { layers::functional_from_config(config, {.keras_major = 3, .file = "dot.json"}); }) ==
+          "File 'dot.json': a Attention layer is called with an attention_mask, which only MultiHeadAttention takes");
 }

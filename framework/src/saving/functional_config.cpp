@@ -58,7 +58,8 @@ json inbound_nodes(const FunctionalGraph& graph, const Layer& layer, const std::
         if (node->list_input && node->output_shapes.size() > 1) kwargs["return_attention_scores"] = true;
         if (dynamic_cast<const layers::MultiHeadAttention*>(&layer)) {   // Keras's call(query, value, key)
             json args = json::array();
-            for (const auto& in : node->inputs) args.push_back(keras_tensor(in, index));
+            for (size_t i = 0; i < node->inputs.size() && i < 3; ++i) args.push_back(keras_tensor(node->inputs[i], index));
+            if (node->inputs.size() > 3) kwargs["attention_mask"] = keras_tensor(node->inputs[3], index);
             out.push_back({{"args", args}, {"kwargs", kwargs}});
             continue;
         }

@@ -7,8 +7,8 @@
 // applying to each of its calls, and a saved functional model writes it into each call's node
 // `kwargs`, where Keras 3 keeps it (loading reads it from there). Keras's `return_attention_scores=True`
 // is call_with_scores(), on a batch or on KerasTensors (a functional model's node of two outputs, saved
-// and loaded with that keyword as Keras writes it). MultiHeadAttention's explicit `attention_mask` is
-// not supported yet (a file that uses it is refused with a message naming the layer).
+// and loaded with that keyword as Keras writes it). MultiHeadAttention's `attention_mask` is a fourth
+// input (see the class).
 #pragma once
 
 #include "keras/export.hpp"
@@ -163,7 +163,9 @@ inline const FieldTable<MultiHeadAttentionOptions>& MultiHeadAttentionOptions::f
 }
 
 // Keras's MultiHeadAttention over the default attention axis (inputs (batch, steps, features)):
-// called as call(query, value) or call(query, value, key), i.e. `(*mha)({query, value})`. Each head
+// called as call(query, value) or call(query, value, key), i.e. `(*mha)({query, value})`; Keras's
+// `attention_mask=m` (batch, Tq, Ts), true / nonzero where a query step may see a key step, is a fourth
+// input, `(*mha)({query, value, key, m})` (the value again as key when there is none). Each head
 // projects query, key and value (EinsumDense weights of Keras's shapes and names: query/kernel
 // (dim, heads, key_dim), query/bias (heads, key_dim), key/..., value/... (value_dim), attention_output/
 // kernel (heads, value_dim, out), attention_output/bias (out)), takes softmax(q k^T / sqrt(key_dim))
@@ -198,6 +200,7 @@ protected:
 private:
     int value_dim() const { return options.value_dim.value_or(key_dim); }
     void check_inputs(const std::vector<Shape>& shapes) const;
+    void check_attention_mask(const Shape& mask, int64_t tq, int64_t ts) const;
     // {output, attention scores}; with_scores: Keras's path when the scores are returned
     std::vector<Tensor> attend(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training,
                                bool with_scores = false) const;

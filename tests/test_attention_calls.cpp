@@ -1,8 +1,9 @@
-// return_attention_scores in the functional API and in files: models saved by REAL Keras 3 and REAL
-// tf.keras 2 (tests/fixtures/gen_attention_scores_fixtures.py) whose attention calls return
-// {output, scores} load, predict every output as Keras, and train one step as Keras 3 with a loss
-// that reaches the scores; a functional node of two outputs matches the eager call_with_scores; its
-// gradients (through the graph's backward) match central differences; save / load keeps the keyword.
+// The attention layers' call arguments in the functional API and in files: models saved by REAL Keras 3
+// and REAL tf.keras 2 (tests/fixtures/gen_attention_call_fixtures.py) whose attention calls return
+// {output, scores} (return_attention_scores=True) or take MultiHeadAttention's attention_mask load,
+// predict every output as Keras, and train one step as Keras 3 with a loss that reaches the scores; a
+// functional node of two outputs matches the eager call_with_scores; its gradients (through the graph's
+// backward) match central differences; save / load keeps the keywords; malformed keywords are named.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -27,7 +28,7 @@ using test_helpers::wavy;
 namespace {
 
 using Vec = std::vector<double>;
-const std::string kFixtures = std::string(KERASCPP_TESTS_DIR) + "/fixtures/attention_scores/";
+const std::string kFixtures = std::string(KERASCPP_TESTS_DIR) + "/fixtures/attention_calls/";
 
 const nlohmann::json& fixtures() {
     static const nlohmann::json data = [] {
@@ -53,8 +54,8 @@ void check_close(const Tensor& got, const nlohmann::json& want, double tol) {
     for (size_t i = 0; i < g.size(); ++i) CHECK(g[i] == doctest::Approx(w[i]).epsilon(tol).scale(1.0));
 }
 
-void check_outputs(Model& model, const nlohmann::json& want, double tol) {
-    const std::vector<Tensor> got = model.predict(inputs(), {.verbose = 0});
+void check_outputs(Model& model, const nlohmann::json& want, double tol, std::vector<Tensor> x = inputs()) {
+    const std::vector<Tensor> got = model.predict(x, {.verbose = 0});
     REQUIRE(got.size() == want.size());
     for (size_t k = 0; k < got.size(); ++k) {
         INFO("output " << k);
@@ -79,6 +80,21 @@ TEST_CASE("models whose attention calls return their scores, saved by Keras 3 an
         CHECK(model->outputs()[3].shape == Shape{-1, 5, 4});      // Attention: (batch, Tq, Tv)
         check_outputs(*model, fixtures()[name], 1e-5);
     }
+}
+
+TEST_CASE("models whose MultiHeadAttention calls take an attention_mask, saved by Keras 3 and tf.keras 2, predict as Keras") {
+    std::vector<Tensor> x = inputs();
+    x.push_back(from_json(fixtures()["m"]));
+    const auto dir = temp_dir();
+    for (const std::string name : {"mask_k3", "mask_k2"}) {
+        INFO(name);
+        auto model = models::load_model(kFixtures + name + ".h5");
+        check_outputs(*model, fixtures()[name], 1e-5, x);
+        // saved again, the mask stays the calls' fourth input (Keras 3's attention_mask keyword)
+        model->save((dir / (name + ".h5")).string());
+        check_outputs(*models::load_model((dir / (name + ".h5")).string()), fixtures()[name], 1e-5, x);
+    }
+    std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("a loss on the scores trains one step as Keras 3 does") {
