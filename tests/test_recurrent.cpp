@@ -623,6 +623,30 @@ TEST_CASE("small-LSTM kernel: inference forward equals the double-precision refe
     CHECK(be::small_lstm_runs() == runs);
 }
 
+TEST_CASE("small-LSTM kernel: its recurrence on 1 to 4 threads gives the same bits") {
+    const SmallRnnModeScope on(be::SmallRnnMode::always);
+    const std::vector<int32_t> lengths{5, 0, 3, 1, 5};
+    for (auto [N, H] : {std::array{1, 64}, {5, 128}, {5, 96}, {2, 256}})
+        for (bool packed : {false, true}) {
+            Case c{.cell = ref::Cell::lstm, .N = N, .T = 5, .C = 7, .H = H, .return_sequences = true};
+            INFO(std::string(c.str() + (packed ? " with lengths" : "")));
+            const Inputs in = make_inputs(c, true, 61);
+            auto run = [&](int threads) {
+                be::set_small_lstm_threads(threads);
+                be::RnnForward f = cpu().rnn_forward(
+                    spec_of(c), tensor_of(in.x, {c.N, c.T, c.C}), weights_of(c, in), state_tensor(c, in.h0),
+                    state_tensor(c, in.c0), false, {},
+                    packed ? std::vector<int32_t>(lengths.begin(), lengths.begin() + N) : std::vector<int32_t>{});
+                be::set_small_lstm_threads(std::nullopt);
+                return std::array{vec_of(f.sequences), vec_of(f.h), vec_of(f.final_c())};
+            };
+            const auto one = run(1);
+            for (int threads : {2, 3, 4}) CHECK(run(threads) == one);
+            // and it is the reference's answer
+            check_forward_against_reference(c, true, false, /*training=*/false);
+        }
+}
+
 TEST_CASE("summary's runs-on line says when the small-LSTM kernel runs inference") {
     auto path = [](Case c) { return cpu().rnn_path(spec_of(c)).description; };
     {

@@ -209,6 +209,13 @@ RnnForward small_lstm_forward(const RnnSpec& spec, const Tensor& x, const RnnWei
                               const Tensor& c0, const std::vector<int32_t>& lengths);
 // Tests: how many forwards the kernel has run in this process (which path a call took).
 int64_t small_lstm_runs();
+// Its recurrence splits the units among threads (the backend's current count), at least this many
+// units each (a multiple of 32): below that the per-step barrier costs more than a thread saves.
+// Provisional until measured (bench_latency --small-lstm-threads).
+inline constexpr int64_t kSmallLstmMinUnitsPerThread = 64;
+// Tests, benchmarks: this many threads for the recurrence whatever the rule and the governor say (at
+// most one per 32 units; units not a multiple of 32 take one); nullopt returns to the rule.
+void set_small_lstm_threads(std::optional<int> threads);
 
 // ---- Per-sample lengths on the CPU (rnn_lengths.cpp), shared by the primitive and the step loop.
 // x (N, T, C) with each sample's first lengths[n] steps reversed (all T when lengths is empty);

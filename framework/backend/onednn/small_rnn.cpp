@@ -20,6 +20,7 @@
 // the sigmoid use the branch-free exp below (libm's tanhf does not vectorise). The two builds round
 // differently (FMA), both within the RNN tolerances; one machine always runs the same one.
 #include <dlfcn.h>
+#include <sched.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 #endif
@@ -586,13 +587,48 @@ RnnGradients small_rnn_backward(const RnnSpec& spec, const RnnWeights& w, RnnFor
 // Why: at batch 1 oneDNN's lstm forward alone took about 1.08 ms for LSTM(128) (docs/performance.md),
 // mostly per-step overhead: a GEMM call and a barrier per step for a 128 x 512 matrix-vector
 // product. Here the input projection of every step is one SGEMM (x (N*T, C) times the kernel), then
-// one thread runs the recurrence with the recurrent kernel (H x 4H floats, 256 KB at H = 128) read
-// from cache at every step, up to kLstmBlock samples sharing each load of it. Keras's layout is read
-// as it is: gates i, f, c, o in the kernel's and the recurrent kernel's columns, in that order.
-// Inference only: training keeps oneDNN's primitive and its backward pass.
+// the recurrence runs with the recurrent kernel (H x 4H floats, 256 KB at H = 128) read from cache at
+// every step, up to kLstmBlock samples sharing each load of it. Keras's layout is read as it is:
+// gates i, f, c, o in the kernel's and the recurrent kernel's columns, in that order.
+//
+// Threads: reading the recurrent kernel from L2 bounds a step, so with several threads each takes a
+// share of the units (its columns of all four gates, and their cells), keeping its part of the
+// kernel in its own core's cache; after each step the threads meet at a spin barrier, since every
+// unit's next gates read the whole h. A unit's arithmetic is the same whichever thread runs it, so
+// any thread count gives the same bits. Inference only: training keeps oneDNN's primitive.
 namespace {
 
-constexpr int kLstmBlock = 4;      // samples sharing each recurrent-kernel load
+constexpr int kLstmBlock = 4;        // samples sharing each recurrent-kernel load
+constexpr int64_t kLstmShareUnits = 32;   // the smallest share of units a thread takes
+
+// The threads of one call meet here after every step. Spinning (not the OpenMP runtime's barrier,
+// which may sleep in the kernel under OMP_WAIT_POLICY=passive) since a step lasts a few
+// microseconds; after a while it yields, so a thread whose partner lost its core gives it back.
+class SpinBarrier {
+public:
+    explicit SpinBarrier(int threads) : threads_(threads) {}
+    void wait() {
+        const int generation = generation_.load(std::memory_order_acquire);
+        if (arrived_.fetch_add(1, std::memory_order_acq_rel) == threads_ - 1) {
+            arrived_.store(0, std::memory_order_relaxed);
+            generation_.fetch_add(1, std::memory_order_release);
+            return;
+        }
+        for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
+            if (spins < 4000) pause();
+            else sched_yield();
+        }
+    }
+
+private:
+    static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+        _mm_pause();
+#endif
+    }
+    const int threads_;
+    std::atomic<int> arrived_{0}, generation_{0};
+};
 
 struct LstmProblem {
     int64_t N, T, H;
@@ -604,19 +640,31 @@ struct LstmProblem {
     float* seq;          // (N, T, H): h after every step
     float* c;            // (N, H): the running cell state (without lengths: the final one)
     float* c_final;      // (N, H): with lengths, c after each sample's step len - 1
-    float* gates;        // (kLstmBlock, 4H): scratch
+    float* gates;        // (kLstmBlock, 4H): scratch (threads write disjoint columns)
 };
 
-// Samples [n0, n0 + kB): all T steps. kCols 16-float columns per accumulator row: enough independent
-// FMA chains to hide their latency (8 for one sample), few enough to stay in registers.
+// One thread's share: units [k0, k1), a multiple of 16 wide, their gate columns (the first float of
+// each 16-float column of [gH + k0, gH + k1) for the gates g = i, f, c, o), and the barrier it meets
+// the others at after each step (null when it runs alone).
+struct LstmShare {
+    int64_t k0, k1;
+    SpinBarrier* barrier;
+    std::vector<int64_t> columns{};
+};
+
+// Samples [n0, n0 + kB), all T steps, for the share's units. kCols 16-float columns per accumulator
+// row, taken from the share's column list: enough independent FMA chains to hide their latency (8 for
+// one sample), few enough to stay in registers; kCols divides the list's length.
 template <int kB, int kCols>
-[[gnu::always_inline]] inline void lstm_block(const LstmProblem& p, int64_t n0) {
-    const int64_t H = p.H, G = 4 * H, T = p.T;
+[[gnu::always_inline]] inline void lstm_block(const LstmProblem& p, int64_t n0, const LstmShare& share) {
+    const int64_t H = p.H, G = 4 * H, T = p.T, k0 = share.k0, width = share.k1 - share.k0;
+    const int64_t* columns = share.columns.data();
+    const int64_t column_count = static_cast<int64_t>(share.columns.size());
     for (int b = 0; b < kB; ++b) {   // c starts as c0 (or zeros); so does the final c of length 0
-        float* c = p.c + (n0 + b) * H;
-        if (p.c0) std::copy_n(p.c0 + (n0 + b) * H, H, c);
-        else std::fill_n(c, H, 0.0f);
-        if (p.lengths) std::copy_n(c, H, p.c_final + (n0 + b) * H);
+        float* c = p.c + (n0 + b) * H + k0;
+        if (p.c0) std::copy_n(p.c0 + (n0 + b) * H + k0, width, c);
+        else std::fill_n(c, width, 0.0f);
+        if (p.lengths) std::copy_n(c, width, p.c_final + (n0 + b) * H + k0);
     }
     for (int64_t s = 0; s < T; ++s) {
         const float* hs[kB];
@@ -624,29 +672,30 @@ template <int kB, int kCols>
             const int64_t n = n0 + b;
             hs[b] = s > 0 ? p.seq + (n * T + s - 1) * H : (p.h0 ? p.h0 + n * H : nullptr);
         }
-        // gates = xw_t + h_{t-1} U, 64 columns at a time.
-        for (int64_t j0 = 0; j0 < G; j0 += kCols * kLanes) {
+        // gates = xw_t + h_{t-1} U, kCols columns at a time.
+        for (int64_t first = 0; first < column_count; first += kCols) {
+            const int64_t* j = columns + first;
             v16 acc[kB][kCols];
             for (int b = 0; b < kB; ++b)
-                for (int w = 0; w < kCols; ++w) acc[b][w] = load(p.xw + ((n0 + b) * T + s) * G + j0 + w * kLanes);
+                for (int w = 0; w < kCols; ++w) acc[b][w] = load(p.xw + ((n0 + b) * T + s) * G + j[w]);
             if (hs[0])
                 for (int64_t r = 0; r < H; ++r) {
                     v16 u[kCols];
-                    for (int w = 0; w < kCols; ++w) u[w] = load(p.U + r * G + j0 + w * kLanes);
+                    for (int w = 0; w < kCols; ++w) u[w] = load(p.U + r * G + j[w]);
                     for (int b = 0; b < kB; ++b) {
                         const v16 v = splat(hs[b][r]);
                         for (int w = 0; w < kCols; ++w) acc[b][w] += v * u[w];
                     }
                 }
             for (int b = 0; b < kB; ++b)
-                for (int w = 0; w < kCols; ++w) store(p.gates + b * G + j0 + w * kLanes, acc[b][w]);
+                for (int w = 0; w < kCols; ++w) store(p.gates + b * G + j[w], acc[b][w]);
         }
         // The cell: c = f c + i g, h = o tanh(c).
         for (int b = 0; b < kB; ++b) {
             const float* z = p.gates + b * G;
             float* c = p.c + (n0 + b) * H;
             float* h = p.seq + ((n0 + b) * T + s) * H;
-            for (int64_t k = 0; k < H; k += kLanes) {
+            for (int64_t k = k0; k < share.k1; k += kLanes) {
                 const v16 i = vsigmoid(load(z + k)), f = vsigmoid(load(z + H + k));
                 const v16 g = vtanh(load(z + 2 * H + k)), o = vsigmoid(load(z + 3 * H + k));
                 const v16 c_new = f * load(c + k) + i * g;
@@ -654,28 +703,90 @@ template <int kB, int kCols>
                 store(h + k, o * vtanh(c_new));
             }
             // With lengths, the final c is the one after step len - 1 (all T steps still run).
-            if (p.lengths && s == p.lengths[n0 + b] - 1) std::copy_n(c, H, p.c_final + (n0 + b) * H);
+            if (p.lengths && s == p.lengths[n0 + b] - 1) std::copy_n(c + k0, width, p.c_final + (n0 + b) * H + k0);
         }
+        if (share.barrier) share.barrier->wait();   // this step's h complete before the next reads it
     }
 }
 
-[[gnu::always_inline]] inline void lstm_all(const LstmProblem& p) {
+template <int kB>
+[[gnu::always_inline]] inline void lstm_block_sized(const LstmProblem& p, int64_t n0, const LstmShare& share) {
+    // 4 (k1 - k0) / 16 columns: a multiple of 4, of 8 when the share is a multiple of 32 units wide
+    if (kB == 1 && share.columns.size() % 8 == 0) lstm_block<kB, 8>(p, n0, share);
+    else lstm_block<kB, 4>(p, n0, share);
+}
+
+// Every thread walks the same blocks and steps (so all meet at each barrier), for its own units.
+[[gnu::always_inline]] inline void lstm_all(const LstmProblem& p, const LstmShare& share) {
     int64_t n = 0;
-    for (; n + kLstmBlock <= p.N; n += kLstmBlock) lstm_block<kLstmBlock, 4>(p, n);
-    for (; n < p.N; ++n) {   // 4H is a multiple of 64 (units of 16); of 128 when units are of 32
-        if (p.H % 32 == 0) lstm_block<1, 8>(p, n);
-        else lstm_block<1, 4>(p, n);
-    }
+    for (; n + kLstmBlock <= p.N; n += kLstmBlock) lstm_block_sized<kLstmBlock>(p, n, share);
+    for (; n < p.N; ++n) lstm_block_sized<1>(p, n, share);
 }
 
 std::atomic<int64_t> lstm_runs{0};
 
-[[gnu::target("avx512f,avx512vl,avx512dq,avx2,fma")]] void lstm_all_avx512(const LstmProblem& p) { lstm_all(p); }
-void lstm_all_portable(const LstmProblem& p) { lstm_all(p); }
+[[gnu::target("avx512f,avx512vl,avx512dq,avx2,fma")]] void lstm_all_avx512(const LstmProblem& p, const LstmShare& share) {
+    lstm_all(p, share);
+}
+void lstm_all_portable(const LstmProblem& p, const LstmShare& share) { lstm_all(p, share); }
+
+struct LstmJob {
+    const LstmProblem* problem;
+    SpinBarrier* barrier;
+    int threads;           // the barrier's count
+    unsigned float_mode;   // the calling thread's MXCSR: every thread computes as it does
+};
+
+// Thread t of n takes units [t H / n, (t + 1) H / n), rounded to whole shares of kLstmShareUnits
+// (n > 1 only where H is a multiple of them); one thread takes all H.
+void lstm_share(const LstmJob& job, int t, int n) {
+    const int64_t H = job.problem->H, shares = H / kLstmShareUnits;
+    LstmShare share = n == 1 ? LstmShare{0, H, nullptr}
+                             : LstmShare{shares * t / n * kLstmShareUnits, shares * (t + 1) / n * kLstmShareUnits,
+                                         job.barrier};
+    for (int64_t gate = 0; gate < 4; ++gate)
+        for (int64_t k = share.k0; k < share.k1; k += kLanes) share.columns.push_back(gate * H + k);
+    if (use_avx512()) lstm_all_avx512(*job.problem, share);
+    else lstm_all_portable(*job.problem, share);
+}
+
+void lstm_region_body(void* data) {
+    const OmpRegion& omp = omp_region();
+    const LstmJob& job = *static_cast<const LstmJob*>(data);
+    const unsigned own_mode = float_mode();
+    set_float_mode(job.float_mode);
+    if (omp.num_threads() == job.threads) lstm_share(job, omp.thread_num(), job.threads);
+    else if (omp.thread_num() == 0) lstm_share(job, 0, 1);   // a smaller team than asked for: one runs it all
+    set_float_mode(own_mode);
+}
+
+// The recurrence on the threads the backend's governor allows, at most one per kLstmShareUnits
+// units (and only as many as the step pays for: see kSmallLstmMinUnitsPerThread).
+std::atomic<int> lstm_threads_set{0};   // set_small_lstm_threads; 0: the rule
+
+void run_lstm(const LstmProblem& p) {
+    int64_t threads = 1;
+    if (p.H % kLstmShareUnits == 0) {
+        threads = lstm_threads_set > 0 ? std::min<int64_t>(lstm_threads_set, p.H / kLstmShareUnits)
+                                       : std::min<int64_t>(p.H / kSmallLstmMinUnitsPerThread,
+                                                           OneDnnBackend::current_threads());
+        threads = std::max<int64_t>(threads, 1);
+    }
+    const OmpRegion& omp = omp_region();
+    SpinBarrier barrier(static_cast<int>(threads));
+    const LstmJob job{&p, &barrier, static_cast<int>(threads), float_mode()};
+    if (threads == 1 || !omp.present()) {
+        lstm_share(job, 0, 1);
+        return;
+    }
+    omp.parallel(lstm_region_body, const_cast<LstmJob*>(&job), static_cast<unsigned>(threads), 0);
+}
 
 }  // namespace
 
 int64_t small_lstm_runs() { return lstm_runs; }
+
+void set_small_lstm_threads(std::optional<int> threads) { lstm_threads_set = threads.value_or(0); }
 
 bool small_lstm_supports(const RnnSpec& spec) {
     return spec.cell == RnnCell::lstm && spec.units >= 1 && spec.units % kLanes == 0 &&
@@ -723,8 +834,7 @@ RnnForward small_lstm_forward(const RnnSpec& spec, const Tensor& x, const RnnWei
     p.c = lengths.empty() ? out.c.data<float>() : running_c.data();
     p.c_final = out.c.data<float>();
     p.gates = gates.data();
-    if (use_avx512()) lstm_all_avx512(p);
-    else lstm_all_portable(p);
+    run_lstm(p);
     ++lstm_runs;
 
     if (!lengths.empty()) {
