@@ -1075,7 +1075,7 @@ TEST_CASE("layers: get_config and implementation_note") {
     const auto scfg = rnn.get_config();
     CHECK(scfg["activation"] == "relu");
     CHECK_FALSE(scfg.contains("recurrent_activation"));
-    CHECK(rnn.implementation_note() == "small-RNN kernel (relu); oneDNN vanilla_rnn (relu) past 512 input features");
+    CHECK(rnn.implementation_note() == "small-RNN kernel (relu); oneDNN vanilla_rnn (relu) past 2048 input features");
 }
 
 // ---------------------------------------------------------------------------------------------
