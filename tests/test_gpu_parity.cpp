@@ -6,7 +6,8 @@
 // - the specs cuDNN cannot run take the named CPU fallback and still match, and so do dropout masks;
 // - cuDNN's per-sample lengths give each sample's state at its own last step;
 // - masked models (Embedding(mask_zero) -> LSTM / GRU / Bidirectional) predict and train as on the CPU;
-// - a model of every 1-D convolution, pooling and shape layer predicts and trains as on the CPU;
+// - a model of every 1-D convolution, pooling and shape layer predicts and trains as on the CPU, and so
+//   do one of the normalization layers and regularizers and one of the attention and merge layers;
 // - stacked SimpleRNN / LSTM / GRU models (return_sequences, go_backwards) predict and train for
 //   three Adam steps on the GPU as on the CPU;
 // - one epoch of the IMDb SimpleRNN model (Embedding(6000,100)-SimpleRNN(16)-Dense(1,sigmoid),
@@ -359,14 +360,14 @@ std::vector<double> flat(const std::vector<Tensor>& tensors) {
     return out;
 }
 
-// The model `make` builds, once on the CPU and once on the GPU with the same weights: predictions,
-// the losses of three Adam steps and the weights after them agree.
-void check_training_matches_cpu(const std::function<keras::Sequential()>& make, const Tensor& x, const Tensor& y,
-                                unsigned seed) {
+// The model `make` builds (a Sequential or a functional Model), once on the CPU and once on the GPU
+// with the same weights: predictions, the losses of three Adam steps and the weights after them agree.
+template <typename MakeModel>
+void check_training_matches_cpu(const MakeModel& make, const Tensor& x, const Tensor& y, unsigned seed) {
     keras::utils::set_random_seed(seed);
-    keras::Sequential on_cpu = make();
+    auto on_cpu = make();
     keras::set_default_device(gpu);
-    keras::Sequential on_gpu = make();
+    auto on_gpu = make();
     keras::set_default_device(Device::cpu());
     on_gpu.set_weights(on_cpu.get_weights());
     check_close(host_values(on_gpu.predict(x, {.verbose = 0})), host_values(on_cpu.predict(x, {.verbose = 0})),
@@ -434,6 +435,71 @@ TEST_CASE("Conv1D, SeparableConv1D, the poolings and the shape layers: predict a
         labels.push_back({static_cast<float>(static_cast<int>(cls[n]))});
     }
     check_training_matches_cpu(conv_model, Tensor::from_rows(rows), Tensor::from_rows(labels), 7);
+}
+
+namespace {
+// The normalization layers and the regularizers (no random layers: the two devices draw different
+// numbers), between a Conv1D and a pooling.
+keras::Sequential normalization_model() {
+    namespace kl = keras::layers;
+    keras::Sequential model;
+    model.add(kl::Input({12}));
+    model.add(kl::Embedding(50, 8));
+    model.add(kl::BatchNormalization({.momentum = 0.9f}));
+    model.add(kl::Conv1D(6, 3, {.padding = "same", .kernel_regularizer = keras::regularizers::L2(0.01)}));
+    model.add(kl::LayerNormalization());
+    model.add(kl::UnitNormalization());
+    model.add(kl::ActivityRegularization(0.01f));
+    model.add(kl::GlobalMaxPooling1D());
+    model.add(kl::Dense(3, "softmax"));
+    model.compile(keras::optimizers::Adam(0.01f), "sparse_categorical_crossentropy");
+    model.build({-1, 12});
+    return model;
+}
+
+// The attention layers over a masked embedding (MultiHeadAttention causal, Attention returning its
+// scores, AdditiveAttention) and the merge layers of two inputs, as a functional model.
+keras::Model attention_model() {
+    namespace kl = keras::layers;
+    using keras::share;
+    auto ids = keras::Input({12}, {.dtype = DType::int32});
+    auto e = (*share(kl::Embedding(50, 8, {.mask_zero = true})))(ids);
+    auto a = (*share(kl::MultiHeadAttention(2, 4, {.use_causal_mask = true})))({e, e});
+    auto b = (*share(kl::LayerNormalization()))((*share(kl::Add()))({e, a}));
+    const std::vector<keras::KerasTensor> cs = share(kl::Attention({.use_scale = true}))->call_with_scores({b, e});
+    auto d = (*share(kl::AdditiveAttention()))({cs[0], b});
+    auto m = (*share(kl::Maximum()))({(*share(kl::Subtract()))({cs[0], d}), (*share(kl::Minimum()))({b, d})});
+    auto pooled = (*share(kl::GlobalAveragePooling1D()))(m);
+    auto from_scores = (*share(kl::Dense(4, "tanh")))((*share(kl::Flatten()))(cs[1]));
+    auto out = (*share(kl::Dense(3, "softmax")))((*share(kl::Concatenate()))({pooled, from_scores}));
+    keras::Model model({ids}, {out});
+    model.compile(keras::optimizers::Adam(0.01f), "sparse_categorical_crossentropy");
+    return model;
+}
+
+// 16 rows of 12 token ids (padding zeros at the ends of some) and 3 classes.
+std::pair<Tensor, Tensor> token_batch(unsigned seed) {
+    std::vector<std::vector<int32_t>> rows;
+    std::vector<std::vector<float>> labels;
+    const auto ids = ref::random_vec(16 * 12, seed, 1.0, 50.0);
+    const auto cls = ref::random_vec(16, seed + 1, 0.0, 3.0);
+    for (int n = 0; n < 16; ++n) {
+        rows.emplace_back();
+        for (int t = 0; t < 12; ++t) rows.back().push_back(t >= 12 - n % 4 ? 0 : static_cast<int32_t>(ids[n * 12 + t]));
+        labels.push_back({static_cast<float>(static_cast<int>(cls[n]))});
+    }
+    return {Tensor::from_rows(rows), Tensor::from_rows(labels)};
+}
+}  // namespace
+
+TEST_CASE("the normalization layers and regularizers: predict and training steps on the GPU match the CPU") {
+    const auto [x, y] = token_batch(45);
+    check_training_matches_cpu(normalization_model, x, y, 9);
+}
+
+TEST_CASE("the attention and merge layers (masks, causal, scores as a node output): the GPU matches the CPU") {
+    const auto [x, y] = token_batch(47);
+    check_training_matches_cpu(attention_model, x, y, 11);
 }
 
 namespace {
