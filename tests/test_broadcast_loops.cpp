@@ -1,7 +1,7 @@
 // The CPU's elementwise broadcasts and reductions over every axis pattern: host/host_ops.cpp's loops
-// (three plain loops once the shapes are collapsed, the general walk otherwise) and the oneDNN
-// backend (its primitives, or those loops where oneDNN would run a reference kernel), against a naive
-// double-precision computation written here.
+// (three plain loops once the shapes are collapsed, rows eight at a time for trailing reductions, the
+// general walk otherwise) and the oneDNN backend (its primitives, or those loops where oneDNN would
+// run a reference kernel or a slow one), against a naive double-precision computation written here.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -134,7 +134,8 @@ TEST_CASE("binary ops broadcast over leading, middle, trailing and several axes 
 }
 
 TEST_CASE("reductions over every subset of axes of 2-D to 4-D shapes, size-1 axes included") {
-    for (const Shape& shape : std::vector<Shape>{{7, 5}, {6, 5, 4}, {4, 1, 5, 3}, {3, 4, 5, 2}})
+    // {17, 256} and {9, 300}: rows at and past the longest the backend leaves to the host loops
+    for (const Shape& shape : std::vector<Shape>{{7, 5}, {6, 5, 4}, {4, 1, 5, 3}, {3, 4, 5, 2}, {17, 256}, {9, 300}})
         for (const auto& axes : axis_subsets(static_cast<int>(shape.size())))
             for (ReduceOp op : {ReduceOp::sum, ReduceOp::mean, ReduceOp::max, ReduceOp::min}) {
                 CAPTURE(shape_str(shape));

@@ -188,6 +188,33 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
     return y;
 }
 
+namespace {
+// Each of n rows of `length` values added (or maxed, minned) into acc[row], in order along the row.
+// Eight rows at a time: one row's additions form a chain of dependent adds, eight rows eight
+// independent chains (the same order within each row, so the same bits as one row at a time).
+template <typename Accumulate>
+void reduce_rows_with(const float* x, int64_t n, int64_t length, double* acc, Accumulate accumulate) {
+    constexpr int64_t kRows = 8;
+    int64_t row = 0;
+    for (; row + kRows <= n; row += kRows) {
+        double a[kRows];
+        for (int64_t k = 0; k < kRows; ++k) a[k] = acc[row + k];
+        const float* base = x + row * length;
+        for (int64_t i = 0; i < length; ++i)
+            for (int64_t k = 0; k < kRows; ++k) accumulate(a[k], base[k * length + i]);
+        for (int64_t k = 0; k < kRows; ++k) acc[row + k] = a[k];
+    }
+    for (; row < n; ++row)
+        for (int64_t i = 0; i < length; ++i) accumulate(acc[row], x[row * length + i]);
+}
+
+void reduce_rows(ReduceOp op, const float* x, int64_t n, int64_t length, double* acc) {
+    if (op == ReduceOp::max) reduce_rows_with(x, n, length, acc, [](double& a, double v) { a = nan_max(a, v); });
+    else if (op == ReduceOp::min) reduce_rows_with(x, n, length, acc, [](double& a, double v) { a = nan_min(a, v); });
+    else reduce_rows_with(x, n, length, acc, [](double& a, double v) { a += v; });
+}
+}  // namespace
+
 Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) {
     Shape out = x.shape();
     for (int a : axes) out[a] = 1;
@@ -212,6 +239,9 @@ Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) {
                                 (so.size() == r + 1 || so[r + 1] != 0);
     if (middle_reduced) {
         const int64_t n0 = r == 1 ? c.out[0] : 1, n1 = c.out[r], n2 = so.size() == r + 2 ? c.out[r + 1] : 1;
+        if (n2 == 1) {   // the innermost axis: rows of n1 values
+            reduce_rows(op, px, n0, n1, acc.data());
+        } else
         for (int64_t i0 = 0; i0 < n0; ++i0) {
             double* row = acc.data() + i0 * n2;
             for (int64_t i1 = 0; i1 < n1; ++i1) {
