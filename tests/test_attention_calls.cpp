@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -133,6 +134,10 @@ TEST_CASE("call_with_scores on KerasTensors: a node of two outputs that matches 
     CHECK(a[1].shape == Shape{-1, 4, 3});
     CHECK(m[1].history_label() == m[0].history_label().substr(0, m[0].history_label().size() - 2) + "1]");
     Model model({query, value}, {m[0], m[1], a[1]});
+    std::ostringstream summary;
+    model.summary(&summary);   // the node's two outputs, as Keras lists a layer of several
+    CHECK(summary.str().find("[(None, 4, 6),") != std::string::npos);   // one line per shape, as Keras 2
+    CHECK(summary.str().find("(None, 2, 4, 3)]") != std::string::npos);
 
     const Tensor q = wavy({2, 4, 6}, 0, 1, 1), v = wavy({2, 3, 5}, 1, 1, 1);
     const std::vector<Tensor> got = model.predict({q, v}, {.verbose = 0});
