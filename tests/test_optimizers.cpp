@@ -4,11 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <vector>
 
 #include "keras/backend.hpp"
+#include "keras/config.hpp"
 #include "keras/errors.hpp"
 #include "keras/optimizers.hpp"
 #include "reference/reference.hpp"
@@ -247,6 +249,39 @@ TEST_CASE("Adam: defaults, custom betas with a large epsilon, amsgrad") {
         check_close(values_of(slots[2]), c.ref[0].vhat, 1e-9, 1e-5);
         // The test exercises amsgrad: the running maximum differs from v.
         CHECK(ref::max_abs_diff(c.ref[0].vhat, c.ref[0].v) > 0.1);
+    }
+}
+
+TEST_CASE("Adam on arrays big enough to split across threads: the same bits on 1 and 2 threads, and the reference") {
+    // 300,017 floats: above the size the CPU backend splits across its threads, and not a multiple of
+    // the ranges' 16-float alignment.
+    const int64_t n = 300017;
+    auto run = [&](int threads, bool amsgrad) {
+        keras::config::set_intra_op_parallelism_threads(threads);
+        Tensor p = test_helpers::wavy({n}, 0.3, 0.01, 1.0), g = test_helpers::wavy({n}, 1.1, 0.017, 0.5);
+        Tensor m = Tensor::zeros({n}), v = Tensor::zeros({n}), vhat = amsgrad ? Tensor::zeros({n}) : Tensor();
+        for (int64_t step = 1; step <= 3; ++step)
+            keras::backend::get(keras::Device::cpu()).adam_update(p, g, m, v, vhat, 0.01f, 0.9f, 0.999f, 1e-7f, step);
+        keras::config::set_intra_op_parallelism_threads(0);
+        return std::array{values_of(p), values_of(m), values_of(v)};
+    };
+    for (bool amsgrad : {false, true}) {
+        const auto one = run(1, amsgrad), two = run(2, amsgrad);
+        CHECK(one == two);
+        // Three steps of one constant gradient, in double: m and v after three steps, then p moved by
+        // the three bias-corrected steps.
+        const Vec g0 = values_of(test_helpers::wavy({n}, 1.1, 0.017, 0.5)), p0 = values_of(test_helpers::wavy({n}, 0.3, 0.01, 1.0));
+        for (int64_t i = 0; i < n; i += 997) {
+            double m = 0, v = 0, p = p0[i];
+            for (int step = 1; step <= 3; ++step) {
+                m += (g0[i] - m) * (1 - double{0.9f});
+                v += (g0[i] * g0[i] - v) * (1 - double{0.999f});
+                const double alpha = double{0.01f} * std::sqrt(1 - std::pow(double{0.999f}, step)) / (1 - std::pow(double{0.9f}, step));
+                p -= m * alpha / (std::sqrt(v) + double{1e-7f});   // v only grows here: amsgrad's maximum is v
+            }
+            CHECK(one[0][i] == doctest::Approx(p).epsilon(1e-5));
+            CHECK(one[1][i] == doctest::Approx(m).epsilon(1e-5));
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <mutex>
+#include <functional>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -212,6 +213,13 @@ RnnForward small_lstm_forward(const RnnSpec& spec, const Tensor& x, const RnnWei
                               const Tensor& c0, const std::vector<int32_t>& lengths);
 // Tests: how many forwards the kernel has run in this process (which path a call took).
 int64_t small_lstm_runs();
+
+// Our own parallel loops (the small-RNN / LSTM kernels, the optimizer updates): body(t, n) on a team
+// of up to `threads` OpenMP threads, t = 0 .. n - 1, n the team's actual size (possibly smaller), in
+// the runtime oneDNN loaded (threads.cpp), every thread with the calling thread's floating-point mode
+// (denormals flushed or not), so work split by t gives the same bits whichever thread runs it.
+// threads <= 1, or no OpenMP runtime: body(0, 1) on the calling thread. The body must not throw.
+void run_team(int threads, const std::function<void(int t, int n)>& body);
 // Its recurrence splits the units among threads (the backend's current count), at least this many
 // units each (a multiple of 32): below that the per-step barrier costs more than a thread saves.
 // Measured at batch 1, T = 200 (docs/performance.md): LSTM(64) split in two took 0.22–0.24 ms against

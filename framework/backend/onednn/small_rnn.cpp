@@ -19,7 +19,6 @@
 // AVX-512 (with FMA) and for the baseline ISA, picked at run time (__builtin_cpu_supports). tanh and
 // the sigmoid use the branch-free exp below (libm's tanhf does not vectorise). The two builds round
 // differently (FMA), both within the RNN tolerances; one machine always runs the same one.
-#include <dlfcn.h>
 #include <sched.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
@@ -338,78 +337,15 @@ bool use_avx512() {
     return has && !baseline_only;
 }
 
-// ---- Threads: one OpenMP parallel region per call, in the runtime oneDNN loaded (looked up as
-// threads.cpp does: kerascpp is not built with -fopenmp). GOMP_parallel is libgomp's entry point
-// for `#pragma omp parallel`; LLVM's libomp provides it too.
-struct OmpRegion {
-    void (*parallel)(void (*)(void*), void*, unsigned, unsigned) = nullptr;
-    int (*thread_num)() = nullptr;
-    int (*num_threads)() = nullptr;
-    bool present() const { return parallel && thread_num && num_threads; }
-};
-
-const OmpRegion& omp_region() {
-    static const OmpRegion r = [] {
-        OmpRegion o;
-        o.parallel = reinterpret_cast<void (*)(void (*)(void*), void*, unsigned, unsigned)>(
-            dlsym(RTLD_DEFAULT, "GOMP_parallel"));
-        o.thread_num = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_thread_num"));
-        o.num_threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_num_threads"));
-        return o;
-    }();
-    return r;
-}
-
-struct Job {
-    const Problem* problem;
-    bool backward;
-    int64_t blocks;
-    unsigned float_mode;   // the calling thread's MXCSR (denormals flushed: prepare_calling_thread)
-};
-
-unsigned float_mode() {
-#if defined(__x86_64__) || defined(__i386__)
-    return _mm_getcsr();
-#else
-    return 0;
-#endif
-}
-
-// Every thread computes as the calling one does (denormals flushed or not), whatever thread
-// created the OpenMP team: the same bits for any thread count.
-void set_float_mode(unsigned mode) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (_mm_getcsr() != mode) _mm_setcsr(mode);
-#else
-    (void)mode;
-#endif
-}
-
-// Thread t of n runs a contiguous range of blocks. Nothing here throws.
-void run_share(const Job& job, int t, int n) {
-    const int64_t first = job.blocks * t / n, last = job.blocks * (t + 1) / n;
-    if (use_avx512()) run_blocks_avx512(*job.problem, job.backward, first, last);
-    else run_blocks_portable(*job.problem, job.backward, first, last);
-}
-
-void region_body(void* data) {
-    const OmpRegion& omp = omp_region();
-    const Job& job = *static_cast<const Job*>(data);
-    const unsigned own_mode = float_mode();
-    set_float_mode(job.float_mode);
-    run_share(job, omp.thread_num(), omp.num_threads());
-    set_float_mode(own_mode);   // the thread is OpenMP's: leave it as it was
-}
-
+// The blocks split across the threads once (run_team), thread t of n taking a contiguous range.
 void run_all_blocks(const Problem& p, bool backward) {
-    const Job job{&p, backward, (p.N + kBlock - 1) / kBlock, float_mode()};
-    const int64_t threads = std::min<int64_t>(OneDnnBackend::current_threads(), job.blocks);
-    const OmpRegion& omp = omp_region();
-    if (threads <= 1 || !omp.present()) {
-        run_share(job, 0, 1);
-        return;
-    }
-    omp.parallel(region_body, const_cast<Job*>(&job), static_cast<unsigned>(threads), 0);
+    const int64_t blocks = (p.N + kBlock - 1) / kBlock;
+    const int64_t threads = std::min<int64_t>(OneDnnBackend::current_threads(), blocks);
+    run_team(static_cast<int>(threads), [&](int t, int n) {
+        const int64_t first = blocks * t / n, last = blocks * (t + 1) / n;
+        if (use_avx512()) run_blocks_avx512(p, backward, first, last);
+        else run_blocks_portable(p, backward, first, last);
+    });
 }
 
 int64_t padded_size(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
@@ -730,56 +666,35 @@ std::atomic<int64_t> lstm_runs{0};
 }
 void lstm_all_portable(const LstmProblem& p, const LstmShare& share) { lstm_all(p, share); }
 
-struct LstmJob {
-    const LstmProblem* problem;
-    SpinBarrier* barrier;
-    int threads;           // the barrier's count
-    unsigned float_mode;   // the calling thread's MXCSR: every thread computes as it does
-};
-
 // Thread t of n takes units [t H / n, (t + 1) H / n), rounded to whole shares of kLstmShareUnits
 // (n > 1 only where H is a multiple of them); one thread takes all H.
-void lstm_share(const LstmJob& job, int t, int n) {
-    const int64_t H = job.problem->H, shares = H / kLstmShareUnits;
+void lstm_share(const LstmProblem& p, SpinBarrier* barrier, int t, int n) {
+    const int64_t H = p.H, shares = H / kLstmShareUnits;
     LstmShare share = n == 1 ? LstmShare{0, H, nullptr}
-                             : LstmShare{shares * t / n * kLstmShareUnits, shares * (t + 1) / n * kLstmShareUnits,
-                                         job.barrier};
+                             : LstmShare{shares * t / n * kLstmShareUnits, shares * (t + 1) / n * kLstmShareUnits, barrier};
     for (int64_t gate = 0; gate < 4; ++gate)
         for (int64_t k = share.k0; k < share.k1; k += kLanes) share.columns.push_back(gate * H + k);
-    if (use_avx512()) lstm_all_avx512(*job.problem, share);
-    else lstm_all_portable(*job.problem, share);
+    if (use_avx512()) lstm_all_avx512(p, share);
+    else lstm_all_portable(p, share);
 }
 
-void lstm_region_body(void* data) {
-    const OmpRegion& omp = omp_region();
-    const LstmJob& job = *static_cast<const LstmJob*>(data);
-    const unsigned own_mode = float_mode();
-    set_float_mode(job.float_mode);
-    if (omp.num_threads() == job.threads) lstm_share(job, omp.thread_num(), job.threads);
-    else if (omp.thread_num() == 0) lstm_share(job, 0, 1);   // a smaller team than asked for: one runs it all
-    set_float_mode(own_mode);
-}
+std::atomic<int> lstm_threads_set{0};   // set_small_lstm_threads; 0: the rule
 
 // The recurrence on the threads the backend's governor allows, at most one per kLstmShareUnits
 // units (and only as many as the step pays for: see kSmallLstmMinUnitsPerThread).
-std::atomic<int> lstm_threads_set{0};   // set_small_lstm_threads; 0: the rule
-
 void run_lstm(const LstmProblem& p) {
-    int64_t threads = 1;
+    int threads = 1;
     if (p.H % kLstmShareUnits == 0) {
-        threads = lstm_threads_set > 0 ? std::min<int64_t>(lstm_threads_set, p.H / kLstmShareUnits)
-                                       : std::min<int64_t>(p.H / kSmallLstmMinUnitsPerThread,
-                                                           OneDnnBackend::current_threads());
-        threads = std::max<int64_t>(threads, 1);
+        const int64_t wanted = lstm_threads_set > 0 ? std::min<int64_t>(lstm_threads_set, p.H / kLstmShareUnits)
+                                                    : std::min<int64_t>(p.H / kSmallLstmMinUnitsPerThread,
+                                                                        OneDnnBackend::current_threads());
+        threads = static_cast<int>(std::max<int64_t>(wanted, 1));
     }
-    const OmpRegion& omp = omp_region();
-    SpinBarrier barrier(static_cast<int>(threads));
-    const LstmJob job{&p, &barrier, static_cast<int>(threads), float_mode()};
-    if (threads == 1 || !omp.present()) {
-        lstm_share(job, 0, 1);
-        return;
-    }
-    omp.parallel(lstm_region_body, const_cast<LstmJob*>(&job), static_cast<unsigned>(threads), 0);
+    SpinBarrier barrier(threads);
+    run_team(threads, [&](int t, int n) {
+        if (n == threads) lstm_share(p, &barrier, t, n);
+        else if (t == 0) lstm_share(p, nullptr, 0, 1);   // a smaller team than asked for: one runs it all
+    });
 }
 
 }  // namespace

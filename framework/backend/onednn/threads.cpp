@@ -8,11 +8,15 @@
 // no notice of OpenMP's count, even where some other library loaded an OpenMP runtime: there the
 // steps run on oneDNN's own threads, unmanaged (current_threads() is 0).
 #include <dlfcn.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -68,7 +72,69 @@ StepClock& clock_for(StepKind kind) {
     return clocks[static_cast<size_t>(kind)];
 }
 
+// libgomp's entry point for `#pragma omp parallel` (LLVM's libomp provides it too), with the team's
+// thread number and size, looked up like the calls above.
+struct OmpRegion {
+    void (*parallel)(void (*)(void*), void*, unsigned, unsigned) = nullptr;
+    int (*thread_num)() = nullptr;
+    int (*num_threads)() = nullptr;
+    bool present() const { return parallel && thread_num && num_threads; }
+};
+
+const OmpRegion& omp_region() {
+    static const OmpRegion r = [] {
+        OmpRegion o;
+        if (!openmp().present()) return o;
+        o.parallel = reinterpret_cast<void (*)(void (*)(void*), void*, unsigned, unsigned)>(
+            dlsym(RTLD_DEFAULT, "GOMP_parallel"));
+        o.thread_num = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_thread_num"));
+        o.num_threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_num_threads"));
+        return o;
+    }();
+    return r;
+}
+
+unsigned float_mode() {
+#if defined(__x86_64__) || defined(__i386__)
+    return _mm_getcsr();
+#else
+    return 0;
+#endif
+}
+
+void set_float_mode(unsigned mode) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (_mm_getcsr() != mode) _mm_setcsr(mode);
+#else
+    (void)mode;
+#endif
+}
+
+struct Team {
+    const std::function<void(int, int)>* body;
+    unsigned float_mode;   // the calling thread's MXCSR (denormals flushed: prepare_calling_thread)
+};
+
+void team_member(void* data) {
+    const OmpRegion& omp = omp_region();
+    const Team& team = *static_cast<const Team*>(data);
+    const unsigned own_mode = float_mode();
+    set_float_mode(team.float_mode);
+    (*team.body)(omp.thread_num(), omp.num_threads());
+    set_float_mode(own_mode);   // the thread is OpenMP's: leave it as it was
+}
+
 }  // namespace
+
+void run_team(int threads, const std::function<void(int t, int n)>& body) {
+    const OmpRegion& omp = omp_region();
+    if (threads <= 1 || !omp.present()) {
+        body(0, 1);
+        return;
+    }
+    Team team{&body, float_mode()};
+    omp.parallel(team_member, &team, static_cast<unsigned>(threads), 0);
+}
 
 int OneDnnBackend::current_threads() { return openmp().present() ? openmp().get_max_threads() : 0; }
 
