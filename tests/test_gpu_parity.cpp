@@ -360,6 +360,21 @@ std::vector<double> flat(const std::vector<Tensor>& tensors) {
     return out;
 }
 
+// 16 rows of 12 token ids and 3 classes; `padded`: zeros at the ends of some rows (mask_zero's padding).
+std::pair<Tensor, Tensor> token_batch(unsigned seed, bool padded = false) {
+    std::vector<std::vector<int32_t>> rows;
+    std::vector<std::vector<float>> labels;
+    const auto ids = ref::random_vec(16 * 12, seed, 1.0, 50.0);
+    const auto cls = ref::random_vec(16, seed + 1, 0.0, 3.0);
+    for (int n = 0; n < 16; ++n) {
+        rows.emplace_back();
+        for (int t = 0; t < 12; ++t)
+            rows.back().push_back(padded && t >= 12 - n % 4 ? 0 : static_cast<int32_t>(ids[n * 12 + t]));
+        labels.push_back({static_cast<float>(static_cast<int>(cls[n]))});
+    }
+    return {Tensor::from_rows(rows), Tensor::from_rows(labels)};
+}
+
 // The model `make` builds (a Sequential or a functional Model), once on the CPU and once on the GPU
 // with the same weights: predictions, the losses of three Adam steps and the weights after them agree.
 template <typename MakeModel>
@@ -382,16 +397,7 @@ void check_training_matches_cpu(const MakeModel& make, const Tensor& x, const Te
 }  // namespace
 
 TEST_CASE("models of every recurrent layer: predict and training steps on the GPU match the CPU") {
-    std::vector<std::vector<int32_t>> rows;
-    std::vector<std::vector<float>> labels;
-    const auto ids = ref::random_vec(16 * 12, 41, 0.0, 50.0);
-    const auto cls = ref::random_vec(16, 42, 0.0, 3.0);
-    for (int n = 0; n < 16; ++n) {
-        rows.emplace_back();
-        for (int t = 0; t < 12; ++t) rows.back().push_back(static_cast<int32_t>(ids[n * 12 + t]));
-        labels.push_back({static_cast<float>(static_cast<int>(cls[n]))});
-    }
-    const Tensor x = Tensor::from_rows(rows), y = Tensor::from_rows(labels);
+    const auto [x, y] = token_batch(41);
     for (const std::string cell : {"SimpleRNN", "LSTM", "GRU"}) {
         INFO(cell);
         check_training_matches_cpu([&] { return recurrent_model(cell); }, x, y, 3);
@@ -425,16 +431,8 @@ keras::Sequential conv_model() {
 
 TEST_CASE("Conv1D, SeparableConv1D, the poolings and the shape layers: predict and training steps on the GPU "
           "match the CPU") {
-    std::vector<std::vector<int32_t>> rows;
-    std::vector<std::vector<float>> labels;
-    const auto ids = ref::random_vec(16 * 12, 43, 0.0, 50.0);
-    const auto cls = ref::random_vec(16, 44, 0.0, 3.0);
-    for (int n = 0; n < 16; ++n) {
-        rows.emplace_back();
-        for (int t = 0; t < 12; ++t) rows.back().push_back(static_cast<int32_t>(ids[n * 12 + t]));
-        labels.push_back({static_cast<float>(static_cast<int>(cls[n]))});
-    }
-    check_training_matches_cpu(conv_model, Tensor::from_rows(rows), Tensor::from_rows(labels), 7);
+    const auto [x, y] = token_batch(43);
+    check_training_matches_cpu(conv_model, x, y, 7);
 }
 
 namespace {
@@ -477,28 +475,15 @@ keras::Model attention_model() {
     return model;
 }
 
-// 16 rows of 12 token ids (padding zeros at the ends of some) and 3 classes.
-std::pair<Tensor, Tensor> token_batch(unsigned seed) {
-    std::vector<std::vector<int32_t>> rows;
-    std::vector<std::vector<float>> labels;
-    const auto ids = ref::random_vec(16 * 12, seed, 1.0, 50.0);
-    const auto cls = ref::random_vec(16, seed + 1, 0.0, 3.0);
-    for (int n = 0; n < 16; ++n) {
-        rows.emplace_back();
-        for (int t = 0; t < 12; ++t) rows.back().push_back(t >= 12 - n % 4 ? 0 : static_cast<int32_t>(ids[n * 12 + t]));
-        labels.push_back({static_cast<float>(static_cast<int>(cls[n]))});
-    }
-    return {Tensor::from_rows(rows), Tensor::from_rows(labels)};
-}
 }  // namespace
 
 TEST_CASE("the normalization layers and regularizers: predict and training steps on the GPU match the CPU") {
-    const auto [x, y] = token_batch(45);
+    const auto [x, y] = token_batch(45, true);
     check_training_matches_cpu(normalization_model, x, y, 9);
 }
 
 TEST_CASE("the attention and merge layers (masks, causal, scores as a node output): the GPU matches the CPU") {
-    const auto [x, y] = token_batch(47);
+    const auto [x, y] = token_batch(47, true);
     check_training_matches_cpu(attention_model, x, y, 11);
 }
 
