@@ -285,6 +285,30 @@ TEST_CASE("Adam on arrays big enough to split across threads: the same bits on 1
     }
 }
 
+TEST_CASE("SGD, RMSprop and Adagrad on arrays split across threads: the same bits on 1 and 2 threads") {
+    const int64_t n = 300017;
+    using Update = std::function<void(Tensor& p, const Tensor& g, Tensor& s1, Tensor& s2, Tensor& s3)>;
+    auto& cpu = keras::backend::get(keras::Device::cpu());
+    const std::vector<std::pair<const char*, Update>> updates = {
+        {"sgd nesterov", [&](Tensor& p, const Tensor& g, Tensor& m, Tensor&, Tensor&) { cpu.sgd_update(p, g, m, 0.1f, 0.9f, true); }},
+        {"sgd momentum", [&](Tensor& p, const Tensor& g, Tensor& m, Tensor&, Tensor&) { cpu.sgd_update(p, g, m, 0.1f, 0.9f, false); }},
+        {"rmsprop centered, momentum",
+         [&](Tensor& p, const Tensor& g, Tensor& v, Tensor& mom, Tensor& mg) { cpu.rmsprop_update(p, g, v, mom, mg, 0.01f, 0.9f, 0.5f, 1e-7f); }},
+        {"adagrad", [&](Tensor& p, const Tensor& g, Tensor& acc, Tensor&, Tensor&) { cpu.adagrad_update(p, g, acc, 0.01f, 1e-7f); }}};
+    for (const auto& [name, update] : updates) {
+        INFO(name);
+        auto run = [&](int threads) {
+            keras::config::set_intra_op_parallelism_threads(threads);
+            Tensor p = test_helpers::wavy({n}, 0.3, 0.01, 1.0), g = test_helpers::wavy({n}, 1.1, 0.017, 0.5);
+            Tensor s1 = Tensor::zeros({n}), s2 = Tensor::zeros({n}), s3 = Tensor::zeros({n});
+            for (int step = 0; step < 3; ++step) update(p, g, s1, s2, s3);
+            keras::config::set_intra_op_parallelism_threads(0);
+            return std::array{values_of(p), values_of(s1), values_of(s2), values_of(s3)};
+        };
+        CHECK(run(1) == run(2));
+    }
+}
+
 TEST_CASE("RMSprop: plain, momentum, centered, centered with momentum") {
     SUBCASE("plain with a large epsilon") {
         RMSprop opt({.learning_rate = 0.01f, .epsilon = 0.01f});

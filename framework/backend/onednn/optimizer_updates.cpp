@@ -31,7 +31,7 @@ void check_same_shape(const Tensor& a, const Tensor& b, const char* what) {
 // body(begin, end) over [0, n) in contiguous ranges (starting on 64-byte boundaries), on the backend's
 // threads when the arrays are big enough for a team to pay: an element-wise update gives the same
 // bits however it is split. An Embedding(20000, 128)'s Adam step (2.56 M floats, four arrays read,
-// three written) is memory-bound, and two cores move more bytes than one.
+// three written) is memory-bound, and two cores move more bytes than one. Each update makes one pass.
 void for_ranges(int64_t n, const std::function<void(int64_t, int64_t)>& body) {
     constexpr int64_t kMinPerThread = int64_t{1} << 16;   // below 256 KB a thread, starting a team costs more
     const int64_t most = std::max(1, OneDnnBackend::current_threads());
@@ -93,27 +93,26 @@ void OneDnnBackend::clip_(Tensor& x, float lo, float hi) {
 void OneDnnBackend::sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum, float lr,
                                float momentum_factor, bool nesterov) {
     check_same_size(param, grad, "sgd_update");
+    if (momentum.defined()) check_same_size(param, momentum, "sgd_update");
     float* p = param.data<float>();
     const float* g = grad.data<float>();
-    const int64_t n = param.numel();
-    if (!momentum.defined()) {
-        for (int64_t i = 0; i < n; ++i) p[i] -= lr * g[i];
-        return;
-    }
-    check_same_size(param, momentum, "sgd_update");
-    float* m = momentum.data<float>();
+    float* m = momentum.defined() ? momentum.data<float>() : nullptr;
     const float mu = momentum_factor;
-    if (nesterov) {
-        for (int64_t i = 0; i < n; ++i) {
-            m[i] = mu * m[i] - lr * g[i];
-            p[i] += mu * m[i] - lr * g[i];
+    for_ranges(param.numel(), [&](int64_t begin, int64_t end) {
+        if (!m) {
+            for (int64_t i = begin; i < end; ++i) p[i] -= lr * g[i];
+        } else if (nesterov) {
+            for (int64_t i = begin; i < end; ++i) {
+                m[i] = mu * m[i] - lr * g[i];
+                p[i] += mu * m[i] - lr * g[i];
+            }
+        } else {
+            for (int64_t i = begin; i < end; ++i) {
+                m[i] = mu * m[i] - lr * g[i];
+                p[i] += m[i];
+            }
         }
-    } else {
-        for (int64_t i = 0; i < n; ++i) {
-            m[i] = mu * m[i] - lr * g[i];
-            p[i] += m[i];
-        }
-    }
+    });
 }
 
 void OneDnnBackend::adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, Tensor& vhat, float lr,
@@ -158,38 +157,33 @@ void OneDnnBackend::rmsprop_update(Tensor& param, const Tensor& grad, Tensor& ve
                                    float epsilon) {
     check_same_size(param, grad, "rmsprop_update");
     check_same_size(param, velocity, "rmsprop_update");
+    if (average_grad.defined()) check_same_size(param, average_grad, "rmsprop_update");
+    if (momentum.defined()) check_same_size(param, momentum, "rmsprop_update");
     float* p = param.data<float>();
     const float* g = grad.data<float>();
     float* v = velocity.data<float>();
-    const int64_t n = param.numel();
+    float* mg = average_grad.defined() ? average_grad.data<float>() : nullptr;   // centered: v - mg^2
+    float* mom = momentum.defined() ? momentum.data<float>() : nullptr;
     const float one_minus_rho = 1.0f - rho;
-    // First the step lr * g / sqrt(denominator) into `increment`, then apply it with or without momentum.
-    std::vector<float> increment(static_cast<size_t>(n));
-    if (average_grad.defined()) {
-        // Centered: the denominator is the variance estimate v - mg^2.
-        check_same_size(param, average_grad, "rmsprop_update");
-        float* mg = average_grad.data<float>();
-        for (int64_t i = 0; i < n; ++i) {
+    // Each element's step lr * g / sqrt(denominator), applied with or without momentum.
+    for_ranges(param.numel(), [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
             v[i] = rho * v[i] + one_minus_rho * g[i] * g[i];
-            mg[i] = rho * mg[i] + one_minus_rho * g[i];
-            increment[i] = lr * g[i] / std::sqrt(v[i] - mg[i] * mg[i] + epsilon);
+            float increment;
+            if (mg) {
+                mg[i] = rho * mg[i] + one_minus_rho * g[i];
+                increment = lr * g[i] / std::sqrt(v[i] - mg[i] * mg[i] + epsilon);
+            } else {
+                increment = lr * g[i] / std::sqrt(v[i] + epsilon);
+            }
+            if (mom) {
+                mom[i] = momentum_factor * mom[i] + increment;
+                p[i] -= mom[i];
+            } else {
+                p[i] -= increment;
+            }
         }
-    } else {
-        for (int64_t i = 0; i < n; ++i) {
-            v[i] = rho * v[i] + one_minus_rho * g[i] * g[i];
-            increment[i] = lr * g[i] / std::sqrt(v[i] + epsilon);
-        }
-    }
-    if (momentum.defined()) {
-        check_same_size(param, momentum, "rmsprop_update");
-        float* mom = momentum.data<float>();
-        for (int64_t i = 0; i < n; ++i) {
-            mom[i] = momentum_factor * mom[i] + increment[i];
-            p[i] -= mom[i];
-        }
-    } else {
-        for (int64_t i = 0; i < n; ++i) p[i] -= increment[i];
-    }
+    });
 }
 
 void OneDnnBackend::adagrad_update(Tensor& param, const Tensor& grad, Tensor& accumulator, float lr,
@@ -199,11 +193,12 @@ void OneDnnBackend::adagrad_update(Tensor& param, const Tensor& grad, Tensor& ac
     float* p = param.data<float>();
     const float* g = grad.data<float>();
     float* acc = accumulator.data<float>();
-    const int64_t n = param.numel();
-    for (int64_t i = 0; i < n; ++i) {
-        acc[i] += g[i] * g[i];
-        p[i] -= lr * g[i] / std::sqrt(acc[i] + epsilon);
-    }
+    for_ranges(param.numel(), [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+            acc[i] += g[i] * g[i];
+            p[i] -= lr * g[i] / std::sqrt(acc[i] + epsilon);
+        }
+    });
 }
 
 }  // namespace keras::backend
