@@ -61,8 +61,14 @@ typedef int32_t i16 __attribute__((vector_size(64), aligned(4)));
 }
 [[gnu::always_inline]] inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
 // Lane 0 shuffled into every lane: one broadcast instruction (GCC builds `x - v16{}` or a braced
-// list of x lane by lane).
-[[gnu::always_inline]] inline v16 splat(float x) { return __builtin_shuffle(v16{x}, i16{}); }
+// list of x lane by lane). GCC and clang name the shuffle differently (clang builds the fuzzers).
+[[gnu::always_inline]] inline v16 splat(float x) {
+#if defined(__clang__)
+    return __builtin_shufflevector(v16{x}, v16{x}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+#else
+    return __builtin_shuffle(v16{x}, i16{});
+#endif
+}
 // The first n (<= 16) floats at p, zeros after.
 [[gnu::always_inline]] inline v16 load_part(const float* p, int64_t n) {
     if (n == kLanes) return load(p);
