@@ -39,12 +39,6 @@ Tensor mask_as(const Tensor& mask, bool along_keys, Device device) {
 
 Tensor mask_at(const std::vector<Tensor>& masks, size_t i) { return i < masks.size() ? masks[i] : Tensor(); }
 
-std::vector<Shape> keras_tensor_shapes(const std::vector<KerasTensor>& xs) {
-    std::vector<Shape> shapes;
-    for (const auto& x : xs) shapes.push_back(x.shape);
-    return shapes;
-}
-
 std::string shapes_text(const std::vector<Shape>& shapes) {
     std::string out = "[";
     for (size_t i = 0; i < shapes.size(); ++i) out += (i ? ", " : "") + shape_str(shapes[i]);
@@ -125,7 +119,7 @@ std::vector<Tensor> BaseDenseAttention::call_with_scores(const std::vector<Tenso
 }
 
 std::vector<KerasTensor> BaseDenseAttention::call_with_scores(const std::vector<KerasTensor>& inputs) {
-    const std::vector<Shape> shapes = keras_tensor_shapes(inputs);
+    const std::vector<Shape> shapes = shapes_of(inputs);
     const Shape out = build_for_multi(shapes);
     return record_node_of_outputs(inputs, {out, {out[0], out[1], shapes[1][1]}});   // scores (batch, Tq, Tv)
 }
@@ -320,7 +314,7 @@ std::vector<Tensor> MultiHeadAttention::call_with_scores(const std::vector<Tenso
 }
 
 std::vector<KerasTensor> MultiHeadAttention::call_with_scores(const std::vector<KerasTensor>& inputs) {
-    const std::vector<Shape> shapes = keras_tensor_shapes(inputs);
+    const std::vector<Shape> shapes = shapes_of(inputs);
     const Shape out = build_for_multi(shapes);
     return record_node_of_outputs(inputs, {out, {out[0], num_heads, out[1], shapes[1][1]}});   // (batch, heads, Tq, Ts)
 }

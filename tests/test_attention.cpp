@@ -141,9 +141,7 @@ Vec ref_mha(const layers::MultiHeadAttention& mha, const Seq& q, const Seq& v, c
 
 // Runs a list-input layer on a batch with the given input masks (as the model does).
 Tensor run(Layer& layer, const std::vector<Tensor>& xs, const std::vector<Tensor>& masks, bool training = false) {
-    std::vector<Shape> shapes;
-    for (const auto& x : xs) shapes.push_back(x.shape());
-    layer.build_for_multi(shapes);
+    layer.build_for_multi(shapes_of(xs));
     CallContext ctx;
     ctx.training = training;
     ctx.input_masks = masks;
@@ -265,14 +263,19 @@ TEST_CASE("MultiHeadAttention's attention_mask (a fourth input) ANDs with the ma
               "broadcasts). Received: attention_mask.shape=(2, 5, 4)");
 }
 
+namespace {
+// One of each attention layer, for the central-difference tests: concat scores with a scale, causal.
+std::vector<std::shared_ptr<Layer>> gradient_cases() {
+    return {std::make_shared<layers::Attention>(layers::AttentionOptions{.use_scale = true, .score_mode = "concat"}),
+            std::make_shared<layers::AdditiveAttention>(layers::AdditiveAttentionOptions{.use_causal_mask = true}),
+            std::make_shared<layers::MultiHeadAttention>(2, 3, layers::MultiHeadAttentionOptions{.use_causal_mask = true})};
+}
+}  // namespace
+
 TEST_CASE("attention gradients match central differences") {
     const Tensor q = wavy({2, 3, 4}, 0.3, 0.8, 0.9), v = wavy({2, 4, 4}, 0.6, 0.5, 1.0);
     const Tensor qm = floats({1, 1, 0, 1, 1, 1}, {2, 3}), vm = floats({1, 0, 1, 1, 1, 1, 1, 0}, {2, 4});
-    std::vector<std::shared_ptr<Layer>> cases = {
-        std::make_shared<layers::Attention>(layers::AttentionOptions{.use_scale = true, .score_mode = "concat"}),
-        std::make_shared<layers::AdditiveAttention>(layers::AdditiveAttentionOptions{.use_causal_mask = true}),
-        std::make_shared<layers::MultiHeadAttention>(2, 3, layers::MultiHeadAttentionOptions{.use_causal_mask = true})};
-    for (auto& layer : cases) {
+    for (auto& layer : gradient_cases()) {
         INFO(layer->class_name());
         std::vector<Tensor> xs = {q.clone(), v.clone()};
         const Tensor y0 = run(*layer, xs, {qm, vm});
@@ -353,11 +356,7 @@ TEST_CASE("return_attention_scores: call_with_scores gives the attention weights
 TEST_CASE("return_attention_scores: gradients through the scores match central differences") {
     const Tensor q = wavy({2, 3, 4}, 0.3, 0.8, 0.9), v = wavy({2, 4, 4}, 0.6, 0.5, 1.0);
     const Tensor vm = floats({1, 0, 1, 1, 1, 1, 1, 0}, {2, 4});
-    std::vector<std::shared_ptr<Layer>> cases = {
-        std::make_shared<layers::Attention>(layers::AttentionOptions{.use_scale = true, .score_mode = "concat"}),
-        std::make_shared<layers::AdditiveAttention>(layers::AdditiveAttentionOptions{.use_causal_mask = true}),
-        std::make_shared<layers::MultiHeadAttention>(2, 3, layers::MultiHeadAttentionOptions{.use_causal_mask = true})};
-    for (auto& layer : cases) {
+    for (auto& layer : gradient_cases()) {
         INFO(layer->class_name());
         auto scores_of = [&] {
             if (auto* m = dynamic_cast<layers::MultiHeadAttention*>(layer.get())) return m->call_with_scores({q, v}, {Tensor(), vm})[1];

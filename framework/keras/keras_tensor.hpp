@@ -49,6 +49,9 @@ struct KERAS_API Node {
     bool runs_call_outputs() const { return !list_input && (initial_states > 0 || output_shapes.size() > 1); }
 };
 
+// Each symbolic tensor's shape, in order (what a layer of several inputs is built for).
+KERAS_API std::vector<Shape> shapes_of(const std::vector<KerasTensor>& xs);
+
 // Keras's arguments in Keras's order (see layers::InputOptions): keras::Input({10, 8}, {.batch_size = 4})
 // or keras::Input({}, {.batch_shape = {4, 10, 8}}) fix the batch size, as stateful RNNs need.
 struct KERAS_API InputArgs {

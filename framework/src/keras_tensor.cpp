@@ -86,15 +86,17 @@ std::vector<KerasTensor> Layer::call_all(const KerasTensor& x, const std::vector
     return outputs;
 }
 
+std::vector<Shape> shapes_of(const std::vector<KerasTensor>& xs) {
+    std::vector<Shape> shapes;
+    for (const auto& x : xs) shapes.push_back(x.shape);
+    return shapes;
+}
+
 KerasTensor Layer::operator()(const std::vector<KerasTensor>& xs) {
     check_one_output(*this);
-    std::vector<Shape> shapes;
-    for (const auto& x : xs) {
-        check_history(x, *this);
-        shapes.push_back(x.shape);
-    }
+    for (const auto& x : xs) check_history(x, *this);
     auto owner = owner_of(*this);
-    const Shape out = build_for_multi(shapes);
+    const Shape out = build_for_multi(shapes_of(xs));
     auto node = std::make_shared<Node>(Node{.layer = owner, .inputs = xs, .output_shape = out,
                                             .output_dtype = DType::float32, .index = node_count_++, .list_input = true});
     node->output_shapes = {out};
