@@ -192,20 +192,25 @@ TEST_CASE("gradients through a functional scores node match central differences"
 
 TEST_CASE("malformed attention keywords in a node are refused, naming what is wrong") {
     // A tf.keras 2 layout: the call's keywords ride on the first inbound reference.
-    auto config_with = [](const nlohmann::json& kwargs) {
+    const nlohmann::json mha_config = {{"name", "mha"}, {"num_heads", 2}, {"key_dim", 2}};
+    auto config_with = [&](const nlohmann::json& kwargs, const std::string& class_name = "MultiHeadAttention",
+                           const nlohmann::json& layer_config = nullptr) {
         nlohmann::json input = {{"class_name", "InputLayer"},
                                 {"config", {{"name", "in"}, {"batch_input_shape", {nullptr, 3, 4}}}},
                                 {"name", "in"}, {"inbound_nodes", nlohmann::json::array()}};
-        nlohmann::json mha = {{"class_name", "MultiHeadAttention"},
-                              {"config", {{"name", "mha"}, {"num_heads", 2}, {"key_dim", 2}}},
+        nlohmann::json mha = {{"class_name", class_name},
+                              {"config", layer_config.is_null() ? mha_config : layer_config},
                               {"name", "mha"},
                               {"inbound_nodes", {{{"in", 0, 0, kwargs}}}}};
         return nlohmann::json{{"class_name", "Functional"},
                               {"config", {{"name", "m"}, {"layers", {input, mha}}, {"input_layers", {{"in", 0, 0}}},
                                           {"output_layers", {{"mha", 0, 0}}}}}};
     };
-    auto load = [&](const nlohmann::json& kwargs) {
-        return message_of([&] { layers::functional_from_config(config_with(kwargs), {.keras_major = 2, .file = "bad.h5"}); });
+    auto load = [&](const nlohmann::json& kwargs, const std::string& class_name = "MultiHeadAttention",
+                    const nlohmann::json& layer_config = nullptr) {
+        return message_of([&] {
+            layers::functional_from_config(config_with(kwargs, class_name, layer_config), {.keras_major = 2, .file = "bad.h5"});
+        });
     };
     CHECK(load({{"value", {"in", 0, 0}}}) == "<no exception>");   // the well-formed call loads
     CHECK(load({{"value", "in"}}) ==
@@ -218,4 +223,10 @@ TEST_CASE("malformed attention keywords in a node are refused, naming what is wr
     CHECK(load({{"value", {"nowhere", 0, 0}}}) == "File 'bad.h5': layer \"mha\" of the functional model_config reads "
                                                     "[\"nowhere\", 0, 0], which no layer produces (or the graph has a cycle)");
     CHECK(load({{"value", {"in", 0, 0}}, {"attention_mask", {"in", 0, 0}}}).find("attention_mask") != std::string::npos);
+    CHECK(load({{"attention_mask", {"in", 0, 0}}}) ==   // no value
+          "File 'bad.h5': a MultiHeadAttention layer is called with an attention_mask and 1 other tensors, expected "
+          "query, value and optionally key");
+    CHECK(load({{"return_attention_scores", true}}, "Dense", {{"name", "mha"}, {"units", 2}}) ==
+          "File 'bad.h5': layer \"mha\" (Dense) is called with return_attention_scores=True, which only the attention "
+          "layers take");
 }
