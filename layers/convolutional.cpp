@@ -34,12 +34,15 @@ void check_data_format(const std::string& data_format) {
                     "data_format={}", data_format);
 }
 
-// channels_first runs the channels_last computation between two transposes: (batch, channels, steps)
-// <-> (batch, steps, channels).
+// The channels_last view of a shape: (batch, channels, steps) -> (batch, steps, channels).
 Shape channels_last_shape(const Shape& s, const std::string& data_format) {
     return data_format == "channels_first" && s.size() == 3 ? Shape{s[0], s[2], s[1]} : s;
 }
-Tensor swap_steps_and_channels(const Tensor& x) { return ops::transpose(x, {0, 2, 1}); }
+// A convolution's bias, shaped to add along the output's channels axis.
+Tensor bias_for(const VariablePtr& bias, const std::string& data_format) {
+    const Tensor b = ops::convert_to_tensor(bias);
+    return data_format == "channels_first" ? ops::reshape(b, {b.dim(0), 1}) : b;
+}
 
 // channels_first: a built layer pins axis 1, its channels (Keras's InputSpec axes={1: channels}).
 // Empty when the shape fits.
@@ -50,53 +53,11 @@ std::string channel_axis_error(const Shape& built, const Shape& received) {
                        shape_str(received));
 }
 
-// One layer's windows: `size` taps `dilation` steps apart, a window every `stride` steps.
-struct WindowSpec {
-    int64_t size, stride, dilation;
-    std::string padding;
-    int64_t span() const { return (size - 1) * dilation + 1; }
-    // Output steps for `steps` input steps (-1 stays -1); <= 0 means the input is too short.
-    int64_t out_steps(int64_t steps) const {
-        if (steps < 0) return -1;
-        if (padding == "valid") return steps >= span() ? (steps - span()) / stride + 1 : 0;
-        return (steps + stride - 1) / stride;   // same and causal: ceil(steps / stride)
-    }
-    // Padded steps before the first input step: causal pads only the front, same as TensorFlow does
-    // (the smaller half in front).
-    int64_t pad_before(int64_t steps) const {
-        if (padding == "causal") return span() - 1;
-        if (padding != "same") return 0;
-        return std::max<int64_t>((out_steps(steps) - 1) * stride + span() - steps, 0) / 2;
-    }
-};
-
-// (out_steps, size) int64 indices into the steps axis for each output step's taps; a padded position
-// is `steps`, the row the caller appends (zeros, or the lowest float for a maximum).
-Tensor window_indices(const WindowSpec& w, int64_t steps, bool& padded) {
-    const int64_t out = w.out_steps(steps), before = w.pad_before(steps);
-    Tensor indices({out, w.size}, DType::int64);
-    int64_t* p = indices.data<int64_t>();
-    padded = false;
-    for (int64_t o = 0; o < out; ++o)
-        for (int64_t j = 0; j < w.size; ++j) {
-            const int64_t t = o * w.stride + j * w.dilation - before;
-            const bool inside = t >= 0 && t < steps;
-            padded = padded || !inside;
-            p[o * w.size + j] = inside ? t : steps;
-        }
-    return indices;
-}
-
-// x (batch, steps, channels) -> (batch, out_steps, size, channels): each output step's window.
-Tensor gather_windows(const Tensor& x, const WindowSpec& w, float pad_value) {
-    bool padded = false;
-    const Tensor indices = window_indices(w, x.dim(1), padded);
-    Tensor source = x;
-    if (padded) {
-        const Tensor pad = ops::multiply(ops::ones({x.dim(0), 1, x.dim(2)}, x.device()), pad_value);
-        source = ops::concatenate({x, pad}, 1);
-    }
-    return ops::take(source, indices, 1);
+// Output steps of a layer's windows for `steps` input steps: -1 (unknown) stays -1, 0 when no window
+// fits (padding valid). The rule is the backend's, which the ops run.
+int64_t out_steps(int64_t size, int stride, int dilation, const std::string& padding, int64_t steps) {
+    if (steps < 0) return -1;
+    return backend::Window1D::for_padding(size, stride, dilation, padding, steps).out_steps(steps);
 }
 
 // The activation as a recorded op on the backend's fused element-wise kernels.
@@ -110,12 +71,13 @@ Tensor activate(keras::Activation a, const Tensor& x) {
 
 // Keras's message when the windows do not fit the input (padding valid); steps_shape is the input's
 // channels_last shape.
-void check_conv_output(const Shape& input_shape, const Shape& steps_shape, const Shape& kernel_shape,
-                       const WindowSpec& w) {
-    if (steps_shape.size() != 3 || w.out_steps(steps_shape[1]) != 0) return;
+void check_conv_output(const Shape& input_shape, const Shape& steps_shape, const Shape& kernel_shape, int strides,
+                       const std::string& padding, int dilation_rate) {
+    if (steps_shape.size() != 3 || out_steps(kernel_shape[0], strides, dilation_rate, padding, steps_shape[1]) != 0)
+        return;
     value_error("Computed output size would be zero or negative. Received `inputs shape={}`, `kernel shape={}`, "
                 "`dilation_rate=[{}]`, `strides=({},)`, `padding={}`.", shape_str(input_shape),
-                shape_str(kernel_shape), w.dilation, w.stride, w.padding);
+                shape_str(kernel_shape), dilation_rate, strides, padding);
 }
 
 void check_conv_args(int64_t filters, int64_t kernel_size, int strides, const std::string& padding,
@@ -185,37 +147,21 @@ void Conv1D::build(const Shape& input_shape) {
 }
 
 Shape Conv1D::compute_output_shape(const Shape& input_shape) const {
-    const WindowSpec w{kernel_size, options.strides, options.dilation_rate, options.padding};
     const Shape s = channels_last_shape(input_shape, options.data_format);
-    check_conv_output(input_shape, s, {kernel_size, s[2] / options.groups, filters}, w);
-    return channels_last_shape({s[0], w.out_steps(s[1]), filters}, options.data_format);
+    const Conv1DOptions& o = options;
+    check_conv_output(input_shape, s, {kernel_size, s[2] / o.groups, filters}, o.strides, o.padding, o.dilation_rate);
+    return channels_last_shape({s[0], out_steps(kernel_size, o.strides, o.dilation_rate, o.padding, s[1]), filters},
+                               o.data_format);
 }
 
 Tensor Conv1D::call(const Tensor& x) {
-    const bool first = options.data_format == "channels_first";
-    const Tensor inputs = first ? swap_steps_and_channels(x) : x;
-    const WindowSpec w{kernel_size, options.strides, options.dilation_rate, options.padding};
-    check_conv_output(x.shape(), inputs.shape(), kernel->value.shape(), w);
-    const Tensor windows = gather_windows(inputs, w, 0.0f);   // (batch, out, kernel_size, channels)
-    const int64_t batch = windows.dim(0), out = windows.dim(1), groups = options.groups;
-    const int64_t group_channels = inputs.dim(2) / groups, group_filters = filters / groups;
-    const Tensor k = ops::convert_to_tensor(kernel);
-    // Each group: its channels' windows flattened (batch, out, kernel_size * channels) times its
-    // filters' kernel flattened the same way (kernel_size * channels, filters).
-    std::vector<Tensor> parts;
-    for (int64_t g = 0; g < groups; ++g) {
-        Tensor xg = groups == 1 ? windows
-                                : ops::slice(windows, {0, 0, 0, g * group_channels},
-                                             {batch, out, kernel_size, group_channels});
-        Tensor kg = groups == 1 ? k
-                                : ops::slice(k, {0, 0, g * group_filters}, {kernel_size, group_channels, group_filters});
-        parts.push_back(ops::matmul(ops::reshape(xg, {batch, out, kernel_size * group_channels}),
-                                    ops::reshape(kg, {kernel_size * group_channels, group_filters})));
-    }
-    Tensor y = groups == 1 ? parts[0] : ops::concatenate(parts, 2);
-    if (bias) y = ops::add(y, bias);
-    y = activate(activation_, y);
-    return first ? swap_steps_and_channels(y) : y;
+    const Conv1DOptions& o = options;
+    check_conv_output(x.shape(), channels_last_shape(x.shape(), o.data_format), kernel->value.shape(), o.strides,
+                      o.padding, o.dilation_rate);
+    Tensor y = ops::conv(x, kernel, {.strides = o.strides, .padding = o.padding, .data_format = o.data_format,
+                                     .dilation_rate = o.dilation_rate});
+    if (bias) y = ops::add(y, bias_for(bias, o.data_format));
+    return activate(activation_, y);
 }
 
 nlohmann::json Conv1D::get_config() const {
@@ -264,27 +210,27 @@ void SeparableConv1D::build(const Shape& input_shape) {
 }
 
 Shape SeparableConv1D::compute_output_shape(const Shape& input_shape) const {
-    const WindowSpec w{kernel_size, options.strides, options.dilation_rate, options.padding};
     const Shape s = channels_last_shape(input_shape, options.data_format);
-    check_conv_output(input_shape, s, {kernel_size, s[2], options.depth_multiplier}, w);
-    return channels_last_shape({s[0], w.out_steps(s[1]), filters}, options.data_format);
+    const SeparableConv1DOptions& o = options;
+    check_conv_output(input_shape, s, {kernel_size, s[2], o.depth_multiplier}, o.strides, o.padding, o.dilation_rate);
+    return channels_last_shape({s[0], out_steps(kernel_size, o.strides, o.dilation_rate, o.padding, s[1]), filters},
+                               o.data_format);
 }
 
+// As Keras: a depthwise convolution (one group per channel, depth_multiplier filters each: filter
+// c * dm + m reads channel c), then a pointwise one (kernel size 1) over the C * dm results.
 Tensor SeparableConv1D::call(const Tensor& x) {
-    const bool first = options.data_format == "channels_first";
-    const Tensor inputs = first ? swap_steps_and_channels(x) : x;
-    const WindowSpec w{kernel_size, options.strides, options.dilation_rate, options.padding};
-    check_conv_output(x.shape(), inputs.shape(), depthwise_kernel->value.shape(), w);
-    const Tensor windows = gather_windows(inputs, w, 0.0f);   // (batch, out, kernel_size, channels)
-    const int64_t batch = windows.dim(0), out = windows.dim(1), channels = inputs.dim(2);
-    const int64_t dm = options.depth_multiplier;
-    // Depthwise: channel c's taps times its dm kernels, summed over the taps -> channel c * dm + m.
-    Tensor depthwise = ops::sum(ops::multiply(ops::expand_dims(windows, -1), depthwise_kernel), 2);
-    depthwise = ops::reshape(depthwise, {batch, out, channels * dm});
-    Tensor y = ops::matmul(depthwise, ops::reshape(ops::convert_to_tensor(pointwise_kernel), {channels * dm, filters}));
-    if (bias) y = ops::add(y, bias);
-    y = activate(activation_, y);
-    return first ? swap_steps_and_channels(y) : y;
+    const SeparableConv1DOptions& o = options;
+    check_conv_output(x.shape(), channels_last_shape(x.shape(), o.data_format), depthwise_kernel->value.shape(),
+                      o.strides, o.padding, o.dilation_rate);
+    const int64_t channels = depthwise_kernel->value.dim(1), dm = o.depth_multiplier;
+    const Tensor depthwise_as_groups = ops::reshape(ops::convert_to_tensor(depthwise_kernel), {kernel_size, 1, channels * dm});
+    const Tensor depthwise = ops::conv(x, depthwise_as_groups, {.strides = o.strides, .padding = o.padding,
+                                                               .data_format = o.data_format,
+                                                               .dilation_rate = o.dilation_rate});
+    Tensor y = ops::conv(depthwise, pointwise_kernel, {.data_format = o.data_format});
+    if (bias) y = ops::add(y, bias_for(bias, o.data_format));
+    return activate(activation_, y);
 }
 
 nlohmann::json SeparableConv1D::get_config() const {
@@ -311,9 +257,8 @@ Pooling1D::Pooling1D(const std::string& class_name, bool max, int64_t pool_size,
 void Pooling1D::check_input_shape(const Shape& input_shape) const { check_ndim(input_shape, 3); }
 
 Shape Pooling1D::compute_output_shape(const Shape& input_shape) const {
-    const WindowSpec w{pool_size, options.strides, 1, options.padding};
     const Shape s = channels_last_shape(input_shape, options.data_format);
-    const int64_t out = w.out_steps(s[1]);
+    const int64_t out = out_steps(pool_size, options.strides, 1, options.padding, s[1]);
     if (out == 0) {   // Keras prints the shape as a numpy array
         std::string dims;
         for (int64_t d : input_shape) {
@@ -329,24 +274,8 @@ Shape Pooling1D::compute_output_shape(const Shape& input_shape) const {
 
 Tensor Pooling1D::call(const Tensor& x) {
     compute_output_shape(x.shape());
-    if (options.data_format == "channels_first") return swap_steps_and_channels(pool(swap_steps_and_channels(x)));
-    return pool(x);
-}
-
-Tensor Pooling1D::pool(const Tensor& inputs) const {
-    const WindowSpec w{pool_size, options.strides, 1, options.padding};
-    if (max_) return ops::max(gather_windows(inputs, w, std::numeric_limits<float>::lowest()), 2);
-    // The mean over the window's real steps: the sum (padding adds zeros) over their count.
-    const Tensor sums = ops::sum(gather_windows(inputs, w, 0.0f), 2);
-    bool padded = false;
-    const Tensor indices = window_indices(w, inputs.dim(1), padded);
-    Tensor counts({sums.dim(1), 1}, DType::float32);
-    for (int64_t o = 0; o < sums.dim(1); ++o) {
-        int64_t n = 0;
-        for (int64_t j = 0; j < pool_size; ++j) n += indices.data<int64_t>()[o * pool_size + j] < inputs.dim(1);
-        counts.data<float>()[o] = static_cast<float>(n);
-    }
-    return ops::divide(sums, counts.to(inputs.device()));
+    const ops::PoolOptions o{.strides = options.strides, .padding = options.padding, .data_format = options.data_format};
+    return max_ ? ops::max_pool(x, pool_size, o) : ops::average_pool(x, pool_size, o);
 }
 
 nlohmann::json Pooling1D::get_config() const {

@@ -185,6 +185,13 @@ TEST_CASE("porting table: the functional API, ops and a custom training step") {
     CHECK(classes.shape() == Shape{8});
     Tensor total = ops::sum(p, {1});
     CHECK(total.item(0) == doctest::Approx(1.0));
+    {   // its own scope: x and y are the model's data above
+        Tensor x = ops::ones({2, 9, 4});
+        Tensor k = ops::ones({3, 4, 5});
+        Tensor y = ops::conv(x, k, {.strides = 2, .padding = "same"});
+        CHECK(y.shape() == Shape{2, 5, 5});
+        CHECK(y.item(0) == doctest::Approx(8.0));   // the first window: padding, then 2 steps of 4 ones
+    }
 
     Tensor y_float = Tensor::full({8, 3}, 0.0f);
     optimizers::SGD optimizer(0.01);

@@ -109,6 +109,29 @@ enum class BinaryOp {
 };
 enum class ReduceOp { sum, mean, max, min };
 
+// ---- 1-D windows, shared by the convolution and the poolings: output step o reads input steps
+// o * stride + j * dilation - pad_before for taps j = 0 .. size - 1; steps outside [0, T) are padding
+// (zeros for a convolution, skipped by the poolings).
+struct Window1D {
+    int64_t size = 1, stride = 1, dilation = 1, pad_before = 0, pad_after = 0;
+    int64_t span() const { return (size - 1) * dilation + 1; }
+    // Output steps for `steps` input steps; 0 when the padded input is shorter than a window.
+    int64_t out_steps(int64_t steps) const {
+        const int64_t padded = steps + pad_before + pad_after;
+        return padded >= span() ? (padded - span()) / stride + 1 : 0;
+    }
+    // Keras's padding for `steps` input steps: "valid" (none), "same" (ceil(steps / stride) outputs,
+    // the smaller half of the padding in front, as TensorFlow does) or "causal" (span - 1 in front).
+    KERAS_BACKEND_API static Window1D for_padding(int64_t size, int64_t stride, int64_t dilation,
+                                                  const std::string& padding, int64_t steps);
+};
+enum class PoolKind { max, average };   // average: over each window's real steps (padding excluded)
+// A pooling's output and what its backward needs (oneDNN's max pooling: the workspace of argmaxes).
+struct PoolForward {
+    Tensor y;
+    std::any saved;
+};
+
 // What a step of the training / inference loops is doing; the CPU backend times each kind apart.
 enum class StepKind { train, test, predict };
 
@@ -220,6 +243,22 @@ public:
     // With a mask: the sum over the real steps of each step's value (binary_accuracy: the mean of the
     // step's elements); Metric::add_masked_position_sum turns it into the running mean.
     virtual Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred, const Tensor& mask) = 0;
+
+    // ---- 1-D convolution and pooling, channels last (keras::ops::conv / max_pool / average_pool check
+    // the shapes first). The defaults (framework/backend/conv_pool.cpp) compose this backend's generic
+    // ops (windows gathered by take, then matmul or a reduction), so they run on any device; a backend
+    // overrides them with its library's primitives.
+    // x (N, T, C), kernel (K, C / groups, F) in Keras's layout -> (N, To, F); output channel f reads
+    // group f / (F / groups), input channels of that group only.
+    virtual Tensor conv1d(const Window1D& w, int64_t groups, const Tensor& x, const Tensor& kernel);
+    // dx (N, T, C) and dkernel (K, C / groups, F).
+    virtual void conv1d_backward(const Window1D& w, int64_t groups, const Tensor& x, const Tensor& kernel,
+                                 const Tensor& dy, Tensor& dx, Tensor& dkernel);
+    // x (N, T, C) -> y (N, To, C). The backward gives each window's gradient to its first maximum (max) or spreads it evenly over the
+    // window's real steps (average); fwd is the forward's result, made with training = true.
+    virtual PoolForward pool1d(PoolKind kind, const Window1D& w, const Tensor& x, bool training);
+    virtual Tensor pool1d_backward(PoolKind kind, const Window1D& w, const Tensor& x, const PoolForward& fwd,
+                                   const Tensor& dy);
 
     // ---- Generic tensor ops, for keras::ops (which checks shapes and axes before calling these).
     // A backend overrides what it has kernels for; the defaults copy to the host, run the CPU

@@ -14,6 +14,7 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "keras/export.hpp"
@@ -126,6 +127,30 @@ KERAS_API Tensor one_hot(const Tensor& x, int64_t num_classes, int axis = -1);  
 // Rows of `embeddings` (V, D) at the ids: (..., D). Ids out of [0, V) are a ValueError naming the
 // value and its position.
 KERAS_API Tensor embedding(const Tensor& ids, const Operand& embeddings);
+// ---- Convolution and pooling over one axis of steps (Keras's ops.conv / max_pool / average_pool on
+// 3-D inputs): inputs (batch, steps, channels), or (batch, channels, steps) with channels_first.
+// padding: "valid" (no padding), "same" (ceil(steps / strides) outputs, the smaller half of the
+// padding in front) or, for conv only, "causal" (padding in front only, as the Conv1D layer pads; not
+// an ops.conv option in Keras).
+struct ConvOptions {
+    int strides = 1;
+    std::string padding = "valid";
+    std::string data_format = "channels_last";
+    int dilation_rate = 1;
+};
+// kernel (kernel_size, channels / groups, filters): groups = channels / kernel's second axis, each
+// group of filters reading its group of channels (Keras's rule). Output (batch, out_steps, filters).
+KERAS_API Tensor conv(const Tensor& inputs, const Operand& kernel, const ConvOptions& options = {});
+struct PoolOptions {
+    int strides = 0;   // 0: None, the pool size
+    std::string padding = "valid";
+    std::string data_format = "channels_last";
+};
+// The largest value of each window of pool_size steps; its gradient goes to the first largest.
+KERAS_API Tensor max_pool(const Tensor& inputs, int64_t pool_size, const PoolOptions& options = {});
+// The mean over each window's real steps (padding is not counted).
+KERAS_API Tensor average_pool(const Tensor& inputs, int64_t pool_size, const PoolOptions& options = {});
+
 // Keras's keras.random.dropout: each entry kept with probability 1 - rate and scaled by 1 / (1 - rate).
 // Uses keras::utils::set_random_seed's generator.
 KERAS_API Tensor dropout(const Tensor& x, float rate);

@@ -1,6 +1,6 @@
 // The CPU backend: oneDNN primitives for the heavy work (matmul, eltwise, RNN cells), plain loops
 // for the light work (embedding gather, optimizer updates). The definitions are split by topic:
-// dense.cpp, eltwise.cpp, embedding.cpp, rnn.cpp (oneDNN RNN primitives), rnn_fallback.cpp
+// dense.cpp, eltwise.cpp, embedding.cpp, conv_pool.cpp, rnn.cpp (oneDNN RNN primitives), rnn_fallback.cpp
 // (step-by-step loop for options the primitives lack), optimizer_updates.cpp.
 #pragma once
 
@@ -110,6 +110,14 @@ public:
                 Tensor* grad) override;
     Tensor metric_sum(const MetricSpec& spec, const Tensor& y_true, const Tensor& y_pred,
                       const Tensor& mask) override;
+
+    // conv_pool.cpp: oneDNN's convolution and pooling primitives.
+    Tensor conv1d(const Window1D& w, int64_t groups, const Tensor& x, const Tensor& kernel) override;
+    void conv1d_backward(const Window1D& w, int64_t groups, const Tensor& x, const Tensor& kernel, const Tensor& dy,
+                         Tensor& dx, Tensor& dkernel) override;
+    PoolForward pool1d(PoolKind kind, const Window1D& w, const Tensor& x, bool training) override;
+    Tensor pool1d_backward(PoolKind kind, const Window1D& w, const Tensor& x, const PoolForward& fwd,
+                           const Tensor& dy) override;
 
     Tensor unary(UnaryOp op, const Tensor& x) override;
     Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) override;

@@ -78,6 +78,36 @@ inline dnnl::concat concat(const dnnl::engine& engine, const dnnl::primitive_att
 #endif
 }
 
+// Pooling: 3.x takes a dilation (none here: Keras's poolings have none) and the engine first.
+inline dnnl::pooling_forward::primitive_desc pooling_pd(const dnnl::engine& engine, const dnnl::primitive_attr& attr,
+                                                        dnnl::prop_kind prop, dnnl::algorithm alg,
+                                                        const dnnl::memory::desc& src, const dnnl::memory::desc& dst,
+                                                        const dnnl::memory::dims& strides, const dnnl::memory::dims& kernel,
+                                                        const dnnl::memory::dims& pad_l, const dnnl::memory::dims& pad_r) {
+#if DNNL_VERSION_MAJOR >= 3
+    const dnnl::memory::dims no_dilation(kernel.size(), 0);
+    return dnnl::pooling_forward::primitive_desc(engine, prop, alg, src, dst, strides, kernel, no_dilation, pad_l, pad_r,
+                                                 attr);
+#else
+    return dnnl::pooling_forward::primitive_desc(
+        dnnl::pooling_forward::desc(prop, alg, src, dst, strides, kernel, pad_l, pad_r), attr, engine);
+#endif
+}
+
+inline dnnl::pooling_backward::primitive_desc pooling_backward_pd(
+    const dnnl::engine& engine, const dnnl::primitive_attr& attr, dnnl::algorithm alg, const dnnl::memory::desc& diff_src,
+    const dnnl::memory::desc& diff_dst, const dnnl::memory::dims& strides, const dnnl::memory::dims& kernel,
+    const dnnl::memory::dims& pad_l, const dnnl::memory::dims& pad_r, const dnnl::pooling_forward::primitive_desc& hint) {
+#if DNNL_VERSION_MAJOR >= 3
+    const dnnl::memory::dims no_dilation(kernel.size(), 0);
+    return dnnl::pooling_backward::primitive_desc(engine, alg, diff_src, diff_dst, strides, kernel, no_dilation, pad_l,
+                                                  pad_r, hint, attr);
+#else
+    return dnnl::pooling_backward::primitive_desc(
+        dnnl::pooling_backward::desc(alg, diff_src, diff_dst, strides, kernel, pad_l, pad_r), attr, engine, hint);
+#endif
+}
+
 // The scratchpad a primitive asks for (a zero descriptor when none): 3.x's memory descriptors are
 // opaque handles, 2.x's plain structs.
 inline dnnl::memory::desc scratchpad_desc(const dnnl::primitive& p) {

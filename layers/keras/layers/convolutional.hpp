@@ -169,7 +169,6 @@ protected:
     void check_input_shape(const Shape& input_shape) const override;
 
 private:
-    Tensor pool(const Tensor& inputs) const;   // channels_last
     bool max_;
 };
 

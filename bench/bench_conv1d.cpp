@@ -1,0 +1,111 @@
+// The CPU backend's 1-D convolution and pooling on oneDNN's primitives against Backend's composed
+// defaults (windows gathered by take, then matmul / a reduction: what the layers ran before the
+// primitives, and what a device without its own kernels runs). One forward + backward per call, on a
+// few shapes: the Conv1D and MaxPooling1D of examples/imdb_cnn_lstm at its batch size, a larger
+// Conv1D, and a depthwise one (SeparableConv1D's first half). Prints one JSON line per shape with
+// both medians (ms) and their ratio.
+//
+//   OMP_NUM_THREADS=2 bench_conv1d [--repeats 30]
+//
+// Run it on a quiet machine: each time is the median of `repeats` calls after a warm-up call.
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "keras/backend.hpp"
+
+namespace be = keras::backend;
+using keras::Tensor;
+
+namespace {
+
+Tensor random_tensor(keras::Shape shape, std::mt19937& gen) {
+    Tensor t(shape, keras::DType::float32);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = dist(gen);
+    return t;
+}
+
+double median_ms(int repeats, const std::function<void()>& call) {
+    call();   // warm-up: primitive creation, first-touch of the buffers
+    std::vector<double> ms;
+    for (int r = 0; r < repeats; ++r) {
+        const auto start = std::chrono::steady_clock::now();
+        call();
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+}
+
+struct ConvShape {
+    std::string name;
+    int64_t n, steps, channels, filters, size, groups;
+    std::string padding;
+};
+
+void report(const std::string& name, double onednn, double composed) {
+    std::cout << nlohmann::json{{"shape", name}, {"onednn_ms", onednn}, {"composed_ms", composed},
+                                {"speedup", composed / onednn}}
+                     .dump()
+              << std::endl;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int repeats = 30;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--repeats" && i + 1 < argc) {
+            repeats = std::max(1, std::atoi(argv[++i]));
+        } else {
+            std::cerr << "usage: bench_conv1d [--repeats 30]\n";
+            return 2;
+        }
+    }
+    be::Backend& cpu = be::get(keras::Device::cpu());
+    std::mt19937 gen(7);
+    const std::vector<ConvShape> convs = {
+        {"imdb_cnn_lstm Conv1D(64, 5): (30, 100, 128)", 30, 100, 128, 64, 5, 1, "valid"},
+        {"Conv1D(128, 5, same): (64, 400, 128)", 64, 400, 128, 128, 5, 1, "same"},
+        {"depthwise (5, 1, 128): (64, 400, 128)", 64, 400, 128, 128, 5, 128, "same"},
+    };
+    for (const ConvShape& s : convs) {
+        const auto w = be::Window1D::for_padding(s.size, 1, 1, s.padding, s.steps);
+        const Tensor x = random_tensor({s.n, s.steps, s.channels}, gen);
+        const Tensor k = random_tensor({s.size, s.channels / s.groups, s.filters}, gen);
+        const Tensor dy = random_tensor({s.n, w.out_steps(s.steps), s.filters}, gen);
+        Tensor dx, dk;
+        const double onednn = median_ms(repeats, [&] {
+            cpu.conv1d(w, s.groups, x, k);
+            cpu.conv1d_backward(w, s.groups, x, k, dy, dx, dk);
+        });
+        const double composed = median_ms(repeats, [&] {
+            cpu.Backend::conv1d(w, s.groups, x, k);
+            cpu.Backend::conv1d_backward(w, s.groups, x, k, dy, dx, dk);
+        });
+        report(s.name + " forward + backward", onednn, composed);
+    }
+    // imdb_cnn_lstm's MaxPooling1D(4) over the Conv1D's output.
+    const auto w = be::Window1D::for_padding(4, 4, 1, "valid", 96);
+    const Tensor x = random_tensor({30, 96, 64}, gen);
+    const Tensor dy = random_tensor({30, w.out_steps(96), 64}, gen);
+    const double onednn = median_ms(repeats, [&] {
+        const auto fwd = cpu.pool1d(be::PoolKind::max, w, x, true);
+        cpu.pool1d_backward(be::PoolKind::max, w, x, fwd, dy);
+    });
+    const double composed = median_ms(repeats, [&] {
+        const auto fwd = cpu.Backend::pool1d(be::PoolKind::max, w, x, true);
+        cpu.Backend::pool1d_backward(be::PoolKind::max, w, x, fwd, dy);
+    });
+    report("imdb_cnn_lstm MaxPooling1D(4): (30, 96, 64) forward + backward", onednn, composed);
+}
