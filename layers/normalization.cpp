@@ -179,17 +179,9 @@ void LayerNormalization::build(const Shape& input_shape) {
 }
 
 Tensor LayerNormalization::call(const Tensor& x) {
-    const std::vector<int> axis = positive_axes(options.axis, x.ndim());
-    const Shape param_shape = broadcast_shape(axis, x.shape());
-    const Tensor g = gamma ? ops::reshape(*gamma, param_shape) : Tensor();
-    const Tensor mean = ops::mean(x, axis, true);
-    const Tensor variance = ops::mean(ops::square(ops::subtract(x, mean)), axis, true);
-    if (options.rms_scaling) {   // Keras 3's formula as it is: the variance, not the mean square
-        Tensor y = ops::multiply(x, ops::reciprocal(ops::sqrt(ops::add(variance, options.epsilon))));
-        return g.defined() ? ops::multiply(y, g) : y;
-    }
-    const Tensor b = beta ? ops::reshape(*beta, param_shape) : Tensor();
-    return scale_and_shift(x, mean, variance, g, b, options.epsilon);
+    const Tensor g = gamma ? ops::convert_to_tensor(gamma) : Tensor();
+    const Tensor b = beta ? ops::convert_to_tensor(beta) : Tensor();
+    return ops::layer_normalization(x, g, b, options.axis, options.epsilon, options.rms_scaling);
 }
 
 nlohmann::json LayerNormalization::get_config() const {

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "keras/backend.hpp"
 #include "keras/keras.hpp"
 #include "layer_factory.hpp"
 #include "test_helpers.hpp"
@@ -229,6 +230,66 @@ TEST_CASE("LayerNormalization and UnitNormalization: forward and gradients again
     both.build_for(x.shape());
     CHECK(both.weights()[0]->value.shape() == Shape{3, 4});
     check_close(values_of(both(x)), ref_layer_norm(xv, 12, Vec(12, 1.0), Vec(12, 0.0), 1e-3), 1e-5);
+}
+
+TEST_CASE("layer_norm: oneDNN's primitive and the composed default against the reference, with and without gamma / beta") {
+    backend::Backend& cpu = backend::get(Device::cpu());
+    const Tensor x = wavy({3, 5, 6}, 0.4, 0.9, 2.1), dy = wavy({3, 5, 6}, 1.2, 0.37, 1.0);
+    const Vec xv = values_of(x), dyv = values_of(dy), gv{0.5, 1.5, -1.0, 2.0, 0.7, 1.1}, bv{0.1, -0.2, 0.3, 0.0, 1.0, -1.0};
+    const float eps = 1e-3f;
+    for (const bool scale : {false, true})
+        for (const bool center : {false, true}) {
+            CAPTURE(scale);
+            CAPTURE(center);
+            const Vec gamma = scale ? gv : Vec(6, 1.0), beta = center ? bv : Vec(6, 0.0);
+            const Tensor g = scale ? floats(gv, {6}) : Tensor(), b = center ? floats(bv, {6}) : Tensor();
+            const Vec want_y = ref_layer_norm(xv, 6, gamma, beta, eps);
+            const Vec want_dx = numeric_gradient([&](const Vec& p) { return ref_layer_norm(p, 6, gamma, beta, eps); }, xv, dyv);
+            const Vec want_dg = numeric_gradient([&](const Vec& p) { return ref_layer_norm(xv, 6, p, beta, eps); }, gamma, dyv);
+            const Vec want_db = numeric_gradient([&](const Vec& p) { return ref_layer_norm(xv, 6, gamma, p, eps); }, beta, dyv);
+            const auto check = [&](const backend::NormForward& fwd, bool onednn) {
+                CAPTURE(onednn);
+                check_close(values_of(fwd.y), want_y, 1e-5);
+                Tensor dx, dg, db;
+                if (onednn) cpu.layer_norm_backward(x, g, b, eps, fwd, dy, dx, dg, db);
+                else cpu.Backend::layer_norm_backward(x, g, b, eps, fwd, dy, dx, dg, db);
+                check_close(values_of(dx), want_dx, 1e-4);
+                CHECK(dg.defined() == scale);
+                CHECK(db.defined() == center);
+                if (scale) check_close(values_of(dg), want_dg, 1e-4);
+                if (center) check_close(values_of(db), want_db, 1e-4);
+            };
+            check(cpu.layer_norm(x, g, b, eps, true), true);
+            check(cpu.Backend::layer_norm(x, g, b, eps, true), false);
+            check_close(values_of(cpu.layer_norm(x, g, b, eps, false).y), want_y, 1e-5);   // inference
+        }
+}
+
+TEST_CASE("ops::layer_normalization: the last axis (fused) and several axes (composed) as the reference; bad gamma") {
+    Tensor x = wavy({2, 3, 4}, 0.2, 0.8, 1.7);
+    const Tensor w = wavy({2, 3, 4}, 0.9, 0.45, 1.0);
+    const Vec xv = values_of(x), wv = values_of(w);
+    for (const bool last : {true, false}) {
+        CAPTURE(last);
+        const size_t width = last ? 4 : 12;
+        Tensor gamma = wavy(last ? Shape{4} : Shape{3, 4}, 0.3, 0.5, 1.0), beta = wavy(last ? Shape{4} : Shape{3, 4}, 0.6, 0.7, 0.5);
+        const Vec gv = values_of(gamma), bv = values_of(beta);
+        GradientTape tape({.persistent = true});
+        tape.watch(x);
+        tape.watch(gamma);
+        tape.watch(beta);
+        const Tensor y = ops::layer_normalization(x, gamma, beta, last ? ops::Axes(-1) : ops::Axes({1, 2}), 1e-3f);
+        check_close(values_of(y), ref_layer_norm(xv, width, gv, bv, 1e-3), 1e-5);
+        const Tensor loss = ops::sum(ops::multiply(y, w));
+        check_close(values_of(tape.gradient(loss, x)),
+                    numeric_gradient([&](const Vec& p) { return ref_layer_norm(p, width, gv, bv, 1e-3); }, xv, wv), 1e-4);
+        check_close(values_of(tape.gradient(loss, gamma)),
+                    numeric_gradient([&](const Vec& p) { return ref_layer_norm(xv, width, p, bv, 1e-3); }, gv, wv), 1e-4);
+        check_close(values_of(tape.gradient(loss, beta)),
+                    numeric_gradient([&](const Vec& p) { return ref_layer_norm(xv, width, gv, p, 1e-3); }, bv, wv), 1e-4);
+    }
+    CHECK(message_of([&] { ops::layer_normalization(x, Tensor::zeros({5})); }) ==
+          "ops.layer_normalization: gamma has shape (5,) but the normalized axes of x (2, 3, 4) hold 4 values");
 }
 
 TEST_CASE("SpatialDropout1D, GaussianNoise and GaussianDropout: identity in inference, their noise in training") {

@@ -132,6 +132,12 @@ struct PoolForward {
     std::any saved;
 };
 
+// A layer normalization's output and what its backward needs (oneDNN: the rows' means and variances).
+struct NormForward {
+    Tensor y;
+    std::any saved;
+};
+
 // What a step of the training / inference loops is doing; the CPU backend times each kind apart.
 enum class StepKind { train, test, predict };
 
@@ -259,6 +265,17 @@ public:
     virtual PoolForward pool1d(PoolKind kind, const Window1D& w, const Tensor& x, bool training);
     virtual Tensor pool1d_backward(PoolKind kind, const Window1D& w, const Tensor& x, const PoolForward& fwd,
                                    const Tensor& dy);
+
+    // ---- Layer normalization over the last axis: x (..., C) as rows of C values, gamma / beta (C) or
+    // undefined (no scale / no offset): y = (x - mean) / sqrt(variance + epsilon) * gamma + beta, with
+    // each row's mean and (biased) variance. The default (framework/backend/layer_norm.cpp) composes the
+    // generic ops; fwd is the forward's result, made with training = true.
+    virtual NormForward layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon,
+                                   bool training);
+    // dx, and dgamma / dbeta (C) where gamma / beta are defined.
+    virtual void layer_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon,
+                                     const NormForward& fwd, const Tensor& dy, Tensor& dx, Tensor& dgamma,
+                                     Tensor& dbeta);
 
     // ---- Generic tensor ops, for keras::ops (which checks shapes and axes before calling these).
     // A backend overrides what it has kernels for; the defaults copy to the host, run the CPU

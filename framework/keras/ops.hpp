@@ -127,6 +127,14 @@ KERAS_API Tensor one_hot(const Tensor& x, int64_t num_classes, int axis = -1);  
 // Rows of `embeddings` (V, D) at the ids: (..., D). Ids out of [0, V) are a ValueError naming the
 // value and its position.
 KERAS_API Tensor embedding(const Tensor& ids, const Operand& embeddings);
+// Keras's ops.layer_normalization: (x - mean) / sqrt(variance + epsilon) * gamma + beta, the mean and
+// (biased) variance taken over `axis`; gamma / beta hold the normalized axes' values (undefined: no
+// scale / no offset). rms_scaling: x / sqrt(variance + epsilon) * gamma, as Keras 3 computes it (the
+// variance, not the mean square). Over the last axis alone it runs the backend's fused kernel
+// (oneDNN's layer_normalization on the CPU).
+KERAS_API Tensor layer_normalization(const Tensor& x, const Tensor& gamma = {}, const Tensor& beta = {},
+                                     const Axes& axis = -1, float epsilon = 1e-7f, bool rms_scaling = false);
+
 // ---- Convolution and pooling over one axis of steps (Keras's ops.conv / max_pool / average_pool on
 // 3-D inputs): inputs (batch, steps, channels), or (batch, channels, steps) with channels_first.
 // padding: "valid" (no padding), "same" (ceil(steps / strides) outputs, the smaller half of the

@@ -1,6 +1,6 @@
 // The CPU backend: oneDNN primitives for the heavy work (matmul, eltwise, RNN cells), plain loops
 // for the light work (embedding gather, optimizer updates). The definitions are split by topic:
-// dense.cpp, eltwise.cpp, embedding.cpp, conv_pool.cpp, rnn.cpp (oneDNN RNN primitives), rnn_fallback.cpp
+// dense.cpp, eltwise.cpp, embedding.cpp, conv_pool.cpp, layer_norm.cpp, rnn.cpp (oneDNN RNN primitives), rnn_fallback.cpp
 // (step-by-step loop for options the primitives lack), optimizer_updates.cpp.
 #pragma once
 
@@ -118,6 +118,13 @@ public:
     PoolForward pool1d(PoolKind kind, const Window1D& w, const Tensor& x, bool training) override;
     Tensor pool1d_backward(PoolKind kind, const Window1D& w, const Tensor& x, const PoolForward& fwd,
                            const Tensor& dy) override;
+
+    // layer_norm.cpp: oneDNN's layer_normalization primitive.
+    NormForward layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon,
+                           bool training) override;
+    void layer_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon,
+                             const NormForward& fwd, const Tensor& dy, Tensor& dx, Tensor& dgamma,
+                             Tensor& dbeta) override;
 
     Tensor unary(UnaryOp op, const Tensor& x) override;
     Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) override;

@@ -108,6 +108,32 @@ inline dnnl::pooling_backward::primitive_desc pooling_backward_pd(
 #endif
 }
 
+// Layer normalization: 2.x has one descriptor for source and destination, 3.x one each.
+inline dnnl::layer_normalization_forward::primitive_desc layer_norm_pd(
+    const dnnl::engine& engine, const dnnl::primitive_attr& attr, dnnl::prop_kind prop, const dnnl::memory::desc& data,
+    const dnnl::memory::desc& stats, float epsilon, dnnl::normalization_flags flags) {
+#if DNNL_VERSION_MAJOR >= 3
+    return dnnl::layer_normalization_forward::primitive_desc(engine, prop, data, data, stats, epsilon, flags, attr);
+#else
+    return dnnl::layer_normalization_forward::primitive_desc(
+        dnnl::layer_normalization_forward::desc(prop, data, stats, epsilon, flags), attr, engine);
+#endif
+}
+
+inline dnnl::layer_normalization_backward::primitive_desc layer_norm_backward_pd(
+    const dnnl::engine& engine, const dnnl::primitive_attr& attr, const dnnl::memory::desc& data,
+    const dnnl::memory::desc& stats, float epsilon, dnnl::normalization_flags flags,
+    const dnnl::layer_normalization_forward::primitive_desc& hint) {
+    const auto prop = dnnl::prop_kind::backward;
+#if DNNL_VERSION_MAJOR >= 3
+    return dnnl::layer_normalization_backward::primitive_desc(engine, prop, data, data, data, stats, epsilon, flags,
+                                                              hint, attr);
+#else
+    return dnnl::layer_normalization_backward::primitive_desc(
+        dnnl::layer_normalization_backward::desc(prop, data, data, stats, epsilon, flags), attr, engine, hint);
+#endif
+}
+
 // The scratchpad a primitive asks for (a zero descriptor when none): 3.x's memory descriptors are
 // opaque handles, 2.x's plain structs.
 inline dnnl::memory::desc scratchpad_desc(const dnnl::primitive& p) {

@@ -1,4 +1,4 @@
-// matmul, embedding lookup and dropout, and their gradients.
+// matmul, embedding lookup, dropout and layer normalization, and their gradients.
 #include <numeric>
 
 #include "keras/errors.hpp"
@@ -64,6 +64,63 @@ Tensor dropout(const Tensor& x, float rate) {
                     "Received: rate={}", rate);
     if (rate == 0.0f) return x;
     return multiply(x, random::dropout_mask(x.shape(), rate, x.device()));   // the Dropout layer's draws
+}
+
+namespace {
+// Layer normalization written with the ops above (recorded op by op): any axes, and rms_scaling.
+Tensor composed_layer_normalization(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                    const std::vector<int>& axes, const Shape& param_shape, float epsilon,
+                                    bool rms_scaling) {
+    const Tensor g = gamma.defined() ? reshape(gamma, param_shape) : Tensor();
+    const Tensor mean = ops::mean(x, axes, true);
+    const Tensor variance = ops::mean(square(subtract(x, mean)), axes, true);
+    Tensor inv = reciprocal(sqrt(add(variance, epsilon)));
+    if (rms_scaling) return g.defined() ? multiply(multiply(x, inv), g) : multiply(x, inv);
+    if (g.defined()) inv = multiply(inv, g);
+    Tensor shift = negative(multiply(mean, inv));
+    if (beta.defined()) shift = add(shift, reshape(beta, param_shape));
+    return add(multiply(x, inv), shift);
+}
+}  // namespace
+
+Tensor layer_normalization(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Axes& axis, float epsilon,
+                           bool rms_scaling) {
+    const std::string op = "layer_normalization";
+    detail::check_float(op, x);
+    const std::vector<int> axes = detail::normalize_axes(op, axis, x.ndim());
+    Shape param_shape(x.ndim(), 1);
+    int64_t normalized = 1;
+    for (int a : axes) param_shape[a] = x.dim(a), normalized *= x.dim(a);
+    for (const auto& [name, p] : {std::pair{"gamma", &gamma}, std::pair{"beta", &beta}}) {
+        if (!p->defined()) continue;
+        detail::check_float(op, *p);
+        if (p->device() != x.device())
+            value_error("ops.{}: x is on {} but {} is on {}", op, to_string(x.device()), name, to_string(p->device()));
+        if (p->numel() != normalized)
+            value_error("ops.{}: {} has shape {} but the normalized axes of x {} hold {} values", op, name,
+                        shape_str(p->shape()), shape_str(x.shape()), normalized);
+    }
+    const bool last_axis = axes.size() == 1 && axes[0] == x.ndim() - 1;
+    if (!last_axis || rms_scaling || x.numel() == 0)
+        return composed_layer_normalization(x, gamma, beta, axes, param_shape, epsilon, rms_scaling);
+
+    const int64_t width = x.dim(-1);
+    const Tensor g = gamma.defined() ? reshape(gamma, {width}) : Tensor();
+    const Tensor b = beta.defined() ? reshape(beta, {width}) : Tensor();
+    backend::NormForward fwd = backend_of(x).layer_norm(x, g, b, epsilon, autodiff::recording());
+    std::vector<Tensor> inputs{x};
+    if (g.defined()) inputs.push_back(g);
+    if (b.defined()) inputs.push_back(b);
+    const Tensor y = fwd.y;
+    return autodiff::record(op, y, inputs, [x = x.detached(), g = g.detached(), b = b.detached(), epsilon,
+                                            fwd = std::move(fwd)](const Tensor& dy) {
+        Tensor dx, dg, db;
+        backend_of(dy).layer_norm_backward(x, g, b, epsilon, fwd, dy, dx, dg, db);
+        std::vector<Tensor> grads{dx};
+        if (g.defined()) grads.push_back(dg);
+        if (b.defined()) grads.push_back(db);
+        return grads;
+    });
 }
 
 }  // namespace keras::ops
