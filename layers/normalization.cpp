@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include "keras/autodiff.hpp"
+#include "keras/backend.hpp"
 #include "keras/errors.hpp"
 #include "keras/initializers.hpp"
 #include "keras/ops.hpp"
@@ -68,6 +69,29 @@ Tensor scale_and_shift(const Tensor& x, const Tensor& mean, const Tensor& varian
     return ops::add(ops::multiply(x, inv), shift);
 }
 
+// Batch normalization with the batch's statistics over every axis but the last: the backend's fused
+// kernel (oneDNN's batch_normalization on the CPU), recorded as one op. The statistics come back in
+// mean / variance (C) for the moving averages.
+Tensor fused_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon, Tensor& mean,
+                        Tensor& variance) {
+    backend::NormForward fwd = backend::for_tensor(x).batch_norm_training(x, gamma, beta, epsilon);
+    mean = fwd.mean, variance = fwd.variance;
+    std::vector<Tensor> inputs{x};
+    if (gamma.defined()) inputs.push_back(gamma);
+    if (beta.defined()) inputs.push_back(beta);
+    const Tensor y = fwd.y;
+    return autodiff::record("batch_normalization", y, inputs, [x = x.detached(), g = gamma.detached(),
+                                                                b = beta.detached(), epsilon,
+                                                                fwd = std::move(fwd)](const Tensor& dy) {
+        Tensor dx, dg, db;
+        backend::for_tensor(dy).batch_norm_training_backward(x, g, b, epsilon, fwd, dy, dx, dg, db);
+        std::vector<Tensor> grads{dx};
+        if (g.defined()) grads.push_back(dg);
+        if (b.defined()) grads.push_back(db);
+        return grads;
+    });
+}
+
 }  // namespace
 
 // ---- BatchNormalization
@@ -111,6 +135,13 @@ Tensor BatchNormalization::normalize(const Tensor& x, const Tensor& mask, bool b
     const std::vector<int> reduce = other_axes(axis, x.ndim());
     const Shape param_shape = broadcast_shape(axis, x.shape());
     Tensor mean, variance;
+    if (batch_statistics && !mask.defined() && axis[0] == x.ndim() - 1) {
+        const Tensor g = gamma ? ops::convert_to_tensor(gamma) : Tensor();
+        const Tensor b = beta ? ops::convert_to_tensor(beta) : Tensor();
+        const Tensor y = fused_batch_norm(x, g, b, options.epsilon, mean, variance);
+        update_moving(mean, variance);
+        return y;
+    }
     if (!batch_statistics) {
         mean = moving_mean->value.reshape(param_shape);   // plain values: no gradient reaches the moving ones
         variance = moving_variance->value.reshape(param_shape);

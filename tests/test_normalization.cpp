@@ -232,37 +232,84 @@ TEST_CASE("LayerNormalization and UnitNormalization: forward and gradients again
     check_close(values_of(both(x)), ref_layer_norm(xv, 12, Vec(12, 1.0), Vec(12, 0.0), 1e-3), 1e-5);
 }
 
-TEST_CASE("layer_norm: oneDNN's primitive and the composed default against the reference, with and without gamma / beta") {
-    backend::Backend& cpu = backend::get(Device::cpu());
-    const Tensor x = wavy({3, 5, 6}, 0.4, 0.9, 2.1), dy = wavy({3, 5, 6}, 1.2, 0.37, 1.0);
+// oneDNN's primitive (onednn) or the backend's composed default, forward and backward, for the
+// layer_norm / batch_norm_training tests below.
+struct NormPath {
+    std::function<backend::NormForward(const Tensor& g, const Tensor& b)> forward;
+    std::function<void(const Tensor& g, const Tensor& b, const backend::NormForward& fwd, Tensor& dx, Tensor& dg,
+                       Tensor& db)>
+        backward;
+};
+
+// Each path's y, dx, dgamma and dbeta against `ref` (double precision, central differences), with
+// and without gamma / beta.
+void check_norm_paths(const std::function<Vec(const Vec& x, const Vec& gamma, const Vec& beta)>& ref, const Tensor& x,
+                      const Tensor& dy, const std::vector<NormPath>& paths) {
     const Vec xv = values_of(x), dyv = values_of(dy), gv{0.5, 1.5, -1.0, 2.0, 0.7, 1.1}, bv{0.1, -0.2, 0.3, 0.0, 1.0, -1.0};
-    const float eps = 1e-3f;
     for (const bool scale : {false, true})
         for (const bool center : {false, true}) {
             CAPTURE(scale);
             CAPTURE(center);
             const Vec gamma = scale ? gv : Vec(6, 1.0), beta = center ? bv : Vec(6, 0.0);
             const Tensor g = scale ? floats(gv, {6}) : Tensor(), b = center ? floats(bv, {6}) : Tensor();
-            const Vec want_y = ref_layer_norm(xv, 6, gamma, beta, eps);
-            const Vec want_dx = numeric_gradient([&](const Vec& p) { return ref_layer_norm(p, 6, gamma, beta, eps); }, xv, dyv);
-            const Vec want_dg = numeric_gradient([&](const Vec& p) { return ref_layer_norm(xv, 6, p, beta, eps); }, gamma, dyv);
-            const Vec want_db = numeric_gradient([&](const Vec& p) { return ref_layer_norm(xv, 6, gamma, p, eps); }, beta, dyv);
-            const auto check = [&](const backend::NormForward& fwd, bool onednn) {
-                CAPTURE(onednn);
-                check_close(values_of(fwd.y), want_y, 1e-5);
+            const Vec want_dx = numeric_gradient([&](const Vec& p) { return ref(p, gamma, beta); }, xv, dyv);
+            const Vec want_dg = numeric_gradient([&](const Vec& p) { return ref(xv, p, beta); }, gamma, dyv);
+            const Vec want_db = numeric_gradient([&](const Vec& p) { return ref(xv, gamma, p); }, beta, dyv);
+            for (size_t path = 0; path < paths.size(); ++path) {
+                CAPTURE(path);
+                const backend::NormForward fwd = paths[path].forward(g, b);
+                check_close(values_of(fwd.y), ref(xv, gamma, beta), 1e-5);
                 Tensor dx, dg, db;
-                if (onednn) cpu.layer_norm_backward(x, g, b, eps, fwd, dy, dx, dg, db);
-                else cpu.Backend::layer_norm_backward(x, g, b, eps, fwd, dy, dx, dg, db);
+                paths[path].backward(g, b, fwd, dx, dg, db);
                 check_close(values_of(dx), want_dx, 1e-4);
                 CHECK(dg.defined() == scale);
                 CHECK(db.defined() == center);
                 if (scale) check_close(values_of(dg), want_dg, 1e-4);
                 if (center) check_close(values_of(db), want_db, 1e-4);
-            };
-            check(cpu.layer_norm(x, g, b, eps, true), true);
-            check(cpu.Backend::layer_norm(x, g, b, eps, true), false);
-            check_close(values_of(cpu.layer_norm(x, g, b, eps, false).y), want_y, 1e-5);   // inference
+            }
         }
+}
+
+TEST_CASE("layer_norm: oneDNN's primitive and the composed default against the reference, with and without gamma / beta") {
+    backend::Backend& cpu = backend::get(Device::cpu());
+    const Tensor x = wavy({3, 5, 6}, 0.4, 0.9, 2.1), dy = wavy({3, 5, 6}, 1.2, 0.37, 1.0);
+    const float eps = 1e-3f;
+    const NormPath onednn{[&](const Tensor& g, const Tensor& b) { return cpu.layer_norm(x, g, b, eps, true); },
+                          [&](const Tensor& g, const Tensor& b, const backend::NormForward& fwd, Tensor& dx, Tensor& dg,
+                              Tensor& db) { cpu.layer_norm_backward(x, g, b, eps, fwd, dy, dx, dg, db); }};
+    const NormPath composed{
+        [&](const Tensor& g, const Tensor& b) { return cpu.Backend::layer_norm(x, g, b, eps, true); },
+        [&](const Tensor& g, const Tensor& b, const backend::NormForward& fwd, Tensor& dx, Tensor& dg, Tensor& db) {
+            cpu.Backend::layer_norm_backward(x, g, b, eps, fwd, dy, dx, dg, db);
+        }};
+    check_norm_paths([&](const Vec& xv, const Vec& g, const Vec& b) { return ref_layer_norm(xv, 6, g, b, eps); }, x,
+                     dy, {onednn, composed});
+    const Vec ones(6, 1.0), zeros(6, 0.0);   // inference (no statistics kept) gives the same y
+    check_close(values_of(cpu.layer_norm(x, Tensor(), Tensor(), eps, false).y), ref_layer_norm(values_of(x), 6, ones, zeros, eps), 1e-5);
+}
+
+TEST_CASE("batch_norm_training: oneDNN's primitive and the composed default against the reference, statistics included") {
+    backend::Backend& cpu = backend::get(Device::cpu());
+    const Tensor x = wavy({3, 5, 6}, 0.4, 0.9, 2.1), dy = wavy({3, 5, 6}, 1.2, 0.37, 1.0);
+    const float eps = 1e-3f;
+    const Vec all_rows(15, 1.0);
+    const NormPath onednn{[&](const Tensor& g, const Tensor& b) { return cpu.batch_norm_training(x, g, b, eps); },
+                          [&](const Tensor& g, const Tensor& b, const backend::NormForward& fwd, Tensor& dx, Tensor& dg,
+                              Tensor& db) { cpu.batch_norm_training_backward(x, g, b, eps, fwd, dy, dx, dg, db); }};
+    const NormPath composed{
+        [&](const Tensor& g, const Tensor& b) { return cpu.Backend::batch_norm_training(x, g, b, eps); },
+        [&](const Tensor& g, const Tensor& b, const backend::NormForward& fwd, Tensor& dx, Tensor& dg, Tensor& db) {
+            cpu.Backend::batch_norm_training_backward(x, g, b, eps, fwd, dy, dx, dg, db);
+        }};
+    check_norm_paths(
+        [&](const Vec& xv, const Vec& g, const Vec& b) { return ref_batch_norm(xv, all_rows, 6, g, b, eps); }, x, dy,
+        {onednn, composed});
+    Vec mean, variance;
+    ref_batch_norm(values_of(x), all_rows, 6, Vec(6, 1.0), Vec(6, 0.0), eps, &mean, &variance);
+    for (const backend::NormForward& fwd : {cpu.batch_norm_training(x, {}, {}, eps), cpu.Backend::batch_norm_training(x, {}, {}, eps)}) {
+        check_close(values_of(fwd.mean), mean, 1e-6);
+        check_close(values_of(fwd.variance), variance, 1e-6);
+    }
 }
 
 TEST_CASE("ops::layer_normalization: the last axis (fused) and several axes (composed) as the reference; bad gamma") {

@@ -132,10 +132,12 @@ struct PoolForward {
     std::any saved;
 };
 
-// A layer normalization's output and what its backward needs (oneDNN: the rows' means and variances).
+// A normalization's output and what its backward needs (oneDNN: the means and variances). Batch
+// normalization also hands back the batch's statistics, per channel, for the moving averages.
 struct NormForward {
     Tensor y;
     std::any saved;
+    Tensor mean = {}, variance = {};
 };
 
 // What a step of the training / inference loops is doing; the CPU backend times each kind apart.
@@ -268,7 +270,7 @@ public:
 
     // ---- Layer normalization over the last axis: x (..., C) as rows of C values, gamma / beta (C) or
     // undefined (no scale / no offset): y = (x - mean) / sqrt(variance + epsilon) * gamma + beta, with
-    // each row's mean and (biased) variance. The default (framework/backend/layer_norm.cpp) composes the
+    // each row's mean and (biased) variance. The default (framework/backend/normalization.cpp) composes the
     // generic ops; fwd is the forward's result, made with training = true.
     virtual NormForward layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon,
                                    bool training);
@@ -276,6 +278,16 @@ public:
     virtual void layer_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon,
                                      const NormForward& fwd, const Tensor& dy, Tensor& dx, Tensor& dgamma,
                                      Tensor& dbeta);
+
+    // ---- Batch normalization in training, over the last axis's channels: x (..., C) as rows (R, C),
+    // each channel normalized with its mean and (biased) variance over the rows, then * gamma + beta
+    // (undefined: none); those statistics (C) come back in fwd.mean / fwd.variance. The default
+    // composes the generic ops (framework/backend/normalization.cpp).
+    virtual NormForward batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon);
+    // dx, and dgamma / dbeta (C) where gamma / beta are defined (the statistics' gradients included).
+    virtual void batch_norm_training_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                              float epsilon, const NormForward& fwd, const Tensor& dy, Tensor& dx,
+                                              Tensor& dgamma, Tensor& dbeta);
 
     // ---- Generic tensor ops, for keras::ops (which checks shapes and axes before calling these).
     // A backend overrides what it has kernels for; the defaults copy to the host, run the CPU

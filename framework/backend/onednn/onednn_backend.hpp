@@ -1,6 +1,6 @@
 // The CPU backend: oneDNN primitives for the heavy work (matmul, eltwise, RNN cells), plain loops
 // for the light work (embedding gather, optimizer updates). The definitions are split by topic:
-// dense.cpp, eltwise.cpp, embedding.cpp, conv_pool.cpp, layer_norm.cpp, rnn.cpp (oneDNN RNN primitives), rnn_fallback.cpp
+// dense.cpp, eltwise.cpp, embedding.cpp, conv_pool.cpp, normalization.cpp, rnn.cpp (oneDNN RNN primitives), rnn_fallback.cpp
 // (step-by-step loop for options the primitives lack), optimizer_updates.cpp.
 #pragma once
 
@@ -119,12 +119,17 @@ public:
     Tensor pool1d_backward(PoolKind kind, const Window1D& w, const Tensor& x, const PoolForward& fwd,
                            const Tensor& dy) override;
 
-    // layer_norm.cpp: oneDNN's layer_normalization primitive.
+    // normalization.cpp: oneDNN's layer_normalization and batch_normalization primitives.
     NormForward layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon,
                            bool training) override;
     void layer_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon,
                              const NormForward& fwd, const Tensor& dy, Tensor& dx, Tensor& dgamma,
                              Tensor& dbeta) override;
+
+    NormForward batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon) override;
+    void batch_norm_training_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon,
+                                      const NormForward& fwd, const Tensor& dy, Tensor& dx, Tensor& dgamma,
+                                      Tensor& dbeta) override;
 
     Tensor unary(UnaryOp op, const Tensor& x) override;
     Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) override;

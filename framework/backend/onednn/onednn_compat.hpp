@@ -134,6 +134,31 @@ inline dnnl::layer_normalization_backward::primitive_desc layer_norm_backward_pd
 #endif
 }
 
+// Batch normalization: the same difference.
+inline dnnl::batch_normalization_forward::primitive_desc batch_norm_pd(
+    const dnnl::engine& engine, const dnnl::primitive_attr& attr, dnnl::prop_kind prop, const dnnl::memory::desc& data,
+    float epsilon, dnnl::normalization_flags flags) {
+#if DNNL_VERSION_MAJOR >= 3
+    return dnnl::batch_normalization_forward::primitive_desc(engine, prop, data, data, epsilon, flags, attr);
+#else
+    return dnnl::batch_normalization_forward::primitive_desc(
+        dnnl::batch_normalization_forward::desc(prop, data, epsilon, flags), attr, engine);
+#endif
+}
+
+inline dnnl::batch_normalization_backward::primitive_desc batch_norm_backward_pd(
+    const dnnl::engine& engine, const dnnl::primitive_attr& attr, const dnnl::memory::desc& data, float epsilon,
+    dnnl::normalization_flags flags, const dnnl::batch_normalization_forward::primitive_desc& hint) {
+    const auto prop = dnnl::prop_kind::backward;
+#if DNNL_VERSION_MAJOR >= 3
+    return dnnl::batch_normalization_backward::primitive_desc(engine, prop, data, data, data, epsilon, flags, hint,
+                                                              attr);
+#else
+    return dnnl::batch_normalization_backward::primitive_desc(
+        dnnl::batch_normalization_backward::desc(prop, data, data, epsilon, flags), attr, engine, hint);
+#endif
+}
+
 // The scratchpad a primitive asks for (a zero descriptor when none): 3.x's memory descriptors are
 // opaque handles, 2.x's plain structs.
 inline dnnl::memory::desc scratchpad_desc(const dnnl::primitive& p) {

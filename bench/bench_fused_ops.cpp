@@ -1,11 +1,12 @@
-// The CPU backend's 1-D convolution and pooling on oneDNN's primitives against Backend's composed
-// defaults (windows gathered by take, then matmul / a reduction: what the layers ran before the
-// primitives, and what a device without its own kernels runs). One forward + backward per call, on a
-// few shapes: the Conv1D and MaxPooling1D of examples/imdb_cnn_lstm at its batch size, a larger
-// Conv1D, and a depthwise one (SeparableConv1D's first half). Prints one JSON line per shape with
-// both medians (ms) and their ratio.
+// The CPU backend's fused ops on oneDNN's primitives (1-D convolution, pooling, layer and batch
+// normalization) against Backend's composed defaults (built from the generic ops: what the layers ran
+// before the primitives, and what a device without its own kernels runs). One forward + backward per
+// call, on a few shapes: the Conv1D and MaxPooling1D of examples/imdb_cnn_lstm at its batch size, a
+// larger Conv1D, a depthwise one (SeparableConv1D's first half), examples/imdb_transformer's
+// LayerNormalization, and a BatchNormalization over a Conv1D's output. Prints one JSON line per shape
+// with both medians (ms) and their ratio.
 //
-//   OMP_NUM_THREADS=2 bench_conv1d [--repeats 30]
+//   OMP_NUM_THREADS=2 bench_fused_ops [--repeats 30]
 //
 // Run it on a quiet machine: each time is the median of `repeats` calls after a warm-up call.
 #include <algorithm>
@@ -68,7 +69,7 @@ int main(int argc, char** argv) {
         if (arg == "--repeats" && i + 1 < argc) {
             repeats = std::max(1, std::atoi(argv[++i]));
         } else {
-            std::cerr << "usage: bench_conv1d [--repeats 30]\n";
+            std::cerr << "usage: bench_fused_ops [--repeats 30]\n";
             return 2;
         }
     }
@@ -108,4 +109,30 @@ int main(int argc, char** argv) {
         cpu.Backend::pool1d_backward(be::PoolKind::max, w, x, fwd, dy);
     });
     report("imdb_cnn_lstm MaxPooling1D(4): (30, 96, 64) forward + backward", onednn, composed);
+
+    // imdb_transformer's LayerNormalization (batch 32, 200 steps, embed_dim 32), and a
+    // BatchNormalization over a Conv1D's output (batch 64, 400 steps, 128 channels).
+    const Tensor gamma32 = random_tensor({32}, gen), beta32 = random_tensor({32}, gen);
+    const Tensor xl = random_tensor({32, 200, 32}, gen), dyl = random_tensor({32, 200, 32}, gen);
+    Tensor dx, dgamma, dbeta;
+    report("imdb_transformer LayerNormalization: (32, 200, 32) forward + backward",
+           median_ms(repeats, [&] {
+               const auto fwd = cpu.layer_norm(xl, gamma32, beta32, 1e-6f, true);
+               cpu.layer_norm_backward(xl, gamma32, beta32, 1e-6f, fwd, dyl, dx, dgamma, dbeta);
+           }),
+           median_ms(repeats, [&] {
+               const auto fwd = cpu.Backend::layer_norm(xl, gamma32, beta32, 1e-6f, true);
+               cpu.Backend::layer_norm_backward(xl, gamma32, beta32, 1e-6f, fwd, dyl, dx, dgamma, dbeta);
+           }));
+    const Tensor gamma128 = random_tensor({128}, gen), beta128 = random_tensor({128}, gen);
+    const Tensor xb = random_tensor({64, 400, 128}, gen), dyb = random_tensor({64, 400, 128}, gen);
+    report("BatchNormalization in training: (64, 400, 128) forward + backward",
+           median_ms(repeats, [&] {
+               const auto fwd = cpu.batch_norm_training(xb, gamma128, beta128, 1e-3f);
+               cpu.batch_norm_training_backward(xb, gamma128, beta128, 1e-3f, fwd, dyb, dx, dgamma, dbeta);
+           }),
+           median_ms(repeats, [&] {
+               const auto fwd = cpu.Backend::batch_norm_training(xb, gamma128, beta128, 1e-3f);
+               cpu.Backend::batch_norm_training_backward(xb, gamma128, beta128, 1e-3f, fwd, dyb, dx, dgamma, dbeta);
+           }));
 }
