@@ -119,9 +119,11 @@ std::vector<Tensor> BaseDenseAttention::call_with_scores(const std::vector<Tenso
 }
 
 std::vector<KerasTensor> BaseDenseAttention::call_with_scores(const std::vector<KerasTensor>& inputs) {
-    const std::vector<Shape> shapes = shapes_of(inputs);
-    const Shape out = build_for_multi(shapes);
-    return record_node_of_outputs(inputs, {out, {out[0], out[1], shapes[1][1]}});   // scores (batch, Tq, Tv)
+    return record_node_of_outputs(inputs, [&] {
+        const std::vector<Shape> shapes = shapes_of(inputs);
+        const Shape out = build_for_multi(shapes);
+        return std::vector<Shape>{out, {out[0], out[1], shapes[1][1]}};   // scores (batch, Tq, Tv)
+    });
 }
 
 // The output's record carries the scores' too: a node that returns only the output still sends no
@@ -314,9 +316,11 @@ std::vector<Tensor> MultiHeadAttention::call_with_scores(const std::vector<Tenso
 }
 
 std::vector<KerasTensor> MultiHeadAttention::call_with_scores(const std::vector<KerasTensor>& inputs) {
-    const std::vector<Shape> shapes = shapes_of(inputs);
-    const Shape out = build_for_multi(shapes);
-    return record_node_of_outputs(inputs, {out, {out[0], num_heads, out[1], shapes[1][1]}});   // (batch, heads, Tq, Ts)
+    return record_node_of_outputs(inputs, [&] {
+        const std::vector<Shape> shapes = shapes_of(inputs);
+        const Shape out = build_for_multi(shapes);
+        return std::vector<Shape>{out, {out[0], num_heads, out[1], shapes[1][1]}};   // (batch, heads, Tq, Ts)
+    });
 }
 
 Tensor MultiHeadAttention::call_multi(const std::vector<Tensor>& xs, CallContext& ctx) {

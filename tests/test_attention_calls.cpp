@@ -153,6 +153,21 @@ TEST_CASE("call_with_scores on KerasTensors: a node of two outputs that matches 
           }).find("several outputs") != std::string::npos);
 }
 
+TEST_CASE("call_with_scores on a KerasTensor without history is refused before the layer builds") {
+    auto query = Input({4, 6});
+    const KerasTensor loose{Shape{-1, 3, 6}, DType::float32, nullptr};
+    for (const auto& layer : std::vector<LayerPtr>{share(layers::MultiHeadAttention(2, 3)),
+                                                                      share(layers::Attention())}) {
+        CAPTURE(layer->class_name());
+        const std::string message = message_of([&] {
+            if (auto* mha = dynamic_cast<layers::MultiHeadAttention*>(layer.get())) mha->call_with_scores({query, loose});
+            else dynamic_cast<layers::Attention&>(*layer).call_with_scores({query, loose});
+        });
+        CHECK(message.find("was called on a KerasTensor without history") != std::string::npos);
+        CHECK_FALSE(layer->built());
+    }
+}
+
 TEST_CASE("gradients through a functional scores node match central differences") {
     utils::set_random_seed(11);
     auto query = Input({3, 4}), value = Input({5, 4});

@@ -223,10 +223,11 @@ protected:
     std::vector<Tensor> recorded_backward(const std::vector<Tensor>& dys, CallContext& ctx);
     // For layers that build themselves from several shapes (merge layers).
     void mark_built(const Shape& first_input_shape);
-    // A symbolic call on a list of inputs with several outputs of these shapes, which the graph runs
-    // through call_multi_outputs (the layer must be built for the inputs): one KerasTensor per output.
+    // A symbolic call on a list of inputs with several outputs, which the graph runs through
+    // call_multi_outputs: checks that every input has a history, then calls build_outputs (which
+    // builds the layer for the inputs and returns the outputs' shapes). One KerasTensor per output.
     std::vector<KerasTensor> record_node_of_outputs(const std::vector<KerasTensor>& xs,
-                                                    const std::vector<Shape>& output_shapes);
+                                                    const std::function<std::vector<Shape>()>& build_outputs);
     // Wrappers (TimeDistributed): the wrapped layer's weights become this layer's too, same Variables,
     // so models, optimizers and saving see them once, under the wrapper.
     void track_weights_of(const Layer& inner);

@@ -104,8 +104,9 @@ KerasTensor Layer::operator()(const std::vector<KerasTensor>& xs) {
 }
 
 std::vector<KerasTensor> Layer::record_node_of_outputs(const std::vector<KerasTensor>& xs,
-                                                      const std::vector<Shape>& output_shapes) {
+                                                      const std::function<std::vector<Shape>()>& build_outputs) {
     for (const auto& x : xs) check_history(x, *this);
+    const std::vector<Shape> output_shapes = build_outputs();
     auto node = std::make_shared<Node>(Node{.layer = owner_of(*this), .inputs = xs, .output_shape = output_shapes.at(0),
                                             .output_dtype = DType::float32, .index = node_count_++, .list_input = true,
                                             .initial_states = 0, .output_shapes = output_shapes});
