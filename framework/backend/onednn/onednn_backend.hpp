@@ -240,6 +240,9 @@ int64_t small_lstm_runs();
 // (denormals flushed or not), so work split by t gives the same bits whichever thread runs it.
 // threads <= 1, or no OpenMP runtime: body(0, 1) on the calling thread. The body must not throw.
 void run_team(int threads, const std::function<void(int t, int n)>& body);
+// [0, n) in one contiguous range per member of a run_team team: body(begin, end), each begin a
+// multiple of `align` (a range may be empty when n is small).
+void run_ranges(int threads, int64_t n, int64_t align, const std::function<void(int64_t, int64_t)>& body);
 // Its recurrence splits the units among threads (the backend's current count), at least this many
 // units each (a multiple of 32): below that the per-step barrier costs more than a thread saves.
 // Measured at batch 1, T = 200 (docs/performance.md): LSTM(64) split in two took 0.22–0.24 ms against

@@ -36,10 +36,7 @@ void for_ranges(int64_t n, const std::function<void(int64_t, int64_t)>& body) {
     constexpr int64_t kMinPerThread = int64_t{1} << 16;   // below 256 KB a thread, starting a team costs more
     const int64_t most = std::max(1, OneDnnBackend::current_threads());
     const int threads = static_cast<int>(std::clamp<int64_t>(n / kMinPerThread, 1, most));
-    run_team(threads, [&](int t, int team) {
-        const int64_t begin = n * t / team / 16 * 16, end = t + 1 == team ? n : n * (t + 1) / team / 16 * 16;
-        body(begin, end);
-    });
+    run_ranges(threads, n, 16, body);
 }
 
 }  // namespace

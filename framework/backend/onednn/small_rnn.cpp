@@ -343,12 +343,11 @@ bool use_avx512() {
     return has && !baseline_only;
 }
 
-// The blocks split across the threads once (run_team), thread t of n taking a contiguous range.
+// The blocks split across the threads once (run_ranges), each thread taking a contiguous range.
 void run_all_blocks(const Problem& p, bool backward) {
     const int64_t blocks = (p.N + kBlock - 1) / kBlock;
     const int64_t threads = std::min<int64_t>(OneDnnBackend::current_threads(), blocks);
-    run_team(static_cast<int>(threads), [&](int t, int n) {
-        const int64_t first = blocks * t / n, last = blocks * (t + 1) / n;
+    run_ranges(static_cast<int>(threads), blocks, 1, [&](int64_t first, int64_t last) {
         if (use_avx512()) run_blocks_avx512(p, backward, first, last);
         else run_blocks_portable(p, backward, first, last);
     });

@@ -136,6 +136,14 @@ void run_team(int threads, const std::function<void(int t, int n)>& body) {
     omp.parallel(team_member, &team, static_cast<unsigned>(threads), 0);
 }
 
+void run_ranges(int threads, int64_t n, int64_t align, const std::function<void(int64_t, int64_t)>& body) {
+    run_team(threads, [&](int t, int team) {
+        const int64_t begin = n * t / team / align * align;
+        const int64_t end = t + 1 == team ? n : n * (t + 1) / team / align * align;
+        body(begin, end);
+    });
+}
+
 int OneDnnBackend::current_threads() { return openmp().present() ? openmp().get_max_threads() : 0; }
 
 void OneDnnBackend::begin_step(StepKind kind) {
