@@ -308,6 +308,18 @@ TEST_CASE("data_format channels_first: the channels_last result on (batch, chann
           std::string::npos);
     CHECK(static_cast<Layer&>(conv_first).build_for({-1, 4, 20}) == Shape{-1, 6, 10});
     CHECK(conv_first.get_config()["data_format"] == "channels_first");
+
+    // As Keras, the activation applies to the channels_first output as it is: a softmax runs over
+    // its last axis, the steps.
+    layers::Conv1D soft_first(6, 3, {.padding = "same", .data_format = "channels_first", .activation = "softmax"});
+    soft_first.build_for({-1, 4, 9});
+    set_wavy_weights(soft_first);
+    const auto y = values_of(run(soft_first, x_first));   // (2, 6, 9)
+    for (size_t row = 0; row < 2 * 6; ++row) {
+        double sum = 0;
+        for (size_t t = 0; t < 9; ++t) sum += y[row * 9 + t];
+        CHECK(sum == doctest::Approx(1.0).epsilon(1e-5));
+    }
 }
 
 TEST_CASE("Bad arguments give Keras's messages") {
