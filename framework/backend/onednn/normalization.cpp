@@ -36,13 +36,21 @@ memory wrap(const dnnl::engine& engine, const memory::desc& md, const Tensor& t)
 
 bool onednn_can(const Tensor& x) { return x.dtype() == DType::float32 && x.numel() > 0; }
 
-// A backward's gamma / beta and their gradients, (C) each, where gamma / beta are defined. With
-// use_shift, oneDNN's backward checks that beta is among its inputs (it never reads it), except
-// batch normalization in 3.x, which refuses it as one input too many: takes_shift says which.
-void add_parameter_gradients(const dnnl::engine& engine, const NormGeometry& g, const Tensor& gamma,
-                             const Tensor& beta, Tensor& dgamma, Tensor& dbeta, bool takes_shift,
-                             std::unordered_map<int, memory>& args) {
-    const int64_t width = g.params.get_size() / static_cast<int64_t>(sizeof(float));
+// A backward's arguments: x, dy and the forward's statistics in; dx out, and dgamma / dbeta where
+// gamma / beta are defined (C each). With use_shift, oneDNN's backward checks that beta is among its
+// inputs (it never reads it), except batch normalization in 3.x, which refuses it as one input too
+// many: takes_shift says which.
+std::unordered_map<int, memory> backward_args(const dnnl::engine& engine, const NormGeometry& g, const Tensor& x,
+                                              const Tensor& dy, const Statistics& stats, const Tensor& gamma,
+                                              const Tensor& beta, bool takes_shift, Tensor& dx, Tensor& dgamma,
+                                              Tensor& dbeta) {
+    dx = Tensor(x.shape(), DType::float32);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(engine, g.data, x)},
+                                         {DNNL_ARG_DIFF_DST, wrap(engine, g.data, dy)},
+                                         {DNNL_ARG_MEAN, wrap(engine, g.stats, stats.first)},
+                                         {DNNL_ARG_VARIANCE, wrap(engine, g.stats, stats.second)},
+                                         {DNNL_ARG_DIFF_SRC, wrap(engine, g.data, dx)}};
+    const int64_t width = x.dim(x.ndim() - 1);
     if (gamma.defined()) {
         dgamma = Tensor({width}, DType::float32);
         args.emplace(DNNL_ARG_SCALE, wrap(engine, g.params, gamma));
@@ -53,6 +61,7 @@ void add_parameter_gradients(const dnnl::engine& engine, const NormGeometry& g, 
         if (takes_shift) args.emplace(DNNL_ARG_SHIFT, wrap(engine, g.params, beta));
         args.emplace(DNNL_ARG_DIFF_SHIFT, wrap(engine, g.params, dbeta));
     }
+    return args;
 }
 
 }  // namespace
@@ -90,14 +99,7 @@ void OneDnnBackend::layer_norm_backward(const Tensor& x, const Tensor& gamma, co
     const auto hint = dnnl_compat::layer_norm_pd(engine_, attr, dnnl::prop_kind::forward_training, g.data, g.stats,
                                                  epsilon, g.flags);
     const auto pd = dnnl_compat::layer_norm_backward_pd(engine_, attr, g.data, g.stats, epsilon, g.flags, hint);
-    dx = Tensor(x.shape(), DType::float32);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(engine_, g.data, x)},
-                                         {DNNL_ARG_DIFF_DST, wrap(engine_, g.data, dy)},
-                                         {DNNL_ARG_MEAN, wrap(engine_, g.stats, stats->first)},
-                                         {DNNL_ARG_VARIANCE, wrap(engine_, g.stats, stats->second)},
-                                         {DNNL_ARG_DIFF_SRC, wrap(engine_, g.data, dx)}};
-    add_parameter_gradients(engine_, g, gamma, beta, dgamma, dbeta, true, args);
-    run(dnnl::layer_normalization_backward(pd), std::move(args));
+    run(dnnl::layer_normalization_backward(pd), backward_args(engine_, g, x, dy, *stats, gamma, beta, true, dx, dgamma, dbeta));
 }
 
 NormForward OneDnnBackend::batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
@@ -132,14 +134,7 @@ void OneDnnBackend::batch_norm_training_backward(const Tensor& x, const Tensor& 
     const auto hint = dnnl_compat::batch_norm_pd(engine_, attr, dnnl::prop_kind::forward_training, g.data, epsilon,
                                                  g.flags);
     const auto pd = dnnl_compat::batch_norm_backward_pd(engine_, attr, g.data, epsilon, g.flags, hint);
-    dx = Tensor(x.shape(), DType::float32);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(engine_, g.data, x)},
-                                         {DNNL_ARG_DIFF_DST, wrap(engine_, g.data, dy)},
-                                         {DNNL_ARG_MEAN, wrap(engine_, g.stats, stats->first)},
-                                         {DNNL_ARG_VARIANCE, wrap(engine_, g.stats, stats->second)},
-                                         {DNNL_ARG_DIFF_SRC, wrap(engine_, g.data, dx)}};
-    add_parameter_gradients(engine_, g, gamma, beta, dgamma, dbeta, !dnnl_compat::kOneDnn3, args);
-    run(dnnl::batch_normalization_backward(pd), std::move(args));
+    run(dnnl::batch_normalization_backward(pd), backward_args(engine_, g, x, dy, *stats, gamma, beta, !dnnl_compat::kOneDnn3, dx, dgamma, dbeta));
 }
 
 }  // namespace keras::backend
