@@ -8,6 +8,7 @@
 #include "keras/autodiff.hpp"
 #include "keras/errors.hpp"
 #include "keras/ops.hpp"
+#include "keras/random.hpp"
 #include "test_helpers.hpp"
 
 using namespace keras;
@@ -328,6 +329,20 @@ TEST_CASE("dropout keeps the expected share, scales kept entries and passes grad
     Tensor g = tape.gradient(ops::sum(d), w);
     CHECK(values_of(g) == values_of(d));
     CHECK(message_of<ValueError>([] { ops::dropout(ops::ones({2}), 1.0f); }).find("rate=1") != std::string::npos);
+}
+
+TEST_CASE("dropout masks are the draws of uniform01() >= rate, entry by entry, for any rate") {
+    for (const float rate : {0.0f, 1e-7f, 0.1f, 0.25f, 0.5f, 0.9999f}) {
+        CAPTURE(rate);
+        utils::set_random_seed(321);
+        const Tensor mask = random::dropout_mask({7, 300}, rate, Device::cpu());
+        utils::set_random_seed(321);
+        const float scale = 1.0f / (1.0f - rate);
+        for (int64_t i = 0; i < mask.numel(); ++i) {
+            const float want = random::uniform01() >= rate ? scale : 0.0f;
+            REQUIRE(mask.data<float>()[i] == want);
+        }
+    }
 }
 
 TEST_CASE("GradientTape: variables, unconnected sources, persistence, stop_recording") {

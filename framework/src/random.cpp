@@ -61,11 +61,16 @@ std::vector<int64_t> permutation(int64_t n) {
     }
     return p;
 }
+// The draws uniform01() would make, compared as integers: u = bits * 2^-53 >= rate exactly when
+// bits >= rate * 2^53 (exact in double), i.e. bits >= its ceiling. One generator lookup per mask,
+// not per entry (a thread_local in a shared library costs a call each time).
 Tensor dropout_mask(const Shape& shape, float rate, Device device) {
     Tensor mask(shape, DType::float32);
     float* m = mask.data<float>();
     const float scale = 1.0f / (1.0f - rate);
-    for (int64_t i = 0; i < mask.numel(); ++i) m[i] = uniform01() >= rate ? scale : 0.0f;
+    const auto threshold = static_cast<uint64_t>(std::ceil(static_cast<double>(rate) * 0x1.0p53));
+    std::mt19937_64& gen = generator();
+    for (int64_t i = 0; i < mask.numel(); ++i) m[i] = (gen() >> 11) >= threshold ? scale : 0.0f;
     return mask.to(device);
 }
 
