@@ -50,30 +50,18 @@ dnnl::convolution_forward::primitive_desc forward_pd(const dnnl::engine& engine,
         g.src, g.kernel_any, g.dst, g.strides, g.dilates, g.pad_l, g.pad_r);
 }
 
-memory wrap(const dnnl::engine& engine, const memory::desc& md, const Tensor& t) {
-    return memory(md, engine, const_cast<void*>(t.raw()));
-}
-
-// Whether oneDNN runs this call: float32 with no empty axis (the defaults take the rest).
-bool onednn_can(std::initializer_list<const Tensor*> ts) {
-    for (const Tensor* t : ts)
-        if (t->dtype() != DType::float32 || t->numel() == 0) return false;
-    return true;
-}
-
 }  // namespace
 
 // `from` in the layout `to_desc` asks for: `from` itself when they agree, else a reordered copy.
 static memory in_layout(OneDnnBackend& b, const memory& from, const memory::desc& to_desc) {
     if (from.get_desc() == to_desc) return from;
     memory to(to_desc, b.engine());
-    b.run(dnnl::reorder(dnnl::reorder::primitive_desc(from, to, OneDnnBackend::user_scratchpad())),
-          {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+    b.reorder(from, to);
     return to;
 }
 
 Tensor OneDnnBackend::conv1d(const Window1D& w, int64_t groups, const Tensor& x, const Tensor& kernel) {
-    if (!onednn_can({&x, &kernel})) return Backend::conv1d(w, groups, x, kernel);
+    if (!all_f32({&x, &kernel})) return Backend::conv1d(w, groups, x, kernel);
     const ConvGeometry g(w, groups, x, kernel);
     const auto pd = forward_pd(engine_, g);
     Tensor y({x.dim(0), w.out_steps(x.dim(1)), kernel.dim(2)}, DType::float32);
@@ -86,7 +74,7 @@ Tensor OneDnnBackend::conv1d(const Window1D& w, int64_t groups, const Tensor& x,
 
 void OneDnnBackend::conv1d_backward(const Window1D& w, int64_t groups, const Tensor& x, const Tensor& kernel,
                                     const Tensor& dy, Tensor& dx, Tensor& dkernel) {
-    if (!onednn_can({&x, &kernel, &dy})) return Backend::conv1d_backward(w, groups, x, kernel, dy, dx, dkernel);
+    if (!all_f32({&x, &kernel, &dy})) return Backend::conv1d_backward(w, groups, x, kernel, dy, dx, dkernel);
     const ConvGeometry g(w, groups, x, kernel);
     const auto hint = forward_pd(engine_, g);
     const auto attr = user_scratchpad();
@@ -111,9 +99,7 @@ void OneDnnBackend::conv1d_backward(const Window1D& w, int64_t groups, const Ten
         {{DNNL_ARG_SRC, wrap(engine_, g.src, x)},
          {DNNL_ARG_DIFF_DST, wrap(engine_, g.dst, dy)},
          {DNNL_ARG_DIFF_WEIGHTS, picked}});
-    if (!same_layout)
-        run(dnnl::reorder(dnnl::reorder::primitive_desc(picked, keras_dkernel, attr)),
-            {{DNNL_ARG_FROM, picked}, {DNNL_ARG_TO, keras_dkernel}});
+    if (!same_layout) reorder(picked, keras_dkernel);
 }
 
 namespace {
@@ -132,7 +118,7 @@ dnnl::pooling_forward::primitive_desc pool_pd(const dnnl::engine& engine, PoolKi
 
 // Max pooling in training keeps oneDNN's workspace (which tap won each window) for the backward.
 PoolForward OneDnnBackend::pool1d(PoolKind kind, const Window1D& w, const Tensor& x, bool training) {
-    if (!onednn_can({&x}) || w.dilation != 1) return Backend::pool1d(kind, w, x, training);
+    if (!all_f32({&x}) || w.dilation != 1) return Backend::pool1d(kind, w, x, training);
     const bool workspace = training && kind == PoolKind::max;
     const auto pd = pool_pd(engine_, kind, w, x,
                             workspace ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference);
@@ -151,7 +137,7 @@ PoolForward OneDnnBackend::pool1d(PoolKind kind, const Window1D& w, const Tensor
 Tensor OneDnnBackend::pool1d_backward(PoolKind kind, const Window1D& w, const Tensor& x, const PoolForward& fwd,
                                       const Tensor& dy) {
     const memory* ws = std::any_cast<memory>(&fwd.saved);
-    if (!onednn_can({&x, &dy}) || w.dilation != 1 || (kind == PoolKind::max && !ws))
+    if (!all_f32({&x, &dy}) || w.dilation != 1 || (kind == PoolKind::max && !ws))
         return Backend::pool1d_backward(kind, w, x, fwd, dy);
     const auto hint = pool_pd(engine_, kind, w, x, dnnl::prop_kind::forward_training);
     const auto pd = dnnl_compat::pooling_backward_pd(engine_, user_scratchpad(), pool_algorithm(kind), hint.src_desc(),

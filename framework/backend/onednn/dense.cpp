@@ -33,10 +33,6 @@ dnnl::matmul OneDnnBackend::matmul_for(int64_t m, int64_t k, int64_t n, bool tra
     });
 }
 
-static memory wrap(const dnnl::engine& engine, const memory::desc& desc, const Tensor& t) {
-    return memory(desc, engine, const_cast<void*>(t.raw()));
-}
-
 Tensor OneDnnBackend::matmul_bias(const Tensor& x, const Tensor& kernel, const Tensor& bias) {
     const int64_t m = x.dim(0), k = x.dim(1), n = kernel.dim(1);
     if (kernel.dim(0) != k)

@@ -72,14 +72,14 @@ Tensor OneDnnBackend::activation(Activation a, const Tensor& x) {
     if (a == Activation::softmax) {
         const int64_t cols = x.dim(-1), rows = x.numel() / cols;
         const auto md = rows_desc(rows, cols);
-        run(dnnl_compat::softmax(engine_, user_scratchpad(), md, 1, false), {{DNNL_ARG_SRC, memory(md, engine_, const_cast<void*>(x.raw()))},
-                   {DNNL_ARG_DST, memory(md, engine_, y.raw())}});
+        run(dnnl_compat::softmax(engine_, user_scratchpad(), md, 1, false),
+            {{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}});
         return y;
     }
     if (auto alg = onednn_algorithm(a); alg && !nan) {
         const auto md = flat_desc(x);
-        run(dnnl_compat::eltwise(engine_, user_scratchpad(), *alg, md, onednn_alpha(a), 0.0f), {{DNNL_ARG_SRC, memory(md, engine_, const_cast<void*>(x.raw()))},
-                   {DNNL_ARG_DST, memory(md, engine_, y.raw())}});
+        run(dnnl_compat::eltwise(engine_, user_scratchpad(), *alg, md, onednn_alpha(a), 0.0f),
+            {{DNNL_ARG_SRC, wrap(engine_, md, x)}, {DNNL_ARG_DST, wrap(engine_, md, y)}});
         return y;
     }
     const float* px = x.data<float>();

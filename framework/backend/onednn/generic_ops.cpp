@@ -28,15 +28,6 @@ memory::desc plain_desc(const Shape& shape) {
     return memory::desc(d, memory::data_type::f32, dense_strides(d));
 }
 
-memory wrap(const dnnl::engine& engine, const memory::desc& md, const Tensor& t) {
-    return memory(md, engine, const_cast<void*>(t.raw()));
-}
-
-bool all_f32(std::initializer_list<const Tensor*> ts) {
-    for (const Tensor* t : ts)
-        if (t->dtype() != DType::float32 || t->numel() == 0) return false;
-    return true;
-}
 
 // eltwise algorithm with its alpha / beta for the unary ops oneDNN has.
 struct Eltwise {
@@ -201,9 +192,9 @@ Tensor OneDnnBackend::transpose(const Tensor& x, const std::vector<int>& perm) {
     Shape out(perm.size());
     for (size_t i = 0; i < perm.size(); ++i) dims[i] = out[i] = x.shape()[perm[i]], strides[i] = own[perm[i]];
     Tensor y(out, DType::float32);
-    memory src(memory::desc(dims, memory::data_type::f32, strides), engine_, const_cast<void*>(x.raw()));
+    const memory src = wrap(engine_, memory::desc(dims, memory::data_type::f32, strides), x);
     memory dst = wrap(engine_, plain_desc(out), y);
-    run(dnnl::reorder(dnnl::reorder::primitive_desc(src, dst, user_scratchpad())), {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
+    reorder(src, dst);
     return y;
 }
 

@@ -30,12 +30,6 @@ struct NormGeometry {
     }
 };
 
-memory wrap(const dnnl::engine& engine, const memory::desc& md, const Tensor& t) {
-    return memory(md, engine, const_cast<void*>(t.raw()));
-}
-
-bool onednn_can(const Tensor& x) { return x.dtype() == DType::float32 && x.numel() > 0; }
-
 // A backward's arguments: x, dy and the forward's statistics in; dx out, and dgamma / dbeta where
 // gamma / beta are defined (C each). With use_shift, oneDNN's backward checks that beta is among its
 // inputs (it never reads it), except batch normalization in 3.x, which refuses it as one input too
@@ -68,7 +62,7 @@ std::unordered_map<int, memory> backward_args(const dnnl::engine& engine, const 
 
 NormForward OneDnnBackend::layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon,
                                       bool training) {
-    if (!onednn_can(x)) return Backend::layer_norm(x, gamma, beta, epsilon, training);
+    if (!all_f32({&x})) return Backend::layer_norm(x, gamma, beta, epsilon, training);
     const NormGeometry g(x, gamma, beta, true);
     const auto prop = training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
     const auto pd = dnnl_compat::layer_norm_pd(engine_, user_scratchpad(), prop, g.data, g.stats, epsilon, g.flags);
@@ -92,19 +86,20 @@ void OneDnnBackend::layer_norm_backward(const Tensor& x, const Tensor& gamma, co
                                         const NormForward& fwd, const Tensor& dy, Tensor& dx, Tensor& dgamma,
                                         Tensor& dbeta) {
     const auto* stats = std::any_cast<Statistics>(&fwd.saved);
-    if (!onednn_can(x) || !stats)
+    if (!all_f32({&x}) || !stats)
         return Backend::layer_norm_backward(x, gamma, beta, epsilon, fwd, dy, dx, dgamma, dbeta);
     const NormGeometry g(x, gamma, beta, true);
     const auto attr = user_scratchpad();
     const auto hint = dnnl_compat::layer_norm_pd(engine_, attr, dnnl::prop_kind::forward_training, g.data, g.stats,
                                                  epsilon, g.flags);
     const auto pd = dnnl_compat::layer_norm_backward_pd(engine_, attr, g.data, g.stats, epsilon, g.flags, hint);
-    run(dnnl::layer_normalization_backward(pd), backward_args(engine_, g, x, dy, *stats, gamma, beta, true, dx, dgamma, dbeta));
+    run(dnnl::layer_normalization_backward(pd),
+        backward_args(engine_, g, x, dy, *stats, gamma, beta, true, dx, dgamma, dbeta));
 }
 
 NormForward OneDnnBackend::batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                                float epsilon) {
-    if (!onednn_can(x)) return Backend::batch_norm_training(x, gamma, beta, epsilon);
+    if (!all_f32({&x})) return Backend::batch_norm_training(x, gamma, beta, epsilon);
     const NormGeometry g(x, gamma, beta, false);
     const auto pd = dnnl_compat::batch_norm_pd(engine_, user_scratchpad(), dnnl::prop_kind::forward_training, g.data,
                                                epsilon, g.flags);
@@ -127,14 +122,15 @@ void OneDnnBackend::batch_norm_training_backward(const Tensor& x, const Tensor& 
                                                  float epsilon, const NormForward& fwd, const Tensor& dy, Tensor& dx,
                                                  Tensor& dgamma, Tensor& dbeta) {
     const auto* stats = std::any_cast<Statistics>(&fwd.saved);
-    if (!onednn_can(x) || !stats)
+    if (!all_f32({&x}) || !stats)
         return Backend::batch_norm_training_backward(x, gamma, beta, epsilon, fwd, dy, dx, dgamma, dbeta);
     const NormGeometry g(x, gamma, beta, false);
     const auto attr = user_scratchpad();
     const auto hint = dnnl_compat::batch_norm_pd(engine_, attr, dnnl::prop_kind::forward_training, g.data, epsilon,
                                                  g.flags);
     const auto pd = dnnl_compat::batch_norm_backward_pd(engine_, attr, g.data, epsilon, g.flags, hint);
-    run(dnnl::batch_normalization_backward(pd), backward_args(engine_, g, x, dy, *stats, gamma, beta, !dnnl_compat::kOneDnn3, dx, dgamma, dbeta));
+    run(dnnl::batch_normalization_backward(pd),
+        backward_args(engine_, g, x, dy, *stats, gamma, beta, !dnnl_compat::kOneDnn3, dx, dgamma, dbeta));
 }
 
 }  // namespace keras::backend

@@ -73,6 +73,11 @@ void OneDnnBackend::run(const dnnl::primitive& p, std::unordered_map<int, dnnl::
     stream().wait();
 }
 
+void OneDnnBackend::reorder(const dnnl::memory& from, const dnnl::memory& to) {
+    run(dnnl::reorder(dnnl::reorder::primitive_desc(from, to, user_scratchpad())),
+        {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+}
+
 CacheStats OneDnnBackend::matmul_cache_stats() {
     std::lock_guard lock(matmul_mutex_);
     return stats_of(matmul_cache_);

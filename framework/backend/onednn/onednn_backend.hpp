@@ -4,6 +4,7 @@
 // (step-by-step loop for options the primitives lack), optimizer_updates.cpp.
 #pragma once
 
+#include <initializer_list>
 #include <mutex>
 #include <functional>
 #include <optional>
@@ -54,6 +55,8 @@ public:
     static dnnl::primitive_attr user_scratchpad();
     // Executes p on the calling thread's stream with that thread's scratchpad, and waits.
     void run(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> args);
+    // Copies `from` into `to`, converting between their layouts (a reorder primitive, run by run()).
+    void reorder(const dnnl::memory& from, const dnnl::memory& to);
 
     // Entries, capacity and evictions of the primitive caches, for tests.
     CacheStats matmul_cache_stats();
@@ -162,6 +165,20 @@ private:
     std::once_flag rnn_cache_once_;
     std::shared_ptr<RnnCache> rnn_cache_;
 };
+
+// A CPU tensor's storage seen as oneDNN memory of descriptor md (no copy: oneDNN's API takes a
+// non-const pointer even for inputs).
+inline dnnl::memory wrap(const dnnl::engine& engine, const dnnl::memory::desc& md, const Tensor& t) {
+    return dnnl::memory(md, engine, const_cast<void*>(t.raw()));
+}
+
+// Whether every tensor is float32 with no empty axis: what this backend hands to oneDNN's primitives
+// (the others take the host loops or the defaults).
+inline bool all_f32(std::initializer_list<const Tensor*> ts) {
+    for (const Tensor* t : ts)
+        if (t->dtype() != DType::float32 || t->numel() == 0) return false;
+    return true;
+}
 
 // ---- bfloat16 conversions (bf16.cpp): round to nearest even, NaN stays NaN.
 using Bf16Buffer = std::vector<uint16_t>;
