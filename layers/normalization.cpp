@@ -76,19 +76,14 @@ Tensor fused_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta
                         Tensor& variance) {
     backend::NormForward fwd = backend::for_tensor(x).batch_norm_training(x, gamma, beta, epsilon);
     mean = fwd.mean, variance = fwd.variance;
-    std::vector<Tensor> inputs{x};
-    if (gamma.defined()) inputs.push_back(gamma);
-    if (beta.defined()) inputs.push_back(beta);
     const Tensor y = fwd.y;
-    return autodiff::record("batch_normalization", y, inputs, [x = x.detached(), g = gamma.detached(),
-                                                                b = beta.detached(), epsilon,
-                                                                fwd = std::move(fwd)](const Tensor& dy) {
+    // An undefined gamma / beta is no input to the tape, and its gradient stays undefined.
+    return autodiff::record("batch_normalization", y, {x, gamma, beta}, [x = x.detached(), g = gamma.detached(),
+                                                                          b = beta.detached(), epsilon,
+                                                                          fwd = std::move(fwd)](const Tensor& dy) {
         Tensor dx, dg, db;
         backend::for_tensor(dy).batch_norm_training_backward(x, g, b, epsilon, fwd, dy, dx, dg, db);
-        std::vector<Tensor> grads{dx};
-        if (g.defined()) grads.push_back(dg);
-        if (b.defined()) grads.push_back(db);
-        return grads;
+        return std::vector<Tensor>{dx, dg, db};
     });
 }
 

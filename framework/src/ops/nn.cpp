@@ -108,18 +108,13 @@ Tensor layer_normalization(const Tensor& x, const Tensor& gamma, const Tensor& b
     const Tensor g = gamma.defined() ? reshape(gamma, {width}) : Tensor();
     const Tensor b = beta.defined() ? reshape(beta, {width}) : Tensor();
     backend::NormForward fwd = backend_of(x).layer_norm(x, g, b, epsilon, autodiff::recording());
-    std::vector<Tensor> inputs{x};
-    if (g.defined()) inputs.push_back(g);
-    if (b.defined()) inputs.push_back(b);
     const Tensor y = fwd.y;
-    return autodiff::record(op, y, inputs, [x = x.detached(), g = g.detached(), b = b.detached(), epsilon,
-                                            fwd = std::move(fwd)](const Tensor& dy) {
+    // An undefined gamma / beta is no input to the tape, and its gradient stays undefined.
+    return autodiff::record(op, y, {x, g, b}, [x = x.detached(), g = g.detached(), b = b.detached(), epsilon,
+                                               fwd = std::move(fwd)](const Tensor& dy) {
         Tensor dx, dg, db;
         backend_of(dy).layer_norm_backward(x, g, b, epsilon, fwd, dy, dx, dg, db);
-        std::vector<Tensor> grads{dx};
-        if (g.defined()) grads.push_back(dg);
-        if (b.defined()) grads.push_back(db);
-        return grads;
+        return std::vector<Tensor>{dx, dg, db};
     });
 }
 
