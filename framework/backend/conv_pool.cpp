@@ -2,6 +2,7 @@
 // backend's own generic ops (take gathers each output step's window, then a matmul or a reduction),
 // so they run on whatever device the backend is for. The CPU backend overrides them with oneDNN's
 // primitives (onednn/conv_pool.cpp); these stay the reference they are tested against.
+#include <algorithm>
 #include <limits>
 
 #include "keras/backend.hpp"
@@ -69,16 +70,13 @@ Tensor scatter(Backend& b, const Windows& windows, const Tensor& d_windows, cons
 
 // (1, To, 1): how many of each output step's taps are real steps (the average's divisor).
 Tensor real_taps(const Window1D& w, int64_t steps, Device device) {
-    const int64_t out = w.out_steps(steps);
-    Tensor counts({1, out, 1}, DType::float32);
-    for (int64_t o = 0; o < out; ++o) {
-        int64_t n = 0;
-        for (int64_t j = 0; j < w.size; ++j) {
-            const int64_t t = o * w.stride + j * w.dilation - w.pad_before;
-            n += t >= 0 && t < steps;
-        }
-        counts.data<float>()[o] = static_cast<float>(n);
-    }
+    bool padded = false;
+    const Tensor indices = window_indices(w, steps, padded);
+    const int64_t* p = indices.data<int64_t>();
+    Tensor counts({1, indices.dim(0), 1}, DType::float32);
+    for (int64_t o = 0; o < indices.dim(0); ++o)
+        counts.data<float>()[o] = static_cast<float>(std::count_if(p + o * w.size, p + (o + 1) * w.size,
+                                                                   [steps](int64_t t) { return t < steps; }));
     return counts.to(device);
 }
 
