@@ -1,7 +1,5 @@
 #include "keras/layers/convolutional.hpp"
 
-#include <limits>
-
 #include <fmt/format.h>
 
 #include "keras/autodiff.hpp"
