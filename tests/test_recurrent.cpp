@@ -1120,3 +1120,164 @@ TEST_CASE("timing: one forward+backward of the benchmark RNNs" * doctest::skip()
     MESSAGE(fmt::format("SimpleRNN(16) N=100 T=130 C=100, small-RNN kernel: {:.2f} ms per forward+backward",
                         time_forward_backward(rnn, 50, false)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Our GEMM-step LSTM / GRU (gemm_rnn.cpp): float32 products here (always mode), so the same
+// tolerances as every path; its bfloat16 run is test_mixed_precision's.
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+struct GemmRnnModeScope {
+    explicit GemmRnnModeScope(be::GemmRnnMode mode) { be::set_gemm_rnn_mode(mode); }
+    ~GemmRnnModeScope() { be::set_gemm_rnn_mode(std::nullopt); }
+};
+
+// The grid's small shapes, and batches large enough to split across threads (N >= 16) with units
+// that are not a multiple of the 16-float vectors.
+std::vector<Case> gemm_rnn_cases() {
+    std::vector<Case> out;
+    for (const Case& base : {Case{.cell = ref::Cell::lstm}, Case{.cell = ref::Cell::gru, .reset_after = true}}) {
+        for (const Case& c : grid(base)) out.push_back(c);
+        for (auto [N, T, C, H] : {std::array{20, 6, 5, 20}, {33, 4, 7, 40}, {16, 3, 3, 16}}) {
+            Case c = base;
+            c.N = N, c.T = T, c.C = C, c.H = H, c.return_sequences = true, c.go_backwards = H == 40;
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("GEMM-step LSTM / GRU: forward and backward equal the double-precision reference, every option") {
+    const GemmRnnModeScope on(be::GemmRnnMode::always);
+    const SmallRnnModeScope off(be::SmallRnnMode::never);
+    for (const Case& c : gemm_rnn_cases()) {
+        CHECK(be::is_gemm_rnn_forward(run_forward(c, make_inputs(c, false, 1), false)));
+        for (bool states : {false, true}) {
+            check_forward_against_reference(c, states, false);
+            check_backward_against_reference(c, states, false);
+        }
+    }
+}
+
+TEST_CASE("GEMM-step LSTM / GRU: the gate loops' baseline-ISA build equals the reference too") {
+    const GemmRnnModeScope on(be::GemmRnnMode::always);
+    const SmallRnnModeScope off(be::SmallRnnMode::never);
+    be::set_small_rnn_baseline_isa(true);
+    for (const Case& c : gemm_rnn_cases()) {
+        check_forward_against_reference(c, true, false);
+        check_backward_against_reference(c, true, false);
+    }
+    be::set_small_rnn_baseline_isa(false);
+}
+
+TEST_CASE("GEMM-step LSTM / GRU: backward equals central finite differences of its forward") {
+    const GemmRnnModeScope on(be::GemmRnnMode::always);
+    const SmallRnnModeScope off(be::SmallRnnMode::never);
+    for (const Case& base : {Case{.cell = ref::Cell::lstm}, Case{.cell = ref::Cell::gru, .reset_after = true}}) {
+        Case c = base;
+        c.N = 2, c.T = 4, c.C = 3, c.H = 3;
+        for (bool rs : {false, true})
+            for (bool gb : {false, true})
+                for (bool bias : {true, false}) {
+                    c.return_sequences = rs, c.go_backwards = gb, c.use_bias = bias;
+                    check_backward_against_finite_differences(c, false);
+                }
+    }
+}
+
+TEST_CASE("GEMM-step LSTM / GRU equal oneDNN's primitives, with and without lengths, c's gradient included") {
+    const SmallRnnModeScope off(be::SmallRnnMode::never);
+    for (const Case& base : {Case{.cell = ref::Cell::lstm}, Case{.cell = ref::Cell::gru, .reset_after = true}}) {
+        Case c = base;
+        c.N = 19, c.T = 7, c.C = 6, c.H = 20, c.return_sequences = true;
+        const bool lstm = c.cell == ref::Cell::lstm;
+        const std::vector<int32_t> lengths{7, 0, 3, 1, 7, 5, 2, 6, 4, 7, 1, 7, 6, 5, 4, 3, 2, 1, 0};
+        for (bool gb : {false, true})
+            for (bool packed : {false, true}) {
+                c.go_backwards = gb;
+                INFO(std::string(c.str() + (packed ? " with lengths" : "")));
+                const Inputs in = make_inputs(c, true, 61);
+                const OutputGrads og = make_output_grads(c, true, 61);
+                const auto spec = spec_of(c);
+                const Tensor x = tensor_of(in.x, {c.N, c.T, c.C});
+                const Tensor dseq = tensor_of(og.dseq, {c.N, c.T, c.H}), dh = state_tensor(c, og.dh);
+                const Tensor dc = lstm ? state_tensor(c, og.dc) : Tensor();
+                auto run = [&](be::GemmRnnMode mode) {
+                    const GemmRnnModeScope scope(mode);
+                    be::RnnForward f = cpu().rnn_forward(spec, x, weights_of(c, in), state_tensor(c, in.h0),
+                                                         lstm ? state_tensor(c, in.c0) : Tensor(), true, {},
+                                                         packed ? lengths : std::vector<int32_t>{});
+                    CHECK(be::is_gemm_rnn_forward(f) == (mode == be::GemmRnnMode::always));
+                    const Tensor c_final = lstm ? f.final_c() : Tensor();
+                    be::RnnGradients g = cpu().rnn_backward(spec, weights_of(c, in), f, dseq, dh, dc);
+                    return std::tuple{f, c_final, g};
+                };
+                const auto [fk, ck, gk] = run(be::GemmRnnMode::always);
+                const auto [fo, co, go] = run(be::GemmRnnMode::never);
+                check_close(vec_of(fk.h), vec_of(fo.h), "h");
+                if (lstm) check_close(vec_of(ck), vec_of(co), "c");
+                if (!packed)   // past each length the primitive's outputs are not the layer's
+                    check_close(vec_of(fk.sequences), vec_of(fo.sequences), "sequences");
+                check_close(vec_of(gk.dx), vec_of(go.dx), "dx");
+                check_close(vec_of(gk.dh0), vec_of(go.dh0), "dh0");
+                if (lstm) check_close(vec_of(gk.dc0), vec_of(go.dc0), "dc0");
+                check_close(vec_of(gk.dweights.kernel), vec_of(go.dweights.kernel), "dkernel");
+                check_close(vec_of(gk.dweights.recurrent_kernel), vec_of(go.dweights.recurrent_kernel), "drecurrent");
+                check_close(vec_of(gk.dweights.bias), vec_of(go.dweights.bias), "dbias");
+            }
+    }
+}
+
+TEST_CASE("GEMM-step LSTM / GRU: the rule, its overrides, the path it names, and one forward per backward") {
+    const be::RnnSpec lstm{.cell = be::RnnCell::lstm, .units = 8, .layer_name = "l"};
+    be::RnnSpec gru = lstm, gru_before = lstm, hard = lstm, simple = lstm;
+    gru.cell = gru_before.cell = be::RnnCell::gru;
+    gru_before.reset_after = false;
+    hard.recurrent_activation = Activation::hard_sigmoid;
+    simple.cell = be::RnnCell::simple_rnn;
+    CHECK(be::gemm_rnn_supports(lstm));
+    CHECK(be::gemm_rnn_supports(gru));
+    for (const be::RnnSpec& s : {gru_before, hard, simple}) CHECK_FALSE(be::gemm_rnn_supports(s));
+    {
+        const GemmRnnModeScope automatic(be::GemmRnnMode::automatic);
+        CHECK(be::gemm_rnn_chosen(lstm, true));   // bfloat16: ours
+        CHECK_FALSE(be::gemm_rnn_chosen(lstm, false));   // float32: oneDNN's primitive
+        CHECK_FALSE(be::gemm_rnn_chosen(gru_before, true));
+        be::RnnSpec bf16 = gru;
+        bf16.precision = be::Precision::bfloat16;
+        if (cpu().bfloat16_unsupported_reason().empty())
+            CHECK(cpu().rnn_path(bf16).description == "GEMM-step gru (oneDNN matmul), in bfloat16");
+        CHECK(cpu().rnn_path(gru).description == "oneDNN lbr_gru");
+    }
+    {
+        const GemmRnnModeScope always(be::GemmRnnMode::always);
+        CHECK(be::gemm_rnn_chosen(gru, false));
+        CHECK(cpu().rnn_path(gru).description == "GEMM-step gru (oneDNN matmul)");
+        const Case c{.cell = ref::Cell::gru, .N = 3, .T = 2, .C = 2, .H = 8};
+        const Inputs in = make_inputs(c, false, 5);
+        be::RnnForward f = run_forward(c, in, false);
+        const OutputGrads og = make_output_grads(c, false, 5);
+        run_backward(c, in, f, og, false);
+        CHECK_THROWS_WITH_AS(run_backward(c, in, f, og, false),
+                             doctest::Contains("this forward pass was already used by a backward pass"),
+                             std::runtime_error);
+    }
+    const GemmRnnModeScope never(be::GemmRnnMode::never);
+    CHECK_FALSE(be::gemm_rnn_chosen(lstm, true));
+
+    const char* before = std::getenv("KERASCPP_GEMM_RNN");
+    const std::string saved = before ? before : "";
+    be::set_gemm_rnn_mode(std::nullopt);
+    setenv("KERASCPP_GEMM_RNN", "off", 1);
+    CHECK(be::gemm_rnn_mode() == be::GemmRnnMode::never);
+    setenv("KERASCPP_GEMM_RNN", "on", 1);
+    CHECK(be::gemm_rnn_mode() == be::GemmRnnMode::always);
+    setenv("KERASCPP_GEMM_RNN", "fast", 1);
+    CHECK_THROWS_WITH_AS(be::gemm_rnn_mode(),
+                         "KERASCPP_GEMM_RNN='fast' is not a mode: expected auto, on (always) or off (never)",
+                         keras::ValueError);
+    if (before) setenv("KERASCPP_GEMM_RNN", saved.c_str(), 1);
+    else unsetenv("KERASCPP_GEMM_RNN");
+}

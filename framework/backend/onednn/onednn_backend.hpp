@@ -219,7 +219,8 @@ enum class SmallRnnMode { automatic, always, never };
 // with set_small_rnn_mode (tests, benchmarks); nullopt returns to the environment's.
 SmallRnnMode small_rnn_mode();
 void set_small_rnn_mode(std::optional<SmallRnnMode> mode);
-// Tests: run the kernel's baseline-ISA build even where the CPU has AVX-512 (false: pick by CPU).
+// Tests: run the baseline-ISA build of our kernels (this one and gemm_rnn.cpp's gate loops) even
+// where the CPU has AVX-512 (false: pick by CPU).
 void set_small_rnn_baseline_isa(bool baseline);
 bool small_rnn_uses_avx512();
 // Whether the kernel can run the spec at all: SimpleRNN, tanh / relu / sigmoid, units <= 64.
@@ -257,6 +258,10 @@ int64_t small_lstm_runs();
 // (denormals flushed or not), so work split by t gives the same bits whichever thread runs it.
 // threads <= 1, or no OpenMP runtime: body(0, 1) on the calling thread. The body must not throw.
 void run_team(int threads, const std::function<void(int t, int n)>& body);
+// run_team whose members each see one OpenMP thread: oneDNN primitives a member makes and runs
+// inside body use its thread alone, so the members run their own products side by side (made for a
+// count of 1: a primitive made for more threads must not run inside a parallel region).
+void run_team_of_solo_members(int threads, const std::function<void(int t, int n)>& body);
 // [0, n) in one contiguous range per member of a run_team team: body(begin, end), each begin a
 // multiple of `align` (a range may be empty when n is small).
 void run_ranges(int threads, int64_t n, int64_t align, const std::function<void(int64_t, int64_t)>& body);
@@ -268,6 +273,28 @@ inline constexpr int64_t kSmallLstmMinUnitsPerThread = 64;
 // Tests, benchmarks: this many threads for the recurrence whatever the rule and the governor say (at
 // most one per 32 units; units not a multiple of 32 take one); nullopt returns to the rule.
 void set_small_lstm_threads(std::optional<int> threads);
+
+// ---- Our own LSTM / GRU (reset_after) of matrix products (gemm_rnn.cpp), run instead of oneDNN's
+// lstm / lbr_gru primitives when gemm_rnn_chosen() says so. Same semantics as the primitive's path
+// (go_backwards, lengths, h0 / c0); dropout masks take the step loop before.
+// automatic: under mixed_bfloat16 (where bfloat16 runs); always / never: whenever the spec is
+// supported (float32 specs then run float32 products) / not at all.
+enum class GemmRnnMode { automatic, always, never };
+// $KERASCPP_GEMM_RNN (auto, on / always / 1, off / never / 0; unset: auto) unless a mode was set with
+// set_gemm_rnn_mode (tests, benchmarks); nullopt returns to the environment's.
+GemmRnnMode gemm_rnn_mode();
+void set_gemm_rnn_mode(std::optional<GemmRnnMode> mode);
+// LSTM, or GRU with reset_after, with Keras's default activations (tanh, sigmoid).
+bool gemm_rnn_supports(const RnnSpec& spec);
+// bf16: whether the call computes in bfloat16 (the spec's precision, where this CPU runs it).
+bool gemm_rnn_chosen(const RnnSpec& spec, bool bf16);
+RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor& x, const RnnWeights& w,
+                            const Tensor& h0, const Tensor& c0, bool training, bool bf16,
+                            const std::vector<int32_t>& lengths);
+// fwd must come from gemm_rnn_forward with training (is_gemm_rnn_forward).
+RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
+                               const Tensor& d_sequences, const Tensor& dh, const Tensor& dc);
+bool is_gemm_rnn_forward(const RnnForward& fwd);
 
 // ---- Per-sample lengths on the CPU (rnn_lengths.cpp), shared by the primitive and the step loop.
 // x (N, T, C) with each sample's first lengths[n] steps reversed (all T when lengths is empty);

@@ -410,6 +410,8 @@ RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec) {
     if (spec.cell == RnnCell::simple_rnn) fused += fmt::format(" ({})", to_string(spec.activation));
     const bool bf16 = spec.precision == Precision::bfloat16;
     const std::string why_not_bf16 = bf16 ? bfloat16_unsupported_reason() : std::string();
+    if (gemm_rnn_chosen(spec, bf16 && why_not_bf16.empty()))
+        fused = fmt::format("GEMM-step {} (oneDNN matmul)", spec.cell == RnnCell::lstm ? "lstm" : "gru");
     if (bf16) fused += why_not_bf16.empty() ? ", in bfloat16" : fmt::format(", in float32 ({})", why_not_bf16);
     if (small_rnn_supports(spec) && small_rnn_mode() != SmallRnnMode::never) {
         // The rule also reads the input's feature count, which only the call knows.
@@ -442,12 +444,13 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
         return rnn_fallback_forward(spec, x, w, h0, c0, masks, lengths);
     if (small_rnn_chosen(spec, x.dim(2))) return small_rnn_forward(spec, x, w, h0, training, lengths);
     if (small_lstm_chosen(spec, x.dim(0), training)) return small_lstm_forward(spec, x, w, h0, c0, lengths);
+    const bool bf16 = spec.precision == Precision::bfloat16 && bfloat16_unsupported_reason().empty();
+    if (gemm_rnn_chosen(spec, bf16)) return gemm_rnn_forward(*this, spec, x, w, h0, c0, training, bf16, lengths);
 
     const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;
     const bool lstm = spec.cell == RnnCell::lstm;
     std::lock_guard lock(rnn_cache().mutex);
 
-    const bool bf16 = spec.precision == Precision::bfloat16 && bfloat16_unsupported_reason().empty();
     const RnnKey key{kind_of(spec), spec.cell == RnnCell::simple_rnn ? spec.activation : Activation::tanh,
                      N, T, C, H, training, bf16, current_threads()};
     const std::shared_ptr<FusedRnn> slot = rnn_cache().entries.get_or_create(
@@ -533,6 +536,7 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
     if (!fwd.saved.has_value())
         runtime_error("Layer \"{}\": rnn_backward needs a forward pass run with training=true", spec.layer_name);
     if (is_small_rnn_forward(fwd)) return small_rnn_backward(spec, w, fwd, d_sequences, dh);
+    if (is_gemm_rnn_forward(fwd)) return gemm_rnn_backward(*this, spec, w, fwd, d_sequences, dh, dc);
     FusedSavedPtr* saved_ptr = std::any_cast<FusedSavedPtr>(&fwd.saved);
     if (!saved_ptr) return rnn_fallback_backward(spec, w, fwd, d_sequences, dh, dc);
     FusedSaved& saved = **saved_ptr;

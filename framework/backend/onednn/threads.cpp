@@ -136,6 +136,17 @@ void run_team(int threads, const std::function<void(int t, int n)>& body) {
     omp.parallel(team_member, &team, static_cast<unsigned>(threads), 0);
 }
 
+void run_team_of_solo_members(int threads, const std::function<void(int t, int n)>& body) {
+    run_team(threads, [&](int t, int n) {
+        if (n == 1) return body(t, n);   // the caller's own thread (or a team of one): its count stands
+        const OpenMp& omp = openmp();
+        const int before = omp.get_max_threads();
+        omp.set_num_threads(1);
+        body(t, n);
+        omp.set_num_threads(before);
+    });
+}
+
 void run_ranges(int threads, int64_t n, int64_t align, const std::function<void(int64_t, int64_t)>& body) {
     run_team(threads, [&](int t, int team) {
         const int64_t begin = n * t / team / align * align;

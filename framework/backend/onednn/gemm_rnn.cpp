@@ -1,0 +1,748 @@
+// Our own LSTM and GRU (reset_after) built from matrix products (issue 13 item 1), run instead of
+// oneDNN's lstm / lbr_gru primitives when gemm_rnn_chosen() says so: under mixed_bfloat16.
+//
+// Why: oneDNN 2.6's bfloat16 RNN primitives gained little over float32. On W3 (GRU(128)) the
+// bfloat16 lbr_gru backward is a reference kernel, slower than the float32 one, so mixed_bfloat16
+// trained no faster (docs/performance.md). Here a layer is matrix products that oneDNN's matmul
+// runs on AMX or AVX512_BF16, plus our own element-wise loops:
+// - forward: X W (+ b) for all T steps as one product; then, per step, h_{t-1} U and the gates;
+// - backward: per step (last first), the gates' gradients, then dG_t U^T for the state before it;
+//   after the loop, dW = X^T dG, dU = H_prev^T dG and dx = dG W^T, each one product over all rows.
+// Every buffer is time-major (row t * N + n), so a step's rows are one contiguous block.
+//
+// Precision (mixed_bfloat16): products take bfloat16 operands and accumulate in float32. The
+// gates, LSTM's c and every gradient sum stay float32. h is rounded to bfloat16 once per step, so
+// the layer's outputs are bfloat16 values, as the primitive's were. With float32 compute (tests,
+// KERASCPP_GEMM_RNN=on) the same code runs float32 products.
+//
+// Semantics: those of rnn.cpp's primitive path. Keras's weights are read as they are: kernel
+// (C, G H), recurrent_kernel (H, G H), bias (G H), or GRU's (2, G H) of input and recurrent biases.
+// go_backwards and h0 / c0 are handled as there. lengths follow rnn_lengths.cpp: all T steps run,
+// states are read at len - 1, and the final states' gradients enter there.
+#include <algorithm>
+#include <map>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "keras/errors.hpp"
+#include "onednn_backend.hpp"
+#include "simd16.hpp"
+
+namespace keras::backend {
+
+namespace {
+
+using namespace simd16;
+using dnnl::memory;
+using dt = memory::data_type;
+
+// ---- Buffers: uninitialised (every user writes before reading, or zeroes what it reads first), in
+// the compute dtype (bfloat16 as uint16_t, or float32) or float32. A buffer goes back to its pool
+// when destroyed, and the next call of the same shape takes it again: fresh multi-megabyte
+// allocations cost page faults, measured at a quarter of a W3 step.
+class BufferPool;
+struct Buffer {
+    std::unique_ptr<uint32_t[]> words;   // 4-byte aligned storage for either type
+    size_t size = 0;                     // in words
+    std::shared_ptr<BufferPool> pool;
+
+    Buffer() = default;
+    Buffer(std::unique_ptr<uint32_t[]> w, size_t n, std::shared_ptr<BufferPool> p)
+        : words(std::move(w)), size(n), pool(std::move(p)) {}
+    Buffer(Buffer&&) = default;
+    Buffer& operator=(Buffer&& other) noexcept {
+        release();
+        words = std::move(other.words), size = other.size, pool = std::move(other.pool);
+        return *this;
+    }
+    ~Buffer() { release(); }
+    void release() noexcept;
+
+    void* data() { return words.get(); }
+    const void* data() const { return words.get(); }
+    template <class E>
+    E* as() { return reinterpret_cast<E*>(words.get()); }
+    template <class E>
+    const E* as() const { return reinterpret_cast<const E*>(words.get()); }
+};
+
+class BufferPool : public std::enable_shared_from_this<BufferPool> {
+public:
+    // elements in the compute dtype (bf16: 2 bytes each, else 4).
+    Buffer take(int64_t elements, bool bf16) {
+        const size_t n = static_cast<size_t>(bf16 ? (elements + 1) / 2 : elements);
+        std::lock_guard lock(mutex_);
+        if (auto it = free_.find(n); it != free_.end()) {
+            Buffer b(std::move(it->second), n, shared_from_this());
+            free_.erase(it);
+            return b;
+        }
+        return Buffer(std::make_unique_for_overwrite<uint32_t[]>(n), n, shared_from_this());
+    }
+    Buffer floats(int64_t elements) { return take(elements, false); }
+    void give(size_t n, std::unique_ptr<uint32_t[]> words) {
+        std::lock_guard lock(mutex_);
+        free_.emplace(n, std::move(words));
+    }
+
+private:
+    std::mutex mutex_;
+    std::multimap<size_t, std::unique_ptr<uint32_t[]>> free_;
+};
+
+void Buffer::release() noexcept {
+    if (pool && words) pool->give(size, std::move(words));
+    words.reset();
+    pool.reset();
+}
+
+typedef uint32_t u32v __attribute__((vector_size(64), aligned(4)));
+typedef uint16_t u16v __attribute__((vector_size(32), aligned(2)));
+
+// x rounded to bfloat16 as bf16.cpp's to_bf16 does (nearest even, NaN kept quiet): the bit patterns.
+[[gnu::always_inline]] inline u32v bf16_bits(v16 x) {
+    const u32v b = std::bit_cast<u32v>(x);
+    const u32v rounded = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+    const u32v quiet_nan = (b >> 16) | 0x40u;
+    return x != x ? quiet_nan : rounded;
+}
+[[gnu::always_inline]] inline v16 bf16_value(u32v bits) { return std::bit_cast<v16>(bits << 16); }
+
+// Loads / stores of n (<= 16) compute-dtype elements as float32 vectors.
+template <bool kBf16>
+[[gnu::always_inline]] inline v16 load_c(const void* p, int64_t i, int64_t n) {
+    if constexpr (kBf16) {
+        u16v h = {};
+        if (n == kLanes) std::memcpy(&h, static_cast<const uint16_t*>(p) + i, sizeof h);
+        else std::memcpy(&h, static_cast<const uint16_t*>(p) + i, sizeof(uint16_t) * n);
+        return bf16_value(__builtin_convertvector(h, u32v));
+    } else {
+        return load_part(static_cast<const float*>(p) + i, n);
+    }
+}
+// Stores x in the compute dtype and returns the value stored (x rounded to bfloat16 for bf16).
+template <bool kBf16>
+[[gnu::always_inline]] inline v16 store_c(void* p, int64_t i, v16 x, int64_t n) {
+    if constexpr (kBf16) {
+        const u32v bits = bf16_bits(x);
+        const u16v h = __builtin_convertvector(bits, u16v);
+        if (n == kLanes) std::memcpy(static_cast<uint16_t*>(p) + i, &h, sizeof h);
+        else std::memcpy(static_cast<uint16_t*>(p) + i, &h, sizeof(uint16_t) * n);
+        return bf16_value(bits);
+    } else {
+        store_part(static_cast<float*>(p) + i, x, n);
+        return x;
+    }
+}
+
+// ---- The products, built once per shape.
+struct Gemm {
+    dnnl::matmul prim;
+    memory::desc a, b, c, bias;
+    bool has_bias = false;
+};
+
+// c (M, N) [+]= a (M, K) b (K, N) [+ bias]: a and b given by their strides (a transposed operand is
+// a stride swap), c row-major float32. accumulate: c += instead of c =.
+// b_strides empty: b in the layout the primitive prefers (format_tag::any, read back from it): a
+// per-step product reuses its weights T times, and AMX kernels given plain weights would repack
+// them at every call (measured: half of a step's product).
+Gemm make_gemm(const dnnl::engine& engine, int64_t M, int64_t K, int64_t N, memory::dims a_strides,
+               memory::dims b_strides, dt in, bool bias, bool accumulate) {
+    Gemm g;
+    g.a = memory::desc({M, K}, in, a_strides);
+    g.b = b_strides.empty() ? memory::desc({K, N}, in, memory::format_tag::any) : memory::desc({K, N}, in, b_strides);
+    g.c = memory::desc({M, N}, dt::f32, memory::dims{N, 1});
+    g.bias = memory::desc({1, N}, dt::f32, memory::dims{N, 1});
+    g.has_bias = bias;
+    dnnl::primitive_attr attr = OneDnnBackend::user_scratchpad();
+    if (accumulate) {
+        dnnl::post_ops ops;
+        ops.append_sum(1.0f);
+        attr.set_post_ops(ops);
+    }
+    const auto pd = bias ? dnnl_compat::make_pd<dnnl::matmul>(engine, attr, g.a, g.b, g.bias, g.c)
+                         : dnnl_compat::make_pd<dnnl::matmul>(engine, attr, g.a, g.b, g.c);
+    g.b = pd.weights_desc();
+    g.prim = dnnl::matmul(pd);
+    return g;
+}
+
+// One product run many times: its memory objects and scratchpad are made once per forward or
+// backward, and only their pointers change per call (a step's product takes microseconds, and
+// making memory objects is not free).
+class GemmRunner {
+public:
+    GemmRunner(OneDnnBackend& be, const Gemm& g) : be_(be), g_(g) {
+        const dnnl::engine& e = be.engine();
+        args_ = {{DNNL_ARG_SRC, memory(g.a, e, nullptr)},
+                 {DNNL_ARG_WEIGHTS, memory(g.b, e, nullptr)},
+                 {DNNL_ARG_DST, memory(g.c, e, nullptr)}};
+        if (g.has_bias) args_.emplace(DNNL_ARG_BIAS, memory(g.bias, e, nullptr));
+        const memory::desc pad = dnnl_compat::scratchpad_desc(g.prim);
+        if (pad.get_size() > 0) {
+            scratchpad_.reset(std::aligned_alloc(64, (pad.get_size() + 63) / 64 * 64));
+            if (!scratchpad_) runtime_error("out of memory: oneDNN asks for a {}-byte scratchpad", pad.get_size());
+            args_.emplace(DNNL_ARG_SCRATCHPAD, memory(pad, e, scratchpad_.get()));
+        }
+    }
+    void operator()(const void* a, const void* b, float* c, const float* bias = nullptr) {
+        args_.at(DNNL_ARG_SRC).set_data_handle(const_cast<void*>(a));
+        args_.at(DNNL_ARG_WEIGHTS).set_data_handle(const_cast<void*>(b));
+        args_.at(DNNL_ARG_DST).set_data_handle(c);
+        if (g_.has_bias) args_.at(DNNL_ARG_BIAS).set_data_handle(const_cast<float*>(bias));
+        g_.prim.execute(be_.stream(), args_);
+        be_.stream().wait();
+    }
+
+private:
+    OneDnnBackend& be_;
+    const Gemm& g_;
+    std::unordered_map<int, memory> args_;
+    std::unique_ptr<void, decltype(&std::free)> scratchpad_{nullptr, &std::free};
+};
+
+// ---- The layout. Both cells work on rows of 4 H gate columns and one stacked weight B (C + H, 4 H):
+// a step's pre-activations are [x_t | h_{t-1}] B + b, one product per step.
+// - LSTM: B = [W; U], columns i, f, c, o (Keras's order), b Keras's bias.
+// - GRU (reset_after): B = [[W_z W_r W_h 0]; [U_z U_r 0 U_h]], columns z, r, x W_h, h U_h, and
+//   b = [b_z + b'_z, b_r + b'_r, b_h, b'_h] (b the input bias, b' the recurrent one): the fourth
+//   block keeps h U_h + b'_h apart, as r multiplies it.
+// The backward's gradients come in the same four blocks, so dB = [x | h]^T dG, dx = dG B_x^T and
+// dh_{t-1} = dG_t B_h^T hold for both cells (B_x, B_h: B's first C and last H rows).
+struct PlanKey {
+    int64_t N, T, C, H;
+    bool bf16;
+    int threads;   // OneDnnBackend::current_threads() when created
+    auto operator<=>(const PlanKey&) const = default;
+};
+
+// The products over all T N rows, run by every thread.
+struct Plan {
+    Gemm d_weights;   // dB (C + H, 4 H) = XH^T dG, XH the (T N, C + H) rows [x_t | h_{t-1}]
+    Gemm d_input;     // dx (T N, C) = dG B_x^T
+    std::shared_ptr<BufferPool> pool = std::make_shared<BufferPool>();
+};
+
+Plan make_plan(const dnnl::engine& engine, const PlanKey& k) {
+    const int64_t K = k.C + k.H, W4 = 4 * k.H, TN = k.T * k.N;
+    const dt in = k.bf16 ? dt::bf16 : dt::f32;
+    return Plan{
+        .d_weights = make_gemm(engine, K, TN, W4, {1, K}, {W4, 1}, in, false, false),
+        .d_input = make_gemm(engine, TN, W4, k.C, {W4, 1}, {1, W4}, in, false, false),
+    };
+}
+
+// The per-step products of one thread's rows (run_recurrence), made for that thread alone.
+struct StepKey {
+    int64_t rows, C, H;
+    bool bf16;
+    int threads;
+    auto operator<=>(const StepKey&) const = default;
+};
+
+struct StepPlan {
+    Gemm step;       // G_t (rows, 4 H) = [x_t | h_{t-1}] (rows, C + H) B + b
+    Gemm step_back;  // dh (rows, H) += dG_t (rows, 4 H) B_h^T
+};
+
+StepPlan make_step_plan(const dnnl::engine& engine, const StepKey& k) {
+    const int64_t K = k.C + k.H, W4 = 4 * k.H;
+    const dt in = k.bf16 ? dt::bf16 : dt::f32;
+    return StepPlan{
+        .step = make_gemm(engine, k.rows, K, W4, {K, 1}, {}, in, true, false),
+        .step_back = make_gemm(engine, k.rows, W4, k.H, {W4, 1}, {}, in, false, true),
+    };
+}
+
+template <class Key, class Value, class Make>
+std::shared_ptr<Value> cached(const Key& key, Make&& make) {
+    static std::mutex mutex;
+    static LruCache<Key, std::shared_ptr<Value>> cache(OneDnnBackend::kRnnCacheCapacity);
+    std::lock_guard lock(mutex);
+    return cache.get_or_create(key, [&] { return std::make_shared<Value>(make()); });
+}
+
+std::shared_ptr<Plan> plan_for(OneDnnBackend& be, const PlanKey& key) {
+    return cached<PlanKey, Plan>(key, [&] { return make_plan(be.engine(), key); });
+}
+std::shared_ptr<StepPlan> step_plan_for(OneDnnBackend& be, const StepKey& key) {
+    return cached<StepKey, StepPlan>(key, [&] { return make_step_plan(be.engine(), key); });
+}
+
+// A matrix given by its descriptor `from` (plain, possibly strided) copied into g's weights layout.
+Buffer weights_for(OneDnnBackend& be, BufferPool& pool, const Gemm& g, const memory::desc& from, const void* data) {
+    Buffer out = pool.take(static_cast<int64_t>((g.b.get_size() + 3) / 4), false);
+    be.reorder(memory(from, be.engine(), const_cast<void*>(data)), memory(g.b, be.engine(), out.data()));
+    return out;
+}
+
+// ---- What the forward keeps for the backward (RnnForward::saved).
+struct GemmRnnSaved {
+    PlanKey key;
+    bool lstm = true;
+    std::shared_ptr<Plan> plan;
+    Buffer xh;                      // ((T + 1) N, C + H) compute dtype: row (t, n) = [x_t | h_{t-1}] (row T: h_{T-1})
+    Buffer gates;                   // float32 (T N, 4 H): LSTM i, f, g, o; GRU z, r, hh, h U_h + b'_h
+    Buffer c;                       // LSTM float32 ((T + 1) N, H): c0, then c after each step
+    std::vector<int32_t> lengths;   // empty: all T
+    bool used = false;              // a forward serves one backward
+};
+using GemmRnnSavedPtr = std::shared_ptr<GemmRnnSaved>;
+
+// ---- The element-wise work of one step, for rows [n0, n1) of the batch.
+struct StepWork {
+    bool lstm, bf16, backward;
+    int64_t N, T, C, H, t;
+    float* gates;          // the whole (T N, 4 H)
+    float* c;              // LSTM: the whole ((T + 1) N, H)
+    void* xh;              // the whole ((T + 1) N, C + H)
+    float* sequences;      // forward: (N, T, H) float32 outputs
+    // Backward.
+    const float* d_layer;  // (N, T, H) or null
+    float* dh;             // (N, H): in, the gradient on h_t from the later steps; out, its direct part on h_{t-1}
+    float* dc;             // LSTM (N, H): in dc_t, out dc_{t-1}
+    const float* dc_final; // LSTM with lengths: added at step len - 1; null otherwise
+    const int32_t* lengths;
+    void* dg;              // the whole (T N, 4 H) gate gradients, compute dtype
+    float* dbias;          // (N, 4 H) per-sample sums of the gate gradients
+
+    int64_t K() const { return C + H; }
+    float* gate_row(int64_t n) const { return gates + (t * N + n) * 4 * H; }
+    // Element offset of h_{t-1} of sample n in xh (h_t: h_before(t + 1, n)).
+    int64_t h_before(int64_t step, int64_t n) const { return (step * N + n) * K() + C; }
+};
+
+template <bool kBf16>
+[[gnu::always_inline]] inline void lstm_forward_rows(const StepWork& w, int64_t n0, int64_t n1) {
+    const int64_t H = w.H, NH = w.N * H;
+    const float* c_prev = w.c + w.t * NH;
+    float* c_out = w.c + (w.t + 1) * NH;
+    for (int64_t n = n0; n < n1; ++n) {
+        float* g = w.gate_row(n);
+        for (int64_t j = 0; j < H; j += kLanes) {
+            const int64_t m = std::min(kLanes, H - j);
+            const v16 i = vsigmoid(load_part(g + j, m)), f = vsigmoid(load_part(g + H + j, m));
+            const v16 cc = vtanh(load_part(g + 2 * H + j, m)), o = vsigmoid(load_part(g + 3 * H + j, m));
+            const v16 c = f * load_part(c_prev + n * H + j, m) + i * cc;
+            const v16 h = store_c<kBf16>(w.xh, w.h_before(w.t + 1, n) + j, o * vtanh(c), m);
+            store_part(g + j, i, m), store_part(g + H + j, f, m), store_part(g + 2 * H + j, cc, m);
+            store_part(g + 3 * H + j, o, m), store_part(c_out + n * H + j, c, m);
+            store_part(w.sequences + (n * w.T + w.t) * H + j, h, m);
+        }
+    }
+}
+
+template <bool kBf16>
+[[gnu::always_inline]] inline void gru_forward_rows(const StepWork& w, int64_t n0, int64_t n1) {
+    const int64_t H = w.H;
+    for (int64_t n = n0; n < n1; ++n) {
+        float* g = w.gate_row(n);
+        for (int64_t j = 0; j < H; j += kLanes) {
+            const int64_t m = std::min(kLanes, H - j);
+            const v16 z = vsigmoid(load_part(g + j, m)), r = vsigmoid(load_part(g + H + j, m));
+            const v16 hh = vtanh(load_part(g + 2 * H + j, m) + r * load_part(g + 3 * H + j, m));
+            const v16 h_prev = load_c<kBf16>(w.xh, w.h_before(w.t, n) + j, m);
+            const v16 h = store_c<kBf16>(w.xh, w.h_before(w.t + 1, n) + j, z * h_prev + (1.0f - z) * hh, m);
+            store_part(g + j, z, m), store_part(g + H + j, r, m), store_part(g + 2 * H + j, hh, m);
+            store_part(w.sequences + (n * w.T + w.t) * H + j, h, m);
+        }
+    }
+}
+
+// d: the gradient on h_t (the output's plus the later steps').
+[[gnu::always_inline]] inline v16 output_gradient(const StepWork& w, int64_t n, int64_t j, int64_t m) {
+    v16 d = load_part(w.dh + n * w.H + j, m);
+    if (w.d_layer) d += load_part(w.d_layer + (n * w.T + w.t) * w.H + j, m);
+    return d;
+}
+
+// The four blocks of a row's gate gradients: stored in the compute dtype, summed for the bias.
+template <bool kBf16>
+[[gnu::always_inline]] inline void store_gate_gradients(const StepWork& w, int64_t n, int64_t j, int64_t m,
+                                                        const v16 (&parts)[4]) {
+    const int64_t H = w.H;
+    float* db = w.dbias + n * 4 * H;
+    for (int q = 0; q < 4; ++q) {
+        store_c<kBf16>(w.dg, (w.t * w.N + n) * 4 * H + q * H + j, parts[q], m);
+        store_part(db + q * H + j, load_part(db + q * H + j, m) + parts[q], m);
+    }
+}
+
+template <bool kBf16>
+[[gnu::always_inline]] inline void lstm_backward_rows(const StepWork& w, int64_t n0, int64_t n1) {
+    const int64_t H = w.H, NH = w.N * H;
+    const float* c_prev = w.c + w.t * NH;
+    const float* c_now = w.c + (w.t + 1) * NH;
+    for (int64_t n = n0; n < n1; ++n) {
+        const float* g = w.gate_row(n);
+        const bool inject_c = w.dc_final && w.lengths[n] - 1 == w.t;
+        for (int64_t j = 0; j < H; j += kLanes) {
+            const int64_t m = std::min(kLanes, H - j);
+            const v16 i = load_part(g + j, m), f = load_part(g + H + j, m);
+            const v16 cc = load_part(g + 2 * H + j, m), o = load_part(g + 3 * H + j, m);
+            const v16 d = output_gradient(w, n, j, m);
+            const v16 tc = vtanh(load_part(c_now + n * H + j, m));
+            v16 dc = load_part(w.dc + n * H + j, m) + d * o * (1.0f - tc * tc);
+            if (inject_c) dc += load_part(w.dc_final + n * H + j, m);
+            store_part(w.dc + n * H + j, dc * f, m);
+            store_part(w.dh + n * H + j, v16{}, m);   // h_{t-1}'s gradient is all in dG B_h^T
+            store_gate_gradients<kBf16>(w, n, j, m,
+                                        {dc * cc * i * (1.0f - i), dc * load_part(c_prev + n * H + j, m) * f * (1.0f - f),
+                                         dc * i * (1.0f - cc * cc), d * tc * o * (1.0f - o)});
+        }
+    }
+}
+
+template <bool kBf16>
+[[gnu::always_inline]] inline void gru_backward_rows(const StepWork& w, int64_t n0, int64_t n1) {
+    const int64_t H = w.H;
+    for (int64_t n = n0; n < n1; ++n) {
+        const float* g = w.gate_row(n);
+        for (int64_t j = 0; j < H; j += kLanes) {
+            const int64_t m = std::min(kLanes, H - j);
+            const v16 z = load_part(g + j, m), r = load_part(g + H + j, m), hh = load_part(g + 2 * H + j, m);
+            const v16 h_prev = load_c<kBf16>(w.xh, w.h_before(w.t, n) + j, m);
+            const v16 d = output_gradient(w, n, j, m);
+            const v16 dz = d * (h_prev - hh) * z * (1.0f - z);
+            const v16 dhh = d * (1.0f - z) * (1.0f - hh * hh);
+            const v16 dr = dhh * load_part(g + 3 * H + j, m) * r * (1.0f - r);
+            store_part(w.dh + n * H + j, d * z, m);   // the direct part; dG B_h^T is added next
+            store_gate_gradients<kBf16>(w, n, j, m, {dz, dr, dhh, dhh * r});
+        }
+    }
+}
+
+template <bool kBf16>
+[[gnu::always_inline]] inline void step_rows_for(const StepWork& w, int64_t n0, int64_t n1) {
+    if (w.lstm) w.backward ? lstm_backward_rows<kBf16>(w, n0, n1) : lstm_forward_rows<kBf16>(w, n0, n1);
+    else w.backward ? gru_backward_rows<kBf16>(w, n0, n1) : gru_forward_rows<kBf16>(w, n0, n1);
+}
+
+[[gnu::always_inline]] inline void step_rows(const StepWork& w, int64_t n0, int64_t n1) {
+    if (w.bf16) step_rows_for<true>(w, n0, n1);
+    else step_rows_for<false>(w, n0, n1);
+}
+
+[[gnu::target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]] void step_rows_avx512(const StepWork& w, int64_t n0,
+                                                                                   int64_t n1) {
+    step_rows(w, n0, n1);
+}
+void step_rows_portable(const StepWork& w, int64_t n0, int64_t n1) { step_rows(w, n0, n1); }
+
+// set_small_rnn_baseline_isa (tests) switches both of our kernels to their baseline build.
+bool use_avx512() {
+    static const bool has_bw = __builtin_cpu_supports("avx512bw");
+    return has_bw && small_rnn_uses_avx512();
+}
+
+void step_rows_dispatch(const StepWork& w, int64_t n0, int64_t n1) {
+    if (use_avx512()) step_rows_avx512(w, n0, n1);
+    else step_rows_portable(w, n0, n1);
+}
+
+// Asks for [p, p + bytes) in cache ahead of use. A step's rows were written a whole sequence
+// earlier and have left the caches: without this, the step's product and loops wait on memory.
+void prefetch(const void* p, int64_t bytes) {
+    const char* c = static_cast<const char*>(p);
+    for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 1, 3);
+}
+
+// Prefetches what step t reads for rows [n0, n1) that the step before it did not touch.
+void prefetch_step(const StepWork& w, int64_t t, int64_t n0, int64_t n1) {
+    const int64_t rows = n1 - n0, es = w.bf16 ? 2 : 4;
+    if (!w.backward) {   // x_t's part of the product's rows
+        prefetch(static_cast<const char*>(w.xh) + es * (t * w.N + n0) * w.K(), es * rows * w.K());
+        return;
+    }
+    prefetch(w.gates + (t * w.N + n0) * 4 * w.H, sizeof(float) * rows * 4 * w.H);
+    if (w.lstm) prefetch(w.c + (t * w.N + n0) * w.H, sizeof(float) * rows * w.H);
+    if (w.d_layer)
+        for (int64_t n = n0; n < n1; ++n) prefetch(w.d_layer + (n * w.T + t) * w.H, sizeof(float) * w.H);
+}
+
+// The recurrence's rows split across the backend's threads once: each thread runs all T steps for
+// its rows, products and gates, with no barrier between steps (a sample's steps depend only on its
+// own past). Rows per thread at least this many: below it a step's products are too small to share.
+constexpr int64_t kMinRowsPerThread = 8;
+
+void run_recurrence(int64_t N, const std::function<void(int64_t n0, int64_t n1)>& member) {
+    const int threads = static_cast<int>(std::min<int64_t>(OneDnnBackend::current_threads(), N / kMinRowsPerThread));
+    std::mutex mutex;
+    std::exception_ptr error;
+    run_team_of_solo_members(std::max(threads, 1), [&](int t, int team) {
+        const int64_t n0 = N * t / team, n1 = N * (t + 1) / team;
+        if (n0 == n1) return;
+        try {
+            member(n0, n1);
+        } catch (...) {   // a team member must not throw: the first error is rethrown after the team
+            std::lock_guard lock(mutex);
+            if (!error) error = std::current_exception();
+        }
+    });
+    if (error) std::rethrow_exception(error);
+}
+
+// ---- Conversions into the compute dtype.
+template <bool kBf16>
+[[gnu::always_inline]] inline void convert_row_for(const float* src, void* dst, int64_t n) {
+    for (int64_t j = 0; j < n; j += kLanes) {
+        const int64_t m = std::min(kLanes, n - j);
+        store_c<kBf16>(dst, j, load_part(src + j, m), m);
+    }
+}
+[[gnu::target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]] void convert_row_avx512(const float* src, uint16_t* dst,
+                                                                                     int64_t n) {
+    convert_row_for<true>(src, dst, n);
+}
+// n floats into the compute dtype.
+void convert_row(const float* src, void* dst, int64_t n, bool bf16) {
+    if (!bf16) std::memcpy(dst, src, sizeof(float) * n);
+    else if (use_avx512()) convert_row_avx512(src, static_cast<uint16_t*>(dst), n);
+    else convert_row_for<true>(src, dst, n);
+}
+
+// The stacked weights B (C + H, 4 H) in the compute dtype, and the step's bias (4 H), from Keras's.
+struct Stacked {
+    Buffer b;
+    std::vector<float> bias;
+};
+Stacked stacked_weights(BufferPool& pool, const RnnSpec& spec, const RnnWeights& w, int64_t C, bool bf16) {
+    const int64_t H = spec.units, W4 = 4 * H;
+    const bool lstm = spec.cell == RnnCell::lstm;
+    Buffer plain = pool.floats((C + H) * W4);
+    float* B = plain.as<float>();
+    std::fill(B, B + (C + H) * W4, 0.0f);
+    auto place = [&](const float* from, int64_t rows, int64_t row0, int64_t from_block, int64_t to_block) {
+        const int64_t from_width = lstm ? W4 : 3 * H;
+        for (int64_t r = 0; r < rows; ++r)
+            std::copy(from + r * from_width + from_block * H, from + r * from_width + (from_block + 1) * H,
+                      B + (row0 + r) * W4 + to_block * H);
+    };
+    const float* kernel = w.kernel.data<float>();
+    const float* recurrent = w.recurrent_kernel.data<float>();
+    std::vector<float> bias(static_cast<size_t>(W4), 0.0f);
+    if (lstm) {
+        for (int q = 0; q < 4; ++q) place(kernel, C, 0, q, q), place(recurrent, H, C, q, q);
+        if (spec.use_bias) std::copy(w.bias.data<float>(), w.bias.data<float>() + W4, bias.begin());
+    } else {
+        for (int q = 0; q < 3; ++q) place(kernel, C, 0, q, q);
+        place(recurrent, H, C, 0, 0), place(recurrent, H, C, 1, 1), place(recurrent, H, C, 2, 3);
+        if (spec.use_bias) {
+            const float* in = w.bias.data<float>();
+            const float* rec = in + 3 * H;
+            for (int64_t j = 0; j < 2 * H; ++j) bias[j] = in[j] + rec[j];
+            for (int64_t j = 0; j < H; ++j) bias[2 * H + j] = in[2 * H + j], bias[3 * H + j] = rec[2 * H + j];
+        }
+    }
+    Stacked out{pool.take((C + H) * W4, bf16), std::move(bias)};
+    convert_row(B, out.b.data(), (C + H) * W4, bf16);
+    return out;
+}
+
+// The GEMM mode: KERASCPP_GEMM_RNN unless set_gemm_rnn_mode chose one.
+GemmRnnMode mode_from_environment() {
+    const char* v = std::getenv("KERASCPP_GEMM_RNN");
+    const std::string value = v ? v : "";
+    if (value.empty() || value == "auto") return GemmRnnMode::automatic;
+    if (value == "1" || value == "on" || value == "always") return GemmRnnMode::always;
+    if (value == "0" || value == "off" || value == "never") return GemmRnnMode::never;
+    value_error("KERASCPP_GEMM_RNN='{}' is not a mode: expected auto, on (always) or off (never)", value);
+}
+
+std::optional<GemmRnnMode>& forced_mode() {
+    static std::optional<GemmRnnMode> mode;
+    return mode;
+}
+
+std::vector<int32_t> all_steps(int64_t N, int64_t T) {
+    return std::vector<int32_t>(static_cast<size_t>(N), static_cast<int32_t>(T));
+}
+
+}  // namespace
+
+void set_gemm_rnn_mode(std::optional<GemmRnnMode> mode) { forced_mode() = mode; }
+
+GemmRnnMode gemm_rnn_mode() { return forced_mode() ? *forced_mode() : mode_from_environment(); }
+
+bool gemm_rnn_supports(const RnnSpec& spec) {
+    const bool gates_default = spec.activation == Activation::tanh && spec.recurrent_activation == Activation::sigmoid;
+    return gates_default && spec.units >= 1 &&
+           (spec.cell == RnnCell::lstm || (spec.cell == RnnCell::gru && spec.reset_after));
+}
+
+bool gemm_rnn_chosen(const RnnSpec& spec, bool bf16) {
+    if (!gemm_rnn_supports(spec)) return false;
+    switch (gemm_rnn_mode()) {
+        case GemmRnnMode::always: return true;
+        case GemmRnnMode::never: return false;
+        default: return bf16;
+    }
+}
+
+bool is_gemm_rnn_forward(const RnnForward& fwd) { return std::any_cast<GemmRnnSavedPtr>(&fwd.saved) != nullptr; }
+
+RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor& x, const RnnWeights& w,
+                            const Tensor& h0, const Tensor& c0, bool training, bool bf16,
+                            const std::vector<int32_t>& lengths) {
+    const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units, K = C + H, NH = N * H;
+    const bool lstm = spec.cell == RnnCell::lstm;
+    const size_t es = bf16 ? 2 : 4;
+    auto s = std::make_shared<GemmRnnSaved>();
+    s->key = PlanKey{N, T, C, H, bf16, OneDnnBackend::current_threads()};
+    s->lstm = lstm;
+    s->plan = plan_for(be, s->key);
+    s->lengths = lengths;
+    BufferPool& pool = *s->plan->pool;
+
+    // xh: x_t (processing order) into each row's first C columns, h0 into row 0's last H.
+    const Tensor xs = spec.go_backwards ? reverse_valid_steps(x, lengths) : x;
+    s->xh = pool.take((T + 1) * N * K, bf16);
+    char* xh = static_cast<char*>(s->xh.data());
+    run_ranges(OneDnnBackend::current_threads(), T, 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t)
+            for (int64_t n = 0; n < N; ++n)
+                convert_row(xs.data<float>() + (n * T + t) * C, xh + es * (t * N + n) * K, C, bf16);
+    });
+    for (int64_t n = 0; n < N; ++n) {
+        char* h = xh + es * (n * K + C);
+        if (h0.defined()) convert_row(h0.data<float>() + n * H, h, H, bf16);
+        else std::memset(h, 0, es * H);
+    }
+    const Stacked B = stacked_weights(pool, spec, w, C, bf16);
+    s->gates = pool.floats(T * N * 4 * H);
+    if (lstm) {
+        s->c = pool.floats((T + 1) * NH);
+        if (c0.defined()) std::copy(c0.data<float>(), c0.data<float>() + NH, s->c.as<float>());
+        else std::fill(s->c.as<float>(), s->c.as<float>() + NH, 0.0f);
+    }
+
+    RnnForward out;
+    out.sequences = Tensor({N, T, H}, DType::float32);
+    const StepWork work{.lstm = lstm, .bf16 = bf16, .backward = false, .N = N, .T = T, .C = C, .H = H, .t = 0,
+                        .gates = s->gates.as<float>(), .c = s->c.as<float>(), .xh = xh,
+                        .sequences = out.sequences.data<float>(), .d_layer = nullptr, .dh = nullptr, .dc = nullptr,
+                        .dc_final = nullptr, .lengths = nullptr, .dg = nullptr, .dbias = nullptr};
+    const memory::desc b_plain({K, 4 * H}, bf16 ? dt::bf16 : dt::f32, memory::dims{4 * H, 1});
+    run_recurrence(N, [&](int64_t n0, int64_t n1) {
+        const auto plan = step_plan_for(be, StepKey{n1 - n0, C, H, bf16, OneDnnBackend::current_threads()});
+        const Buffer b = weights_for(be, pool, plan->step, b_plain, B.b.data());
+        GemmRunner step(be, plan->step);
+        StepWork mine = work;
+        for (int64_t t = 0; t < T; ++t) {
+            mine.t = t;
+            step(xh + es * (t * N + n0) * K, b.data(), mine.gate_row(n0), B.bias.data());
+            step_rows_dispatch(mine, n0, n1);
+            if (t + 1 < T) prefetch_step(mine, t + 1, n0, n1);
+        }
+    });
+
+    const std::vector<int32_t> steps = lengths.empty() ? all_steps(N, T) : lengths;
+    out.h = states_at_lengths(out.sequences.data<float>(), H, T * H, h0, steps, H);
+    if (lstm) out.c = states_at_lengths(s->c.as<float>() + NH, NH, H, c0, steps, H);
+    if (training) out.saved = s;
+    return out;
+}
+
+RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
+                               const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) {
+    GemmRnnSaved& s = **std::any_cast<GemmRnnSavedPtr>(&fwd.saved);
+    if (s.used)
+        runtime_error("Layer \"{}\": this forward pass was already used by a backward pass (a fused RNN forward "
+                      "serves one backward: run the layer again, or ask a persistent GradientTape for its "
+                      "gradients in one call)", spec.layer_name);
+    s.used = true;
+    const PlanKey& k = s.key;
+    const int64_t N = k.N, T = k.T, C = k.C, H = k.H, K = C + H, W4 = 4 * H, GH = (s.lstm ? 4 : 3) * H;
+    const bool bf16 = k.bf16, packed = !s.lengths.empty();
+    const size_t es = bf16 ? 2 : 4;
+    const dt in = bf16 ? dt::bf16 : dt::f32;
+    BufferPool& pool = *s.plan->pool;
+
+    // With lengths, dh enters with the output gradient at step len - 1 and dc through dc_final there.
+    const Tensor d_layer = packed ? sequences_gradient_at_lengths(d_sequences, dh, s.lengths, T, H) : d_sequences;
+    RnnGradients g;
+    g.dh0 = (!packed && dh.defined()) ? dh.clone() : Tensor::zeros({N, H});
+    if (s.lstm) g.dc0 = (!packed && dc.defined()) ? dc.clone() : Tensor::zeros({N, H});
+
+    const Stacked B = stacked_weights(pool, spec, w, C, bf16);
+    Buffer dg = pool.take(T * N * W4, bf16);
+    std::vector<float> dbias(static_cast<size_t>(N * W4), 0.0f);
+    const StepWork work{.lstm = s.lstm, .bf16 = bf16, .backward = true, .N = N, .T = T, .C = C, .H = H, .t = 0,
+                        .gates = s.gates.as<float>(), .c = s.c.as<float>(), .xh = s.xh.data(), .sequences = nullptr,
+                        .d_layer = d_layer.defined() ? d_layer.data<float>() : nullptr, .dh = g.dh0.data<float>(),
+                        .dc = s.lstm ? g.dc0.data<float>() : nullptr,
+                        .dc_final = packed && s.lstm && dc.defined() ? dc.data<float>() : nullptr,
+                        .lengths = s.lengths.data(), .dg = dg.data(), .dbias = dbias.data()};
+    // B_h^T (4 H, H): B's last H rows, transposed by strides.
+    const memory::desc bh_t({W4, H}, in, memory::dims{1, W4});
+    const void* bh = static_cast<const char*>(B.b.data()) + es * C * W4;
+    run_recurrence(N, [&](int64_t n0, int64_t n1) {
+        const auto plan = step_plan_for(be, StepKey{n1 - n0, C, H, bf16, OneDnnBackend::current_threads()});
+        const Buffer b = weights_for(be, pool, plan->step_back, bh_t, bh);
+        GemmRunner step_back(be, plan->step_back);
+        StepWork mine = work;
+        for (int64_t t = T - 1; t >= 0; --t) {
+            mine.t = t;
+            step_rows_dispatch(mine, n0, n1);
+            if (t > 0) prefetch_step(mine, t - 1, n0, n1);
+            step_back(static_cast<char*>(dg.data()) + es * (t * N + n0) * W4, b.data(), g.dh0.data<float>() + n0 * H);
+        }
+    });
+
+    // dB, then Keras's kernel and recurrent kernel out of its blocks.
+    Buffer d_stacked = pool.floats(K * W4);
+    GemmRunner(be, s.plan->d_weights)(s.xh.data(), dg.data(), d_stacked.as<float>());
+    g.dweights.kernel = Tensor({C, GH}, DType::float32);
+    g.dweights.recurrent_kernel = Tensor({H, GH}, DType::float32);
+    // Keras's gate block q of the input / recurrent side is block q of dB, except GRU's recurrent hh (block 3).
+    const int recurrent_block[4] = {0, 1, s.lstm ? 2 : 3, 3};
+    for (int64_t r = 0; r < K; ++r) {
+        const bool input_side = r < C;
+        float* to = input_side ? g.dweights.kernel.data<float>() + r * GH
+                               : g.dweights.recurrent_kernel.data<float>() + (r - C) * GH;
+        for (int64_t q = 0; q < GH / H; ++q) {
+            const int64_t from_block = input_side ? q : recurrent_block[q];
+            std::copy(d_stacked.as<float>() + r * W4 + from_block * H, d_stacked.as<float>() + r * W4 + (from_block + 1) * H,
+                      to + q * H);
+        }
+    }
+
+    Buffer dx_time_major = pool.floats(T * N * C);
+    GemmRunner(be, s.plan->d_input)(dg.data(), B.b.data(), dx_time_major.as<float>());
+    g.dx = Tensor({N, T, C}, DType::float32);
+    run_ranges(OneDnnBackend::current_threads(), N, 1, [&](int64_t n0, int64_t n1) {
+        for (int64_t n = n0; n < n1; ++n)
+            for (int64_t t = 0; t < T; ++t)
+                std::memcpy(g.dx.data<float>() + (n * T + t) * C, dx_time_major.as<float>() + (t * N + n) * C,
+                            sizeof(float) * C);
+    });
+    if (spec.go_backwards) g.dx = reverse_valid_steps(g.dx, s.lengths);
+    // The forward's buffers are spent: back to the pool for the next call.
+    s.xh = Buffer(), s.gates = Buffer(), s.c = Buffer();
+
+    if (spec.use_bias) {   // the per-sample sums added in sample order: the same bits for any thread count
+        std::vector<float> sum(static_cast<size_t>(W4), 0.0f);
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t j = 0; j < W4; ++j) sum[j] += dbias[n * W4 + j];
+        if (s.lstm) {
+            g.dweights.bias = Tensor(sum, {W4});
+        } else {   // input bias: blocks 0, 1, 2; recurrent bias: blocks 0, 1, 3
+            g.dweights.bias = Tensor({2, GH}, DType::float32);
+            float* db = g.dweights.bias.data<float>();
+            std::copy(sum.begin(), sum.begin() + 3 * H, db);
+            std::copy(sum.begin(), sum.begin() + 2 * H, db + 3 * H);
+            std::copy(sum.begin() + 3 * H, sum.end(), db + 5 * H);
+        }
+    }
+    if (packed) {
+        add_rows_of_empty_samples(g.dh0, dh, s.lengths);
+        if (s.lstm) add_rows_of_empty_samples(g.dc0, dc, s.lengths);
+    }
+    return g;
+}
+
+}  // namespace keras::backend
