@@ -256,7 +256,8 @@ TEST_CASE("without bfloat16 on the CPU a mixed_bfloat16 model runs float32 and s
     model.add(layers::Dense(1, {.activation = "sigmoid", .dtype = "float32"}));
     std::ostringstream out;
     model.summary(&out);
-    CHECK(out.str().find("runs on: oneDNN lstm, in float32 (bfloat16 is disabled") != std::string::npos);
+    CHECK(out.str().find("runs on: GEMM-step lstm (oneDNN matmul) in training; oneDNN lstm in inference, in float32 "
+                         "(bfloat16 is disabled") != std::string::npos);
     CHECK(out.str().find("Mixed precision: 2 layer(s) with policy mixed_bfloat16 run in float32: bfloat16 is "
                          "disabled by mixed_precision::set_bfloat16_disabled") != std::string::npos);
     mp::set_bfloat16_disabled(false);

@@ -297,6 +297,12 @@ std::vector<Family> families() {
     };
 }
 
+// Sets the GEMM-step LSTM / GRU's mode for one scope, then returns to $KERASCPP_GEMM_RNN's.
+struct GemmRnnModeScope {
+    explicit GemmRnnModeScope(be::GemmRnnMode mode) { be::set_gemm_rnn_mode(mode); }
+    ~GemmRnnModeScope() { be::set_gemm_rnn_mode(std::nullopt); }
+};
+
 // Sets the kernel's mode for one scope, then returns to $KERASCPP_SMALL_RNN's.
 struct SmallRnnModeScope {
     explicit SmallRnnModeScope(be::SmallRnnMode mode) { be::set_small_rnn_mode(mode); }
@@ -313,6 +319,7 @@ struct SmallRnnModeScope {
 // ---------------------------------------------------------------------------------------------
 TEST_CASE("rnn_path names the primitive or says why the fallback runs") {
     const SmallRnnModeScope off(be::SmallRnnMode::never);   // its own names: the small-RNN kernel's test
+    const GemmRnnModeScope primitives(be::GemmRnnMode::never);   // and the GEMM-step LSTM / GRU's
     auto path = [](Case c) { return cpu().rnn_path(spec_of(c)); };
     using ref::Cell;
     CHECK(path({.cell = Cell::lstm}).description == "oneDNN lstm");
@@ -648,6 +655,7 @@ TEST_CASE("small-LSTM kernel: its recurrence on 1 to 4 threads gives the same bi
 }
 
 TEST_CASE("summary's runs-on line says when the small-LSTM kernel runs inference") {
+    const GemmRnnModeScope primitives(be::GemmRnnMode::never);   // training's path is not the point here
     auto path = [](Case c) { return cpu().rnn_path(spec_of(c)).description; };
     {
         const SmallRnnModeScope automatic(be::SmallRnnMode::automatic);
@@ -1127,18 +1135,13 @@ TEST_CASE("timing: one forward+backward of the benchmark RNNs" * doctest::skip()
 // ---------------------------------------------------------------------------------------------
 namespace {
 
-struct GemmRnnModeScope {
-    explicit GemmRnnModeScope(be::GemmRnnMode mode) { be::set_gemm_rnn_mode(mode); }
-    ~GemmRnnModeScope() { be::set_gemm_rnn_mode(std::nullopt); }
-};
-
-// The grid's small shapes, and batches large enough to split across threads (N >= 16) with units
-// that are not a multiple of the 16-float vectors.
+// The grid's small shapes, and units enough to split across threads (H >= 32, one part per 16
+// units: 40 in two equal parts, 33 in 16 + 17), not a multiple of the 16-float vectors.
 std::vector<Case> gemm_rnn_cases() {
     std::vector<Case> out;
     for (const Case& base : {Case{.cell = ref::Cell::lstm}, Case{.cell = ref::Cell::gru, .reset_after = true}}) {
         for (const Case& c : grid(base)) out.push_back(c);
-        for (auto [N, T, C, H] : {std::array{20, 6, 5, 20}, {33, 4, 7, 40}, {16, 3, 3, 16}}) {
+        for (auto [N, T, C, H] : {std::array{20, 6, 5, 20}, {33, 4, 7, 40}, {5, 3, 3, 33}, {16, 3, 3, 16}}) {
             Case c = base;
             c.N = N, c.T = T, c.C = C, c.H = H, c.return_sequences = true, c.go_backwards = H == 40;
             out.push_back(c);
@@ -1191,7 +1194,7 @@ TEST_CASE("GEMM-step LSTM / GRU equal oneDNN's primitives, with and without leng
     const SmallRnnModeScope off(be::SmallRnnMode::never);
     for (const Case& base : {Case{.cell = ref::Cell::lstm}, Case{.cell = ref::Cell::gru, .reset_after = true}}) {
         Case c = base;
-        c.N = 19, c.T = 7, c.C = 6, c.H = 20, c.return_sequences = true;
+        c.N = 19, c.T = 7, c.C = 6, c.H = 36, c.return_sequences = true;
         const bool lstm = c.cell == ref::Cell::lstm;
         const std::vector<int32_t> lengths{7, 0, 3, 1, 7, 5, 2, 6, 4, 7, 1, 7, 6, 5, 4, 3, 2, 1, 0};
         for (bool gb : {false, true})
@@ -1242,18 +1245,34 @@ TEST_CASE("GEMM-step LSTM / GRU: the rule, its overrides, the path it names, and
     for (const be::RnnSpec& s : {gru_before, hard, simple}) CHECK_FALSE(be::gemm_rnn_supports(s));
     {
         const GemmRnnModeScope automatic(be::GemmRnnMode::automatic);
-        CHECK(be::gemm_rnn_chosen(lstm, true));   // bfloat16: ours
-        CHECK_FALSE(be::gemm_rnn_chosen(lstm, false));   // float32: oneDNN's primitive
-        CHECK_FALSE(be::gemm_rnn_chosen(gru_before, true));
-        be::RnnSpec bf16 = gru;
-        bf16.precision = be::Precision::bfloat16;
-        if (cpu().bfloat16_unsupported_reason().empty())
+        be::RnnSpec wide_lstm = lstm, wide_gru = gru;
+        wide_lstm.units = wide_gru.units = be::kGemmRnnAutoMaxUnits + 1;
+        for (bool training : {true, false}) {   // bfloat16: ours up to the units limit
+            CHECK(be::gemm_rnn_chosen(lstm, true, training));
+            CHECK(be::gemm_rnn_chosen(gru, true, training));
+            CHECK_FALSE(be::gemm_rnn_chosen(wide_lstm, true, training));
+            CHECK_FALSE(be::gemm_rnn_chosen(gru_before, true, training));
+        }
+        CHECK(be::gemm_rnn_chosen(wide_gru, true, true));   // past it, GRU training only
+        CHECK_FALSE(be::gemm_rnn_chosen(wide_gru, true, false));
+        CHECK(be::gemm_rnn_chosen(lstm, false, true));   // float32: LSTM training up to the limit
+        CHECK_FALSE(be::gemm_rnn_chosen(wide_lstm, false, true));
+        for (const be::RnnSpec& s : {lstm, gru}) CHECK_FALSE(be::gemm_rnn_chosen(s, false, false));
+        CHECK_FALSE(be::gemm_rnn_chosen(gru, false, true));
+        be::RnnSpec bf16 = gru, bf16_wide = wide_gru;
+        bf16.precision = bf16_wide.precision = be::Precision::bfloat16;
+        if (cpu().bfloat16_unsupported_reason().empty()) {
             CHECK(cpu().rnn_path(bf16).description == "GEMM-step gru (oneDNN matmul), in bfloat16");
+            CHECK(cpu().rnn_path(bf16_wide).description ==
+                  "GEMM-step gru (oneDNN matmul) in training; oneDNN lbr_gru in inference, in bfloat16");
+        }
         CHECK(cpu().rnn_path(gru).description == "oneDNN lbr_gru");
+        CHECK(cpu().rnn_path(lstm).description.find("GEMM-step lstm (oneDNN matmul) in training; oneDNN lstm in "
+                                                    "inference") == 0);
     }
     {
         const GemmRnnModeScope always(be::GemmRnnMode::always);
-        CHECK(be::gemm_rnn_chosen(gru, false));
+        CHECK(be::gemm_rnn_chosen(gru, false, false));
         CHECK(cpu().rnn_path(gru).description == "GEMM-step gru (oneDNN matmul)");
         const Case c{.cell = ref::Cell::gru, .N = 3, .T = 2, .C = 2, .H = 8};
         const Inputs in = make_inputs(c, false, 5);
@@ -1265,7 +1284,7 @@ TEST_CASE("GEMM-step LSTM / GRU: the rule, its overrides, the path it names, and
                              std::runtime_error);
     }
     const GemmRnnModeScope never(be::GemmRnnMode::never);
-    CHECK_FALSE(be::gemm_rnn_chosen(lstm, true));
+    CHECK_FALSE(be::gemm_rnn_chosen(lstm, true, true));
 
     const char* before = std::getenv("KERASCPP_GEMM_RNN");
     const std::string saved = before ? before : "";

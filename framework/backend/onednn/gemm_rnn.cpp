@@ -1,5 +1,6 @@
 // Our own LSTM and GRU (reset_after) built from matrix products (issue 13 item 1), run instead of
-// oneDNN's lstm / lbr_gru primitives when gemm_rnn_chosen() says so: under mixed_bfloat16.
+// oneDNN's lstm / lbr_gru primitives when gemm_rnn_chosen() says so: mostly under mixed_bfloat16,
+// and for float32 LSTM training (the rule in onednn_backend.hpp).
 //
 // Why: oneDNN 2.6's bfloat16 RNN primitives gained little over float32. On W3 (GRU(128)) the
 // bfloat16 lbr_gru backward is a reference kernel, slower than the float32 one, so mixed_bfloat16
@@ -574,13 +575,16 @@ bool gemm_rnn_supports(const RnnSpec& spec) {
            (spec.cell == RnnCell::lstm || (spec.cell == RnnCell::gru && spec.reset_after));
 }
 
-bool gemm_rnn_chosen(const RnnSpec& spec, bool bf16) {
+bool gemm_rnn_chosen(const RnnSpec& spec, bool bf16, bool training) {
     if (!gemm_rnn_supports(spec)) return false;
     switch (gemm_rnn_mode()) {
         case GemmRnnMode::always: return true;
         case GemmRnnMode::never: return false;
-        default: return bf16;
+        default: break;
     }
+    const bool lstm = spec.cell == RnnCell::lstm, small = spec.units <= kGemmRnnAutoMaxUnits;
+    if (bf16) return small || (!lstm && training);
+    return lstm && training && small;
 }
 
 bool is_gemm_rnn_forward(const RnnForward& fwd) { return std::any_cast<GemmRnnSavedPtr>(&fwd.saved) != nullptr; }

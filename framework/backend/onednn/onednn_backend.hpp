@@ -277,8 +277,15 @@ void set_small_lstm_threads(std::optional<int> threads);
 // ---- Our own LSTM / GRU (reset_after) of matrix products (gemm_rnn.cpp), run instead of oneDNN's
 // lstm / lbr_gru primitives when gemm_rnn_chosen() says so. Same semantics as the primitive's path
 // (go_backwards, lengths, h0 / c0); dropout masks take the step loop before.
-// automatic: under mixed_bfloat16 (where bfloat16 runs); always / never: whenever the spec is
-// supported (float32 specs then run float32 products) / not at all.
+// The automatic rule, from bench_gemm_rnn (forward + backward and inference forward against the
+// primitives, batch 16-256, units 64-512, T = 100-200, 2 threads; docs/performance.md):
+// - bfloat16: units up to kGemmRnnAutoMaxUnits (1.1-3.0x the primitive; at 512 units 0.7-1.0x),
+//   and GRU in training at any size (lbr_gru's bfloat16 backward is slow: 1.2x at 512 units);
+// - float32: LSTM in training, units up to kGemmRnnAutoMaxUnits (1.1-1.4x; about even at 512).
+//   float32 inference and GRU training stay with the primitives (0.6-1.0x, GRU 0.8-1.3x).
+inline constexpr int64_t kGemmRnnAutoMaxUnits = 256;
+// automatic: the rule above; always / never: whenever the spec is supported (float32 specs then
+// run float32 products) / not at all.
 enum class GemmRnnMode { automatic, always, never };
 // $KERASCPP_GEMM_RNN (auto, on / always / 1, off / never / 0; unset: auto) unless a mode was set with
 // set_gemm_rnn_mode (tests, benchmarks); nullopt returns to the environment's.
@@ -287,7 +294,7 @@ void set_gemm_rnn_mode(std::optional<GemmRnnMode> mode);
 // LSTM, or GRU with reset_after, with Keras's default activations (tanh, sigmoid).
 bool gemm_rnn_supports(const RnnSpec& spec);
 // bf16: whether the call computes in bfloat16 (the spec's precision, where this CPU runs it).
-bool gemm_rnn_chosen(const RnnSpec& spec, bool bf16);
+bool gemm_rnn_chosen(const RnnSpec& spec, bool bf16, bool training);
 RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor& x, const RnnWeights& w,
                             const Tensor& h0, const Tensor& c0, bool training, bool bf16,
                             const std::vector<int32_t>& lengths);

@@ -410,8 +410,12 @@ RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec) {
     if (spec.cell == RnnCell::simple_rnn) fused += fmt::format(" ({})", to_string(spec.activation));
     const bool bf16 = spec.precision == Precision::bfloat16;
     const std::string why_not_bf16 = bf16 ? bfloat16_unsupported_reason() : std::string();
-    if (gemm_rnn_chosen(spec, bf16 && why_not_bf16.empty()))
-        fused = fmt::format("GEMM-step {} (oneDNN matmul)", spec.cell == RnnCell::lstm ? "lstm" : "gru");
+    const bool bf16_runs = bf16 && why_not_bf16.empty();
+    const bool gemm_training = gemm_rnn_chosen(spec, bf16_runs, true), gemm_inference = gemm_rnn_chosen(spec, bf16_runs, false);
+    const std::string gemm = fmt::format("GEMM-step {} (oneDNN matmul)", spec.cell == RnnCell::lstm ? "lstm" : "gru");
+    if (gemm_inference) fused = gemm;
+    // With recurrent_dropout, training always runs the step loop (rnn_path_for's note says so).
+    else if (gemm_training && spec.recurrent_dropout == 0.0f) fused = fmt::format("{} in training; {} in inference", gemm, fused);
     if (bf16) fused += why_not_bf16.empty() ? ", in bfloat16" : fmt::format(", in float32 ({})", why_not_bf16);
     if (small_rnn_supports(spec) && small_rnn_mode() != SmallRnnMode::never) {
         // The rule also reads the input's feature count, which only the call knows.
@@ -445,7 +449,8 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
     if (small_rnn_chosen(spec, x.dim(2))) return small_rnn_forward(spec, x, w, h0, training, lengths);
     if (small_lstm_chosen(spec, x.dim(0), training)) return small_lstm_forward(spec, x, w, h0, c0, lengths);
     const bool bf16 = spec.precision == Precision::bfloat16 && bfloat16_unsupported_reason().empty();
-    if (gemm_rnn_chosen(spec, bf16)) return gemm_rnn_forward(*this, spec, x, w, h0, c0, training, bf16, lengths);
+    if (gemm_rnn_chosen(spec, bf16, training))
+        return gemm_rnn_forward(*this, spec, x, w, h0, c0, training, bf16, lengths);
 
     const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units;
     const bool lstm = spec.cell == RnnCell::lstm;
