@@ -5,24 +5,26 @@
 // Why: oneDNN 2.6's bfloat16 RNN primitives gained little over float32. On W3 (GRU(128)) the
 // bfloat16 lbr_gru backward is a reference kernel, slower than the float32 one, so mixed_bfloat16
 // trained no faster (docs/performance.md). Here a layer is matrix products that oneDNN's matmul
-// runs on AMX or AVX512_BF16, plus our own element-wise loops:
-// - forward: X W (+ b) for all T steps as one product; then, per step, h_{t-1} U and the gates;
-// - backward: per step (last first), the gates' gradients, then dG_t U^T for the state before it;
-//   after the loop, dW = X^T dG, dU = H_prev^T dG and dx = dG W^T, each one product over all rows.
-// Every buffer is time-major (row t * N + n), so a step's rows are one contiguous block.
+// runs on AMX or AVX512_BF16, plus our own vectorised loops for the gates:
+// - forward: per step, [x_t | h_{t-1}] B + b (B the stacked weights, see "The layout") and the gates;
+// - backward: per step (last first), the gates' gradients dG_t, then dG_t U^T for the state before
+//   it; after the loop, dB = [x | h]^T dG and dx = dG W^T, each one product over all T N rows.
+// Every buffer is time-major (row t * N + n), so a step's rows are one contiguous block. The batch
+// is split across the threads once per sequence (run_recurrence): each runs every step of its rows,
+// its own products included, with no barrier between steps.
 //
 // Precision (mixed_bfloat16): products take bfloat16 operands and accumulate in float32. The
 // gates, LSTM's c and every gradient sum stay float32. h is rounded to bfloat16 once per step, so
-// the layer's outputs are bfloat16 values, as the primitive's were. With float32 compute (tests,
-// KERASCPP_GEMM_RNN=on) the same code runs float32 products.
+// the layer's outputs are bfloat16 values, as the primitive's were. With float32 compute the same
+// code runs float32 products.
 //
 // Semantics: those of rnn.cpp's primitive path. Keras's weights are read as they are: kernel
 // (C, G H), recurrent_kernel (H, G H), bias (G H), or GRU's (2, G H) of input and recurrent biases.
 // go_backwards and h0 / c0 are handled as there. lengths follow rnn_lengths.cpp: all T steps run,
 // states are read at len - 1, and the final states' gradients enter there.
 #include <algorithm>
-#include <map>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -213,7 +215,9 @@ private:
 //   b = [b_z + b'_z, b_r + b'_r, b_h, b'_h] (b the input bias, b' the recurrent one): the fourth
 //   block keeps h U_h + b'_h apart, as r multiplies it.
 // The backward's gradients come in the same four blocks, so dB = [x | h]^T dG, dx = dG B_x^T and
-// dh_{t-1} = dG_t B_h^T hold for both cells (B_x, B_h: B's first C and last H rows).
+// dh_{t-1} = dG_t B_h^T hold for both cells (B_x, B_h: B's first C and last H rows). (One product
+// X W over all steps plus h U per step measured the same on W2 / W3; this form is one layout for
+// both cells. Splitting the threads by units instead of rows measured slower: a barrier per step.)
 struct PlanKey {
     int64_t N, T, C, H;
     bool bf16;
