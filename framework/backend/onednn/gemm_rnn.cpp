@@ -321,7 +321,7 @@ struct StepWork {
     int64_t h_before(int64_t step, int64_t n) const { return (step * N + n) * K() + C; }
 };
 
-template <bool kBf16>
+template <bool kBf16, bool kFast>
 [[gnu::always_inline]] inline void lstm_forward_rows(const StepWork& w, int64_t n0, int64_t n1) {
     const int64_t H = w.H, NH = w.N * H;
     const float* c_prev = w.c + w.t * NH;
@@ -330,10 +330,10 @@ template <bool kBf16>
         float* g = w.gate_row(n);
         for (int64_t j = 0; j < H; j += kLanes) {
             const int64_t m = std::min(kLanes, H - j);
-            const v16 i = vsigmoid(load_part(g + j, m)), f = vsigmoid(load_part(g + H + j, m));
-            const v16 cc = vtanh(load_part(g + 2 * H + j, m)), o = vsigmoid(load_part(g + 3 * H + j, m));
+            const v16 i = vsigmoid<kFast>(load_part(g + j, m)), f = vsigmoid<kFast>(load_part(g + H + j, m));
+            const v16 cc = vtanh<kFast>(load_part(g + 2 * H + j, m)), o = vsigmoid<kFast>(load_part(g + 3 * H + j, m));
             const v16 c = f * load_part(c_prev + n * H + j, m) + i * cc;
-            const v16 h = store_c<kBf16>(w.xh, w.h_before(w.t + 1, n) + j, o * vtanh(c), m);
+            const v16 h = store_c<kBf16>(w.xh, w.h_before(w.t + 1, n) + j, o * vtanh<kFast>(c), m);
             store_part(g + j, i, m), store_part(g + H + j, f, m), store_part(g + 2 * H + j, cc, m);
             store_part(g + 3 * H + j, o, m), store_part(c_out + n * H + j, c, m);
             store_part(w.sequences + (n * w.T + w.t) * H + j, h, m);
@@ -341,15 +341,15 @@ template <bool kBf16>
     }
 }
 
-template <bool kBf16>
+template <bool kBf16, bool kFast>
 [[gnu::always_inline]] inline void gru_forward_rows(const StepWork& w, int64_t n0, int64_t n1) {
     const int64_t H = w.H;
     for (int64_t n = n0; n < n1; ++n) {
         float* g = w.gate_row(n);
         for (int64_t j = 0; j < H; j += kLanes) {
             const int64_t m = std::min(kLanes, H - j);
-            const v16 z = vsigmoid(load_part(g + j, m)), r = vsigmoid(load_part(g + H + j, m));
-            const v16 hh = vtanh(load_part(g + 2 * H + j, m) + r * load_part(g + 3 * H + j, m));
+            const v16 z = vsigmoid<kFast>(load_part(g + j, m)), r = vsigmoid<kFast>(load_part(g + H + j, m));
+            const v16 hh = vtanh<kFast>(load_part(g + 2 * H + j, m) + r * load_part(g + 3 * H + j, m));
             const v16 h_prev = load_c<kBf16>(w.xh, w.h_before(w.t, n) + j, m);
             const v16 h = store_c<kBf16>(w.xh, w.h_before(w.t + 1, n) + j, z * h_prev + (1.0f - z) * hh, m);
             store_part(g + j, z, m), store_part(g + H + j, r, m), store_part(g + 2 * H + j, hh, m);
@@ -377,7 +377,7 @@ template <bool kBf16>
     }
 }
 
-template <bool kBf16>
+template <bool kBf16, bool kFast>
 [[gnu::always_inline]] inline void lstm_backward_rows(const StepWork& w, int64_t n0, int64_t n1) {
     const int64_t H = w.H, NH = w.N * H;
     const float* c_prev = w.c + w.t * NH;
@@ -390,7 +390,7 @@ template <bool kBf16>
             const v16 i = load_part(g + j, m), f = load_part(g + H + j, m);
             const v16 cc = load_part(g + 2 * H + j, m), o = load_part(g + 3 * H + j, m);
             const v16 d = output_gradient(w, n, j, m);
-            const v16 tc = vtanh(load_part(c_now + n * H + j, m));
+            const v16 tc = vtanh<kFast>(load_part(c_now + n * H + j, m));
             v16 dc = load_part(w.dc + n * H + j, m) + d * o * (1.0f - tc * tc);
             if (inject_c) dc += load_part(w.dc_final + n * H + j, m);
             store_part(w.dc + n * H + j, dc * f, m);
@@ -402,7 +402,7 @@ template <bool kBf16>
     }
 }
 
-template <bool kBf16>
+template <bool kBf16, bool kFast>
 [[gnu::always_inline]] inline void gru_backward_rows(const StepWork& w, int64_t n0, int64_t n1) {
     const int64_t H = w.H;
     for (int64_t n = n0; n < n1; ++n) {
@@ -421,22 +421,24 @@ template <bool kBf16>
     }
 }
 
-template <bool kBf16>
+// kFast: the AVX-512 build, whose activations take reciprocals instead of divisions (simd16.hpp).
+template <bool kBf16, bool kFast>
 [[gnu::always_inline]] inline void step_rows_for(const StepWork& w, int64_t n0, int64_t n1) {
-    if (w.lstm) w.backward ? lstm_backward_rows<kBf16>(w, n0, n1) : lstm_forward_rows<kBf16>(w, n0, n1);
-    else w.backward ? gru_backward_rows<kBf16>(w, n0, n1) : gru_forward_rows<kBf16>(w, n0, n1);
+    if (w.lstm) w.backward ? lstm_backward_rows<kBf16, kFast>(w, n0, n1) : lstm_forward_rows<kBf16, kFast>(w, n0, n1);
+    else w.backward ? gru_backward_rows<kBf16, kFast>(w, n0, n1) : gru_forward_rows<kBf16, kFast>(w, n0, n1);
 }
 
+template <bool kFast>
 [[gnu::always_inline]] inline void step_rows(const StepWork& w, int64_t n0, int64_t n1) {
-    if (w.bf16) step_rows_for<true>(w, n0, n1);
-    else step_rows_for<false>(w, n0, n1);
+    if (w.bf16) step_rows_for<true, kFast>(w, n0, n1);
+    else step_rows_for<false, kFast>(w, n0, n1);
 }
 
 [[gnu::target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]] void step_rows_avx512(const StepWork& w, int64_t n0,
                                                                                    int64_t n1) {
-    step_rows(w, n0, n1);
+    step_rows<true>(w, n0, n1);
 }
-void step_rows_portable(const StepWork& w, int64_t n0, int64_t n1) { step_rows(w, n0, n1); }
+void step_rows_portable(const StepWork& w, int64_t n0, int64_t n1) { step_rows<false>(w, n0, n1); }
 
 // set_small_rnn_baseline_isa (tests) switches both of our kernels to their baseline build.
 bool use_avx512() {
