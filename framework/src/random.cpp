@@ -70,7 +70,7 @@ Tensor dropout_mask(const Shape& shape, float rate, Device device) {
     const float scale = 1.0f / (1.0f - rate);
     const auto threshold = static_cast<uint64_t>(std::ceil(static_cast<double>(rate) * 0x1.0p53));
     std::mt19937_64& gen = generator();
-    for (int64_t i = 0; i < mask.numel(); ++i) m[i] = (gen() >> 11) >= threshold ? scale : 0.0f;
+    for (int64_t i = 0, n = mask.numel(); i < n; ++i) m[i] = (gen() >> 11) >= threshold ? scale : 0.0f;
     return mask.to(device);
 }
 

@@ -51,7 +51,8 @@ void from_bf16(const uint16_t* src, float* dst, int64_t n) {
 
 void round_to_bf16_(Tensor& x) {
     float* p = x.data<float>();
-    for (int64_t i = 0; i < x.numel(); ++i) p[i] = std::bit_cast<float>(static_cast<uint32_t>(bf16_of(p[i])) << 16);
+    const int64_t n = x.numel();   // numel() recomputes the product of the shape: not per element
+    for (int64_t i = 0; i < n; ++i) p[i] = std::bit_cast<float>(static_cast<uint32_t>(bf16_of(p[i])) << 16);
 }
 
 // Keras's Embedding under mixed_bfloat16 returns the rows cast to bfloat16; its gradient is the

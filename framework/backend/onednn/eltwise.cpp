@@ -84,7 +84,7 @@ Tensor OneDnnBackend::activation(Activation a, const Tensor& x) {
     }
     const float* px = x.data<float>();
     float* py = y.data<float>();
-    for (int64_t i = 0; i < x.numel(); ++i) py[i] = activations::apply(a, px[i]);
+    for (int64_t i = 0, n = x.numel(); i < n; ++i) py[i] = activations::apply(a, px[i]);
     return y;
 }
 
@@ -106,7 +106,7 @@ Tensor OneDnnBackend::activation_backward(Activation a, const Tensor& x, const T
         }
         return dx;
     }
-    for (int64_t i = 0; i < x.numel(); ++i) out[i] = g[i] * activations::derivative(a, px[i], py[i]);
+    for (int64_t i = 0, n = x.numel(); i < n; ++i) out[i] = g[i] * activations::derivative(a, px[i], py[i]);
     return dx;
 }
 

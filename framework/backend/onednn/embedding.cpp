@@ -16,7 +16,8 @@ Tensor gather(const Tensor& ids, const Tensor& table, const std::string& layer_n
     const Id* id = ids.data<Id>();
     const float* src = table.data<float>();
     float* dst = out.data<float>();
-    for (int64_t i = 0; i < ids.numel(); ++i) {
+    const int64_t n = ids.numel();   // numel() recomputes the product of the shape: not per id
+    for (int64_t i = 0; i < n; ++i) {
         const int64_t v = id[i];
         if (v < 0 || v >= vocab)
             value_error("Embedding layer \"{}\": input id {} at position {} is outside [0, {}) (input_dim={})",
@@ -33,7 +34,8 @@ Tensor scatter_add(const Tensor& ids, const Tensor& dy, int64_t vocab) {
     const Id* id = ids.data<Id>();
     const float* g = dy.data<float>();
     float* dst = dtable.data<float>();
-    for (int64_t i = 0; i < ids.numel(); ++i) {
+    const int64_t n = ids.numel();
+    for (int64_t i = 0; i < n; ++i) {
         float* row = dst + static_cast<int64_t>(id[i]) * width;
         for (int64_t j = 0; j < width; ++j) row[j] += g[i * width + j];
     }
