@@ -550,16 +550,7 @@ Stacked stacked_weights(BufferPool& pool, const RnnSpec& spec, const RnnWeights&
     return out;
 }
 
-// The GEMM mode: KERASCPP_GEMM_RNN unless set_gemm_rnn_mode chose one.
-GemmRnnMode mode_from_environment() {
-    const char* v = std::getenv("KERASCPP_GEMM_RNN");
-    const std::string value = v ? v : "";
-    if (value.empty() || value == "auto") return GemmRnnMode::automatic;
-    if (value == "1" || value == "on" || value == "always") return GemmRnnMode::always;
-    if (value == "0" || value == "off" || value == "never") return GemmRnnMode::never;
-    value_error("KERASCPP_GEMM_RNN='{}' is not a mode: expected auto, on (always) or off (never)", value);
-}
-
+// The mode set_gemm_rnn_mode chose (none: KERASCPP_GEMM_RNN's).
 std::optional<GemmRnnMode>& forced_mode() {
     static std::optional<GemmRnnMode> mode;
     return mode;
@@ -573,7 +564,7 @@ std::vector<int32_t> all_steps(int64_t N, int64_t T) {
 
 void set_gemm_rnn_mode(std::optional<GemmRnnMode> mode) { forced_mode() = mode; }
 
-GemmRnnMode gemm_rnn_mode() { return forced_mode() ? *forced_mode() : mode_from_environment(); }
+GemmRnnMode gemm_rnn_mode() { return forced_mode() ? *forced_mode() : kernel_mode_from_environment("KERASCPP_GEMM_RNN"); }
 
 bool gemm_rnn_supports(const RnnSpec& spec) {
     const bool gates_default = spec.activation == Activation::tanh && spec.recurrent_activation == Activation::sigmoid;

@@ -213,8 +213,13 @@ inline constexpr int64_t kSmallRnnMaxUnits = 64;          // the kernel's limit 
 // it is unmeasured, so oneDNN keeps those.
 inline constexpr int64_t kSmallRnnAutoMaxUnits = 64;
 inline constexpr int64_t kSmallRnnAutoMaxFeatures = 2048;
-// automatic: the rule above; always / never: whenever the kernel supports the spec / not at all.
-enum class SmallRnnMode { automatic, always, never };
+// How an environment variable or a test chooses between one of our kernels and oneDNN's primitives.
+// automatic: the kernel's measured rule; always / never: whenever the kernel supports the spec / not at all.
+enum class KernelMode { automatic, always, never };
+// $variable as a mode (auto, on / always / 1, off / never / 0; unset: auto); a ValueError naming the
+// variable otherwise (rnn.cpp).
+KernelMode kernel_mode_from_environment(const char* variable);
+using SmallRnnMode = KernelMode;
 // $KERASCPP_SMALL_RNN (auto, on / always / 1, off / never / 0; unset: auto) unless a mode was set
 // with set_small_rnn_mode (tests, benchmarks); nullopt returns to the environment's.
 SmallRnnMode small_rnn_mode();
@@ -284,9 +289,8 @@ void set_small_lstm_threads(std::optional<int> threads);
 // - float32: LSTM in training, units up to kGemmRnnAutoMaxUnits (1.1-1.4x; about even at 512).
 //   float32 inference and GRU training stay with the primitives (0.6-1.0x, GRU 0.8-1.3x).
 inline constexpr int64_t kGemmRnnAutoMaxUnits = 256;
-// automatic: the rule above; always / never: whenever the spec is supported (float32 specs then
-// run float32 products) / not at all.
-enum class GemmRnnMode { automatic, always, never };
+// always: float32 specs then run float32 products.
+using GemmRnnMode = KernelMode;
 // $KERASCPP_GEMM_RNN (auto, on / always / 1, off / never / 0; unset: auto) unless a mode was set with
 // set_gemm_rnn_mode (tests, benchmarks); nullopt returns to the environment's.
 GemmRnnMode gemm_rnn_mode();

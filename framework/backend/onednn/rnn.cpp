@@ -22,6 +22,7 @@
 //   bfloat16 values. The step loop and the masked-LSTM replay compute in float32.
 #include <algorithm>
 #include <bit>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -401,6 +402,15 @@ void bf16_forward_args(FusedRnn& rnn, FusedSaved& saved, std::unordered_map<int,
 }
 
 }  // namespace
+
+KernelMode kernel_mode_from_environment(const char* variable) {
+    const char* v = std::getenv(variable);
+    const std::string value = v ? v : "";
+    if (value.empty() || value == "auto") return KernelMode::automatic;
+    if (value == "1" || value == "on" || value == "always") return KernelMode::always;
+    if (value == "0" || value == "off" || value == "never") return KernelMode::never;
+    value_error("{}='{}' is not a mode: expected auto, on (always) or off (never)", variable, value);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Backend methods.

@@ -308,15 +308,6 @@ struct SmallRnnSaved {
 using SmallRnnSavedPtr = std::shared_ptr<SmallRnnSaved>;
 
 // ---- The choice of path.
-SmallRnnMode mode_from_environment() {
-    const char* v = std::getenv("KERASCPP_SMALL_RNN");
-    const std::string value = v ? v : "";
-    if (value.empty() || value == "auto") return SmallRnnMode::automatic;
-    if (value == "1" || value == "on" || value == "always") return SmallRnnMode::always;
-    if (value == "0" || value == "off" || value == "never") return SmallRnnMode::never;
-    value_error("KERASCPP_SMALL_RNN='{}' is not a mode: expected auto, on (always) or off (never)", value);
-}
-
 std::optional<SmallRnnMode>& forced_mode() {
     static std::optional<SmallRnnMode> mode;
     return mode;
@@ -330,7 +321,7 @@ void set_small_rnn_baseline_isa(bool baseline) { baseline_only = baseline; }
 
 bool small_rnn_uses_avx512() { return use_avx512(); }
 
-SmallRnnMode small_rnn_mode() { return forced_mode() ? *forced_mode() : mode_from_environment(); }
+SmallRnnMode small_rnn_mode() { return forced_mode() ? *forced_mode() : kernel_mode_from_environment("KERASCPP_SMALL_RNN"); }
 
 bool small_rnn_supports(const RnnSpec& spec) {
     const Activation a = spec.activation;
