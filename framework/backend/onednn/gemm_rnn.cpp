@@ -395,9 +395,8 @@ template <bool kBf16, bool kFast>
             if (inject_c) dc += load_part(w.dc_final + n * H + j, m);
             store_part(w.dc + n * H + j, dc * f, m);
             store_part(w.dh + n * H + j, v16{}, m);   // h_{t-1}'s gradient is all in dG B_h^T
-            store_gate_gradients<kBf16>(w, n, j, m,
-                                        {dc * cc * i * (1.0f - i), dc * load_part(c_prev + n * H + j, m) * f * (1.0f - f),
-                                         dc * i * (1.0f - cc * cc), d * tc * o * (1.0f - o)});
+            const v16 di = dc * cc * i * (1.0f - i), df = dc * load_part(c_prev + n * H + j, m) * f * (1.0f - f);
+            store_gate_gradients<kBf16>(w, n, j, m, {di, df, dc * i * (1.0f - cc * cc), d * tc * o * (1.0f - o)});
         }
     }
 }
@@ -564,7 +563,9 @@ std::vector<int32_t> all_steps(int64_t N, int64_t T) {
 
 void set_gemm_rnn_mode(std::optional<GemmRnnMode> mode) { forced_mode() = mode; }
 
-GemmRnnMode gemm_rnn_mode() { return forced_mode() ? *forced_mode() : kernel_mode_from_environment("KERASCPP_GEMM_RNN"); }
+GemmRnnMode gemm_rnn_mode() {
+    return forced_mode() ? *forced_mode() : kernel_mode_from_environment("KERASCPP_GEMM_RNN");
+}
 
 bool gemm_rnn_supports(const RnnSpec& spec) {
     const bool gates_default = spec.activation == Activation::tanh && spec.recurrent_activation == Activation::sigmoid;
@@ -707,8 +708,8 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, const Rnn
                                : g.dweights.recurrent_kernel.data<float>() + (r - C) * GH;
         for (int64_t q = 0; q < GH / H; ++q) {
             const int64_t from_block = input_side ? q : recurrent_block[q];
-            std::copy(d_stacked.as<float>() + r * W4 + from_block * H, d_stacked.as<float>() + r * W4 + (from_block + 1) * H,
-                      to + q * H);
+            const float* from = d_stacked.as<float>() + r * W4 + from_block * H;
+            std::copy(from, from + H, to + q * H);
         }
     }
 

@@ -421,11 +421,13 @@ RnnPath OneDnnBackend::rnn_path(const RnnSpec& spec) {
     const bool bf16 = spec.precision == Precision::bfloat16;
     const std::string why_not_bf16 = bf16 ? bfloat16_unsupported_reason() : std::string();
     const bool bf16_runs = bf16 && why_not_bf16.empty();
-    const bool gemm_training = gemm_rnn_chosen(spec, bf16_runs, true), gemm_inference = gemm_rnn_chosen(spec, bf16_runs, false);
+    const bool gemm_training = gemm_rnn_chosen(spec, bf16_runs, true);
+    const bool gemm_inference = gemm_rnn_chosen(spec, bf16_runs, false);
     const std::string gemm = fmt::format("GEMM-step {} (oneDNN matmul)", spec.cell == RnnCell::lstm ? "lstm" : "gru");
-    if (gemm_inference) fused = gemm;
-    // With recurrent_dropout, training always runs the step loop (rnn_path_for's note says so).
-    else if (gemm_training && spec.recurrent_dropout == 0.0f) fused = fmt::format("{} in training; {} in inference", gemm, fused);
+    if (gemm_inference)
+        fused = gemm;
+    else if (gemm_training && spec.recurrent_dropout == 0.0f)   // with it, training runs the step loop (noted below)
+        fused = fmt::format("{} in training; {} in inference", gemm, fused);
     if (bf16) fused += why_not_bf16.empty() ? ", in bfloat16" : fmt::format(", in float32 ({})", why_not_bf16);
     if (small_rnn_supports(spec) && small_rnn_mode() != SmallRnnMode::never) {
         // The rule also reads the input's feature count, which only the call knows.

@@ -321,7 +321,9 @@ void set_small_rnn_baseline_isa(bool baseline) { baseline_only = baseline; }
 
 bool small_rnn_uses_avx512() { return use_avx512(); }
 
-SmallRnnMode small_rnn_mode() { return forced_mode() ? *forced_mode() : kernel_mode_from_environment("KERASCPP_SMALL_RNN"); }
+SmallRnnMode small_rnn_mode() {
+    return forced_mode() ? *forced_mode() : kernel_mode_from_environment("KERASCPP_SMALL_RNN");
+}
 
 bool small_rnn_supports(const RnnSpec& spec) {
     const Activation a = spec.activation;
