@@ -27,7 +27,7 @@ def run_with_busy(args, busy, workload, framework, fixed):
     try:
         if fixed:
             # run_one builds the command; the flag goes to bench_kerascpp only.
-            binary = run_bench.kerascpp_binary(args)
+            binary = run_bench.kerascpp_binary(args.build_dirs[0])
             samples = getattr(args, f"samples_{workload.lower()}")
             cmd = [binary, "--workload", workload, "--samples", str(samples), "--epochs", str(args.epochs),
                    "--fixed-threads"]
