@@ -1077,7 +1077,8 @@ TEST_CASE("layers: get_config and implementation_note") {
     CHECK(gcfg["go_backwards"] == true);
     CHECK(gcfg["recurrent_activation"] == "sigmoid");
     CHECK(gru.implementation_note() == "oneDNN gru");
-    CHECK(kl::GRU(3).implementation_note() == "oneDNN lbr_gru");
+    CHECK(kl::GRU(3).implementation_note() == "GEMM-step gru (oneDNN matmul) in training; oneDNN lbr_gru in inference");
+    CHECK(kl::GRU(be::kGemmRnnAutoMaxGruFloat32Units + 1).implementation_note() == "oneDNN lbr_gru");
 
     kl::SimpleRNN rnn(3, {.activation = "relu"});
     const auto scfg = rnn.get_config();
@@ -1258,7 +1259,11 @@ TEST_CASE("GEMM-step LSTM / GRU: the rule, its overrides, the path it names, and
         CHECK(be::gemm_rnn_chosen(lstm, false, true));   // float32: LSTM training up to the limit
         CHECK_FALSE(be::gemm_rnn_chosen(wide_lstm, false, true));
         for (const be::RnnSpec& s : {lstm, gru}) CHECK_FALSE(be::gemm_rnn_chosen(s, false, false));
-        CHECK_FALSE(be::gemm_rnn_chosen(gru, false, true));
+        be::RnnSpec gru_64 = gru, gru_65 = gru;   // and GRU training up to its own, lower limit
+        gru_64.units = be::kGemmRnnAutoMaxGruFloat32Units;
+        gru_65.units = be::kGemmRnnAutoMaxGruFloat32Units + 1;
+        CHECK(be::gemm_rnn_chosen(gru_64, false, true));
+        CHECK_FALSE(be::gemm_rnn_chosen(gru_65, false, true));
         be::RnnSpec bf16 = gru, bf16_wide = wide_gru;
         bf16.precision = bf16_wide.precision = be::Precision::bfloat16;
         if (cpu().bfloat16_unsupported_reason().empty()) {
@@ -1266,7 +1271,8 @@ TEST_CASE("GEMM-step LSTM / GRU: the rule, its overrides, the path it names, and
             CHECK(cpu().rnn_path(bf16_wide).description ==
                   "GEMM-step gru (oneDNN matmul) in training; oneDNN lbr_gru in inference, in bfloat16");
         }
-        CHECK(cpu().rnn_path(gru).description == "oneDNN lbr_gru");
+        CHECK(cpu().rnn_path(gru_65).description == "oneDNN lbr_gru");
+        CHECK(cpu().rnn_path(gru).description == "GEMM-step gru (oneDNN matmul) in training; oneDNN lbr_gru in inference");
         CHECK(cpu().rnn_path(lstm).description.find("GEMM-step lstm (oneDNN matmul) in training; oneDNN lstm in "
                                                     "inference") == 0);
     }

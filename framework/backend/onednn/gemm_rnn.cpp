@@ -582,7 +582,7 @@ bool gemm_rnn_chosen(const RnnSpec& spec, bool bf16, bool training) {
     }
     const bool lstm = spec.cell == RnnCell::lstm, small = spec.units <= kGemmRnnAutoMaxUnits;
     if (bf16) return small || (!lstm && training);
-    return lstm && training && small;
+    return training && (lstm ? small : spec.units <= kGemmRnnAutoMaxGruFloat32Units);
 }
 
 bool is_gemm_rnn_forward(const RnnForward& fwd) { return std::any_cast<GemmRnnSavedPtr>(&fwd.saved) != nullptr; }
