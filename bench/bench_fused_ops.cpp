@@ -10,9 +10,7 @@
 //
 // Run it on a quiet machine: each time is the median of `repeats` calls after a warm-up call.
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
-#include <functional>
 #include <iostream>
 #include <random>
 #include <string>
@@ -20,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_util.hpp"
 #include "keras/backend.hpp"
 
 namespace be = keras::backend;
@@ -27,25 +26,8 @@ using keras::Tensor;
 
 namespace {
 
-Tensor random_tensor(keras::Shape shape, std::mt19937& gen) {
-    Tensor t(shape, keras::DType::float32);
-    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    float* p = t.data<float>();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = dist(gen);
-    return t;
-}
-
-double median_ms(int repeats, const std::function<void()>& call) {
-    call();   // warm-up: primitive creation, first-touch of the buffers
-    std::vector<double> ms;
-    for (int r = 0; r < repeats; ++r) {
-        const auto start = std::chrono::steady_clock::now();
-        call();
-        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-    }
-    std::sort(ms.begin(), ms.end());
-    return ms[ms.size() / 2];
-}
+using bench::median_ms;
+using bench::random_tensor;
 
 struct ConvShape {
     std::string name;
@@ -82,9 +64,9 @@ int main(int argc, char** argv) {
     };
     for (const ConvShape& s : convs) {
         const auto w = be::Window1D::for_padding(s.size, 1, 1, s.padding, s.steps);
-        const Tensor x = random_tensor({s.n, s.steps, s.channels}, gen);
-        const Tensor k = random_tensor({s.size, s.channels / s.groups, s.filters}, gen);
-        const Tensor dy = random_tensor({s.n, w.out_steps(s.steps), s.filters}, gen);
+        const Tensor x = random_tensor({s.n, s.steps, s.channels}, 1.0f, gen);
+        const Tensor k = random_tensor({s.size, s.channels / s.groups, s.filters}, 1.0f, gen);
+        const Tensor dy = random_tensor({s.n, w.out_steps(s.steps), s.filters}, 1.0f, gen);
         Tensor dx, dk;
         const double onednn = median_ms(repeats, [&] {
             cpu.conv1d(w, s.groups, x, k);
@@ -98,8 +80,8 @@ int main(int argc, char** argv) {
     }
     // imdb_cnn_lstm's MaxPooling1D(4) over the Conv1D's output.
     const auto w = be::Window1D::for_padding(4, 4, 1, "valid", 96);
-    const Tensor x = random_tensor({30, 96, 64}, gen);
-    const Tensor dy = random_tensor({30, w.out_steps(96), 64}, gen);
+    const Tensor x = random_tensor({30, 96, 64}, 1.0f, gen);
+    const Tensor dy = random_tensor({30, w.out_steps(96), 64}, 1.0f, gen);
     const double onednn = median_ms(repeats, [&] {
         const auto fwd = cpu.pool1d(be::PoolKind::max, w, x, true);
         cpu.pool1d_backward(be::PoolKind::max, w, x, fwd, dy);
@@ -112,8 +94,8 @@ int main(int argc, char** argv) {
 
     // imdb_transformer's LayerNormalization (batch 32, 200 steps, embed_dim 32), and a
     // BatchNormalization over a Conv1D's output (batch 64, 400 steps, 128 channels).
-    const Tensor gamma32 = random_tensor({32}, gen), beta32 = random_tensor({32}, gen);
-    const Tensor xl = random_tensor({32, 200, 32}, gen), dyl = random_tensor({32, 200, 32}, gen);
+    const Tensor gamma32 = random_tensor({32}, 1.0f, gen), beta32 = random_tensor({32}, 1.0f, gen);
+    const Tensor xl = random_tensor({32, 200, 32}, 1.0f, gen), dyl = random_tensor({32, 200, 32}, 1.0f, gen);
     Tensor dx, dgamma, dbeta;
     report("imdb_transformer LayerNormalization: (32, 200, 32) forward + backward",
            median_ms(repeats, [&] {
@@ -124,8 +106,8 @@ int main(int argc, char** argv) {
                const auto fwd = cpu.Backend::layer_norm(xl, gamma32, beta32, 1e-6f, true);
                cpu.Backend::layer_norm_backward(xl, gamma32, beta32, 1e-6f, fwd, dyl, dx, dgamma, dbeta);
            }));
-    const Tensor gamma128 = random_tensor({128}, gen), beta128 = random_tensor({128}, gen);
-    const Tensor xb = random_tensor({64, 400, 128}, gen), dyb = random_tensor({64, 400, 128}, gen);
+    const Tensor gamma128 = random_tensor({128}, 1.0f, gen), beta128 = random_tensor({128}, 1.0f, gen);
+    const Tensor xb = random_tensor({64, 400, 128}, 1.0f, gen), dyb = random_tensor({64, 400, 128}, 1.0f, gen);
     report("BatchNormalization in training: (64, 400, 128) forward + backward",
            median_ms(repeats, [&] {
                const auto fwd = cpu.batch_norm_training(xb, gamma128, beta128, 1e-3f);

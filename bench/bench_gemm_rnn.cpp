@@ -7,8 +7,6 @@
 //
 // Defaults are W2 / W3's shapes. Run it on a quiet machine: each time is the median of `repeats`
 // calls after a warm-up call; threads are $OMP_NUM_THREADS.
-#include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <random>
@@ -18,8 +16,11 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/onednn/onednn_backend.hpp"   // internal: the bench links the internal archive
+#include "bench_util.hpp"
 
 namespace be = keras::backend;
+using bench::median_ms;
+using bench::random_tensor;
 using keras::Tensor;
 
 namespace {
@@ -28,25 +29,6 @@ namespace {
     std::cerr << "error: " << error << "\n"
               << "usage: bench_gemm_rnn [--batch 64] [--steps 200] [--features 128] [--units 128] [--repeats 10]\n";
     std::exit(2);
-}
-
-Tensor random_tensor(keras::Shape shape, float scale, std::mt19937& gen) {
-    Tensor t(shape, keras::DType::float32);
-    std::uniform_real_distribution<float> dist(-scale, scale);
-    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(gen);
-    return t;
-}
-
-double median_ms(int repeats, const std::function<void()>& once) {
-    once();   // primitive creation, JIT, first touch
-    std::vector<double> ms;
-    for (int i = 0; i < repeats; ++i) {
-        const auto start = std::chrono::steady_clock::now();
-        once();
-        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-    }
-    std::sort(ms.begin(), ms.end());
-    return ms[ms.size() / 2];
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/onednn/onednn_backend.hpp"   // internal: the bench links the internal archive
+#include "bench_util.hpp"
 
 namespace be = keras::backend;
 using keras::Tensor;
@@ -51,13 +52,7 @@ std::vector<int64_t> parse_list(const std::string& flag, const std::string& text
     return out;
 }
 
-Tensor random_tensor(keras::Shape shape, float scale, std::mt19937& gen) {
-    Tensor t(shape, keras::DType::float32);
-    std::uniform_real_distribution<float> dist(-scale, scale);
-    float* p = t.data<float>();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = dist(gen);
-    return t;
-}
+using bench::random_tensor;
 
 // OpenMP's thread count for the calling thread, in the runtime oneDNN loaded (as threads.cpp does).
 void set_threads(int n) {
