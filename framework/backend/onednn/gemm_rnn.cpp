@@ -511,6 +511,10 @@ void convert_row(const float* src, void* dst, int64_t n, bool bf16) {
     else convert_row_for<true>(src, dst, n);
 }
 
+// Our block of B holding Keras's gate q (of G) on the input side (recurrent false) or the recurrent
+// side: the same block, except GRU's recurrent hh, which has block 3 (see "The layout").
+int64_t our_block(bool lstm, bool recurrent, int64_t q) { return !lstm && recurrent && q == 2 ? 3 : q; }
+
 // The stacked weights B (C + H, 4 H) in the compute dtype, and the step's bias (4 H), from Keras's.
 struct Stacked {
     Buffer b;
@@ -519,31 +523,26 @@ struct Stacked {
 Stacked stacked_weights(BufferPool& pool, const RnnSpec& spec, const RnnWeights& w, int64_t C, bool bf16) {
     const int64_t H = spec.units, W4 = 4 * H;
     const bool lstm = spec.cell == RnnCell::lstm;
+    const int64_t G = lstm ? 4 : 3, GH = G * H;
     Buffer plain = pool.floats((C + H) * W4);
     float* B = plain.as<float>();
     std::fill(B, B + (C + H) * W4, 0.0f);
-    auto place = [&](const float* from, int64_t rows, int64_t row0, int64_t from_block, int64_t to_block) {
-        const int64_t from_width = lstm ? W4 : 3 * H;
+    // Keras's (rows, G H) matrix into B's rows from row0, gate by gate.
+    auto place = [&](const float* from, int64_t rows, int64_t row0, bool recurrent) {
         for (int64_t r = 0; r < rows; ++r)
-            std::copy(from + r * from_width + from_block * H, from + r * from_width + (from_block + 1) * H,
-                      B + (row0 + r) * W4 + to_block * H);
+            for (int64_t q = 0; q < G; ++q)
+                std::copy(from + r * GH + q * H, from + r * GH + (q + 1) * H,
+                          B + (row0 + r) * W4 + our_block(lstm, recurrent, q) * H);
     };
-    const float* kernel = w.kernel.data<float>();
-    const float* recurrent = w.recurrent_kernel.data<float>();
+    place(w.kernel.data<float>(), C, 0, false);
+    place(w.recurrent_kernel.data<float>(), H, C, true);
+    // LSTM's bias (G H) is the input side's; GRU's (2, G H) has the recurrent side's second.
     std::vector<float> bias(static_cast<size_t>(W4), 0.0f);
-    if (lstm) {
-        for (int q = 0; q < 4; ++q) place(kernel, C, 0, q, q), place(recurrent, H, C, q, q);
-        if (spec.use_bias) std::copy(w.bias.data<float>(), w.bias.data<float>() + W4, bias.begin());
-    } else {
-        for (int q = 0; q < 3; ++q) place(kernel, C, 0, q, q);
-        place(recurrent, H, C, 0, 0), place(recurrent, H, C, 1, 1), place(recurrent, H, C, 2, 3);
-        if (spec.use_bias) {
-            const float* in = w.bias.data<float>();
-            const float* rec = in + 3 * H;
-            for (int64_t j = 0; j < 2 * H; ++j) bias[j] = in[j] + rec[j];
-            for (int64_t j = 0; j < H; ++j) bias[2 * H + j] = in[2 * H + j], bias[3 * H + j] = rec[2 * H + j];
-        }
-    }
+    if (spec.use_bias)
+        for (int64_t side = 0; side < (lstm ? 1 : 2); ++side)
+            for (int64_t q = 0; q < G; ++q)
+                for (int64_t j = 0; j < H; ++j)
+                    bias[our_block(lstm, side == 1, q) * H + j] += w.bias.data<float>()[side * GH + q * H + j];
     Stacked out{pool.take((C + H) * W4, bf16), std::move(bias)};
     convert_row(B, out.b.data(), (C + H) * W4, bf16);
     return out;
@@ -700,15 +699,12 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, const Rnn
     GemmRunner(be, s.plan->d_weights)(s.xh.data(), dg.data(), d_stacked.as<float>());
     g.dweights.kernel = Tensor({C, GH}, DType::float32);
     g.dweights.recurrent_kernel = Tensor({H, GH}, DType::float32);
-    // Keras's gate block q of the input / recurrent side is block q of dB, except GRU's recurrent hh (block 3).
-    const int recurrent_block[4] = {0, 1, s.lstm ? 2 : 3, 3};
     for (int64_t r = 0; r < K; ++r) {
-        const bool input_side = r < C;
-        float* to = input_side ? g.dweights.kernel.data<float>() + r * GH
-                               : g.dweights.recurrent_kernel.data<float>() + (r - C) * GH;
+        const bool recurrent = r >= C;
+        float* to = recurrent ? g.dweights.recurrent_kernel.data<float>() + (r - C) * GH
+                              : g.dweights.kernel.data<float>() + r * GH;
         for (int64_t q = 0; q < GH / H; ++q) {
-            const int64_t from_block = input_side ? q : recurrent_block[q];
-            const float* from = d_stacked.as<float>() + r * W4 + from_block * H;
+            const float* from = d_stacked.as<float>() + r * W4 + our_block(s.lstm, recurrent, q) * H;
             std::copy(from, from + H, to + q * H);
         }
     }
@@ -730,15 +726,14 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, const Rnn
         std::vector<float> sum(static_cast<size_t>(W4), 0.0f);
         for (int64_t n = 0; n < N; ++n)
             for (int64_t j = 0; j < W4; ++j) sum[j] += dbias[n * W4 + j];
-        if (s.lstm) {
-            g.dweights.bias = Tensor(sum, {W4});
-        } else {   // input bias: blocks 0, 1, 2; recurrent bias: blocks 0, 1, 3
-            g.dweights.bias = Tensor({2, GH}, DType::float32);
-            float* db = g.dweights.bias.data<float>();
-            std::copy(sum.begin(), sum.begin() + 3 * H, db);
-            std::copy(sum.begin(), sum.begin() + 2 * H, db + 3 * H);
-            std::copy(sum.begin() + 3 * H, sum.end(), db + 5 * H);
-        }
+        // Keras's layout, as stacked_weights reads it: LSTM (G H); GRU (2, G H), the recurrent side second.
+        const int64_t sides = s.lstm ? 1 : 2;
+        g.dweights.bias = s.lstm ? Tensor({GH}, DType::float32) : Tensor({2, GH}, DType::float32);
+        float* db = g.dweights.bias.data<float>();
+        for (int64_t side = 0; side < sides; ++side)
+            for (int64_t q = 0; q < GH / H; ++q)
+                for (int64_t j = 0; j < H; ++j)
+                    db[side * GH + q * H + j] = sum[our_block(s.lstm, side == 1, q) * H + j];
     }
     if (packed) {
         add_rows_of_empty_samples(g.dh0, dh, s.lengths);
