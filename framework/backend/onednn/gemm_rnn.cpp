@@ -293,6 +293,7 @@ struct GemmRnnSaved {
     Buffer xh;                      // ((T + 1) N, C + H) compute dtype: row (t, n) = [x_t | h_{t-1}] (row T: h_{T-1})
     Buffer gates;                   // float32 (T N, 4 H): LSTM i, f, g, o; GRU z, r, hh, h U_h + b'_h
     Buffer c;                       // LSTM float32 ((T + 1) N, H): c0, then c after each step
+    Buffer weights;                 // B (C + H, 4 H) in the compute dtype, as the forward ran with it
     std::vector<int32_t> lengths;   // empty: all T
     bool used = false;              // a forward serves one backward
 };
@@ -613,7 +614,7 @@ RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor
         if (h0.defined()) convert_row(h0.data<float>() + n * H, h, H, bf16);
         else std::memset(h, 0, es * H);
     }
-    const Stacked B = stacked_weights(pool, spec, w, C, bf16);
+    Stacked B = stacked_weights(pool, spec, w, C, bf16);
     s->gates = pool.floats(T * N * 4 * H);
     if (lstm) {
         s->c = pool.floats((T + 1) * NH);
@@ -644,12 +645,15 @@ RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor
     const std::vector<int32_t> steps = lengths.empty() ? all_steps(N, T) : lengths;
     out.h = states_at_lengths(out.sequences.data<float>(), H, T * H, h0, steps, H);
     if (lstm) out.c = states_at_lengths(s->c.as<float>() + NH, NH, H, c0, steps, H);
-    if (training) out.saved = s;
+    if (training) {
+        s->weights = std::move(B.b);
+        out.saved = s;
+    }
     return out;
 }
 
-RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
-                               const Tensor& d_sequences, const Tensor& dh, const Tensor& dc) {
+RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForward& fwd, const Tensor& d_sequences,
+                               const Tensor& dh, const Tensor& dc) {
     GemmRnnSaved& s = **std::any_cast<GemmRnnSavedPtr>(&fwd.saved);
     if (s.used)
         runtime_error("Layer \"{}\": this forward pass was already used by a backward pass (a fused RNN forward "
@@ -669,7 +673,7 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, const Rnn
     g.dh0 = (!packed && dh.defined()) ? dh.clone() : Tensor::zeros({N, H});
     if (s.lstm) g.dc0 = (!packed && dc.defined()) ? dc.clone() : Tensor::zeros({N, H});
 
-    const Stacked B = stacked_weights(pool, spec, w, C, bf16);
+    const Buffer& B = s.weights;   // the weights the forward ran with
     Buffer dg = pool.take(T * N * W4, bf16);
     std::vector<float> dbias(static_cast<size_t>(N * W4), 0.0f);
     const StepWork work{.lstm = s.lstm, .bf16 = bf16, .backward = true, .N = N, .T = T, .C = C, .H = H, .t = 0,
@@ -680,7 +684,7 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, const Rnn
                         .lengths = s.lengths.data(), .dg = dg.data(), .dbias = dbias.data()};
     // B_h^T (4 H, H): B's last H rows, transposed by strides.
     const memory::desc bh_t({W4, H}, in, memory::dims{1, W4});
-    const void* bh = static_cast<const char*>(B.b.data()) + es * C * W4;
+    const void* bh = static_cast<const char*>(B.data()) + es * C * W4;
     run_recurrence(N, [&](int64_t n0, int64_t n1) {
         const auto plan = step_plan_for(be, StepKey{n1 - n0, C, H, bf16, OneDnnBackend::current_threads()});
         const Buffer b = weights_for(be, pool, plan->step_back, bh_t, bh);
@@ -710,7 +714,7 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, const Rnn
     }
 
     Buffer dx_time_major = pool.floats(T * N * C);
-    GemmRunner(be, s.plan->d_input)(dg.data(), B.b.data(), dx_time_major.as<float>());
+    GemmRunner(be, s.plan->d_input)(dg.data(), B.data(), dx_time_major.as<float>());
     g.dx = Tensor({N, T, C}, DType::float32);
     run_ranges(OneDnnBackend::current_threads(), N, 1, [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n)
@@ -720,7 +724,7 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, const Rnn
     });
     if (spec.go_backwards) g.dx = reverse_valid_steps(g.dx, s.lengths);
     // The forward's buffers are spent: back to the pool for the next call.
-    s.xh = Buffer(), s.gates = Buffer(), s.c = Buffer();
+    s.xh = Buffer(), s.gates = Buffer(), s.c = Buffer(), s.weights = Buffer();
 
     if (spec.use_bias) {   // the per-sample sums added in sample order: the same bits for any thread count
         std::vector<float> sum(static_cast<size_t>(W4), 0.0f);

@@ -304,9 +304,10 @@ bool gemm_rnn_chosen(const RnnSpec& spec, bool bf16, bool training);
 RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor& x, const RnnWeights& w,
                             const Tensor& h0, const Tensor& c0, bool training, bool bf16,
                             const std::vector<int32_t>& lengths);
-// fwd must come from gemm_rnn_forward with training (is_gemm_rnn_forward).
-RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, const RnnWeights& w, RnnForward& fwd,
-                               const Tensor& d_sequences, const Tensor& dh, const Tensor& dc);
+// fwd must come from gemm_rnn_forward with training (is_gemm_rnn_forward); it holds the weights the
+// forward ran with.
+RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForward& fwd, const Tensor& d_sequences,
+                               const Tensor& dh, const Tensor& dc);
 bool is_gemm_rnn_forward(const RnnForward& fwd);
 
 // ---- Per-sample lengths on the CPU (rnn_lengths.cpp), shared by the primitive and the step loop.

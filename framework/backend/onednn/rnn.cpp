@@ -553,7 +553,7 @@ RnnGradients OneDnnBackend::rnn_backward(const RnnSpec& spec, const RnnWeights& 
     if (!fwd.saved.has_value())
         runtime_error("Layer \"{}\": rnn_backward needs a forward pass run with training=true", spec.layer_name);
     if (is_small_rnn_forward(fwd)) return small_rnn_backward(spec, w, fwd, d_sequences, dh);
-    if (is_gemm_rnn_forward(fwd)) return gemm_rnn_backward(*this, spec, w, fwd, d_sequences, dh, dc);
+    if (is_gemm_rnn_forward(fwd)) return gemm_rnn_backward(*this, spec, fwd, d_sequences, dh, dc);
     FusedSavedPtr* saved_ptr = std::any_cast<FusedSavedPtr>(&fwd.saved);
     if (!saved_ptr) return rnn_fallback_backward(spec, w, fwd, d_sequences, dh, dc);
     FusedSaved& saved = **saved_ptr;
