@@ -187,8 +187,7 @@ public:
         if (g.has_bias) args_.emplace(DNNL_ARG_BIAS, memory(g.bias, e, nullptr));
         const memory::desc pad = dnnl_compat::scratchpad_desc(g.prim);
         if (pad.get_size() > 0) {
-            scratchpad_.reset(std::aligned_alloc(64, (pad.get_size() + 63) / 64 * 64));
-            if (!scratchpad_) runtime_error("out of memory: oneDNN asks for a {}-byte scratchpad", pad.get_size());
+            scratchpad_ = scratchpad_buffer(pad.get_size());
             args_.emplace(DNNL_ARG_SCRATCHPAD, memory(pad, e, scratchpad_.get()));
         }
     }
@@ -205,7 +204,7 @@ private:
     OneDnnBackend& be_;
     const Gemm& g_;
     std::unordered_map<int, memory> args_;
-    std::unique_ptr<void, decltype(&std::free)> scratchpad_{nullptr, &std::free};
+    ScratchpadBuffer scratchpad_{nullptr, &std::free};
 };
 
 // ---- The layout. Both cells work on rows of 4 H gate columns and one stacked weight B (C + H, 4 H):

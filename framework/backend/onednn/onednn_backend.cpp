@@ -55,17 +55,22 @@ dnnl::primitive_attr OneDnnBackend::user_scratchpad() {
     return attr;
 }
 
+ScratchpadBuffer scratchpad_buffer(size_t bytes) {
+    ScratchpadBuffer buffer(std::aligned_alloc(64, (bytes + 63) / 64 * 64), &std::free);
+    if (!buffer) runtime_error("out of memory: oneDNN asks for a {}-byte scratchpad", bytes);
+    return buffer;
+}
+
 void OneDnnBackend::run(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> args) {
     const dnnl::memory::desc md = dnnl_compat::scratchpad_desc(p);
     const size_t bytes = md.get_size();
     if (bytes > 0) {
         // One buffer per thread, grown to the largest request: primitives of one thread run one at a time.
-        thread_local std::unique_ptr<void, decltype(&std::free)> buffer(nullptr, &std::free);
+        thread_local ScratchpadBuffer buffer(nullptr, &std::free);
         thread_local size_t capacity = 0;
-        if (bytes > capacity) {
-            capacity = (bytes + 63) / 64 * 64;
-            buffer.reset(std::aligned_alloc(64, capacity));
-            if (!buffer) runtime_error("out of memory: oneDNN asks for a {}-byte scratchpad", bytes);
+        if (bytes > capacity) {   // on an allocation error both stay as they were
+            buffer = scratchpad_buffer(bytes);
+            capacity = bytes;
         }
         args.insert_or_assign(DNNL_ARG_SCRATCHPAD, dnnl::memory(md, engine_, buffer.get()));
     }

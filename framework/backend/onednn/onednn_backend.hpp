@@ -4,7 +4,9 @@
 // (step-by-step loop for options the primitives lack), optimizer_updates.cpp.
 #pragma once
 
+#include <cstdlib>
 #include <initializer_list>
+#include <memory>
 #include <mutex>
 #include <functional>
 #include <optional>
@@ -165,6 +167,11 @@ private:
     std::once_flag rnn_cache_once_;
     std::shared_ptr<RnnCache> rnn_cache_;
 };
+
+// 64-byte aligned memory for a oneDNN scratchpad of `bytes` (rounded up to 64); out of memory is a
+// runtime_error naming the size.
+using ScratchpadBuffer = std::unique_ptr<void, decltype(&std::free)>;
+ScratchpadBuffer scratchpad_buffer(size_t bytes);
 
 // A CPU tensor's storage seen as oneDNN memory of descriptor md (no copy: oneDNN's API takes a
 // non-const pointer even for inputs).
