@@ -3,7 +3,7 @@
 // the CPU backend, both paths, in float32 and bfloat16. Prints one JSON line per (cell, precision,
 // training) with both times and `gemm_speedup` (primitive time / GEMM-step time).
 //
-//   bench_gemm_rnn [--batch 64] [--steps 200] [--features 128] [--units 128] [--repeats 10]
+//   bench_gemm_rnn [--cell lstm|gru] [--batch 64] [--steps 200] [--features 128] [--units 128] [--repeats 10]
 //
 // Defaults are W2 / W3's shapes. Run it on a quiet machine: each time is the median of `repeats`
 // calls after a warm-up call; threads are $OMP_NUM_THREADS.
@@ -36,9 +36,17 @@ namespace {
 int main(int argc, char** argv) {
     int64_t N = 64, T = 200, C = 128, H = 128;
     int repeats = 10;
+    std::vector<be::RnnCell> cells{be::RnnCell::lstm, be::RnnCell::gru};
     for (int i = 1; i < argc; ++i) {
         const std::string flag = argv[i];
         if (i + 1 >= argc) usage(flag + " needs a value");
+        if (flag == "--cell") {
+            const std::string name = argv[++i];
+            if (name == "lstm") cells = {be::RnnCell::lstm};
+            else if (name == "gru") cells = {be::RnnCell::gru};
+            else usage("--cell takes lstm or gru, not '" + name + "'");
+            continue;
+        }
         const long long v = std::atoll(argv[++i]);
         if (v < 1) usage(flag + " needs a positive integer");
         if (flag == "--batch") N = v;
@@ -51,7 +59,7 @@ int main(int argc, char** argv) {
     auto& cpu = be::get(keras::Device::cpu());
     std::mt19937 gen(7);
     const Tensor x = random_tensor({N, T, C}, 1.0f, gen), dseq = random_tensor({N, T, H}, 0.1f, gen);
-    for (const be::RnnCell cell : {be::RnnCell::lstm, be::RnnCell::gru}) {
+    for (const be::RnnCell cell : cells) {
         const int64_t G = cell == be::RnnCell::lstm ? 4 : 3;
         const be::RnnWeights w{random_tensor({C, G * H}, 0.1f, gen), random_tensor({H, G * H}, 0.1f, gen),
                                cell == be::RnnCell::lstm ? random_tensor({G * H}, 0.1f, gen)

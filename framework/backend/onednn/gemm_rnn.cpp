@@ -6,9 +6,10 @@
 // bfloat16 lbr_gru backward is a reference kernel, slower than the float32 one, so mixed_bfloat16
 // trained no faster (docs/performance.md). Here a layer is matrix products that oneDNN's matmul
 // runs on AMX or AVX512_BF16, plus our own vectorised loops for the gates:
-// - forward: per step, [x_t | h_{t-1}] B + b (B the stacked weights, see "The layout") and the gates;
+// - forward: x W + b for every step in one product; then per step h_{t-1} U + b' and the gates;
 // - backward: per step (last first), the gates' gradients dG_t, then dG_t U^T for the state before
-//   it; after the loop, dB = [x | h]^T dG and dx = dG W^T, each one product over all T N rows.
+//   it; after the loop, dW = x^T dG, dU = h^T dG and dx = dG W^T, each one product over all T N rows
+//   (W, U: the stacked weights' blocks, see "The layout").
 // Every buffer is time-major (row t * N + n), so a step's rows are one contiguous block. The batch
 // is split across the threads once per sequence (run_recurrence): each runs every step of its rows,
 // its own products included, with no barrier between steps.
@@ -149,16 +150,16 @@ struct Gemm {
 };
 
 // c (M, N) [+]= a (M, K) b (K, N) [+ bias]: a and b given by their strides (a transposed operand is
-// a stride swap), c row-major float32. accumulate: c += instead of c =.
+// a stride swap), c float32 with rows ldc apart (0: N, packed). accumulate: c += instead of c =.
 // b_strides empty: b in the layout the primitive prefers (format_tag::any, read back from it): a
 // per-step product reuses its weights T times, and AMX kernels given plain weights would repack
 // them at every call (measured: half of a step's product).
 Gemm make_gemm(const dnnl::engine& engine, int64_t M, int64_t K, int64_t N, memory::dims a_strides,
-               memory::dims b_strides, dt in, bool bias, bool accumulate) {
+               memory::dims b_strides, dt in, bool bias, bool accumulate, int64_t ldc = 0) {
     Gemm g;
     g.a = memory::desc({M, K}, in, a_strides);
     g.b = b_strides.empty() ? memory::desc({K, N}, in, memory::format_tag::any) : memory::desc({K, N}, in, b_strides);
-    g.c = memory::desc({M, N}, dt::f32, memory::dims{N, 1});
+    g.c = memory::desc({M, N}, dt::f32, memory::dims{ldc ? ldc : N, 1});
     g.bias = memory::desc({1, N}, dt::f32, memory::dims{N, 1});
     g.has_bias = bias;
     dnnl::primitive_attr attr = OneDnnBackend::user_scratchpad();
@@ -207,58 +208,83 @@ private:
     ScratchpadBuffer scratchpad_{nullptr, &std::free};
 };
 
-// ---- The layout. Both cells work on rows of 4 H gate columns and one stacked weight B (C + H, 4 H):
-// a step's pre-activations are [x_t | h_{t-1}] B + b, one product per step.
-// - LSTM: B = [W; U], columns i, f, c, o (Keras's order), b Keras's bias.
-// - GRU (reset_after): B = [[W_z W_r W_h 0]; [U_z U_r 0 U_h]], columns z, r, x W_h, h U_h, and
-//   b = [b_z + b'_z, b_r + b'_r, b_h, b'_h] (b the input bias, b' the recurrent one): the fourth
-//   block keeps h U_h + b'_h apart, as r multiplies it.
-// The backward's gradients come in the same four blocks, so dB = [x | h]^T dG, dx = dG B_x^T and
-// dh_{t-1} = dG_t B_h^T hold for both cells (B_x, B_h: B's first C and last H rows). (One product
-// X W over all steps plus h U per step measured the same on W2 / W3; this form is one layout for
-// both cells. Splitting the threads by units instead of rows measured slower: a barrier per step.)
+// ---- The layout. Both cells work on rows of 4 H gate columns and one stacked weight B (C + H, 4 H),
+// whose first C rows B_x multiply x and last H rows B_h multiply h:
+// - LSTM: B = [W; U], columns i, f, c, o (Keras's order); every column has both sides.
+// - GRU (reset_after): B = [[W_h W_z W_r 0]; [0 U_z U_r U_h]], columns x W_h, z, r, h U_h: the last
+//   block keeps h U_h + b'_h apart, as r multiplies it. The x side is the first 3 H columns and the
+//   h side the last 3 H, so each side's product is over a contiguous block and skips B's zeros
+//   (one 4 H product over both sides did a third more arithmetic than the primitive).
+// Forward, per step: x_t B_x + b and h_{t-1} B_h + b' over their sides' columns (LSTM's second one
+// adds to the first, as both cover all 4 H). Backward: per step dh_{t-1} = dG_t B_h^T over the h
+// side's columns, and
+// after the loop dW = x^T dG, dU = h^T dG and dx = dG B_x^T over all T N rows, each over its side's
+// columns. Every product's operands are dense (x and h in buffers of their own, and one buffer per
+// side for GRU's products and gradients): oneDNN 2.6's brgemm matmul, AMX included, takes no row
+// stride, and its gemm:jit fallback made the bfloat16 steps 1.5x slower. (Measured and dropped: the
+// x side of all steps in one product before the loop, whose 26 MB output made it memory-bound and
+// the forward slower; splitting the threads by units instead of rows, a barrier per step.)
+struct Sides {
+    int64_t x_width;   // the x side: columns [0, x_width)
+    int64_t h_first;   // the h side: columns [h_first, h_first + h_width)
+    int64_t h_width;
+};
+Sides sides(bool lstm, int64_t H) { return lstm ? Sides{4 * H, 0, 4 * H} : Sides{3 * H, H, 3 * H}; }
+
+// Our block of B holding Keras's gate q (of G) on the input side (recurrent false) or the recurrent
+// side. LSTM: q. GRU: z and r are blocks 1 and 2 on both sides; hh is block 0 (x W_h) or 3 (h U_h).
+int64_t our_block(bool lstm, bool recurrent, int64_t q) {
+    if (lstm) return q;
+    return q < 2 ? q + 1 : (recurrent ? 3 : 0);
+}
+
 struct PlanKey {
     int64_t N, T, C, H;
-    bool bf16;
+    bool lstm, bf16;
     int threads;   // OneDnnBackend::current_threads() when created
     auto operator<=>(const PlanKey&) const = default;
 };
 
-// The products over all T N rows, run by every thread.
+// The products over all T N rows, run by every thread. X: the (T N, C) rows x_t; Hs: the rows h_{t-1}.
 struct Plan {
-    Gemm d_weights;   // dB (C + H, 4 H) = XH^T dG, XH the (T N, C + H) rows [x_t | h_{t-1}]
-    Gemm d_input;     // dx (T N, C) = dG B_x^T
+    Gemm d_kernel;    // dW (C, x_width) = X^T dG_x
+    Gemm d_recurrent; // dU (H, h_width) = Hs^T dG_h
+    Gemm d_input;     // dx (T N, C) = dG_x B_x^T
     std::shared_ptr<BufferPool> pool = std::make_shared<BufferPool>();
 };
 
 Plan make_plan(const dnnl::engine& engine, const PlanKey& k) {
-    const int64_t K = k.C + k.H, W4 = 4 * k.H, TN = k.T * k.N;
+    const int64_t C = k.C, H = k.H, TN = k.T * k.N;
+    const Sides s = sides(k.lstm, H);
     const dt in = k.bf16 ? dt::bf16 : dt::f32;
     return Plan{
-        .d_weights = make_gemm(engine, K, TN, W4, {1, K}, {W4, 1}, in, false, false),
-        .d_input = make_gemm(engine, TN, W4, k.C, {W4, 1}, {1, W4}, in, false, false),
+        .d_kernel = make_gemm(engine, s.x_width, TN, C, {1, s.x_width}, {C, 1}, in, false, false),
+        .d_recurrent = make_gemm(engine, s.h_width, TN, H, {1, s.h_width}, {H, 1}, in, false, false),
+        .d_input = make_gemm(engine, TN, s.x_width, C, {s.x_width, 1}, {}, in, false, false),
     };
 }
 
 // The per-step products of one thread's rows (run_recurrence), made for that thread alone.
 struct StepKey {
     int64_t rows, C, H;
-    bool bf16;
+    bool lstm, bf16;
     int threads;
     auto operator<=>(const StepKey&) const = default;
 };
 
 struct StepPlan {
-    Gemm step;       // G_t (rows, 4 H) = [x_t | h_{t-1}] (rows, C + H) B + b
-    Gemm step_back;  // dh (rows, H) += dG_t (rows, 4 H) B_h^T
+    Gemm step_x;     // P_x (rows, x_width) = x_t (rows, C) B_x[:, x side] + b
+    Gemm step;       // P_h (rows, h_width) = h_{t-1} (rows, H) B_h[:, h side] + b' (LSTM: P_x +=, no bias)
+    Gemm step_back;  // dh (rows, H) += dG_h,t (rows, h_width) B_h[:, h side]^T
 };
 
 StepPlan make_step_plan(const dnnl::engine& engine, const StepKey& k) {
-    const int64_t K = k.C + k.H, W4 = 4 * k.H;
+    const Sides s = sides(k.lstm, k.H);
     const dt in = k.bf16 ? dt::bf16 : dt::f32;
     return StepPlan{
-        .step = make_gemm(engine, k.rows, K, W4, {K, 1}, {}, in, true, false),
-        .step_back = make_gemm(engine, k.rows, W4, k.H, {W4, 1}, {}, in, false, true),
+        .step_x = make_gemm(engine, k.rows, k.C, s.x_width, {k.C, 1}, {}, in, true, false),
+        .step = make_gemm(engine, k.rows, k.H, s.h_width, {k.H, 1}, {}, in, !k.lstm, k.lstm),
+        .step_back = make_gemm(engine, k.rows, s.h_width, k.H, {s.h_width, 1}, {}, in, false, true),
     };
 }
 
@@ -289,7 +315,8 @@ struct GemmRnnSaved {
     PlanKey key;
     bool lstm = true;
     std::shared_ptr<Plan> plan;
-    Buffer xh;                      // ((T + 1) N, C + H) compute dtype: row (t, n) = [x_t | h_{t-1}] (row T: h_{T-1})
+    Buffer x;                       // (T N, C) compute dtype: row (t, n) = x_t
+    Buffer hs;                      // ((T + 1) N, H) compute dtype: row (t, n) = h_{t-1} (row block T: h_{T-1})
     Buffer gates;                   // float32 (T N, 4 H): LSTM i, f, g, o; GRU z, r, hh, h U_h + b'_h
     Buffer c;                       // LSTM float32 ((T + 1) N, H): c0, then c after each step
     Buffer weights;                 // B (C + H, 4 H) in the compute dtype, as the forward ran with it
@@ -303,8 +330,12 @@ struct StepWork {
     bool lstm, bf16, backward;
     int64_t N, T, C, H, t;
     float* gates;          // the whole (T N, 4 H)
+    void* x;               // forward: the whole (T N, C)
+    const float* px;       // forward: this step's P_x (rows from first_row; LSTM: P_x + P_h)
+    const float* ph;       // forward, GRU: this step's P_h
+    int64_t first_row;
     float* c;              // LSTM: the whole ((T + 1) N, H)
-    void* xh;              // the whole ((T + 1) N, C + H)
+    void* hs;              // the whole ((T + 1) N, H)
     float* sequences;      // forward: (N, T, H) float32 outputs
     // Backward.
     const float* d_layer;  // (N, T, H) or null
@@ -312,13 +343,15 @@ struct StepWork {
     float* dc;             // LSTM (N, H): in dc_t, out dc_{t-1}
     const float* dc_final; // LSTM with lengths: added at step len - 1; null otherwise
     const int32_t* lengths;
-    void* dg;              // the whole (T N, 4 H) gate gradients, compute dtype
+    void* dg_x;            // the whole (T N, x_width) gate gradients of the x side, compute dtype
+    void* dg_h;            // and of the h side (T N, h_width): LSTM's is dg_x
     float* dbias;          // (N, 4 H) per-sample sums of the gate gradients
 
-    int64_t K() const { return C + H; }
     float* gate_row(int64_t n) const { return gates + (t * N + n) * 4 * H; }
-    // Element offset of h_{t-1} of sample n in xh (h_t: h_before(t + 1, n)).
-    int64_t h_before(int64_t step, int64_t n) const { return (step * N + n) * K() + C; }
+    const float* px_row(int64_t n) const { return px + (n - first_row) * (lstm ? 4 : 3) * H; }
+    const float* ph_row(int64_t n) const { return ph + (n - first_row) * 3 * H; }
+    // Element offset of h_{t-1} of sample n in hs (h_t: h_before(t + 1, n)).
+    int64_t h_before(int64_t step, int64_t n) const { return (step * N + n) * H; }
 };
 
 template <bool kBf16, bool kFast>
@@ -328,12 +361,13 @@ template <bool kBf16, bool kFast>
     float* c_out = w.c + (w.t + 1) * NH;
     for (int64_t n = n0; n < n1; ++n) {
         float* g = w.gate_row(n);
+        const float* p = w.px_row(n);   // the pre-activations
         for (int64_t j = 0; j < H; j += kLanes) {
             const int64_t m = std::min(kLanes, H - j);
-            const v16 i = vsigmoid<kFast>(load_part(g + j, m)), f = vsigmoid<kFast>(load_part(g + H + j, m));
-            const v16 cc = vtanh<kFast>(load_part(g + 2 * H + j, m)), o = vsigmoid<kFast>(load_part(g + 3 * H + j, m));
+            const v16 i = vsigmoid<kFast>(load_part(p + j, m)), f = vsigmoid<kFast>(load_part(p + H + j, m));
+            const v16 cc = vtanh<kFast>(load_part(p + 2 * H + j, m)), o = vsigmoid<kFast>(load_part(p + 3 * H + j, m));
             const v16 c = f * load_part(c_prev + n * H + j, m) + i * cc;
-            const v16 h = store_c<kBf16>(w.xh, w.h_before(w.t + 1, n) + j, o * vtanh<kFast>(c), m);
+            const v16 h = store_c<kBf16>(w.hs, w.h_before(w.t + 1, n) + j, o * vtanh<kFast>(c), m);
             store_part(g + j, i, m), store_part(g + H + j, f, m), store_part(g + 2 * H + j, cc, m);
             store_part(g + 3 * H + j, o, m), store_part(c_out + n * H + j, c, m);
             store_part(w.sequences + (n * w.T + w.t) * H + j, h, m);
@@ -346,13 +380,18 @@ template <bool kBf16, bool kFast>
     const int64_t H = w.H;
     for (int64_t n = n0; n < n1; ++n) {
         float* g = w.gate_row(n);
+        const float* px = w.px_row(n);   // x W_h + b_h, x W_z + b_z, x W_r + b_r
+        const float* ph = w.ph_row(n);   // h U_z + b'_z, h U_r + b'_r, h U_h + b'_h
         for (int64_t j = 0; j < H; j += kLanes) {
             const int64_t m = std::min(kLanes, H - j);
-            const v16 z = vsigmoid<kFast>(load_part(g + j, m)), r = vsigmoid<kFast>(load_part(g + H + j, m));
-            const v16 hh = vtanh<kFast>(load_part(g + 2 * H + j, m) + r * load_part(g + 3 * H + j, m));
-            const v16 h_prev = load_c<kBf16>(w.xh, w.h_before(w.t, n) + j, m);
-            const v16 h = store_c<kBf16>(w.xh, w.h_before(w.t + 1, n) + j, z * h_prev + (1.0f - z) * hh, m);
-            store_part(g + j, z, m), store_part(g + H + j, r, m), store_part(g + 2 * H + j, hh, m);
+            const v16 z = vsigmoid<kFast>(load_part(px + H + j, m) + load_part(ph + j, m));
+            const v16 r = vsigmoid<kFast>(load_part(px + 2 * H + j, m) + load_part(ph + H + j, m));
+            const v16 uh = load_part(ph + 2 * H + j, m);
+            const v16 hh = vtanh<kFast>(load_part(px + j, m) + r * uh);
+            const v16 h_prev = load_c<kBf16>(w.hs, w.h_before(w.t, n) + j, m);
+            const v16 h = store_c<kBf16>(w.hs, w.h_before(w.t + 1, n) + j, z * h_prev + (1.0f - z) * hh, m);
+            store_part(g + j, hh, m), store_part(g + H + j, z, m), store_part(g + 2 * H + j, r, m);
+            store_part(g + 3 * H + j, uh, m);
             store_part(w.sequences + (n * w.T + w.t) * H + j, h, m);
         }
     }
@@ -365,16 +404,21 @@ template <bool kBf16, bool kFast>
     return d;
 }
 
-// The four blocks of a row's gate gradients: stored in the compute dtype, summed for the bias.
+// The four blocks of a row's gate gradients: stored in the compute dtype into each side's buffer
+// that has the block, summed for the bias.
 template <bool kBf16>
 [[gnu::always_inline]] inline void store_gate_gradients(const StepWork& w, int64_t n, int64_t j, int64_t m,
                                                         const v16 (&parts)[4]) {
-    const int64_t H = w.H;
+    const int64_t H = w.H, row = w.t * w.N + n;
     float* db = w.dbias + n * 4 * H;
-    for (int q = 0; q < 4; ++q) {
-        store_c<kBf16>(w.dg, (w.t * w.N + n) * 4 * H + q * H + j, parts[q], m);
-        store_part(db + q * H + j, load_part(db + q * H + j, m) + parts[q], m);
-    }
+    if (w.lstm)
+        for (int q = 0; q < 4; ++q) store_c<kBf16>(w.dg_x, row * 4 * H + q * H + j, parts[q], m);
+    else   // GRU: x side blocks 0-2, h side blocks 1-3 (see "The layout")
+        for (int q = 0; q < 4; ++q) {
+            if (q < 3) store_c<kBf16>(w.dg_x, row * 3 * H + q * H + j, parts[q], m);
+            if (q > 0) store_c<kBf16>(w.dg_h, row * 3 * H + (q - 1) * H + j, parts[q], m);
+        }
+    for (int q = 0; q < 4; ++q) store_part(db + q * H + j, load_part(db + q * H + j, m) + parts[q], m);
 }
 
 template <bool kBf16, bool kFast>
@@ -408,14 +452,14 @@ template <bool kBf16, bool kFast>
         const float* g = w.gate_row(n);
         for (int64_t j = 0; j < H; j += kLanes) {
             const int64_t m = std::min(kLanes, H - j);
-            const v16 z = load_part(g + j, m), r = load_part(g + H + j, m), hh = load_part(g + 2 * H + j, m);
-            const v16 h_prev = load_c<kBf16>(w.xh, w.h_before(w.t, n) + j, m);
+            const v16 hh = load_part(g + j, m), z = load_part(g + H + j, m), r = load_part(g + 2 * H + j, m);
+            const v16 h_prev = load_c<kBf16>(w.hs, w.h_before(w.t, n) + j, m);
             const v16 d = output_gradient(w, n, j, m);
             const v16 dz = d * (h_prev - hh) * z * (1.0f - z);
             const v16 dhh = d * (1.0f - z) * (1.0f - hh * hh);
             const v16 dr = dhh * load_part(g + 3 * H + j, m) * r * (1.0f - r);
             store_part(w.dh + n * H + j, d * z, m);   // the direct part; dG B_h^T is added next
-            store_gate_gradients<kBf16>(w, n, j, m, {dz, dr, dhh, dhh * r});
+            store_gate_gradients<kBf16>(w, n, j, m, {dhh, dz, dr, dhh * r});
         }
     }
 }
@@ -460,8 +504,8 @@ void prefetch(const void* p, int64_t bytes) {
 // Prefetches what step t reads for rows [n0, n1) that the step before it did not touch.
 void prefetch_step(const StepWork& w, int64_t t, int64_t n0, int64_t n1) {
     const int64_t rows = n1 - n0, es = w.bf16 ? 2 : 4;
-    if (!w.backward) {   // x_t's part of the product's rows
-        prefetch(static_cast<const char*>(w.xh) + es * (t * w.N + n0) * w.K(), es * rows * w.K());
+    if (!w.backward) {   // x_t, the product's input
+        prefetch(static_cast<const char*>(w.x) + es * (t * w.N + n0) * w.C, es * rows * w.C);
         return;
     }
     prefetch(w.gates + (t * w.N + n0) * 4 * w.H, sizeof(float) * rows * 4 * w.H);
@@ -511,14 +555,12 @@ void convert_row(const float* src, void* dst, int64_t n, bool bf16) {
     else convert_row_for<true>(src, dst, n);
 }
 
-// Our block of B holding Keras's gate q (of G) on the input side (recurrent false) or the recurrent
-// side: the same block, except GRU's recurrent hh, which has block 3 (see "The layout").
-int64_t our_block(bool lstm, bool recurrent, int64_t q) { return !lstm && recurrent && q == 2 ? 3 : q; }
-
-// The stacked weights B (C + H, 4 H) in the compute dtype, and the step's bias (4 H), from Keras's.
+// The stacked weights B (C + H, 4 H) in the compute dtype, and the biases of both sides in B's
+// blocks (4 H each), from Keras's.
 struct Stacked {
     Buffer b;
-    std::vector<float> bias;
+    std::vector<float> bias;             // the x side's: Keras's bias, or GRU's input bias
+    std::vector<float> recurrent_bias;   // the h side's: GRU's recurrent bias; zeros for LSTM
 };
 Stacked stacked_weights(BufferPool& pool, const RnnSpec& spec, const RnnWeights& w, int64_t C, bool bf16) {
     const int64_t H = spec.units, W4 = 4 * H;
@@ -536,14 +578,14 @@ Stacked stacked_weights(BufferPool& pool, const RnnSpec& spec, const RnnWeights&
     };
     place(w.kernel.data<float>(), C, 0, false);
     place(w.recurrent_kernel.data<float>(), H, C, true);
+    Stacked out{pool.take((C + H) * W4, bf16), std::vector<float>(static_cast<size_t>(W4), 0.0f),
+                std::vector<float>(static_cast<size_t>(W4), 0.0f)};
     // LSTM's bias (G H) is the input side's; GRU's (2, G H) has the recurrent side's second.
-    std::vector<float> bias(static_cast<size_t>(W4), 0.0f);
     if (spec.use_bias)
         for (int64_t side = 0; side < (lstm ? 1 : 2); ++side)
             for (int64_t q = 0; q < G; ++q)
-                for (int64_t j = 0; j < H; ++j)
-                    bias[our_block(lstm, side == 1, q) * H + j] += w.bias.data<float>()[side * GH + q * H + j];
-    Stacked out{pool.take((C + H) * W4, bf16), std::move(bias)};
+                std::copy_n(w.bias.data<float>() + side * GH + q * H, H,
+                            (side ? out.recurrent_bias : out.bias).data() + our_block(lstm, side == 1, q) * H);
     convert_row(B, out.b.data(), (C + H) * W4, bf16);
     return out;
 }
@@ -589,30 +631,29 @@ bool is_gemm_rnn_forward(const RnnForward& fwd) { return std::any_cast<GemmRnnSa
 RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor& x, const RnnWeights& w,
                             const Tensor& h0, const Tensor& c0, bool training, bool bf16,
                             const std::vector<int32_t>& lengths) {
-    const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units, K = C + H, NH = N * H;
+    const int64_t N = x.dim(0), T = x.dim(1), C = x.dim(2), H = spec.units, NH = N * H;
     const bool lstm = spec.cell == RnnCell::lstm;
     const size_t es = bf16 ? 2 : 4;
     auto s = std::make_shared<GemmRnnSaved>();
-    s->key = PlanKey{N, T, C, H, bf16, OneDnnBackend::current_threads()};
+    s->key = PlanKey{N, T, C, H, lstm, bf16, OneDnnBackend::current_threads()};
     s->lstm = lstm;
     s->plan = plan_for(be, s->key);
     s->lengths = lengths;
     BufferPool& pool = *s->plan->pool;
 
-    // xh: x_t (processing order) into each row's first C columns, h0 into row 0's last H.
+    // x time-major (processing order), and h0 into hs's first N rows.
     const Tensor xs = spec.go_backwards ? reverse_valid_steps(x, lengths) : x;
-    s->xh = pool.take((T + 1) * N * K, bf16);
-    char* xh = static_cast<char*>(s->xh.data());
+    s->x = pool.take(T * N * C, bf16);
+    s->hs = pool.take((T + 1) * NH, bf16);
+    char* x_rows = static_cast<char*>(s->x.data());
+    char* hs = static_cast<char*>(s->hs.data());
     run_ranges(OneDnnBackend::current_threads(), T, 1, [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t)
             for (int64_t n = 0; n < N; ++n)
-                convert_row(xs.data<float>() + (n * T + t) * C, xh + es * (t * N + n) * K, C, bf16);
+                convert_row(xs.data<float>() + (n * T + t) * C, x_rows + es * (t * N + n) * C, C, bf16);
     });
-    for (int64_t n = 0; n < N; ++n) {
-        char* h = xh + es * (n * K + C);
-        if (h0.defined()) convert_row(h0.data<float>() + n * H, h, H, bf16);
-        else std::memset(h, 0, es * H);
-    }
+    if (h0.defined()) convert_row(h0.data<float>(), hs, NH, bf16);
+    else std::memset(hs, 0, es * NH);
     Stacked B = stacked_weights(pool, spec, w, C, bf16);
     s->gates = pool.floats(T * N * 4 * H);
     if (lstm) {
@@ -621,21 +662,32 @@ RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor
         else std::fill(s->c.as<float>(), s->c.as<float>() + NH, 0.0f);
     }
 
+    const Sides side = sides(lstm, H);
+    const dt in = bf16 ? dt::bf16 : dt::f32;
     RnnForward out;
     out.sequences = Tensor({N, T, H}, DType::float32);
     const StepWork work{.lstm = lstm, .bf16 = bf16, .backward = false, .N = N, .T = T, .C = C, .H = H, .t = 0,
-                        .gates = s->gates.as<float>(), .c = s->c.as<float>(), .xh = xh,
-                        .sequences = out.sequences.data<float>(), .d_layer = nullptr, .dh = nullptr, .dc = nullptr,
-                        .dc_final = nullptr, .lengths = nullptr, .dg = nullptr, .dbias = nullptr};
-    const memory::desc b_plain({K, 4 * H}, bf16 ? dt::bf16 : dt::f32, memory::dims{4 * H, 1});
+                        .gates = s->gates.as<float>(), .x = x_rows, .px = nullptr, .ph = nullptr, .first_row = 0,
+                        .c = s->c.as<float>(), .hs = hs, .sequences = out.sequences.data<float>(), .d_layer = nullptr, .dh = nullptr,
+                        .dc = nullptr, .dc_final = nullptr, .lengths = nullptr, .dg_x = nullptr, .dg_h = nullptr,
+                        .dbias = nullptr};
+    // B_x and B_h over their sides' columns.
+    const memory::desc bx({C, side.x_width}, in, memory::dims{4 * H, 1}), bh({H, side.h_width}, in, memory::dims{4 * H, 1});
+    const void* bh_data = static_cast<const char*>(B.b.data()) + es * (C * 4 * H + side.h_first);
     run_recurrence(N, [&](int64_t n0, int64_t n1) {
-        const auto plan = step_plan_for(be, StepKey{n1 - n0, C, H, bf16, OneDnnBackend::current_threads()});
-        const Buffer b = weights_for(be, pool, plan->step, b_plain, B.b.data());
-        GemmRunner step(be, plan->step);
+        const int64_t rows = n1 - n0;
+        const auto plan = step_plan_for(be, StepKey{rows, C, H, lstm, bf16, OneDnnBackend::current_threads()});
+        const Buffer wx = weights_for(be, pool, plan->step_x, bx, B.b.data());
+        const Buffer wh = weights_for(be, pool, plan->step, bh, bh_data);
+        Buffer px = pool.floats(rows * side.x_width), ph_own = lstm ? Buffer() : pool.floats(rows * side.h_width);
+        float* ph = lstm ? px.as<float>() : ph_own.as<float>();
+        GemmRunner step_x(be, plan->step_x), step(be, plan->step);
         StepWork mine = work;
+        mine.px = px.as<float>(), mine.ph = ph, mine.first_row = n0;
         for (int64_t t = 0; t < T; ++t) {
             mine.t = t;
-            step(xh + es * (t * N + n0) * K, b.data(), mine.gate_row(n0), B.bias.data());
+            step_x(x_rows + es * (t * N + n0) * C, wx.data(), px.as<float>(), B.bias.data());
+            step(hs + es * (t * N + n0) * H, wh.data(), ph, B.recurrent_bias.data() + side.h_first);
             step_rows_dispatch(mine, n0, n1);
             if (t + 1 < T) prefetch_step(mine, t + 1, n0, n1);
         }
@@ -660,7 +712,8 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
                       "gradients in one call)", spec.layer_name);
     s.used = true;
     const PlanKey& k = s.key;
-    const int64_t N = k.N, T = k.T, C = k.C, H = k.H, K = C + H, W4 = 4 * H, GH = (s.lstm ? 4 : 3) * H;
+    const int64_t N = k.N, T = k.T, C = k.C, H = k.H, W4 = 4 * H, GH = (s.lstm ? 4 : 3) * H;
+    const Sides side = sides(s.lstm, H);
     const bool bf16 = k.bf16, packed = !s.lengths.empty();
     const size_t es = bf16 ? 2 : 4;
     const dt in = bf16 ? dt::bf16 : dt::f32;
@@ -673,19 +726,23 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
     if (s.lstm) g.dc0 = (!packed && dc.defined()) ? dc.clone() : Tensor::zeros({N, H});
 
     const Buffer& B = s.weights;   // the weights the forward ran with
-    Buffer dg = pool.take(T * N * W4, bf16);
+    // The gates' gradients of each side (one buffer for LSTM, whose sides are the same columns).
+    Buffer dg_x = pool.take(T * N * side.x_width, bf16), dg_h_own = s.lstm ? Buffer() : pool.take(T * N * side.h_width, bf16);
+    void* dg_h = s.lstm ? dg_x.data() : dg_h_own.data();
     std::vector<float> dbias(static_cast<size_t>(N * W4), 0.0f);
     const StepWork work{.lstm = s.lstm, .bf16 = bf16, .backward = true, .N = N, .T = T, .C = C, .H = H, .t = 0,
-                        .gates = s.gates.as<float>(), .c = s.c.as<float>(), .xh = s.xh.data(), .sequences = nullptr,
+                        .gates = s.gates.as<float>(), .x = s.x.data(), .px = nullptr, .ph = nullptr, .first_row = 0,
+                        .c = s.c.as<float>(),
+                        .hs = s.hs.data(), .sequences = nullptr,
                         .d_layer = d_layer.defined() ? d_layer.data<float>() : nullptr, .dh = g.dh0.data<float>(),
                         .dc = s.lstm ? g.dc0.data<float>() : nullptr,
                         .dc_final = packed && s.lstm && dc.defined() ? dc.data<float>() : nullptr,
-                        .lengths = s.lengths.data(), .dg = dg.data(), .dbias = dbias.data()};
-    // B_h^T (4 H, H): B's last H rows, transposed by strides.
-    const memory::desc bh_t({W4, H}, in, memory::dims{1, W4});
-    const void* bh = static_cast<const char*>(B.data()) + es * C * W4;
+                        .lengths = s.lengths.data(), .dg_x = dg_x.data(), .dg_h = dg_h, .dbias = dbias.data()};
+    // B_h^T over the h side's columns, transposed by strides.
+    const memory::desc bh_t({side.h_width, H}, in, memory::dims{1, W4});
+    const void* bh = static_cast<const char*>(B.data()) + es * (C * W4 + side.h_first);
     run_recurrence(N, [&](int64_t n0, int64_t n1) {
-        const auto plan = step_plan_for(be, StepKey{n1 - n0, C, H, bf16, OneDnnBackend::current_threads()});
+        const auto plan = step_plan_for(be, StepKey{n1 - n0, C, H, s.lstm, bf16, OneDnnBackend::current_threads()});
         const Buffer b = weights_for(be, pool, plan->step_back, bh_t, bh);
         GemmRunner step_back(be, plan->step_back);
         StepWork mine = work;
@@ -693,27 +750,31 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
             mine.t = t;
             step_rows_dispatch(mine, n0, n1);
             if (t > 0) prefetch_step(mine, t - 1, n0, n1);
-            step_back(static_cast<char*>(dg.data()) + es * (t * N + n0) * W4, b.data(), g.dh0.data<float>() + n0 * H);
+            step_back(static_cast<char*>(dg_h) + es * (t * N + n0) * side.h_width, b.data(), g.dh0.data<float>() + n0 * H);
         }
     });
 
-    // dB, then Keras's kernel and recurrent kernel out of its blocks.
-    Buffer d_stacked = pool.floats(K * W4);
-    GemmRunner(be, s.plan->d_weights)(s.xh.data(), dg.data(), d_stacked.as<float>());
+    // dW and dU over their sides' columns, then Keras's kernel and recurrent kernel out of the blocks.
+    Buffer d_kernel = pool.floats(C * side.x_width), d_recurrent = pool.floats(H * side.h_width);
+    GemmRunner(be, s.plan->d_kernel)(dg_x.data(), s.x.data(), d_kernel.as<float>());
+    GemmRunner(be, s.plan->d_recurrent)(dg_h, s.hs.data(), d_recurrent.as<float>());
     g.dweights.kernel = Tensor({C, GH}, DType::float32);
     g.dweights.recurrent_kernel = Tensor({H, GH}, DType::float32);
-    for (int64_t r = 0; r < K; ++r) {
-        const bool recurrent = r >= C;
-        float* to = recurrent ? g.dweights.recurrent_kernel.data<float>() + (r - C) * GH
-                              : g.dweights.kernel.data<float>() + r * GH;
-        for (int64_t q = 0; q < GH / H; ++q) {
-            const float* from = d_stacked.as<float>() + r * W4 + our_block(s.lstm, recurrent, q) * H;
-            std::copy(from, from + H, to + q * H);
-        }
-    }
+    // Keras's (rows, G H) matrix `to`, gate by gate, from our (rows, width) `from` whose columns start at first.
+    auto unstack = [&](const float* from, int64_t rows, int64_t width, int64_t first, bool recurrent, float* to) {
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t q = 0; q < GH / H; ++q)
+                for (int64_t j = 0; j < H; ++j)
+                    to[r * GH + q * H + j] = from[(our_block(s.lstm, recurrent, q) * H - first + j) * rows + r];
+    };
+    unstack(d_kernel.as<float>(), C, side.x_width, 0, false, g.dweights.kernel.data<float>());
+    unstack(d_recurrent.as<float>(), H, side.h_width, side.h_first, true, g.dweights.recurrent_kernel.data<float>());
 
+    // dx = dG_x B_x^T, B_x^T read from B by strides.
     Buffer dx_time_major = pool.floats(T * N * C);
-    GemmRunner(be, s.plan->d_input)(dg.data(), B.data(), dx_time_major.as<float>());
+    const Buffer bx_t = weights_for(be, pool, s.plan->d_input, memory::desc({side.x_width, C}, in, memory::dims{1, W4}),
+                                    B.data());
+    GemmRunner(be, s.plan->d_input)(dg_x.data(), bx_t.data(), dx_time_major.as<float>());
     g.dx = Tensor({N, T, C}, DType::float32);
     run_ranges(OneDnnBackend::current_threads(), N, 1, [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n)
@@ -723,20 +784,18 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
     });
     if (spec.go_backwards) g.dx = reverse_valid_steps(g.dx, s.lengths);
     // The forward's buffers are spent: back to the pool for the next call.
-    s.xh = Buffer(), s.gates = Buffer(), s.c = Buffer(), s.weights = Buffer();
+    s.x = Buffer(), s.hs = Buffer(), s.gates = Buffer(), s.c = Buffer(), s.weights = Buffer();
 
     if (spec.use_bias) {   // the per-sample sums added in sample order: the same bits for any thread count
         std::vector<float> sum(static_cast<size_t>(W4), 0.0f);
         for (int64_t n = 0; n < N; ++n)
             for (int64_t j = 0; j < W4; ++j) sum[j] += dbias[n * W4 + j];
         // Keras's layout, as stacked_weights reads it: LSTM (G H); GRU (2, G H), the recurrent side second.
-        const int64_t sides = s.lstm ? 1 : 2;
         g.dweights.bias = s.lstm ? Tensor({GH}, DType::float32) : Tensor({2, GH}, DType::float32);
         float* db = g.dweights.bias.data<float>();
-        for (int64_t side = 0; side < sides; ++side)
+        for (int64_t recurrent = 0; recurrent < (s.lstm ? 1 : 2); ++recurrent)
             for (int64_t q = 0; q < GH / H; ++q)
-                for (int64_t j = 0; j < H; ++j)
-                    db[side * GH + q * H + j] = sum[our_block(s.lstm, side == 1, q) * H + j];
+                std::copy_n(sum.data() + our_block(s.lstm, recurrent == 1, q) * H, H, db + recurrent * GH + q * H);
     }
     if (packed) {
         add_rows_of_empty_samples(g.dh0, dh, s.lengths);
