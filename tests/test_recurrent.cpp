@@ -1259,11 +1259,11 @@ TEST_CASE("GEMM-step LSTM / GRU: the rule, its overrides, the path it names, and
         CHECK(be::gemm_rnn_chosen(lstm, false, true));   // float32: LSTM training up to the limit
         CHECK_FALSE(be::gemm_rnn_chosen(wide_lstm, false, true));
         for (const be::RnnSpec& s : {lstm, gru}) CHECK_FALSE(be::gemm_rnn_chosen(s, false, false));
-        be::RnnSpec gru_64 = gru, gru_65 = gru;   // and GRU training up to its own, lower limit
-        gru_64.units = be::kGemmRnnAutoMaxGruFloat32Units;
-        gru_65.units = be::kGemmRnnAutoMaxGruFloat32Units + 1;
-        CHECK(be::gemm_rnn_chosen(gru_64, false, true));
-        CHECK_FALSE(be::gemm_rnn_chosen(gru_65, false, true));
+        be::RnnSpec gru_at_limit = gru, gru_past_limit = gru;   // and GRU training up to its own, lower limit
+        gru_at_limit.units = be::kGemmRnnAutoMaxGruFloat32Units;
+        gru_past_limit.units = be::kGemmRnnAutoMaxGruFloat32Units + 1;
+        CHECK(be::gemm_rnn_chosen(gru_at_limit, false, true));
+        CHECK_FALSE(be::gemm_rnn_chosen(gru_past_limit, false, true));
         be::RnnSpec bf16 = gru, bf16_wide = wide_gru;
         bf16.precision = bf16_wide.precision = be::Precision::bfloat16;
         if (cpu().bfloat16_unsupported_reason().empty()) {
@@ -1271,7 +1271,7 @@ TEST_CASE("GEMM-step LSTM / GRU: the rule, its overrides, the path it names, and
             CHECK(cpu().rnn_path(bf16_wide).description ==
                   "GEMM-step gru (oneDNN matmul) in training; oneDNN lbr_gru in inference, in bfloat16");
         }
-        CHECK(cpu().rnn_path(gru_65).description == "oneDNN lbr_gru");
+        CHECK(cpu().rnn_path(gru_past_limit).description == "oneDNN lbr_gru");
         CHECK(cpu().rnn_path(gru).description == "GEMM-step gru (oneDNN matmul) in training; oneDNN lbr_gru in inference");
         CHECK(cpu().rnn_path(lstm).description.find("GEMM-step lstm (oneDNN matmul) in training; oneDNN lstm in "
                                                     "inference") == 0);

@@ -294,10 +294,11 @@ void set_small_lstm_threads(std::optional<int> threads);
 // - bfloat16: units up to kGemmRnnAutoMaxUnits (1.1-3.0x the primitive; at 512 units 0.7-1.0x),
 //   and GRU in training at any size (lbr_gru's bfloat16 backward is slow: 1.2x at 512 units);
 // - float32: LSTM in training, units up to kGemmRnnAutoMaxUnits (1.1-1.4x; about even at 512);
-//   GRU in training up to kGemmRnnAutoMaxGruFloat32Units (1.1-2.3x at 16-64 units; 0.8-1.3x at
-//   128 and more, depending on the batch). float32 inference stays with the primitives (0.6-1.0x).
+//   GRU in training up to kGemmRnnAutoMaxGruFloat32Units (1.1-2.5x at 64-128 units; 0.7-1.4x at
+//   256 and 0.9-1.1x at 512, depending on the batch). float32 inference stays with the primitives
+//   (0.7-1.1x past batch 16).
 inline constexpr int64_t kGemmRnnAutoMaxUnits = 256;
-inline constexpr int64_t kGemmRnnAutoMaxGruFloat32Units = 64;
+inline constexpr int64_t kGemmRnnAutoMaxGruFloat32Units = 128;
 // always: float32 specs then run float32 products.
 using GemmRnnMode = KernelMode;
 // $KERASCPP_GEMM_RNN (auto, on / always / 1, off / never / 0; unset: auto) unless a mode was set with
