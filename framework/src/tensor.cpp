@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "host_memory.hpp"
 #include "keras/backend.hpp"
 #include "keras/errors.hpp"
 
@@ -51,7 +52,7 @@ std::string index_str(const Shape& shape, int64_t i) {
 size_t dtype_size(DType dtype) { return dtype == DType::int64 ? 8 : 4; }
 
 Tensor::Storage::~Storage() {
-    if (device.is_cpu()) std::free(ptr);
+    if (device.is_cpu()) host_memory::deallocate(ptr, bytes);
     else backend::device_memory(device).deallocate(ptr, bytes);
 }
 
@@ -61,8 +62,7 @@ Tensor::Tensor(Shape shape, DType dtype, Device device) : shape_(std::move(shape
     const size_t bytes = std::max<size_t>(nbytes(), 1);
     void* ptr = nullptr;
     if (device.is_cpu()) {
-        // 64-byte alignment suits AVX-512 loads in oneDNN and our loops.
-        ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+        ptr = host_memory::allocate(bytes);   // 64-byte aligned, for AVX-512 loads in oneDNN and our loops
         if (!ptr) runtime_error("Out of memory allocating a tensor of shape {}", shape_str(shape_));
     } else {
         ptr = backend::device_memory(device).allocate(bytes);   // throws naming the device

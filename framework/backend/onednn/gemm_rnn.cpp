@@ -25,12 +25,13 @@
 // states are read at len - 1, and the final states' gradients enter there.
 #include <algorithm>
 #include <cstdlib>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "host_memory.hpp"
 #include "keras/errors.hpp"
 #include "onednn_backend.hpp"
 #include "simd16.hpp"
@@ -44,64 +45,40 @@ using dnnl::memory;
 using dt = memory::data_type;
 
 // ---- Buffers: uninitialised (every user writes before reading, or zeroes what it reads first), in
-// the compute dtype (bfloat16 as uint16_t, or float32) or float32. A buffer goes back to its pool
-// when destroyed, and the next call of the same shape takes it again: fresh multi-megabyte
-// allocations cost page faults, measured at a quarter of a W3 step.
-class BufferPool;
-struct Buffer {
-    std::unique_ptr<uint32_t[]> words;   // 4-byte aligned storage for either type
-    size_t size = 0;                     // in words
-    std::shared_ptr<BufferPool> pool;
-
+// the compute dtype (bfloat16 as uint16_t, or float32) or float32. They come from host_memory,
+// which keeps large freed blocks for the next call of the same shape: fresh multi-megabyte
+// allocations page-faulted for a quarter of a W3 step.
+class Buffer {
+public:
     Buffer() = default;
-    Buffer(std::unique_ptr<uint32_t[]> w, size_t n, std::shared_ptr<BufferPool> p)
-        : words(std::move(w)), size(n), pool(std::move(p)) {}
-    Buffer(Buffer&&) = default;
+    explicit Buffer(size_t bytes) : ptr_(host_memory::allocate(bytes)), bytes_(bytes) {
+        if (!ptr_) runtime_error("Out of memory allocating {} bytes for a GEMM-step RNN buffer", bytes);
+    }
+    Buffer(Buffer&& other) noexcept : ptr_(std::exchange(other.ptr_, nullptr)), bytes_(other.bytes_) {}
     Buffer& operator=(Buffer&& other) noexcept {
-        release();
-        words = std::move(other.words), size = other.size, pool = std::move(other.pool);
+        if (this != &other) {
+            host_memory::deallocate(ptr_, bytes_);
+            ptr_ = std::exchange(other.ptr_, nullptr), bytes_ = other.bytes_;
+        }
         return *this;
     }
-    ~Buffer() { release(); }
-    void release() noexcept;
+    ~Buffer() { host_memory::deallocate(ptr_, bytes_); }
 
-    void* data() { return words.get(); }
-    const void* data() const { return words.get(); }
+    void* data() { return ptr_; }
+    const void* data() const { return ptr_; }
     template <class E>
-    E* as() { return reinterpret_cast<E*>(words.get()); }
+    E* as() { return static_cast<E*>(ptr_); }
     template <class E>
-    const E* as() const { return reinterpret_cast<const E*>(words.get()); }
-};
-
-class BufferPool : public std::enable_shared_from_this<BufferPool> {
-public:
-    // elements in the compute dtype (bf16: 2 bytes each, else 4).
-    Buffer take(int64_t elements, bool bf16) {
-        const size_t n = static_cast<size_t>(bf16 ? (elements + 1) / 2 : elements);
-        std::lock_guard lock(mutex_);
-        if (auto it = free_.find(n); it != free_.end()) {
-            Buffer b(std::move(it->second), n, shared_from_this());
-            free_.erase(it);
-            return b;
-        }
-        return Buffer(std::make_unique_for_overwrite<uint32_t[]>(n), n, shared_from_this());
-    }
-    Buffer floats(int64_t elements) { return take(elements, false); }
-    void give(size_t n, std::unique_ptr<uint32_t[]> words) {
-        std::lock_guard lock(mutex_);
-        free_.emplace(n, std::move(words));
-    }
+    const E* as() const { return static_cast<const E*>(ptr_); }
 
 private:
-    std::mutex mutex_;
-    std::multimap<size_t, std::unique_ptr<uint32_t[]>> free_;
+    void* ptr_ = nullptr;
+    size_t bytes_ = 0;
 };
 
-void Buffer::release() noexcept {
-    if (pool && words) pool->give(size, std::move(words));
-    words.reset();
-    pool.reset();
-}
+// `elements` in the compute dtype (bf16: 2 bytes each, else 4), or float32.
+Buffer take(int64_t elements, bool bf16) { return Buffer(static_cast<size_t>(elements) * (bf16 ? 2 : 4)); }
+Buffer floats(int64_t elements) { return take(elements, false); }
 
 typedef uint32_t u32v __attribute__((vector_size(64), aligned(4)));
 typedef uint16_t u16v __attribute__((vector_size(32), aligned(2)));
@@ -247,10 +224,9 @@ struct PlanKey {
 
 // The products over all T N rows, run by every thread. X: the (T N, C) rows x_t; Hs: the rows h_{t-1}.
 struct Plan {
-    Gemm d_kernel;    // dW (C, x_width) = X^T dG_x
-    Gemm d_recurrent; // dU (H, h_width) = Hs^T dG_h
+    Gemm d_kernel;    // dW^T (x_width, C) = dG_x^T X
+    Gemm d_recurrent; // dU^T (h_width, H) = dG_h^T Hs
     Gemm d_input;     // dx (T N, C) = dG_x B_x^T
-    std::shared_ptr<BufferPool> pool = std::make_shared<BufferPool>();
 };
 
 Plan make_plan(const dnnl::engine& engine, const PlanKey& k) {
@@ -304,8 +280,8 @@ std::shared_ptr<StepPlan> step_plan_for(OneDnnBackend& be, const StepKey& key) {
 }
 
 // A matrix given by its descriptor `from` (plain, possibly strided) copied into g's weights layout.
-Buffer weights_for(OneDnnBackend& be, BufferPool& pool, const Gemm& g, const memory::desc& from, const void* data) {
-    Buffer out = pool.take(static_cast<int64_t>((g.b.get_size() + 3) / 4), false);
+Buffer weights_for(OneDnnBackend& be, const Gemm& g, const memory::desc& from, const void* data) {
+    Buffer out(g.b.get_size());
     be.reorder(memory(from, be.engine(), const_cast<void*>(data)), memory(g.b, be.engine(), out.data()));
     return out;
 }
@@ -562,11 +538,11 @@ struct Stacked {
     std::vector<float> bias;             // the x side's: Keras's bias, or GRU's input bias
     std::vector<float> recurrent_bias;   // the h side's: GRU's recurrent bias; zeros for LSTM
 };
-Stacked stacked_weights(BufferPool& pool, const RnnSpec& spec, const RnnWeights& w, int64_t C, bool bf16) {
+Stacked stacked_weights(const RnnSpec& spec, const RnnWeights& w, int64_t C, bool bf16) {
     const int64_t H = spec.units, W4 = 4 * H;
     const bool lstm = spec.cell == RnnCell::lstm;
     const int64_t G = lstm ? 4 : 3, GH = G * H;
-    Buffer plain = pool.floats((C + H) * W4);
+    Buffer plain = floats((C + H) * W4);
     float* B = plain.as<float>();
     std::fill(B, B + (C + H) * W4, 0.0f);
     // Keras's (rows, G H) matrix into B's rows from row0, gate by gate.
@@ -578,7 +554,7 @@ Stacked stacked_weights(BufferPool& pool, const RnnSpec& spec, const RnnWeights&
     };
     place(w.kernel.data<float>(), C, 0, false);
     place(w.recurrent_kernel.data<float>(), H, C, true);
-    Stacked out{pool.take((C + H) * W4, bf16), std::vector<float>(static_cast<size_t>(W4), 0.0f),
+    Stacked out{take((C + H) * W4, bf16), std::vector<float>(static_cast<size_t>(W4), 0.0f),
                 std::vector<float>(static_cast<size_t>(W4), 0.0f)};
     // LSTM's bias (G H) is the input side's; GRU's (2, G H) has the recurrent side's second.
     if (spec.use_bias)
@@ -639,12 +615,11 @@ RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor
     s->lstm = lstm;
     s->plan = plan_for(be, s->key);
     s->lengths = lengths;
-    BufferPool& pool = *s->plan->pool;
 
     // x time-major (processing order), and h0 into hs's first N rows.
     const Tensor xs = spec.go_backwards ? reverse_valid_steps(x, lengths) : x;
-    s->x = pool.take(T * N * C, bf16);
-    s->hs = pool.take((T + 1) * NH, bf16);
+    s->x = take(T * N * C, bf16);
+    s->hs = take((T + 1) * NH, bf16);
     char* x_rows = static_cast<char*>(s->x.data());
     char* hs = static_cast<char*>(s->hs.data());
     run_ranges(OneDnnBackend::current_threads(), T, 1, [&](int64_t t0, int64_t t1) {
@@ -654,10 +629,10 @@ RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor
     });
     if (h0.defined()) convert_row(h0.data<float>(), hs, NH, bf16);
     else std::memset(hs, 0, es * NH);
-    Stacked B = stacked_weights(pool, spec, w, C, bf16);
-    s->gates = pool.floats(T * N * 4 * H);
+    Stacked B = stacked_weights(spec, w, C, bf16);
+    s->gates = floats(T * N * 4 * H);
     if (lstm) {
-        s->c = pool.floats((T + 1) * NH);
+        s->c = floats((T + 1) * NH);
         if (c0.defined()) std::copy(c0.data<float>(), c0.data<float>() + NH, s->c.as<float>());
         else std::fill(s->c.as<float>(), s->c.as<float>() + NH, 0.0f);
     }
@@ -677,9 +652,9 @@ RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor
     run_recurrence(N, [&](int64_t n0, int64_t n1) {
         const int64_t rows = n1 - n0;
         const auto plan = step_plan_for(be, StepKey{rows, C, H, lstm, bf16, OneDnnBackend::current_threads()});
-        const Buffer wx = weights_for(be, pool, plan->step_x, bx, B.b.data());
-        const Buffer wh = weights_for(be, pool, plan->step, bh, bh_data);
-        Buffer px = pool.floats(rows * side.x_width), ph_own = lstm ? Buffer() : pool.floats(rows * side.h_width);
+        const Buffer wx = weights_for(be, plan->step_x, bx, B.b.data());
+        const Buffer wh = weights_for(be, plan->step, bh, bh_data);
+        Buffer px = floats(rows * side.x_width), ph_own = lstm ? Buffer() : floats(rows * side.h_width);
         float* ph = lstm ? px.as<float>() : ph_own.as<float>();
         GemmRunner step_x(be, plan->step_x), step(be, plan->step);
         StepWork mine = work;
@@ -717,7 +692,6 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
     const bool bf16 = k.bf16, packed = !s.lengths.empty();
     const size_t es = bf16 ? 2 : 4;
     const dt in = bf16 ? dt::bf16 : dt::f32;
-    BufferPool& pool = *s.plan->pool;
 
     // With lengths, dh enters with the output gradient at step len - 1 and dc through dc_final there.
     const Tensor d_layer = packed ? sequences_gradient_at_lengths(d_sequences, dh, s.lengths, T, H) : d_sequences;
@@ -727,7 +701,7 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
 
     const Buffer& B = s.weights;   // the weights the forward ran with
     // The gates' gradients of each side (one buffer for LSTM, whose sides are the same columns).
-    Buffer dg_x = pool.take(T * N * side.x_width, bf16), dg_h_own = s.lstm ? Buffer() : pool.take(T * N * side.h_width, bf16);
+    Buffer dg_x = take(T * N * side.x_width, bf16), dg_h_own = s.lstm ? Buffer() : take(T * N * side.h_width, bf16);
     void* dg_h = s.lstm ? dg_x.data() : dg_h_own.data();
     std::vector<float> dbias(static_cast<size_t>(N * W4), 0.0f);
     const StepWork work{.lstm = s.lstm, .bf16 = bf16, .backward = true, .N = N, .T = T, .C = C, .H = H, .t = 0,
@@ -743,7 +717,7 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
     const void* bh = static_cast<const char*>(B.data()) + es * (C * W4 + side.h_first);
     run_recurrence(N, [&](int64_t n0, int64_t n1) {
         const auto plan = step_plan_for(be, StepKey{n1 - n0, C, H, s.lstm, bf16, OneDnnBackend::current_threads()});
-        const Buffer b = weights_for(be, pool, plan->step_back, bh_t, bh);
+        const Buffer b = weights_for(be, plan->step_back, bh_t, bh);
         GemmRunner step_back(be, plan->step_back);
         StepWork mine = work;
         for (int64_t t = T - 1; t >= 0; --t) {
@@ -754,25 +728,28 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
         }
     });
 
-    // dW and dU over their sides' columns, then Keras's kernel and recurrent kernel out of the blocks.
-    Buffer d_kernel = pool.floats(C * side.x_width), d_recurrent = pool.floats(H * side.h_width);
+    // dW^T = dG_x^T x and dU^T = dG_h^T h (transposed: M = the sides' widths ran 15% faster than
+    // M = C or H), then Keras's kernel and recurrent kernel out of their blocks.
+    Buffer d_kernel = floats(side.x_width * C), d_recurrent = floats(side.h_width * H);
     GemmRunner(be, s.plan->d_kernel)(dg_x.data(), s.x.data(), d_kernel.as<float>());
     GemmRunner(be, s.plan->d_recurrent)(dg_h, s.hs.data(), d_recurrent.as<float>());
     g.dweights.kernel = Tensor({C, GH}, DType::float32);
     g.dweights.recurrent_kernel = Tensor({H, GH}, DType::float32);
-    // Keras's (rows, G H) matrix `to`, gate by gate, from our (rows, width) `from` whose columns start at first.
-    auto unstack = [&](const float* from, int64_t rows, int64_t width, int64_t first, bool recurrent, float* to) {
-        for (int64_t r = 0; r < rows; ++r)
-            for (int64_t q = 0; q < GH / H; ++q)
-                for (int64_t j = 0; j < H; ++j)
-                    to[r * GH + q * H + j] = from[(our_block(s.lstm, recurrent, q) * H - first + j) * rows + r];
+    // Keras's (rows, G H) matrix `to`, gate by gate, from our transposed (side's width, rows) `from`,
+    // whose first row is B's column `first`.
+    auto unstack = [&](const float* from, int64_t rows, int64_t first, bool recurrent, float* to) {
+        for (int64_t q = 0; q < GH / H; ++q)
+            for (int64_t j = 0; j < H; ++j) {
+                const float* column = from + (our_block(s.lstm, recurrent, q) * H - first + j) * rows;
+                for (int64_t r = 0; r < rows; ++r) to[r * GH + q * H + j] = column[r];
+            }
     };
-    unstack(d_kernel.as<float>(), C, side.x_width, 0, false, g.dweights.kernel.data<float>());
-    unstack(d_recurrent.as<float>(), H, side.h_width, side.h_first, true, g.dweights.recurrent_kernel.data<float>());
+    unstack(d_kernel.as<float>(), C, 0, false, g.dweights.kernel.data<float>());
+    unstack(d_recurrent.as<float>(), H, side.h_first, true, g.dweights.recurrent_kernel.data<float>());
 
     // dx = dG_x B_x^T, B_x^T read from B by strides.
-    Buffer dx_time_major = pool.floats(T * N * C);
-    const Buffer bx_t = weights_for(be, pool, s.plan->d_input, memory::desc({side.x_width, C}, in, memory::dims{1, W4}),
+    Buffer dx_time_major = floats(T * N * C);
+    const Buffer bx_t = weights_for(be, s.plan->d_input, memory::desc({side.x_width, C}, in, memory::dims{1, W4}),
                                     B.data());
     GemmRunner(be, s.plan->d_input)(dg_x.data(), bx_t.data(), dx_time_major.as<float>());
     g.dx = Tensor({N, T, C}, DType::float32);
@@ -783,7 +760,7 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
                             sizeof(float) * C);
     });
     if (spec.go_backwards) g.dx = reverse_valid_steps(g.dx, s.lengths);
-    // The forward's buffers are spent: back to the pool for the next call.
+    // The forward's buffers are spent: back to host_memory for the next call.
     s.x = Buffer(), s.hs = Buffer(), s.gates = Buffer(), s.c = Buffer(), s.weights = Buffer();
 
     if (spec.use_bias) {   // the per-sample sums added in sample order: the same bits for any thread count
