@@ -330,6 +330,30 @@ struct StepWork {
     int64_t h_before(int64_t step, int64_t n) const { return (step * N + n) * H; }
 };
 
+// Stores what is read again only after the whole sequence (the gates for the backward, the layer's
+// outputs). kFast (AVX-512, GCC): a non-temporal store, which skips reading the line into the
+// caches first as a plain store of a line not in cache does; inline assembly for the reason
+// reciprocal() gives in simd16.hpp. A partial or unaligned vector takes a plain store.
+template <bool kFast>
+[[gnu::always_inline]] inline void store_for_later(float* p, v16 v, int64_t m) {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    if constexpr (kFast) {
+        if (m == kLanes && reinterpret_cast<uintptr_t>(p) % 64 == 0) {
+            asm volatile("vmovntps %1, %0" : "=m"(*reinterpret_cast<v16*>(p)) : "v"(v));
+            return;
+        }
+    }
+#endif
+    store_part(p, v, m);
+}
+
+// Orders the non-temporal stores before what follows (other threads read them after the team).
+inline void fence_stores() {
+#if defined(__x86_64__)
+    asm volatile("sfence" ::: "memory");
+#endif
+}
+
 template <bool kBf16, bool kFast>
 [[gnu::always_inline]] inline void lstm_forward_rows(const StepWork& w, int64_t n0, int64_t n1) {
     const int64_t H = w.H, NH = w.N * H;
@@ -344,9 +368,10 @@ template <bool kBf16, bool kFast>
             const v16 cc = vtanh<kFast>(load_part(p + 2 * H + j, m)), o = vsigmoid<kFast>(load_part(p + 3 * H + j, m));
             const v16 c = f * load_part(c_prev + n * H + j, m) + i * cc;
             const v16 h = store_c<kBf16>(w.hs, w.h_before(w.t + 1, n) + j, o * vtanh<kFast>(c), m);
-            store_part(g + j, i, m), store_part(g + H + j, f, m), store_part(g + 2 * H + j, cc, m);
-            store_part(g + 3 * H + j, o, m), store_part(c_out + n * H + j, c, m);
-            store_part(w.sequences + (n * w.T + w.t) * H + j, h, m);
+            const v16 gates[4] = {i, f, cc, o};
+            for (int q = 0; q < 4; ++q) store_for_later<kFast>(g + q * H + j, gates[q], m);
+            store_part(c_out + n * H + j, c, m);   // read by the next step: a plain store
+            store_for_later<kFast>(w.sequences + (n * w.T + w.t) * H + j, h, m);
         }
     }
 }
@@ -366,9 +391,9 @@ template <bool kBf16, bool kFast>
             const v16 hh = vtanh<kFast>(load_part(px + j, m) + r * uh);
             const v16 h_prev = load_c<kBf16>(w.hs, w.h_before(w.t, n) + j, m);
             const v16 h = store_c<kBf16>(w.hs, w.h_before(w.t + 1, n) + j, z * h_prev + (1.0f - z) * hh, m);
-            store_part(g + j, hh, m), store_part(g + H + j, z, m), store_part(g + 2 * H + j, r, m);
-            store_part(g + 3 * H + j, uh, m);
-            store_part(w.sequences + (n * w.T + w.t) * H + j, h, m);
+            const v16 gates[4] = {hh, z, r, uh};
+            for (int q = 0; q < 4; ++q) store_for_later<kFast>(g + q * H + j, gates[q], m);
+            store_for_later<kFast>(w.sequences + (n * w.T + w.t) * H + j, h, m);
         }
     }
 }
@@ -643,11 +668,12 @@ RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor
     out.sequences = Tensor({N, T, H}, DType::float32);
     const StepWork work{.lstm = lstm, .bf16 = bf16, .backward = false, .N = N, .T = T, .C = C, .H = H, .t = 0,
                         .gates = s->gates.as<float>(), .x = x_rows, .px = nullptr, .ph = nullptr, .first_row = 0,
-                        .c = s->c.as<float>(), .hs = hs, .sequences = out.sequences.data<float>(), .d_layer = nullptr, .dh = nullptr,
-                        .dc = nullptr, .dc_final = nullptr, .lengths = nullptr, .dg_x = nullptr, .dg_h = nullptr,
-                        .dbias = nullptr};
+                        .c = s->c.as<float>(), .hs = hs, .sequences = out.sequences.data<float>(),
+                        .d_layer = nullptr, .dh = nullptr, .dc = nullptr, .dc_final = nullptr, .lengths = nullptr,
+                        .dg_x = nullptr, .dg_h = nullptr, .dbias = nullptr};
     // B_x and B_h over their sides' columns.
-    const memory::desc bx({C, side.x_width}, in, memory::dims{4 * H, 1}), bh({H, side.h_width}, in, memory::dims{4 * H, 1});
+    const memory::desc bx({C, side.x_width}, in, memory::dims{4 * H, 1});
+    const memory::desc bh({H, side.h_width}, in, memory::dims{4 * H, 1});
     const void* bh_data = static_cast<const char*>(B.b.data()) + es * (C * 4 * H + side.h_first);
     run_recurrence(N, [&](int64_t n0, int64_t n1) {
         const int64_t rows = n1 - n0;
@@ -666,6 +692,7 @@ RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor
             step_rows_dispatch(mine, n0, n1);
             if (t + 1 < T) prefetch_step(mine, t + 1, n0, n1);
         }
+        fence_stores();
     });
 
     const std::vector<int32_t> steps = lengths.empty() ? all_steps(N, T) : lengths;
@@ -724,7 +751,8 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
             mine.t = t;
             step_rows_dispatch(mine, n0, n1);
             if (t > 0) prefetch_step(mine, t - 1, n0, n1);
-            step_back(static_cast<char*>(dg_h) + es * (t * N + n0) * side.h_width, b.data(), g.dh0.data<float>() + n0 * H);
+            const char* dg_t = static_cast<char*>(dg_h) + es * (t * N + n0) * side.h_width;
+            step_back(dg_t, b.data(), g.dh0.data<float>() + n0 * H);
         }
     });
 
