@@ -1,14 +1,14 @@
 // Our own LSTM and GRU (reset_after) built from matrix products (issue 13 item 1), run instead of
 // oneDNN's lstm / lbr_gru primitives when gemm_rnn_chosen() says so: mostly under mixed_bfloat16,
-// and for float32 LSTM training (the rule in onednn_backend.hpp).
+// and for float32 training (the rule in onednn_backend.hpp).
 //
 // Why: oneDNN 2.6's bfloat16 RNN primitives gained little over float32. On W3 (GRU(128)) the
 // bfloat16 lbr_gru backward is a reference kernel, slower than the float32 one, so mixed_bfloat16
 // trained no faster (docs/performance.md). Here a layer is matrix products that oneDNN's matmul
 // runs on AMX or AVX512_BF16, plus our own vectorised loops for the gates:
-// - forward: x W + b for every step in one product; then per step h_{t-1} U + b' and the gates;
+// - forward: per step, x_t W + b and h_{t-1} U + b', then the gates;
 // - backward: per step (last first), the gates' gradients dG_t, then dG_t U^T for the state before
-//   it; after the loop, dW = x^T dG, dU = h^T dG and dx = dG W^T, each one product over all T N rows
+//   it; after the loop, dW, dU and dx = dG W^T, each one product over all T N rows
 //   (W, U: the stacked weights' blocks, see "The layout").
 // Every buffer is time-major (row t * N + n), so a step's rows are one contiguous block. The batch
 // is split across the threads once per sequence (run_recurrence): each runs every step of its rows,
@@ -193,10 +193,9 @@ private:
 //   h side the last 3 H, so each side's product is over a contiguous block and skips B's zeros
 //   (one 4 H product over both sides did a third more arithmetic than the primitive).
 // Forward, per step: x_t B_x + b and h_{t-1} B_h + b' over their sides' columns (LSTM's second one
-// adds to the first, as both cover all 4 H). Backward: per step dh_{t-1} = dG_t B_h^T over the h
-// side's columns, and
-// after the loop dW = x^T dG, dU = h^T dG and dx = dG B_x^T over all T N rows, each over its side's
-// columns. Every product's operands are dense (x and h in buffers of their own, and one buffer per
+// adds to the first, as both cover all 4 H). Backward, per step: dh_{t-1} = dG_t B_h^T over the h
+// side's columns; after the loop, dW^T = dG^T x, dU^T = dG^T h and dx = dG B_x^T over all T N rows,
+// each over its side's columns. Every product's operands are dense (x and h in buffers of their own, and one buffer per
 // side for GRU's products and gradients): oneDNN 2.6's brgemm matmul, AMX included, takes no row
 // stride, and its gemm:jit fallback made the bfloat16 steps 1.5x slower. (Measured and dropped: the
 // x side of all steps in one product before the loop, whose 26 MB output made it memory-bound and
@@ -293,7 +292,7 @@ struct GemmRnnSaved {
     std::shared_ptr<Plan> plan;
     Buffer x;                       // (T N, C) compute dtype: row (t, n) = x_t
     Buffer hs;                      // ((T + 1) N, H) compute dtype: row (t, n) = h_{t-1} (row block T: h_{T-1})
-    Buffer gates;                   // float32 (T N, 4 H): LSTM i, f, g, o; GRU z, r, hh, h U_h + b'_h
+    Buffer gates;                   // float32 (T N, 4 H): LSTM i, f, g, o; GRU hh, z, r, h U_h + b'_h
     Buffer c;                       // LSTM float32 ((T + 1) N, H): c0, then c after each step
     Buffer weights;                 // B (C + H, 4 H) in the compute dtype, as the forward ran with it
     std::vector<int32_t> lengths;   // empty: all T
