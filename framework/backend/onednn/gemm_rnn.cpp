@@ -510,6 +510,7 @@ void prefetch_step(const StepWork& w, int64_t t, int64_t n0, int64_t n1) {
     }
     prefetch(w.gates + (t * w.N + n0) * 4 * w.H, sizeof(float) * rows * 4 * w.H);
     if (w.lstm) prefetch(w.c + (t * w.N + n0) * w.H, sizeof(float) * rows * w.H);
+    else prefetch(static_cast<const char*>(w.hs) + es * w.h_before(t, n0), es * rows * w.H);   // GRU's h_{t-1}
     if (w.d_layer)
         for (int64_t n = n0; n < n1; ++n) prefetch(w.d_layer + (n * w.T + t) * w.H, sizeof(float) * w.H);
 }
