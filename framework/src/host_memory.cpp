@@ -1,5 +1,7 @@
 #include "host_memory.hpp"
 
+#include <sanitizer/asan_interface.h>   // no-op macros outside AddressSanitizer builds
+
 #include <cstdlib>
 #include <iterator>
 #include <map>
@@ -8,6 +10,13 @@
 namespace keras::host_memory {
 
 namespace {
+
+// Under AddressSanitizer (the fuzz build) a cached block stays poisoned until it is handed out
+// again, so a use after free still reports as it would without the cache.
+void free_cached(void* ptr, size_t cap) {
+    ASAN_UNPOISON_MEMORY_REGION(ptr, cap);
+    std::free(ptr);
+}
 
 // A block's capacity: its request rounded up to the alignment. Cached blocks are reused for a
 // request of the same capacity only, so a block never serves a smaller request and wastes nothing.
@@ -23,7 +32,7 @@ struct Cache {
         while (!free_blocks.empty() && bytes + incoming > kCacheCapacityBytes) {
             const auto largest = std::prev(free_blocks.end());
             bytes -= largest->first;
-            std::free(largest->second);
+            free_cached(largest->second, largest->first);
             free_blocks.erase(largest);
         }
     }
@@ -46,6 +55,7 @@ void* allocate(size_t bytes) {
             void* ptr = it->second;
             c.bytes -= cap;
             c.free_blocks.erase(it);
+            ASAN_UNPOISON_MEMORY_REGION(ptr, cap);
             return ptr;
         }
     }
@@ -65,6 +75,7 @@ void deallocate(void* ptr, size_t bytes) noexcept {
     try {
         c.free_blocks.emplace(cap, ptr);
         c.bytes += cap;
+        ASAN_POISON_MEMORY_REGION(ptr, cap);
     } catch (...) {   // no memory for the map's node: free the block instead of caching it
         std::free(ptr);
     }
@@ -73,7 +84,7 @@ void deallocate(void* ptr, size_t bytes) noexcept {
 void release_cached() noexcept {
     Cache& c = cache();
     std::lock_guard lock(c.mutex);
-    for (const auto& [cap, ptr] : c.free_blocks) std::free(ptr);
+    for (const auto& [cap, ptr] : c.free_blocks) free_cached(ptr, cap);
     c.free_blocks.clear();
     c.bytes = 0;
 }
