@@ -85,3 +85,29 @@ TEST_CASE("host memory: tensors reuse freed blocks, and zeros() clears what the 
     for (int64_t i = 0; i < z.numel(); ++i) all_zero = all_zero && z.data<float>()[i] == 0.0f;
     CHECK(all_zero);
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+#define KERASCPP_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KERASCPP_ASAN 1
+#endif
+#endif
+
+#if defined(KERASCPP_ASAN)
+#include <sanitizer/asan_interface.h>
+TEST_CASE("host memory: under AddressSanitizer a cached block is poisoned until handed out again") {
+    hm::release_cached();
+    char* p = static_cast<char*>(hm::allocate(kLarge));
+    REQUIRE(p);
+    CHECK_FALSE(__asan_address_is_poisoned(p));
+    hm::deallocate(p, kLarge);
+    CHECK(__asan_address_is_poisoned(p));
+    CHECK(__asan_address_is_poisoned(p + kLarge - 1));
+    char* again = static_cast<char*>(hm::allocate(kLarge));
+    CHECK(again == p);
+    CHECK_FALSE(__asan_address_is_poisoned(again + kLarge - 1));
+    hm::deallocate(again, kLarge);
+    hm::release_cached();
+}
+#endif
