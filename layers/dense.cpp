@@ -59,8 +59,8 @@ Tensor Dense::backward(const Tensor& dy, CallContext& ctx) {
         be.matmul_bias_backward_bf16(x2, weights()[0]->value, dz, dx, dkernel, options.use_bias ? &dbias : nullptr);
     else
         be.matmul_bias_backward(x2, weights()[0]->value, dz, dx, dkernel, options.use_bias ? &dbias : nullptr);
-    accumulate_gradient(*weights()[0], dkernel);
-    if (options.use_bias) accumulate_gradient(*weights()[1], dbias);
+    accumulate_gradient(*weights()[0], std::move(dkernel));
+    if (options.use_bias) accumulate_gradient(*weights()[1], std::move(dbias));
     Shape in_shape = dy.shape();
     in_shape.back() = x2.dim(1);
     return dx.reshape(in_shape);

@@ -555,3 +555,42 @@ TEST_CASE("a built-in loss called as a function (Keras's loss_fn(y_true, y_pred)
     }
     CHECK(message_of([&] { bce(Tensor(), logits); }) == "Loss 'binary_crossentropy': y_true and y_pred must both be defined tensors");
 }
+
+TEST_CASE("accumulate_gradient: a temporary nothing else shares is taken; anything else is copied, then added") {
+    Variable v;
+    v.name = "kernel";
+    v.value = Tensor::zeros({2, 3});
+    SUBCASE("a temporary, alone with its storage: becomes v.grad, no copy") {
+        Tensor g = Tensor::full({2, 3}, 1.5f);
+        const void* storage = g.raw();
+        accumulate_gradient(v, std::move(g));
+        CHECK(v.grad.raw() == storage);
+        CHECK(values_of(v.grad) == std::vector<double>(6, 1.5f));
+    }
+    SUBCASE("a tensor the caller keeps: copied, so the caller's later changes do not reach v.grad") {
+        Tensor g = Tensor::full({2, 3}, 1.5f);
+        accumulate_gradient(v, g);
+        CHECK(v.grad.raw() != g.raw());
+        g.fill(9.0f);
+        CHECK(values_of(v.grad) == std::vector<double>(6, 1.5f));
+    }
+    SUBCASE("a temporary that shares its storage (a reshape of a kept tensor): copied") {
+        Tensor kept = Tensor::full({6}, 2.0f);
+        accumulate_gradient(v, kept.reshape({2, 3}));
+        CHECK(v.grad.raw() != kept.raw());
+        kept.fill(9.0f);
+        CHECK(values_of(v.grad) == std::vector<double>(6, 2.0f));
+    }
+    SUBCASE("a second gradient is added to the first, whichever way it comes") {
+        accumulate_gradient(v, Tensor::full({2, 3}, 1.0f));
+        accumulate_gradient(v, Tensor::full({2, 3}, 2.0f));
+        const Tensor third = Tensor::full({2, 3}, 4.0f);
+        accumulate_gradient(v, third);
+        CHECK(values_of(v.grad) == std::vector<double>(6, 7.0f));
+        CHECK(values_of(third) == std::vector<double>(6, 4.0f));
+    }
+    SUBCASE("a temporary of the wrong shape: the same error as before") {
+        CHECK(message_of([&] { accumulate_gradient(v, Tensor::full({3, 2}, 1.0f)); }) ==
+              "Gradient of shape (3, 2) does not match weight 'kernel' of shape (2, 3)");
+    }
+}

@@ -96,6 +96,8 @@ public:
     const void* raw() const { return storage_ ? storage_->ptr : nullptr; }
 
     Tensor clone() const;   // A deep copy on the same device.
+    // Whether another tensor shares this one's storage (copies and reshapes do).
+    bool storage_shared() const { return storage_.use_count() > 1; }
     // This tensor on `device`: itself when already there, else a copy (host <-> device).
     Tensor to(Device device) const;
     // Same storage, new shape with the same number of elements.

@@ -227,6 +227,14 @@ void accumulate_gradient(Variable& v, const Tensor& g) {
     else v.grad = backend::for_tensor(v.grad).add(v.grad, g);
 }
 
+void accumulate_gradient(Variable& v, Tensor&& g) {
+    // Taken as it is only when no one else can see it change: the copy is what guards the others.
+    if (v.grad.defined() || !g.defined() || g.storage_shared() || g.shape() != v.value.shape())
+        return accumulate_gradient(v, static_cast<const Tensor&>(g));
+    v.grad = std::move(g);
+    v.grad.set_grad_node(nullptr);   // as a clone, no recorded history
+}
+
 void Layer::input_error(const std::string& what, const Shape& received) const {
     value_error("Input 0 of layer \"{}\" is incompatible with the layer: {}. Full shape received: {}", name_, what,
                 shape_str(received));
