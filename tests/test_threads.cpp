@@ -162,6 +162,49 @@ TEST_CASE("thread count: 1 and 2 threads train the same weights, bit for bit") {
     }
 }
 
+// Embedding's gather and scatter-add split a large table's rows across threads (embedding.cpp);
+// each id's row must come out with the same bits as one thread adds them, repeated ids included.
+namespace {
+struct EmbeddingPass {
+    std::vector<float> out, grad;
+};
+EmbeddingPass embedding_with_threads(int threads, const std::vector<int32_t>& ids, const Tensor& table,
+                                     const Tensor& dy) {
+    config::set_intra_op_parallelism_threads(threads);
+    layers::Embedding emb(table.dim(0), table.dim(1));
+    emb.build_for({-1, dy.dim(1)});
+    emb.weights()[0]->value = table;
+    CallContext ctx{.training = true};
+    const Tensor y = emb.call(Tensor(ids, {dy.dim(0), dy.dim(1)}), ctx);
+    emb.backward(dy, ctx);
+    config::set_intra_op_parallelism_threads(0);
+    return {y.to_vector<float>(), emb.weights()[0]->grad.to_vector<float>()};
+}
+}  // namespace
+
+TEST_CASE("thread count: Embedding's gather and scatter-add give the same bits on 1 and 2 threads") {
+    const int64_t vocab = 4000, width = 64, N = 16, T = 50;   // a 1 MB table: split across 2 threads
+    std::vector<float> table_values(vocab * width), dy_values(N * T * width);
+    for (size_t i = 0; i < table_values.size(); ++i) table_values[i] = std::sin(0.1f * static_cast<float>(i));
+    for (size_t i = 0; i < dy_values.size(); ++i) dy_values[i] = std::cos(0.37f * static_cast<float>(i));
+    std::vector<int32_t> ids(N * T);
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 7919) % 97 * 41 % vocab);   // repeats
+    const Tensor table(table_values, {vocab, width}), dy(dy_values, {N, T, width});
+    const EmbeddingPass one = embedding_with_threads(1, ids, table, dy), two = embedding_with_threads(2, ids, table, dy);
+    CHECK(one.out == two.out);
+    CHECK(one.grad == two.grad);
+    // And what they compute: the rows, and each id's dy rows summed in order.
+    std::vector<float> grad(vocab * width, 0.0f);
+    for (size_t i = 0; i < ids.size(); ++i)
+        for (int64_t j = 0; j < width; ++j) grad[ids[i] * width + j] += dy_values[i * width + j];
+    CHECK(two.grad == grad);
+    bool rows_match = true;
+    for (size_t i = 0; i < ids.size(); ++i)
+        for (int64_t j = 0; j < width; ++j)
+            rows_match = rows_match && two.out[i * width + j] == table_values[ids[i] * width + j];
+    CHECK(rows_match);
+}
+
 TEST_CASE("thread count: set_intra_op_parallelism_threads takes 0 (adaptive) or a count") {
     CHECK(config::get_intra_op_parallelism_threads() == 0);
     config::set_intra_op_parallelism_threads(2);
