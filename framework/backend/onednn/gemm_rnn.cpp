@@ -287,8 +287,7 @@ Buffer weights_for(OneDnnBackend& be, const Gemm& g, const memory::desc& from, c
 
 // ---- What the forward keeps for the backward (RnnForward::saved).
 struct GemmRnnSaved {
-    PlanKey key;
-    bool lstm = true;
+    PlanKey key;                    // the shapes and the cell (key.lstm)
     std::shared_ptr<Plan> plan;
     Buffer x;                       // (T N, C) compute dtype: row (t, n) = x_t
     Buffer hs;                      // ((T + 1) N, H) compute dtype: row (t, n) = h_{t-1} (row block T: h_{T-1})
@@ -637,7 +636,6 @@ RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor
     const size_t es = bf16 ? 2 : 4;
     auto s = std::make_shared<GemmRnnSaved>();
     s->key = PlanKey{N, T, C, H, lstm, bf16, OneDnnBackend::current_threads()};
-    s->lstm = lstm;
     s->plan = plan_for(be, s->key);
     s->lengths = lengths;
 
@@ -714,8 +712,9 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
                       "gradients in one call)", spec.layer_name);
     s.used = true;
     const PlanKey& k = s.key;
-    const int64_t N = k.N, T = k.T, C = k.C, H = k.H, W4 = 4 * H, GH = (s.lstm ? 4 : 3) * H;
-    const Sides side = sides(s.lstm, H);
+    const bool lstm = k.lstm;
+    const int64_t N = k.N, T = k.T, C = k.C, H = k.H, W4 = 4 * H, GH = (lstm ? 4 : 3) * H;
+    const Sides side = sides(lstm, H);
     const bool bf16 = k.bf16, packed = !s.lengths.empty();
     const size_t es = bf16 ? 2 : 4;
     const dt in = bf16 ? dt::bf16 : dt::f32;
@@ -724,26 +723,26 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
     const Tensor d_layer = packed ? sequences_gradient_at_lengths(d_sequences, dh, s.lengths, T, H) : d_sequences;
     RnnGradients g;
     g.dh0 = (!packed && dh.defined()) ? dh.clone() : Tensor::zeros({N, H});
-    if (s.lstm) g.dc0 = (!packed && dc.defined()) ? dc.clone() : Tensor::zeros({N, H});
+    if (lstm) g.dc0 = (!packed && dc.defined()) ? dc.clone() : Tensor::zeros({N, H});
 
     const Buffer& B = s.weights;   // the weights the forward ran with
     // The gates' gradients of each side (one buffer for LSTM, whose sides are the same columns).
-    Buffer dg_x = take(T * N * side.x_width, bf16), dg_h_own = s.lstm ? Buffer() : take(T * N * side.h_width, bf16);
-    void* dg_h = s.lstm ? dg_x.data() : dg_h_own.data();
+    Buffer dg_x = take(T * N * side.x_width, bf16), dg_h_own = lstm ? Buffer() : take(T * N * side.h_width, bf16);
+    void* dg_h = lstm ? dg_x.data() : dg_h_own.data();
     std::vector<float> dbias(static_cast<size_t>(N * W4), 0.0f);
-    const StepWork work{.lstm = s.lstm, .bf16 = bf16, .backward = true, .N = N, .T = T, .C = C, .H = H, .t = 0,
+    const StepWork work{.lstm = lstm, .bf16 = bf16, .backward = true, .N = N, .T = T, .C = C, .H = H, .t = 0,
                         .gates = s.gates.as<float>(), .x = s.x.data(), .px = nullptr, .ph = nullptr, .first_row = 0,
                         .c = s.c.as<float>(),
                         .hs = s.hs.data(), .sequences = nullptr,
                         .d_layer = d_layer.defined() ? d_layer.data<float>() : nullptr, .dh = g.dh0.data<float>(),
-                        .dc = s.lstm ? g.dc0.data<float>() : nullptr,
-                        .dc_final = packed && s.lstm && dc.defined() ? dc.data<float>() : nullptr,
+                        .dc = lstm ? g.dc0.data<float>() : nullptr,
+                        .dc_final = packed && lstm && dc.defined() ? dc.data<float>() : nullptr,
                         .lengths = s.lengths.data(), .dg_x = dg_x.data(), .dg_h = dg_h, .dbias = dbias.data()};
     // B_h^T over the h side's columns, transposed by strides.
     const memory::desc bh_t({side.h_width, H}, in, memory::dims{1, W4});
     const void* bh = static_cast<const char*>(B.data()) + es * (C * W4 + side.h_first);
     run_recurrence(N, [&](int64_t n0, int64_t n1) {
-        const auto plan = step_plan_for(be, StepKey{n1 - n0, C, H, s.lstm, bf16, OneDnnBackend::current_threads()});
+        const auto plan = step_plan_for(be, StepKey{n1 - n0, C, H, lstm, bf16, OneDnnBackend::current_threads()});
         const Buffer b = weights_for(be, plan->step_back, bh_t, bh);
         GemmRunner step_back(be, plan->step_back);
         StepWork mine = work;
@@ -768,7 +767,7 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
     auto unstack = [&](const float* from, int64_t rows, int64_t first, bool recurrent, float* to) {
         for (int64_t q = 0; q < GH / H; ++q)
             for (int64_t j = 0; j < H; ++j) {
-                const float* column = from + (our_block(s.lstm, recurrent, q) * H - first + j) * rows;
+                const float* column = from + (our_block(lstm, recurrent, q) * H - first + j) * rows;
                 for (int64_t r = 0; r < rows; ++r) to[r * GH + q * H + j] = column[r];
             }
     };
@@ -796,15 +795,15 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
         for (int64_t n = 0; n < N; ++n)
             for (int64_t j = 0; j < W4; ++j) sum[j] += dbias[n * W4 + j];
         // Keras's layout, as stacked_weights reads it: LSTM (G H); GRU (2, G H), the recurrent side second.
-        g.dweights.bias = s.lstm ? Tensor({GH}, DType::float32) : Tensor({2, GH}, DType::float32);
+        g.dweights.bias = lstm ? Tensor({GH}, DType::float32) : Tensor({2, GH}, DType::float32);
         float* db = g.dweights.bias.data<float>();
-        for (int64_t recurrent = 0; recurrent < (s.lstm ? 1 : 2); ++recurrent)
+        for (int64_t recurrent = 0; recurrent < (lstm ? 1 : 2); ++recurrent)
             for (int64_t q = 0; q < GH / H; ++q)
-                std::copy_n(sum.data() + our_block(s.lstm, recurrent == 1, q) * H, H, db + recurrent * GH + q * H);
+                std::copy_n(sum.data() + our_block(lstm, recurrent == 1, q) * H, H, db + recurrent * GH + q * H);
     }
     if (packed) {
         add_rows_of_empty_samples(g.dh0, dh, s.lengths);
-        if (s.lstm) add_rows_of_empty_samples(g.dc0, dc, s.lengths);
+        if (lstm) add_rows_of_empty_samples(g.dc0, dc, s.lengths);
     }
     return g;
 }
