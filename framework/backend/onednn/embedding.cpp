@@ -1,5 +1,4 @@
 // Embedding lookups: a gather with a bounds check, and the scatter-add for its gradient.
-#include <algorithm>
 #include <cstring>
 
 #include "keras/errors.hpp"
@@ -8,11 +7,6 @@
 namespace keras::backend {
 
 namespace {
-// Threads for a pass over `bytes`: below 256 KB a thread, starting a team costs more than it saves.
-int threads_for(int64_t bytes) {
-    return static_cast<int>(std::clamp<int64_t>(bytes / (int64_t{256} << 10), 1, OneDnnBackend::current_threads()));
-}
-
 template <typename Id>
 Tensor gather(const Tensor& ids, const Tensor& table, const std::string& layer_name) {
     const int64_t vocab = table.dim(0), width = table.dim(1);
@@ -27,7 +21,7 @@ Tensor gather(const Tensor& ids, const Tensor& table, const std::string& layer_n
         if (id[i] < 0 || id[i] >= vocab)
             value_error("Embedding layer \"{}\": input id {} at position {} is outside [0, {}) (input_dim={})",
                         layer_name, static_cast<int64_t>(id[i]), index_str(ids.shape(), i), vocab, vocab);
-    run_ranges(threads_for(n * width * 4), n, 1, [&](int64_t begin, int64_t end) {
+    run_ranges(threads_for_bytes(n * width * 4), n, 1, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i)
             std::memcpy(dst + i * width, src + static_cast<int64_t>(id[i]) * width, width * sizeof(float));
     });
@@ -44,7 +38,7 @@ Tensor scatter_add(const Tensor& ids, const Tensor& dy, int64_t vocab) {
     const float* g = dy.data<float>();
     float* dst = dtable.data<float>();
     const int64_t n = ids.numel();
-    run_ranges(threads_for(vocab * width * 4), vocab, 1, [&](int64_t first, int64_t last) {
+    run_ranges(threads_for_bytes(vocab * width * 4), vocab, 1, [&](int64_t first, int64_t last) {
         std::memset(dst + first * width, 0, sizeof(float) * (last - first) * width);
         for (int64_t i = 0; i < n; ++i) {
             const int64_t v = id[i];

@@ -277,6 +277,9 @@ void run_team_of_solo_members(int threads, const std::function<void(int t, int n
 // [0, n) in one contiguous range per member of a run_team team: body(begin, end), each begin a
 // multiple of `align` (a range may be empty when n is small).
 void run_ranges(int threads, int64_t n, int64_t align, const std::function<void(int64_t, int64_t)>& body);
+// The threads a memory-bound pass over `bytes` pays for: one per 256 KB, up to the backend's count,
+// at least one (below 256 KB a thread, starting a team costs more than it saves).
+int threads_for_bytes(int64_t bytes);
 // Its recurrence splits the units among threads (the backend's current count), at least this many
 // units each (a multiple of 32): below that the per-step barrier costs more than a thread saves.
 // Measured at batch 1, T = 200 (docs/performance.md): LSTM(64) split in two took 0.22–0.24 ms against

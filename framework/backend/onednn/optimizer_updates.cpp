@@ -33,10 +33,7 @@ void check_same_shape(const Tensor& a, const Tensor& b, const char* what) {
 // bits however it is split. An Embedding(20000, 128)'s Adam step (2.56 M floats, four arrays read,
 // three written) is memory-bound, and two cores move more bytes than one. Each update makes one pass.
 void for_ranges(int64_t n, const std::function<void(int64_t, int64_t)>& body) {
-    constexpr int64_t kMinPerThread = int64_t{1} << 16;   // below 256 KB a thread, starting a team costs more
-    const int64_t most = std::max(1, OneDnnBackend::current_threads());
-    const int threads = static_cast<int>(std::clamp<int64_t>(n / kMinPerThread, 1, most));
-    run_ranges(threads, n, 16, body);
+    run_ranges(threads_for_bytes(n * static_cast<int64_t>(sizeof(float))), n, 16, body);
 }
 
 }  // namespace

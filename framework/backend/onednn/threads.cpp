@@ -147,6 +147,12 @@ void run_team_of_solo_members(int threads, const std::function<void(int t, int n
     });
 }
 
+int threads_for_bytes(int64_t bytes) {
+    constexpr int64_t kMinBytesPerThread = int64_t{256} << 10;
+    const int64_t most = std::max(1, OneDnnBackend::current_threads());
+    return static_cast<int>(std::clamp<int64_t>(bytes / kMinBytesPerThread, 1, most));
+}
+
 void run_ranges(int threads, int64_t n, int64_t align, const std::function<void(int64_t, int64_t)>& body) {
     run_team(threads, [&](int t, int team) {
         const int64_t begin = n * t / team / align * align;
