@@ -195,11 +195,12 @@ private:
 // Forward, per step: x_t B_x + b and h_{t-1} B_h + b' over their sides' columns (LSTM's second one
 // adds to the first, as both cover all 4 H). Backward, per step: dh_{t-1} = dG_t B_h^T over the h
 // side's columns; after the loop, dW^T = dG^T x, dU^T = dG^T h and dx = dG B_x^T over all T N rows,
-// each over its side's columns. Every product's operands are dense (x and h in buffers of their own, and one buffer per
-// side for GRU's products and gradients): oneDNN 2.6's brgemm matmul, AMX included, takes no row
-// stride, and its gemm:jit fallback made the bfloat16 steps 1.5x slower. (Measured and dropped: the
-// x side of all steps in one product before the loop, whose 26 MB output made it memory-bound and
-// the forward slower; splitting the threads by units instead of rows, a barrier per step.)
+// each over its side's columns. Every product's operands are dense (x and h in buffers of their own,
+// and one buffer per side for GRU's products and gradients): oneDNN 2.6's brgemm matmul, AMX
+// included, takes no row stride, and its gemm:jit fallback made the bfloat16 steps 1.5x slower.
+// (Measured and dropped: the x side of all steps in one product before the loop, whose 26 MB output
+// made it memory-bound and the forward slower; splitting the threads by units instead of rows, a
+// barrier per step.)
 struct Sides {
     int64_t x_width;   // the x side: columns [0, x_width)
     int64_t h_first;   // the h side: columns [h_first, h_first + h_width)
@@ -221,7 +222,8 @@ struct PlanKey {
     auto operator<=>(const PlanKey&) const = default;
 };
 
-// The products over all T N rows, run by every thread. X: the (T N, C) rows x_t; Hs: the rows h_{t-1}.
+// The backward's products over all T N rows, run by every thread (made by the first backward of a
+// shape: inference never needs them). X: the (T N, C) rows x_t; Hs: the rows h_{t-1}.
 struct Plan {
     Gemm d_kernel;    // dW^T (x_width, C) = dG_x^T X
     Gemm d_recurrent; // dU^T (h_width, H) = dG_h^T Hs
@@ -288,7 +290,6 @@ Buffer weights_for(OneDnnBackend& be, const Gemm& g, const memory::desc& from, c
 // ---- What the forward keeps for the backward (RnnForward::saved).
 struct GemmRnnSaved {
     PlanKey key;                    // the shapes and the cell (key.lstm)
-    std::shared_ptr<Plan> plan;
     Buffer x;                       // (T N, C) compute dtype: row (t, n) = x_t
     Buffer hs;                      // ((T + 1) N, H) compute dtype: row (t, n) = h_{t-1} (row block T: h_{T-1})
     Buffer gates;                   // float32 (T N, 4 H): LSTM i, f, g, o; GRU hh, z, r, h U_h + b'_h
@@ -636,7 +637,6 @@ RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor
     const size_t es = bf16 ? 2 : 4;
     auto s = std::make_shared<GemmRnnSaved>();
     s->key = PlanKey{N, T, C, H, lstm, bf16, OneDnnBackend::current_threads()};
-    s->plan = plan_for(be, s->key);
     s->lengths = lengths;
 
     // x time-major (processing order), and h0 into hs's first N rows.
@@ -758,8 +758,9 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
     // dW^T = dG_x^T x and dU^T = dG_h^T h (transposed: M = the sides' widths ran 15% faster than
     // M = C or H), then Keras's kernel and recurrent kernel out of their blocks.
     Buffer d_kernel = floats(side.x_width * C), d_recurrent = floats(side.h_width * H);
-    GemmRunner(be, s.plan->d_kernel)(dg_x.data(), s.x.data(), d_kernel.as<float>());
-    GemmRunner(be, s.plan->d_recurrent)(dg_h, s.hs.data(), d_recurrent.as<float>());
+    const std::shared_ptr<Plan> plan = plan_for(be, k);
+    GemmRunner(be, plan->d_kernel)(dg_x.data(), s.x.data(), d_kernel.as<float>());
+    GemmRunner(be, plan->d_recurrent)(dg_h, s.hs.data(), d_recurrent.as<float>());
     g.dweights.kernel = Tensor({C, GH}, DType::float32);
     g.dweights.recurrent_kernel = Tensor({H, GH}, DType::float32);
     // Keras's (rows, G H) matrix `to`, gate by gate, from our transposed (side's width, rows) `from`,
@@ -776,9 +777,9 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
 
     // dx = dG_x B_x^T, B_x^T read from B by strides.
     Buffer dx_time_major = floats(T * N * C);
-    const Buffer bx_t = weights_for(be, s.plan->d_input, memory::desc({side.x_width, C}, in, memory::dims{1, W4}),
+    const Buffer bx_t = weights_for(be, plan->d_input, memory::desc({side.x_width, C}, in, memory::dims{1, W4}),
                                     B.data());
-    GemmRunner(be, s.plan->d_input)(dg_x.data(), bx_t.data(), dx_time_major.as<float>());
+    GemmRunner(be, plan->d_input)(dg_x.data(), bx_t.data(), dx_time_major.as<float>());
     g.dx = Tensor({N, T, C}, DType::float32);
     run_ranges(OneDnnBackend::current_threads(), N, 1, [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n)
