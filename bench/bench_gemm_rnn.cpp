@@ -27,7 +27,8 @@ namespace {
 
 [[noreturn]] void usage(const std::string& error) {
     std::cerr << "error: " << error << "\n"
-              << "usage: bench_gemm_rnn [--batch 64] [--steps 200] [--features 128] [--units 128] [--repeats 10]\n";
+              << "usage: bench_gemm_rnn [--cell lstm|gru] [--batch 64] [--steps 200] [--features 128] [--units 128] "
+                 "[--repeats 10]\n";
     std::exit(2);
 }
 
