@@ -13,8 +13,9 @@ namespace keras::backend::simd16 {
 constexpr int64_t kLanes = 16;  // floats in an AVX-512 register
 
 // ---- 16-float vectors (GCC's vector extension): one AVX-512 register in the AVX-512 build, four
-// SSE registers in the baseline one. The vector helpers below are inlined into their callers (never called across an ABI boundary),
-// so GCC's note that passing 64-byte vectors changes the ABI without AVX-512 does not apply.
+// SSE registers in the baseline one. The vector helpers below are inlined into their callers (never
+// called across an ABI boundary), so GCC's note that passing 64-byte vectors changes the ABI without
+// AVX-512 does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 typedef int32_t i16 __attribute__((vector_size(64), aligned(4)));
@@ -68,8 +69,6 @@ typedef int32_t i16 __attribute__((vector_size(64), aligned(4)));
     return q * std::bit_cast<v16>(bits);
 }
 
-// tanh: odd Taylor series below |x| = 0.25 (where 1 - 2 / (e^2x + 1) would cancel), that formula
-// above; |x| > 9 is 1 in float. NaN stays NaN.
 // 1 / x. kFast: AVX-512's 14-bit reciprocal refined by one Newton step (a few ulp from the
 // division, at a fraction of its cost), for x finite and nonzero; only a function compiled for
 // AVX-512 may ask for it. Otherwise, and under clang (the fuzzing build), the division.
@@ -87,6 +86,8 @@ template <bool kFast = false>
     return 1.0f / x;
 }
 
+// tanh: odd Taylor series below |x| = 0.25 (where 1 - 2 / (e^2x + 1) would cancel), that formula
+// above; |x| > 9 is 1 in float. NaN stays NaN.
 template <bool kFast = false>
 [[gnu::always_inline]] inline v16 vtanh(v16 x) {
     v16 a = x < 0.0f ? -x : x;
