@@ -7,6 +7,8 @@
 //                  [--seq-len T] [--batch B] [--units H]   (override the workload's shape: bench/cost_growth.py)
 //                  [--fixed-threads]   (keras::config::set_intra_op_parallelism_threads($OMP_NUM_THREADS):
 //                                       the count kerascpp used before it adapted it per step)
+//                  [--own-threads]   ($OMP_NUM_THREADS of the CPU backend's own threads at every step, the
+//                                       setting the governor picks on a busy machine: bench/contention.py)
 //                  [--policy float32|mixed_bfloat16]   (keras::mixed_precision::set_global_policy before the
 //                                       model is made; the output Dense stays float32, as Keras advises)
 //                  [--distributed dense|rows|auto]   (train inside a MultiWorkerMirroredStrategy with that
@@ -34,6 +36,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include "onednn/onednn_backend.hpp"   // set_thread_setting
 #include "onednn/onednn_compat.hpp"   // oneDNN 2.x or 3.x
 
 #include <keras/backend.hpp>   // internal: the bench links the internal archive
@@ -66,6 +69,7 @@ struct Args {
     double recurrent_dropout = 0.0;   // double so the JSON prints 0.2, not 0.2000000029
     int64_t seq_len = 0, batch = 0, units = 0;   // 0: the workload's own
     bool fixed_threads = false;
+    bool own_threads = false;
     std::string policy = "float32";   // the global dtype policy the model is made under
     std::string distributed;          // "", or the embedding gradients' exchange: dense, rows, auto
     bool sgemm = false;
@@ -78,7 +82,7 @@ struct Args {
     std::cerr << "error: " << error << "\n"
               << "usage: bench_kerascpp --workload W1|W2|W3 --samples N [--epochs E] [--seed S] "
                  "[--device cpu|cuda[:N]] [--recurrent-dropout R] [--seq-len T] [--batch B] [--units H] "
-                 "[--fixed-threads] [--policy float32|mixed_bfloat16] [--distributed dense|rows|auto]\n"
+                 "[--fixed-threads | --own-threads] [--policy float32|mixed_bfloat16] [--distributed dense|rows|auto]\n"
               << "       bench_kerascpp --sgemm [--size 2048] [--repeats 10] [--gemm-dtype f32|bf16]\n";
     std::exit(2);
 }
@@ -112,6 +116,7 @@ Args parse_args(int argc, char** argv) {
         else if (flag == "--batch") args.batch = parse_int(flag, value());
         else if (flag == "--units") args.units = parse_int(flag, value());
         else if (flag == "--fixed-threads") args.fixed_threads = true;
+        else if (flag == "--own-threads") args.own_threads = true;
         else if (flag == "--policy") args.policy = value();
         else if (flag == "--distributed") args.distributed = value();
         else if (flag == "--sgemm") args.sgemm = true;
@@ -136,6 +141,11 @@ double peak_rss_mb() {
 int omp_threads() {
     const char* env = std::getenv("OMP_NUM_THREADS");
     return env ? std::atoi(env) : 0;   // 0: the OpenMP default (all cores)
+}
+
+std::string thread_policy(const Args& args) {
+    if (args.own_threads) return "own threads";
+    return keras::config::get_intra_op_parallelism_threads() > 0 ? "fixed" : "adaptive";
 }
 
 double seconds_since(Clock::time_point start) {
@@ -332,7 +342,7 @@ nlohmann::json run_workload(const Args& args) {
             {"embed", w.embed},
             {"units", w.units},
             {"threads", omp_threads()},
-            {"thread_policy", keras::config::get_intra_op_parallelism_threads() > 0 ? "fixed" : "adaptive"},
+            {"thread_policy", thread_policy(args)},
             {"flush_denormal", true},   // the library sets FTZ/DAZ itself
             {"warmup_epoch_s", epoch_times.front()},
             {"epoch_times_s", timed},
@@ -351,10 +361,12 @@ nlohmann::json run_workload(const Args& args) {
 int main(int argc, char** argv) {
     const Args args = parse_args(argc, argv);
     try {
-        if (args.fixed_threads) {
+        if (args.fixed_threads || args.own_threads) {
             const int n = omp_threads();
-            if (n < 1) usage("--fixed-threads needs OMP_NUM_THREADS");
-            keras::config::set_intra_op_parallelism_threads(n);
+            if (n < 1) usage("--fixed-threads and --own-threads need OMP_NUM_THREADS");
+            if (args.fixed_threads && args.own_threads) usage("--fixed-threads or --own-threads, not both");
+            if (args.fixed_threads) keras::config::set_intra_op_parallelism_threads(n);
+            else keras::backend::set_thread_setting(keras::backend::ThreadSetting{n, true});
         }
         const nlohmann::json result =
             args.sgemm ? measure_sgemm(args.size, args.repeats, args.gemm_dtype) : run_workload(args);

@@ -1,6 +1,6 @@
-// The CPU backend's adaptive thread count (onednn/thread_governor.hpp), driven by made-up step times:
-// it must keep all threads on a free machine, drop them within a few steps when they become many
-// times slower (a busy machine), and come back when the machine is free again.
+// The CPU backend's adaptive thread setting (onednn/thread_governor.hpp), driven by made-up step
+// times: it must keep all of OpenMP's threads on a free machine, move within a few steps to whichever
+// of our own threads and 1 thread is fastest when the machine is busy, and come back when it is free.
 #include <doctest/doctest.h>
 
 #include <functional>
@@ -9,23 +9,30 @@
 #include "onednn/thread_governor.hpp"
 
 using keras::backend::ThreadGovernor;
+using keras::backend::ThreadSetting;
 
 namespace {
 
-// Runs `steps` steps; `cost(threads)` is a step's seconds per sample at that count. Returns how many
-// steps ran at each count.
-std::map<int, int> run(ThreadGovernor& g, int steps, const std::function<double(int)>& cost) {
-    std::map<int, int> used;
+constexpr ThreadSetting kOpenMp2{2, false}, kOwn2{2, true}, kOne{1, false};
+
+// Runs `steps` steps; `cost(setting)` is a step's seconds per sample with that setting. Returns how
+// many steps ran with each.
+std::map<ThreadSetting, int> run(ThreadGovernor& g, int steps, const std::function<double(ThreadSetting)>& cost) {
+    std::map<ThreadSetting, int> used;
     for (int i = 0; i < steps; ++i) {
-        const int n = g.next();
-        ++used[n];
-        g.record(cost(n));
+        const ThreadSetting s = g.next();
+        ++used[s];
+        g.record(cost(s));
     }
     return used;
 }
 
-double quiet(int threads) { return threads == 2 ? 1.0 : 1.6; }   // 2 threads 1.6x faster
-double busy(int threads) { return threads == 2 ? 30.0 : 1.0; }   // barriers lose time slices
+// A free machine: 2 of OpenMP's threads 1.6x faster than 1, our own a little slower than OpenMP's.
+double quiet(ThreadSetting s) { return s == kOne ? 1.6 : s.own_threads ? 1.15 : 1.0; }
+// A busy machine, a step of many barriers (W1): both kinds of 2 threads lose time slices at each.
+double busy(ThreadSetting s) { return s == kOne ? 1.0 : 30.0; }
+// A busy machine, a step of few long loops (W2): OpenMP's spinning costs, our own threads win.
+double busy_spinning(ThreadSetting s) { return s == kOne ? 2.8 : s.own_threads ? 2.1 : 3.5; }
 
 }  // namespace
 
@@ -33,74 +40,101 @@ TEST_CASE("one thread allowed: the governor never changes anything") {
     ThreadGovernor g(1);
     const auto used = run(g, 100, busy);
     CHECK(used.size() == 1);
-    CHECK(used.at(1) == 100);
+    CHECK(used.at(kOne) == 100);
 }
 
-TEST_CASE("the counts tried halve from the maximum down to 1") {
+TEST_CASE("the settings tried: each count halving from the maximum, OpenMP's threads then our own, then 1") {
     ThreadGovernor g(8);
     CHECK(g.max_threads() == 8);
-    CHECK(g.current() == 8);
-    // With 1 thread always fastest, it steps down one rung per won probe until it reaches 1.
-    run(g, 200, [](int n) { return n == 1 ? 1.0 : 10.0 * n; });
-    CHECK(g.current() == 1);
+    CHECK(g.current() == ThreadSetting{8, false});
+    // With 1 thread always fastest, it steps down through every setting, or past some after lost
+    // probes, until it reaches 1; each one it uses is a setting of the ladder.
+    const auto used = run(g, 400, [](ThreadSetting s) { return s == kOne ? 1.0 : 10.0 * s.threads + s.own_threads; });
+    CHECK(g.current() == kOne);
+    for (const auto& [s, steps] : used) {
+        CAPTURE(s.threads);
+        CHECK((s.threads == 8 || s.threads == 4 || s.threads == 2 || s == kOne));
+    }
+    CHECK(used.count(ThreadSetting{4, true}) == 1);   // OpenMP's 4 wins; our own 4 are probed
 }
 
-TEST_CASE("a free machine keeps all threads; probes cost little") {
+TEST_CASE("a free machine keeps OpenMP's threads; probes cost little") {
     ThreadGovernor g(2);
     const auto used = run(g, 2000, quiet);
-    CHECK(g.current() == 2);
-    // A few probes at 1 thread, spaced further apart each time they lose.
-    CHECK(used.at(1) <= 12);
-    CHECK(used.at(1) >= 2);
+    CHECK(g.current() == kOpenMp2);
+    // A few probes of the settings below, spaced further apart each time they lose.
+    CHECK(used.at(kOwn2) + used.at(kOne) <= 14);
+    CHECK(used.at(kOne) >= 2);
 }
 
-TEST_CASE("a busy machine: down to 1 thread within a few steps") {
+TEST_CASE("a busy machine, barriers in every step: down to 1 thread within a few steps") {
     ThreadGovernor g(2);
     run(g, 20, quiet);
-    CHECK(g.current() == 2);
-    // The first slow step is a spike (3x the best recent one): the next step probes 1 thread.
+    CHECK(g.current() == kOpenMp2);
+    // The first slow step is a spike (3x the best recent one): the next steps probe our own threads
+    // (a first step there is not counted, so twice), then 1 thread.
     int steps = 0;
-    while (g.current() == 2 && steps < 10) {
+    while (g.current() != kOne && steps < 20) {
         g.record(busy(g.next()));
         ++steps;
     }
-    CHECK(g.current() == 1);
-    CHECK(steps <= 3);
+    CHECK(g.current() == kOne);
+    CHECK(steps <= 5);
+}
+
+TEST_CASE("a busy machine, few long loops per step: our own threads, and they stay") {
+    ThreadGovernor g(2);
+    run(g, 20, quiet);
+    int steps = 0;
+    while (g.current() != kOwn2 && steps < 20) {
+        g.record(busy_spinning(g.next()));
+        ++steps;
+    }
+    CHECK(g.current() == kOwn2);
+    CHECK(steps <= 4);
+    run(g, 1000, busy_spinning);
+    CHECK(g.current() == kOwn2);
+    // ... and back to OpenMP's when the machine is free again (after up to 2048 steps: the lost
+    // up-probes spaced themselves out).
+    run(g, 3000, quiet);
+    CHECK(g.current() == kOpenMp2);
 }
 
 TEST_CASE("staying busy: up-probes grow rarer, so the slow steps stay a small share") {
     ThreadGovernor g(2);
     run(g, 30, busy);
     const auto used = run(g, 3000, busy);
-    CHECK(g.current() == 1);
-    CHECK(used.at(2) <= 9);   // probes at 8, 16, ..., 2048 steps apart
+    CHECK(g.current() == kOne);
+    CHECK(used.count(kOpenMp2) == 0);   // from 1 thread the up-probe is our own threads
+    CHECK(used.at(kOwn2) <= 10);        // probes at 8, 16, ..., 2048 steps apart
 }
 
-TEST_CASE("the machine becomes free again: back to all threads") {
+TEST_CASE("the machine becomes free again: back to OpenMP's threads") {
     ThreadGovernor g(2);
     run(g, 50, busy);
-    REQUIRE(g.current() == 1);
-    run(g, 100, quiet);   // the up-probe interval is at most 32 steps this early
-    CHECK(g.current() == 2);
+    REQUIRE(g.current() == kOne);
+    run(g, 200, quiet);   // up through our own threads; the up-probe interval is at most 32 steps this early
+    CHECK(g.current() == kOpenMp2);
 }
 
 TEST_CASE("no room on the cores: no up-probe is run at all") {
     ThreadGovernor g(2, [](int) { return false; });
     run(g, 50, busy);
-    REQUIRE(g.current() == 1);
+    REQUIRE(g.current() == kOne);
     const auto used = run(g, 3000, busy);
-    CHECK(used.count(2) == 0);
+    CHECK(used.count(kOwn2) == 0);
+    CHECK(used.count(kOpenMp2) == 0);
 }
 
-TEST_CASE("a count's first step (primitive creation) is not taken as its speed") {
+TEST_CASE("a setting's first step (primitive creation) is not taken as its speed") {
     ThreadGovernor g(2);
-    // Step 1 at 2 threads is very slow (creation), then 2 threads are fast: no switch to 1.
+    // Step 1 with OpenMP's threads is very slow (creation), then they are fast: no switch.
     int step = 0;
-    run(g, 500, [&](int n) { return ++step == 1 ? 100.0 : quiet(n); });
-    CHECK(g.current() == 2);
-    // The first probe at 1 thread is slow only because it creates primitives: it runs again.
+    run(g, 500, [&](ThreadSetting s) { return ++step == 1 ? 100.0 : quiet(s); });
+    CHECK(g.current() == kOpenMp2);
+    // The first probe of each setting is slow only because it creates primitives: it runs again.
     ThreadGovernor h(2);
-    std::map<int, int> seen;
-    run(h, 500, [&](int n) { return ++seen[n] == 1 ? 100.0 : busy(n) ; });
-    CHECK(h.current() == 1);
+    std::map<ThreadSetting, int> seen;
+    run(h, 500, [&](ThreadSetting s) { return ++seen[s] == 1 ? 100.0 : busy(s); });
+    CHECK(h.current() == kOne);
 }

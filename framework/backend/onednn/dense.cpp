@@ -22,7 +22,7 @@ memory::desc matrix_desc(int64_t rows, int64_t cols, bool transposed,
 dnnl::matmul OneDnnBackend::matmul_for(int64_t m, int64_t k, int64_t n, bool transpose_a, bool transpose_b,
                                        bool bias, bool bf16) {
     std::lock_guard lock(matmul_mutex_);
-    return matmul_cache_.get_or_create(MatmulKey{m, k, n, transpose_a, transpose_b, bias, bf16, current_threads()}, [&] {
+    return matmul_cache_.get_or_create(MatmulKey{m, k, n, transpose_a, transpose_b, bias, bf16, primitive_threads()}, [&] {
         const auto in_type = bf16 ? memory::data_type::bf16 : memory::data_type::f32;
         const auto a = matrix_desc(m, k, transpose_a, in_type);
         const auto b = matrix_desc(k, n, transpose_b, in_type);

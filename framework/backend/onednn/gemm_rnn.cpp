@@ -25,6 +25,7 @@
 // states are read at len - 1, and the final states' gradients enter there.
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -218,28 +219,44 @@ int64_t our_block(bool lstm, bool recurrent, int64_t q) {
 struct PlanKey {
     int64_t N, T, C, H;
     bool lstm, bf16;
-    int threads;   // OneDnnBackend::current_threads() when created
+    int threads;   // OneDnnBackend::primitive_threads() when created
     auto operator<=>(const PlanKey&) const = default;
 };
 
-// The backward's products over all T N rows, run by every thread (made by the first backward of a
-// shape: inference never needs them). X: the (T N, C) rows x_t; Hs: the rows h_{t-1}.
-struct Plan {
-    Gemm d_kernel;    // dW^T (x_width, C) = dG_x^T X
-    Gemm d_recurrent; // dU^T (h_width, H) = dG_h^T Hs
-    Gemm d_input;     // dx (T N, C) = dG_x B_x^T
-};
+// The backward's products over all T N rows (made by the first backward of a shape: inference never
+// needs them). X: the (T N, C) rows x_t; Hs: the rows h_{t-1}. With OpenMP's threads each product
+// runs on all of them; with our own, the products are shared out among the team (after_the_loop).
+class Plan {
+public:
+    Plan(const dnnl::engine& engine, const PlanKey& k)
+        : engine_(engine), key_(k), sides_(sides(k.lstm, k.H)),
+          d_kernel(make_gemm(engine, sides_.x_width, k.T * k.N, k.C, {1, sides_.x_width}, {k.C, 1}, in(), false,
+                             false)),
+          d_recurrent(make_gemm(engine, sides_.h_width, k.T * k.N, k.H, {1, sides_.h_width}, {k.H, 1}, in(), false,
+                                false)) {}
 
-Plan make_plan(const dnnl::engine& engine, const PlanKey& k) {
-    const int64_t C = k.C, H = k.H, TN = k.T * k.N;
-    const Sides s = sides(k.lstm, H);
-    const dt in = k.bf16 ? dt::bf16 : dt::f32;
-    return Plan{
-        .d_kernel = make_gemm(engine, s.x_width, TN, C, {1, s.x_width}, {C, 1}, in, false, false),
-        .d_recurrent = make_gemm(engine, s.h_width, TN, H, {1, s.h_width}, {H, 1}, in, false, false),
-        .d_input = make_gemm(engine, TN, s.x_width, C, {s.x_width, 1}, {}, in, false, false),
-    };
-}
+    // dx rows (rows, C) = dG_x rows B_x^T: all T N rows, or a team member's steps; made on first use.
+    const Gemm& d_input(int64_t rows) {
+        std::lock_guard lock(mutex_);
+        auto it = d_input_.find(rows);
+        if (it == d_input_.end())
+            it = d_input_.emplace(rows, make_gemm(engine_, rows, sides_.x_width, key_.C, {sides_.x_width, 1}, {},
+                                                  in(), false, false)).first;
+        return it->second;
+    }
+
+private:
+    dt in() const { return key_.bf16 ? dt::bf16 : dt::f32; }
+    dnnl::engine engine_;
+    PlanKey key_;
+    Sides sides_;
+    std::mutex mutex_;
+    std::map<int64_t, Gemm> d_input_;   // by rows: node-based, so references stay valid
+
+public:
+    const Gemm d_kernel;      // dW^T (x_width, C) = dG_x^T X
+    const Gemm d_recurrent;   // dU^T (h_width, H) = dG_h^T Hs
+};
 
 // The per-step products of one thread's rows (run_recurrence), made for that thread alone.
 struct StepKey {
@@ -265,19 +282,20 @@ StepPlan make_step_plan(const dnnl::engine& engine, const StepKey& k) {
     };
 }
 
+// make() returns the new std::shared_ptr<Value>.
 template <class Key, class Value, class Make>
 std::shared_ptr<Value> cached(const Key& key, Make&& make) {
     static std::mutex mutex;
     static LruCache<Key, std::shared_ptr<Value>> cache(OneDnnBackend::kRnnCacheCapacity);
     std::lock_guard lock(mutex);
-    return cache.get_or_create(key, [&] { return std::make_shared<Value>(make()); });
+    return cache.get_or_create(key, make);
 }
 
 std::shared_ptr<Plan> plan_for(OneDnnBackend& be, const PlanKey& key) {
-    return cached<PlanKey, Plan>(key, [&] { return make_plan(be.engine(), key); });
+    return cached<PlanKey, Plan>(key, [&] { return std::make_shared<Plan>(be.engine(), key); });
 }
 std::shared_ptr<StepPlan> step_plan_for(OneDnnBackend& be, const StepKey& key) {
-    return cached<StepKey, StepPlan>(key, [&] { return make_step_plan(be.engine(), key); });
+    return cached<StepKey, StepPlan>(key, [&] { return std::make_shared<StepPlan>(make_step_plan(be.engine(), key)); });
 }
 
 // A matrix given by its descriptor `from` (plain, possibly strided) copied into g's weights layout.
@@ -515,6 +533,22 @@ void prefetch_step(const StepWork& w, int64_t t, int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) prefetch(w.d_layer + (n * w.T + t) * w.H, sizeof(float) * w.H);
 }
 
+// run_team_of_solo_members for members that may throw (oneDNN's errors): the first error is
+// rethrown after the team, as a member itself must not throw.
+void run_members(int threads, const std::function<void(int t, int team)>& member) {
+    std::mutex mutex;
+    std::exception_ptr error;
+    run_team_of_solo_members(std::max(threads, 1), [&](int t, int team) {
+        try {
+            member(t, team);
+        } catch (...) {
+            std::lock_guard lock(mutex);
+            if (!error) error = std::current_exception();
+        }
+    });
+    if (error) std::rethrow_exception(error);
+}
+
 // The recurrence's rows split across the backend's threads once: each thread runs all T steps for
 // its rows, products and gates, with no barrier between steps (a sample's steps depend only on its
 // own past). Rows per thread at least this many: below it a step's products are too small to share.
@@ -522,19 +556,10 @@ constexpr int64_t kMinRowsPerThread = 8;
 
 void run_recurrence(int64_t N, const std::function<void(int64_t n0, int64_t n1)>& member) {
     const int threads = static_cast<int>(std::min<int64_t>(OneDnnBackend::current_threads(), N / kMinRowsPerThread));
-    std::mutex mutex;
-    std::exception_ptr error;
-    run_team_of_solo_members(std::max(threads, 1), [&](int t, int team) {
+    run_members(threads, [&](int t, int team) {
         const int64_t n0 = N * t / team, n1 = N * (t + 1) / team;
-        if (n0 == n1) return;
-        try {
-            member(n0, n1);
-        } catch (...) {   // a team member must not throw: the first error is rethrown after the team
-            std::lock_guard lock(mutex);
-            if (!error) error = std::current_exception();
-        }
+        if (n0 < n1) member(n0, n1);
     });
-    if (error) std::rethrow_exception(error);
 }
 
 // ---- Conversions into the compute dtype.
@@ -636,7 +661,7 @@ RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor
     const bool lstm = spec.cell == RnnCell::lstm;
     const size_t es = bf16 ? 2 : 4;
     auto s = std::make_shared<GemmRnnSaved>();
-    s->key = PlanKey{N, T, C, H, lstm, bf16, OneDnnBackend::current_threads()};
+    s->key = PlanKey{N, T, C, H, lstm, bf16, OneDnnBackend::primitive_threads()};
     s->lengths = lengths;
 
     // x time-major (processing order), and h0 into hs's first N rows.
@@ -756,11 +781,26 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
     });
 
     // dW^T = dG_x^T x and dU^T = dG_h^T h (transposed: M = the sides' widths ran 15% faster than
-    // M = C or H), then Keras's kernel and recurrent kernel out of their blocks.
+    // M = C or H), and dx = dG_x B_x^T with B_x^T read from B by strides. With OpenMP's threads each
+    // product runs on all of them (a team of one here); with our own threads, whose primitives run on
+    // one thread each, the team shares them out: members 0 and 1 take dW and dU, and each member
+    // the dx rows of its share of the steps.
     Buffer d_kernel = floats(side.x_width * C), d_recurrent = floats(side.h_width * H);
+    Buffer dx_time_major = floats(T * N * C);
     const std::shared_ptr<Plan> plan = plan_for(be, k);
-    GemmRunner(be, plan->d_kernel)(dg_x.data(), s.x.data(), d_kernel.as<float>());
-    GemmRunner(be, plan->d_recurrent)(dg_h, s.hs.data(), d_recurrent.as<float>());
+    const int own_team = OneDnnBackend::current_threads() > OneDnnBackend::primitive_threads()
+                             ? OneDnnBackend::current_threads() : 1;
+    const memory::desc bx_t({side.x_width, C}, in, memory::dims{1, W4});
+    run_members(own_team, [&](int t, int team) {
+        if (t == 0) GemmRunner(be, plan->d_kernel)(dg_x.data(), s.x.data(), d_kernel.as<float>());
+        if (t == 1 % team) GemmRunner(be, plan->d_recurrent)(dg_h, s.hs.data(), d_recurrent.as<float>());
+        const int64_t t0 = T * t / team, t1 = T * (t + 1) / team;
+        if (t0 == t1) return;
+        const Gemm& dx = plan->d_input((t1 - t0) * N);
+        const Buffer b = weights_for(be, dx, bx_t, B.data());
+        GemmRunner(be, dx)(static_cast<char*>(dg_x.data()) + es * t0 * N * side.x_width, b.data(),
+                           dx_time_major.as<float>() + t0 * N * C);
+    });
     g.dweights.kernel = Tensor({C, GH}, DType::float32);
     g.dweights.recurrent_kernel = Tensor({H, GH}, DType::float32);
     // Keras's (rows, G H) matrix `to`, gate by gate, from our transposed (side's width, rows) `from`,
@@ -775,11 +815,6 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
     unstack(d_kernel.as<float>(), C, 0, false, g.dweights.kernel.data<float>());
     unstack(d_recurrent.as<float>(), H, side.h_first, true, g.dweights.recurrent_kernel.data<float>());
 
-    // dx = dG_x B_x^T, B_x^T read from B by strides.
-    Buffer dx_time_major = floats(T * N * C);
-    const Buffer bx_t = weights_for(be, plan->d_input, memory::desc({side.x_width, C}, in, memory::dims{1, W4}),
-                                    B.data());
-    GemmRunner(be, plan->d_input)(dg_x.data(), bx_t.data(), dx_time_major.as<float>());
     g.dx = Tensor({N, T, C}, DType::float32);
     run_ranges(OneDnnBackend::current_threads(), N, 1, [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n)

@@ -18,6 +18,7 @@
 
 #include "keras/backend.hpp"
 #include "lru_cache.hpp"
+#include "thread_governor.hpp"
 
 namespace keras::backend {
 
@@ -41,10 +42,13 @@ public:
     std::string name() const override { return "oneDNN CPU"; }
     void begin_step(StepKind kind) override;
     void end_step(StepKind kind, int64_t samples) override;
-    // The OpenMP thread count the calling thread's primitives run with (0 when oneDNN is not on
-    // OpenMP). Part of the primitive cache keys: oneDNN does not promise that a primitive created
-    // for one count runs correctly with another.
+    // The team size for the calling thread's own parallel loops (run_team): its step's thread count,
+    // whoever's threads run them (0 when oneDNN is not on OpenMP).
     static int current_threads();
+    // The OpenMP thread count the calling thread's primitives run with: current_threads(), or 1 with
+    // our own threads (0 when oneDNN is not on OpenMP). Part of the primitive cache keys: oneDNN does
+    // not promise that a primitive created for one count runs correctly with another.
+    static int primitive_threads();
 
     dnnl::engine& engine() { return engine_; }
     // The calling thread's stream (created on its first call).
@@ -265,10 +269,11 @@ RnnForward small_lstm_forward(const RnnSpec& spec, const Tensor& x, const RnnWei
 int64_t small_lstm_runs();
 
 // Our own parallel loops (the small-RNN / LSTM kernels, the optimizer updates): body(t, n) on a team
-// of up to `threads` OpenMP threads, t = 0 .. n - 1, n the team's actual size (possibly smaller), in
-// the runtime oneDNN loaded (threads.cpp), every thread with the calling thread's floating-point mode
-// (denormals flushed or not), so work split by t gives the same bits whichever thread runs it.
-// threads <= 1, or no OpenMP runtime: body(0, 1) on the calling thread. The body must not throw.
+// of up to `threads` threads, t = 0 .. n - 1, n the team's actual size (possibly smaller): OpenMP's,
+// in the runtime oneDNN loaded, or our own (thread_pool.hpp) when the step's setting says so
+// (threads.cpp); every thread with the calling thread's floating-point mode (denormals flushed or
+// not), so work split by t gives the same bits whichever thread runs it. threads <= 1, no OpenMP
+// runtime, or a call from inside a team: body(0, 1) on the calling thread. The body must not throw.
 void run_team(int threads, const std::function<void(int t, int n)>& body);
 // run_team whose members each see one OpenMP thread: oneDNN primitives a member makes and runs
 // inside body use its thread alone, so the members run their own products side by side (made for a
@@ -277,6 +282,9 @@ void run_team_of_solo_members(int threads, const std::function<void(int t, int n
 // [0, n) in one contiguous range per member of a run_team team: body(begin, end), each begin a
 // multiple of `align` (a range may be empty when n is small).
 void run_ranges(int threads, int64_t n, int64_t align, const std::function<void(int64_t, int64_t)>& body);
+// Tests, benchmarks: every step runs with this setting, whatever the governor and
+// keras::config::set_intra_op_parallelism_threads say; nullopt returns to them.
+void set_thread_setting(std::optional<ThreadSetting> setting);
 // The threads a memory-bound pass over `bytes` pays for: one per 256 KB, up to the backend's count,
 // at least one (below 256 KB a thread, starting a team costs more than it saves).
 int threads_for_bytes(int64_t bytes);

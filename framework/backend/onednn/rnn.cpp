@@ -469,7 +469,7 @@ RnnForward OneDnnBackend::rnn_forward(const RnnSpec& spec, const Tensor& x, cons
     std::lock_guard lock(rnn_cache().mutex);
 
     const RnnKey key{kind_of(spec), spec.cell == RnnCell::simple_rnn ? spec.activation : Activation::tanh,
-                     N, T, C, H, training, bf16, current_threads()};
+                     N, T, C, H, training, bf16, primitive_threads()};
     const std::shared_ptr<FusedRnn> slot = rnn_cache().entries.get_or_create(
         key, [&] { return build_fused(engine_, key, rnn_gate_count(spec.cell)); });
     FusedRnn& rnn = *slot;

@@ -16,6 +16,15 @@
 
 namespace keras::backend {
 
+// How a step runs: `threads` threads, and whose. OpenMP's (own_threads false): oneDNN's primitives and
+// our loops share them. Our own (thread_pool.hpp): our loops run on them, each primitive on one thread;
+// on a busy machine their short spin keeps more of the process's speed.
+struct ThreadSetting {
+    int threads = 1;
+    bool own_threads = false;
+    auto operator<=>(const ThreadSetting&) const = default;
+};
+
 class ThreadGovernor {
 public:
     // A probe is run after this many measured steps at the current count, doubling (up to the
@@ -34,16 +43,17 @@ public:
     // a slow step and cannot win.
     using RoomFor = std::function<bool(int threads)>;
 
-    // Counts tried: max_threads, max_threads / 2, ..., 1.
+    // Settings tried, fastest on a free machine first: for each count max_threads, max_threads / 2,
+    // ..., 2 OpenMP's threads then our own; last 1 thread.
     explicit ThreadGovernor(int max_threads, RoomFor room_for = [](int) { return true; });
 
-    // The thread count for the coming step.
-    int next() const;
-    // The step just run, at next()'s count: its seconds per sample.
+    // The setting for the coming step.
+    ThreadSetting next() const;
+    // The step just run, at next()'s setting: its seconds per sample.
     void record(double seconds_per_sample);
 
-    int max_threads() const { return rungs_.front(); }
-    int current() const { return rungs_[current_]; }
+    int max_threads() const { return rungs_.front().threads; }
+    ThreadSetting current() const { return rungs_[current_]; }
 
 private:
     void start_probe(size_t rung);
@@ -51,14 +61,19 @@ private:
     double reference() const;   // median of the recent steps at the current count
 
     RoomFor room_for_;
-    std::vector<int> rungs_;              // thread counts, largest first
+    std::vector<ThreadSetting> rungs_;    // the settings, in the order above
     std::vector<bool> warm_;              // the count has run a step (its primitives exist)
     size_t current_ = 0;
     bool probing_ = false;
     size_t probe_ = 0;
     bool next_probe_up_ = false;          // alternates when both directions exist
+    size_t down_skip_ = 0;                // rungs passed over by the next down-probe (after losses)
+    bool sweeping_ = false;               // a spike's probes: each rung below in turn, one step each
     std::vector<double> recent_;          // the last steps at the current count
-    int64_t steps_since_probe_ = 0;
+    // Steps since the last probe each way, counted apart: frequent down-probes must not keep
+    // postponing a rarer up-probe.
+    int64_t steps_since_down_ = 0;
+    int64_t steps_since_up_ = 0;
     int64_t down_interval_ = kMinInterval;
     int64_t up_interval_ = kMinInterval;
 };

@@ -1,4 +1,7 @@
-// The CPU backend's thread count per step (see thread_governor.hpp for why it adapts).
+// The CPU backend's threads per step: how many, and whose (see thread_governor.hpp for why it adapts).
+// With OpenMP's threads, primitives and our own loops (run_team) share them. With our own
+// (thread_pool.hpp, picked on a busy machine), our loops run on them and each primitive on the
+// calling thread alone, so that no OpenMP thread is left spinning.
 //
 // oneDNN here runs on OpenMP, which has no thread-count API of oneDNN's own: primitives use the
 // calling thread's omp_get_max_threads(). The OpenMP entry points are looked up at run time, in the
@@ -23,6 +26,7 @@
 #include "keras/config.hpp"
 #include "onednn_backend.hpp"
 #include "thread_governor.hpp"
+#include "thread_pool.hpp"
 
 namespace keras::backend {
 
@@ -62,7 +66,7 @@ bool room_for(int threads) {
 struct StepClock {
     std::optional<ThreadGovernor> governor;
     std::chrono::steady_clock::time_point start;
-    int threads = 0;
+    ThreadSetting setting;
 };
 
 // Per thread: OpenMP's thread count is a per-thread setting, and two models training in two
@@ -124,12 +128,34 @@ void team_member(void* data) {
     set_float_mode(own_mode);   // the thread is OpenMP's: leave it as it was
 }
 
+// The backend's own threads (thread_pool.hpp), made on the first step that asks for them: as many as
+// OpenMP's default count, the calling thread included.
+ThreadPool& own_threads() {
+    static ThreadPool pool(std::max(openmp().default_threads, 1) - 1, [] {
+        if (openmp().present()) openmp().set_num_threads(1);   // primitives run inside: one thread each
+    });
+    return pool;
+}
+
+// The calling thread's team size for our loops in own-threads mode (0: OpenMP's threads run them).
+thread_local int own_team_threads = 0;
+std::optional<ThreadSetting> forced_setting;   // set_thread_setting
+
 }  // namespace
 
 void run_team(int threads, const std::function<void(int t, int n)>& body) {
     const OmpRegion& omp = omp_region();
-    if (threads <= 1 || !omp.present()) {
+    if (threads <= 1 || !omp.present() || ThreadPool::in_team()) {
         body(0, 1);
+        return;
+    }
+    if (own_team_threads > 0) {
+        const unsigned mode = float_mode();
+        const bool ran = own_threads().run(threads, [&](int t, int n) {
+            set_float_mode(mode);
+            body(t, n);
+        });
+        if (!ran) body(0, 1);   // another thread's team holds our threads: this one runs alone
         return;
     }
     Team team{&body, float_mode()};
@@ -161,32 +187,44 @@ void run_ranges(int threads, int64_t n, int64_t align, const std::function<void(
     });
 }
 
-int OneDnnBackend::current_threads() { return openmp().present() ? openmp().get_max_threads() : 0; }
+int OneDnnBackend::current_threads() {
+    if (own_team_threads > 0) return own_team_threads;
+    return openmp().present() ? openmp().get_max_threads() : 0;
+}
+
+int OneDnnBackend::primitive_threads() { return openmp().present() ? openmp().get_max_threads() : 0; }
 
 void OneDnnBackend::begin_step(StepKind kind) {
     const OpenMp& omp = openmp();
     if (!omp.present()) return;
     StepClock& clock = clock_for(kind);
     const int fixed = config::get_intra_op_parallelism_threads();
-    if (fixed > 0) {
-        clock.threads = fixed;
+    if (forced_setting) {
+        clock.setting = *forced_setting;
+    } else if (fixed > 0) {
+        clock.setting = {fixed, false};
     } else {
         if (!clock.governor) clock.governor.emplace(omp.default_threads, room_for);
-        clock.threads = clock.governor->next();
+        clock.setting = clock.governor->next();
     }
-    if (omp.get_max_threads() != clock.threads) omp.set_num_threads(clock.threads);
+    const bool own = clock.setting.own_threads && clock.setting.threads > 1;
+    own_team_threads = own ? clock.setting.threads : 0;
+    const int primitive_threads = own ? 1 : clock.setting.threads;
+    if (omp.get_max_threads() != primitive_threads) omp.set_num_threads(primitive_threads);
     clock.start = std::chrono::steady_clock::now();
 }
 
 void OneDnnBackend::end_step(StepKind kind, int64_t samples) {
     StepClock& clock = clock_for(kind);
-    // Fixed counts, and steps of a count set since begin_step (set_intra_op_parallelism_threads
-    // called from a callback) teach the governor nothing.
-    if (!clock.governor || samples <= 0 || config::get_intra_op_parallelism_threads() > 0 ||
-        clock.threads != clock.governor->next())
+    // Fixed or forced settings, and steps of a setting changed since begin_step
+    // (set_intra_op_parallelism_threads called from a callback) teach the governor nothing.
+    if (!clock.governor || samples <= 0 || forced_setting || config::get_intra_op_parallelism_threads() > 0 ||
+        clock.setting != clock.governor->next())
         return;
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - clock.start;
     clock.governor->record(elapsed.count() / static_cast<double>(samples));
 }
+
+void set_thread_setting(std::optional<ThreadSetting> setting) { forced_setting = setting; }
 
 }  // namespace keras::backend
