@@ -1,12 +1,14 @@
-// Chooses how many OpenMP threads the CPU backend uses for each training / inference step, from the
-// measured step times.
+// Chooses the CPU backend's threads for each training / inference step (how many, and whether
+// OpenMP's or our own), from the measured step times.
 //
-// Why: oneDNN's OpenMP threads meet at a barrier many times per step (every RNN time step). When
-// another process competes for the cores, a thread that loses its time slice holds the whole team at
-// the barrier for a scheduler tick, and a step becomes 10-100x slower; one thread has no barrier and
-// keeps its speed. On a free machine all cores are faster. Nothing outside the process says which
-// case holds, so the governor measures: it runs the current count, now and then tries the next count
-// down (or up) for one step, and keeps whichever is faster per sample.
+// Why: oneDNN's OpenMP threads meet at a barrier many times per step (every RNN time step in its
+// primitives). When another process competes for the cores, a thread that loses its time slice holds
+// the whole team at the barrier for a scheduler tick, and a step becomes 10-100x slower; one thread
+// has no barrier and keeps its speed. Where our own loops do most of the work, with few barriers, our
+// own threads keep more still: OpenMP's spin for milliseconds while they wait, on the core their
+// partner needs (thread_pool.hpp). On a free machine all of OpenMP's threads are fastest. Nothing
+// outside the process says which case holds, so the governor measures: it runs the current setting,
+// now and then tries the next one down (or up) for one step, and keeps whichever is faster per sample.
 #pragma once
 
 #include <cstddef>
