@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <exception>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -67,10 +68,16 @@ bool ThreadPool::run(int team, const std::function<void(int, int)>& body) {
     }
     generation_.notify_all();
     running_member = true;
-    body(0, team);
+    std::exception_ptr error;
+    try {
+        body(0, team);
+    } catch (...) {   // not allowed, but the workers must not outlive `body` even then
+        error = std::current_exception();
+    }
     running_member = false;
     for (int left = pending_.load(std::memory_order_acquire); left != 0; left = pending_.load(std::memory_order_acquire))
         wait_while_equal(pending_, left);
+    if (error) std::rethrow_exception(error);
     return true;
 }
 
