@@ -71,7 +71,7 @@ TEST_CASE("a busy machine, barriers in every step: down to 1 thread within a few
     ThreadGovernor g(2);
     run(g, 20, quiet);
     CHECK(g.current() == kOpenMp2);
-    // The first slow step is a spike (3x the best recent one): the next steps probe our own threads
+    // The first slow step is a spike (2.5x the best recent one or more): the next steps probe our own threads
     // (a first step there is not counted, so twice), then 1 thread.
     int steps = 0;
     while (g.current() != kOne && steps < 20) {

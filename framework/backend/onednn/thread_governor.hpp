@@ -37,8 +37,9 @@ public:
     static constexpr int64_t kMaxUpInterval = 2048;
     // A probe wins when it is this much faster per sample than the current count's recent median.
     static constexpr double kWinRatio = 0.85;
-    // A step this many times slower than the best recent one at the same count probes down at once.
-    static constexpr double kSpikeRatio = 3.0;
+    // A step this many times slower than the best recent one at the same setting probes down at once.
+    // One busy process beside W2 on 2 cores made OpenMP's 2 threads 2.7x slower (3.0 missed it).
+    static constexpr double kSpikeRatio = 2.5;
 
     // Whether the machine now has idle cores for this many threads of ours. Asked before an up-probe,
     // which is skipped (as if it had lost) when the answer is no: on a busy machine that probe costs
