@@ -27,6 +27,13 @@ std::map<ThreadSetting, int> run(ThreadGovernor& g, int steps, const std::functi
     return used;
 }
 
+// Steps run until the governor's setting is `wanted` (at most 20; 21 when it never is).
+int steps_until(ThreadGovernor& g, ThreadSetting wanted, const std::function<double(ThreadSetting)>& cost) {
+    int steps = 0;
+    for (; g.current() != wanted && steps <= 20; ++steps) g.record(cost(g.next()));
+    return steps;
+}
+
 // A free machine: 2 of OpenMP's threads 1.6x faster than 1, our own a little slower than OpenMP's.
 double quiet(ThreadSetting s) { return s == kOne ? 1.6 : s.own_threads ? 1.15 : 1.0; }
 // A busy machine, a step of many barriers (W1): both kinds of 2 threads lose time slices at each.
@@ -71,27 +78,15 @@ TEST_CASE("a busy machine, barriers in every step: down to 1 thread within a few
     ThreadGovernor g(2);
     run(g, 20, quiet);
     CHECK(g.current() == kOpenMp2);
-    // The first slow step is a spike (2.5x the best recent one or more): the next steps probe our own threads
-    // (a first step there is not counted, so twice), then 1 thread.
-    int steps = 0;
-    while (g.current() != kOne && steps < 20) {
-        g.record(busy(g.next()));
-        ++steps;
-    }
-    CHECK(g.current() == kOne);
-    CHECK(steps <= 5);
+    // The first slow step is a spike (2.5x the best recent one or more): the next steps probe our own
+    // threads (a first step there is not counted, so twice), then 1 thread.
+    CHECK(steps_until(g, kOne, busy) <= 5);
 }
 
 TEST_CASE("a busy machine, few long loops per step: our own threads, and they stay") {
     ThreadGovernor g(2);
     run(g, 20, quiet);
-    int steps = 0;
-    while (g.current() != kOwn2 && steps < 20) {
-        g.record(busy_spinning(g.next()));
-        ++steps;
-    }
-    CHECK(g.current() == kOwn2);
-    CHECK(steps <= 4);
+    CHECK(steps_until(g, kOwn2, busy_spinning) <= 4);
     run(g, 1000, busy_spinning);
     CHECK(g.current() == kOwn2);
     // ... and back to OpenMP's when the machine is free again (after up to 2048 steps: the lost

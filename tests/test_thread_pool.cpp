@@ -18,6 +18,7 @@
 #include "keras/keras.hpp"
 #include "onednn/onednn_backend.hpp"
 #include "onednn/thread_pool.hpp"
+#include "thread_bits_model.hpp"
 
 using namespace keras;
 using keras::backend::ThreadPool;
@@ -122,28 +123,9 @@ TEST_CASE("thread pool: a fork()ed child, which has none of the workers, gets fa
 namespace {
 std::vector<float> train_with(ThreadSetting setting, const char* cell) {
     backend::set_thread_setting(setting);
-    utils::set_random_seed(3);
-    const int64_t N = 64, T = 20;
-    std::vector<float> xs(N * T), ys(N);
-    for (int64_t i = 0; i < N * T; ++i) xs[i] = static_cast<float>((i * 7919) % 500);
-    for (int64_t i = 0; i < N; ++i) ys[i] = static_cast<float>(i % 2);
-    Sequential model;
-    model.add(layers::Input({T}));
-    model.add(layers::Embedding(500, 64));
-    if (std::string(cell) == "lstm") model.add(layers::LSTM(96));
-    else if (std::string(cell) == "gru") model.add(layers::GRU(96));
-    else model.add(layers::SimpleRNN(16));
-    model.add(layers::Dense(32, "relu"));
-    model.add(layers::Dense(1, "sigmoid"));
-    model.compile("adam", "binary_crossentropy");
-    model.fit(Tensor(xs, {N, T}), Tensor(ys, {N, 1}), {.batch_size = 16, .epochs = 2, .verbose = 0});
+    const std::vector<float> w = test_helpers::train_thread_bits_model(cell);
     backend::set_thread_setting(std::nullopt);
-    std::vector<float> flat;
-    for (const Tensor& w : model.get_weights()) {
-        const std::vector<float> v = w.to_vector<float>();
-        flat.insert(flat.end(), v.begin(), v.end());
-    }
-    return flat;
+    return w;
 }
 }  // namespace
 

@@ -10,6 +10,7 @@
 
 #include "keras/errors.hpp"
 #include "keras/keras.hpp"
+#include "thread_bits_model.hpp"
 
 using namespace keras;
 
@@ -134,22 +135,7 @@ TEST_CASE("a second fit() of a model that is training is refused, and the model 
 namespace {
 std::vector<float> train_with_threads(int threads, const char* cell) {
     config::set_intra_op_parallelism_threads(threads);
-    utils::set_random_seed(3);
-    const int64_t N = 64, T = 20;
-    std::vector<float> xs(N * T), ys(N);
-    for (int64_t i = 0; i < N * T; ++i) xs[i] = static_cast<float>((i * 7919) % 500);
-    for (int64_t i = 0; i < N; ++i) ys[i] = static_cast<float>(i % 2);
-    Sequential model;
-    model.add(layers::Input({T}));
-    model.add(layers::Embedding(500, 64));
-    if (std::string(cell) == "lstm") model.add(layers::LSTM(96));
-    else if (std::string(cell) == "gru") model.add(layers::GRU(96));
-    else model.add(layers::SimpleRNN(16));
-    model.add(layers::Dense(32, "relu"));
-    model.add(layers::Dense(1, "sigmoid"));
-    model.compile("adam", "binary_crossentropy");
-    model.fit(Tensor(xs, {N, T}), Tensor(ys, {N, 1}), {.batch_size = 16, .epochs = 2, .verbose = 0});
-    const auto w = flat_weights(model);
+    const std::vector<float> w = test_helpers::train_thread_bits_model(cell);
     config::set_intra_op_parallelism_threads(0);
     return w;
 }
