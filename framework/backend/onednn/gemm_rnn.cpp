@@ -225,37 +225,37 @@ struct PlanKey {
 
 // The backward's products over all T N rows (made by the first backward of a shape: inference never
 // needs them). X: the (T N, C) rows x_t; Hs: the rows h_{t-1}. With OpenMP's threads each product
-// runs on all of them; with our own, the products are shared out among the team (after_the_loop).
+// runs on all of them; with our own, gemm_rnn_backward shares them out among the team.
 class Plan {
 public:
     Plan(const dnnl::engine& engine, const PlanKey& k)
-        : engine_(engine), key_(k), sides_(sides(k.lstm, k.H)),
-          d_kernel(make_gemm(engine, sides_.x_width, k.T * k.N, k.C, {1, sides_.x_width}, {k.C, 1}, in(), false,
-                             false)),
-          d_recurrent(make_gemm(engine, sides_.h_width, k.T * k.N, k.H, {1, sides_.h_width}, {k.H, 1}, in(), false,
-                                false)) {}
+        : d_kernel(make_gemm(engine, sides(k.lstm, k.H).x_width, k.T * k.N, k.C, {1, sides(k.lstm, k.H).x_width},
+                             {k.C, 1}, compute_dtype(k), false, false)),
+          d_recurrent(make_gemm(engine, sides(k.lstm, k.H).h_width, k.T * k.N, k.H, {1, sides(k.lstm, k.H).h_width},
+                                {k.H, 1}, compute_dtype(k), false, false)),
+          engine_(engine), key_(k) {}
+
+    const Gemm d_kernel;      // dW^T (x_width, C) = dG_x^T X
+    const Gemm d_recurrent;   // dU^T (h_width, H) = dG_h^T Hs
 
     // dx rows (rows, C) = dG_x rows B_x^T: all T N rows, or a team member's steps; made on first use.
     const Gemm& d_input(int64_t rows) {
         std::lock_guard lock(mutex_);
         auto it = d_input_.find(rows);
-        if (it == d_input_.end())
-            it = d_input_.emplace(rows, make_gemm(engine_, rows, sides_.x_width, key_.C, {sides_.x_width, 1}, {},
-                                                  in(), false, false)).first;
+        if (it == d_input_.end()) {
+            const int64_t x_width = sides(key_.lstm, key_.H).x_width;
+            it = d_input_.emplace(rows, make_gemm(engine_, rows, x_width, key_.C, {x_width, 1}, {}, compute_dtype(key_),
+                                                  false, false)).first;
+        }
         return it->second;
     }
 
 private:
-    dt in() const { return key_.bf16 ? dt::bf16 : dt::f32; }
+    static dt compute_dtype(const PlanKey& k) { return k.bf16 ? dt::bf16 : dt::f32; }
     dnnl::engine engine_;
     PlanKey key_;
-    Sides sides_;
     std::mutex mutex_;
     std::map<int64_t, Gemm> d_input_;   // by rows: node-based, so references stay valid
-
-public:
-    const Gemm d_kernel;      // dW^T (x_width, C) = dG_x^T X
-    const Gemm d_recurrent;   // dU^T (h_width, H) = dG_h^T Hs
 };
 
 // The per-step products of one thread's rows (run_recurrence), made for that thread alone.
