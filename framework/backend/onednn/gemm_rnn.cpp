@@ -128,16 +128,16 @@ struct Gemm {
 };
 
 // c (M, N) [+]= a (M, K) b (K, N) [+ bias]: a and b given by their strides (a transposed operand is
-// a stride swap), c float32 with rows ldc apart (0: N, packed). accumulate: c += instead of c =.
+// a stride swap), c float32 and packed. accumulate: c += instead of c =.
 // b_strides empty: b in the layout the primitive prefers (format_tag::any, read back from it): a
 // per-step product reuses its weights T times, and AMX kernels given plain weights would repack
 // them at every call (measured: half of a step's product).
 Gemm make_gemm(const dnnl::engine& engine, int64_t M, int64_t K, int64_t N, memory::dims a_strides,
-               memory::dims b_strides, dt in, bool bias, bool accumulate, int64_t ldc = 0) {
+               memory::dims b_strides, dt in, bool bias, bool accumulate) {
     Gemm g;
     g.a = memory::desc({M, K}, in, a_strides);
     g.b = b_strides.empty() ? memory::desc({K, N}, in, memory::format_tag::any) : memory::desc({K, N}, in, b_strides);
-    g.c = memory::desc({M, N}, dt::f32, memory::dims{ldc ? ldc : N, 1});
+    g.c = memory::desc({M, N}, dt::f32, memory::dims{N, 1});
     g.bias = memory::desc({1, N}, dt::f32, memory::dims{N, 1});
     g.has_bias = bias;
     dnnl::primitive_attr attr = OneDnnBackend::user_scratchpad();
@@ -262,7 +262,7 @@ private:
 struct StepKey {
     int64_t rows, C, H;
     bool lstm, bf16;
-    int threads;
+    int threads;   // OneDnnBackend::primitive_threads() in the member: 1, or the caller's count in a team of one
     auto operator<=>(const StepKey&) const = default;
 };
 
@@ -700,7 +700,7 @@ RnnForward gemm_rnn_forward(OneDnnBackend& be, const RnnSpec& spec, const Tensor
     const void* bh_data = static_cast<const char*>(B.b.data()) + es * (C * 4 * H + side.h_first);
     run_recurrence(N, [&](int64_t n0, int64_t n1) {
         const int64_t rows = n1 - n0;
-        const auto plan = step_plan_for(be, StepKey{rows, C, H, lstm, bf16, OneDnnBackend::current_threads()});
+        const auto plan = step_plan_for(be, StepKey{rows, C, H, lstm, bf16, OneDnnBackend::primitive_threads()});
         const Buffer wx = weights_for(be, plan->step_x, bx, B.b.data());
         const Buffer wh = weights_for(be, plan->step, bh, bh_data);
         Buffer px = floats(rows * side.x_width), ph_own = lstm ? Buffer() : floats(rows * side.h_width);
@@ -767,7 +767,7 @@ RnnGradients gemm_rnn_backward(OneDnnBackend& be, const RnnSpec& spec, RnnForwar
     const memory::desc bh_t({side.h_width, H}, in, memory::dims{1, W4});
     const void* bh = static_cast<const char*>(B.data()) + es * (C * W4 + side.h_first);
     run_recurrence(N, [&](int64_t n0, int64_t n1) {
-        const auto plan = step_plan_for(be, StepKey{n1 - n0, C, H, lstm, bf16, OneDnnBackend::current_threads()});
+        const auto plan = step_plan_for(be, StepKey{n1 - n0, C, H, lstm, bf16, OneDnnBackend::primitive_threads()});
         const Buffer b = weights_for(be, plan->step_back, bh_t, bh);
         GemmRunner step_back(be, plan->step_back);
         StepWork mine = work;

@@ -133,7 +133,7 @@ struct RnnKey {
     int64_t N, T, C, H;
     bool training;
     bool bf16;     // bfloat16 data and weights (mixed_bfloat16); gradients, bias and LSTM's c stay float32
-    int threads;   // OneDnnBackend::current_threads() when created
+    int threads;   // OneDnnBackend::primitive_threads() when created
     auto operator<=>(const RnnKey&) const = default;
 };
 
