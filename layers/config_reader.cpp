@@ -97,8 +97,8 @@ std::optional<mixed_precision::DTypePolicy> ConfigReader::dtype_policy() const {
              d["config"]["name"].is_string())
         name = d["config"]["name"].get<std::string>();
     else fail("dtype", fmt::format("expected a dtype policy name or object, got {}", d.dump()));
-    if (name != "float32" && name != "mixed_bfloat16")
-        fail("dtype", fmt::format("{} is not supported (float32 or mixed_bfloat16)", d.dump()));
+    if (name != "float32" && name != "mixed_bfloat16" && name != "mixed_float16")
+        fail("dtype", fmt::format("{} is not supported (float32, mixed_bfloat16 or mixed_float16)", d.dump()));
     return mixed_precision::DTypePolicy(name);
 }
 

@@ -149,9 +149,9 @@ TEST_CASE("the global policy and DTypePolicy follow Keras") {
     emb.build_for({-1, 3});
     CHECK(emb.weights()[0]->value.dtype() == keras::DType::float32);
 
-    CHECK(message_of([] { mp::set_global_policy("mixed_float16"); }) ==
-          "Unsupported dtype policy 'mixed_float16': kerascpp supports 'float32' and 'mixed_bfloat16' (float32 "
-          "variables, bfloat16 compute); float16 and pure bfloat16 policies are not supported yet");
+    CHECK(message_of([] { mp::set_global_policy("float16"); }) ==
+          "Unsupported dtype policy 'float16': kerascpp supports 'float32', 'mixed_bfloat16' and 'mixed_float16' "
+          "(float32 variables, bfloat16 or float16 compute); pure bfloat16 and float16 policies are not supported yet");
     CHECK(message_of([] { layers::GRU(3, {.dtype = "float64"}); }).find("Unsupported dtype policy 'float64'") == 0);
 }
 
@@ -336,12 +336,12 @@ TEST_CASE("policies load from a Keras 3.15 file and round-trip through get_confi
 
     // A policy kerascpp cannot run is refused, naming the layer.
     auto config = keras_json["config"]["layers"][2]["config"];
-    config["dtype"]["config"]["name"] = "mixed_float16";
+    config["dtype"]["config"]["name"] = "bfloat16";
     const std::string message =
         message_of([&] { layers::layer_from_config("LSTM", config, {.keras_major = 3, .file = "edited.h5"}); });
     CHECK(message.find("Layer \"lstm\" (LSTM) in file 'edited.h5'") != std::string::npos);
     CHECK(message.find("field `dtype`") != std::string::npos);
-    CHECK(message.find("is not supported (float32 or mixed_bfloat16)") != std::string::npos);
+    CHECK(message.find("is not supported (float32, mixed_bfloat16 or mixed_float16)") != std::string::npos);
 
     // Keras 2 wrote a Policy object (tf.keras.mixed_precision.Policy); a missing dtype is the global policy.
     config["dtype"] = nlohmann::json::parse(R"({"class_name": "Policy", "config": {"name": "mixed_bfloat16"}})");

@@ -18,16 +18,19 @@
 
 namespace keras::mixed_precision {
 
-// Keras 3's DTypePolicy. Names: "float32" and "mixed_bfloat16"; any other is a ValueError that
-// lists these.
+// Keras 3's DTypePolicy. Names: "float32", "mixed_bfloat16" and "mixed_float16"; any other is a
+// ValueError that lists these. No backend has float16 kernels yet: "mixed_float16" layers compute in
+// float32 (summary() says so), and compile() still wraps the optimizer in a LossScaleOptimizer as
+// Keras does, so programs written for it run unchanged.
 class KERAS_API DTypePolicy {
 public:
     DTypePolicy(const std::string& name = "float32");   // NOLINT: a name converts, as in Keras
     DTypePolicy(const char* name) : DTypePolicy(std::string(name)) {}   // NOLINT
     const std::string& name() const { return name_; }   // Keras's policy.name
-    const std::string& compute_dtype() const { return compute_dtype_; }   // "float32" or "bfloat16"
+    const std::string& compute_dtype() const { return compute_dtype_; }   // "float32", "bfloat16" or "float16"
     const std::string& variable_dtype() const { return variable_dtype_; }   // always "float32"
     bool mixed_bfloat16() const { return compute_dtype_ == "bfloat16"; }   // Whether it asks for bfloat16 compute.
+    bool mixed_float16() const { return compute_dtype_ == "float16"; }     // Whether it asks for float16 compute.
     bool operator==(const DTypePolicy& other) const { return name_ == other.name_; }
 
 private:

@@ -69,6 +69,9 @@ struct KERAS_API CompileOptions {
     std::map<std::string, std::vector<std::string>> metrics_by_output{};    // by output name (others: none)
     std::vector<double> loss_weights{};                                     // one per output, in order
     std::map<std::string, double> loss_weights_by_output{};                 // every output by name
+    // Keras's auto_scale_loss: under a "mixed_float16" model policy, the optimizer is wrapped in an
+    // optimizers::LossScaleOptimizer (unless it is one).
+    bool auto_scale_loss = true;
 };
 
 // compile()'s `optimizer` as Keras takes it: a name ("adam"), an optimizer value
@@ -185,6 +188,8 @@ public:
     void compile(OptimizerArg optimizer, LossArg loss, const std::vector<std::string>& metrics) {
         compile(std::move(optimizer), std::move(loss), CompileOptions{.metrics = metrics});
     }
+    // Keras's model.dtype_policy: the global policy when the model was made.
+    const mixed_precision::DTypePolicy& dtype_policy() const { return dtype_policy_; }
 
     // Keras's model.fit: trains for options.epochs on x / y in batches; returns the History of the logs.
     callbacks::History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
@@ -364,6 +369,7 @@ private:
     std::shared_ptr<distribute::Communicator> communicator_;
 
     std::string name_;
+    mixed_precision::DTypePolicy dtype_policy_ = mixed_precision::global_policy();
     std::optional<Device> device_;
     optimizers::OptimizerPtr optimizer_;
     CompileOptions compile_options_;

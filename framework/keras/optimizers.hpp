@@ -81,14 +81,24 @@ public:
     void remove_slots(const Variable& v) { slots_.erase(&v); }
     // The slots every variable gets with the current options, in Keras's order.
     virtual std::vector<SlotSpec> slot_specs() const = 0;
+    // The factor a train step multiplies the loss by before the backward pass (Keras's
+    // optimizer.scale_loss): 1, or LossScaleOptimizer's dynamic scale. Gradients given to
+    // apply_gradients are then that many times the loss's.
+    virtual float loss_scale() const { return 1.0f; }
 
 protected:
     // Throws ValueError when more than one of clipnorm, clipvalue and global_clipnorm is set.
     Optimizer(const LearningRate& learning_rate, Clipping clipping);
     // The update for one variable with its (clipped) gradient and its slots (slot_specs() order).
     virtual void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) = 0;
+    // apply_gradients' first step, before clipping: false skips the step (no update, iterations
+    // unchanged). LossScaleOptimizer unscales the gradients here.
+    virtual bool begin_step(std::vector<Tensor>& /*grads*/) { return true; }
+    // apply_gradients' last step, after the updates.
+    virtual void end_step() {}
 
 private:
+    friend class LossScaleOptimizer;   // runs its inner optimizer's update()
     void clip_gradients(std::vector<Tensor>& grads) const;
     struct SlotEntry {
         std::weak_ptr<Variable> owner;
@@ -186,6 +196,44 @@ public:
     std::vector<SlotSpec> slot_specs() const override;
 protected:
     void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) override;
+};
+
+// LossScaleOptimizer's keyword arguments, Keras's defaults.
+struct KERAS_API LossScaleOptimizerOptions {
+    float initial_scale = 32768.0f;   // 2^15
+    int64_t dynamic_growth_steps = 2000;
+};
+// Keras 3's dynamic loss scaling around another optimizer. A train step multiplies the loss by
+// dynamic_scale (loss_scale()), so every gradient is that many times larger (float16 gradients that
+// would underflow stay representable). apply_gradients then:
+// - if any gradient holds an inf or a NaN: skips the step (no update, iterations unchanged), halves
+//   dynamic_scale and sets step_counter to 0;
+// - else divides the gradients by dynamic_scale and runs the inner optimizer's update (its clipping,
+//   rate and formula); after dynamic_growth_steps such steps in a row, dynamic_scale doubles.
+// compile() wraps the optimizer in one when the global policy is "mixed_float16" (Keras's
+// auto_scale_loss). The inner optimizer gives the formula and its options; the step's state
+// (iterations, learning_rate, the slots, clipping) is this object's, copied from the inner one when
+// it is made: set the rate on the LossScaleOptimizer (callbacks do).
+class KERAS_API LossScaleOptimizer : public Optimizer {
+public:
+    explicit LossScaleOptimizer(OptimizerPtr inner_optimizer, LossScaleOptimizerOptions options = {});
+    std::string name() const override { return "LossScaleOptimizer"; }
+    // Keras's: {name, inner_optimizer: {module, class_name, config, registered_name}, initial_scale,
+    // dynamic_growth_steps}.
+    nlohmann::json get_config() const override;
+    std::vector<SlotSpec> slot_specs() const override { return inner_->slot_specs(); }
+    float loss_scale() const override { return dynamic_scale; }
+    const OptimizerPtr& inner_optimizer() const { return inner_; }
+    const float initial_scale;
+    const int64_t dynamic_growth_steps;
+    float dynamic_scale;        // Keras's optimizer.dynamic_scale
+    int64_t step_counter = 0;   // finite steps since dynamic_scale last changed
+protected:
+    void update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) override;
+    bool begin_step(std::vector<Tensor>& grads) override;
+    void end_step() override;
+private:
+    OptimizerPtr inner_;
 };
 
 // Keras strings with default arguments: "sgd", "adam", "rmsprop", "adagrad" (any case).

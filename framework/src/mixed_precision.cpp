@@ -10,12 +10,12 @@ namespace keras::mixed_precision {
 DTypePolicy::DTypePolicy(const std::string& name) : name_(name), variable_dtype_("float32") {
     if (name == "float32") compute_dtype_ = "float32";
     else if (name == "mixed_bfloat16") compute_dtype_ = "bfloat16";
+    else if (name == "mixed_float16") compute_dtype_ = "float16";
     else
-        value_error("Unsupported dtype policy '{}': kerascpp supports 'float32' and 'mixed_bfloat16' (float32 "
-                    "variables, bfloat16 compute){}", name,
-                    name == "mixed_float16" || name == "bfloat16" || name == "float16"
-                        ? "; float16 and pure bfloat16 policies are not supported yet"
-                        : "");
+        value_error("Unsupported dtype policy '{}': kerascpp supports 'float32', 'mixed_bfloat16' and "
+                    "'mixed_float16' (float32 variables, bfloat16 or float16 compute){}", name,
+                    name == "bfloat16" || name == "float16" ? "; pure bfloat16 and float16 policies are not supported yet"
+                                                            : "");
 }
 
 namespace {

@@ -39,6 +39,9 @@ void Model::compile(OptimizerArg optimizer, LossArg loss, const CompileOptions& 
                     "Model \"{}\" has {} output(s); received {} losses", name_, n_outputs(), per_output.size());
     compiled_ = std::make_shared<LossAndMetrics>(std::move(per_output), options, output_names(), name_);
     optimizer_ = std::move(optimizer.optimizer);
+    if (options.auto_scale_loss && dtype_policy_.mixed_float16() &&
+        !std::dynamic_pointer_cast<optimizers::LossScaleOptimizer>(optimizer_))
+        optimizer_ = std::make_shared<optimizers::LossScaleOptimizer>(optimizer_);
     compile_options_ = options;
     // Keras: a model compiled in strategy.scope() trains distributed.
     const auto* strategy = distribute::MultiWorkerMirroredStrategy::current();

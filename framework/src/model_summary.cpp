@@ -1,4 +1,5 @@
 // Model::summary(): Keras 2's table, with a note under recurrent layers saying how they run.
+#include <algorithm>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -151,6 +152,16 @@ void print_precision(std::ostream& os, const std::vector<LayerPtr>& layers) {
     else
         fmt::print(os, "Mixed precision: {} layer(s) with policy mixed_bfloat16 run in float32: {}\n", mixed, why_not);
 }
+// mixed_float16 has no kernels on any backend yet: its layers compute in float32, while the loss
+// scaling Keras adds for it still runs.
+void print_float16(std::ostream& os, const std::vector<LayerPtr>& layers) {
+    const auto count = std::count_if(layers.begin(), layers.end(), [](const LayerPtr& layer) {
+        return layer->dtype_policy().mixed_float16() && !std::dynamic_pointer_cast<layers::InputLayer>(layer);
+    });
+    if (count > 0)
+        fmt::print(os, "Mixed precision: {} layer(s) with policy mixed_float16 run in float32: no backend has float16 "
+                       "kernels yet (the LossScaleOptimizer's loss scaling still runs)\n", count);
+}
 }  // namespace
 
 void Model::summary(std::ostream* out) const {
@@ -163,6 +174,7 @@ void Model::summary(std::ostream* out) const {
         fmt::print(os, "{}\n", double_rule);
         print_totals(os, layers_, kFunctionalWidth);
         print_precision(os, layers_);
+        print_float16(os, layers_);
         return;
     }
     const std::string rule(kWidth, '_'), double_rule(kWidth, '=');
@@ -191,6 +203,7 @@ void Model::summary(std::ostream* out) const {
     fmt::print(os, "Non-trainable params: {} ({})\n{}\n", total - trainable, readable_size(4.0 * (total - trainable)),
                rule);
     print_precision(os, layers_);
+    print_float16(os, layers_);
 }
 
 }  // namespace keras

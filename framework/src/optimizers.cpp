@@ -12,6 +12,7 @@
 
 #include "keras/backend.hpp"
 #include "keras/errors.hpp"
+#include "keras/ops.hpp"
 
 namespace keras::optimizers {
 
@@ -128,6 +129,7 @@ void Optimizer::apply_gradients(const std::vector<VariablePtr>& variables) {
         grads.push_back(v->grad);
     }
     if (targets.empty()) return;
+    if (!begin_step(grads)) return;
     clip_gradients(grads);
     // Keras evaluates the schedule at the step count before the update; learning_rate then shows the
     // next step's rate, as Keras's optimizer.learning_rate does.
@@ -161,6 +163,7 @@ void Optimizer::apply_gradients(const std::vector<VariablePtr>& variables) {
         if (var.constraint) var.value = (*var.constraint)(var.value);
     }
     sync_learning_rate();
+    end_step();
 }
 
 std::vector<Tensor> Optimizer::slots(const Variable& v) const {
@@ -198,6 +201,79 @@ nlohmann::json Optimizer::get_config() const {
         {"loss_scale_factor", nullptr},
         {"gradient_accumulation_steps", nullptr},
     };
+}
+
+// ---- LossScaleOptimizer
+
+namespace {
+LearningRate rate_of(const Optimizer& inner) {
+    if (inner.learning_rate_schedule()) return LearningRate(inner.learning_rate_schedule());
+    return LearningRate(inner.learning_rate);
+}
+const Optimizer& checked_inner(const OptimizerPtr& inner) {
+    if (!inner) value_error("LossScaleOptimizer: the inner optimizer is null");
+    if (dynamic_cast<const LossScaleOptimizer*>(inner.get()))
+        value_error("LossScaleOptimizer: the inner optimizer is already a LossScaleOptimizer");
+    return *inner;
+}
+}  // namespace
+
+LossScaleOptimizer::LossScaleOptimizer(OptimizerPtr inner_optimizer, LossScaleOptimizerOptions options)
+    // Both arguments check: their order of evaluation is unspecified.
+    : Optimizer(rate_of(checked_inner(inner_optimizer)), checked_inner(inner_optimizer).clipping),
+      initial_scale(options.initial_scale), dynamic_growth_steps(options.dynamic_growth_steps),
+      dynamic_scale(options.initial_scale), inner_(std::move(inner_optimizer)) {
+    if (!(initial_scale > 0.0f) || !std::isfinite(initial_scale))
+        value_error("LossScaleOptimizer: `initial_scale` must be a positive finite number. Received: "
+                    "initial_scale={}", initial_scale);
+    if (dynamic_growth_steps < 1)
+        value_error("LossScaleOptimizer: `dynamic_growth_steps` must be at least 1. Received: "
+                    "dynamic_growth_steps={}", dynamic_growth_steps);
+    iterations = inner_->iterations;
+}
+
+nlohmann::json LossScaleOptimizer::get_config() const {
+    nlohmann::json inner = inner_->get_config();
+    // The rate is this object's (callbacks set it here).
+    inner["learning_rate"] = Optimizer::get_config()["learning_rate"];
+    return {
+        {"name", "loss_scale_optimizer"},
+        {"inner_optimizer", {{"module", "keras.optimizers"}, {"class_name", inner_->name()}, {"config", inner},
+                             {"registered_name", nullptr}}},
+        {"initial_scale", config_float(initial_scale)},
+        {"dynamic_growth_steps", dynamic_growth_steps},
+    };
+}
+
+bool LossScaleOptimizer::begin_step(std::vector<Tensor>& grads) {
+    // A sum of squares in double is finite exactly when every element is (float's largest square,
+    // 1.2e77, times any tensor's size stays far below double's limit).
+    bool finite = true;
+    for (const Tensor& g : grads) finite = finite && std::isfinite(backend::for_tensor(g).sum_squares(g));
+    if (!finite) {
+        step_counter = 0;
+        dynamic_scale *= 0.5f;
+        return false;
+    }
+    // Keras divides (x / s, not x * (1 / s), which differ when s is not a power of two).
+    for (Tensor& g : grads) g = ops::divide(g, dynamic_scale);
+    return true;
+}
+
+void LossScaleOptimizer::end_step() {
+    if (step_counter == dynamic_growth_steps - 1) {
+        step_counter = 0;
+        dynamic_scale *= 2.0f;
+    } else {
+        ++step_counter;
+    }
+}
+
+void LossScaleOptimizer::update(Variable& variable, const Tensor& grad, std::vector<Tensor>& slots) {
+    // The inner formula reads its own rate and step count: this step's.
+    inner_->learning_rate = learning_rate;
+    inner_->iterations = iterations;
+    inner_->update(variable, grad, slots);
 }
 
 // ---- SGD

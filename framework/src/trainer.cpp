@@ -11,6 +11,7 @@
 #include "keras/backend.hpp"
 #include "keras/errors.hpp"
 #include "keras/model.hpp"
+#include "keras/ops.hpp"
 #include "keras/random.hpp"
 
 #include "data_adapter.hpp"
@@ -58,25 +59,41 @@ void warn_if_diverged(int epoch, const Logs& logs, bool& reported) {
                "check the data, or add callbacks::TerminateOnNaN to stop at the first invalid batch.\n",
                epoch + 1, logs.at("loss"));
 }
+
+// A gradient times the optimizer's loss scale (LossScaleOptimizer), as if the loss had been scaled.
+Tensor scaled(const Tensor& g, float factor) {
+    return factor == 1.0f || !g.defined() ? g : ops::multiply(g, factor);
+}
+
 // Keras's model.losses, which its compute_loss adds to the loss: each regularized trainable weight's
-// penalty (with `add_gradients`, its gradient joins the weight's) and the activity regularizers' penalties
-// of this forward pass (their gradients were sent back with the outputs').
+// penalty (with `add_gradients`, its gradient, times loss_scale, joins the weight's) and the activity
+// regularizers' penalties of this forward pass (their gradients were sent back with the outputs').
 double regularization_losses(const std::vector<VariablePtr>& variables, const std::vector<CallContext>& contexts,
-                             bool add_gradients) {
+                             bool add_gradients, float loss_scale) {
     double total = 0.0;
     for (const CallContext& ctx : contexts) total += ctx.activity_loss;
     for (const auto& v : variables) {
         if (!v->regularizer) continue;
         total += (*v->regularizer)(v->value).to(Device::cpu()).item(0);
-        if (add_gradients) accumulate_gradient(*v, v->regularizer->gradient(v->value));
+        if (add_gradients) accumulate_gradient(*v, scaled(v->regularizer->gradient(v->value), loss_scale));
     }
     return total;
 }
 
 // regularization_losses' gradients alone.
-void add_regularization_gradients(const std::vector<VariablePtr>& variables) {
+void add_regularization_gradients(const std::vector<VariablePtr>& variables, float loss_scale) {
     for (const auto& v : variables)
-        if (v->regularizer) accumulate_gradient(*v, v->regularizer->gradient(v->value));
+        if (v->regularizer) accumulate_gradient(*v, scaled(v->regularizer->gradient(v->value), loss_scale));
+}
+
+// Scales the loss's gradients with respect to the outputs, and the activity regularizers' ones the
+// forward pass left in the contexts, before the backward pass: all gradients then are of the loss
+// times the scale (Keras's optimizer.scale_loss).
+void scale_output_gradients(Arrays& grads, std::vector<CallContext>& contexts, float loss_scale) {
+    if (loss_scale == 1.0f) return;
+    for (Tensor& g : grads) g = scaled(g, loss_scale);
+    for (CallContext& ctx : contexts)
+        for (Tensor& g : ctx.activity_gradients) g = scaled(g, loss_scale);
 }
 }  // namespace
 
@@ -92,6 +109,7 @@ Logs Model::train_step(const Batch& batch) {
     std::vector<LossAndMetrics::OutputValues> values;
     double regularization = 0.0;
     const bool compute = rows > 0 || !communicator_;
+    const float loss_scale = optimizer_->loss_scale();
     // Distributed: the gradients' all-reduce runs in buckets during the backward pass.
     std::optional<distribute::GradientBuckets> buckets;
     if (communicator_) buckets.emplace(*communicator_, *graph_, variables, rows);
@@ -102,14 +120,15 @@ Logs Model::train_step(const Batch& batch) {
         Arrays grads(y_pred.size());
         for (size_t k = 0; k < y_pred.size(); ++k)
             values.push_back(compiled_->queue(k, batch.y[k], y_pred[k], masks[k], &grads[k]));
+        scale_output_gradients(grads, contexts, loss_scale);
         if (buckets) backward(grads, contexts, [&](size_t node) { buckets->node_done(node); });
         else backward(grads, contexts);
         // The weight penalties' gradients are the same on every worker: added after the average.
-        regularization = regularization_losses(variables, contexts, !buckets);
+        regularization = regularization_losses(variables, contexts, !buckets, loss_scale);
     }
     if (buckets) {
         buckets->finish();
-        add_regularization_gradients(variables);
+        add_regularization_gradients(variables, loss_scale);
     }
     optimizer_->apply_gradients(variables);
     if (compute) compiled_->record(values, rows, regularization);
@@ -136,7 +155,7 @@ void Model::test_step_rows(const Batch& batch) {
     const Arrays y_pred = forward(on_device(batch.x, device()), contexts, false, &masks);
     std::vector<LossAndMetrics::OutputValues> values;
     for (size_t k = 0; k < y_pred.size(); ++k) values.push_back(compiled_->queue(k, batch.y[k], y_pred[k], masks[k], nullptr));
-    compiled_->record(values, batch.x[0].dim(0), regularization_losses(trainable_weights(), contexts, false));
+    compiled_->record(values, batch.x[0].dim(0), regularization_losses(trainable_weights(), contexts, false, 1.0f));
 }
 
 Arrays Model::predict_step(const Arrays& x) {

@@ -52,15 +52,22 @@ size_t steepest_index(const std::vector<double>& lrs, const std::vector<double>&
     return best;
 }
 
-// The optimizer's state lr_find changes: its step count, rate and each weight's slots (copies).
+// The optimizer's state lr_find changes: its step count, rate, each weight's slots (copies) and a
+// LossScaleOptimizer's scale (a diverging sweep halves it at every step).
 struct OptimizerSnapshot {
     int64_t iterations;
     float learning_rate;
     std::vector<std::pair<VariablePtr, std::vector<Tensor>>> slots;
+    float dynamic_scale = 1.0f;
+    int64_t step_counter = 0;
 };
 
 OptimizerSnapshot snapshot(const optimizers::Optimizer& optimizer, const std::vector<VariablePtr>& weights) {
     OptimizerSnapshot s{optimizer.iterations, optimizer.learning_rate, {}};
+    if (const auto* lso = dynamic_cast<const optimizers::LossScaleOptimizer*>(&optimizer)) {
+        s.dynamic_scale = lso->dynamic_scale;
+        s.step_counter = lso->step_counter;
+    }
     for (const VariablePtr& v : weights) {
         std::vector<Tensor> copies;
         for (const Tensor& slot : optimizer.slots(*v)) copies.push_back(slot.clone());
@@ -72,6 +79,10 @@ OptimizerSnapshot snapshot(const optimizers::Optimizer& optimizer, const std::ve
 void restore(optimizers::Optimizer& optimizer, const OptimizerSnapshot& s) {
     optimizer.iterations = s.iterations;
     optimizer.learning_rate = s.learning_rate;
+    if (auto* lso = dynamic_cast<optimizers::LossScaleOptimizer*>(&optimizer)) {
+        lso->dynamic_scale = s.dynamic_scale;
+        lso->step_counter = s.step_counter;
+    }
     for (const auto& [v, slots] : s.slots) {
         if (slots.empty()) optimizer.remove_slots(*v);   // slots the sweep created
         else optimizer.set_slots(v, slots);

@@ -31,12 +31,32 @@ std::string lower(std::string s) {
     return s;
 }
 
+const optimizers::LossScaleOptimizer* loss_scale_of(const optimizers::Optimizer& opt) {
+    return dynamic_cast<const optimizers::LossScaleOptimizer*>(&opt);
+}
+// The optimizer whose formula, names and slot order the state follows: a LossScaleOptimizer's inner one.
+const optimizers::Optimizer& formula_of(const optimizers::Optimizer& opt) {
+    const auto* lso = loss_scale_of(opt);
+    return lso ? *lso->inner_optimizer() : opt;
+}
+// A LossScaleOptimizer's variables before its inner optimizer's: its own iteration and learning rate
+// (unused, 0), step_counter, dynamic_scale.
+constexpr size_t kLossScaleVars = 4;
+
+// What optimizer variable i is, when the first `own` are a LossScaleOptimizer's.
+const char* scalar_name(size_t i, size_t own) {
+    static const char* const loss_scale[kLossScaleVars] = {"unused iterations", "unused learning rate", "step_counter",
+                                                           "dynamic_scale"};
+    if (i < own) return loss_scale[i];
+    return i == own ? "iterations" : "learning rate";
+}
+
 // The order of the slot variables after iterations (and learning_rate), as (variable, slot) pairs.
 // Keras 3's Adam creates momentum and velocity together, variable by variable, then velocity_hat
 // for every variable; the other optimizers create one slot for every variable, then the next slot.
 std::vector<std::pair<size_t, size_t>> slot_order(const optimizers::Optimizer& opt, size_t variables) {
     const size_t slots = opt.slot_specs().size();
-    const size_t interleaved = opt.name() == "Adam" ? std::min<size_t>(slots, 2) : 1;
+    const size_t interleaved = formula_of(opt).name() == "Adam" ? std::min<size_t>(slots, 2) : 1;
     std::vector<std::pair<size_t, size_t>> order;
     for (size_t v = 0; v < variables; ++v)
         for (size_t s = 0; s < interleaved; ++s) order.emplace_back(v, s);
@@ -47,15 +67,19 @@ std::vector<std::pair<size_t, size_t>> slot_order(const optimizers::Optimizer& o
 
 // Keras stores the iteration count and the learning rate as scalar variables; we write them as
 // float32 scalars (exact for counts below 2^24) and read either type.
+// A LossScaleOptimizer's file holds its variables in optimizer/vars (its own, then the inner
+// optimizer's) and the inner optimizer's again in optimizer/inner_optimizer/vars, as Keras 3 writes.
 void write_optimizer(const H5File& file, const Model& model) {
     optimizers::Optimizer& opt = model.optimizer();
-    const H5Group vars = file.create_group("optimizer").create_group("vars");
-    vars.write_string_attr("name", opt.get_config().value("name", lower(opt.name())));
-    const float iterations = static_cast<float>(opt.iterations);
-    vars.write_dataset("0", {}, &iterations);
+    const H5Group group = file.create_group("optimizer");
+    std::vector<Tensor> values;
+    const auto scalar = [](float v) { return Tensor(std::vector<float>{v}, Shape{}); };
+    if (const auto* lso = loss_scale_of(opt))
+        values = {scalar(0.0f), scalar(0.0f), scalar(static_cast<float>(lso->step_counter)), scalar(lso->dynamic_scale)};
+    const size_t inner_first = values.size();
+    values.push_back(scalar(static_cast<float>(opt.iterations)));
     // Keras keeps no learning-rate variable when the rate follows a schedule.
-    int index = 1;
-    if (!opt.learning_rate_schedule()) vars.write_dataset(std::to_string(index++), {}, &opt.learning_rate);
+    if (!opt.learning_rate_schedule()) values.push_back(scalar(opt.learning_rate));
     const auto trainable = model.trainable_weights();
     std::vector<std::vector<Tensor>> slots;
     for (const auto& v : trainable) {
@@ -65,7 +89,17 @@ void write_optimizer(const H5File& file, const Model& model) {
             for (const auto& spec : opt.slot_specs())
                 slots.back().push_back(Tensor::full(v->value.shape(), spec.initial_value));
     }
-    for (const auto& [v, s] : slot_order(opt, trainable.size())) write_tensor(vars, std::to_string(index++), slots[v][s]);
+    for (const auto& [v, s] : slot_order(opt, trainable.size())) values.push_back(slots[v][s]);
+    const auto write_vars = [](const H5Group& vars, const std::string& name, const std::vector<Tensor>& list, size_t first) {
+        vars.write_string_attr("name", name);
+        for (size_t i = first; i < list.size(); ++i) write_tensor(vars, std::to_string(i - first), list[i]);
+    };
+    write_vars(group.create_group("vars"), opt.get_config().value("name", lower(opt.name())), values, 0);
+    if (inner_first > 0) {
+        const optimizers::Optimizer& inner = formula_of(opt);
+        write_vars(group.create_group("inner_optimizer").create_group("vars"),
+                   inner.get_config().value("name", lower(inner.name())), values, inner_first);
+    }
 }
 
 size_t count_vars(const H5Group& vars) {
@@ -136,8 +170,10 @@ void read_keras3_weights(const H5File& file, Model& model) {
         const H5Group vars = file.group("optimizer").group("vars");
         const auto trainable = model.trainable_weights();
         const size_t per_variable = opt.slot_specs().size();
-        // iterations, then the learning rate unless it follows a schedule, then the slots.
-        const size_t scalar_count = opt.learning_rate_schedule() ? 1 : 2;
+        // A LossScaleOptimizer's own variables, iterations, then the learning rate unless it follows a
+        // schedule, then the slots.
+        const size_t own = loss_scale_of(opt) ? kLossScaleVars : 0;
+        const size_t scalar_count = own + (opt.learning_rate_schedule() ? 1 : 2);
         const size_t expected = scalar_count + trainable.size() * per_variable, saved = count_vars(vars);
         if (saved != expected) {
             // A different optimizer (or options) than the saved one: like Keras 3, keep the weights
@@ -155,7 +191,7 @@ void read_keras3_weights(const H5File& file, Model& model) {
                 return check_shape(declared, *trainable[order[i - scalar_count].first], owner + " slot of", vars, i);
             if (num_elements(declared) != 1)
                 value_error("Cannot load weights from {}: the optimizer's {} must be a scalar, got shape {}",
-                            vars.where(std::to_string(i)), i == 0 ? "iterations" : "learning rate", shape_str(declared));
+                            vars.where(std::to_string(i)), scalar_name(i, own), shape_str(declared));
         });
         scalars.assign(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(scalar_count));
         for (const auto& v : trainable) slots.emplace_back(v, std::vector<Tensor>(per_variable));
@@ -167,8 +203,13 @@ void read_keras3_weights(const H5File& file, Model& model) {
     for (auto& [weight, value] : assignments) weight->value.copy_from(value);
     if (!scalars.empty()) {
         optimizers::Optimizer& opt = model.optimizer();
-        opt.iterations = static_cast<int64_t>(scalars[0].item(0));
-        if (scalars.size() > 1) opt.learning_rate = static_cast<float>(scalars[1].item(0));
+        const size_t own = loss_scale_of(opt) ? kLossScaleVars : 0;
+        if (auto* lso = dynamic_cast<optimizers::LossScaleOptimizer*>(&opt)) {
+            lso->step_counter = static_cast<int64_t>(scalars[2].item(0));
+            lso->dynamic_scale = static_cast<float>(scalars[3].item(0));
+        }
+        opt.iterations = static_cast<int64_t>(scalars[own].item(0));
+        if (scalars.size() > own + 1) opt.learning_rate = static_cast<float>(scalars[own + 1].item(0));
         opt.sync_learning_rate();
         for (auto& [v, values] : slots) opt.set_slots(v, values);
     }

@@ -44,18 +44,42 @@ bool ends_with(const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+const std::string kLossScalePrefix = "loss_scale_optimizer/";
+
+// A LossScaleOptimizer's own variables, as Keras 3 writes them before its inner optimizer's: its
+// unused iteration and learning_rate (0), step_counter, dynamic_scale.
+void write_loss_scale_state(const H5Group& group, const optimizers::LossScaleOptimizer& lso,
+                            std::vector<std::string>& names) {
+    const std::string prefix = kLossScalePrefix;
+    const float unused_rate = 0.0f;
+    names.push_back(prefix + "iteration");
+    group.write_scalar_int64(names.back(), 0);
+    names.push_back(prefix + "learning_rate");
+    group.write_dataset(names.back(), {}, &unused_rate);
+    names.push_back(prefix + "step_counter");
+    group.write_scalar_int64(names.back(), lso.step_counter);
+    names.push_back(prefix + "dynamic_scale");
+    group.write_dataset(names.back(), {}, &lso.dynamic_scale);
+}
+
 }  // namespace
 
 void write_optimizer_weights(const H5Group& root, const Model& model) {
     const optimizers::Optimizer& optimizer = model.optimizer();
-    const std::string prefix = optimizer.get_config()["name"].get<std::string>() + "/";
+    const auto* lso = dynamic_cast<const optimizers::LossScaleOptimizer*>(&optimizer);
+    const optimizers::Optimizer& formula = lso ? *lso->inner_optimizer() : optimizer;
+    const std::string prefix = formula.get_config()["name"].get<std::string>() + "/";
+    // Keras nests the slots of a wrapped optimizer under the wrapper's name.
+    const std::string slot_prefix = (lso ? kLossScalePrefix : "") + prefix;
     H5Group group = root.create_group("optimizer_weights");
-    std::vector<std::string> names = {prefix + "iteration"};
-    group.write_scalar_int64(names[0], optimizer.iterations);
+    std::vector<std::string> names;
+    if (lso) write_loss_scale_state(group, *lso, names);
+    names.push_back(prefix + "iteration");
+    group.write_scalar_int64(names.back(), optimizer.iterations);
     // Keras keeps no learning-rate variable when the rate follows a schedule.
     if (!optimizer.learning_rate_schedule()) {
         names.push_back(prefix + "learning_rate");
-        group.write_dataset(names[1], {}, &optimizer.learning_rate);
+        group.write_dataset(names.back(), {}, &optimizer.learning_rate);
     }
 
     const auto entries = trainable_entries(model);
@@ -64,7 +88,7 @@ void write_optimizer_weights(const H5Group& root, const Model& model) {
     for (const auto& e : entries) any_slots = any_slots || !optimizer.slots(*e.variable).empty();
     // Keras writes only iteration and learning_rate for an optimizer that has not been built yet.
     if (optimizer.iterations > 0 || any_slots) {
-        for (const auto& group_slots : slot_groups(optimizer))
+        for (const auto& group_slots : slot_groups(formula))
             for (const auto& e : entries)
                 for (size_t s : group_slots) {
                     const auto slots = optimizer.slots(*e.variable);
@@ -72,7 +96,7 @@ void write_optimizer_weights(const H5Group& root, const Model& model) {
                     const Tensor value = slots.empty()
                         ? Tensor::full(e.variable->value.shape(), specs[s].initial_value)
                         : slots[s].to(Device::cpu());
-                    names.push_back(prefix + e.key + "_" + specs[s].name);
+                    names.push_back(slot_prefix + e.key + "_" + specs[s].name);
                     group.write_dataset(names.back(), value.shape(), value.data<float>());
                 }
     }
@@ -157,6 +181,15 @@ void assign_keras22_slots(const H5Group& group, const std::vector<std::string>& 
     }
 }
 
+// A dataset holding one number (`what`, for the error).
+float read_scalar(const H5Group& group, const std::string& name, const char* what) {
+    return group.read_dataset(name, [&](const Shape& declared) {
+        if (num_elements(declared) != 1)
+            value_error("Optimizer weight {} should hold one number ({}), its shape is {}.", group.where(name), what,
+                        shape_str(declared));
+    }).values[0];
+}
+
 bool is_learning_rate(const std::string& name) {
     return name == "learning_rate" || ends_with(name, "/learning_rate") || ends_with(name, "/learning_rate:0");
 }
@@ -173,16 +206,22 @@ OptimizerState read_optimizer_weights(const H5Group& root, const optimizers::Opt
     std::vector<std::vector<std::string>> per_slot(specs.size());
     std::vector<std::string> keras22;
     for (const auto& name : names) {
+        // A LossScaleOptimizer's own variables; its iteration and learning_rate are unused (0).
+        if (name == kLossScalePrefix + "step_counter") {
+            state.step_counter = group.read_scalar_int64(name);
+            continue;
+        }
+        if (name == kLossScalePrefix + "dynamic_scale") {
+            state.dynamic_scale = read_scalar(group, name, "the loss scale");
+            continue;
+        }
+        if (name == kLossScalePrefix + "iteration" || name == kLossScalePrefix + "learning_rate") continue;
         if (is_iteration(name)) {
             state.iterations = group.read_scalar_int64(name);
             continue;
         }
         if (is_learning_rate(name)) {
-            state.learning_rate = group.read_dataset(name, [&](const Shape& declared) {
-                if (num_elements(declared) != 1)
-                    value_error("Optimizer weight {} should hold one number (the learning rate), its shape is {}.",
-                                group.where(name), shape_str(declared));
-            }).values[0];
+            state.learning_rate = read_scalar(group, name, "the learning rate");
             continue;
         }
         const auto slot = slot_of(name, specs);
@@ -225,6 +264,11 @@ void apply_optimizer_state(const OptimizerState& state, optimizers::Optimizer& o
     // A scheduled rate is the schedule's, whatever the file says.
     if (state.learning_rate) optimizer.learning_rate = *state.learning_rate;
     optimizer.sync_learning_rate();
+    // Loss-scale state applies to a LossScaleOptimizer; another optimizer has no use for it.
+    if (auto* lso = dynamic_cast<optimizers::LossScaleOptimizer*>(&optimizer)) {
+        if (state.step_counter) lso->step_counter = *state.step_counter;
+        if (state.dynamic_scale) lso->dynamic_scale = *state.dynamic_scale;
+    }
     for (size_t v = 0; v < state.slots.size() && v < trainable.size(); ++v)
         if (!state.slots[v].empty()) optimizer.set_slots(trainable[v], state.slots[v]);
 }

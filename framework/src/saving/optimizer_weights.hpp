@@ -2,7 +2,9 @@
 // exactly. Keras 3 layout (what we write): attr weight_names, datasets "<opt>/iteration" (int64),
 // "<opt>/learning_rate", then one dataset per slot and variable, "<opt>/<variable path with '/' -> '_'>_<slot>",
 // in Keras's order (Adam interleaves momentum and velocity per variable, then velocity_hat; RMSprop and
-// the others list one slot for every variable, then the next slot).
+// the others list one slot for every variable, then the next slot). A LossScaleOptimizer writes first
+// "loss_scale_optimizer/{iteration, learning_rate}" (unused, 0), ".../step_counter", ".../dynamic_scale",
+// then its inner optimizer's as above, the slots under "loss_scale_optimizer/<inner>/".
 #pragma once
 
 #include <string>
@@ -20,6 +22,8 @@ struct OptimizerState {
     bool present = false;             // false: no optimizer_weights group or only what Keras writes unbuilt
     int64_t iterations = 0;
     std::optional<float> learning_rate{};
+    std::optional<int64_t> step_counter{};   // a LossScaleOptimizer's
+    std::optional<float> dynamic_scale{};
     std::vector<std::vector<Tensor>> slots;   // per trainable variable, in slot_specs() order
 };
 

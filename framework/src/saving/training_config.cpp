@@ -60,6 +60,31 @@ std::string lower(std::string s) {
     return s;
 }
 
+// Keras 3's {name, inner_optimizer, initial_scale, dynamic_growth_steps}; tf.keras 2 adds `dynamic`.
+optimizers::OptimizerPtr loss_scale_optimizer_from_config(const json& config, const std::string& where) {
+    if (!config.contains("inner_optimizer"))
+        value_error("{}: the LossScaleOptimizer's config has no `inner_optimizer`", where);
+    if (config.contains("dynamic") && config["dynamic"] == false)
+        value_error("{}: LossScaleOptimizer field `dynamic` = false is not supported (Keras 3 dropped it: set "
+                    "`loss_scale_factor` on the inner optimizer instead)", where);
+    optimizers::LossScaleOptimizerOptions options;
+    options.initial_scale = OptimizerFields(config, where).number("initial_scale", options.initial_scale);
+    if (config.contains("dynamic_growth_steps")) {
+        const json& steps = config["dynamic_growth_steps"];
+        if (!steps.is_number_integer())
+            value_error("{}: LossScaleOptimizer field `dynamic_growth_steps` should be an integer, got {}", where,
+                        steps.dump());
+        options.dynamic_growth_steps = steps.get<int64_t>();
+    }
+    try {
+        return std::make_shared<optimizers::LossScaleOptimizer>(
+            optimizer_from_config(config["inner_optimizer"], where + ", inner_optimizer"), options);
+    } catch (const ValueError& e) {
+        if (std::string(e.what()).rfind(where, 0) == 0) throw;
+        value_error("{}: {}", where, e.what());
+    }
+}
+
 }  // namespace
 
 optimizers::OptimizerPtr optimizer_from_config(const json& optimizer_config, const std::string& where) {
@@ -70,6 +95,8 @@ optimizers::OptimizerPtr optimizer_from_config(const json& optimizer_config, con
     std::string class_name = optimizer_config["class_name"].get<std::string>();
     // tf-keras writes "Custom>Adam" for its own optimizers.
     if (class_name.rfind("Custom>", 0) == 0) class_name = class_name.substr(7);
+    if (class_name == "LossScaleOptimizer")
+        return loss_scale_optimizer_from_config(optimizer_config.value("config", json::object()), where);
     const OptimizerFields f(optimizer_config.value("config", json::object()), where);
     f.require_neutral();
     const auto clipnorm = f.optional_number("clipnorm"), clipvalue = f.optional_number("clipvalue"),
