@@ -20,6 +20,7 @@
 #include <keras/keras.hpp>
 
 #include "saving/h5_file.hpp"
+#include "saving/training_config.hpp"
 #include "test_helpers.hpp"
 
 using namespace keras;
@@ -339,4 +340,55 @@ TEST_CASE("lr_find puts a LossScaleOptimizer's scale and counter back as they we
     CHECK(lso.dynamic_scale == 32768.0f);
     CHECK(lso.step_counter == 0);
     CHECK(lso.iterations == 0);
+}
+
+TEST_CASE("a LossScaleOptimizer config that cannot be run is refused, naming the file and the field") {
+    const auto config = [](const std::string& fields) {
+        return json::parse(R"({"class_name": "LossScaleOptimizer", "config": {"name": "loss_scale_optimizer", )" + fields +
+                           "}}");
+    };
+    const std::string adam = R"("inner_optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.5}})";
+    const auto ok = saving::optimizer_from_config(config(adam + R"(, "initial_scale": 64.0, "dynamic_growth_steps": 7)"), "m.h5");
+    const auto* lso = dynamic_cast<const optimizers::LossScaleOptimizer*>(ok.get());
+    REQUIRE(lso != nullptr);
+    CHECK(lso->dynamic_scale == 64.0f);
+    CHECK(lso->dynamic_growth_steps == 7);
+    CHECK(lso->learning_rate == 0.5f);
+    const auto error = [&](const std::string& fields) {
+        return message_of([&] { saving::optimizer_from_config(config(fields), "m.h5"); });
+    };
+    CHECK(error(R"("initial_scale": 2.0)") == "m.h5: the LossScaleOptimizer's config has no `inner_optimizer`");
+    CHECK(error(adam + R"(, "dynamic": false)").find("m.h5: LossScaleOptimizer field `dynamic` = false is not supported") == 0);
+    CHECK(error(adam + R"(, "dynamic_growth_steps": "ten")") ==
+          "m.h5: LossScaleOptimizer field `dynamic_growth_steps` should be an integer, got \"ten\"");
+    CHECK(error(adam + R"(, "dynamic_growth_steps": 0)") ==
+          "m.h5: LossScaleOptimizer: `dynamic_growth_steps` must be at least 1. Received: dynamic_growth_steps=0");
+    CHECK(error(adam + R"(, "initial_scale": -1.0)").find("m.h5: LossScaleOptimizer: `initial_scale` must be") == 0);
+    CHECK(error(R"("inner_optimizer": {"class_name": "LossScaleOptimizer", "config": {}})") ==
+          "m.h5: the LossScaleOptimizer's inner optimizer is a LossScaleOptimizer");
+    CHECK(error(R"("inner_optimizer": {"class_name": "Nadam", "config": {}})").find("m.h5, inner_optimizer: optimizer 'Nadam' is not supported") == 0);
+}
+
+TEST_CASE("a GradientTape loop with scale_loss trains as the same loop without loss scaling") {
+    auto plain = fixture_model(), scaled = fixture_model();
+    scaled->set_weights(plain->get_weights());
+    optimizers::Adam adam(0.01);
+    optimizers::LossScaleOptimizer lso(std::make_shared<optimizers::Adam>(0.01));
+    CHECK(adam.scale_loss(Tensor::full({}, 3.0f)).item(0) == 3.0f);
+    CHECK(lso.scale_loss(Tensor::full({}, 3.0f)).item(0) == 3.0f * 32768.0f);
+    const Tensor x = test_helpers::wavy({16, 3}, 0.2, 1.3, 1.0);
+    const Tensor y = test_helpers::wavy({16, 1}, 0.7, 0.8, 0.5);
+    for (int step = 0; step < 4; ++step) {
+        for (auto [model, opt] : {std::pair<Sequential*, optimizers::Optimizer*>{plain.get(), &adam},
+                                  std::pair<Sequential*, optimizers::Optimizer*>{scaled.get(), &lso}}) {
+            GradientTape tape;
+            const Tensor loss = ops::mean(ops::square(ops::subtract((*model)(x, {.training = true}), y)));
+            const auto grads = tape.gradient(opt->scale_loss(loss), model->trainable_weights());
+            opt->apply(grads, model->trainable_weights());
+        }
+    }
+    const auto w1 = plain->get_weights(), w2 = scaled->get_weights();
+    for (size_t i = 0; i < w1.size(); ++i) CHECK(floats_of(w1[i]) == floats_of(w2[i]));
+    CHECK(lso.iterations == 4);
+    CHECK(lso.step_counter == 4);
 }

@@ -85,6 +85,9 @@ public:
     // optimizer.scale_loss): 1, or LossScaleOptimizer's dynamic scale. Gradients given to
     // apply_gradients are then that many times the loss's.
     virtual float loss_scale() const { return 1.0f; }
+    // Keras's optimizer.scale_loss(loss): the loss times loss_scale(). A GradientTape loop
+    // differentiates the scaled loss and gives those gradients to apply(), which unscales them.
+    Tensor scale_loss(const Tensor& loss) const;
 
 protected:
     // Throws ValueError when more than one of clipnorm, clipvalue and global_clipnorm is set.

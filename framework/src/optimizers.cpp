@@ -166,6 +166,10 @@ void Optimizer::apply_gradients(const std::vector<VariablePtr>& variables) {
     end_step();
 }
 
+Tensor Optimizer::scale_loss(const Tensor& loss) const {
+    return loss_scale() == 1.0f ? loss : ops::multiply(loss, loss_scale());
+}
+
 std::vector<Tensor> Optimizer::slots(const Variable& v) const {
     auto it = slots_.find(&v);
     return it == slots_.end() || it->second.owner.expired() ? std::vector<Tensor>{} : it->second.tensors;

@@ -67,6 +67,10 @@ optimizers::OptimizerPtr loss_scale_optimizer_from_config(const json& config, co
     if (config.contains("dynamic") && config["dynamic"] == false)
         value_error("{}: LossScaleOptimizer field `dynamic` = false is not supported (Keras 3 dropped it: set "
                     "`loss_scale_factor` on the inner optimizer instead)", where);
+    // Checked before reading it, so a file cannot nest wrappers as deep as it likes.
+    const json& inner = config["inner_optimizer"];
+    if (inner.is_object() && inner.value("class_name", json()) == "LossScaleOptimizer")
+        value_error("{}: the LossScaleOptimizer's inner optimizer is a LossScaleOptimizer", where);
     optimizers::LossScaleOptimizerOptions options;
     options.initial_scale = OptimizerFields(config, where).number("initial_scale", options.initial_scale);
     if (config.contains("dynamic_growth_steps")) {
@@ -78,7 +82,7 @@ optimizers::OptimizerPtr loss_scale_optimizer_from_config(const json& config, co
     }
     try {
         return std::make_shared<optimizers::LossScaleOptimizer>(
-            optimizer_from_config(config["inner_optimizer"], where + ", inner_optimizer"), options);
+            optimizer_from_config(inner, where + ", inner_optimizer"), options);
     } catch (const ValueError& e) {
         if (std::string(e.what()).rfind(where, 0) == 0) throw;
         value_error("{}: {}", where, e.what());
