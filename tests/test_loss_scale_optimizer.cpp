@@ -20,6 +20,7 @@
 #include <keras/keras.hpp>
 
 #include "saving/h5_file.hpp"
+#include "saving/optimizer_weights.hpp"
 #include "saving/training_config.hpp"
 #include "test_helpers.hpp"
 
@@ -391,4 +392,20 @@ TEST_CASE("a GradientTape loop with scale_loss trains as the same loop without l
     for (size_t i = 0; i < w1.size(); ++i) CHECK(floats_of(w1[i]) == floats_of(w2[i]));
     CHECK(lso.iterations == 4);
     CHECK(lso.step_counter == 4);
+}
+
+TEST_CASE("a loss scale that is not one number is refused, naming the dataset") {
+    TempFile bad("bad_scale.h5");
+    {
+        const saving::H5File file = saving::H5File::create(bad.path.string());
+        const saving::H5Group group = file.create_group("optimizer_weights");
+        const float two[2] = {1.0f, 2.0f};
+        group.write_dataset("loss_scale_optimizer/dynamic_scale", {2}, two);
+        group.write_string_array_attr("weight_names", {"loss_scale_optimizer/dynamic_scale"});
+    }
+    const optimizers::LossScaleOptimizer lso(std::make_shared<optimizers::SGD>());
+    const saving::H5File file = saving::H5File::open(bad.path.string());
+    const std::string message = message_of([&] { saving::read_optimizer_weights(file, lso, {}); });
+    CHECK(message.find("loss_scale_optimizer/dynamic_scale") != std::string::npos);
+    CHECK(message.find("should hold one number (the loss scale), its shape is (2,)") != std::string::npos);
 }

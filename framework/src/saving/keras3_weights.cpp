@@ -203,8 +203,9 @@ void read_keras3_weights(const H5File& file, Model& model) {
     for (auto& [weight, value] : assignments) weight->value.copy_from(value);
     if (!scalars.empty()) {
         optimizers::Optimizer& opt = model.optimizer();
-        const size_t own = loss_scale_of(opt) ? kLossScaleVars : 0;
-        if (auto* lso = dynamic_cast<optimizers::LossScaleOptimizer*>(&opt)) {
+        auto* lso = dynamic_cast<optimizers::LossScaleOptimizer*>(&opt);
+        const size_t own = lso ? kLossScaleVars : 0;
+        if (lso) {
             lso->step_counter = static_cast<int64_t>(scalars[2].item(0));
             lso->dynamic_scale = static_cast<float>(scalars[3].item(0));
         }

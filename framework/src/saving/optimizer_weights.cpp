@@ -50,15 +50,14 @@ const std::string kLossScalePrefix = "loss_scale_optimizer/";
 // unused iteration and learning_rate (0), step_counter, dynamic_scale.
 void write_loss_scale_state(const H5Group& group, const optimizers::LossScaleOptimizer& lso,
                             std::vector<std::string>& names) {
-    const std::string prefix = kLossScalePrefix;
     const float unused_rate = 0.0f;
-    names.push_back(prefix + "iteration");
+    names.push_back(kLossScalePrefix + "iteration");
     group.write_scalar_int64(names.back(), 0);
-    names.push_back(prefix + "learning_rate");
+    names.push_back(kLossScalePrefix + "learning_rate");
     group.write_dataset(names.back(), {}, &unused_rate);
-    names.push_back(prefix + "step_counter");
+    names.push_back(kLossScalePrefix + "step_counter");
     group.write_scalar_int64(names.back(), lso.step_counter);
-    names.push_back(prefix + "dynamic_scale");
+    names.push_back(kLossScalePrefix + "dynamic_scale");
     group.write_dataset(names.back(), {}, &lso.dynamic_scale);
 }
 
